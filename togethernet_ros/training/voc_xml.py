@@ -1,0 +1,116 @@
+"""Pascal VOC annotation files (Annotations/*.xml) and image-set lists (ImageSets/Main/*.txt)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from togethernet_ros.training.annotation import ImageAnnotation, checked_box
+from togethernet_ros.training.data_issues import DataIssues
+
+
+def read_image_set(path: str | Path) -> list[str]:
+    """Image ids listed in a VOC ImageSets file (first token per non-empty line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image-set list not found: {path}")
+    ids = []
+    for line in path.read_text().splitlines():
+        tokens = line.split()
+        # VOC per-class lists carry a second column (1 / -1 / 0); only the id matters here.
+        if tokens:
+            ids.append(tokens[0])
+    return ids
+
+
+def _int_text(element: ET.Element | None, default: int = 0) -> int:
+    if element is None or element.text is None or not element.text.strip():
+        return default
+    return int(float(element.text))
+
+
+def parse_voc_xml(
+    path: str | Path, class_names: Sequence[str], issues: DataIssues
+) -> ImageAnnotation | None:
+    """Read one VOC XML file; returns None (after reporting) when the file is unusable.
+
+    Objects of classes outside ``class_names`` and broken boxes are reported and dropped;
+    boxes outside the image are clipped. Coordinates are kept exactly as written (VOC
+    convention, as upstream's voc_annotation.py and get_map.py use them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        issues.report(path, "annotation file missing", "sample skipped")
+        return None
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        line = error.position[0] if error.position else None
+        issues.report(path, f"corrupt XML: {error}", "sample skipped", line)
+        return None
+    size = root.find("size")
+    try:
+        width = _int_text(size.find("width")) if size is not None else 0
+        height = _int_text(size.find("height")) if size is not None else 0
+    except ValueError as error:
+        issues.report(path, f"bad <size>: {error}", "sample skipped")
+        return None
+    boxes, labels, difficult = [], [], []
+    for number, obj in enumerate(root.iter("object"), start=1):
+        name_element = obj.find("name")
+        name = (name_element.text or "").strip() if name_element is not None else ""
+        if name not in class_names:
+            issues.report(path, f"object #{number}: unknown class '{name}'", "object dropped")
+            continue
+        bndbox = obj.find("bndbox")
+        try:
+            box = tuple(float(bndbox.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
+            is_difficult = _int_text(obj.find("difficult")) == 1
+        except (AttributeError, TypeError, ValueError):
+            issues.report(path, f"object #{number}: missing or bad <bndbox>", "object dropped")
+            continue
+        checked = checked_box(box, width, height, f"{path} object #{number}", issues)
+        if checked is None:
+            continue
+        boxes.append(checked)
+        labels.append(list(class_names).index(name))
+        difficult.append(is_difficult)
+    return ImageAnnotation(
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(labels, np.int64),
+        np.asarray(difficult, bool),
+        width,
+        height,
+    )
+
+
+def write_voc_xml(
+    path: str | Path,
+    filename: str,
+    width: int,
+    height: int,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    difficult: np.ndarray | None = None,
+) -> None:
+    """Write a minimal VOC XML annotation (used by tools and tests that make datasets)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = filename
+    size = ET.SubElement(root, "size")
+    ET.SubElement(size, "width").text = str(width)
+    ET.SubElement(size, "height").text = str(height)
+    ET.SubElement(size, "depth").text = "3"
+    for index, (box, label) in enumerate(zip(boxes, labels, strict=True)):
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = class_names[int(label)]
+        flag = int(difficult[index]) if difficult is not None else 0
+        ET.SubElement(obj, "difficult").text = str(flag)
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
+            ET.SubElement(bndbox, tag).text = str(round(float(value)))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path)

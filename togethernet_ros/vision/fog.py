@@ -1,0 +1,52 @@
+"""Synthetic fog by the atmospheric scattering model (the VOC-FOG / IA-YOLO recipe).
+
+I = J·t + A·(1 − t) with transmission t = exp(−β·d). The depth proxy grows towards the image
+centre, d = −0.04·‖p − centre‖ + √max(H, W), so the centre (usually the far road) is foggiest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def depth_proxy(height: int, width: int, slope: float = 0.04) -> np.ndarray:
+    """Return the recipe's pseudo-depth map (float32, H×W): −slope·‖p − centre‖ + √max(H, W).
+
+    ``slope=0`` gives uniform depth (homogeneous fog).
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"depth_proxy: size must be positive, got {height}x{width}")
+    # The recipe uses the integer centre (h // 2, w // 2), as in IA-YOLO's data_make.py.
+    rows = np.arange(height, dtype=np.float32)[:, None] - (height // 2)
+    cols = np.arange(width, dtype=np.float32)[None, :] - (width // 2)
+    distance = np.sqrt(rows * rows + cols * cols)
+    return (-slope * distance + np.sqrt(float(max(height, width)))).astype(np.float32)
+
+
+def add_fog(
+    image: np.ndarray,
+    beta: float,
+    airlight: float = 0.5,
+    depth: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fog a uint8 H×W×3 image (any channel order) with scattering coefficient ``beta``.
+
+    ``airlight`` is A in [0, 1]; ``depth`` defaults to :func:`depth_proxy`. Returns uint8.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"add_fog: expected a uint8 HxWx3 image, got dtype {image.dtype} shape {image.shape}"
+        )
+    if beta < 0:
+        raise ValueError(f"add_fog: beta must be >= 0, got {beta}")
+    if not 0.0 <= airlight <= 1.0:
+        raise ValueError(f"add_fog: airlight must be in [0, 1], got {airlight}")
+    height, width = image.shape[:2]
+    if depth is None:
+        depth = depth_proxy(height, width)
+    elif depth.shape != (height, width):
+        raise ValueError(f"add_fog: depth shape {depth.shape} != image size {(height, width)}")
+    transmission = np.exp(-beta * depth.astype(np.float32))[:, :, None]
+    clean = image.astype(np.float32) * (1.0 / 255.0)
+    foggy = clean * transmission + airlight * (1.0 - transmission)
+    return np.clip(np.rint(foggy * 255.0), 0, 255).astype(np.uint8)
