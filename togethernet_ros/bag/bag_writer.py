@@ -1,0 +1,103 @@
+"""Write rosbag2 bags (mcap by default, sqlite3 on request) with rosbags."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys.store import Typestore
+
+from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_reader import BagTopic
+from togethernet_ros.bag.vision_msgs_definitions import create_typestore
+
+STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+class BagWriter:
+    """A rosbag2 output bag; topics are added on first use. Use as a context manager."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        storage: str = "mcap",
+        typestore: Typestore | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        if storage not in STORAGE_PLUGINS:
+            raise ValueError(f"storage must be one of {sorted(STORAGE_PLUGINS)}, got {storage!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise BagError(f"output bag {self.path} exists already (use --overwrite)")
+            if self.path.is_dir():
+                shutil.rmtree(self.path)
+            else:
+                self.path.unlink()
+        self.storage = storage
+        self.typestore = typestore or create_typestore()
+        self._writer = Writer(
+            self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGE_PLUGINS[storage]
+        )
+        self._connections: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def open(self) -> BagWriter:
+        """Create the bag directory."""
+        self._writer.open()
+        return self
+
+    def close(self) -> None:
+        """Finish the bag (writes the mcap summary / metadata.yaml)."""
+        self._writer.close()
+
+    def __enter__(self) -> BagWriter:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` already has a connection."""
+        return topic in self._connections
+
+    def copy_topic(self, source: BagTopic) -> bool:
+        """Add a connection identical to an input topic; False if its type cannot be described."""
+        if source.topic in self._connections:
+            return True
+        if source.msgdef and source.digest:
+            connection = self._writer.add_connection(
+                source.topic,
+                source.msgtype,
+                msgdef=source.msgdef,
+                rihs01=source.digest,
+                offered_qos_profiles=list(source.qos),
+            )
+        elif source.msgtype in self.typestore.fielddefs:
+            connection = self._writer.add_connection(
+                source.topic,
+                source.msgtype,
+                typestore=self.typestore,
+                offered_qos_profiles=list(source.qos),
+            )
+        else:
+            return False
+        self._connections[source.topic] = connection
+        self.counts[source.topic] = 0
+        return True
+
+    def write_raw(self, topic: str, log_time_ns: int, raw: bytes | memoryview) -> None:
+        """Write already-serialized CDR bytes to a topic added before."""
+        self._writer.write(self._connections[topic], log_time_ns, raw)
+        self.counts[topic] += 1
+
+    def write(self, topic: str, msgtype: str, log_time_ns: int, message: Any) -> None:
+        """Serialize ``message`` and write it, adding the topic with ``msgtype`` when new."""
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self.typestore
+            )
+            self.counts[topic] = 0
+        self.write_raw(topic, log_time_ns, self.typestore.serialize_cdr(message, msgtype))

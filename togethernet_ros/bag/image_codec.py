@@ -1,0 +1,160 @@
+"""sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge (ROS 1 only on PyPI).
+
+Messages are the rosbags dataclasses of a typestore from :mod:`vision_msgs_definitions`.
+Decoding always yields an H×W×3 uint8 array in the requested colour order, because that is
+what every detector backend consumes; mono and alpha inputs are expanded / dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+
+# encoding -> (channels, channel order as stored)
+RAW_ENCODINGS: dict[str, tuple[int, str]] = {
+    "bgr8": (3, "bgr"),
+    "rgb8": (3, "rgb"),
+    "mono8": (1, "mono"),
+    "bgra8": (4, "bgr"),
+    "rgba8": (4, "rgb"),
+}
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+
+class ImageDecodeError(ValueError):
+    """An image message that cannot be turned into pixels (names encoding / size problem)."""
+
+
+def _check_color_order(color_order: str) -> None:
+    if color_order not in ("bgr", "rgb"):
+        raise ValueError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+
+
+def _to_three_channels(pixels: np.ndarray, stored_order: str, color_order: str) -> np.ndarray:
+    if stored_order == "mono":
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3]
+    if stored_order != color_order:
+        return np.ascontiguousarray(pixels[:, :, ::-1])
+    return np.ascontiguousarray(pixels)
+
+
+def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
+    """Decode a sensor_msgs/Image (bgr8, rgb8, mono8, bgra8, rgba8) to H×W×3 uint8."""
+    _check_color_order(color_order)
+    encoding = message.encoding.lower()
+    if encoding not in RAW_ENCODINGS:
+        raise ImageDecodeError(
+            f"unsupported Image encoding {message.encoding!r} "
+            f"(supported: {', '.join(RAW_ENCODINGS)})"
+        )
+    channels, stored_order = RAW_ENCODINGS[encoding]
+    height, width, step = int(message.height), int(message.width), int(message.step)
+    row_bytes = width * channels
+    data = np.asarray(message.data, dtype=np.uint8)
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"Image has an empty size {width}x{height}")
+    if step < row_bytes or data.size < step * (height - 1) + row_bytes:
+        raise ImageDecodeError(
+            f"Image {width}x{height} {encoding}: data has {data.size} bytes, step {step}, "
+            f"needs at least {step * (height - 1) + row_bytes}"
+        )
+    if data.size < step * height:
+        # A final row without padding is legal; pad so the strided view below is valid.
+        data = np.concatenate([data, np.zeros(step * height - data.size, np.uint8)])
+    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    pixels = rows.reshape(height, width, channels)
+    return _to_three_channels(
+        pixels if channels > 1 else pixels[:, :, 0], stored_order, color_order
+    )
+
+
+def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3."""
+    _check_color_order(color_order)
+    buffer = np.asarray(message.data, dtype=np.uint8)
+    pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if pixels is None:
+        raise ImageDecodeError(
+            f"CompressedImage with format {message.format!r} ({buffer.size} bytes) "
+            "could not be decoded (not a valid jpeg/png)"
+        )
+    return pixels if color_order == "bgr" else np.ascontiguousarray(pixels[:, :, ::-1])
+
+
+def decode_any_image(message: Any, msgtype: str, color_order: str = "bgr") -> np.ndarray:
+    """Decode an Image or CompressedImage given its ROS type name."""
+    if msgtype == IMAGE_TYPE:
+        return decode_image_message(message, color_order)
+    if msgtype == COMPRESSED_IMAGE_TYPE:
+        return decode_compressed_message(message, color_order)
+    raise ImageDecodeError(f"{msgtype} is not an image type (expected one of {IMAGE_TYPES})")
+
+
+def encode_image_message(
+    typestore: Any, pixels: np.ndarray, header: Any, encoding: str = "bgr8"
+) -> Any:
+    """Build a sensor_msgs/Image from uint8 pixels (H×W×C matching ``encoding``)."""
+    if encoding not in RAW_ENCODINGS:
+        raise ValueError(f"unsupported Image encoding {encoding!r}")
+    channels = RAW_ENCODINGS[encoding][0]
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"pixels must be uint8, got {pixels.dtype}")
+    shape_channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if shape_channels != channels:
+        raise ValueError(f"{encoding} needs {channels} channels, pixels have shape {pixels.shape}")
+    height, width = pixels.shape[:2]
+    image_type = typestore.types[IMAGE_TYPE]
+    return image_type(
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=width * channels,
+        data=np.ascontiguousarray(pixels).reshape(-1),
+    )
+
+
+def encode_compressed_message(
+    typestore: Any,
+    pixels_bgr: np.ndarray,
+    header: Any,
+    image_format: str = "jpeg",
+    quality: int = 90,
+) -> Any:
+    """Build a sensor_msgs/CompressedImage (jpeg or png) from BGR uint8 pixels."""
+    if image_format not in COMPRESSED_FORMATS:
+        raise ValueError(f"unsupported compressed format {image_format!r} (use jpeg or png)")
+    extension = ".jpg" if image_format == "jpeg" else ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if image_format == "jpeg" else []
+    ok, buffer = cv2.imencode(extension, pixels_bgr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {pixels_bgr.shape} image as {image_format}")
+    compressed_type = typestore.types[COMPRESSED_IMAGE_TYPE]
+    # image_transport's "<encoding>; <codec> compressed <encoding>" is what rqt/foxglove show.
+    return compressed_type(
+        header=header, format=f"bgr8; {image_format} compressed bgr8", data=buffer.reshape(-1)
+    )
+
+
+def make_header(typestore: Any, stamp_ns: int, frame_id: str) -> Any:
+    """Build a std_msgs/Header for ``stamp_ns`` (nanoseconds since the epoch)."""
+    time_type = typestore.types["builtin_interfaces/msg/Time"]
+    header_type = typestore.types["std_msgs/msg/Header"]
+    return header_type(
+        stamp=time_type(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)),
+        frame_id=frame_id,
+    )
+
+
+def header_stamp_ns(header: Any) -> int:
+    """Nanoseconds of a std_msgs/Header stamp."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
