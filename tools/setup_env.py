@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Create or update the project virtualenv (.venv) with everything togethernet_ros needs.
+
+Idempotent: a stamp file records what was installed; a second run with unchanged requirement
+files only re-checks that the key imports work. Steps:
+
+1. Python >= 3.10, then `.venv`.
+2. The pinned Python dependencies (tools/requirements.txt); onnxruntime-gpu where a GPU is present.
+3. A ROS 2 runtime: the sourced distribution when there is one, else the Jazzy wheels from PyPI
+   (Kilted only when Jazzy cannot work; the two families are never mixed).
+4. vision_msgs: from the distribution when it has it, else built with cmake into the venv.
+5. This package, editable.
+
+Run with any Python >= 3.10: `python3 tools/setup_env.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MIN_PYTHON = (3, 10)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOOLS_DIR = REPO_ROOT / "tools"
+VENV_DIR = REPO_ROOT / ".venv"
+STAMP_FILE = VENV_DIR / ".togethernet_setup.json"
+REQUIREMENTS = TOOLS_DIR / "requirements.txt"
+ROS_REQUIREMENTS = {
+    "jazzy": TOOLS_DIR / "ros-requirements-jazzy.txt",
+    "kilted": TOOLS_DIR / "ros-requirements-kilted.txt",
+}
+VISION_MSGS_SOURCE = TOOLS_DIR / "vision_msgs"
+SMOKE_IMPORTS = (
+    "import rclpy, vision_msgs.msg, diagnostic_msgs.msg, lifecycle_msgs.msg, sensor_msgs.msg"
+)
+CORE_IMPORTS = "import torch, cv2, onnxruntime, rosbags, numpy, togethernet_ros"
+
+
+class SetupError(RuntimeError):
+    """A set-up step failed; the message says what is missing and how to get it."""
+
+
+def log(message: str) -> None:
+    print(f"[setup] {message}", flush=True)
+
+
+def run(command: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> None:
+    """Run a command, failing with its output when it fails."""
+    log(" ".join(str(part) for part in command))
+    result = subprocess.run(
+        command,
+        env=env,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        output = (result.stdout or "")[-4000:] if quiet else ""
+        raise SetupError(f"command failed ({result.returncode}): {' '.join(command)}\n{output}")
+
+
+def venv_python() -> Path:
+    return VENV_DIR / "bin" / "python"
+
+
+def imports_work(statement: str, env: dict[str, str] | None = None) -> bool:
+    result = subprocess.run(
+        [str(venv_python()), "-c", statement],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def has_gpu() -> bool:
+    """True when an NVIDIA driver answers; decides the CUDA builds of torch and onnxruntime."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+def sourced_ros_distro() -> str | None:
+    """Return ROS_DISTRO when a distribution is sourced and its rclpy imports, else None."""
+    distro = os.environ.get("ROS_DISTRO")
+    if not distro:
+        return None
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rclpy"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        log(f"ROS_DISTRO={distro} is set but its rclpy does not import; using PyPI wheels instead")
+        return None
+    return distro
+
+
+def python_requirements(gpu: bool) -> list[str]:
+    """Read tools/requirements.txt, swapping in the `# gpu:` alternative of a line on GPU hosts."""
+    lines = []
+    for raw in REQUIREMENTS.read_text().splitlines():
+        requirement, _, comment = raw.partition("#")
+        requirement = requirement.strip()
+        if not requirement:
+            continue
+        comment = comment.strip()
+        if gpu and comment.startswith("gpu:"):
+            requirement = comment.removeprefix("gpu:").strip()
+        lines.append(requirement)
+    return lines
+
+
+def fingerprint(mode: dict[str, object]) -> str:
+    digest = hashlib.sha256(json.dumps(mode, sort_keys=True).encode())
+    for path in [REQUIREMENTS, *ROS_REQUIREMENTS.values(), Path(__file__)]:
+        digest.update(path.read_bytes())
+    for message in sorted((VISION_MSGS_SOURCE / "msg").glob("*.msg")):
+        digest.update(message.read_bytes())
+    digest.update((REPO_ROOT / "setup.py").read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_build_tools() -> None:
+    """cmake and a C++ compiler are needed to build vision_msgs; install them via apt when root."""
+    missing = [tool for tool in ("cmake", "g++", "make") if shutil.which(tool) is None]
+    if not missing:
+        return
+    apt_command = ["apt-get", "install", "-y", "--no-install-recommends", "cmake", "g++", "make"]
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing missing build tools with apt: {', '.join(missing)}")
+        run(["apt-get", "update"], quiet=True)
+        run(apt_command, quiet=True)
+        return
+    raise SetupError(
+        f"missing build tools: {', '.join(missing)} (needed to build vision_msgs). Install them with:\n"
+        f"  sudo {' '.join(apt_command)}"
+    )
+
+
+def create_venv() -> None:
+    if venv_python().exists():
+        return
+    log(f"creating {VENV_DIR}")
+    # A sourced distribution's Python packages (rclpy, messages) come in through PYTHONPATH; system
+    # site-packages additionally expose its apt-installed Python dependencies.
+    command = [sys.executable, "-m", "venv", str(VENV_DIR)]
+    if os.environ.get("ROS_DISTRO"):
+        command.append("--system-site-packages")
+    run(command)
+
+
+def pip_install(arguments: list[str], env: dict[str, str] | None = None) -> None:
+    run(
+        [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", *arguments], env
+    )
+
+
+def install_python_dependencies(gpu: bool) -> None:
+    requirements = python_requirements(gpu)
+    env = dict(os.environ)
+    if gpu:
+        # A local CPU-only torch wheel (find-links) would win over PyPI's CUDA build.
+        env["PIP_FIND_LINKS"] = ""
+    pip_install(["-q", *requirements], env)
+
+
+def install_ros_wheels() -> str:
+    """Install the Jazzy wheels, or Kilted when Jazzy cannot work. Returns the family used."""
+    for family in ("jazzy", "kilted"):
+        try:
+            pip_install(["-q", "-r", str(ROS_REQUIREMENTS[family])])
+        except SetupError as error:
+            log(f"ROS 2 {family} wheels failed to install: {error}")
+        else:
+            if imports_work("import rclpy; rclpy.init(); rclpy.shutdown()"):
+                return family
+            log(f"ROS 2 {family} wheels installed but rclpy does not initialise")
+        if family == "jazzy":
+            # Never mix families: start the fallback from a clean virtualenv.
+            log("recreating .venv for the Kilted fallback")
+            shutil.rmtree(VENV_DIR)
+            create_venv()
+            install_python_dependencies(has_gpu())
+    raise SetupError(
+        "no ROS 2 runtime could be installed from PyPI (tried ros-jazzy-* and ros-* wheels). "
+        "Source a ROS 2 distribution (source /opt/ros/jazzy/setup.bash) and run again."
+    )
+
+
+def build_vision_msgs() -> None:
+    """Build the vision_msgs interface package with cmake and install it into the venv."""
+    ensure_build_tools()
+    build_dir = VENV_DIR / "build" / "vision_msgs"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    env = dict(os.environ)
+    prefix = str(VENV_DIR)
+    for variable in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
+        env[variable] = os.pathsep.join(filter(None, [prefix, env.get(variable)]))
+    env["PATH"] = os.pathsep.join([str(VENV_DIR / "bin"), env.get("PATH", "")])
+    run(
+        [
+            "cmake",
+            "-S",
+            str(VISION_MSGS_SOURCE),
+            "-B",
+            str(build_dir),
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+            f"-DPython3_EXECUTABLE={venv_python()}",
+            "-DBUILD_TESTING=OFF",
+        ],
+        env,
+        quiet=True,
+    )
+    run(["cmake", "--build", str(build_dir), "--parallel", "2"], env, quiet=True)
+    run(["cmake", "--install", str(build_dir)], env, quiet=True)
+
+
+def main() -> int:
+    if sys.version_info < MIN_PYTHON:
+        print(
+            f"[setup] Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed, this is "
+            f"{sys.version.split()[0]} ({sys.executable}). Install python3.11 (Debian 12: "
+            "apt-get install python3 python3-venv) and run: python3 tools/setup_env.py",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        gpu = has_gpu()
+        distro = sourced_ros_distro()
+        mode = {"gpu": gpu, "ros_distro": distro, "python": sys.version.split()[0]}
+        stamp = fingerprint(mode)
+        if (
+            STAMP_FILE.exists()
+            and json.loads(STAMP_FILE.read_text()).get("fingerprint") == stamp
+            and imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}")
+        ):
+            log(".venv is up to date")
+            return 0
+        create_venv()
+        install_python_dependencies(gpu)
+        ros_family = distro if distro else install_ros_wheels()
+        if not imports_work("import vision_msgs.msg"):
+            build_vision_msgs()
+        pip_install(["-q", "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
+        if not imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}"):
+            raise SetupError(f"the finished .venv cannot import: {CORE_IMPORTS}; {SMOKE_IMPORTS}")
+        STAMP_FILE.write_text(
+            json.dumps({"fingerprint": stamp, "ros": ros_family, **mode}, indent=2) + "\n"
+        )
+        log(f"ready: .venv with ROS 2 {ros_family}, {'CUDA' if gpu else 'CPU'} builds")
+        return 0
+    except SetupError as error:
+        print(f"[setup] FAILED: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
