@@ -1,0 +1,182 @@
+"""`togethernet eval`: VOC AP@0.5 per class + mAP and COCO AP/AP50/AP75 for a dataset.
+
+Detections come from weights (run through the inference Detector) or from a saved detections
+JSON file. Writes metrics.json, PR-curve PNGs and prints a per-class table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from togethernet_ros.evaluation.coco_map import evaluate_coco
+from togethernet_ros.evaluation.detection_files import load_detections, save_detections
+from togethernet_ros.evaluation.pr_curves import plot_pr_curves
+from togethernet_ros.evaluation.records import ImageGroundTruth
+from togethernet_ros.evaluation.voc_map import evaluate_voc
+from togethernet_ros.training.data_command import parse_class_names
+from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
+
+HELP = "Evaluate detections: VOC AP@0.5 / mAP (published protocol) and COCO AP via pycocotools."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `eval` options."""
+    data = parser.add_argument_group("dataset (ground truth)")
+    data.add_argument("--voc-root", type=Path, help="VOC-format dataset root")
+    data.add_argument("--image-set", default="test", help="ImageSets/Main/<name>.txt")
+    data.add_argument(
+        "--hazy-dir", default="FOG", help="foggy images under --voc-root ('' = JPEGImages)"
+    )
+    data.add_argument("--yolo-images", type=Path, help="images dir of a YOLO-labelled dataset")
+    data.add_argument("--yolo-labels", type=Path, help="labels dir of a YOLO-labelled dataset")
+    data.add_argument("--classes", default=None, help="class names (comma list or file)")
+    data.add_argument("--strict", action="store_true", help="stop at the first bad data file")
+    source = parser.add_argument_group("detections (one of)")
+    source.add_argument("--weights", help="checkpoint to run (or use --detections)")
+    source.add_argument("--detections", type=Path, help="saved detections JSON to score")
+    run_group = parser.add_argument_group("running the model (with --weights)")
+    run_group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    run_group.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    run_group.add_argument("--precision", default="fp32")
+    run_group.add_argument("--input-size", type=int, default=640)
+    run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
+    run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
+    run_group.add_argument("--batch-size", type=int, default=8)
+    run_group.add_argument("--allow-untrained", action="store_true")
+    run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
+    out = parser.add_argument_group("output")
+    out.add_argument("--iou", type=float, default=0.5, help="VOC IoU threshold")
+    out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
+    out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
+    out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")
+
+
+def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) -> RecordDataset:
+    """Open the ground-truth dataset named on the command line."""
+    if args.voc_root is not None:
+        return VocFogDataset(
+            args.voc_root,
+            args.image_set,
+            class_names,
+            hazy_dir=args.hazy_dir or None,
+            strict=args.strict,
+        )
+    if args.yolo_images is not None and args.yolo_labels is not None:
+        return YoloFogDataset(args.yolo_images, args.yolo_labels, class_names, strict=args.strict)
+    raise SystemExit("eval: give --voc-root, or --yolo-images with --yolo-labels")
+
+
+def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
+    """Ground truth keyed by the (foggy) image file stem, the key detections use too."""
+    truth = {}
+    for record in dataset.records:
+        annotation = record.annotation
+        truth[record.hazy_path.stem] = ImageGroundTruth(
+            annotation.boxes,
+            annotation.labels,
+            annotation.difficult,
+            annotation.width,
+            annotation.height,
+        )
+    return truth
+
+
+def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
+    """Run the inference Detector over every image of ``dataset`` (RGB input)."""
+    from togethernet_ros.inference import create_detector
+    from togethernet_ros.training.paired_dataset import read_rgb
+
+    detector = create_detector(
+        args.weights,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        input_size=(args.input_size, args.input_size),
+        conf_threshold=args.conf,
+        nms_threshold=args.nms,
+        color_order="rgb",
+        allow_untrained=args.allow_untrained,
+    )
+    found = {}
+    try:
+        records = dataset.records
+        for start in range(0, len(records), args.batch_size):
+            batch = records[start : start + args.batch_size]
+            images = [read_rgb(record.hazy_path) for record in batch]
+            for record, image in zip(batch, images, strict=True):
+                if image is None:
+                    raise SystemExit(f"eval: {record.hazy_path}: unreadable image")
+            for record, result in zip(batch, detector.detect(images), strict=True):
+                found[record.hazy_path.stem] = result.detections
+    finally:
+        detector.close()
+    return found
+
+
+def format_table(metrics: dict, class_names: tuple[str, ...]) -> str:
+    """Per-class AP table plus mAP (and COCO numbers when present)."""
+    voc = metrics["voc"]
+    lines = [f"{'class':<16}{'AP@' + str(voc['iou_threshold']):>10}{'#gt':>8}"]
+    for name in class_names:
+        ap = voc["ap"][name]
+        lines.append(f"{name:<16}{'-' if ap is None else f'{ap:.4f}':>10}{voc['num_gt'][name]:>8}")
+    lines.append(f"{'mAP':<16}{voc['mAP']:>10.4f}")
+    if "coco" in metrics:
+        coco = metrics["coco"]
+        lines.append(f"COCO  AP {coco['AP']:.4f}  AP50 {coco['AP50']:.4f}  AP75 {coco['AP75']:.4f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score detections against the dataset and write the report."""
+    if (args.weights is None) == (args.detections is None):
+        raise SystemExit("eval: give exactly one of --weights and --detections")
+    class_names = parse_class_names(args.classes)
+    if args.detections is not None:
+        detections, file_classes = load_detections(args.detections)
+        if args.classes is None:
+            class_names = file_classes
+        elif file_classes != class_names:
+            raise SystemExit(
+                f"eval: {args.detections} has classes {file_classes}, not {class_names}"
+            )
+    dataset = dataset_from_args(args, class_names)
+    dataset.issues.log_summary()
+    truth = ground_truth_from_dataset(dataset)
+    if args.weights is not None:
+        detections = detect_dataset(args, dataset)
+        if args.save_detections:
+            save_detections(args.save_detections, detections, class_names)
+    missing = sorted(set(detections) - set(truth))
+    if missing:
+        raise SystemExit(
+            f"eval: detections for {len(missing)} images not in the dataset: {missing[:5]}"
+        )
+    voc = evaluate_voc(detections, truth, class_names, args.iou, return_curves=True)
+    curves = voc.pop("curves")
+    metrics = {"voc": voc, "num_images": len(truth)}
+    if not args.no_coco:
+        metrics["coco"] = evaluate_coco(detections, truth, class_names)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_plots:
+        metrics["pr_curves"] = [path.name for path in plot_pr_curves(curves, args.out_dir)]
+    (args.out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2))
+    print(format_table(metrics, class_names))
+    print(f"wrote {args.out_dir / 'metrics.json'}")
+    return 0
+
+
+def _json_safe(value):
+    # NaN is not valid JSON; an undefined metric becomes null.
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    return value
