@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bag_samples import write_camera_bag
+
+from .bag_samples import write_camera_bag
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bag_samples import START_NS, scene
 from mcap.reader import make_reader
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_types_from_msg
@@ -28,6 +27,8 @@ from togethernet_ros.bag.vision_msgs_definitions import (
     VISION_MSGS_DEFINITIONS,
     create_typestore,
 )
+
+from .bag_samples import START_NS, scene
 
 REPO = Path(__file__).resolve().parents[2]
 

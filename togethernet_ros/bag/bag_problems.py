@@ -36,6 +36,7 @@ TRUNCATED = "truncated"
 OUT_OF_ORDER = "out_of_order"
 DECODE_ERROR = "decode_error"
 NO_METADATA = "no_metadata"
+PER_MESSAGE_KINDS = (DECODE_ERROR, OUT_OF_ORDER)
 
 
 @dataclass
@@ -45,9 +46,9 @@ class BagProblems:
     items: list[BagProblem] = field(default_factory=list)
 
     def add(self, kind: str, topic: str | None, detail: str) -> None:
-        """Record one occurrence; repeats only increase the count."""
+        """Record one occurrence; per-message kinds repeated on a topic only increase the count."""
         for item in self.items:
-            if item.kind == kind and item.topic == topic:
+            if item.kind == kind and item.topic == topic and kind in PER_MESSAGE_KINDS:
                 item.count += 1
                 return
         self.items.append(BagProblem(kind, topic, detail))

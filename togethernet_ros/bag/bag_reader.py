@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mcap.stream_reader import StreamReader
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
 from togethernet_ros.bag import bag_problems as kinds
 from togethernet_ros.bag.bag_problems import BagError, BagProblems
 from togethernet_ros.bag.image_codec import IMAGE_TYPES, decode_any_image, header_stamp_ns
+from togethernet_ros.bag.mcap_salvage import (
+    SalvagedChannel,
+    SalvagedMessage,
+    SalvagedSchema,
+    SalvageResult,
+    salvage_mcap,
+)
 from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -121,7 +127,11 @@ class BagReader:
         except Exception as error:
             self._reader = None
             if self.storage != "mcap":
-                raise BagError(f"bag {self.path}: cannot open sqlite3 storage: {error}") from error
+                raise BagError(
+                    f"bag {self.path}: cannot open sqlite3 storage ({error}); the file is damaged "
+                    "or truncated. Try `sqlite3 FILE .recover | sqlite3 FIXED.db3`, or record mcap, "
+                    "which this reader can read up to a tear"
+                ) from error
             self.problems.add(
                 kinds.TRUNCATED,
                 None,
@@ -151,14 +161,13 @@ class BagReader:
         return ""
 
     def _scan_connections(self) -> None:
-        # Schemas and channels precede their messages in an mcap, so a first pass that stops at
-        # the tear finds every topic that has readable messages.
-        schemas: dict[int, Any] = {}
-        for record in self._scan_records_raw(stop_at_messages=False):
-            kind = type(record).__name__
-            if kind == "Schema":
+        # Schemas and channels precede their messages in an mcap, so a first pass finds every
+        # topic that has readable messages.
+        schemas: dict[int, SalvagedSchema] = {}
+        for record in self._scan_records(report=True):
+            if isinstance(record, SalvagedSchema):
                 schemas[record.id] = record
-            elif kind == "Channel":
+            elif isinstance(record, SalvagedChannel) and record.topic not in self.topics:
                 schema = schemas.get(record.schema_id)
                 msgtype = schema.name if schema else ""
                 self.topics[record.topic] = BagTopic(
@@ -168,20 +177,22 @@ class BagReader:
                     digest=self._known_digest(msgtype),
                 )
 
-    def _scan_records_raw(self, stop_at_messages: bool) -> Iterator[Any]:
+    def _scan_records(self, report: bool) -> Iterator[object]:
         for file in self._scan_files:
-            with file.open("rb") as stream:
-                try:
-                    yield from StreamReader(stream, validate_crcs=False).records
-                except Exception as error:
-                    if not stop_at_messages:
-                        self.problems.add(
-                            kinds.TRUNCATED,
-                            None,
-                            f"{file.name} ends early at byte {stream.tell()} "
-                            f"({type(error).__name__}); messages after that point are lost",
-                        )
-                    return
+            result = SalvageResult()
+            try:
+                yield from salvage_mcap(file, result)
+            except ValueError as error:
+                if report:
+                    self.problems.add(kinds.TRUNCATED, None, str(error))
+                continue
+            if report and result.stop_reason:
+                self.problems.add(
+                    kinds.TRUNCATED,
+                    None,
+                    f"{file.name} ends early at byte {result.stop_offset} ({result.stop_reason}); "
+                    "messages after that point are lost",
+                )
 
     def _select_image_topics(self) -> None:
         available = sorted(t for t, info in self.topics.items() if info.msgtype in IMAGE_TYPES)
@@ -260,11 +271,10 @@ class BagReader:
 
     def _scanned_records(self, wanted: set[str]) -> Iterator[BagRecord]:
         channels: dict[int, str] = {}
-        for record in self._scan_records_raw(stop_at_messages=True):
-            kind = type(record).__name__
-            if kind == "Channel":
+        for record in self._scan_records(report=False):
+            if isinstance(record, SalvagedChannel):
                 channels[record.id] = record.topic
-            elif kind == "Message":
+            elif isinstance(record, SalvagedMessage):
                 topic = channels.get(record.channel_id)
                 if topic in wanted:
                     self.messages_read += 1
