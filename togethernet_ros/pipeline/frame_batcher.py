@@ -1,0 +1,189 @@
+"""Cross-camera frame batching: newest frame per camera wins, batches form by deadline.
+
+Subscription callbacks call ``put`` (never blocks on inference); the inference worker calls
+``next_batch``. Each camera has one waiting slot, so latency stays bounded under overload and
+every overwritten frame is counted as dropped. A batch is released as soon as
+
+- every *active* camera (one that delivered a frame within ``camera_timeout_s``) has a frame
+  waiting, or
+- ``max_batch_size`` frames are waiting, or
+- the oldest waiting frame has waited ``max_batch_wait_ms``,
+
+so a camera that went silent stops being waited for after ``camera_timeout_s`` and, before that,
+delays the others by at most ``max_batch_wait_ms``. Frames leave oldest first.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CameraCounters:
+    """Per-camera frame counts since the batcher was created."""
+
+    received: int
+    dropped: int
+    """Frames overwritten by a newer one before inference took them."""
+    batched: int
+
+
+@dataclass
+class _Slot:
+    frame: Any
+    arrived_at: float
+
+
+class FrameBatcher:
+    """Thread-safe depth-1-per-camera frame store that releases cross-camera batches.
+
+    ``clock`` (seconds, monotonic) decides frame ages and camera activity, so tests can drive
+    time by hand; ``next_batch``'s own timeout is always real time.
+    """
+
+    def __init__(
+        self,
+        max_batch_size: int,
+        max_batch_wait_ms: float,
+        clock: Callable[[], float] = time.monotonic,
+        camera_timeout_s: float = 1.0,
+    ) -> None:
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
+            raise ValueError(f"max_batch_size must be an integer, got {max_batch_size!r}")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if not (math.isfinite(max_batch_wait_ms) and max_batch_wait_ms >= 0):
+            raise ValueError(
+                f"max_batch_wait_ms must be finite and >= 0, got {max_batch_wait_ms!r}"
+            )
+        if not (math.isfinite(camera_timeout_s) and camera_timeout_s > 0):
+            raise ValueError(f"camera_timeout_s must be finite and > 0, got {camera_timeout_s!r}")
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_batch_wait_ms / 1000.0
+        self._camera_timeout_s = float(camera_timeout_s)
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._slots: dict[str, _Slot] = {}
+        self._last_seen: dict[str, float] = {}
+        self._received: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}
+        self._batched: dict[str, int] = {}
+        self._closed = False
+        self._interruptions = 0
+
+    @property
+    def max_batch_size(self) -> int:
+        """Most frames per batch."""
+        return self._max_batch_size
+
+    @property
+    def max_batch_wait_ms(self) -> float:
+        """Longest time a waiting frame holds back a batch for other cameras."""
+        return self._max_wait_s * 1000.0
+
+    def put(self, camera_id: str, frame: Any) -> bool:
+        """Offer a camera's newest frame; True when it overwrote a waiting one (a drop)."""
+        with self._condition:
+            now = self._clock()
+            dropped = camera_id in self._slots
+            self._slots.pop(camera_id, None)  # re-insert so dict order stays oldest-first
+            self._slots[camera_id] = _Slot(frame, now)
+            self._last_seen[camera_id] = now
+            self._received[camera_id] = self._received.get(camera_id, 0) + 1
+            if dropped:
+                self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
+            self._condition.notify_all()
+            return dropped
+
+    def next_batch(self, timeout_s: float | None = None) -> list[tuple[str, Any]]:
+        """Wait up to ``timeout_s`` real seconds (None: forever) for a batch; [] if none/closed."""
+        give_up_at = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+        with self._condition:
+            interruptions = self._interruptions
+            while not self._closed and self._interruptions == interruptions:
+                now = self._clock()
+                if self._is_ready(now):
+                    return self._take()
+                wait = None
+                if self._slots:
+                    oldest = next(iter(self._slots.values())).arrived_at
+                    wait = max(0.0, oldest + self._max_wait_s - now)
+                if give_up_at is not None:
+                    remaining = give_up_at - time.monotonic()
+                    if remaining <= 0:
+                        return []
+                    wait = remaining if wait is None else min(wait, remaining)
+                # A wake-up without a batch just re-checks: the deadline may have passed.
+                self._condition.wait(wait)
+            return []
+
+    def take_ready(self) -> list[tuple[str, Any]]:
+        """The batch that is due right now without waiting, or []."""
+        with self._condition:
+            now = self._clock()
+            return self._take() if self._is_ready(now) else []
+
+    def interrupt(self) -> None:
+        """Make every ``next_batch`` call waiting right now return [] (e.g. a worker stopping)."""
+        with self._condition:
+            self._interruptions += 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiter; ``next_batch`` returns [] from now on."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def pending(self) -> int:
+        """Frames waiting now (at most one per camera)."""
+        with self._condition:
+            return len(self._slots)
+
+    def active_cameras(self) -> list[str]:
+        """Cameras that delivered a frame within ``camera_timeout_s``."""
+        with self._condition:
+            return sorted(self._active(self._clock()))
+
+    def counters(self) -> dict[str, CameraCounters]:
+        """Snapshot of every camera's received / dropped / batched counts."""
+        with self._condition:
+            return {
+                camera: CameraCounters(
+                    received=self._received.get(camera, 0),
+                    dropped=self._dropped.get(camera, 0),
+                    batched=self._batched.get(camera, 0),
+                )
+                for camera in sorted(self._received)
+            }
+
+    def _active(self, now: float) -> set[str]:
+        return {c for c, seen in self._last_seen.items() if now - seen <= self._camera_timeout_s}
+
+    def _is_ready(self, now: float) -> bool:
+        if not self._slots:
+            return False
+        if len(self._slots) >= self._max_batch_size:
+            return True
+        oldest = next(iter(self._slots.values())).arrived_at
+        if now - oldest >= self._max_wait_s:
+            return True
+        return self._active(now) <= self._slots.keys()
+
+    def _take(self) -> list[tuple[str, Any]]:
+        cameras = list(self._slots)[: self._max_batch_size]
+        batch = []
+        for camera in cameras:
+            batch.append((camera, self._slots.pop(camera).frame))
+            self._batched[camera] = self._batched.get(camera, 0) + 1
+        return batch

@@ -1,0 +1,196 @@
+"""Per-camera multi-object tracker: ByteTrack-style two-stage IoU association + Kalman smoothing.
+
+Stage 1 matches high-score detections to every live track; stage 2 lets the remaining confirmed
+tracks pick up low-score detections (in fog a real object's score often dips below the publish
+threshold), while low-score boxes never start tracks, so clutter stays out. Detections only match
+tracks of their own class. New tracks are published after ``min_hits`` consecutive matches and
+coast on their prediction for up to ``max_misses`` unmatched frames, which removes detect/miss
+flicker. A backward stamp (a looping bag) or a gap longer than ``max_gap_s`` starts afresh.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from togethernet_ros.tracking.assignment import match_by_iou
+from togethernet_ros.tracking.box_geometry import cxcywh_to_xyxy, pairwise_iou, xyxy_to_cxcywh
+from togethernet_ros.tracking.config import TrackerConfig
+from togethernet_ros.tracking.kalman import BoxKalmanFilter, KalmanStates
+from togethernet_ros.tracking.tracked_detections import TrackedDetections
+
+if TYPE_CHECKING:
+    from togethernet_ros.inference import Detections
+
+# IoU given to track/detection pairs of different classes: below any valid match threshold.
+_CLASS_MISMATCH_IOU = -1.0
+
+
+class Tracker:
+    """Tracks the detections of one camera; call ``update`` once per frame in stamp order."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self._config = TrackerConfig() if config is None else config
+        self._filter = self._make_filter(self._config)
+        self._next_id = 1
+        self._last_stamp: float | None = None
+        self._clear_tracks()
+
+    @property
+    def config(self) -> TrackerConfig:
+        """Current settings; assign a new ``TrackerConfig`` to change them between frames."""
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        if not isinstance(config, TrackerConfig):
+            raise TypeError(f"Tracker.config must be a TrackerConfig, got {type(config).__name__}")
+        self._filter = self._make_filter(config)
+        self._config = config
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks, including unconfirmed and coasting ones (for diagnostics)."""
+        return len(self._track_ids)
+
+    def reset(self) -> None:
+        """Forget every track; new tracks get fresh ids (ids are never reused)."""
+        self._clear_tracks()
+        self._last_stamp = None
+
+    def update(self, detections: Detections, stamp_s: float) -> TrackedDetections:
+        """Associate one frame's detections and return the published, smoothed tracks."""
+        boxes, scores, class_ids = _validated_arrays(detections)
+        stamp_s = float(stamp_s)
+        if not math.isfinite(stamp_s):
+            raise ValueError(f"tracker stamp must be finite, got {stamp_s!r}")
+        config = self._config
+        dt = 0.0
+        if self._last_stamp is not None:
+            dt = stamp_s - self._last_stamp
+            if dt < 0.0 or dt > config.max_gap_s:
+                self._clear_tracks()
+                dt = 0.0
+        self._last_stamp = stamp_s
+        self._filter.predict(self._states, dt)
+
+        high = np.flatnonzero(scores >= config.high_score_threshold)
+        low = np.flatnonzero(
+            (scores >= config.low_score_threshold) & (scores < config.high_score_threshold)
+        )
+        track_boxes = cxcywh_to_xyxy(self._states.position)
+
+        first = match_by_iou(
+            self._class_gated_iou(track_boxes, boxes[high], class_ids[high]), config.match_iou
+        )
+        matched_tracks = [first.pairs[:, 0]]
+        matched_dets = [high[first.pairs[:, 1]]]
+
+        leftover = first.unmatched_rows[self._confirmed[first.unmatched_rows]]
+        if len(leftover) and len(low):
+            second = match_by_iou(
+                self._class_gated_iou(track_boxes[leftover], boxes[low], class_ids[low], leftover),
+                config.low_score_match_iou,
+            )
+            matched_tracks.append(leftover[second.pairs[:, 0]])
+            matched_dets.append(low[second.pairs[:, 1]])
+
+        track_index = np.concatenate(matched_tracks)
+        det_index = np.concatenate(matched_dets)
+        self._filter.update(self._states, track_index, xyxy_to_cxcywh(boxes[det_index]))
+        self._scores[track_index] = scores[det_index]
+
+        matched = np.zeros(len(self._track_ids), dtype=bool)
+        matched[track_index] = True
+        self._hits = np.where(matched, self._hits + 1, 0)
+        self._misses = np.where(matched, 0, self._misses + 1)
+        self._confirmed |= self._hits >= config.min_hits
+        # Unconfirmed tracks die on their first miss; confirmed ones after max_misses.
+        alive = np.where(self._confirmed, self._misses <= config.max_misses, self._misses == 0)
+        if not alive.all():
+            self._keep(alive)
+
+        new_dets = high[first.unmatched_cols]
+        if len(new_dets):
+            self._start_tracks(boxes[new_dets], scores[new_dets], class_ids[new_dets])
+        return self._published()
+
+    def _class_gated_iou(
+        self,
+        track_boxes: np.ndarray,
+        det_boxes: np.ndarray,
+        det_classes: np.ndarray,
+        track_index: np.ndarray | None = None,
+    ) -> np.ndarray:
+        iou = pairwise_iou(track_boxes, det_boxes)
+        track_classes = self._class_ids if track_index is None else self._class_ids[track_index]
+        iou[track_classes[:, None] != det_classes[None, :]] = _CLASS_MISMATCH_IOU
+        return iou
+
+    def _start_tracks(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> None:
+        count = len(boxes)
+        new_ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
+        self._next_id += count
+        self._states = self._states.append(self._filter.initiate(xyxy_to_cxcywh(boxes)))
+        self._track_ids = np.concatenate([self._track_ids, new_ids])
+        self._class_ids = np.concatenate([self._class_ids, class_ids])
+        self._scores = np.concatenate([self._scores, scores])
+        self._hits = np.concatenate([self._hits, np.ones(count, dtype=np.int64)])
+        self._misses = np.concatenate([self._misses, np.zeros(count, dtype=np.int64)])
+        confirmed_now = np.full(count, self._config.min_hits <= 1)
+        self._confirmed = np.concatenate([self._confirmed, confirmed_now])
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self._states = self._states.select(mask)
+        self._track_ids = self._track_ids[mask]
+        self._class_ids = self._class_ids[mask]
+        self._scores = self._scores[mask]
+        self._hits = self._hits[mask]
+        self._misses = self._misses[mask]
+        self._confirmed = self._confirmed[mask]
+
+    def _clear_tracks(self) -> None:
+        self._states = KalmanStates.empty()
+        self._track_ids = np.zeros(0, dtype=np.int64)
+        self._class_ids = np.zeros(0, dtype=np.int64)
+        self._scores = np.zeros(0, dtype=np.float32)
+        self._hits = np.zeros(0, dtype=np.int64)
+        self._misses = np.zeros(0, dtype=np.int64)
+        self._confirmed = np.zeros(0, dtype=bool)
+
+    def _published(self) -> TrackedDetections:
+        # Every surviving confirmed track is published; new tracks are always appended with
+        # larger ids, so the arrays are already sorted by id.
+        shown = self._confirmed
+        return TrackedDetections(
+            boxes=cxcywh_to_xyxy(self._states.position[shown]).astype(np.float32),
+            scores=self._scores[shown].astype(np.float32),
+            class_ids=self._class_ids[shown].copy(),
+            track_ids=self._track_ids[shown].copy(),
+        )
+
+    @staticmethod
+    def _make_filter(config: TrackerConfig) -> BoxKalmanFilter:
+        return BoxKalmanFilter(config.process_noise, config.measurement_noise)
+
+
+def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detections' arrays as float64/float64/int64, or ValueError naming what is wrong."""
+    boxes = np.asarray(detections.boxes, dtype=np.float64)
+    scores = np.asarray(detections.scores, dtype=np.float64)
+    class_ids = np.asarray(detections.class_ids)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"tracker input boxes must have shape (N, 4), got {boxes.shape}")
+    count = len(boxes)
+    if scores.shape != (count,) or class_ids.shape != (count,):
+        raise ValueError(
+            f"tracker input needs one score and class id per box: boxes {boxes.shape}, "
+            f"scores {scores.shape}, class_ids {class_ids.shape}"
+        )
+    if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores))):
+        raise ValueError("tracker input boxes or scores contain NaN or infinite values")
+    return boxes, scores, class_ids.astype(np.int64, copy=False)
