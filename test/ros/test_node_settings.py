@@ -1,0 +1,88 @@
+"""Parameter specs, YAML defaults and validation messages of the detector node (no ROS needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from togethernet_ros.ros.node_settings import (
+    PARAMETER_SPECS,
+    SettingsError,
+    default_config_path,
+    load_default_parameters,
+    validate_settings,
+)
+
+
+@pytest.fixture
+def defaults():
+    values = load_default_parameters(default_config_path())
+    values["allow_untrained_weights"] = True
+    return values
+
+
+def test_every_declared_parameter_has_exactly_one_yaml_default():
+    values = load_default_parameters(default_config_path())
+    assert set(values) == {spec.name for spec in PARAMETER_SPECS}
+
+
+def test_defaults_validate_and_expose_typed_settings(defaults):
+    settings = validate_settings(defaults)
+    assert settings.input_size == (384, 640)
+    assert settings.class_filter is None
+    assert settings.tracker_config().min_hits == defaults["tracking.min_hits"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("input_size", [300], "300 is not a multiple of 128"),
+        ("input_size", [384, 640, 3], r"\[side\] or \[height, width\]"),
+        ("conf_threshold", 1.5, "'conf_threshold' must be <= 1.0"),
+        ("nms_threshold", "high", "'nms_threshold' must be a finite number"),
+        ("backend", "tensorflow", r"'backend' must be one of \['torch', 'onnxruntime'\]"),
+        ("max_batch_size", 0, "'max_batch_size' must be >= 1"),
+        ("image_topics", [], "at least one camera topic"),
+        ("image_topics", ["/a/image", "/a/image"], "lists a topic twice"),
+        ("publish_dehazed", "yes", "'publish_dehazed' must be true or false"),
+        ("tracking.min_hits", 2.5, "'tracking.min_hits' must be an integer"),
+    ],
+)
+def test_bad_values_are_rejected_with_a_message_naming_the_parameter(
+    defaults, name, value, message
+):
+    defaults[name] = value
+    with pytest.raises(SettingsError, match=message):
+        validate_settings(defaults)
+
+
+def test_missing_weights_without_permission_explains_both_ways_out(defaults):
+    defaults["allow_untrained_weights"] = False
+    with pytest.raises(SettingsError, match=r"weights:=.*allow_untrained_weights:=true"):
+        validate_settings(defaults)
+
+
+def test_cross_parameter_rules(defaults):
+    defaults["tracking.low_score_threshold"] = 0.9
+    defaults["tracking.high_score_threshold"] = 0.5
+    with pytest.raises(SettingsError, match="must not exceed"):
+        validate_settings(defaults)
+    defaults["tracking.low_score_threshold"] = 0.1
+    defaults["precision"], defaults["device"] = "fp16", "cpu"
+    with pytest.raises(SettingsError, match="fp16 needs"):
+        validate_settings(defaults)
+
+
+def test_class_filter_and_square_input(defaults):
+    defaults["classes"] = ["person", "car"]
+    defaults["input_size"] = [512]
+    settings = validate_settings(defaults)
+    assert settings.class_filter == frozenset({"person", "car"})
+    assert settings.input_size == (512, 512)
+
+
+def test_unknown_and_missing_parameters(defaults):
+    with pytest.raises(SettingsError, match="unknown parameter"):
+        validate_settings({**defaults, "colour": "red"})
+    del defaults["weights"]
+    with pytest.raises(SettingsError, match="missing parameter"):
+        validate_settings(defaults)

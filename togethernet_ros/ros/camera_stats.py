@@ -1,0 +1,66 @@
+"""Per-camera counters and rates for /diagnostics (plain Python, thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from togethernet_ros.pipeline.latency_stats import LatencyWindow
+
+
+class CameraStats:
+    """What one camera's diagnostics report: rates, counts, latency and inference time.
+
+    Rates are frames per second over the last ``rate_window_s`` seconds of ``clock``.
+    Latencies are publish time minus the source stamp, in milliseconds.
+    """
+
+    def __init__(
+        self, rate_window_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate_window_s = rate_window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._inputs: deque[float] = deque()
+        self._outputs: deque[float] = deque()
+        self.received = 0
+        self.published = 0
+        self.bad_frames = 0
+        self.last_problem = ""
+        self.latency_ms = LatencyWindow(500)
+        self.inference_ms = LatencyWindow(500)
+        self.batch_sizes = LatencyWindow(500)
+
+    def record_input(self) -> None:
+        with self._lock:
+            self.received += 1
+            self._inputs.append(self._clock())
+
+    def record_bad_frame(self, problem: str) -> None:
+        with self._lock:
+            self.bad_frames += 1
+            self.last_problem = problem
+
+    def record_output(self, latency_ms: float, inference_ms: float, batch_size: int) -> None:
+        with self._lock:
+            self.published += 1
+            self._outputs.append(self._clock())
+        self.latency_ms.record(latency_ms)
+        self.inference_ms.record(inference_ms)
+        self.batch_sizes.record(batch_size)
+
+    def rates_hz(self) -> tuple[float, float]:
+        """(input rate, output rate) over the recent window."""
+        now = self._clock()
+        with self._lock:
+            return self._rate(self._inputs, now), self._rate(self._outputs, now)
+
+    def _rate(self, stamps: deque[float], now: float) -> float:
+        while stamps and now - stamps[0] > self._rate_window_s:
+            stamps.popleft()
+        if len(stamps) < 2:
+            return 0.0
+        span = stamps[-1] - stamps[0]
+        return (len(stamps) - 1) / span if span > 0 else 0.0

@@ -1,0 +1,345 @@
+"""The detector node's parameters: one table of specs, validation, and the YAML defaults.
+
+Plain Python (no rclpy) so validation and its messages are unit-tested without ROS. The node
+declares every parameter from ``PARAMETER_SPECS`` with a descriptor built from the same entry; the
+default values come only from ``config/detect.yaml`` (the single source of defaults).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from togethernet_ros.tracking.config import TrackerConfig
+
+CONFIG_FILE_NAME = "detect.yaml"
+ALL_CLASSES = "all"
+TRACKING_PREFIX = "tracking."
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """How one ROS parameter is declared and checked."""
+
+    name: str
+    kind: type  # bool, int, float, str, list (of str) or tuple (of int)
+    description: str
+    read_only: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "image_topics",
+        list,
+        "Camera topics: sensor_msgs/Image, or CompressedImage when the name ends in /compressed",
+        read_only=True,
+    ),
+    ParameterSpec("weights", str, "TogetherNet checkpoint path (ours or upstream)", read_only=True),
+    ParameterSpec(
+        "allow_untrained_weights",
+        bool,
+        "Run an untrained model when no weights are given (outputs are meaningless)",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "backend", str, "Inference backend", read_only=True, choices=("torch", "onnxruntime")
+    ),
+    ParameterSpec("device", str, "Device", read_only=True, choices=("auto", "cpu", "cuda")),
+    ParameterSpec("precision", str, "Numeric precision", read_only=True, choices=("fp32", "fp16")),
+    ParameterSpec(
+        "input_size",
+        tuple,
+        "Network input [height, width] or [side]; multiples of 128",
+        read_only=True,
+        minimum=128,
+        maximum=4096,
+    ),
+    ParameterSpec("onnx_path", str, "onnxruntime backend: exported ONNX model", read_only=True),
+    ParameterSpec(
+        "engine_cache_dir", str, "onnxruntime: export and TensorRT engine cache", read_only=True
+    ),
+    ParameterSpec("conf_threshold", float, "Minimum score obj x cls", minimum=0.0, maximum=1.0),
+    ParameterSpec(
+        "nms_threshold", float, "IoU above which NMS suppresses", minimum=0.0, maximum=1.0
+    ),
+    ParameterSpec("classes", list, "Class names to publish; ['all'] publishes every class"),
+    ParameterSpec(
+        "class_id_as_index", bool, "Publish the class index instead of the name as class_id"
+    ),
+    ParameterSpec(
+        "max_batch_size",
+        int,
+        "Most frames per inference batch",
+        read_only=True,
+        minimum=1,
+        maximum=64,
+    ),
+    ParameterSpec(
+        "max_batch_wait_ms",
+        float,
+        "Longest wait for other cameras once a frame is queued",
+        read_only=True,
+        minimum=0.0,
+        maximum=1000.0,
+    ),
+    ParameterSpec(
+        "max_image_pixels",
+        int,
+        "Frames with more pixels are rejected as bad input",
+        minimum=1,
+        maximum=1 << 28,
+    ),
+    ParameterSpec("publish_dehazed", bool, "Publish <ns>/dehazed/image_raw"),
+    ParameterSpec("publish_raw_detections", bool, "Publish <ns>/detections_raw (unsmoothed)"),
+    ParameterSpec("publish_label_info", bool, "Publish a latched <ns>/label_info", read_only=True),
+    ParameterSpec(
+        "diagnostics_period_s",
+        float,
+        "Period of /diagnostics",
+        read_only=True,
+        minimum=0.05,
+        maximum=60.0,
+    ),
+    ParameterSpec(
+        "input_reliability",
+        str,
+        "Camera subscription reliability",
+        read_only=True,
+        choices=("best_effort", "reliable"),
+    ),
+    ParameterSpec(
+        "input_depth", int, "Camera subscription depth", read_only=True, minimum=1, maximum=100
+    ),
+    ParameterSpec(
+        "output_reliability",
+        str,
+        "Output publisher reliability",
+        read_only=True,
+        choices=("best_effort", "reliable"),
+    ),
+    ParameterSpec(
+        "output_depth", int, "Output publisher depth", read_only=True, minimum=1, maximum=1000
+    ),
+    ParameterSpec(
+        "autostart", bool, "Configure and activate the lifecycle node at start", read_only=True
+    ),
+    ParameterSpec("tracking.enabled", bool, "Smooth boxes over time with the tracker"),
+    ParameterSpec(
+        "tracking.high_score_threshold",
+        float,
+        "Scores at or above start tracks",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "tracking.low_score_threshold",
+        float,
+        "Scores at or above only extend tracks",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "tracking.match_iou", float, "IoU to match high-score boxes", minimum=0.0, maximum=1.0
+    ),
+    ParameterSpec(
+        "tracking.low_score_match_iou",
+        float,
+        "IoU to match low-score boxes",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "tracking.min_hits",
+        int,
+        "Matched frames before a track is published",
+        minimum=1,
+        maximum=100,
+    ),
+    ParameterSpec(
+        "tracking.max_misses", int, "Missed frames a track survives", minimum=0, maximum=1000
+    ),
+    ParameterSpec(
+        "tracking.process_noise", float, "Kalman process noise", minimum=1e-6, maximum=1e3
+    ),
+    ParameterSpec(
+        "tracking.measurement_noise", float, "Kalman measurement noise", minimum=1e-6, maximum=1e3
+    ),
+    ParameterSpec(
+        "tracking.max_gap_s", float, "Stamp gap that resets tracks", minimum=1e-3, maximum=3600.0
+    ),
+)
+SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
+
+
+class SettingsError(ValueError):
+    """A parameter value is invalid; the message names the parameter and the problem."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Validated parameter values of the detector node."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        size = self.values["input_size"]
+        return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+
+    @property
+    def class_filter(self) -> frozenset[str] | None:
+        """Class names to keep, or None for every class."""
+        names = {name for name in self.values["classes"] if name}
+        return None if not names or ALL_CLASSES in names else frozenset(names)
+
+    def tracker_config(self) -> TrackerConfig:
+        return TrackerConfig.from_dict(
+            {
+                name.removeprefix(TRACKING_PREFIX): value
+                for name, value in self.values.items()
+                if name.startswith(TRACKING_PREFIX) and name != "tracking.enabled"
+            }
+        )
+
+
+def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mapping -> ROS-style dotted names."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_parameters(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_default_parameters(path: Path) -> dict[str, Any]:
+    """Read the node's defaults from a params YAML (`/**:` or any node key; first match)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read parameter defaults from {path}: {error}") from error
+    if not isinstance(document, Mapping):
+        raise SettingsError(f"{path}: expected a mapping of node names to ros__parameters")
+    for node_entry in document.values():
+        if isinstance(node_entry, Mapping) and "ros__parameters" in node_entry:
+            defaults = flatten_parameters(node_entry["ros__parameters"])
+            missing = sorted(set(SPECS_BY_NAME) - set(defaults))
+            unknown = sorted(set(defaults) - set(SPECS_BY_NAME))
+            if missing or unknown:
+                raise SettingsError(
+                    f"{path}: parameters missing {missing} / unknown {unknown}; "
+                    "every declared parameter needs exactly one default there"
+                )
+            return defaults
+    raise SettingsError(f"{path}: no 'ros__parameters' section found")
+
+
+def default_config_path() -> Path:
+    """config/detect.yaml of the source tree, else of the installed package share."""
+    source_tree = Path(__file__).resolve().parents[2] / "config" / CONFIG_FILE_NAME
+    if source_tree.is_file():
+        return source_tree
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("togethernet_ros")) / "config" / CONFIG_FILE_NAME
+
+
+def check_value(spec: ParameterSpec, value: Any) -> Any:
+    """Validate one value against its spec; returns it normalised (tuple for int lists)."""
+    where = f"parameter '{spec.name}'"
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where} must be true or false, got {value!r}")
+        return value
+    if spec.kind is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if spec.kind is tuple:
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) not in (1, 2)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            raise SettingsError(
+                f"{where} must be [side] or [height, width] integers, got {value!r}"
+            )
+        for side in value:
+            _check_range(spec, side, where)
+            if side % 128:
+                raise SettingsError(
+                    f"{where}: {side} is not a multiple of 128 (the self-calibration blocks "
+                    f"pool stride-32 maps by 4); try {max(128, round(side / 128) * 128)}"
+                )
+        return tuple(value)
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{where} must be a string, got {value!r}")
+        if spec.choices and value not in spec.choices:
+            raise SettingsError(f"{where} must be one of {list(spec.choices)}, got {value!r}")
+        return value
+    if spec.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{where} must be an integer, got {value!r}")
+        _check_range(spec, value, where)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"{where} must be a finite number, got {value!r}")
+    _check_range(spec, value, where)
+    return float(value)
+
+
+def _check_range(spec: ParameterSpec, value: float, where: str) -> None:
+    if spec.minimum is not None and value < spec.minimum:
+        raise SettingsError(f"{where} must be >= {spec.minimum}, got {value!r}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise SettingsError(f"{where} must be <= {spec.maximum}, got {value!r}")
+
+
+def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
+    """Check every parameter and the rules that span several; raise SettingsError naming them."""
+    unknown = sorted(set(values) - set(SPECS_BY_NAME))
+    if unknown:
+        raise SettingsError(f"unknown parameter(s) {unknown}")
+    missing = sorted(set(SPECS_BY_NAME) - set(values))
+    if missing:
+        raise SettingsError(f"missing parameter(s) {missing}")
+    checked = {name: check_value(SPECS_BY_NAME[name], value) for name, value in values.items()}
+    topics = [topic for topic in checked["image_topics"] if topic]
+    if not topics:
+        raise SettingsError("parameter 'image_topics' must name at least one camera topic")
+    if len(set(topics)) != len(topics):
+        raise SettingsError(f"parameter 'image_topics' lists a topic twice: {topics}")
+    checked["image_topics"] = tuple(topics)
+    if not checked["weights"] and not checked["allow_untrained_weights"]:
+        raise SettingsError(
+            "parameter 'weights' is empty: give a TogetherNet checkpoint (-p weights:=/path/to.pt), "
+            "or set allow_untrained_weights:=true for plumbing tests (outputs are meaningless)"
+        )
+    if checked["precision"] == "fp16" and checked["device"] == "cpu":
+        raise SettingsError("parameter 'precision' fp16 needs device 'cuda' or 'auto' with a GPU")
+    if checked["tracking.low_score_threshold"] > checked["tracking.high_score_threshold"]:
+        raise SettingsError(
+            "parameter 'tracking.low_score_threshold' "
+            f"({checked['tracking.low_score_threshold']}) must not exceed "
+            f"'tracking.high_score_threshold' ({checked['tracking.high_score_threshold']})"
+        )
+    settings = NodeSettings(values=checked)
+    try:
+        settings.tracker_config()
+    except ValueError as error:
+        raise SettingsError(f"tracking parameters: {error}") from error
+    return settings
