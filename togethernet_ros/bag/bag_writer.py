@@ -59,6 +59,10 @@ class BagWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Store a string in the bag's metadata.yaml custom_data (rosbag2 ≥ Iron)."""
+        self._writer.set_custom_data(key, value)
+
     def has_topic(self, topic: str) -> bool:
         """Whether ``topic`` already has a connection."""
         return topic in self._connections

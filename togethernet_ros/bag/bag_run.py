@@ -1,0 +1,262 @@
+"""`bag run`: a bag through the node's pipeline offline, as fast as possible, into a new bag.
+
+Three threads keep the model busy: one reads and decodes ahead, the calling thread runs the
+pipeline, one serializes and writes. Decoding, CDR and file writes release the GIL for most of
+their time, so on a 2-core CPU they mostly hide behind inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
+from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
+from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
+from togethernet_ros.tracking.config import TrackerConfig
+
+_END = object()
+QUEUE_DEPTH = 16
+
+
+@dataclass
+class BagRunOptions:
+    """What to read, how to batch and what to write."""
+
+    image_topics: list[str] | None = None
+    storage: str = "mcap"
+    max_batch_size: int = 4
+    max_batch_wait_ms: float = 20.0
+    dehazed: bool = True
+    raw_detections: bool = True
+    annotated: bool = False
+    copy_inputs: bool = True
+    overwrite: bool = False
+    max_frames: int | None = None
+    tracker_config: TrackerConfig | None = None
+
+
+@dataclass
+class BagRunReport:
+    """What happened, JSON-ready through :meth:`to_dict`."""
+
+    input: str
+    output: str
+    storage: str
+    image_topics: list[str]
+    frames_processed: int = 0
+    wall_s: float = 0.0
+    inference_s: float = 0.0
+    pipeline: dict = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    problems: list[dict] = field(default_factory=list)
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Share of wall time not spent inside the detector (bag I/O + pipeline)."""
+        return 0.0 if self.wall_s <= 0 else max(0.0, 1.0 - self.inference_s / self.wall_s)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {
+            "input": self.input,
+            "output": self.output,
+            "storage": self.storage,
+            "image_topics": self.image_topics,
+            "frames_processed": self.frames_processed,
+            "wall_s": round(self.wall_s, 4),
+            "inference_s": round(self.inference_s, 4),
+            "overhead_fraction": round(self.overhead_fraction, 4),
+            "fps": round(self.frames_processed / self.wall_s, 3) if self.wall_s else 0.0,
+            "pipeline": self.pipeline,
+            "written": self.written,
+            "problems": self.problems,
+        }
+
+
+class _Worker(threading.Thread):
+    """A thread that remembers its exception for the caller to re-raise."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:
+            self.error = error
+
+
+def run_bag(
+    input_path: str | Path,
+    output_path: str | Path,
+    detector: Any,
+    options: BagRunOptions | None = None,
+    annotate: Annotator | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BagRunReport:
+    """Process ``input_path`` with ``detector`` and write ``output_path``; returns the report."""
+    options = options or BagRunOptions()
+    color_order = getattr(detector, "color_order", "bgr")
+    started = time.perf_counter()
+    with BagReader(input_path, options.image_topics) as reader:
+        report = BagRunReport(
+            input=str(input_path),
+            output=str(output_path),
+            storage=options.storage,
+            image_topics=list(reader.image_topics),
+        )
+        total = reader.image_message_count
+        if options.max_frames is not None:
+            total = min(total, options.max_frames) if total else options.max_frames
+        pipeline = OfflinePipeline(
+            detector,
+            max_batch_size=options.max_batch_size,
+            max_batch_wait_ms=options.max_batch_wait_ms,
+            restore=options.dehazed,
+            tracker_config=options.tracker_config,
+        )
+        # Opened and closed inside the writer thread: sqlite3 connections are thread-bound.
+        writer = BagWriter(output_path, options.storage, reader.typestore, options.overwrite)
+        sink = OutputBagSink(
+            writer,
+            tuple(detector.class_names),
+            color_order,
+            SinkOptions(
+                raw_detections=options.raw_detections,
+                dehazed=options.dehazed,
+                annotated=options.annotated,
+                conf_threshold=float(getattr(detector, "conf_threshold", 0.0)),
+            ),
+            annotate,
+        )
+        _process(reader, pipeline, writer, sink, options, color_order, total, progress)
+        report.written = dict(writer.counts)
+        report.problems = reader.problems.to_dicts()
+    report.wall_s = time.perf_counter() - started
+    report.inference_s = pipeline.stats.inference_s
+    report.frames_processed = pipeline.stats.frames
+    report.pipeline = pipeline.stats.to_dict()
+    return report
+
+
+def _put(target: queue.Queue, item: object, consumer: threading.Thread) -> None:
+    # A consumer that died would leave a plain put() blocked forever on a full queue.
+    while consumer.is_alive():
+        try:
+            target.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _process(
+    reader: BagReader,
+    pipeline: OfflinePipeline,
+    writer: BagWriter,
+    sink: OutputBagSink,
+    options: BagRunOptions,
+    color_order: str,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    to_write: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    stop = threading.Event()
+    image_topics = set(reader.image_topics)
+    uncopyable: set[str] = set()
+
+    def read() -> None:
+        topics = None if options.copy_inputs else reader.image_topics
+        frames = 0
+        try:
+            for record in reader.records(topics):
+                if stop.is_set():
+                    break
+                frame = None
+                if record.topic.topic in image_topics:
+                    if options.max_frames is not None and frames >= options.max_frames:
+                        break
+                    frame = reader.decode_frame(record, color_order)
+                    frames += 1
+                decoded.put((record, frame))
+        finally:
+            decoded.put(_END)
+
+    def write() -> None:
+        writer.open()
+        try:
+            write_items()
+        finally:
+            writer.close()
+
+    def write_items() -> None:
+        while True:
+            item = to_write.get()
+            if item is _END:
+                return
+            if isinstance(item, FrameResult):
+                sink.write(item)
+                continue
+            record: BagRecord = item
+            topic = record.topic.topic
+            if topic in uncopyable:
+                continue
+            if not writer.has_topic(topic) and not writer.copy_topic(record.topic):
+                uncopyable.add(topic)
+                reader.problems.add(
+                    "unknown_type",
+                    topic,
+                    f"type {record.topic.msgtype!r} has no definition; not copied to the output",
+                )
+                continue
+            writer.write_raw(topic, record.log_time_ns, record.raw)
+
+    reader_thread = _Worker(read, "bag-reader")
+    writer_thread = _Worker(write, "bag-writer")
+    reader_thread.start()
+    writer_thread.start()
+    done = 0
+    try:
+        while True:
+            item = decoded.get()
+            if item is _END:
+                break
+            record, frame = item
+            if options.copy_inputs:
+                _put(to_write, record, writer_thread)
+            if isinstance(frame, ImageFrame):
+                for result in pipeline.push(frame):
+                    _put(to_write, result, writer_thread)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+            if writer_thread.error is not None:
+                break
+        if reader_thread.error is None and writer_thread.error is None:
+            for result in pipeline.finish():
+                _put(to_write, result, writer_thread)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        stop.set()
+        # Drain so a blocked reader can see the stop flag and finish.
+        while reader_thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                decoded.get(timeout=0.05)
+        if writer_thread.is_alive():
+            _put(to_write, _END, writer_thread)
+        writer_thread.join()
+    for worker in (reader_thread, writer_thread):
+        if worker.error is not None:
+            raise worker.error

@@ -1,0 +1,110 @@
+"""Command-line options that build a Detector the same way the node does, for the bag commands.
+
+Defaults come from the node's parameters file when ``--params-file`` is given (the YAML is the
+single source of defaults); explicit command-line values win.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NODE_NAME = "detector"
+DETECTOR_KEYS = (
+    "weights",
+    "allow_untrained_weights",
+    "backend",
+    "device",
+    "precision",
+    "input_size",
+    "conf_threshold",
+    "nms_threshold",
+    "max_batch_size",
+    "max_batch_wait_ms",
+)
+FALLBACK_DEFAULTS: dict[str, Any] = {
+    "weights": "",
+    "allow_untrained_weights": False,
+    "backend": "torch",
+    "device": "cpu",
+    "precision": "fp32",
+    "input_size": [384, 640],
+    "conf_threshold": 0.5,
+    "nms_threshold": 0.3,
+    "max_batch_size": 4,
+    "max_batch_wait_ms": 20.0,
+}
+
+
+def read_node_parameters(path: Path) -> dict[str, Any]:
+    """The ``ros__parameters`` of the detector node in a ROS 2 params file."""
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read params file {path}: {error}") from error
+    for key in (NODE_NAME, f"/{NODE_NAME}", f"/**/{NODE_NAME}", "/**"):
+        section = document.get(key)
+        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
+            return dict(section["ros__parameters"])
+    raise ValueError(f"params file {path} has no '{NODE_NAME}: ros__parameters:' section")
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """Detector and batching options (None = take from --params-file or the built-in default)."""
+    group = parser.add_argument_group("detector (defaults: --params-file, else built-in)")
+    group.add_argument("--params-file", type=Path, default=None, help="node parameters YAML")
+    group.add_argument("--weights", default=None, help="checkpoint path ('' = none)")
+    group.add_argument(
+        "--allow-untrained-weights",
+        action="store_const",
+        const=True,
+        default=None,
+        help="run with seeded untrained weights when no checkpoint is given (outputs meaningless)",
+    )
+    group.add_argument("--backend", choices=("torch", "onnxruntime"), default=None)
+    group.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    group.add_argument("--precision", choices=("fp32", "fp16"), default=None)
+    group.add_argument("--input-size", type=int, nargs="+", default=None, metavar="PX")
+    group.add_argument("--conf-threshold", type=float, default=None)
+    group.add_argument("--nms-threshold", type=float, default=None)
+    group.add_argument("--max-batch-size", type=int, default=None)
+    group.add_argument("--max-batch-wait-ms", type=float, default=None)
+
+
+def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge built-in defaults < params file < command line."""
+    settings = dict(FALLBACK_DEFAULTS)
+    if getattr(args, "params_file", None):
+        parameters = read_node_parameters(args.params_file)
+        settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
+        settings["tracker"] = {
+            k[len("tracker.") :]: v for k, v in parameters.items() if k.startswith("tracker.")
+        } or parameters.get("tracker")
+    for key in DETECTOR_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    size = settings["input_size"]
+    size = [size] if isinstance(size, int) else list(size)
+    settings["input_size"] = (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+    return settings
+
+
+def create_detector_from_settings(settings: dict[str, Any]) -> Any:
+    """Build the Detector (imports the inference package only now: it pulls in torch)."""
+    from togethernet_ros.inference import create_detector
+
+    return create_detector(
+        settings["weights"] or None,
+        backend=settings["backend"],
+        device=settings["device"],
+        precision=settings["precision"],
+        input_size=settings["input_size"],
+        conf_threshold=float(settings["conf_threshold"]),
+        nms_threshold=float(settings["nms_threshold"]),
+        color_order="bgr",
+        allow_untrained=bool(settings["allow_untrained_weights"]),
+    )
