@@ -1,0 +1,162 @@
+"""Decode and post-processing against the upstream reference outputs and known geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.postprocess import postprocess, select_anchors, unletterbox_boxes
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "forward_small_256.npz"
+SHARED_REFERENCE = (
+    Path(__file__).resolve().parents[3] / "shared" / "reference" / "togethernet" / "forward_ref.npz"
+)
+MAP_NAMES = ("out_s8", "out_s16", "out_s32")
+
+
+def normalised(decoded: torch.Tensor, size: int) -> np.ndarray:
+    """Our decode is in input pixels; upstream's `decoded` divides the box by the input size."""
+    result = decoded.clone()
+    result[..., :4] /= size
+    return result.numpy()
+
+
+def test_decode_matches_small_reference():
+    reference = np.load(FIXTURE)
+    decoded = decode_outputs([reference[name] for name in MAP_NAMES], (8, 16, 32), (256, 256))
+    assert decoded.shape == (1, 1344, 10)
+    np.testing.assert_allclose(normalised(decoded, 256), reference["decoded"], rtol=1e-4, atol=1e-5)
+
+
+def test_decode_rejects_maps_that_do_not_fit_the_input_size():
+    reference = np.load(FIXTURE)
+    with pytest.raises(ValueError, match="do not match input size"):
+        decode_outputs([reference[name] for name in MAP_NAMES], (8, 16, 32), (256, 384))
+    with pytest.raises(ValueError, match="strides"):
+        decode_outputs([reference["out_s8"]], (8, 16, 32))
+
+
+@pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason="640x640 reference not present")
+def test_postprocess_matches_upstream_get_map_detections():
+    reference = np.load(SHARED_REFERENCE)
+    decoded = decode_outputs([reference[name] for name in MAP_NAMES], (8, 16, 32), (640, 640))
+    np.testing.assert_allclose(normalised(decoded, 640), reference["decoded"], rtol=1e-4, atol=1e-5)
+    info = LetterboxInfo.compute((480, 640), (640, 640))
+    selected = select_anchors(decoded, conf_threshold=0.001, nms_threshold=0.65)
+    for image in range(2):
+        rows = selected.image_index == image
+        expected = reference[f"dets_map_img{image}"]
+        position = {int(a): k for k, a in enumerate(reference[f"dets_map_anchor_img{image}"])}
+        anchors = selected.anchor_index[rows].numpy()
+        assert sorted(anchors.tolist()) == sorted(position)
+        matched = expected[[position[int(a)] for a in anchors]]
+        boxes = unletterbox_boxes(selected.boxes[rows].numpy(), info, clip=False)
+        # Upstream rows are [top, left, bottom, right, obj, cls, class]; ours are xyxy.
+        np.testing.assert_allclose(boxes, matched[:, [1, 0, 3, 2]], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(
+            selected.scores[rows].numpy(), matched[:, 4] * matched[:, 5], rtol=1e-4, atol=1e-6
+        )
+        np.testing.assert_array_equal(selected.class_ids[rows].numpy(), matched[:, 6])
+        assert np.all(np.diff(selected.scores[rows].numpy()) <= 0)
+    at_predict_settings = postprocess(decoded, [info, info], conf_threshold=0.5, nms_threshold=0.3)
+    assert [len(d) for d in at_predict_settings] == [0, 0]
+
+
+def planted_maps(objects, input_size=(256, 384), num_classes=5):
+    """Raw head maps that are background everywhere except at the given anchors.
+
+    objects: (level, row, col, class_id, t_w, t_h, logit) entries.
+    """
+    maps = []
+    for stride in (8, 16, 32):
+        height, width = input_size[0] // stride, input_size[1] // stride
+        head = torch.zeros(1, 5 + num_classes, height, width)
+        head[:, 4:] = -8.0
+        maps.append(head)
+    for level, row, col, class_id, t_w, t_h, logit in objects:
+        maps[level][0, 2, row, col] = t_w
+        maps[level][0, 3, row, col] = t_h
+        maps[level][0, 4, row, col] = logit
+        maps[level][0, 5 + class_id, row, col] = logit
+    return maps
+
+
+def test_planted_object_comes_back_in_source_pixels():
+    # Stride 16, cell (row 5, col 10), t_xy = 0: centre (160, 80) in input pixels, size 32x64.
+    maps = planted_maps([(1, 5, 10, 2, np.log(2.0), np.log(4.0), 6.0)])
+    decoded = decode_outputs(maps, (8, 16, 32), (256, 384))
+    info = LetterboxInfo.compute((480, 640), (256, 384))  # resized to 256 x 341
+    (detections,) = postprocess(decoded, [info], conf_threshold=0.5, nms_threshold=0.3)
+    assert len(detections) == 1
+    gain_x, gain_y = 640 / 341, 480 / 256
+    centre_x, centre_y = (160 - (384 - 341) / 2) * gain_x, 80 * gain_y
+    expected = [
+        centre_x - 16 * gain_x,
+        centre_y - 32 * gain_y,
+        centre_x + 16 * gain_x,
+        centre_y + 32 * gain_y,
+    ]
+    np.testing.assert_allclose(detections.boxes[0], expected, rtol=1e-5)
+    assert detections.class_ids.tolist() == [2]
+    expected_score = 1 / (1 + np.exp(-6.0))
+    np.testing.assert_allclose(detections.scores, [expected_score**2], rtol=1e-5)
+
+
+def test_overlapping_same_class_is_suppressed_but_other_class_and_image_are_not():
+    objects = [
+        (0, 10, 10, 0, np.log(4.0), np.log(4.0), 6.0),
+        (0, 10, 11, 0, np.log(4.0), np.log(4.0), 5.0),  # IoU 0.6 with the first: suppressed
+        (0, 10, 12, 1, np.log(4.0), np.log(4.0), 4.0),  # other class: kept
+    ]
+    first = planted_maps(objects)
+    second = planted_maps(objects[1:2])
+    maps = [torch.cat(pair) for pair in zip(first, second, strict=True)]
+    decoded = decode_outputs(maps, (8, 16, 32), (256, 384))
+    info = LetterboxInfo.compute((256, 384), (256, 384))
+    detections = postprocess(decoded, [info, info], conf_threshold=0.5, nms_threshold=0.3)
+    assert detections[0].class_ids.tolist() == [0, 1]
+    assert np.all(np.diff(detections[0].scores) < 0)
+    assert detections[1].class_ids.tolist() == [0]
+    loose = postprocess(decoded, [info, info], conf_threshold=0.5, nms_threshold=0.7)
+    assert len(loose[0]) == 3
+
+
+def test_boxes_are_clipped_to_the_source_image_unless_asked_not_to():
+    maps = planted_maps([(2, 0, 0, 4, np.log(6.0), np.log(6.0), 6.0)])
+    decoded = decode_outputs(maps, (8, 16, 32), (256, 384))
+    info = LetterboxInfo.compute((256, 384), (256, 384))
+    (clipped,) = postprocess(decoded, [info], 0.5, 0.3)
+    (raw,) = postprocess(decoded, [info], 0.5, 0.3, clip=False)
+    assert raw.boxes[0, 0] < 0 and raw.boxes[0, 1] < 0
+    np.testing.assert_allclose(clipped.boxes[0, :2], [0, 0])
+    np.testing.assert_allclose(clipped.boxes[0, 2:], raw.boxes[0, 2:])
+
+
+def test_unletterbox_uses_upstream_rounded_shape():
+    # 333 * (256/500) = 170.50 -> the resize used int() = 170, upstream's correction rounds to 170
+    # while 335 * 0.512 = 171.52 -> int 171, round 172: the correction must use 172.
+    info = LetterboxInfo.compute((500, 335), (256, 256))
+    assert info.resized_size == (256, 171)
+    box = np.array([[100.0, 50.0, 150.0, 90.0]])
+    new_w = np.round(335 * 256 / 500)
+    assert new_w == 172
+    gain = 335 / new_w
+    expected_x = [(100 - (256 - new_w) / 2) * gain, (150 - (256 - new_w) / 2) * gain]
+    result = unletterbox_boxes(box, info, clip=False)
+    np.testing.assert_allclose(result[0, [0, 2]], expected_x, rtol=1e-6)
+    np.testing.assert_allclose(result[0, [1, 3]], [50 * 500 / 256, 90 * 500 / 256], rtol=1e-6)
+
+
+def test_threshold_validation():
+    decoded = torch.zeros(1, 10, 10)
+    with pytest.raises(ValueError, match="conf_threshold"):
+        select_anchors(decoded, 1.5, 0.3)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        select_anchors(decoded, 0.5, -0.1)
+    with pytest.raises(ValueError, match="letterbox infos"):
+        postprocess(decoded, [], 0.5, 0.3)

@@ -1,0 +1,70 @@
+"""Draw detections (and optional track ids) onto a copy of an image for debugging and videos."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from togethernet_ros.vision.detections import Detections
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """A stable, well-separated BGR colour per class id (golden-ratio hue steps)."""
+    hue = int((class_id * 0.618033988749895 % 1.0) * 180)
+    swatch = np.array([[[hue, 210, 255]]], dtype=np.uint8)
+    blue, green, red = cv2.cvtColor(swatch, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(blue), int(green), int(red)
+
+
+def draw_detections(
+    image_bgr: np.ndarray,
+    detections: Detections,
+    class_names: Sequence[str],
+    track_ids: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return a copy of `image_bgr` with one labelled box per detection.
+
+    Labels read "name score" or "name #track score". Works for RGB images too (only the box
+    colours are swapped).
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+        raise ValueError(
+            f"image must be HxWx3 uint8, got shape {image_bgr.shape} dtype {image_bgr.dtype}"
+        )
+    if track_ids is not None and len(track_ids) != len(detections):
+        raise ValueError(f"got {len(track_ids)} track ids for {len(detections)} detections")
+    canvas = np.ascontiguousarray(image_bgr).copy()
+    height, width = canvas.shape[:2]
+    thickness = max(1, round(min(height, width) / 400))
+    font_scale = max(0.4, min(height, width) / 1000)
+    for index in range(len(detections)):
+        x1, y1, x2, y2 = (round(float(v)) for v in detections.boxes[index])
+        class_id = int(detections.class_ids[index])
+        name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+        label = name
+        if track_ids is not None:
+            label += f" #{int(track_ids[index])}"
+        label += f" {float(detections.scores[index]):.2f}"
+        color = class_color(class_id)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+        (text_w, text_h), baseline = cv2.getTextSize(
+            label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
+        )
+        # Put the label above the box, or inside it when the box touches the top edge.
+        text_top = y1 - text_h - baseline if y1 - text_h - baseline >= 0 else y1
+        cv2.rectangle(
+            canvas, (x1, text_top), (x1 + text_w, text_top + text_h + baseline), color, cv2.FILLED
+        )
+        cv2.putText(
+            canvas,
+            label,
+            (x1, text_top + text_h),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
+    return canvas

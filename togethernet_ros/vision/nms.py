@@ -1,0 +1,169 @@
+"""Per-class (grouped) greedy non-maximum suppression.
+
+Uses torchvision's `batched_nms` when torchvision imports; otherwise an own implementation that
+gives the same result: greedy in descending-score order, a box is dropped when its IoU with a
+kept box of the same group is > threshold. The own version is vectorised instead of looping box
+by box: it finds every overlapping pair first (all pairs for small inputs, a sweep along x for
+large ones) and then resolves the greedy order by fixed-point iteration over those pairs, which
+needs as many passes as the longest suppression chain (usually 2-4), not one per box.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+try:  # torchvision is optional; its C++/CUDA kernel is used when present.
+    from torchvision.ops import batched_nms as _torchvision_batched_nms
+except Exception:  # pragma: no cover - depends on the environment (no torchvision here)
+    _torchvision_batched_nms = None
+
+# Above this many boxes the all-pairs IoU matrix gets large; switch to the sweep.
+_DENSE_LIMIT = 1024
+# Candidate pairs evaluated per sweep chunk (bounds memory when many boxes share an x range).
+_SWEEP_CHUNK_PAIRS = 4_000_000
+
+
+def torchvision_available() -> bool:
+    """True if torchvision's NMS kernel is used."""
+    return _torchvision_batched_nms is not None
+
+
+def batched_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    class_ids: torch.Tensor,
+    iou_threshold: float,
+    use_torchvision: bool | None = None,
+) -> torch.Tensor:
+    """Indices of the boxes kept by per-class NMS, sorted by descending score.
+
+    boxes: (N, 4) xyxy; scores: (N,); class_ids: (N,) integer group of each box (boxes of
+    different groups never suppress each other). `use_torchvision` None = when available.
+    """
+    boxes, scores, class_ids = (torch.as_tensor(t) for t in (boxes, scores, class_ids))
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if not len(boxes) == len(scores) == len(class_ids):
+        raise ValueError(
+            f"boxes, scores and class_ids disagree in length: "
+            f"{len(boxes)}, {len(scores)}, {len(class_ids)}"
+        )
+    if use_torchvision is None:
+        use_torchvision = torchvision_available()
+    if use_torchvision:
+        if _torchvision_batched_nms is None:
+            raise RuntimeError("use_torchvision=True but torchvision is not importable")
+        return _torchvision_batched_nms(boxes, scores, class_ids, float(iou_threshold))
+    return greedy_batched_nms(boxes, scores, class_ids, float(iou_threshold))
+
+
+def greedy_batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
+    """Own per-class greedy NMS (see module docstring); same contract as `batched_nms`."""
+    count = len(scores)
+    if count == 0:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    ranked_boxes = boxes[order].float()
+    ranked_groups = class_ids[order]
+    if count <= _DENSE_LIMIT:
+        suppressor, suppressed = _overlapping_pairs_dense(
+            ranked_boxes, ranked_groups, iou_threshold
+        )
+    else:
+        suppressor, suppressed = _overlapping_pairs_sweep(
+            ranked_boxes, ranked_groups, iou_threshold
+        )
+    keep = _resolve_greedy(count, suppressor, suppressed)
+    return order[keep]
+
+
+def _pair_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    # Same formula as torchvision (no +1 pixel convention).
+    top_left = torch.maximum(first[..., :2], second[..., :2])
+    bottom_right = torch.minimum(first[..., 2:], second[..., 2:])
+    overlap = (bottom_right - top_left).clamp_(min=0).prod(dim=-1)
+    area_first = (first[..., 2] - first[..., 0]) * (first[..., 3] - first[..., 1])
+    area_second = (second[..., 2] - second[..., 0]) * (second[..., 3] - second[..., 1])
+    return overlap / (area_first + area_second - overlap)
+
+
+def _overlapping_pairs_dense(
+    boxes: torch.Tensor, groups: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (i, j), i < j in score rank, same group, IoU > threshold."""
+    iou = _pair_iou(boxes[:, None, :], boxes[None, :, :])
+    overlapping = (iou > threshold) & (groups[:, None] == groups[None, :])
+    overlapping.triu_(diagonal=1)
+    pairs = overlapping.nonzero()
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _overlapping_pairs_sweep(
+    boxes: torch.Tensor, groups: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like the dense version, but only tests pairs whose x ranges overlap.
+
+    Groups are shifted apart along x so that one sweep handles all of them.
+    """
+    width = (boxes[:, 2].max() - boxes[:, 0].min()).clamp(min=0) + 1
+    shift = (groups - groups.min()).to(boxes.dtype) * width
+    starts = boxes[:, 0] + shift
+    ends = boxes[:, 2] + shift
+    by_start = torch.argsort(starts)
+    sorted_starts = starts[by_start]
+    # Candidates of box p (in start order): the boxes after it that start before it ends.
+    last = torch.searchsorted(sorted_starts, ends[by_start], side="left")
+    positions = torch.arange(len(boxes), device=boxes.device)
+    counts = (last - positions - 1).clamp(min=0)
+    suppressors, suppressed = [], []
+    cumulative = torch.cumsum(counts, 0)
+    chunk_starts = [0]
+    if int(cumulative[-1]) > _SWEEP_CHUNK_PAIRS:
+        bounds = torch.arange(_SWEEP_CHUNK_PAIRS, int(cumulative[-1]), _SWEEP_CHUNK_PAIRS)
+        chunk_starts += torch.searchsorted(cumulative.cpu(), bounds).add(1).tolist()
+    chunk_starts.append(len(boxes))
+    for begin, end in itertools.pairwise(chunk_starts):
+        if begin >= end:
+            continue
+        chunk_counts = counts[begin:end]
+        first = torch.repeat_interleave(positions[begin:end], chunk_counts)
+        if len(first) == 0:
+            continue
+        # Offset of each candidate within its box's run: 1, 2, ... counts[p].
+        run_starts = torch.cumsum(chunk_counts, 0) - chunk_counts
+        within = torch.arange(len(first), device=boxes.device) - torch.repeat_interleave(
+            run_starts, chunk_counts
+        )
+        second = first + 1 + within
+        i, j = by_start[first], by_start[second]
+        hit = (_pair_iou(boxes[i], boxes[j]) > threshold) & (groups[i] == groups[j])
+        i, j = i[hit], j[hit]
+        suppressors.append(torch.minimum(i, j))
+        suppressed.append(torch.maximum(i, j))
+    if not suppressors:
+        empty = torch.zeros(0, dtype=torch.int64, device=boxes.device)
+        return empty, empty
+    return torch.cat(suppressors), torch.cat(suppressed)
+
+
+def _resolve_greedy(count: int, suppressor: torch.Tensor, suppressed: torch.Tensor) -> torch.Tensor:
+    """Boolean keep mask of greedy NMS given the overlapping pairs in score-rank indices.
+
+    Greedy keeps box j iff no kept box i < j overlaps it. Iterating that rule from "keep all"
+    fixes boxes in order of their suppression-chain depth, so it converges to exactly the
+    greedy answer in (longest chain + 1) passes.
+    """
+    keep = torch.ones(count, dtype=torch.bool, device=suppressor.device)
+    if len(suppressor) == 0:
+        return keep
+    for _ in range(count):
+        next_keep = torch.ones_like(keep)
+        next_keep[suppressed[keep[suppressor]]] = False
+        if torch.equal(next_keep, keep):
+            break
+        keep = next_keep
+    return keep

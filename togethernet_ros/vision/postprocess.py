@@ -1,0 +1,113 @@
+"""Decoded anchors -> per-image detections in source pixels (upstream `non_max_suppression`).
+
+score = obj x max(cls), kept when score >= conf_threshold (upstream uses >=), then NMS per image
+and class. The whole batch goes through one NMS call with (image, class) as the group, so the
+work is vectorised over the batch; only the few surviving rows leave the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from togethernet_ros.vision.detections import Detections
+from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.nms import batched_nms
+
+
+class SelectedAnchors(NamedTuple):
+    """Anchors surviving the score threshold and NMS, sorted by image, then descending score."""
+
+    image_index: torch.Tensor  # (M,) int64
+    anchor_index: torch.Tensor  # (M,) int64 into the decoded anchors
+    boxes: torch.Tensor  # (M, 4) float32 xyxy in network-input pixels
+    scores: torch.Tensor  # (M,) float32 obj x cls
+    class_ids: torch.Tensor  # (M,) int64
+
+
+def check_thresholds(conf_threshold: float, nms_threshold: float) -> None:
+    """Raise ValueError unless both thresholds lie in [0, 1]."""
+    for name, value in (("conf_threshold", conf_threshold), ("nms_threshold", nms_threshold)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def select_anchors(
+    decoded: torch.Tensor, conf_threshold: float, nms_threshold: float
+) -> SelectedAnchors:
+    """Threshold and NMS a decoded N x A x (5+C) batch (see `decode_outputs`)."""
+    check_thresholds(conf_threshold, nms_threshold)
+    if decoded.ndim != 3 or decoded.shape[-1] < 6:
+        raise ValueError(f"decoded must have shape N x A x (5+C), got {tuple(decoded.shape)}")
+    num_classes = decoded.shape[-1] - 5
+    class_conf, class_ids = decoded[..., 5:].max(dim=-1)
+    scores = decoded[..., 4] * class_conf
+    image_index, anchor_index = (scores >= conf_threshold).nonzero(as_tuple=True)
+    rows = decoded[image_index, anchor_index, :4]
+    half_extent = rows[:, 2:4] / 2
+    boxes = torch.cat((rows[:, :2] - half_extent, rows[:, :2] + half_extent), dim=1)
+    scores = scores[image_index, anchor_index]
+    class_ids = class_ids[image_index, anchor_index]
+    keep = batched_nms(boxes, scores, image_index * num_classes + class_ids, nms_threshold)
+    # NMS output is in global score order; a stable sort by image keeps that order per image.
+    keep = keep[torch.argsort(image_index[keep], stable=True)]
+    return SelectedAnchors(
+        image_index[keep], anchor_index[keep], boxes[keep], scores[keep], class_ids[keep]
+    )
+
+
+def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, clip: bool = True) -> np.ndarray:
+    """(M, 4) xyxy network-input pixels -> float32 xyxy source pixels.
+
+    Follows upstream `yolo_correct_boxes`, including its `np.round` of the resized shape (the
+    resize itself used `int()`) and its unfloored centring offset.
+    """
+    input_shape = np.array(info.input_size, dtype=np.float64)
+    image_shape = np.array(info.source_size, dtype=np.float64)
+    new_shape = np.round(image_shape * np.min(input_shape / image_shape))
+    offset = (input_shape - new_shape) / 2.0  # (y, x) in input pixels
+    gain = image_shape / new_shape  # source pixels per input pixel, (y, x)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centre = (boxes[:, [1, 0]] + boxes[:, [3, 2]]) / 2.0  # (y, x)
+    extent = (boxes[:, [3, 2]] - boxes[:, [1, 0]]) * gain
+    centre = (centre - offset) * gain
+    low, high = centre - extent / 2.0, centre + extent / 2.0
+    result = np.stack((low[:, 1], low[:, 0], high[:, 1], high[:, 0]), axis=1)
+    if clip:
+        source_h, source_w = info.source_size
+        np.clip(result[:, 0::2], 0.0, source_w, out=result[:, 0::2])
+        np.clip(result[:, 1::2], 0.0, source_h, out=result[:, 1::2])
+    return result.astype(np.float32)
+
+
+def postprocess(
+    decoded: torch.Tensor,
+    infos: Sequence[LetterboxInfo],
+    conf_threshold: float,
+    nms_threshold: float,
+    clip: bool = True,
+) -> list[Detections]:
+    """Decoded batch -> one Detections per image, boxes in source pixels (clipped to the image)."""
+    if len(infos) != decoded.shape[0]:
+        raise ValueError(f"got {len(infos)} letterbox infos for a batch of {decoded.shape[0]}")
+    selected = select_anchors(decoded, conf_threshold, nms_threshold)
+    image_index = selected.image_index.cpu().numpy()
+    boxes = selected.boxes.cpu().numpy()
+    scores = selected.scores.cpu().numpy()
+    class_ids = selected.class_ids.cpu().numpy()
+    bounds = np.searchsorted(image_index, np.arange(len(infos) + 1))
+    results = []
+    for index, info in enumerate(infos):
+        rows = slice(bounds[index], bounds[index + 1])
+        if rows.start == rows.stop:
+            results.append(Detections.empty())
+            continue
+        results.append(
+            Detections(
+                unletterbox_boxes(boxes[rows], info, clip=clip), scores[rows], class_ids[rows]
+            )
+        )
+    return results
