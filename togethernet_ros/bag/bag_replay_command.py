@@ -1,8 +1,10 @@
-"""`togethernet bag replay`: the bag's images over DDS into a real detector_node process."""
+"""`togethernet bag replay`: the bag's images over DDS into a real detector_node, measured."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -10,5 +12,123 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "replay", help="replay images over DDS into a real detector_node and measure it"
     )
-    parser.add_argument("input", type=__import__("pathlib").Path)
-    parser.set_defaults(_bag_run=lambda args: 2)
+    parser.add_argument("input", type=Path, help="rosbag2 directory, .mcap or .db3")
+    parser.add_argument(
+        "--topics", nargs="+", default=None, metavar="TOPIC", help="image topics (default: all)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="playback speed × recorded rate; 0 = as fast as the node accepts (default 1)",
+    )
+    parser.add_argument("--max-frames", type=int, default=None, help="replay at most N frames")
+    parser.add_argument(
+        "--params-file", type=Path, default=None, help="node params (default: config/detect.yaml)"
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="node parameter override (YAML value), repeatable",
+    )
+    parser.add_argument("--record", type=Path, default=None, help="record inputs+outputs (mcap)")
+    parser.add_argument(
+        "--record-images", action="store_true", help="also record dehazed and debug images"
+    )
+    parser.add_argument(
+        "--peak-search", action="store_true", help="also find the highest rate with ≤ 5 % loss"
+    )
+    parser.add_argument("--report-dir", type=Path, default=Path("replay_report"))
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (random)")
+    parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds")
+    parser.set_defaults(_bag_run=run_replay_command)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``name:=value`` strings -> dict (values parsed as YAML, like ros2 param)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, separator, value = item.partition(":=")
+        if not separator or not name:
+            raise ValueError(f"parameter override {item!r} must look like name:=value")
+        overrides[name] = yaml.safe_load(value)
+    return overrides
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    """Run `bag replay`."""
+    try:
+        from togethernet_ros.ros.bag_replay import ReplayError, ReplayOptions, run_replay
+    except ImportError as error:
+        print(
+            f"bag replay needs ROS 2 Python packages (rclpy, vision_msgs): {error}. "
+            "Use `bag run` for offline processing without ROS.",
+            file=sys.stderr,
+        )
+        return 2
+    from tqdm import tqdm
+
+    from togethernet_ros.bag.bag_command import print_problems
+    from togethernet_ros.bag.bag_problems import BagError
+    from togethernet_ros.bag.replay_report import write_replay_report
+
+    try:
+        overrides = parse_overrides(args.param)
+    except ValueError as error:
+        print(f"bag replay: {error}", file=sys.stderr)
+        return 2
+    options = ReplayOptions(
+        image_topics=args.topics,
+        rate=args.rate,
+        max_frames=args.max_frames,
+        params_file=args.params_file or _default_params_file(),
+        node_parameters=overrides,
+        record_bag=args.record,
+        record_images=args.record_images,
+        startup_timeout_s=args.startup_timeout,
+        domain_id=args.domain_id,
+        node_log=args.report_dir / "detector_node.log",
+    )
+    bar = tqdm(unit="frame", desc="replay", dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = run_replay(
+            args.input, options, progress, args.peak_search, log=lambda m: tqdm.write(m)
+        )
+    except (ReplayError, BagError) as error:
+        bar.close()
+        print(f"bag replay: {error}", file=sys.stderr)
+        return 1
+    bar.close()
+    written = write_replay_report(result, args.report_dir, {"parameters": overrides})
+    overall = result.trials[0].metrics["overall"]
+    latency = overall["latency_ms"]
+    print(
+        f"{overall['received']}/{overall['sent']} frames came back "
+        f"({overall['dropped']} dropped), throughput {overall['throughput_fps']} frames/s, "
+        f"latency p50 {latency['p50']} ms p95 {latency['p95']} ms p99 {latency['p99']} ms"
+    )
+    for name, path in written.items():
+        print(f"  {name}: {path}")
+    if args.record:
+        print(f"  recording: {args.record}")
+    print_problems(result.problems)
+    return 0
+
+
+def _default_params_file() -> Path | None:
+    from togethernet_ros.ros.node_settings import default_config_path
+
+    try:
+        return default_config_path()
+    except (ImportError, LookupError, FileNotFoundError):
+        return None

@@ -1,0 +1,175 @@
+"""Replay report: metrics JSON, PNG plots (matplotlib, headless) and a short markdown summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written on headless machines
+import matplotlib.pyplot as plt
+import numpy as np
+
+from togethernet_ros.bag.replay_metrics import latency_series
+
+
+def _plot_latency(trial: Any, path: Path) -> Path:
+    figure, (timeline, histogram) = plt.subplots(1, 2, figsize=(11, 4))
+    for topic, (times, latencies) in latency_series(trial.sent, trial.received).items():
+        timeline.plot(times, latencies, ".-", markersize=3, linewidth=0.8, label=topic)
+        if len(latencies):
+            histogram.hist(latencies, bins=30, alpha=0.6, label=topic)
+    timeline.set(
+        xlabel="send time (s)", ylabel="end-to-end latency (ms)", title="latency over time"
+    )
+    histogram.set(xlabel="latency (ms)", ylabel="frames", title="latency distribution")
+    timeline.legend(fontsize=7)
+    histogram.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _plot_resources(samples: list[dict], origin: float, path: Path) -> Path | None:
+    if not samples:
+        return None
+    times = np.array([s["t"] - origin for s in samples])
+    figure, cpu_axis = plt.subplots(figsize=(8, 3.5))
+    cpu_axis.plot(times, [s["cpu_percent"] for s in samples], color="tab:red", label="CPU %")
+    cpu_axis.set(xlabel="time (s)", ylabel="node CPU (% of one core)")
+    memory_axis = cpu_axis.twinx()
+    memory_axis.plot(times, [s["rss_mb"] for s in samples], color="tab:blue", label="RSS MiB")
+    memory_axis.set_ylabel("node memory RSS (MiB)")
+    gpu = [
+        (t, s["gpu_util_percent"])
+        for t, s in zip(times, samples, strict=True)
+        if "gpu_util_percent" in s
+    ]
+    if gpu:
+        cpu_axis.plot(*zip(*gpu, strict=True), color="tab:green", label="GPU util %")
+    cpu_axis.legend(loc="upper left", fontsize=7)
+    cpu_axis.set_title("detector_node resources")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _plot_peak(peak: dict, path: Path) -> Path | None:
+    trials = [t for t in peak.get("trials", []) if t["rate"] > 0]
+    if not trials:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    fps = [t["rate"] * peak["recorded_fps"] for t in trials]
+    axis.plot(fps, [100 * (t["drop_rate"] or 0) for t in trials], "o")
+    axis.axhline(100 * peak["max_loss"], color="grey", linestyle="--", label="loss limit")
+    axis.set(xlabel="offered frames/s", ylabel="dropped (%)", title="peak throughput search")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def replay_summary(result: Any, settings: dict | None = None) -> dict:
+    """The JSON-ready report of a ReplayResult."""
+    main = result.trials[0]
+    return {
+        "image_topics": result.image_topics,
+        "rate": main.rate,
+        "metrics": main.metrics,
+        "node_resources": main.resources,
+        "peak_throughput": result.peak,
+        "node_command": result.node_command,
+        "node_exit_code": result.node_exit_code,
+        "settings": settings or {},
+        "bag_problems": result.problems,
+    }
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    return (
+        "–"
+        if value is None
+        else f"{value:g}{unit}"
+        if isinstance(value, float)
+        else f"{value}{unit}"
+    )
+
+
+def write_replay_report(
+    result: Any, out_dir: Path, settings: dict | None = None
+) -> dict[str, Path]:
+    """Write replay.json, the plots and report.md into ``out_dir``; returns what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = replay_summary(result, settings)
+    written = {"json": out_dir / "replay.json"}
+    written["json"].write_text(json.dumps(summary, indent=2))
+    main = result.trials[0]
+    written["latency_plot"] = _plot_latency(main, out_dir / "latency.png")
+    resources = _plot_resources(result.resource_samples, main.started_s, out_dir / "resources.png")
+    if resources:
+        written["resources_plot"] = resources
+    if result.peak:
+        peak_plot = _plot_peak(result.peak, out_dir / "peak_throughput.png")
+        if peak_plot:
+            written["peak_plot"] = peak_plot
+    overall = main.metrics["overall"]
+    rate = "as fast as accepted" if main.rate == 0 else f"{main.rate:g}× recorded rate"
+    lines = [
+        "# Replay report",
+        "",
+        f"Replayed {', '.join(result.image_topics)} into a real `detector_node` process over DDS "
+        f"({rate}).",
+        "",
+        "| camera | sent | received | dropped | output Hz | latency p50 / p95 / p99 / max (ms) | jitter (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for topic, camera in main.metrics["cameras"].items():
+        latency = camera["latency_ms"]
+        lines.append(
+            f"| {topic} | {camera['sent']} | {camera['received']} | {camera['dropped']} | "
+            f"{_fmt(camera['output_rate_hz'])} | {_fmt(latency['p50'])} / {_fmt(latency['p95'])} / "
+            f"{_fmt(latency['p99'])} / {_fmt(latency['max'])} | {_fmt(camera['jitter_ms'])} |"
+        )
+    latency = overall["latency_ms"]
+    resources = main.resources
+    lines += [
+        "",
+        f"Overall: {overall['received']}/{overall['sent']} frames, throughput "
+        f"{_fmt(overall['throughput_fps'])} frames/s, latency p50 {_fmt(latency['p50'])} ms, "
+        f"p99 {_fmt(latency['p99'])} ms.",
+        f"Node: CPU mean {_fmt(resources.get('cpu_percent_mean'))} % (max "
+        f"{_fmt(resources.get('cpu_percent_max'))} %, {resources.get('cpu_count')} cores), RSS max "
+        f"{_fmt(resources.get('rss_mb_max'))} MiB"
+        + (
+            f", GPU util mean {_fmt(resources.get('gpu_util_percent_mean'))} %, GPU memory max "
+            f"{_fmt(resources.get('gpu_memory_used_mb_max'))} MiB."
+            if "gpu_util_percent_mean" in resources
+            else "."
+        ),
+    ]
+    if result.peak:
+        peak = result.peak
+        lines += [
+            "",
+            f"Peak throughput (≤ {peak['max_loss']:.0%} loss): "
+            + (
+                f"{_fmt(peak.get('best_fps'))} frames/s offered "
+                f"(×{_fmt(peak.get('best_rate'))} recorded rate); "
+                if peak.get("best_rate")
+                else "no tried rate stayed under the loss limit; "
+            )
+            + f"as fast as accepted: {_fmt(peak['accepted_fps'])} frames/s.",
+        ]
+    lines += ["", "![latency](latency.png)"]
+    if "resources_plot" in written:
+        lines.append("![resources](resources.png)")
+    if "peak_plot" in written:
+        lines.append("![peak](peak_throughput.png)")
+    written["markdown"] = out_dir / "report.md"
+    written["markdown"].write_text("\n".join(lines) + "\n")
+    return written

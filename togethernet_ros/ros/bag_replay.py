@@ -1,0 +1,420 @@
+"""Replay a bag's images over real DDS into a real detector_node process and measure it.
+
+The harness is one rclpy node in this process: a publisher per camera topic (the bag's CDR
+bytes are published as they are, no re-serialization), and reliable subscriptions to the node's
+outputs. Frames go out at the recorded rate × ``rate``, or, with ``rate=0``, as fast as the node
+accepts them (a camera's next frame is sent once its previous one came back). Outputs are
+matched to frames by camera namespace and header stamp (see bag/replay_metrics.py).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from togethernet_ros.bag.bag_reader import BagReader, BagRecord, BagTopic
+from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
+from togethernet_ros.bag.output_topics import output_topics
+from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay_metrics
+from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
+from togethernet_ros.ros.local_dds import local_dds_environment
+from togethernet_ros.ros.replay_node_process import NodeProcess
+from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor
+
+ROS_TYPES = {IMAGE_TYPE: Image, COMPRESSED_IMAGE_TYPE: CompressedImage}
+
+
+class ReplayError(RuntimeError):
+    """The replay could not run (node failed to start, no image topics, ...)."""
+
+
+@dataclass
+class ReplayOptions:
+    """How to replay and what to record."""
+
+    image_topics: list[str] | None = None
+    rate: float = 1.0
+    max_frames: int | None = None
+    params_file: Path | None = None
+    node_parameters: dict[str, Any] = field(default_factory=dict)
+    record_bag: Path | None = None
+    record_images: bool = False
+    startup_timeout_s: float = 180.0
+    drain_timeout_s: float = 10.0
+    accept_timeout_s: float = 10.0
+    domain_id: int | None = None
+    node_log: Path | None = None
+    node_command: list[str] | None = None
+
+
+@dataclass
+class TrialResult:
+    """One playback of the frames."""
+
+    rate: float
+    sent: list[SentFrame]
+    received: list[ReceivedOutput]
+    metrics: dict
+    resources: dict
+    started_s: float
+    ended_s: float
+
+
+@dataclass
+class ReplayResult:
+    """Everything measured; ``trials[0]`` is the main replay, later ones the peak search."""
+
+    trials: list[TrialResult]
+    node_command: list[str]
+    node_exit_code: int | None
+    node_log_tail: str
+    resource_samples: list[dict]
+    image_topics: list[str]
+    peak: dict | None = None
+    problems: list[dict] = field(default_factory=list)
+
+
+def header_stamp_from_cdr(raw: bytes | memoryview) -> int:
+    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header."""
+    little_endian = bytes(raw[1:2]) == b"\x01"
+    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+class _Harness:
+    """The rclpy side: publishers, subscriptions, executor thread, optional recording."""
+
+    def __init__(self, topics: dict[str, str], options: ReplayOptions) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("togethernet_replay", context=self.context)
+        self.received: list[ReceivedOutput] = []
+        self._lock = threading.Condition()
+        self._latest: dict[str, int] = {}
+        self._record: queue.Queue | None = None
+        publisher_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+        )
+        output_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
+        )
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self.publishers = {
+            topic: self.node.create_publisher(ROS_TYPES[msgtype], topic, publisher_qos)
+            for topic, msgtype in topics.items()
+        }
+        self.output_types: dict[str, str] = {}
+        self.detection_topics: list[str] = []
+        for topic in topics:
+            names = output_topics(topic)
+            wanted = [(names.detections, Detection2DArray, DETECTION2D_ARRAY, output_qos)]
+            wanted.append((names.detections_raw, Detection2DArray, DETECTION2D_ARRAY, output_qos))
+            wanted.append((names.label_info, LabelInfo, LABEL_INFO, latched))
+            if options.record_images:
+                wanted.append((names.dehazed, Image, IMAGE_TYPE, output_qos))
+                wanted.append((names.debug_image, Image, IMAGE_TYPE, output_qos))
+            self.detection_topics.append(names.detections)
+            for name, ros_type, type_name, qos in wanted:
+                self.output_types[name] = type_name
+                self.node.create_subscription(ros_type, name, self._callback(name), qos, raw=True)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self.executor.spin, name="replay-spin", daemon=True)
+        self._spinner.start()
+
+    def _callback(self, topic: str) -> Callable[[bytes], None]:
+        def on_message(raw: bytes) -> None:
+            now = time.monotonic()
+            stamp = header_stamp_from_cdr(raw)
+            with self._lock:
+                self.received.append(ReceivedOutput(topic, stamp, now))
+                self._latest[topic] = stamp
+                self._lock.notify_all()
+            if self._record is not None:
+                self._record.put((topic, self.output_types[topic], time.time_ns(), raw))
+
+        return on_message
+
+    def start_recording(self, record: queue.Queue | None) -> None:
+        """Send every received output to ``record`` (None: stop)."""
+        self._record = record
+
+    def ready(self) -> bool:
+        """The node subscribes to every input and publishes every detections topic."""
+        inputs = all(p.get_subscription_count() > 0 for p in self.publishers.values())
+        outputs = all(self.node.count_publishers(t) > 0 for t in self.detection_topics)
+        return inputs and outputs
+
+    def wait_for(self, topic: str, stamp: int, timeout_s: float) -> bool:
+        """Block until ``topic`` delivered ``stamp`` (or later); False on timeout."""
+        give_up = time.monotonic() + timeout_s
+        with self._lock:
+            while self._latest.get(topic) != stamp:
+                remaining = give_up - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        """Shut the executor, node and context down in the order rclpy needs."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self._spinner.join(timeout=5)
+
+
+def _load_frames(reader: BagReader, max_frames: int | None) -> list[BagRecord]:
+    frames = []
+    for record in reader.records(reader.image_topics):
+        frames.append(record)
+        if max_frames is not None and len(frames) >= max_frames:
+            break
+    return frames
+
+
+def _play(
+    harness: _Harness,
+    frames: list[BagRecord],
+    rate: float,
+    accept_timeout_s: float,
+    record: queue.Queue | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[SentFrame]:
+    sent: list[SentFrame] = []
+    first_log = frames[0].log_time_ns
+    start = time.monotonic()
+    last_sent: dict[str, int] = {}
+    for index, record_in in enumerate(frames):
+        topic = record_in.topic.topic
+        stamp = header_stamp_from_cdr(record_in.raw)
+        if rate > 0:
+            due = start + (record_in.log_time_ns - first_log) / 1e9 / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        elif topic in last_sent:
+            harness.wait_for(output_topics(topic).detections, last_sent[topic], accept_timeout_s)
+        data = bytes(record_in.raw)
+        sent_at = time.monotonic()
+        harness.publishers[topic].publish(data)
+        sent.append(SentFrame(topic, stamp, sent_at))
+        last_sent[topic] = stamp
+        if record is not None:
+            record.put((topic, record_in.topic.msgtype, time.time_ns(), data))
+        if progress is not None:
+            progress(index + 1, len(frames))
+    return sent
+
+
+def _drain(harness: _Harness, sent: list[SentFrame], timeout_s: float) -> None:
+    # Wait until every camera's last frame came back, or nothing arrived for timeout_s.
+    last = {f.topic: f.stamp_ns for f in sent}
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        with harness._lock:
+            seen = {(r.topic, r.stamp_ns) for r in harness.received[-200:]}
+        if all((output_topics(t).detections, s) in seen for t, s in last.items()):
+            return
+        time.sleep(0.05)
+
+
+def _writer_thread(
+    path: Path, record: queue.Queue, typestore_topics: dict[str, str]
+) -> threading.Thread:
+    def write() -> None:
+        with BagWriter(path, "mcap", overwrite=True) as writer:
+            while True:
+                item = record.get()
+                if item is None:
+                    return
+                topic, msgtype, log_time, raw = item
+                if not writer.has_topic(topic):
+                    writer.copy_topic(BagTopic(topic, msgtype, "", ""))
+                writer.write_raw(topic, log_time, raw)
+
+    thread = threading.Thread(target=write, name="replay-recorder", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_replay(
+    bag: str | Path,
+    options: ReplayOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    peak_search: bool = False,
+    peak_max_trials: int = 5,
+    log: Callable[[str], None] = lambda message: None,
+) -> ReplayResult:
+    """Start the node, replay ``bag`` into it, measure, optionally search peak throughput."""
+    options = options or ReplayOptions()
+    env = local_dds_environment(options.domain_id)
+    # The harness joins the same loopback DDS session: set before the first participant exists.
+    os.environ.update(env)
+    with BagReader(bag, options.image_topics) as reader:
+        topics = {t: reader.topics[t].msgtype for t in reader.image_topics}
+        frames = _load_frames(reader, options.max_frames)
+        problems = reader.problems.to_dicts()
+    if not frames:
+        raise ReplayError(f"bag {bag} has no frames on {sorted(topics)}")
+    parameters = {"image_topics": sorted(topics), **options.node_parameters}
+    process = NodeProcess(
+        options.params_file, parameters, env, options.node_log, options.node_command
+    )
+    harness = _Harness(topics, options)
+    record: queue.Queue | None = None
+    recorder = None
+    monitor = None
+    trials: list[TrialResult] = []
+    peak = None
+    try:
+        process.start()
+        log(f"started detector_node (pid {process.pid}); waiting for it to subscribe")
+        deadline = time.monotonic() + options.startup_timeout_s
+        while not harness.ready():
+            if process.exited() is not None:
+                raise ReplayError(
+                    f"detector_node exited with code {process.exited()} during start-up:\n"
+                    f"{process.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ReplayError(
+                    f"detector_node not ready after {options.startup_timeout_s:.0f} s:\n"
+                    f"{process.log_tail()}"
+                )
+            time.sleep(0.1)
+        time.sleep(0.3)  # discovery settles in both directions
+        monitor = ResourceMonitor(process.pid)
+        monitor.start()
+        if options.record_bag is not None:
+            record = queue.Queue(256)
+            recorder = _writer_thread(Path(options.record_bag), record)
+            harness.start_recording(record)
+        trials.append(_trial(harness, frames, options.rate, options, record, progress, monitor))
+        if peak_search:
+            harness.start_recording(None)  # the recorded bag holds the main replay only
+            peak = _peak_search(harness, frames, options, monitor, trials, peak_max_trials, log)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        exit_code = process.stop()
+        harness.close()
+        if record is not None and recorder is not None:
+            record.put(None)
+            recorder.join()
+        tail = process.log_tail()
+        process.cleanup()
+    return ReplayResult(
+        trials=trials,
+        node_command=process.command,
+        node_exit_code=exit_code,
+        node_log_tail=tail,
+        resource_samples=monitor.samples if monitor else [],
+        image_topics=sorted(topics),
+        peak=peak,
+        problems=problems,
+    )
+
+
+def _trial(
+    harness: _Harness,
+    frames: list[BagRecord],
+    rate: float,
+    options: ReplayOptions,
+    record: queue.Queue | None,
+    progress: Callable[[int, int], None] | None,
+    monitor: ResourceMonitor,
+) -> TrialResult:
+    with harness._lock:
+        first_index = len(harness.received)
+    started = time.monotonic()
+    sent = _play(harness, frames, rate, options.accept_timeout_s, record, progress)
+    _drain(harness, sent, options.drain_timeout_s)
+    ended = time.monotonic()
+    with harness._lock:
+        received = list(harness.received[first_index:])
+    return TrialResult(
+        rate=rate,
+        sent=sent,
+        received=received,
+        metrics=replay_metrics(sent, received),
+        resources=monitor.summary(since=started),
+        started_s=started,
+        ended_s=ended,
+    )
+
+
+def _peak_search(
+    harness: _Harness,
+    frames: list[BagRecord],
+    options: ReplayOptions,
+    monitor: ResourceMonitor,
+    trials: list[TrialResult],
+    max_trials: int,
+    log: Callable[[str], None],
+    max_loss: float = 0.05,
+) -> dict:
+    """Highest playback rate factor with ≤ ``max_loss`` dropped frames (bisection)."""
+    span_s = (frames[-1].log_time_ns - frames[0].log_time_ns) / 1e9
+    recorded_fps = (len(frames) - 1) / span_s if span_s > 0 else float("nan")
+    closed_loop = _trial(harness, frames, 0.0, options, None, None, monitor)
+    trials.append(closed_loop)
+    accepted_fps = closed_loop.metrics["overall"]["throughput_fps"] or 0.0
+    log(f"peak search: as fast as accepted = {accepted_fps:.2f} frames/s")
+    if not recorded_fps or recorded_fps != recorded_fps or accepted_fps <= 0:
+        return {"max_loss": max_loss, "accepted_fps": accepted_fps, "best_rate": None}
+    low, high = 0.0, 2.0 * accepted_fps / recorded_fps
+    best = None
+    factor = accepted_fps / recorded_fps
+    for _ in range(max_trials):
+        time.sleep(1.0)  # let late outputs of the previous trial arrive before matching anew
+        trial = _trial(harness, frames, factor, options, None, None, monitor)
+        trials.append(trial)
+        loss = trial.metrics["overall"]["drop_rate"] or 0.0
+        log(
+            f"peak search: rate x{factor:.3f} ({factor * recorded_fps:.2f} frames/s) loss {loss:.1%}"
+        )
+        if loss <= max_loss:
+            best = (factor, trial)
+            low = factor
+        else:
+            high = factor
+        factor = (low + high) / 2
+    return {
+        "max_loss": max_loss,
+        "accepted_fps": accepted_fps,
+        "recorded_fps": round(recorded_fps, 3),
+        "best_rate": None if best is None else round(best[0], 4),
+        "best_fps": None if best is None else round(best[0] * recorded_fps, 3),
+        "best_throughput_fps": None
+        if best is None
+        else best[1].metrics["overall"]["throughput_fps"],
+        "trials": [
+            {
+                "rate": round(t.rate, 4),
+                "drop_rate": t.metrics["overall"]["drop_rate"],
+                "throughput_fps": t.metrics["overall"]["throughput_fps"],
+                "latency_p50_ms": t.metrics["overall"]["latency_ms"]["p50"],
+            }
+            for t in trials[1:]
+        ],
+    }

@@ -1,0 +1,97 @@
+"""The real detector_node as a child process, with its own parameter overlay and log file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def detector_node_command() -> list[str]:
+    """The `detector_node` console script next to this Python, else ``python -m`` the module."""
+    script = Path(sys.executable).parent / "detector_node"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("detector_node")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "togethernet_ros.ros.detector_node"]
+
+
+class NodeProcess:
+    """Start with :meth:`start`, stop with :meth:`stop` (SIGINT, then SIGTERM, then SIGKILL)."""
+
+    def __init__(
+        self,
+        params_file: Path | None,
+        overrides: dict[str, Any],
+        env: dict[str, str],
+        log_path: Path | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self._workdir = Path(tempfile.mkdtemp(prefix="togethernet_replay_"))
+        self.overlay_path = self._workdir / "replay_overrides.yaml"
+        # `/**` matches the node whatever its name or namespace; later files override earlier.
+        self.overlay_path.write_text(yaml.safe_dump({"/**": {"ros__parameters": overrides}}))
+        self.log_path = log_path or self._workdir / "detector_node.log"
+        arguments = ["--ros-args"]
+        if params_file is not None:
+            arguments += ["--params-file", str(params_file)]
+        arguments += ["--params-file", str(self.overlay_path)]
+        self.command = (command or detector_node_command()) + arguments
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def pid(self) -> int:
+        """Process id (after start)."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        """Launch the node; output goes to :attr:`log_path`."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def exited(self) -> int | None:
+        """Exit code if the process ended, else None."""
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, characters: int = 3000) -> str:
+        """The end of the node's log."""
+        try:
+            return self.log_path.read_text(errors="replace")[-characters:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """Stop the node like Ctrl-C would; escalate if it does not exit."""
+        if self.process is None:
+            return None
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if self.process.poll() is not None:
+                break
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s if sig != signal.SIGKILL else None)
+            except subprocess.TimeoutExpired:
+                continue
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.process.returncode
+
+    def cleanup(self) -> None:
+        """Remove the overlay directory (and the log unless it was placed elsewhere)."""
+        shutil.rmtree(self._workdir, ignore_errors=True)
