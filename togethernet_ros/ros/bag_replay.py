@@ -226,21 +226,19 @@ def _play(
     return sent
 
 
-def _drain(harness: _Harness, sent: list[SentFrame], timeout_s: float) -> None:
-    # Wait until every camera's last frame came back, or nothing arrived for timeout_s.
+def _drain(harness: _Harness, sent: list[SentFrame], first_index: int, timeout_s: float) -> None:
+    # Wait until every camera's last frame of this trial came back, or timeout_s passed.
     last = {f.topic: f.stamp_ns for f in sent}
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
         with harness._lock:
-            seen = {(r.topic, r.stamp_ns) for r in harness.received[-200:]}
+            seen = {(r.topic, r.stamp_ns) for r in harness.received[first_index:]}
         if all((output_topics(t).detections, s) in seen for t, s in last.items()):
             return
         time.sleep(0.05)
 
 
-def _writer_thread(
-    path: Path, record: queue.Queue, typestore_topics: dict[str, str]
-) -> threading.Thread:
+def _writer_thread(path: Path, record: queue.Queue) -> threading.Thread:
     def write() -> None:
         with BagWriter(path, "mcap", overwrite=True) as writer:
             while True:
@@ -348,7 +346,7 @@ def _trial(
         first_index = len(harness.received)
     started = time.monotonic()
     sent = _play(harness, frames, rate, options.accept_timeout_s, record, progress)
-    _drain(harness, sent, options.drain_timeout_s)
+    _drain(harness, sent, first_index, options.drain_timeout_s)
     ended = time.monotonic()
     with harness._lock:
         received = list(harness.received[first_index:])
