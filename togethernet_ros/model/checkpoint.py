@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +122,7 @@ def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
             f"{path} is not a readable PyTorch checkpoint (corrupt, truncated or another file "
             f"type): {detail}"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # any parse failure of arbitrary bytes means "not a checkpoint"
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (corrupt, truncated or another file "
             f"type): {_first_line(exc)}"
@@ -146,16 +145,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config = TogetherNetConfig(num_classes=num_classes)
         class_names = _default_class_names(num_classes)
         metadata = {"source": "upstream", "class_names_inferred": True}
-    model = build_model(config=config)
-    load_state_dict_strict(model, state_dict, source=str(path))
+    # Build on the meta device and adopt the loaded tensors: no wasted random init or copy.
+    with torch.device("meta"):
+        model = build_model(config=config)
+    load_state_dict_strict(model, state_dict, source=str(path), assign=True)
     model.to(map_location).eval()
     return LoadedCheckpoint(model, class_names, config, metadata, raw)
 
 
 def load_state_dict_strict(
-    model: torch.nn.Module, state_dict: Mapping[str, Any], source: str = "checkpoint"
+    model: torch.nn.Module,
+    state_dict: Mapping[str, Any],
+    source: str = "checkpoint",
+    assign: bool = False,
 ) -> None:
-    """Copy ``state_dict`` into ``model`` after checking every key and shape; no partial loads."""
+    """Load ``state_dict`` into ``model`` after checking every key and shape; no partial loads.
+
+    ``assign=True`` adopts the given tensors (cast to the model's dtypes) instead of copying,
+    which is what a model built on the meta device needs.
+    """
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]
@@ -185,10 +193,13 @@ def load_state_dict_strict(
                 f"{source}: dtype mismatch for {key!r}: checkpoint has {value.dtype}, "
                 f"model expects {target.dtype}"
             )
-    full = dict(state_dict)
-    for key in expected:
-        full.setdefault(key, expected[key])  # absent num_batches_tracked counters keep zero
-    model.load_state_dict(full, strict=True)
+    full = {}
+    for key, target in expected.items():
+        if key in state_dict:
+            full[key] = state_dict[key].to(dtype=target.dtype)
+        else:  # an absent num_batches_tracked counter starts at zero
+            full[key] = torch.zeros((), dtype=target.dtype)
+    model.load_state_dict(full, strict=True, assign=assign)
 
 
 def _parse_own_format(
@@ -282,7 +293,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _unpickler_detail(exc: BaseException) -> str:
-    """The informative line of torch's long weights_only error message."""
+    """The informative part of torch's long weights_only error message."""
     text = str(exc)
-    match = re.search(r"Trying to load unsupported GLOBAL \S+|Unsupported [^\n]+", text)
-    return match.group(0) if match else _first_line(exc)
+    blocked = re.search(r"GLOBAL (\S+)", text)
+    if blocked:
+        return f"blocked GLOBAL {blocked.group(1)}"
+    unsupported = re.search(r"Unsupported [^\n]+", text)
+    return unsupported.group(0) if unsupported else _first_line(exc)
