@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.data_issues import DataIssues
 from togethernet_ros.training.image_pairing import index_images
-from togethernet_ros.training.paired_dataset import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
 from togethernet_ros.vision.fog import add_fog, depth_proxy

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
+from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.annotation import ImageAnnotation
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import foggy_versions, index_foggy_images, index_images
@@ -23,7 +24,6 @@ from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import read_yolo_labels
 
 LOGGER = logging.getLogger("togethernet_ros")
-DEFAULT_CLASS_NAMES = ("person", "bicycle", "car", "motorbike", "bus")
 
 
 class PairedSample(NamedTuple):

@@ -1,0 +1,166 @@
+"""TogetherNet's training objective: SimOTA detection loss + restoration MSE.
+
+L_det = (5·Σ(1 − IoU²) + Σ focal-style objectness + Σ BCE(cls, one-hot × IoU)) / num_fg, with
+objectness weighted 0.75·(1−p)² on positives and 0.25·p² on negatives (upstream's focal term);
+total = 0.2·L_det + 0.8·MSE(dehazed, clean normalised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from togethernet_ros.training.simota import simota_assign
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the objective (defaults = published)."""
+
+    detection_weight: float = 0.2
+    restoration_weight: float = 0.8
+    iou_weight: float = 5.0
+    obj_positive_alpha: float = 0.75
+    obj_negative_alpha: float = 0.25
+    obj_gamma: float = 2.0
+    center_radius: float = 2.5
+    topk: int = 10
+    assign_iou_cost: float = 3.0
+
+
+@dataclass
+class LossTerms:
+    """The total loss (for backward) and its parts (detached, for logging)."""
+
+    total: torch.Tensor
+    detection: torch.Tensor
+    restoration: torch.Tensor
+    iou: torch.Tensor
+    obj: torch.Tensor
+    cls: torch.Tensor
+    num_fg: float
+
+    def as_floats(self) -> dict[str, float]:
+        """Scalar values keyed by name (loss, det, rest, iou, obj, cls, fg)."""
+        return {
+            "loss": float(self.total.detach()),
+            "det": float(self.detection),
+            "rest": float(self.restoration),
+            "iou": float(self.iou),
+            "obj": float(self.obj),
+            "cls": float(self.cls),
+            "fg": self.num_fg,
+        }
+
+
+def _flatten_maps(maps: Sequence[torch.Tensor], strides: Sequence[int]):
+    """Raw maps → (B, A, 5+C) float32 with decoded boxes, plus anchor centres and strides."""
+    outputs, centres, anchor_strides = [], [], []
+    for output, stride in zip(maps, strides, strict=True):
+        height, width = output.shape[-2:]
+        flat = output.float().flatten(2).permute(0, 2, 1)  # (B, hw, 5+C)
+        rows, cols = torch.meshgrid(
+            torch.arange(height, device=output.device),
+            torch.arange(width, device=output.device),
+            indexing="ij",
+        )
+        grid = torch.stack((cols, rows), -1).reshape(1, -1, 2).float()
+        boxes = torch.cat(
+            [(flat[..., :2] + grid) * stride, torch.exp(flat[..., 2:4]) * stride], dim=-1
+        )
+        outputs.append(torch.cat([boxes, flat[..., 4:]], dim=-1))
+        centres.append((grid[0] + 0.5) * stride)
+        anchor_strides.append(torch.full((height * width,), float(stride), device=output.device))
+    return torch.cat(outputs, 1), torch.cat(centres), torch.cat(anchor_strides)
+
+
+def detection_loss(
+    maps: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    strides: Sequence[int],
+    num_classes: int,
+    config: LossConfig = LossConfig(),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """L_det and its sums; ``targets`` per image (n, 5) ``[class, cx, cy, w, h]`` input pixels.
+
+    Returns (L_det, Σ IoU term, Σ obj term, Σ cls term, num_fg).
+    """
+    outputs, centres, anchor_strides = _flatten_maps(maps, strides)
+    batch = outputs.shape[0]
+    boxes, obj_logits, cls_logits = outputs[..., :4], outputs[..., 4], outputs[..., 5:]
+    fg_masks, box_targets, cls_targets = [], [], []
+    for index in range(batch):
+        target = targets[index].to(outputs.device).float()
+        assignment = simota_assign(
+            target[:, 1:5],
+            target[:, 0].long(),
+            boxes[index].detach(),
+            obj_logits[index].detach(),
+            cls_logits[index].detach(),
+            centres,
+            anchor_strides,
+            config.center_radius,
+            config.topk,
+            config.assign_iou_cost,
+        )
+        fg_masks.append(assignment.foreground)
+        box_targets.append(target[assignment.matched_gt, 1:5])
+        one_hot = F.one_hot(target[assignment.matched_gt, 0].long(), num_classes).float()
+        cls_targets.append(one_hot * assignment.matched_iou[:, None])
+    fg = torch.stack(fg_masks)  # (B, A)
+    box_targets = torch.cat(box_targets)
+    cls_targets = torch.cat(cls_targets)
+    num_fg = max(float(fg.sum()), 1.0)
+
+    iou = box_iou_cxcywh_pairs(boxes[fg], box_targets)
+    loss_iou = (1.0 - iou**2).sum()
+    # Focal-style objectness via log-sigmoid: log p and log(1−p) without overflow under AMP.
+    p = torch.sigmoid(obj_logits)
+    positive = fg.float()
+    loss_obj = -(
+        positive
+        * config.obj_positive_alpha
+        * (1 - p) ** config.obj_gamma
+        * F.logsigmoid(obj_logits)
+        + (1 - positive)
+        * config.obj_negative_alpha
+        * p**config.obj_gamma
+        * F.logsigmoid(-obj_logits)
+    ).sum()
+    loss_cls = F.binary_cross_entropy_with_logits(cls_logits[fg], cls_targets, reduction="sum")
+    total = (config.iou_weight * loss_iou + loss_obj + loss_cls) / num_fg
+    return (
+        total,
+        loss_iou.detach() / num_fg,
+        loss_obj.detach() / num_fg,
+        loss_cls.detach() / num_fg,
+        num_fg,
+    )
+
+
+def box_iou_cxcywh_pairs(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
+    """Element-wise IoU of matching rows of two (N, 4) centre-size box tensors."""
+    tl = torch.maximum(boxes_a[:, :2] - boxes_a[:, 2:] / 2, boxes_b[:, :2] - boxes_b[:, 2:] / 2)
+    br = torch.minimum(boxes_a[:, :2] + boxes_a[:, 2:] / 2, boxes_b[:, :2] + boxes_b[:, 2:] / 2)
+    inter = (br - tl).clamp(min=0).prod(-1)
+    union = boxes_a[:, 2:].prod(-1) + boxes_b[:, 2:].prod(-1) - inter
+    return inter / (union + 1e-16)
+
+
+def together_loss(
+    maps: Sequence[torch.Tensor],
+    dehazed: torch.Tensor,
+    clean_normalised: torch.Tensor,
+    targets: Sequence[torch.Tensor],
+    strides: Sequence[int],
+    num_classes: int,
+    config: LossConfig = LossConfig(),
+) -> LossTerms:
+    """The full published objective: 0.2·L_det + 0.8·MSE(dehazed, clean)."""
+    det, iou, obj, cls, num_fg = detection_loss(maps, targets, strides, num_classes, config)
+    restoration = F.mse_loss(dehazed.float(), clean_normalised.float())
+    total = config.detection_weight * det + config.restoration_weight * restoration
+    return LossTerms(total, det.detach(), restoration.detach(), iou, obj, cls, num_fg)

@@ -1,0 +1,185 @@
+"""Typed training configuration: YAML file + ``key=value`` overrides, unknown keys rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
+from togethernet_ros.training.detection_loss import LossConfig
+from togethernet_ros.training.paired_augmentation import AugmentationConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training/validation data lives (VOC-FOG layout or YOLO labels)."""
+
+    format: str = "voc"  # voc | yolo
+    root: str | None = None  # VOC root
+    train_set: str = "train"
+    val_set: str | None = "val"
+    hazy_dir: str | None = "FOG"
+    clean_dir: str | None = "JPEGImages"
+    train_images: str | None = None  # YOLO layout
+    train_labels: str | None = None
+    train_clean: str | None = None
+    val_images: str | None = None
+    val_labels: str | None = None
+    class_names: tuple[str, ...] = DEFAULT_CLASS_NAMES
+    strict: bool = False
+    verify_images: bool = False
+    workers: int = 4
+    keep_difficult: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Network size and initialisation."""
+
+    depth: float = 0.33
+    width: float = 0.5
+    input_size: int = 640
+    init: str | None = None  # upstream TogetherNet / YOLOX-s (Megvii or bubbliiiing) weights
+    deform_impl: str = "fast"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Schedule, optimizer and numerics (defaults = published recipe)."""
+
+    epochs: int = 100
+    batch_size: int = 8  # global, over all processes
+    lr: float = 0.01  # per 64 images; actual lr = lr · batch_size / 64
+    min_lr_ratio: float = 0.01
+    momentum: float = 0.937
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 3
+    warmup_lr_ratio: float = 0.1
+    flat_epochs: float = 15
+    amp: str = "none"  # none | bf16 | fp16
+    ema: bool = True
+    ema_decay: float = 0.9999
+    grad_clip: float = 0.0  # max grad norm; 0 = off
+    seed: int = 0
+    deterministic: bool = False
+    augment: bool = True
+    sync_bn: bool = False
+    stop_after_epochs: int | None = None  # end this run early (schedule still spans `epochs`)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Periodic validation."""
+
+    interval: int = 5  # epochs; 0 = never
+    conf_threshold: float = 0.001
+    nms_threshold: float = 0.65
+    iou_threshold: float = 0.5
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where logs and checkpoints go."""
+
+    dir: str = "runs/train"
+    tensorboard: bool = True
+    progress_bar: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `togethernet train` needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    device: str = "auto"
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.train.amp not in ("none", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be none, bf16 or fp16, got {self.train.amp!r}")
+        if self.data.format not in ("voc", "yolo"):
+            raise ValueError(f"data.format must be voc or yolo, got {self.data.format!r}")
+        if self.model.input_size % 128 != 0:
+            raise ValueError(
+                f"model.input_size must be a multiple of 128, got {self.model.input_size}"
+            )
+        if self.train.batch_size < 1 or self.train.epochs < 1:
+            raise ValueError("train.batch_size and train.epochs must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, not tuples) for YAML and weights-only checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from nested dicts; an unknown key is an error naming it and the known ones."""
+        return _build(cls, data or {}, "")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(prefix + key for key in unknown)}; "
+            f"known keys{' in ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict."""
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like section.key=value")
+        dotted, raw = override.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {override!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (None = defaults), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+    return TrainConfig.from_dict(apply_overrides(data, overrides or []))

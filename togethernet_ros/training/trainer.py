@@ -1,0 +1,391 @@
+"""The TogetherNet trainer: published objective and schedule, AMP, EMA, DDP, exact resume.
+
+Public entry point: :func:`train` takes a config and any datasets yielding
+``(hazy, clean, boxes, labels[, difficult, image_id])`` (RGB uint8 images, xyxy pixel boxes),
+so other work (e.g. distillation) can reuse it with its own data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from togethernet_ros.model import TogetherNet, TogetherNetConfig, build_model
+from togethernet_ros.model.checkpoint import read_checkpoint_file, save_checkpoint
+from togethernet_ros.training.detection_loss import together_loss
+from togethernet_ros.training.distributed_context import DistributedContext, init_distributed
+from togethernet_ros.training.lr_schedule import published_schedule
+from togethernet_ros.training.model_ema import ModelEMA
+from togethernet_ros.training.optimizer_groups import build_sgd
+from togethernet_ros.training.pretrained_init import load_shared_weights
+from togethernet_ros.training.train_config import TrainConfig
+from togethernet_ros.training.training_batches import (
+    AugmentedPairs,
+    EpochTaggedSampler,
+    collate_pairs,
+)
+from togethernet_ros.training.training_log import TrainingLog
+from togethernet_ros.training.validation import validation_map
+from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+LOGGER = logging.getLogger("togethernet_ros")
+TRAINING_STATE_KEY = "training_state"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    model: TogetherNet  # EMA weights when EMA is on, else the raw model (unwrapped, eval mode)
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    best_map: float | None
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)  # one dict per epoch (CSV row)
+    step_losses: list[float] = field(default_factory=list)  # total loss of every step (rank 0)
+
+
+class ImageNormaliser(nn.Module):
+    """uint8 N×3×H×W RGB → float ImageNet-normalised, on the training device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() - self.mean) * self.inv_std
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    # Dropout etc. draw from the global RNG; reseeding per epoch makes an epoch reproducible
+    # from its number alone, which is what makes resume exact.
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _amp_dtype(name: str) -> torch.dtype | None:
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _build_loader(
+    dataset: Dataset, config: TrainConfig, context: DistributedContext, per_rank_batch: int
+) -> tuple[DataLoader, EpochTaggedSampler]:
+    size = (config.model.input_size, config.model.input_size)
+    pairs = AugmentedPairs(
+        dataset,
+        size,
+        seed=config.train.seed,
+        augment=config.train.augment,
+        augmentation=config.augmentation,
+        keep_difficult=config.data.keep_difficult,
+    )
+    # DistributedSampler also for one process: its shuffle is a pure function of (seed, epoch).
+    base = DistributedSampler(
+        pairs,
+        num_replicas=context.world_size,
+        rank=context.rank,
+        shuffle=True,
+        seed=config.train.seed,
+        drop_last=True,
+    )
+    sampler = EpochTaggedSampler(base)
+    if len(base) < per_rank_batch:
+        raise ValueError(
+            f"training set has {len(dataset)} samples: fewer than one batch of {per_rank_batch} "
+            f"per process (world size {context.world_size})"
+        )
+    workers = config.data.workers
+    loader = DataLoader(
+        pairs,
+        batch_size=per_rank_batch,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_pairs,
+        pin_memory=context.device.type == "cuda",
+        drop_last=True,  # BatchNorm with a 1-image tail batch is noise
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return loader, sampler
+
+
+def _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config) -> dict:
+    return {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "epoch": epoch,  # epochs completed
+        "step": step,
+        "best_map": best_map,
+        "config": config.to_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _restore(path: str, model, optimizer, ema, scaler) -> dict:
+    raw = read_checkpoint_file(path)
+    if not isinstance(raw, dict) or TRAINING_STATE_KEY not in raw:
+        raise ValueError(f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY})")
+    state = raw[TRAINING_STATE_KEY]
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if ema is not None and state["ema"] is not None:
+        ema.load_state_dict(state["ema"])
+    if scaler.is_enabled() and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state
+
+
+def train(
+    config: TrainConfig,
+    dataset_train: Dataset,
+    dataset_val: Dataset | None = None,
+    model: TogetherNet | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train TogetherNet; see module docstring. Runs under torchrun for multi-GPU/multi-node.
+
+    ``model`` (optional) is trained in place instead of building one from ``config.model``.
+    """
+    context = init_distributed(config.device)
+    optim = config.train
+    if optim.batch_size % context.world_size:
+        raise ValueError(
+            f"train.batch_size {optim.batch_size} is not divisible by {context.world_size} processes"
+        )
+    per_rank_batch = optim.batch_size // context.world_size
+    _seed_everything(optim.seed + context.rank)
+    if optim.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif context.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    say = log if context.is_main else (lambda _message: None)
+
+    class_names = tuple(config.data.class_names)
+    if model is None:
+        model_config = TogetherNetConfig(
+            num_classes=len(class_names), depth=config.model.depth, width=config.model.width
+        )
+        model = build_model(config=model_config, deform_impl=config.model.deform_impl)
+    if model.config.num_classes != len(class_names):
+        raise ValueError(f"model has {model.config.num_classes} classes, data {len(class_names)}")
+    if config.model.init and not config.resume:
+        say(load_shared_weights(model, config.model.init).summary())
+    model.to(context.device).train()
+    if optim.sync_bn and context.distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    normalise = ImageNormaliser().to(context.device)
+
+    loader, sampler = _build_loader(dataset_train, config, context, per_rank_batch)
+    steps_per_epoch = len(loader)
+    base_lr = optim.lr * optim.batch_size / 64
+    schedule = published_schedule(
+        base_lr,
+        optim.epochs,
+        steps_per_epoch,
+        optim.warmup_epochs,
+        optim.flat_epochs,
+        optim.min_lr_ratio,
+        optim.warmup_lr_ratio,
+    )
+    optimizer = build_sgd(model, base_lr, optim.momentum, optim.weight_decay, optim.nesterov)
+    ema = ModelEMA(model, optim.ema_decay) if optim.ema else None
+    amp_dtype = _amp_dtype(optim.amp)
+    scaler = torch.amp.GradScaler(context.device.type, enabled=optim.amp == "fp16")
+
+    start_epoch, step, best_map = 0, 0, None
+    if config.resume:
+        state = _restore(config.resume, model, optimizer, ema, scaler)
+        start_epoch, step, best_map = state["epoch"], state["step"], state["best_map"]
+        say(f"resumed from {config.resume} at epoch {start_epoch} (step {step})")
+    network = model
+    if context.distributed:
+        device_ids = [context.device.index] if context.device.type == "cuda" else None
+        network = DistributedDataParallel(model, device_ids=device_ids)
+
+    out_dir = Path(config.output.dir)
+    training_log = TrainingLog(out_dir, config.output.tensorboard) if context.is_main else None
+    result = TrainResult(model, None, None, best_map, 0)
+    last_epoch = optim.epochs
+    if optim.stop_after_epochs is not None:
+        last_epoch = min(last_epoch, start_epoch + optim.stop_after_epochs)
+    say(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {context.device} "
+        f"× {context.world_size}: {len(dataset_train)} samples, batch {optim.batch_size}, "
+        f"{steps_per_epoch} steps/epoch, lr {base_lr:.5g}, amp {optim.amp}"
+    )
+    try:
+        for epoch in range(start_epoch, last_epoch):
+            torch.manual_seed(_epoch_seed(optim.seed, epoch, context.rank))
+            sampler.set_epoch(epoch)
+            sums: dict[str, float] = {}
+            started = time.perf_counter()
+            progress = _progress(
+                loader, epoch, optim.epochs, context.is_main and config.output.progress_bar
+            )
+            for hazy, clean, targets in progress:
+                lr = schedule(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                hazy = normalise(hazy.to(context.device, non_blocking=True))
+                clean = normalise(clean.to(context.device, non_blocking=True))
+                with torch.autocast(
+                    context.device.type, dtype=amp_dtype, enabled=amp_dtype is not None
+                ):
+                    output = network(hazy)
+                terms = together_loss(
+                    output.maps,
+                    output.dehazed,
+                    clean,
+                    targets,
+                    model.strides,
+                    model.config.num_classes,
+                    config.loss,
+                )
+                if not math.isfinite(float(terms.total.detach())):
+                    raise FloatingPointError(
+                        f"loss became {float(terms.total.detach())} at epoch {epoch} step {step}; "
+                        "lower train.lr or enable train.grad_clip"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(terms.total).backward()
+                if optim.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                values = terms.as_floats()
+                result.step_losses.append(values["loss"])
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                if hasattr(progress, "set_postfix"):
+                    progress.set_postfix(
+                        {k: f"{v:.3f}" for k, v in values.items() if k != "fg"}
+                        | {"lr": f"{lr:.2e}"}
+                    )
+            elapsed = time.perf_counter() - started
+            row = {key: value / steps_per_epoch for key, value in sums.items()}
+            row["lr"] = schedule(step - 1)
+            row["images_per_s"] = steps_per_epoch * optim.batch_size / elapsed
+            row["epoch_s"] = elapsed
+            evaluated = _maybe_validate(
+                config, dataset_val, ema.module if ema else model, context, epoch, class_names
+            )
+            if evaluated is not None:
+                row["val_mAP"] = evaluated
+                if best_map is None or evaluated > best_map:
+                    best_map = evaluated
+                    if context.is_main:
+                        result.best_checkpoint = _save(
+                            out_dir / "best.pt",
+                            model,
+                            ema,
+                            optimizer,
+                            scaler,
+                            epoch + 1,
+                            step,
+                            best_map,
+                            config,
+                            class_names,
+                        )
+            if context.is_main:
+                result.last_checkpoint = _save(
+                    out_dir / "last.pt",
+                    model,
+                    ema,
+                    optimizer,
+                    scaler,
+                    epoch + 1,
+                    step,
+                    best_map,
+                    config,
+                    class_names,
+                )
+                training_log.write(epoch + 1, row)
+                say(
+                    f"epoch {epoch + 1}/{optim.epochs}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
+                )
+            result.history.append({"epoch": epoch + 1, **row})
+            result.epochs_run += 1
+            context.barrier()
+    finally:
+        if training_log is not None:
+            training_log.close()
+    result.best_map = best_map
+    result.model = (ema.module if ema else model).eval()
+    return result
+
+
+def _progress(loader, epoch: int, epochs: int, enabled: bool):
+    if not enabled:
+        return loader
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+
+
+def _maybe_validate(config, dataset_val, model, context, epoch, class_names) -> float | None:
+    interval = config.eval.interval
+    last = epoch + 1 == config.train.epochs
+    if dataset_val is None or interval <= 0 or not ((epoch + 1) % interval == 0 or last):
+        return None
+    value = None
+    if context.is_main:
+        metrics = validation_map(
+            model,
+            dataset_val,
+            class_names,
+            (config.model.input_size, config.model.input_size),
+            context.device,
+            config.eval.conf_threshold,
+            config.eval.nms_threshold,
+            config.eval.iou_threshold,
+            config.eval.batch_size,
+        )
+        value = float(metrics["mAP"])
+    if context.distributed:
+        # Every rank needs the number to keep the best-checkpoint logic identical.
+        shared = torch.tensor([value if value is not None else 0.0], device=context.device)
+        torch.distributed.broadcast(shared, src=0)
+        value = float(shared)
+    return value
+
+
+def _save(path, model, ema, optimizer, scaler, epoch, step, best_map, config, class_names) -> Path:
+    weights = ema.module if ema is not None else model
+    metadata = {
+        "epoch": epoch,
+        "step": step,
+        "best_map": best_map,
+        "weights": "ema" if ema is not None else "model",
+        "input_size": config.model.input_size,
+    }
+    state = _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config)
+    return save_checkpoint(path, weights, class_names, metadata, {TRAINING_STATE_KEY: state})

@@ -1,0 +1,101 @@
+"""From raw (hazy, clean, boxes, labels) samples to augmented, collated training batches.
+
+Augmentation randomness is drawn from a generator seeded by (seed, epoch, sample index), so a
+batch does not depend on worker count, worker scheduling or on whether the run was resumed.
+The sampler tags each index with its epoch so persistent workers see the current epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from togethernet_ros.training.paired_augmentation import (
+    AugmentationConfig,
+    paired_letterbox,
+    paired_random_augment,
+)
+
+
+class EpochTaggedSampler(Sampler):
+    """Wraps an index sampler and yields ``(epoch, index)`` pairs."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (also forwarded to a DistributedSampler's shuffle)."""
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(index)) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class AugmentedPairs(Dataset):
+    """Turns raw samples into (hazy uint8 3×H×W, clean uint8 3×H×W, targets n×5) tensors.
+
+    Targets are ``[class, cx, cy, w, h]`` in input pixels. Index with ``(epoch, i)``; a plain
+    ``i`` means epoch 0.
+    """
+
+    def __init__(
+        self,
+        samples: Dataset,
+        input_size: tuple[int, int],
+        seed: int,
+        augment: bool = True,
+        augmentation: AugmentationConfig | None = None,
+        keep_difficult: bool = False,
+    ):
+        self.samples = samples
+        self.input_size = input_size
+        self.seed = seed
+        self.augment = augment
+        self.augmentation = augmentation or AugmentationConfig()
+        self.keep_difficult = keep_difficult
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        sample = self.samples[index]
+        hazy, clean, boxes, labels = sample[:4]
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        if not self.keep_difficult and len(sample) > 4:
+            # Upstream's voc_annotation.py leaves difficult objects out of training.
+            easy = ~np.asarray(sample[4], bool).reshape(-1)
+            boxes, labels = boxes[easy], labels[easy]
+        if self.augment:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            hazy, clean, boxes, keep = paired_random_augment(
+                hazy, clean, boxes, self.input_size, rng, self.augmentation
+            )
+        else:
+            hazy, clean, boxes, keep = paired_letterbox(hazy, clean, boxes, self.input_size)
+        labels = labels[keep]
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        sizes = boxes[:, 2:] - boxes[:, :2]
+        targets = np.concatenate([labels[:, None].astype(np.float32), centres, sizes], axis=1)
+        return (
+            torch.from_numpy(np.ascontiguousarray(hazy.transpose(2, 0, 1))),
+            torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1))),
+            torch.from_numpy(targets.reshape(-1, 5)),
+        )
+
+
+def collate_pairs(batch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Stack images; keep per-image target tensors in a list (object counts differ)."""
+    hazy, clean, targets = zip(*batch, strict=True)
+    return torch.stack(hazy), torch.stack(clean), list(targets)
