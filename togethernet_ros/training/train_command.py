@@ -1,0 +1,82 @@
+"""`togethernet train --config YAML [--set section.key=value ...]` (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
+from togethernet_ros.training.train_config import DataConfig, TrainConfig, load_train_config
+
+HELP = "Train TogetherNet (published objective and schedule; multi-GPU via torchrun)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `train` options."""
+    parser.add_argument("--config", help="training YAML (see config/train_default.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=50 --set data.root=/data/VOC-FOG",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the config and exit")
+
+
+def build_datasets(data: DataConfig) -> tuple[RecordDataset, RecordDataset | None]:
+    """Training and validation datasets named by the config (bad data summarised)."""
+    issues = DataIssues(strict=data.strict)
+    if data.format == "voc":
+        if not data.root:
+            raise SystemExit("train: set data.root to the VOC-FOG dataset root")
+        common = {
+            "class_names": data.class_names,
+            "hazy_dir": data.hazy_dir,
+            "clean_dir": data.clean_dir,
+            "issues": issues,
+        }
+        train_set = VocFogDataset(data.root, data.train_set, **common)
+        val_set = VocFogDataset(data.root, data.val_set, **common) if data.val_set else None
+    else:
+        if not (data.train_images and data.train_labels):
+            raise SystemExit("train: set data.train_images and data.train_labels (YOLO format)")
+        train_set = YoloFogDataset(
+            data.train_images, data.train_labels, data.class_names, data.train_clean, issues=issues
+        )
+        val_set = None
+        if data.val_images and data.val_labels:
+            val_set = YoloFogDataset(
+                data.val_images, data.val_labels, data.class_names, issues=issues
+            )
+    if data.verify_images:
+        for dataset in (train_set, val_set):
+            if dataset is not None:
+                dataset.verify_images(issues)
+    print(issues.summary())
+    return train_set, val_set
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, build the datasets and train."""
+    from togethernet_ros.training.trainer import train
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        config: TrainConfig = load_train_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"train: {error}") from error
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return 0
+    train_set, val_set = build_datasets(config.data)
+    result = train(config, train_set, val_set)
+    if result.last_checkpoint is not None:
+        print(f"last checkpoint: {result.last_checkpoint}")
+    if result.best_checkpoint is not None:
+        print(f"best checkpoint: {result.best_checkpoint} (val mAP {result.best_map:.4f})")
+    return 0
