@@ -1,0 +1,34 @@
+"""The one interface every inference backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from togethernet_ros.inference.result import ImageResult
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Batch of images in, per-image detections (+ optional dehazed images) out.
+
+    Images are HxWx3 uint8 in the detector's `color_order`, of any sizes. `backend` names what
+    actually runs, e.g. "torch-cuda-fp16" or "onnxruntime-CPUExecutionProvider".
+    """
+
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int]
+    backend: str
+    color_order: str
+    conf_threshold: float
+    nms_threshold: float
+
+    def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
+        """Detect objects in a batch; with `restore` also return dehazed images."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and any GPU memory it holds."""
+        ...

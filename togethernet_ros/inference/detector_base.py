@@ -1,0 +1,126 @@
+"""Shared detect() pipeline: pre-process -> backend forward -> decode + NMS -> dehazed images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from togethernet_ros.inference.result import ImageResult
+from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.dehazed import dehazed_to_images
+from togethernet_ros.vision.postprocess import check_thresholds, postprocess
+from togethernet_ros.vision.preprocess import check_color_order, preprocess_batch
+
+STRIDES = (8, 16, 32)
+
+
+class DetectorBase:
+    """Implements `Detector.detect`; backends supply `_forward` (and may override `close`).
+
+    Batches larger than `max_batch_size` are split. `last_timings` holds host-side seconds of
+    the last call split into preprocess / forward / postprocess (on CUDA, asynchronous work is
+    attributed to whichever step waits for it).
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        input_size: tuple[int, int],
+        backend: str,
+        conf_threshold: float,
+        nms_threshold: float,
+        color_order: str,
+        preprocess_device: torch.device | str = "cpu",
+        max_batch_size: int = 16,
+    ) -> None:
+        check_thresholds(conf_threshold, nms_threshold)
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self.class_names = tuple(class_names)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.backend = backend
+        self.color_order = check_color_order(color_order)
+        self._conf_threshold = float(conf_threshold)
+        self._nms_threshold = float(nms_threshold)
+        self.preprocess_device = torch.device(preprocess_device)
+        self.max_batch_size = int(max_batch_size)
+        self.last_timings: dict[str, float] = {}
+
+    @property
+    def conf_threshold(self) -> float:
+        """Minimum obj x cls score of a detection (settable at run time)."""
+        return self._conf_threshold
+
+    @conf_threshold.setter
+    def conf_threshold(self, value: float) -> None:
+        check_thresholds(value, self._nms_threshold)
+        self._conf_threshold = float(value)
+
+    @property
+    def nms_threshold(self) -> float:
+        """IoU above which a lower-scored box of the same class is suppressed (settable)."""
+        return self._nms_threshold
+
+    @nms_threshold.setter
+    def nms_threshold(self, value: float) -> None:
+        check_thresholds(self._conf_threshold, value)
+        self._nms_threshold = float(value)
+
+    def _forward(
+        self, batch: torch.Tensor, restore: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Normalised N x 3 x H x W float32 batch -> (raw head maps, dehazed or None)."""
+        raise NotImplementedError
+
+    def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
+        """Detect objects in a batch of HxWx3 uint8 images (see `Detector`)."""
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            raise ValueError("detect() takes a sequence of images; wrap a single image in a list")
+        results: list[ImageResult] = []
+        timings = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
+        for start in range(0, len(images), self.max_batch_size):
+            chunk = images[start : start + self.max_batch_size]
+            results.extend(self._detect_batch(chunk, bool(restore), timings))
+        self.last_timings = timings
+        return results
+
+    def _detect_batch(
+        self, images: Sequence[np.ndarray], restore: bool, timings: dict[str, float]
+    ) -> list[ImageResult]:
+        started = time.perf_counter()
+        batch, infos = preprocess_batch(
+            images, self.input_size, self.color_order, device=self.preprocess_device
+        )
+        preprocessed = time.perf_counter()
+        maps, dehazed = self._forward(batch, restore)
+        forwarded = time.perf_counter()
+        decoded = decode_outputs(maps, STRIDES, self.input_size)
+        detections = postprocess(decoded, infos, self._conf_threshold, self._nms_threshold)
+        if restore:
+            if dehazed is None:
+                raise RuntimeError(f"{self.backend} returned no dehazed output for restore=True")
+            dehazed_images: list[np.ndarray | None] = dehazed_to_images(
+                dehazed, infos, self.color_order
+            )
+        else:
+            dehazed_images = [None] * len(infos)
+        finished = time.perf_counter()
+        timings["preprocess"] += preprocessed - started
+        timings["forward"] += forwarded - preprocessed
+        timings["postprocess"] += finished - forwarded
+        return [
+            ImageResult(found, image)
+            for found, image in zip(detections, dehazed_images, strict=True)
+        ]
+
+    def close(self) -> None:
+        """Release backend resources (idempotent)."""
+
+    def __enter__(self) -> DetectorBase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

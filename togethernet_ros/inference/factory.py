@@ -1,0 +1,142 @@
+"""`create_detector`: one entry point that builds any backend from weights or an ONNX file."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from togethernet_ros.inference.detector import Detector
+
+LOGGER = logging.getLogger("togethernet_ros")
+BACKENDS = ("torch", "onnxruntime")
+
+
+def default_cache_dir() -> Path:
+    """Where exported ONNX files and TensorRT engines are cached when no cache_dir is given."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "togethernet_ros"
+
+
+def create_detector(
+    weights: str | Path | None,
+    *,
+    backend: str = "torch",
+    device: str = "cpu",
+    precision: str = "fp32",
+    input_size: int | tuple[int, int] | None = (640, 640),
+    conf_threshold: float = 0.5,
+    nms_threshold: float = 0.3,
+    color_order: str = "bgr",
+    allow_untrained: bool = False,
+    onnx_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    max_batch_size: int = 16,
+    num_threads: int | None = None,
+) -> Detector:
+    """Build a Detector.
+
+    backend "torch": loads `weights` (refuses to run without them unless `allow_untrained`).
+    backend "onnxruntime": uses `onnx_path` when that file exists; otherwise exports `weights`
+    (both variants) to `onnx_path`, or into `cache_dir` (default ~/.cache/togethernet_ros)
+    keyed by the weights' hash and the input size, and reuses that export next time.
+    `input_size` None means "as exported" for an existing ONNX file (640x640 otherwise).
+    `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
+    """
+    # Imported here so that importing the inference package does not pull in the model.
+    from togethernet_ros.model import check_input_size, load_model_weights
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if device != "cpu" and not str(device).startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    size = None if input_size is None else check_input_size(input_size)
+    if backend == "torch":
+        from togethernet_ros.inference.torch_detector import TorchDetector
+
+        loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
+        return TorchDetector(
+            loaded.model,
+            loaded.class_names,
+            device=device,
+            precision=precision,
+            input_size=size or (640, 640),
+            conf_threshold=conf_threshold,
+            nms_threshold=nms_threshold,
+            color_order=color_order,
+            max_batch_size=max_batch_size,
+        )
+
+    from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    model_path = _existing_or_exported_onnx(
+        weights, onnx_path, size or (640, 640), cache, allow_untrained
+    )
+    return OnnxRuntimeDetector(
+        model_path,
+        device=device,
+        precision=precision,
+        input_size=size if (onnx_path is None or input_size is not None) else None,
+        conf_threshold=conf_threshold,
+        nms_threshold=nms_threshold,
+        color_order=color_order,
+        cache_dir=cache,
+        allow_untrained=allow_untrained,
+        max_batch_size=max_batch_size,
+        num_threads=num_threads,
+    )
+
+
+def _existing_or_exported_onnx(
+    weights: str | Path | None,
+    onnx_path: str | Path | None,
+    input_size: tuple[int, int],
+    cache_dir: Path,
+    allow_untrained: bool,
+) -> Path:
+    from togethernet_ros.inference.export import export_variants, onnx_variant_paths
+    from togethernet_ros.model import load_model_weights
+
+    if onnx_path is not None:
+        target = Path(onnx_path)
+        if any(path.is_file() for path in onnx_variant_paths(target)):
+            return target
+        if not weights and not allow_untrained:
+            raise FileNotFoundError(
+                f"ONNX model not found: {target}; pass weights to export it there, or create it "
+                "with `togethernet export`"
+            )
+    else:
+        target = (
+            cache_dir / "onnx" / f"{_weights_key(weights)}_{input_size[0]}x{input_size[1]}.onnx"
+        )
+        if all(path.is_file() for path in onnx_variant_paths(target)):
+            LOGGER.info("using cached ONNX export %s", target)
+            return target
+    loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
+    untrained = bool(loaded.metadata.get("untrained"))
+    LOGGER.info("exporting %s to ONNX at %s (one-off)", weights or "untrained model", target)
+    export_variants(
+        loaded.model,
+        target,
+        input_size,
+        class_names=loaded.class_names,
+        metadata={
+            "untrained": "1" if untrained else "0",
+            "weights": Path(weights).name if weights else "",
+        },
+    )
+    return target
+
+
+def _weights_key(weights: str | Path | None) -> str:
+    """Content hash of the weights file (so a retrained file never reuses a stale export)."""
+    if not weights:
+        return "untrained"
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{Path(weights).stem}-{digest.hexdigest()[:16]}"

@@ -1,0 +1,266 @@
+"""ONNX Runtime backend: TensorRT -> CUDA -> CPU execution providers, IO binding on the GPU.
+
+Uses the detection-only file for `restore=False` (the decoder is a separate graph, so skipping
+it really saves its time) and the with-restoration file for `restore=True`; each session is
+created on first use. On a GPU, when torch also sees CUDA, pre-processing runs on the device
+and ORT reads the input from, and writes the outputs into, torch CUDA tensors through IO
+binding (no host round trip); without torch CUDA, the input is bound from host memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from togethernet_ros.inference.detector_base import DetectorBase
+from togethernet_ros.inference.export import (
+    DEHAZED_OUTPUT_NAME,
+    INPUT_NAME,
+    MAP_OUTPUT_NAMES,
+    OnnxModelInfo,
+    onnx_variant_paths,
+    read_onnx_info,
+)
+from togethernet_ros.inference.onnx_providers import (
+    CPU,
+    TENSORRT,
+    engine_cache_dir,
+    provider_chains,
+)
+from togethernet_ros.model import UntrainedWeightsError
+
+LOGGER = logging.getLogger("togethernet_ros")
+STRIDES = (8, 16, 32)
+
+
+class OnnxRuntimeDetector(DetectorBase):
+    """Detector over an exported ONNX pair (see `togethernet_ros.inference.export`)."""
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        input_size: tuple[int, int] | None = None,
+        conf_threshold: float = 0.5,
+        nms_threshold: float = 0.3,
+        color_order: str = "bgr",
+        cache_dir: str | Path | None = None,
+        allow_untrained: bool = False,
+        max_batch_size: int = 16,
+        num_threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        self.files = self._read_pair(onnx_path)
+        first = next(iter(self.files.values()))
+        if first.untrained and not allow_untrained:
+            raise UntrainedWeightsError(
+                f"{first.path} was exported from UNTRAINED (random) weights; its outputs are "
+                "meaningless. Pass allow_untrained=True (--allow-untrained) to run it anyway."
+            )
+        if input_size is not None and tuple(input_size) != first.input_size:
+            raise ValueError(
+                f"input size {tuple(input_size)} requested but {first.path} was exported for "
+                f"{first.input_size}; re-export with --input-size or drop the option"
+            )
+        self.device_name = device
+        self.precision = precision
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.num_threads = num_threads
+        self._sessions: dict[bool, object] = {}
+        self._closed = False
+        gpu_preprocess = device.startswith("cuda") and torch.cuda.is_available()
+        super().__init__(
+            first.class_names,
+            first.input_size,
+            backend="onnxruntime",
+            conf_threshold=conf_threshold,
+            nms_threshold=nms_threshold,
+            color_order=color_order,
+            preprocess_device=torch.device(device) if gpu_preprocess else "cpu",
+            max_batch_size=max_batch_size,
+        )
+        # Open the session that restore=False uses now, so `backend` names the real provider.
+        self._session(restore=False)
+
+    def _read_pair(self, onnx_path: str | Path) -> dict[bool, OnnxModelInfo]:
+        """Metadata of the existing files of the pair, keyed by `restore`."""
+        files: dict[bool, OnnxModelInfo] = {}
+        for candidate in onnx_variant_paths(onnx_path):
+            if candidate.is_file():
+                info = read_onnx_info(candidate)
+                files[info.restore] = info
+        if not files:
+            raise FileNotFoundError(
+                f"ONNX model not found: {onnx_path} (nor the other file of its pair); "
+                "create it with `togethernet export`"
+            )
+        infos = list(files.values())
+        if len(infos) == 2 and (
+            infos[0].input_size != infos[1].input_size
+            or infos[0].class_names != infos[1].class_names
+        ):
+            raise ValueError(
+                f"{infos[0].path} and {infos[1].path} disagree on input size or classes; "
+                "export them together"
+            )
+        return files
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that actually runs the detection session."""
+        return self._session(restore=False).get_providers()[0]
+
+    def _session(self, restore: bool) -> object:
+        if restore in self._sessions:
+            return self._sessions[restore]
+        if restore:
+            if True not in self.files:
+                raise ValueError(
+                    f"restore=True needs the with-restoration model, but only "
+                    f"{self.files[False].path} exists; export both variants"
+                )
+            info = self.files[True]
+        else:
+            info = self.files.get(False)
+            if info is None:
+                info = self.files[True]
+                LOGGER.warning(
+                    "no detection-only ONNX next to %s: restore=False runs the full graph "
+                    "(no speed-up); export both variants to fix this",
+                    info.path,
+                )
+        session = self._create_session(info)
+        self._sessions[restore] = session
+        if not restore:
+            self._update_backend_name(session)
+        return session
+
+    def _create_session(self, info: OnnxModelInfo) -> object:
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.num_threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        cache_dir = self.cache_dir or info.path.parent
+        chains = provider_chains(
+            self.device_name,
+            self.precision,
+            cache_dir,
+            self.input_size,
+            self.max_batch_size,
+            ort.get_available_providers(),
+        )
+        for chain in chains:
+            wanted = chain[0][0]
+            if wanted == TENSORRT:
+                engine_cache_dir(cache_dir)
+            try:
+                session = ort.InferenceSession(
+                    str(info.path),
+                    sess_options=options,
+                    providers=[name for name, _ in chain],
+                    provider_options=[opts for _, opts in chain],
+                )
+            except Exception as error:  # provider libraries missing or failing to initialise
+                LOGGER.warning(
+                    "onnxruntime: %s unavailable (%s); trying the next provider", wanted, error
+                )
+                continue
+            used = session.get_providers()[0]
+            if used != wanted:
+                LOGGER.warning(
+                    "onnxruntime: %s did not initialise; trying the next provider", wanted
+                )
+                continue
+            LOGGER.info("onnxruntime runs %s with %s", info.path.name, used)
+            return session
+        raise RuntimeError(f"onnxruntime could not create a session for {info.path}")
+
+    def _update_backend_name(self, session: object) -> None:
+        used = session.get_providers()[0]
+        if self.device_name.startswith("cuda") and used == CPU:
+            LOGGER.warning(
+                "device %s requested, but onnxruntime falls back to the CPU", self.device_name
+            )
+        fp16 = self.precision == "fp16" and used == TENSORRT
+        if self.precision == "fp16" and not fp16:
+            LOGGER.warning("fp16 needs the TensorRT provider; %s runs in fp32", used)
+        self.backend = f"onnxruntime-{used}" + ("-fp16" if fp16 else "")
+
+    def _forward(
+        self, batch: torch.Tensor, restore: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        if self._closed:
+            raise RuntimeError("detector is closed")
+        session = self._session(restore)
+        names = [*MAP_OUTPUT_NAMES, *([DEHAZED_OUTPUT_NAME] if restore else [])]
+        on_gpu = session.get_providers()[0] != CPU
+        if on_gpu and batch.device.type == "cuda":
+            outputs = self._run_bound_to_torch(session, batch, names)
+        elif on_gpu:
+            outputs = self._run_bound_to_host(session, batch, names)
+        else:
+            arrays = session.run(names, {INPUT_NAME: batch.numpy()})
+            outputs = [torch.from_numpy(array) for array in arrays]
+        return outputs[:3], (outputs[3] if restore else None)
+
+    def _output_shapes(self, batch_size: int, num_channels: int) -> dict[str, tuple[int, ...]]:
+        height, width = self.input_size
+        shapes = {
+            name: (batch_size, num_channels, height // stride, width // stride)
+            for name, stride in zip(MAP_OUTPUT_NAMES, STRIDES, strict=True)
+        }
+        shapes[DEHAZED_OUTPUT_NAME] = (batch_size, 3, height, width)
+        return shapes
+
+    def _run_bound_to_torch(
+        self, session: object, batch: torch.Tensor, names: list[str]
+    ) -> list[torch.Tensor]:
+        """IO binding straight between torch CUDA tensors and the ORT session."""
+        batch = batch.contiguous()
+        device_id = batch.device.index or 0
+        binding = session.io_binding()
+        binding.bind_input(
+            INPUT_NAME, "cuda", device_id, np.float32, tuple(batch.shape), batch.data_ptr()
+        )
+        shapes = self._output_shapes(batch.shape[0], 5 + len(self.class_names))
+        outputs = []
+        for name in names:
+            tensor = torch.empty(shapes[name], dtype=torch.float32, device=batch.device)
+            binding.bind_output(
+                name, "cuda", device_id, np.float32, shapes[name], tensor.data_ptr()
+            )
+            outputs.append(tensor)
+        # ORT works on its own stream: make sure torch's pre-processing has finished.
+        torch.cuda.current_stream(batch.device).synchronize()
+        session.run_with_iobinding(binding)
+        return outputs
+
+    def _run_bound_to_host(
+        self, session: object, batch: torch.Tensor, names: list[str]
+    ) -> list[torch.Tensor]:
+        """IO binding from host memory (torch without CUDA): ORT uploads and downloads once."""
+        binding = session.io_binding()
+        binding.bind_cpu_input(INPUT_NAME, batch.numpy())
+        for name in names:
+            binding.bind_output(name, "cpu")
+        session.run_with_iobinding(binding)
+        return [torch.from_numpy(array) for array in binding.copy_outputs_to_cpu()]
+
+    def close(self) -> None:
+        """Drop the sessions (frees their GPU memory and arenas)."""
+        self._sessions.clear()
+        self._closed = True

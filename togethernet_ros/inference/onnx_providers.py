@@ -1,0 +1,67 @@
+"""ONNX Runtime execution-provider chains: TensorRT -> CUDA -> CPU, with their options."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TENSORRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+ProviderChain = list[tuple[str, dict[str, object]]]
+
+
+def provider_chains(
+    device: str,
+    precision: str,
+    cache_dir: Path,
+    input_size: tuple[int, int],
+    max_batch_size: int,
+    available: list[str],
+) -> list[ProviderChain]:
+    """Provider lists to try in order of preference (the first that initialises wins).
+
+    device "cpu" -> CPU only. device "cuda[:N]" -> TensorRT (fp16 when asked, engines cached in
+    `cache_dir/tensorrt`), then CUDA, then CPU, each only if this onnxruntime build has it.
+    """
+    if device == "cpu":
+        return [[(CPU, {})]]
+    device_id = int(device.split(":", 1)[1]) if ":" in device else 0
+    height, width = input_size
+    engine_dir = cache_dir / "tensorrt"
+    cuda_options: dict[str, object] = {
+        "device_id": device_id,
+        "cudnn_conv_algo_search": "EXHAUSTIVE",  # fixed shapes: search once, then fastest conv
+        "do_copy_in_default_stream": True,
+    }
+    tensorrt_options: dict[str, object] = {
+        "device_id": device_id,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(engine_dir),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(engine_dir),
+        "trt_max_workspace_size": 4 << 30,
+        # One optimisation profile covering every batch size the detector sends.
+        "trt_profile_min_shapes": f"images:1x3x{height}x{width}",
+        "trt_profile_opt_shapes": f"images:{max_batch_size}x3x{height}x{width}",
+        "trt_profile_max_shapes": f"images:{max_batch_size}x3x{height}x{width}",
+    }
+    chains: list[ProviderChain] = []
+    if TENSORRT in available:
+        chain: ProviderChain = [(TENSORRT, tensorrt_options)]
+        if CUDA in available:
+            chain.append((CUDA, cuda_options))
+        chains.append([*chain, (CPU, {})])
+    if CUDA in available:
+        chains.append([(CUDA, cuda_options), (CPU, {})])
+    chains.append([(CPU, {})])
+    return chains
+
+
+def engine_cache_dir(cache_dir: Path) -> Path:
+    """Create and return the directory TensorRT engines are cached in."""
+    path = cache_dir / "tensorrt"
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,152 @@
+"""PyTorch backend: CPU or CUDA, fp32 or fp16, channels_last, CUDA graphs on the GPU.
+
+On CUDA only uint8 pixels are uploaded; letterbox, normalisation, decode, NMS and the dehazed
+image conversion all run on the device, and the fixed-shape forward pass is replayed from a
+captured CUDA graph per (batch size, restore) so that batch-1 latency is not bound by Python's
+per-module launch overhead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from togethernet_ros.inference.detector_base import DetectorBase
+
+LOGGER = logging.getLogger("togethernet_ros")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Parse "cpu" / "cuda" / "cuda:N"; ValueError for anything else or a missing GPU."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from error
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available to torch")
+        if parsed.index is None:
+            parsed = torch.device("cuda", torch.cuda.current_device())
+    return parsed
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Map "fp32"/"fp16" to a dtype; fp16 needs CUDA (CPU half kernels are slow or missing)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs device='cuda'; use 'fp32' on the CPU")
+    return PRECISIONS[precision]
+
+
+class TorchDetector(DetectorBase):
+    """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: Sequence[str],
+        *,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        input_size: tuple[int, int] = (640, 640),
+        conf_threshold: float = 0.5,
+        nms_threshold: float = 0.3,
+        color_order: str = "bgr",
+        channels_last: bool | None = None,
+        cuda_graphs: bool | None = None,
+        max_batch_size: int = 16,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        on_gpu = self.device.type == "cuda"
+        super().__init__(
+            class_names,
+            input_size,
+            backend=f"torch-{self.device.type}-{precision}",
+            conf_threshold=conf_threshold,
+            nms_threshold=nms_threshold,
+            color_order=color_order,
+            preprocess_device=self.device,
+            max_batch_size=max_batch_size,
+        )
+        # channels_last lets cuDNN use tensor-core NHWC kernels and oneDNN skip reorders.
+        self.memory_format = (
+            torch.channels_last
+            if (on_gpu if channels_last is None else channels_last)
+            else torch.contiguous_format
+        )
+        self.use_cuda_graphs = on_gpu if cuda_graphs is None else bool(cuda_graphs and on_gpu)
+        self.model: nn.Module | None = model.eval().to(
+            self.device, dtype=self.dtype, memory_format=self.memory_format
+        )
+        if on_gpu:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
+        self._graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, object]] = {}
+        self._graph_pool = None
+
+    def _forward(
+        self, batch: torch.Tensor, restore: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        if self.model is None:
+            raise RuntimeError("detector is closed")
+        batch = batch.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        with torch.inference_mode():
+            if self.use_cuda_graphs:
+                output = self._replay_graph(batch, restore)
+                if output is not None:
+                    return list(output.maps), output.dehazed
+            output = self.model(batch, restore=restore)
+        return list(output.maps), output.dehazed
+
+    def _replay_graph(self, batch: torch.Tensor, restore: bool) -> object | None:
+        """Run the captured graph for this batch shape; capture it on first use."""
+        key = (int(batch.shape[0]), restore)
+        entry = self._graphs.get(key)
+        if entry is None:
+            try:
+                entry = self._capture(batch, restore)
+            except RuntimeError as error:
+                LOGGER.warning("CUDA graph capture failed (%s); running eagerly", error)
+                self.use_cuda_graphs = False
+                return None
+            self._graphs[key] = entry
+        graph, static_input, static_output = entry
+        static_input.copy_(batch)
+        graph.replay()
+        # The outputs live in the graph's memory and are overwritten by the next replay; the
+        # caller decodes them (into new tensors) before detect() returns.
+        return static_output
+
+    def _capture(
+        self, batch: torch.Tensor, restore: bool
+    ) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, object]:
+        static_input = batch.clone()
+        side_stream = torch.cuda.Stream(device=self.device)
+        side_stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side_stream):
+            for _ in range(2):  # warm-up: cuDNN autotuning and lazy allocations happen here
+                self.model(static_input, restore=restore)
+        torch.cuda.current_stream(self.device).wait_stream(side_stream)
+        if self._graph_pool is None:
+            # One memory pool for all shapes: graphs are replayed one at a time.
+            self._graph_pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._graph_pool):
+            static_output = self.model(static_input, restore=restore)
+        return graph, static_input, static_output
+
+    def close(self) -> None:
+        """Drop the model and graphs and return cached GPU memory to the driver."""
+        self._graphs.clear()
+        self._graph_pool = None
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
