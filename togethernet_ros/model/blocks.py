@@ -48,10 +48,10 @@ class Focus(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fold each 2x2 pixel block into channels, then convolve."""
-        top_left = x[..., ::2, ::2]
-        bottom_left = x[..., 1::2, ::2]
-        top_right = x[..., ::2, 1::2]
-        bottom_right = x[..., 1::2, 1::2]
+        top_left = x[:, :, ::2, ::2]
+        bottom_left = x[:, :, 1::2, ::2]
+        top_right = x[:, :, ::2, 1::2]
+        bottom_right = x[:, :, 1::2, 1::2]
         return self.conv(torch.cat((top_left, bottom_left, top_right, bottom_right), dim=1))
 
 

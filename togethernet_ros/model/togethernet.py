@@ -49,12 +49,12 @@ class TogetherNet(nn.Module):
         Returns the same :class:`ModelOutput` in train and eval mode. ``restore=False`` skips
         the decoder; the detection maps do not depend on it.
         """
-        if x.dim() != 4 or x.shape[1] != self.config.image_channels:
-            raise ValueError(
-                f"TogetherNet input must be (N, {self.config.image_channels}, H, W), "
-                f"got shape {tuple(x.shape)}"
-            )
-        if not torch.jit.is_tracing():
+        if not torch.jit.is_tracing():  # shapes are fixed while tracing for export
+            if x.dim() != 4 or x.shape[1] != self.config.image_channels:
+                raise ValueError(
+                    f"TogetherNet input must be (N, {self.config.image_channels}, H, W), "
+                    f"got shape {tuple(x.shape)}"
+                )
             check_input_size((int(x.shape[2]), int(x.shape[3])))
         pyramid, (dark3, dark4, enhanced) = self.backbone(x)
         maps = self.head(pyramid)
