@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "togethernet_ros.training.data_command",
     "bag": "togethernet_ros.bag.bag_command",
     "demo-data": "togethernet_ros.bag.demo_data_command",
+    "distill": "togethernet_ros.distill.distill_command",
 }
 
 

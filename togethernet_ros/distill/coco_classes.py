@@ -73,14 +73,20 @@ def map_coco_classes(
 ) -> CocoClassMapping:
     """Map each model class to its COCO class; optionally fold more COCO classes into one.
 
+    A model class that is not a COCO class must receive classes through ``extra``.
+
     ``truck_as`` (e.g. ``"car"``) labels COCO trucks as that model class; ``extra`` maps further
     COCO names to model class names. Unknown names are a ValueError naming them.
     """
     target_names = tuple(target_names)
-    coco_to_target = {coco_index(name): index for index, name in enumerate(target_names)}
     merges = dict(extra or {})
     if truck_as:
         merges["truck"] = truck_as
+    coco_to_target = {}
+    for index, name in enumerate(target_names):
+        if name in merges.values() and _VOC_TO_COCO.get(name, name) not in COCO_CLASS_NAMES:
+            continue  # a model-only class (e.g. "vehicle") fed by the merges below
+        coco_to_target[coco_index(name)] = index
     for coco_name, target in merges.items():
         if target not in target_names:
             raise ValueError(

