@@ -10,7 +10,8 @@ every overwritten frame is counted as dropped. A batch is released as soon as
 - the oldest waiting frame has waited ``max_batch_wait_ms``,
 
 so a camera that went silent stops being waited for after ``camera_timeout_s`` and, before that,
-delays the others by at most ``max_batch_wait_ms``. Frames leave oldest first.
+delays the others by at most ``max_batch_wait_ms``. Frames leave oldest first (by when their
+camera's slot started waiting).
 """
 
 from __future__ import annotations
@@ -74,7 +75,6 @@ class FrameBatcher:
         self._dropped: dict[str, int] = {}
         self._batched: dict[str, int] = {}
         self._closed = False
-        self._interruptions = 0
 
     @property
     def max_batch_size(self) -> int:
@@ -87,25 +87,35 @@ class FrameBatcher:
         return self._max_wait_s * 1000.0
 
     def put(self, camera_id: str, frame: Any) -> bool:
-        """Offer a camera's newest frame; True when it overwrote a waiting one (a drop)."""
+        """Offer a camera's newest frame; True when it overwrote a waiting one (a drop).
+
+        An overwrite keeps the slot's place and age: the deadline counts from when the camera
+        started waiting, so a fast camera cannot postpone its own batch forever.
+        """
         with self._condition:
             now = self._clock()
-            dropped = camera_id in self._slots
-            self._slots.pop(camera_id, None)  # re-insert so dict order stays oldest-first
-            self._slots[camera_id] = _Slot(frame, now)
+            slot = self._slots.get(camera_id)
+            if slot is None:
+                self._slots[camera_id] = _Slot(frame, now)
+            else:
+                slot.frame = frame
+                self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
             self._last_seen[camera_id] = now
             self._received[camera_id] = self._received.get(camera_id, 0) + 1
-            if dropped:
-                self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
             self._condition.notify_all()
-            return dropped
+            return slot is not None
 
-    def next_batch(self, timeout_s: float | None = None) -> list[tuple[str, Any]]:
-        """Wait up to ``timeout_s`` real seconds (None: forever) for a batch; [] if none/closed."""
+    def next_batch(
+        self, timeout_s: float | None = None, cancel: threading.Event | None = None
+    ) -> list[tuple[str, Any]]:
+        """Wait up to ``timeout_s`` real seconds (None: forever) for a batch.
+
+        Returns [] on timeout, after ``close``, or once ``cancel`` is set (call ``wake`` after
+        setting it so a waiting call notices at once).
+        """
         give_up_at = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
         with self._condition:
-            interruptions = self._interruptions
-            while not self._closed and self._interruptions == interruptions:
+            while not self._closed and not (cancel is not None and cancel.is_set()):
                 now = self._clock()
                 if self._is_ready(now):
                     return self._take()
@@ -128,10 +138,9 @@ class FrameBatcher:
             now = self._clock()
             return self._take() if self._is_ready(now) else []
 
-    def interrupt(self) -> None:
-        """Make every ``next_batch`` call waiting right now return [] (e.g. a worker stopping)."""
+    def wake(self) -> None:
+        """Make waiting ``next_batch`` calls re-check their ``cancel`` event now."""
         with self._condition:
-            self._interruptions += 1
             self._condition.notify_all()
 
     def close(self) -> None:

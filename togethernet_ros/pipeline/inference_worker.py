@@ -91,10 +91,12 @@ class InferenceWorker:
         Raises TimeoutError if it has not exited after ``timeout_s`` (e.g. a hung detector).
         Safe to call more than once and before ``start``.
         """
-        self._stop_requested.set()
-        self._batcher.interrupt()
         thread = self._thread
-        if thread is None or thread is threading.current_thread():
+        if thread is None:
+            return
+        self._stop_requested.set()
+        self._batcher.wake()
+        if thread is threading.current_thread():
             return
         thread.join(timeout_s)
         if thread.is_alive():
@@ -105,7 +107,7 @@ class InferenceWorker:
 
     def _run(self) -> None:
         while not self._stop_requested.is_set():
-            batch = self._batcher.next_batch(self._poll_interval_s)
+            batch = self._batcher.next_batch(self._poll_interval_s, cancel=self._stop_requested)
             if batch and not self._stop_requested.is_set():
                 self._process(batch)
 

@@ -1,0 +1,193 @@
+"""InferenceWorker with real threads and a real (sleeping, computing) detector function."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from support.wait import wait_for
+
+from togethernet_ros.pipeline import BatchInfo, FrameBatcher, InferenceWorker
+
+
+@dataclass
+class Frame:
+    camera: str
+    index: int
+    sent_at: float = field(default_factory=time.monotonic)
+    image: np.ndarray = field(default_factory=lambda: np.full((8, 8), 3, dtype=np.uint8))
+
+
+def slow_detector(seconds: float):
+    """Sleeps like a model would, then returns one real computed value per frame."""
+
+    def detect(frames: list[Frame]) -> list[int]:
+        time.sleep(seconds)
+        return [int(frame.image.sum()) + frame.index for frame in frames]
+
+    return detect
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.results: list[tuple[str, Frame, int, BatchInfo, float]] = []
+        self.errors: list[tuple[BaseException, list]] = []
+
+    def on_result(self, camera: str, frame: Frame, result: int, info: BatchInfo) -> None:
+        with self.lock:
+            self.results.append((camera, frame, result, info, time.monotonic()))
+
+    def on_error(self, error: BaseException, batch: list) -> None:
+        with self.lock:
+            self.errors.append((error, batch))
+
+    def for_camera(self, camera: str) -> list:
+        with self.lock:
+            return [r for r in self.results if r[0] == camera]
+
+
+@pytest.fixture
+def no_leftover_threads():
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before]
+    assert leftover == [], f"threads left running: {leftover}"
+
+
+def test_overload_drops_frames_and_batches_across_cameras(no_leftover_threads):
+    batcher = FrameBatcher(max_batch_size=3, max_batch_wait_ms=20.0)
+    collector = Collector()
+    worker = InferenceWorker(slow_detector(0.05), batcher, collector.on_result, collector.on_error)
+    worker.start()
+    cameras = ("front", "left", "right")
+    # Three cameras at ~100 Hz against a detector that manages ~20 batches per second.
+    for index in range(80):
+        for camera in cameras:
+            batcher.put(camera, Frame(camera, index))
+        time.sleep(0.01)
+    wait_for(lambda: batcher.pending() == 0, 2.0, "the last frames to be processed")
+    worker.stop()
+    assert not worker.running and collector.errors == []
+    counters = batcher.counters()
+    for camera in cameras:
+        counts = counters[camera]
+        results = collector.for_camera(camera)
+        assert counts.received == 80
+        assert counts.dropped > 20  # far more frames than the detector can take
+        assert counts.received == counts.dropped + counts.batched
+        assert len(results) == counts.batched
+        assert results[-1][1].index == 79  # the newest frame always gets through
+        assert all(result == 3 * 64 + frame.index for _, frame, result, _, _ in results)
+    sizes = [info.batch_size for _, _, _, info, _ in collector.results]
+    assert max(sizes) == 3 and np.mean(sizes) > 2.0
+    infos = {info.batch_index: info for _, _, _, info, _ in collector.results}
+    assert all(0.045 <= info.inference_time_s < 0.5 for info in infos.values())
+    assert worker.batches_processed == len(infos)
+
+
+def test_silent_camera_does_not_stall_the_others(no_leftover_threads):
+    # The deadline (15 ms) is shorter than front's frame period (25 ms): no front frame is lost.
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=15.0, camera_timeout_s=0.3)
+    collector = Collector()
+    worker = InferenceWorker(slow_detector(0.002), batcher, collector.on_result, collector.on_error)
+    worker.start()
+    batcher.put("rear", Frame("rear", 0))  # rear sends once, then goes silent
+    for index in range(30):
+        batcher.put("front", Frame("front", index))
+        time.sleep(0.025)
+    wait_for(lambda: len(collector.for_camera("front")) == 30, 2.0, "front results")
+    worker.stop()
+    delays = [done - frame.sent_at for _, frame, _, _, done in collector.for_camera("front")]
+    # While rear counts as active, front waits at most the batch deadline (+ scheduling slack).
+    assert 0.012 < np.median(delays[:8]) < 0.015 + 0.030
+    assert max(delays) < 0.015 + 0.060
+    # Once rear is stale (after 0.3 s) front no longer waits for it at all.
+    assert np.median(delays[-8:]) < 0.010
+    assert batcher.counters()["front"].dropped == 0
+
+
+def test_detector_errors_are_reported_and_the_worker_keeps_going(no_leftover_threads):
+    def flaky(frames: list[Frame]) -> list[int]:
+        if any(frame.index == 2 for frame in frames):
+            raise RuntimeError("CUDA out of memory")
+        if any(frame.index == 4 for frame in frames):
+            return []  # wrong number of results
+        return [frame.index for frame in frames]
+
+    batcher = FrameBatcher(max_batch_size=1, max_batch_wait_ms=0.0)
+    collector = Collector()
+    worker = InferenceWorker(flaky, batcher, collector.on_result, collector.on_error)
+    worker.start()
+    for index in range(7):
+        batcher.put("front", Frame("front", index))
+        wait_for(lambda: batcher.pending() == 0, 2.0, f"frame {index} to be taken")
+        time.sleep(0.01)
+    wait_for(lambda: len(collector.results) + len(collector.errors) == 7, 2.0, "all frames")
+    worker.stop()
+    assert [r[2] for r in collector.results] == [0, 1, 3, 5, 6]
+    messages = [str(error) for error, _ in collector.errors]
+    assert messages[0] == "CUDA out of memory"
+    assert messages[1] == "detector_fn returned 0 results for a batch of 1"
+    assert collector.errors[0][1][0][1].index == 2  # the failed batch is handed over
+    assert worker.errors == 2
+
+
+def test_failing_result_callback_does_not_stop_other_cameras(no_leftover_threads):
+    delivered = []
+    errors = []
+
+    def on_result(camera: str, frame: Frame, result: int, info: BatchInfo) -> None:
+        if camera == "broken":
+            raise ValueError("publisher gone")
+        delivered.append(camera)
+
+    batcher = FrameBatcher(max_batch_size=2, max_batch_wait_ms=10.0)
+    worker = InferenceWorker(
+        slow_detector(0.0), batcher, on_result, lambda e, b: errors.append((str(e), b[0][0]))
+    )
+    worker.start()
+    batcher.put("broken", Frame("broken", 0))
+    batcher.put("front", Frame("front", 0))
+    wait_for(lambda: delivered and errors, 2.0, "one result and one error")
+    worker.stop()
+    assert delivered == ["front"] and errors == [("publisher gone", "broken")]
+
+
+def test_stop_is_prompt_waits_for_the_running_batch_and_leaves_no_threads(no_leftover_threads):
+    batcher = FrameBatcher(max_batch_size=1, max_batch_wait_ms=0.0)
+    collector = Collector()
+    worker = InferenceWorker(slow_detector(0.3), batcher, collector.on_result, poll_interval_s=5.0)
+    worker.stop()  # before start: no-op
+    worker.start()
+    assert worker.running
+    with pytest.raises(RuntimeError, match="only be started once"):
+        worker.start()
+    batcher.put("front", Frame("front", 0))
+    wait_for(lambda: batcher.pending() == 0, 1.0, "the frame to be taken")
+    start = time.monotonic()
+    worker.stop()
+    # The in-flight batch finishes and is delivered; the idle wait (5 s poll) is interrupted.
+    assert time.monotonic() - start < 1.0
+    assert len(collector.results) == 1
+    assert not worker.running
+    worker.stop()  # idempotent
+
+
+def test_stop_times_out_on_a_hung_detector():
+    release = threading.Event()
+    batcher = FrameBatcher(max_batch_size=1, max_batch_wait_ms=0.0)
+    worker = InferenceWorker(
+        lambda frames: [release.wait(5.0) for _ in frames], batcher, lambda *args: None
+    )
+    worker.start()
+    batcher.put("front", Frame("front", 0))
+    wait_for(lambda: batcher.pending() == 0, 1.0, "the frame to be taken")
+    with pytest.raises(TimeoutError, match=r"did not stop within 0\.1 s"):
+        worker.stop(timeout_s=0.1)
+    release.set()
+    worker.stop()
+    assert not worker.running
