@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from togethernet_ros.inference import Detections
 from togethernet_ros.tracking import TrackedDetections, Tracker, TrackerConfig
-from togethernet_ros.tracking._detections_shim import Detections
 
 DT = 1 / 30
 
@@ -130,12 +130,19 @@ def test_empty_and_output_types():
     assert TrackedDetections.empty().track_ids.shape == (0,)
 
 
+def malformed(boxes, scores, class_ids) -> Detections:
+    """Detections whose arrays were swapped after construction (skips its own checks)."""
+    detections = Detections.empty()
+    detections.boxes, detections.scores, detections.class_ids = boxes, scores, class_ids
+    return detections
+
+
 def test_bad_input_names_the_problem():
     tracker = Tracker()
     with pytest.raises(ValueError, match=r"shape \(N, 4\)"):
-        tracker.update(Detections(np.zeros((2, 3)), np.zeros(2), np.zeros(2)), 0.0)
+        tracker.update(malformed(np.zeros((2, 3)), np.zeros(2), np.zeros(2)), 0.0)
     with pytest.raises(ValueError, match="one score and class id per box"):
-        tracker.update(Detections(np.zeros((2, 4)), np.zeros(3), np.zeros(2)), 0.0)
+        tracker.update(malformed(np.zeros((2, 4)), np.zeros(3), np.zeros(2)), 0.0)
     with pytest.raises(ValueError, match="NaN"):
         tracker.update(detections([[0, 0, np.nan, 1]], [0.9]), 0.0)
     with pytest.raises(ValueError, match="stamp must be finite"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from togethernet_ros.tracking._detections_shim import Detections
+from togethernet_ros.inference import Detections
 
 _NUM_CLASSES = 5
 
