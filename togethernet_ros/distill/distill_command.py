@@ -97,7 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     report = parser.add_argument_group("held-out report and weights")
     report.add_argument("--eval-betas", type=_betas, default=[0.0, 0.05, 0.1, 0.15])
-    report.add_argument("--eval-max-frames", type=int, help="evaluate on at most N frames")
+    report.add_argument(
+        "--eval-max-frames",
+        type=int,
+        default=40,
+        help="evaluate on at most N held-out frames, evenly spread (0 = all)",
+    )
     report.add_argument("--weights-out", help="write fp16 weights + model card (.md) here")
 
 
