@@ -1,0 +1,173 @@
+"""Batching pipeline benchmark: FrameBatcher + InferenceWorker with simulated cameras and model.
+
+Cameras publish from their own threads at a fixed rate; the "model" is a function that sleeps
+``base + per_frame × batch`` milliseconds (a batched GPU model's cost shape). Reported per
+scenario: frames in/processed/dropped, mean batch size, latency from ``put`` to ``on_result``
+(p50/p95/p99) and its queue part (``put`` to the model call starting: batch deadline plus
+waiting for a busy model). Unless synchronised, cameras are evenly phase-shifted: the worst case for batching.
+Also the cost of one ``put`` call.
+
+Writes JSON to --out (default benchmarks/results/pipeline.json) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from togethernet_ros.pipeline import BatchInfo, FrameBatcher, InferenceWorker, LatencyWindow
+
+
+@dataclass
+class Frame:
+    camera: str
+    index: int
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rates_hz: tuple[float, ...]
+    base_ms: float
+    per_frame_ms: float
+    max_batch_size: int
+    max_batch_wait_ms: float
+    synchronised: bool = False
+    """Cameras triggered together (hardware sync) instead of evenly phase-shifted."""
+
+
+SCENARIOS = (
+    Scenario("4 cams 30 Hz, fast model", (30.0,) * 4, 3.0, 1.0, 4, 5.0),
+    Scenario("  same, max_batch_wait_ms 0", (30.0,) * 4, 3.0, 1.0, 4, 0.0),
+    Scenario("  same, cameras synchronised", (30.0,) * 4, 3.0, 1.0, 4, 5.0, True),
+    Scenario("4 cams 30 Hz, model at capacity", (30.0,) * 4, 20.0, 3.0, 4, 5.0),
+    Scenario("4 cams 30 Hz, overloaded model", (30.0,) * 4, 60.0, 10.0, 4, 5.0),
+    Scenario("3 cams 30/30/5 Hz, fast model", (30.0, 30.0, 5.0), 3.0, 1.0, 4, 10.0),
+)
+
+
+def run_scenario(scenario: Scenario, seconds: float) -> dict:
+    batcher = FrameBatcher(scenario.max_batch_size, scenario.max_batch_wait_ms)
+    latency = LatencyWindow(100_000)
+    queue_wait = LatencyWindow(100_000)
+    batch_sizes: list[int] = []
+    seen_batches: set[int] = set()
+    lock = threading.Lock()
+
+    def model(frames: list[Frame]) -> list[int]:
+        time.sleep((scenario.base_ms + scenario.per_frame_ms * len(frames)) / 1000.0)
+        return [frame.index for frame in frames]
+
+    def on_result(camera: str, frame: Frame, result: int, info: BatchInfo) -> None:
+        done = time.monotonic()
+        latency.record((done - frame.sent_at) * 1e3)
+        queue_wait.record((info.started_at - frame.sent_at) * 1e3)
+        with lock:
+            if info.batch_index not in seen_batches:
+                seen_batches.add(info.batch_index)
+                batch_sizes.append(info.batch_size)
+
+    worker = InferenceWorker(model, batcher, on_result)
+    worker.start()
+    stop = threading.Event()
+
+    num_cameras = len(scenario.rates_hz)
+
+    def camera_loop(camera_index: int) -> None:
+        period = 1.0 / scenario.rates_hz[camera_index]
+        phase = 0.0 if scenario.synchronised else camera_index * period / num_cameras
+        next_at = time.monotonic() + phase
+        index = 0
+        while not stop.is_set():
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            batcher.put(f"cam{camera_index}", Frame(f"cam{camera_index}", index, time.monotonic()))
+            index += 1
+            next_at += period
+
+    threads = [
+        threading.Thread(target=camera_loop, args=(i,), name=f"camera-{i}")
+        for i in range(num_cameras)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    time.sleep(0.2)
+    worker.stop()
+    counters = batcher.counters()
+    lat = latency.summary()
+    wait = queue_wait.summary()
+    return {
+        "scenario": scenario.__dict__,
+        "received": sum(c.received for c in counters.values()),
+        "processed": sum(c.batched for c in counters.values()),
+        "dropped": sum(c.dropped for c in counters.values()),
+        "mean_batch_size": float(np.mean(batch_sizes)) if batch_sizes else 0.0,
+        "latency_ms": {"p50": lat.p50, "p95": lat.p95, "p99": lat.p99, "max": lat.max},
+        "queue_wait_ms": {"p50": wait.p50, "p99": wait.p99},
+    }
+
+
+def put_cost_us(calls: int = 200_000) -> float:
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=5.0)
+    frame = object()
+    start = time.perf_counter()
+    for index in range(calls):
+        batcher.put("cam0" if index % 2 else "cam1", frame)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline.json"))
+    args = parser.parse_args()
+    result = {
+        "machine": f"{_cpu_model()}, {platform.python_version()}",
+        "put_cost_us": put_cost_us(),
+        "scenarios": [run_scenario(s, args.seconds) for s in SCENARIOS],
+    }
+    print(f"FrameBatcher.put: {result['put_cost_us']:.2f} µs per call")
+    header = (
+        f"{'scenario':34}{'in':>6}{'done':>6}{'drop':>6}{'batch':>7}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'queue p50':>10}{'queue p99':>10}"
+    )
+    print(header)
+    for row in result["scenarios"]:
+        lat = row["latency_ms"]
+        print(
+            f"{row['scenario']['name']:34}{row['received']:>6}{row['processed']:>6}"
+            f"{row['dropped']:>6}{row['mean_batch_size']:>7.2f}{lat['p50']:>8.1f}"
+            f"{lat['p95']:>8.1f}{lat['p99']:>8.1f}{row['queue_wait_ms']['p50']:>10.1f}"
+            f"{row['queue_wait_ms']['p99']:>10.1f}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
