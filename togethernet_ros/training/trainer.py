@@ -176,7 +176,9 @@ def train(
             f"train.batch_size {optim.batch_size} is not divisible by {context.world_size} processes"
         )
     per_rank_batch = optim.batch_size // context.world_size
-    _seed_everything(optim.seed + context.rank)
+    # Same seed on every rank: identical initial weights (DDP broadcasts them anyway, but the
+    # EMA copy is taken before that). Per-rank randomness comes from _epoch_seed.
+    _seed_everything(optim.seed)
     if optim.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

@@ -1,0 +1,63 @@
+"""`togethernet eval` from saved detection files: JSON report, PR plots, per-class table."""
+
+import json
+
+import numpy as np
+import pytest
+
+from togethernet_ros.cli import main
+from togethernet_ros.evaluation.detection_files import load_detections, save_detections
+from togethernet_ros.evaluation.records import ImageDetections
+from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
+
+CLASSES = ("person", "bicycle", "car")
+
+
+def test_eval_from_detection_file(tmp_path, capsys):
+    scenes = SyntheticFogDataset(5, 96, 128, num_classes=3, seed=4)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    # Perfect detections for every image, plus one confident false positive in the first.
+    detections = {
+        s.image_id: ImageDetections(s.boxes, np.linspace(0.9, 0.5, len(s.boxes)), s.labels)
+        for s in scenes.samples
+    }
+    first = scenes.samples[0]
+    wrong_class = (int(first.labels[0]) + 1) % 3
+    detections[first.image_id] = ImageDetections(
+        np.concatenate([first.boxes, first.boxes[:1]]),
+        np.concatenate([np.linspace(0.9, 0.5, len(first.boxes)), [0.95]]),
+        np.concatenate([first.labels, [wrong_class]]),
+    )
+    path = tmp_path / "dets.json"
+    save_detections(path, detections, CLASSES)
+    loaded, names = load_detections(path)
+    assert names == CLASSES and np.allclose(
+        loaded[first.image_id].boxes, detections[first.image_id].boxes, atol=1e-3
+    )
+
+    out = tmp_path / "report"
+    assert (
+        main(["eval", "--voc-root", str(root), "--detections", str(path), "--out-dir", str(out)])
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    aps = metrics["voc"]["ap"]
+    present = [name for name in CLASSES if metrics["voc"]["num_gt"][name] > 0]
+    # Every object is found; the only false positive ranks first in its class: AP < 1 there.
+    assert aps[CLASSES[wrong_class]] < 1.0 or CLASSES[wrong_class] not in present
+    assert all(aps[name] == pytest.approx(1.0) for name in present if name != CLASSES[wrong_class])
+    assert metrics["voc"]["mAP"] == pytest.approx(np.mean([aps[name] for name in present]))
+    assert 0.5 < metrics["coco"]["AP50"] <= 1.0
+    assert sorted(metrics["pr_curves"]) == sorted(f"pr_{name}.png" for name in present)
+    assert all(
+        (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in metrics["pr_curves"]
+    )
+    table = capsys.readouterr().out
+    assert "mAP" in table and all(name in table for name in CLASSES)
+
+
+def test_eval_rejects_bad_detection_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a detections file"):
+        load_detections(bad)
