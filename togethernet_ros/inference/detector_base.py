@@ -48,6 +48,8 @@ class DetectorBase:
         self.preprocess_device = torch.device(preprocess_device)
         self.max_batch_size = int(max_batch_size)
         self.last_timings: dict[str, float] = {}
+        # True when the weights are random (set by whoever loaded them); reported in outputs.
+        self.untrained = False
 
     @property
     def conf_threshold(self) -> float:

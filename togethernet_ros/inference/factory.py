@@ -56,7 +56,7 @@ def create_detector(
         from togethernet_ros.inference.torch_detector import TorchDetector
 
         loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
-        return TorchDetector(
+        detector = TorchDetector(
             loaded.model,
             loaded.class_names,
             device=device,
@@ -67,6 +67,8 @@ def create_detector(
             color_order=color_order,
             max_batch_size=max_batch_size,
         )
+        detector.untrained = bool(loaded.metadata.get("untrained"))
+        return detector
 
     from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 

@@ -91,6 +91,7 @@ class OnnxRuntimeDetector(DetectorBase):
             preprocess_device=torch.device(device) if gpu_preprocess else "cpu",
             max_batch_size=max_batch_size,
         )
+        self.untrained = first.untrained
         # Open the session that restore=False uses now, so `backend` names the real provider.
         self._session(restore=False)
 

@@ -8,12 +8,14 @@ per-module launch overhead.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
 from togethernet_ros.inference.detector_base import DetectorBase
 
 LOGGER = logging.getLogger("togethernet_ros")
@@ -46,7 +48,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 class TorchDetector(DetectorBase):
-    """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU)."""
+    """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU).
+
+    The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`.
+    `channels_last` / `cuda_graphs` None = on for CUDA, off for the CPU.
+    """
 
     def __init__(
         self,
@@ -61,6 +67,7 @@ class TorchDetector(DetectorBase):
         color_order: str = "bgr",
         channels_last: bool | None = None,
         cuda_graphs: bool | None = None,
+        fold_bn: bool = True,
         max_batch_size: int = 16,
     ) -> None:
         self.device = resolve_device(device)

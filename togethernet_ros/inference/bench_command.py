@@ -1,0 +1,84 @@
+"""`togethernet bench`: throughput and latency per backend / size / batch / restoration."""
+
+from __future__ import annotations
+
+import argparse
+
+from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+
+HELP = "benchmark inference backends side by side against a naive baseline and the compute floor"
+
+
+def _list_of(parse):
+    def parse_list(text: str) -> list:
+        return [parse(item) for item in text.split(",") if item.strip()]
+
+    return parse_list
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `togethernet bench`."""
+    add_weights_arguments(parser)
+    parser.add_argument(
+        "--backends", type=_list_of(str), default=["torch", "onnxruntime"], help="comma list"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument(
+        "--input-sizes",
+        type=_list_of(parse_input_size),
+        default=[(640, 640)],
+        help="e.g. 640,384x640",
+    )
+    parser.add_argument("--batch-sizes", type=_list_of(int), default=[1], help="e.g. 1,4")
+    parser.add_argument(
+        "--restore", choices=("both", "on", "off"), default="both", help="restoration branch"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
+    parser.add_argument("--iterations", type=int, default=3, help="timed calls per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probes")
+    parser.add_argument("--cache-dir", default=None, help="ONNX exports / TensorRT engines")
+    parser.add_argument("--json", default=None, help="write the full report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table, optionally write JSON."""
+    import logging
+
+    from togethernet_ros.inference.benchmark import (
+        BenchmarkPlan,
+        format_table,
+        run_benchmark,
+        write_json,
+    )
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    unknown = set(args.backends) - {"torch", "onnxruntime"}
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {sorted(unknown)}; use torch and/or onnxruntime")
+    plan = BenchmarkPlan(
+        backends=args.backends,
+        input_sizes=args.input_sizes,
+        batch_sizes=args.batch_sizes,
+        restore_modes={"both": (True, False), "on": (True,), "off": (False,)}[args.restore],
+        device=args.device,
+        precision=args.precision,
+        weights=args.weights,
+        allow_untrained=args.allow_untrained,
+        baseline=not args.no_baseline,
+        rounds=args.rounds,
+        iterations=args.iterations,
+        warmup=args.warmup,
+        threads=args.threads,
+        cache_dir=args.cache_dir,
+        peak_rss=not args.no_rss,
+    )
+    report = run_benchmark(plan)
+    print(format_table(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0

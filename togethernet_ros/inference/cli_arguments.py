@@ -1,0 +1,64 @@
+"""Command-line options shared by `togethernet predict`, `export` and `bench`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'640' -> (640, 640); '384x640' (HxW) -> (384, 640); multiples of 128 only."""
+    from togethernet_ros.model import check_input_size
+
+    try:
+        parts = [int(part) for part in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"input size must look like 640 or 384x640 (HxW), got {text!r}"
+        ) from None
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"input size must look like 640 or 384x640, got {text!r}")
+    try:
+        return check_input_size(parts[0] if len(parts) == 1 else (parts[0], parts[1]))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_unit_interval(text: str) -> float:
+    """A float in [0, 1] (score and IoU thresholds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """--weights and --allow-untrained."""
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="checkpoint (.pth/.pt: ours or upstream TogetherNet train.py)",
+    )
+    parser.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="run with random weights when --weights is missing (outputs are meaningless)",
+    )
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend, --device, --precision, --onnx, --cache-dir, --threads."""
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument(
+        "--onnx", default=None, help="ONNX file for --backend onnxruntime (exported if missing)"
+    )
+    parser.add_argument(
+        "--cache-dir", default=None, help="ONNX exports and TensorRT engines (default ~/.cache)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)"
+    )

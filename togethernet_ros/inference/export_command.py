@@ -1,0 +1,83 @@
+"""`togethernet export`: write the ONNX pair (with / without restoration) and verify it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+
+HELP = "export TogetherNet to ONNX (dynamic batch, with and without restoration) and verify it"
+LOGGER = logging.getLogger("togethernet_ros")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `togethernet export`."""
+    add_weights_arguments(parser)
+    parser.add_argument(
+        "--output", required=True, help="NAME.onnx; the detection-only file is NAME.detect.onnx"
+    )
+    parser.add_argument(
+        "--input-size", type=parse_input_size, default=(640, 640), help="640 or HxW, e.g. 384x640"
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("both", "restore", "detect"),
+        default="both",
+        help="which files to write (default both)",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="max abs difference allowed in verification (default 1e-3)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, then (unless --no-verify) compare ONNX Runtime with PyTorch; 1 on mismatch."""
+    from togethernet_ros.inference.export import export_variants, verify_onnx
+    from togethernet_ros.model import load_model_weights
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not str(args.output).endswith(".onnx"):
+        raise SystemExit(f"--output must end with .onnx, got {args.output}")
+    loaded = load_model_weights(
+        args.weights, allow_untrained=args.allow_untrained, num_classes=None
+    )
+    variants = ("restore", "detect") if args.variant == "both" else (args.variant,)
+    untrained = bool(loaded.metadata.get("untrained"))
+    written = export_variants(
+        loaded.model,
+        Path(args.output),
+        args.input_size,
+        class_names=loaded.class_names,
+        variants=variants,
+        opset=args.opset,
+        metadata={
+            "untrained": "1" if untrained else "0",
+            "weights": Path(args.weights).name if args.weights else "",
+        },
+    )
+    height, width = args.input_size
+    status = 0
+    for variant, path in written.items():
+        size_mb = path.stat().st_size / 1e6
+        print(
+            f"{variant:8s} {path}  ({size_mb:.1f} MB, input Nx3x{height}x{width}, opset {args.opset})"
+        )
+        if args.no_verify:
+            continue
+        errors = verify_onnx(loaded.model, path, batch_sizes=(1, 2))
+        worst = max(errors.values())
+        detail = ", ".join(f"{name} {error:.2e}" for name, error in errors.items())
+        verdict = "OK" if worst <= args.tolerance else "MISMATCH"
+        print(f"         onnxruntime vs pytorch max |error| {worst:.2e} [{verdict}] ({detail})")
+        if worst > args.tolerance:
+            status = 1
+    return status

@@ -1,0 +1,186 @@
+"""`togethernet predict`: detections (JSON), annotated and dehazed images or videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from togethernet_ros.inference.cli_arguments import (
+    add_backend_arguments,
+    add_weights_arguments,
+    parse_input_size,
+    parse_unit_interval,
+)
+
+if TYPE_CHECKING:
+    from togethernet_ros.inference.detector import Detector
+    from togethernet_ros.inference.media import Frame, MediaSource
+    from togethernet_ros.inference.result import ImageResult
+
+HELP = "detect objects (and dehaze) in an image, a folder of images or a video"
+LOGGER = logging.getLogger("togethernet_ros")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `togethernet predict`."""
+    add_weights_arguments(parser)
+    parser.add_argument("--source", required=True, help="image file, folder of images, or video")
+    parser.add_argument("--output", required=True, help="output folder (created)")
+    add_backend_arguments(parser)
+    parser.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=None,
+        help="640 (default) or HxW, e.g. 384x640",
+    )
+    parser.add_argument("--conf", type=parse_unit_interval, default=0.5, help="score threshold")
+    parser.add_argument("--nms", type=parse_unit_interval, default=0.3, help="NMS IoU threshold")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument(
+        "--no-dehazed", action="store_true", help="skip the restoration branch (faster)"
+    )
+    parser.add_argument("--no-annotated", action="store_true", help="do not write annotated output")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after N images/frames")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the detector over the source and write everything into --output."""
+    from tqdm import tqdm
+
+    from togethernet_ros.inference.factory import create_detector
+    from togethernet_ros.inference.media import MediaSource
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.batch_size < 1:
+        raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    source = MediaSource(args.source, max_frames=args.max_frames)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    detector = create_detector(
+        args.weights,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        input_size=args.input_size if args.input_size or args.onnx else (640, 640),
+        conf_threshold=args.conf,
+        nms_threshold=args.nms,
+        color_order="bgr",
+        allow_untrained=args.allow_untrained,
+        onnx_path=args.onnx,
+        cache_dir=args.cache_dir,
+        max_batch_size=max(args.batch_size, 1),
+        num_threads=args.threads,
+    )
+    restore = not args.no_dehazed
+    writer = _OutputWriter(output, source, detector.class_names, args.no_annotated, restore)
+    records = []
+    try:
+        batch = []
+        with tqdm(total=source.total, unit="img", desc="predict") as progress:
+            for frame in source:
+                batch.append(frame)
+                if len(batch) == args.batch_size:
+                    records += _process(detector, batch, restore, writer)
+                    progress.update(len(batch))
+                    batch = []
+            if batch:
+                records += _process(detector, batch, restore, writer)
+                progress.update(len(batch))
+    finally:
+        writer.close()
+        detector.close()
+    summary = {
+        "source": str(args.source),
+        "weights": args.weights,
+        "untrained": bool(getattr(detector, "untrained", False)),
+        "backend": detector.backend,
+        "input_size": list(detector.input_size),
+        "conf_threshold": args.conf,
+        "nms_threshold": args.nms,
+        "class_names": list(detector.class_names),
+        "box_format": "xyxy source pixels",
+        "images": records,
+    }
+    (output / "detections.json").write_text(json.dumps(summary, indent=1))
+    total = sum(len(record["detections"]) for record in records)
+    print(f"{len(records)} images, {total} detections -> {output} ({detector.backend})")
+    return 0
+
+
+def _process(
+    detector: Detector, frames: list[Frame], restore: bool, writer: _OutputWriter
+) -> list[dict]:
+    results = detector.detect([frame.image for frame in frames], restore=restore)
+    records = []
+    for frame, result in zip(frames, results, strict=True):
+        writer.write(frame, result)
+        height, width = frame.image.shape[:2]
+        records.append(
+            {
+                "source": frame.name,
+                "frame": frame.index,
+                "width": width,
+                "height": height,
+                "detections": result.detections.to_records(detector.class_names),
+            }
+        )
+    return records
+
+
+class _OutputWriter:
+    """Annotated / dehazed outputs as image files or as two videos."""
+
+    def __init__(
+        self,
+        output: Path,
+        source: MediaSource,
+        class_names: tuple[str, ...],
+        no_annotated: bool,
+        restore: bool,
+    ) -> None:
+        from togethernet_ros.inference.media import VideoSink
+
+        self.output = output
+        self.class_names = class_names
+        self.annotate = not no_annotated
+        self.restore = restore
+        self.video = source.kind == "video"
+        self.sinks = {}
+        if self.video:
+            stem = source.path.stem
+            if self.annotate:
+                self.sinks["annotated"] = VideoSink(output / f"{stem}_annotated.mp4", source.fps)
+            if restore:
+                self.sinks["dehazed"] = VideoSink(output / f"{stem}_dehazed.mp4", source.fps)
+
+    def write(self, frame: Frame, result: ImageResult) -> None:
+        import cv2
+
+        from togethernet_ros.vision.draw import draw_detections
+
+        outputs = {}
+        if self.annotate:
+            outputs["annotated"] = draw_detections(frame.image, result.detections, self.class_names)
+        if self.restore and result.dehazed is not None:
+            outputs["dehazed"] = result.dehazed
+        for kind, image in outputs.items():
+            if self.video:
+                self.sinks[kind].write(image)
+            else:
+                folder = self.output / kind
+                folder.mkdir(exist_ok=True)
+                # JPEG for annotations (small), PNG for dehazed images (lossless product output).
+                suffix = ".jpg" if kind == "annotated" else ".png"
+                if not cv2.imwrite(str(folder / f"{frame.name}{suffix}"), image):
+                    raise RuntimeError(f"cannot write {folder / (frame.name + suffix)}")
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
