@@ -90,7 +90,11 @@ class TorchDetector(DetectorBase):
             else torch.contiguous_format
         )
         self.use_cuda_graphs = on_gpu if cuda_graphs is None else bool(cuda_graphs and on_gpu)
-        self.model: nn.Module | None = model.eval().to(
+        # A private copy: folding and dtype/device changes must not touch the caller's model.
+        model = copy.deepcopy(model).eval()
+        if fold_bn:
+            fold_batch_norms(model)
+        self.model: nn.Module | None = model.to(
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
         if on_gpu:
