@@ -88,6 +88,18 @@ def test_rectangular_input(model):
     torch.testing.assert_close(fast_tail, published_tail, rtol=1e-4, atol=2e-5)
 
 
+def test_channels_last_gives_the_same_outputs(model):
+    x = torch.randn(1, 3, 128, 256)
+    nhwc = build_model().eval().to(memory_format=torch.channels_last)
+    nhwc.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        a = model(x)
+        b = nhwc(x.contiguous(memory_format=torch.channels_last))
+    for ma, mb in zip(a.maps, b.maps, strict=True):
+        torch.testing.assert_close(ma, mb, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a.dehazed, b.dehazed, rtol=1e-4, atol=2e-4)
+
+
 def test_fast_and_gather_models_agree_on_rectangular_input():
     torch.manual_seed(1)
     fast = build_model().eval()

@@ -224,3 +224,14 @@ def test_unsupported_format_and_reserved_extra(tmp_path, trained_like):
         load_checkpoint(tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="reserved"):
         save_checkpoint(tmp_path / "y.pt", trained_like, DEFAULT_CLASS_NAMES, extra={"config": 1})
+
+
+def test_metadata_must_stay_weights_only_safe(tmp_path, trained_like):
+    with pytest.raises(CheckpointError, match=r"metadata\['run'\]\['dir'\] is a PosixPath"):
+        save_checkpoint(
+            tmp_path / "m.pt",
+            trained_like,
+            DEFAULT_CLASS_NAMES,
+            metadata={"run": {"dir": tmp_path}},
+        )
+    assert not (tmp_path / "m.pt").exists()

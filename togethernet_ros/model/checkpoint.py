@@ -77,6 +77,9 @@ def save_checkpoint(
     clashes = sorted(set(extra) & set(_RESERVED_KEYS))
     if clashes:
         raise CheckpointError(f"extra keys clash with reserved checkpoint keys: {clashes}")
+    # Anything else would save fine but could never be read back with weights_only=True.
+    _check_weights_only_safe(dict(metadata or {}), "metadata")
+    _check_weights_only_safe(extra, "extra")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
@@ -200,6 +203,28 @@ def load_state_dict_strict(
         else:  # an absent num_batches_tracked counter starts at zero
             full[key] = torch.zeros((), dtype=target.dtype)
     model.load_state_dict(full, strict=True, assign=assign)
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def _check_weights_only_safe(value: Any, where: str) -> None:
+    if isinstance(value, _PLAIN_SCALARS):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int):
+                raise CheckpointError(f"{where}: key {key!r} is not a str or int")
+            _check_weights_only_safe(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_weights_only_safe(item, f"{where}[{index}]")
+        return
+    raise CheckpointError(
+        f"{where} is a {type(value).__name__}; checkpoints may only hold tensors, dicts, lists, "
+        f"tuples, str, int, float, bool and None (so they load with weights_only=True)"
+    )
 
 
 def _parse_own_format(

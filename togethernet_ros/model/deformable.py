@@ -53,12 +53,14 @@ def deform_conv_grid_sample(
     batch, channels, height, width = x.shape
     out_channels, _, kernel_size, _ = weight.shape
     points = kernel_size * kernel_size
-    rows, cols = _sample_positions(offset, kernel_size)
+    # Positions in at least fp32: fp16 cannot resolve fractions of a pixel at large coordinates.
+    position_dtype = torch.promote_types(offset.dtype, torch.float32)
+    rows, cols = _sample_positions(offset.to(position_dtype), kernel_size)
     # align_corners=False maps pixel p to (2p + 1) / size - 1; padding "zeros" = zero outside.
     grid = torch.stack(((2 * cols + 1) / width - 1, (2 * rows + 1) / height - 1), dim=-1)
     sampled = F.grid_sample(
         x,
-        grid.reshape(batch, points * height, width, 2),
+        grid.reshape(batch, points * height, width, 2).to(x.dtype),
         mode="bilinear",
         padding_mode="zeros",
         align_corners=False,
