@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bag": "togethernet_ros.bag.bag_command",
     "demo-data": "togethernet_ros.bag.demo_data_command",
     "distill": "togethernet_ros.distill.distill_command",
+    "demo": "togethernet_ros.bag.demo_command",
 }
 
 

@@ -37,6 +37,8 @@ from togethernet_ros.ros.replay_node_process import NodeProcess
 from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor
 
 ROS_TYPES = {IMAGE_TYPE: Image, COMPRESSED_IMAGE_TYPE: CompressedImage}
+# Node parameters the replay sets unless the caller overrides them (see _Harness for why).
+REPLAY_NODE_DEFAULTS = {"input_reliability": "reliable", "input_depth": 10}
 
 
 class ReplayError(RuntimeError):
@@ -53,7 +55,8 @@ class ReplayOptions:
     params_file: Path | None = None
     node_parameters: dict[str, Any] = field(default_factory=dict)
     record_bag: Path | None = None
-    record_images: bool = False
+    record_dehazed: bool = False
+    record_debug: bool = False
     startup_timeout_s: float = 180.0
     drain_timeout_s: float = 10.0
     accept_timeout_s: float = 10.0
@@ -107,6 +110,9 @@ class _Harness:
         self._lock = threading.Condition()
         self._latest: dict[str, int] = {}
         self._record: queue.Queue | None = None
+        # Reliable, and the node's input made reliable too (REPLAY_NODE_DEFAULTS): over Fast DDS
+        # loopback about half of the 1.3 MB best-effort frames were lost on a 2-core test machine
+        # (0/20 when published pre-serialized), which would measure DDS, not the node.
         publisher_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
         )
@@ -129,8 +135,10 @@ class _Harness:
             wanted = [(names.detections, Detection2DArray, DETECTION2D_ARRAY, output_qos)]
             wanted.append((names.detections_raw, Detection2DArray, DETECTION2D_ARRAY, output_qos))
             wanted.append((names.label_info, LabelInfo, LABEL_INFO, latched))
-            if options.record_images:
+            # Subscribing makes the node compute these (it skips unused outputs), so only on request.
+            if options.record_dehazed:
                 wanted.append((names.dehazed, Image, IMAGE_TYPE, output_qos))
+            if options.record_debug:
                 wanted.append((names.debug_image, Image, IMAGE_TYPE, output_qos))
             self.detection_topics.append(names.detections)
             for name, ros_type, type_name, qos in wanted:
@@ -274,7 +282,7 @@ def run_replay(
         problems = reader.problems.to_dicts()
     if not frames:
         raise ReplayError(f"bag {bag} has no frames on {sorted(topics)}")
-    parameters = {"image_topics": sorted(topics), **options.node_parameters}
+    parameters = {"image_topics": sorted(topics), **REPLAY_NODE_DEFAULTS, **options.node_parameters}
     process = NodeProcess(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
