@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probes")
+    parser.add_argument(
+        "--matmul-size", type=int, default=2048, help="side of the square matmuls for the floor"
+    )
     parser.add_argument("--cache-dir", default=None, help="ONNX exports / TensorRT engines")
     parser.add_argument("--json", default=None, help="write the full report here")
 
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         cache_dir=args.cache_dir,
         peak_rss=not args.no_rss,
+        matmul_size=args.matmul_size,
     )
     report = run_benchmark(plan)
     print(format_table(report))

@@ -48,6 +48,7 @@ class BenchmarkPlan:
     threads: int | None = None
     cache_dir: str | None = None
     peak_rss: bool = True
+    matmul_size: int = 2048
     extra: dict = field(default_factory=dict)
 
 
@@ -185,7 +186,7 @@ def run_benchmark(plan: BenchmarkPlan) -> dict[str, object]:
     _synchronize(plan.device)
     matmul_rates: list[float] = []
     for _ in range(plan.rounds):
-        matmul_rates += measure_matmul_gflops()
+        matmul_rates += measure_matmul_gflops(plan.matmul_size)
         for case in cases:
             for _ in range(plan.iterations):
                 started = time.perf_counter()

@@ -1,0 +1,110 @@
+"""Shared fixtures: a checkpoint with informative random weights and its ONNX export (256x256)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model, save_checkpoint
+
+INPUT_SIZE = (256, 256)
+
+
+def fill_informative(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights whose outputs depend clearly on the input (the reference fill's gains).
+
+    PyTorch's default init gives near-constant head outputs, which would let a broken export
+    or pre-processing pass unnoticed.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+                module.weight.copy_(1 + 0.1 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+                if isinstance(module, nn.BatchNorm2d):
+                    module.running_mean.copy_(
+                        0.1 * torch.randn(module.running_mean.shape, generator=generator)
+                    )
+                    module.running_var.copy_(
+                        0.5 + torch.rand(module.running_var.shape, generator=generator)
+                    )
+                continue
+            for name, parameter in module.named_parameters(recurse=False):
+                if parameter.ndim >= 2:
+                    fan_in = math.prod(parameter.shape[1:])
+                    parameter.copy_(
+                        torch.randn(parameter.shape, generator=generator) * 1.3 / math.sqrt(fan_in)
+                    )
+                elif name.endswith("bias"):
+                    parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A BGR uint8 test image: smooth gradients plus a few solid shapes."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    image = np.stack(
+        [60 + 120 * rows + 0 * cols, 40 + 150 * cols + 0 * rows, 200 - 120 * rows * cols], axis=-1
+    ).astype(np.uint8)
+    for _ in range(8):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(rng.integers(max(4, min(height, width) // 10), max(8, min(height, width) // 3)))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.rectangle(image, (x, y), (x + size, y + size // 2), color, cv2.FILLED)
+    return image
+
+
+@pytest.fixture(scope="session")
+def informative_model() -> nn.Module:
+    return fill_informative(build_model())
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(tmp_path_factory: pytest.TempPathFactory, informative_model: nn.Module) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
+    return save_checkpoint(path, informative_model, DEFAULT_CLASS_NAMES, metadata={"epoch": 0})
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> tuple[Path, str]:
+    """Both variants at 256x256 written by `togethernet export`, and what it printed."""
+    from togethernet_ros.cli import main
+
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(
+            [
+                "export",
+                "--weights",
+                str(checkpoint_path),
+                "--output",
+                str(path),
+                "--input-size",
+                "256",
+            ]
+        )
+    assert status == 0, printed.getvalue()
+    return path, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def onnx_pair(exported: tuple[Path, str]) -> Path:
+    return exported[0]
+
+
+@pytest.fixture
+def images() -> list[np.ndarray]:
+    return [scene(300, 500, seed=1), scene(256, 256, seed=2), scene(120, 90, seed=3)]
