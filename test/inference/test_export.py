@@ -76,7 +76,7 @@ def test_variant_path_naming():
     full, detect = onnx_variant_paths("/x/model.onnx")
     assert (full.name, detect.name) == ("model.onnx", "model.detect.onnx")
     assert onnx_variant_paths("/x/model.detect.onnx") == (full, detect)
-    with pytest.raises(ValueError, match=".onnx"):
+    with pytest.raises(ValueError, match=r"must end with \.onnx"):
         onnx_variant_paths("/x/model.pt")
 
 
