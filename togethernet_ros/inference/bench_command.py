@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+from togethernet_ros.inference.command_errors import reports_user_errors
 
 HELP = "benchmark inference backends side by side against a naive baseline and the compute floor"
 
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the full report here")
 
 
+@reports_user_errors("bench")
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, optionally write JSON."""
     import logging

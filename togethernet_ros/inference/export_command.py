@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+from togethernet_ros.inference.command_errors import reports_user_errors
 
 HELP = "export TogetherNet to ONNX (dynamic batch, with and without restoration) and verify it"
 LOGGER = logging.getLogger("togethernet_ros")
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@reports_user_errors("export")
 def run(args: argparse.Namespace) -> int:
     """Export, then (unless --no-verify) compare ONNX Runtime with PyTorch; 1 on mismatch."""
     from togethernet_ros.inference.export import export_variants, verify_onnx

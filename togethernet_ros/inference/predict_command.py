@@ -14,6 +14,7 @@ from togethernet_ros.inference.cli_arguments import (
     parse_input_size,
     parse_unit_interval,
 )
+from togethernet_ros.inference.command_errors import reports_user_errors
 
 if TYPE_CHECKING:
     from togethernet_ros.inference.detector import Detector
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N images/frames")
 
 
+@reports_user_errors("predict")
 def run(args: argparse.Namespace) -> int:
     """Run the detector over the source and write everything into --output."""
     from tqdm import tqdm
