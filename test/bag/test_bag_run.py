@@ -91,3 +91,33 @@ def test_bag_run_reports_problems_and_keeps_going(camera_bag, tmp_path):
     assert report.frames_processed == 4
     kinds = sorted(p["kind"] for p in report.problems)
     assert kinds == ["missing_topic", "out_of_order"]
+
+
+def test_bag_run_cli_with_the_real_untrained_detector(camera_bag, tmp_path, capsys):
+    from togethernet_ros.cli import main
+
+    source = camera_bag(frames=3)
+    output = tmp_path / "out"
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "bag", "run", str(source), "--output", str(output), "--allow-untrained-weights",
+            "--input-size", "128", "--report", str(report), "--storage", "sqlite3",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = __import__("json").loads(report.read_text())
+    assert summary["frames_processed"] == 6
+    assert summary["backend"].startswith("torch")
+    messages = _messages(output)
+    dehazed = messages["/cam_front/dehazed/image_raw"]
+    assert len(dehazed) == 3 and (dehazed[0][1].height, dehazed[0][1].width) == (96, 128)
+    assert "bag I/O + pipeline overhead" in capsys.readouterr().out
+
+
+def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, capsys):
+    from togethernet_ros.cli import main
+
+    code = main(["bag", "run", str(camera_bag(frames=1)), "--output", str(tmp_path / "o")])
+    assert code == 2
+    assert "allow" in capsys.readouterr().err.lower()

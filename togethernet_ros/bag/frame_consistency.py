@@ -86,9 +86,13 @@ def frame_consistency(
                 continue
             if len(run) >= 3:
                 cxcywh = xyxy_to_cxcywh(np.stack([b for _, b in run]))
-                size = np.maximum(np.sqrt(cxcywh[:, 2] * cxcywh[:, 3]), 1e-6)
-                centre.append(float(np.std(np.diff(cxcywh[:, :2] / size[:, None], 2, axis=0))))
-                scale.append(float(np.std(np.diff(np.log(np.maximum(size, 1e-6)), 2))))
+                sizes = np.sqrt(np.clip(cxcywh[:, 2], 0, None) * np.clip(cxcywh[:, 3], 0, None))
+                # One scale per run (its median size): per-frame sizes would let a momentarily
+                # tiny box blow the figure up. Runs of degenerate boxes say nothing.
+                scale_px = float(np.median(sizes))
+                if scale_px >= 1.0:
+                    centre.append(float(np.std(np.diff(cxcywh[:, :2] / scale_px, 2, axis=0))))
+                    scale.append(float(np.std(np.diff(np.log(np.maximum(sizes, 1.0)), 2))))
             run = [entry]
     return ConsistencyReport(
         frames=len(boxes),

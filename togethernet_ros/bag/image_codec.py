@@ -43,7 +43,8 @@ def _to_three_channels(pixels: np.ndarray, stored_order: str, color_order: str) 
         pixels = pixels[:, :, :3]
     if stored_order != color_order:
         return np.ascontiguousarray(pixels[:, :, ::-1])
-    return np.ascontiguousarray(pixels)
+    # Views of a message buffer are read-only; consumers (torch.from_numpy) want writable arrays.
+    return pixels.copy() if not pixels.flags.writeable or not pixels.flags.c_contiguous else pixels
 
 
 def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:

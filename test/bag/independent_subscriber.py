@@ -1,0 +1,51 @@
+"""A separate ROS process that records (topic, header stamp) of Detection2DArray topics.
+
+Run: python independent_subscriber.py OUT.json TOPIC...; stops on SIGINT and writes OUT.json.
+Used to check that the replay report counts what any other subscriber sees.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from vision_msgs.msg import Detection2DArray
+
+
+def main() -> None:
+    out_path, topics = sys.argv[1], sys.argv[2:]
+    rclpy.init()
+    node = rclpy.create_node("independent_subscriber")
+    seen: list[list] = []
+    qos = QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
+    )
+    for topic in topics:
+        node.create_subscription(
+            Detection2DArray,
+            topic,
+            lambda m, t=topic: seen.append(
+                [t, m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec, len(m.detections)]
+            ),
+            qos,
+        )
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    print("ready", flush=True)
+    try:
+        while not stop:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except ExternalShutdownException:
+        pass
+    with open(out_path, "w") as sink:
+        json.dump(seen, sink)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
