@@ -1,0 +1,321 @@
+"""GPU check for the inference backends: correctness against the CPU, then fp16 speed.
+
+Standalone: needs only torch, numpy, onnx and onnxruntime(-gpu) next to this repository (no
+OpenCV, no test files, no weights: it builds a model with informative random weights).
+
+    python benchmarks/gpu_check.py --out gpu_check.json            # on a CUDA machine
+    python benchmarks/gpu_check.py --device cpu --size 256 --out x  # dry run of the script
+
+Checks, each against the CPU fp32 PyTorch result on the same pre-processed batch:
+  torch CUDA fp32 (TF32 off), torch CUDA fp16, ONNX Runtime CUDA EP (fp32), ONNX Runtime
+  TensorRT EP (fp16); missing providers are skipped with a message. Then times fp16
+  throughput at batch 16 and batch-1 latency at 640x640 (end-to-end detect(), frames of the
+  input size, restoration off and on). Prints a compact table and writes JSON to --out.
+Runtime budget: about 4 minutes (TensorRT engine builds are skipped when time runs short).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from togethernet_ros.inference.detector_base import STRIDES
+from togethernet_ros.inference.export import export_variants
+from togethernet_ros.inference.factory import create_detector
+from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model, save_checkpoint
+from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.postprocess import postprocess
+from togethernet_ros.vision.preprocess import preprocess_batch
+
+BUDGET_S = 230.0
+# Max |error| of the raw head maps (values O(1)) / dehazed output (Tanh) allowed per mode.
+TOLERANCE = {"fp32": 2e-3, "fp16": 6e-2}
+
+
+def fill_informative(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights whose outputs depend on the input (gain 1.3 / sqrt(fan_in))."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+                module.weight.copy_(1 + 0.1 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+                if isinstance(module, nn.BatchNorm2d):
+                    module.running_mean.copy_(
+                        0.1 * torch.randn(module.running_mean.shape, generator=generator)
+                    )
+                    module.running_var.copy_(
+                        0.5 + torch.rand(module.running_var.shape, generator=generator)
+                    )
+                continue
+            for name, parameter in module.named_parameters(recurse=False):
+                if parameter.ndim >= 2:
+                    scale = 1.3 / math.sqrt(math.prod(parameter.shape[1:]))
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+                elif name.endswith("bias"):
+                    parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+def camera_frames(count: int, height: int, width: int) -> list[np.ndarray]:
+    """BGR frames with gradients and solid blocks (numpy only)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(count):
+        rows = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        cols = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+        tint = rng.uniform(40, 200, 3).astype(np.float32)
+        frame = (tint * (0.5 + 0.5 * rows) * (0.6 + 0.4 * cols)).astype(np.uint8)
+        for _ in range(10):
+            y, x = int(rng.integers(0, height - 40)), int(rng.integers(0, width - 40))
+            h, w = int(rng.integers(20, height // 3)), int(rng.integers(20, width // 3))
+            frame[y : y + h, x : x + w] = rng.integers(0, 256, 3)
+        frames.append(frame)
+    return frames
+
+
+def max_errors(outputs: tuple, reference: tuple) -> dict[str, float]:
+    maps, dehazed = outputs
+    ref_maps, ref_dehazed = reference
+    errors = {
+        f"maps_s{stride}": float((got.float().cpu() - want).abs().max())
+        for stride, got, want in zip(STRIDES, maps, ref_maps, strict=True)
+    }
+    if dehazed is not None:
+        errors["dehazed"] = float((dehazed.float().cpu() - ref_dehazed).abs().max())
+    return errors
+
+
+def detection_agreement(detections: list, reference: list, box_tolerance: float = 2.0) -> float:
+    """Fraction of reference detections found again (same class, box within tolerance px)."""
+    found = total = 0
+    for mine, theirs in zip(detections, reference, strict=True):
+        total += len(theirs)
+        for box, class_id in zip(theirs.boxes, theirs.class_ids, strict=True):
+            same = mine.class_ids == class_id
+            if same.any() and np.abs(mine.boxes[same] - box).max(axis=1).min() <= box_tolerance:
+                found += 1
+    return found / total if total else 1.0
+
+
+def time_detect(detector, frames: list, restore: bool, iterations: int, device: str) -> dict:
+    for _ in range(3):
+        detector.detect(frames, restore=restore)
+    synchronize(device)
+    latencies = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        detector.detect(frames, restore=restore)
+        synchronize(device)
+        latencies.append(time.perf_counter() - started)
+    latencies_ms = np.array(latencies) * 1e3
+    p50 = float(np.percentile(latencies_ms, 50))
+    return {
+        "batch": len(frames),
+        "restore": restore,
+        "p50_ms": p50,
+        "p95_ms": float(np.percentile(latencies_ms, 95)),
+        "images_per_s": len(frames) / p50 * 1e3,
+    }
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="JSON report path")
+    parser.add_argument("--device", default="cuda", help="cuda[:N], or cpu for a dry run")
+    parser.add_argument("--size", type=int, default=640, help="square input size (x128)")
+    parser.add_argument("--iterations", type=int, default=30)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    report: dict = {"checks": [], "timings": [], "skipped": []}
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print("torch sees no CUDA device: nothing to check")
+        report["skipped"].append("no CUDA device visible to torch")
+        Path(args.out).write_text(json.dumps(report, indent=1))
+        return 1
+    # Correctness first, in true fp32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    import onnxruntime as ort
+
+    report["environment"] = {
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else "none",
+    }
+    print(f"environment: {report['environment']}")
+    size = (args.size, args.size)
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    model = fill_informative(build_model())
+    weights = save_checkpoint(work / "informative.pth", model, DEFAULT_CLASS_NAMES)
+    frames = camera_frames(4, 720, 1280)
+    batch, infos = preprocess_batch(frames, size, "bgr")
+    with torch.inference_mode():
+        cpu_output = model(batch, restore=True)
+    reference = (list(cpu_output.maps), cpu_output.dehazed)
+    cpu_detections = postprocess(decode_outputs(reference[0], STRIDES, size), infos, 0.3, 0.45)
+    print(f"CPU reference: {sum(len(d) for d in cpu_detections)} detections at conf 0.3")
+
+    if device.startswith("cuda"):
+        on_device, _ = preprocess_batch(frames, size, "bgr", device=device)
+        error = float((on_device.cpu() - batch).abs().max())
+        # One grey level of resampling difference is 1 / 255 / 0.225 = 0.0174 after normalising.
+        report["checks"].append(
+            {"name": "pre-processing on GPU", "max_error": error, "ok": error <= 0.0175}
+        )
+
+    cpu_dehazed = [
+        result.dehazed
+        for result in create_detector(
+            str(weights), input_size=size, conf_threshold=0.3, nms_threshold=0.45
+        ).detect(frames, restore=True)
+    ]
+
+    def check(name: str, mode: str, **options: object) -> object | None:
+        try:
+            detector = create_detector(
+                str(weights),
+                device=device,
+                input_size=size,
+                conf_threshold=0.3,
+                nms_threshold=0.45,
+                cache_dir=str(work / "cache"),
+                max_batch_size=16,
+                **options,
+            )
+        except Exception as error:  # missing provider / library: report and go on
+            report["skipped"].append(f"{name}: {error}")
+            print(f"SKIP {name}: {error}")
+            return None
+        with torch.inference_mode():
+            outputs = detector._forward(batch.to(detector.preprocess_device), restore=True)
+        errors = max_errors(outputs, reference)
+        results = detector.detect(frames, restore=True)
+        agreement = detection_agreement([r.detections for r in results], cpu_detections)
+        dehazed_error = max(
+            int(np.abs(result.dehazed.astype(int) - expected.astype(int)).max())
+            for result, expected in zip(results, cpu_dehazed, strict=True)
+        )
+        needed = 0.99 if mode == "fp32" else 0.9
+        ok = max(errors.values()) <= TOLERANCE[mode] and agreement >= needed
+        report["checks"].append(
+            {
+                "name": name,
+                "backend": detector.backend,
+                "max_error": errors,
+                "detections_found_again": agreement,
+                "dehazed_max_level_diff": dehazed_error,
+                "ok": ok,
+            }
+        )
+        print(
+            f"{'OK  ' if ok else 'FAIL'} {name:26s} {detector.backend:44s} "
+            f"max|err| {max(errors.values()):.2e}  detections {agreement:.1%}  "
+            f"dehazed {dehazed_error} levels"
+        )
+        return detector
+
+    detectors = {}
+    detectors["torch fp32"] = check("torch fp32 (TF32 off)", "fp32", precision="fp32")
+    detectors["torch fp16"] = (
+        check("torch fp16", "fp16", precision="fp16") if device != "cpu" else None
+    )
+    providers = ort.get_available_providers()
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in providers:
+        report["skipped"].append("onnxruntime CUDA EP not in this build")
+        print("SKIP onnxruntime CUDA EP: not available (install onnxruntime-gpu)")
+    onnx_path = work / "model.onnx"
+    export_variants(model, onnx_path, size, class_names=DEFAULT_CLASS_NAMES)
+    if device == "cpu" or "CUDAExecutionProvider" in providers:
+        # Hide TensorRT for this check so that the CUDA EP itself is measured.
+        real_available = ort.get_available_providers
+        ort.get_available_providers = lambda: [p for p in real_available() if "Tensorrt" not in p]
+        try:
+            detectors["ort cuda"] = check(
+                "onnxruntime CUDA EP fp32",
+                "fp32",
+                backend="onnxruntime",
+                onnx_path=str(onnx_path),
+                precision="fp32",
+            )
+        finally:
+            ort.get_available_providers = real_available
+    if "TensorrtExecutionProvider" in providers and device.startswith("cuda"):
+        if time.perf_counter() - started > BUDGET_S - 120:
+            report["skipped"].append("TensorRT: not enough time left for the engine build")
+            print("SKIP TensorRT: not enough time left for the engine build")
+        else:
+            detectors["ort trt"] = check(
+                "onnxruntime TensorRT fp16",
+                "fp16",
+                backend="onnxruntime",
+                onnx_path=str(onnx_path),
+                precision="fp16",
+            )
+    else:
+        report["skipped"].append("onnxruntime TensorRT EP not available")
+        print("SKIP onnxruntime TensorRT EP: not available")
+
+    # Speed: fp16 on the GPU (TF32 irrelevant there), frames of the input size.
+    speed_frames = camera_frames(16, *size)
+    timed = [(name, detectors.get(name)) for name in ("torch fp16", "ort trt", "torch fp32")]
+    for name, detector in timed:
+        if detector is None:
+            continue
+        # A CPU dry run only exercises the timing code (batch 1).
+        plans = (
+            ((1, False),) if device == "cpu" else ((16, False), (16, True), (1, False), (1, True))
+        )
+        for batch_size, restore in plans:
+            if time.perf_counter() - started > BUDGET_S:
+                report["skipped"].append(f"timing {name} b{batch_size}: out of time")
+                continue
+            iterations = args.iterations if batch_size == 1 else max(5, args.iterations // 3)
+            if device == "cpu":
+                iterations = 2
+            entry = {
+                "name": name,
+                "backend": detector.backend,
+                **time_detect(detector, speed_frames[:batch_size], restore, iterations, device),
+            }
+            report["timings"].append(entry)
+            print(
+                f"TIME {name:12s} batch {batch_size:2d} restore {'on ' if restore else 'off'} "
+                f"p50 {entry['p50_ms']:7.2f} ms  {entry['images_per_s']:8.1f} img/s"
+            )
+    report["elapsed_s"] = time.perf_counter() - started
+    report["all_ok"] = all(check["ok"] for check in report["checks"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(
+        f"{'ALL OK' if report['all_ok'] else 'SOME CHECKS FAILED'} in {report['elapsed_s']:.0f} s "
+        f"-> {args.out}"
+    )
+    return 0 if report["all_ok"] else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
