@@ -214,7 +214,7 @@ class OnnxRuntimeDetector(DetectorBase):
         elif on_gpu:
             outputs = self._run_bound_to_host(session, batch, names)
         else:
-            arrays = session.run(names, {INPUT_NAME: batch.numpy()})
+            arrays = session.run(names, {INPUT_NAME: batch.cpu().numpy()})
             outputs = [torch.from_numpy(array) for array in arrays]
         return outputs[:3], (outputs[3] if restore else None)
 
@@ -255,7 +255,7 @@ class OnnxRuntimeDetector(DetectorBase):
     ) -> list[torch.Tensor]:
         """IO binding from host memory (torch without CUDA): ORT uploads and downloads once."""
         binding = session.io_binding()
-        binding.bind_cpu_input(INPUT_NAME, batch.numpy())
+        binding.bind_cpu_input(INPUT_NAME, batch.cpu().numpy())
         for name in names:
             binding.bind_output(name, "cpu")
         session.run_with_iobinding(binding)
