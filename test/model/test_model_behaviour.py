@@ -79,7 +79,7 @@ def test_rectangular_input(model):
     with torch.no_grad():
         maps, dehazed = model(x)
         decoder = model.backbone.decoder
-        features = torch.randn(1, 64, 96, 160)
+        features = torch.randn(1, 64, 24, 40)  # non-square, small: the published tail is slow
         fast_tail = decoder._tail_fast(features)
         published_tail = decoder._tail_published(features)
     assert [tuple(m.shape[-2:]) for m in maps] == [(48, 80), (24, 40), (12, 20)]
