@@ -116,6 +116,10 @@ def main() -> None:
         "median_inference_only_s": round(inference, 3),
         "median_bag_run_s": round(total, 3),
         "overhead_fraction": round((total - inference) / total, 4),
+        # Other jobs share the machine: the fastest repeat of each is the least disturbed.
+        "min_inference_only_s": round(min(inference_s), 3),
+        "min_bag_run_s": round(min(bag_run_s), 3),
+        "overhead_fraction_of_minima": round(1 - min(inference_s) / min(bag_run_s), 4),
         "bag_run_internal_overhead_fraction": round(
             statistics.median(
                 1 - i / w for i, w in zip(in_run_inference_s, bag_run_s, strict=True)
@@ -130,7 +134,13 @@ def main() -> None:
     print(f"{'frames (2 cameras)':<44}{frames:>12}")
     print(f"{'inference only, median (s)':<44}{inference:>12.2f}")
     print(f"{'bag run end to end, median (s)':<44}{total:>12.2f}")
-    print(f"{'overhead vs inference only':<44}{100 * result['overhead_fraction']:>11.1f}%")
+    print(
+        f"{'overhead vs inference only (medians)':<44}{100 * result['overhead_fraction']:>11.1f}%"
+    )
+    print(
+        f"{'overhead vs inference only (fastest runs)':<44}"
+        f"{100 * result['overhead_fraction_of_minima']:>11.1f}%"
+    )
     print(
         f"{'overhead inside bag run (1 - detect/wall)':<44}"
         f"{100 * result['bag_run_internal_overhead_fraction']:>11.1f}%"
