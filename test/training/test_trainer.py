@@ -1,5 +1,7 @@
 """The trainer on a tiny synthetic foggy dataset: gradients, resume exactness, config errors."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -43,6 +45,11 @@ def test_default_config_is_togethernet_s_and_published_recipe():
         5e-4,
         True,
     )
+
+
+def test_shipped_default_yaml_equals_the_built_in_defaults():
+    root = Path(__file__).resolve().parents[2]
+    assert load_train_config(root / "config" / "train_default.yaml") == TrainConfig()
 
 
 def test_unknown_config_key_is_rejected_with_its_name():

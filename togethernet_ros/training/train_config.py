@@ -43,6 +43,7 @@ class ModelSection:
     depth: float = 0.33
     width: float = 0.5
     input_size: int = 640
+    bn_momentum: float = 0.03  # published; tiny smoke runs use more so eval-mode BN keeps up
     init: str | None = None  # upstream TogetherNet / YOLOX-s (Megvii or bubbliiiing) weights
     deform_impl: str = "fast"
 

@@ -189,7 +189,10 @@ def train(
     class_names = tuple(config.data.class_names)
     if model is None:
         model_config = TogetherNetConfig(
-            num_classes=len(class_names), depth=config.model.depth, width=config.model.width
+            num_classes=len(class_names),
+            depth=config.model.depth,
+            width=config.model.width,
+            bn_momentum=config.model.bn_momentum,
         )
         model = build_model(config=model_config, deform_impl=config.model.deform_impl)
     if model.config.num_classes != len(class_names):
