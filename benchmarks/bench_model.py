@@ -6,7 +6,9 @@ Variants (same random weights, batch 1, ``torch.inference_mode``):
 * ``published``: gather DCN + literal full-resolution decoder tail (``deform_impl="gather"``),
   i.e. the naive baseline evaluated like the upstream code;
 each with restoration on and off. Runs are interleaved (one forward of every variant per round)
-so that load from other processes hits all variants alike; medians are reported.
+so that load from other processes hits all variants alike; medians are reported, in wall time
+and in process CPU time. On a shared machine run ``--threads 1`` as well: single-threaded CPU
+time is nearly immune to other processes (no barrier spinning, no descheduled wall time).
 
 The compute floor is the published model's 47.1 GFLOP divided by the fp32 matmul rate measured
 in the same run (the issue's definition). Writes JSON to --out (default
@@ -31,18 +33,23 @@ from togethernet_ros.model import build_model, check_input_size
 PUBLISHED_GFLOP_640 = 47.1
 
 
-def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
-    """Median fp32 GEMM rate (GFLOP/s) at the benchmark's thread count."""
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> tuple[float, float]:
+    """Median fp32 GEMM rate (GFLOP/s) at the benchmark's thread count: (wall, per CPU-second).
+
+    The CPU-time rate divided by ``threads`` is the rate this process would see on idle cores
+    (only meaningful with 1 thread, where no time goes to spinning at barriers).
+    """
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
     for _ in range(3):
         a @ b
-    rates = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         a @ b
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return statistics.median(rates)
+        wall.append(2 * size**3 / (time.perf_counter() - start_wall) / 1e9)
+        cpu.append(2 * size**3 / max(time.process_time() - start_cpu, 1e-9) / 1e9)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def cpu_model_name() -> str:
@@ -83,29 +90,36 @@ def main() -> int:
             variants[f"{name}, restore {'on' if restore else 'off'}"] = (model, inp, restore)
 
     load_before = os.getloadavg()[0]
-    rate_before = matmul_gflops(args.threads)
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    rate_before, cpu_rate_before = matmul_gflops(args.threads)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with torch.inference_mode():
         for model, inp, restore in variants.values():
             model(inp, restore=restore)  # warm-up: allocator, oneDNN primitives
         for _ in range(args.rounds):
             for name, (model, inp, restore) in variants.items():
-                start = time.perf_counter()
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
                 model(inp, restore=restore)
-                times[name].append(time.perf_counter() - start)
-    rate_after = matmul_gflops(args.threads)
+                times[name].append(
+                    (time.perf_counter() - start_wall, time.process_time() - start_cpu)
+                )
+    rate_after, cpu_rate_after = matmul_gflops(args.threads)
     load_after = os.getloadavg()[0]
 
+    gflop = PUBLISHED_GFLOP_640 * (height * width) / (640 * 640)
     rate = max(rate_before, rate_after)  # the less disturbed of the two measurements
-    floor_ms = PUBLISHED_GFLOP_640 * (height * width) / (640 * 640) / rate * 1000
+    cpu_rate = max(cpu_rate_before, cpu_rate_after)
+    floor_ms = gflop / rate * 1000
+    cpu_floor_ms = gflop / cpu_rate * 1000
     rows = {}
     for name, samples in times.items():
-        median_ms = statistics.median(samples) * 1000
+        median_ms = statistics.median(wall for wall, _ in samples) * 1000
+        cpu_ms = statistics.median(cpu for _, cpu in samples) * 1000
         rows[name] = {
             "median_ms": median_ms,
-            "min_ms": min(samples) * 1000,
-            "max_ms": max(samples) * 1000,
+            "min_ms": min(wall for wall, _ in samples) * 1000,
             "floor_ratio": median_ms / floor_ms,
+            "cpu_ms": cpu_ms,
+            "cpu_floor_ratio": cpu_ms / cpu_floor_ms,
         }
     savings = {
         impl: 1
@@ -121,7 +135,9 @@ def main() -> int:
         "rounds": args.rounds,
         "load_average_before_after": [load_before, load_after],
         "matmul_gflops_before_after": [rate_before, rate_after],
+        "matmul_gflops_per_cpu_second_before_after": [cpu_rate_before, cpu_rate_after],
         "floor_ms": floor_ms,
+        "cpu_floor_ms": cpu_floor_ms,
         "variants": rows,
         "restore_off_saving": savings,
     }
@@ -131,9 +147,16 @@ def main() -> int:
         f"matmul {rate_before:.0f}/{rate_after:.0f} GFLOP/s -> floor {floor_ms:.0f} ms; "
         f"load average {load_before:.1f} -> {load_after:.1f}"
     )
-    print(f"{'variant':32s} {'median ms':>10s} {'min ms':>8s} {'x floor':>8s}")
+    print(
+        f"CPU-time floor {cpu_floor_ms:.0f} ms ({cpu_rate_before:.0f}/{cpu_rate_after:.0f} GFLOP/s)"
+    )
+    header = ("variant", "median ms", "min ms", "x floor", "CPU ms", "x CPU floor")
+    print("{:32s} {:>10s} {:>8s} {:>8s} {:>8s} {:>12s}".format(*header))
     for name, row in rows.items():
-        print(f"{name:32s} {row['median_ms']:10.0f} {row['min_ms']:8.0f} {row['floor_ratio']:8.2f}")
+        print(
+            f"{name:32s} {row['median_ms']:10.0f} {row['min_ms']:8.0f} {row['floor_ratio']:8.2f} "
+            f"{row['cpu_ms']:8.0f} {row['cpu_floor_ratio']:12.2f}"
+        )
     for impl, saving in savings.items():
         print(f"restoration off saves {saving:.0%} ({impl})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
