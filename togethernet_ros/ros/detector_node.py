@@ -339,6 +339,11 @@ class DetectorNode(LifecycleNode):
         self._stop_processing()
         self._release_model_and_publishers()
 
+    def destroy_node(self) -> None:
+        """Stop the inference thread before rclpy tears down the node's entities."""
+        self.shutdown_cleanly()
+        super().destroy_node()
+
     # ---------------------------------------------------------------- model
 
     def _create_detector(self, settings: NodeSettings) -> Any:
@@ -363,6 +368,7 @@ class DetectorNode(LifecycleNode):
             allow_untrained=settings["allow_untrained_weights"],
             onnx_path=settings["onnx_path"] or None,
             cache_dir=settings["engine_cache_dir"] or None,
+            max_batch_size=settings["max_batch_size"],
         )
 
     def _restoration_wanted(self) -> bool:

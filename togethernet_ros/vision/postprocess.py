@@ -105,9 +105,13 @@ def postprocess(
         if rows.start == rows.stop:
             results.append(Detections.empty())
             continue
-        results.append(
-            Detections(
-                unletterbox_boxes(boxes[rows], info, clip=clip), scores[rows], class_ids[rows]
-            )
+        detections = Detections(
+            unletterbox_boxes(boxes[rows], info, clip=clip), scores[rows], class_ids[rows]
         )
+        if clip:
+            # A box that lies wholly in the letterbox padding clips to zero width or height: it
+            # covers no source pixel, and zero-area boxes would poison IoU matching downstream.
+            sides = detections.boxes[:, 2:] - detections.boxes[:, :2]
+            detections = detections.select((sides >= 1.0).all(axis=1))
+        results.append(detections)
     return results

@@ -1,0 +1,226 @@
+"""Benchmark the detector node as users run it: a separate process fed over real DDS.
+
+Two measurements (issue: the ROS 2 detector node, "Targets"):
+
+* ``overhead``: one 1280x720 camera at a rate the model can follow; end-to-end latency (receive
+  time of the Detection2DArray minus the image stamp) against the detector's own time per frame
+  (``inference_p50_ms`` from /diagnostics). Their difference is what the node adds: DDS transfer,
+  decoding, batching, smoothing and message building.
+* ``soak``: N cameras at 30 Hz for a given duration; the node must keep processing the newest frames
+  with bounded latency, without queue growth and with flat memory (RSS sampled with psutil).
+
+Usage: .venv/bin/python benchmarks/bench_node.py overhead|soak [--seconds S] [--cameras N]
+Writes JSON to --out (default benchmarks/results/node_<mode>.json) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _start_node(topics: list[str], input_size: list[int], env: dict[str, str]) -> subprocess.Popen:
+    topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
+    size = "[" + ",".join(str(s) for s in input_size) + "]"
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "detector_node"),
+            "--ros-args",
+            "--params-file",
+            str(REPO / "config" / "detect.yaml"),
+            "-p",
+            "allow_untrained_weights:=true",
+            "-p",
+            f"image_topics:={topic_list}",
+            "-p",
+            f"input_size:={size}",
+            "-p",
+            "diagnostics_period_s:=1.0",
+            "-p",
+            f"max_batch_size:={max(1, len(topics))}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run(mode: str, seconds: float, cameras: int, rate_hz: float, input_size: list[int]) -> dict:
+    from togethernet_ros.ros.local_dds import local_dds_environment
+
+    env = dict(os.environ, **local_dds_environment())
+    os.environ.update(env)
+    import psutil
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
+    process = _start_node(topics, input_size, env)
+    rclpy.init()
+    node = rclpy.create_node("node_benchmark")
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    latencies: dict[str, list[tuple[float, float]]] = {topic: [] for topic in topics}
+    diagnostics: dict[str, dict[str, str]] = {}
+    lock = threading.Lock()
+
+    def on_detections(topic: str):
+        def callback(message: Detection2DArray) -> None:
+            stamp = message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+            now = time.time()
+            with lock:
+                latencies[topic].append((now, (now - stamp) * 1e3))
+
+        return callback
+
+    def on_diagnostics(message: DiagnosticArray) -> None:
+        for status in message.status:
+            with lock:
+                diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publishers = []
+    for topic in topics:
+        namespace = topic.rsplit("/", 1)[0]
+        node.create_subscription(
+            Detection2DArray, f"{namespace}/detections", on_detections(topic), reliable
+        )
+        publishers.append(node.create_publisher(Image, topic, reliable))
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    deadline = time.monotonic() + 120
+    while any(p.get_subscription_count() < 1 for p in publishers):
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the detector node did not come up")
+        time.sleep(0.05)
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    payload = frame.tobytes()
+    node_process = psutil.Process(process.pid)
+    rss_samples: list[tuple[float, float]] = []
+    sent = 0
+    start = time.monotonic()
+    next_rss = start
+    period = 1.0 / rate_hz
+    next_send = start
+    while time.monotonic() - start < seconds:
+        now_wall = time.time()
+        for publisher in publishers:
+            message = Image()
+            message.header.frame_id = "bench"
+            message.header.stamp.sec = int(now_wall)
+            message.header.stamp.nanosec = int((now_wall % 1) * 1e9)
+            message.height, message.width, message.encoding, message.step = 720, 1280, "bgr8", 3840
+            message.data = payload
+            publisher.publish(message)
+            sent += 1
+        if time.monotonic() >= next_rss:
+            rss_samples.append((time.monotonic() - start, node_process.memory_info().rss / 2**20))
+            next_rss += 5.0
+        next_send += period
+        time.sleep(max(0.0, next_send - time.monotonic()))
+    time.sleep(3.0)
+    process.send_signal(2)
+    exit_code = process.wait(timeout=60)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()
+
+    all_latency = np.array([lat for topic in topics for _, lat in latencies[topic]])
+    received = int(all_latency.size)
+    first_topic = f"detector: {topics[0]}"
+    inference_p50 = float(diagnostics.get(first_topic, {}).get("inference_p50_ms", "nan"))
+    dropped = sum(int(d.get("dropped_frames", "0")) for d in diagnostics.values())
+    result = {
+        "mode": mode,
+        "machine": f"{os.cpu_count()}-core CPU, {_cpu_name()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "cameras": cameras,
+        "rate_hz": rate_hz,
+        "image": "1280x720 bgr8",
+        "input_size": input_size,
+        "seconds": seconds,
+        "frames_sent": sent,
+        "frames_with_detections": received,
+        "dropped_reported_by_node": dropped,
+        "latency_ms": {
+            "p50": float(np.percentile(all_latency, 50)) if received else None,
+            "p95": float(np.percentile(all_latency, 95)) if received else None,
+            "p99": float(np.percentile(all_latency, 99)) if received else None,
+            "max": float(all_latency.max()) if received else None,
+        },
+        "detector_p50_ms": inference_p50,
+        "node_overhead_p50_ms": (
+            float(np.percentile(all_latency, 50)) - inference_p50 if received else None
+        ),
+        "rss_mib": rss_samples,
+        "exit_code_after_sigint": exit_code,
+    }
+    if mode == "soak" and received:
+        times = np.array([t for topic in topics for t, _ in latencies[topic]])
+        order = np.argsort(times)
+        times, ordered = times[order], all_latency[order]
+        minute = 60.0 if seconds >= 180 else seconds / 3
+        first = ordered[times - times[0] <= minute]
+        last = ordered[times >= times[-1] - minute]
+        result["latency_first_window_p99_ms"] = float(np.percentile(first, 99))
+        result["latency_last_window_p99_ms"] = float(np.percentile(last, 99))
+        rss = np.array([value for _, value in rss_samples])
+        result["rss_first_mib"], result["rss_last_mib"] = float(rss[1]), float(rss[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["overhead", "soak"])
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--cameras", type=int, default=None)
+    parser.add_argument("--rate-hz", type=float, default=None)
+    parser.add_argument("--input-size", type=int, nargs="+", default=[384, 640])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.mode == "overhead":
+        seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
+    else:
+        seconds, cameras, rate = args.seconds or 600.0, args.cameras or 4, args.rate_hz or 30.0
+    result = run(args.mode, seconds, cameras, rate, args.input_size)
+    out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for key, value in result.items():
+        if key != "rss_mib":
+            print(f"{key:32s} {value}")
+    rss = [round(value) for _, value in result["rss_mib"]]
+    print(f"{'rss_mib (every 5 s)':32s} {rss[:6]} ... {rss[-6:]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""The detector node over real DDS, in-process and as a separate process.
+
+All tests run an UNTRAINED model (allow_untrained_weights): they check plumbing — topics,
+headers, sizes, counts, batching, bad input, parameters, shutdown — not detection quality.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from support.wait import wait_for
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS_FILE = REPO / "config" / "detect.yaml"
+CAM_A = "/cam_a/image_raw"
+CAM_B = "/cam_b/image_raw/compressed"
+
+
+def _qos_reliable(depth: int = 50):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _latched_qos():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def _scene(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(60, 200, (height, width, 3), dtype=np.uint8)
+    cv2.rectangle(image, (width // 4, height // 4), (width // 2, height - 10), (20, 30, 220), -1)
+    return image
+
+
+def _image_message(pixels: np.ndarray, frame_id: str, stamp_ns: int, encoding: str = "bgr8"):
+    from sensor_msgs.msg import Image
+
+    message = Image()
+    message.header.frame_id = frame_id
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.height, message.width = pixels.shape[:2]
+    message.encoding = encoding
+    message.step = pixels.shape[1] * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    message.data = pixels.tobytes()
+    return message
+
+
+def _compressed_message(pixels: np.ndarray, frame_id: str, stamp_ns: int):
+    from sensor_msgs.msg import CompressedImage
+
+    message = CompressedImage()
+    message.header.frame_id = frame_id
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.format = "jpeg"
+    message.data = cv2.imencode(".jpg", pixels)[1].tobytes()
+    return message
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class Recorder:
+    """Collects messages per topic from callbacks on the executor threads."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list] = {}
+        self._lock = threading.Lock()
+
+    def callback(self, topic: str):
+        def store(message) -> None:
+            with self._lock:
+                self.messages.setdefault(topic, []).append(message)
+
+        return store
+
+    def get(self, topic: str) -> list:
+        with self._lock:
+            return list(self.messages.get(topic, []))
+
+
+def _node_parameters(**overrides):
+    from rclpy.parameter import Parameter
+
+    values = {
+        "image_topics": [CAM_A, CAM_B],
+        "allow_untrained_weights": True,
+        "input_size": [128, 256],
+        "conf_threshold": 0.05,
+        "max_batch_wait_ms": 30.0,
+        "diagnostics_period_s": 0.2,
+        "tracking.min_hits": 1,
+        # Untrained scores lie around 0.2-0.4: let them start tracks.
+        "tracking.high_score_threshold": 0.1,
+        "tracking.low_score_threshold": 0.05,
+        **overrides,
+    }
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+@pytest.fixture
+def harness(ros):
+    """A configured and active DetectorNode plus a test node with publishers and recorders."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CompressedImage, Image
+    from vision_msgs.msg import Detection2DArray
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    def start(**overrides):
+        detector = DetectorNode(
+            parameter_overrides=_node_parameters(**overrides), context=ros.context
+        )
+        assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        ros.add_node(detector)
+        tester = ros.add_node(rclpy.create_node("detector_test_harness", context=ros.context))
+        recorder = Recorder()
+        for topic, message_type in [
+            ("/cam_a/detections", Detection2DArray),
+            ("/cam_a/detections_raw", Detection2DArray),
+            ("/cam_b/detections", Detection2DArray),
+            ("/cam_a/dehazed/image_raw", Image),
+            ("/cam_b/dehazed/image_raw", Image),
+            ("/cam_a/debug_image", Image),
+        ]:
+            tester.create_subscription(
+                message_type, topic, recorder.callback(topic), _qos_reliable()
+            )
+        tester.create_subscription(
+            DiagnosticArray, "/diagnostics", recorder.callback("/diagnostics"), 10
+        )
+        publishers = {
+            CAM_A: tester.create_publisher(Image, CAM_A, _qos_reliable(5)),
+            CAM_B: tester.create_publisher(CompressedImage, CAM_B, _qos_reliable(5)),
+        }
+        wait_for(
+            lambda: all(p.get_subscription_count() >= 1 for p in publishers.values()),
+            10.0,
+            "the node's camera subscriptions",
+        )
+        wait_for(
+            lambda: detector._cameras[CAM_A].dehazed.get_subscription_count() >= 1,
+            10.0,
+            "the test's dehazed subscription",
+        )
+        return detector, tester, publishers, recorder
+
+    yield start
+
+
+def _diagnostic_value(recorder: Recorder, camera_topic: str, key: str) -> str | None:
+    for array in reversed(recorder.get("/diagnostics")):
+        for status in array.status:
+            if status.name.endswith(camera_topic):
+                for pair in status.values:
+                    if pair.key == key:
+                        return pair.value
+    return None
+
+
+def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
+    detector, _tester, publishers, recorder = harness()
+    frame_a = _scene(480, 640, seed=1)
+    frame_b = _scene(240, 320, seed=2)
+    stamps = [1_700_000_000_000_000_000 + i * 100_000_000 for i in range(4)]
+    for index, stamp in enumerate(stamps):
+        # Lock-step: newest-frame-wins batching rightly drops frames sent faster than the model
+        # runs; this test wants every frame's outputs.
+        publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", stamp))
+        publishers[CAM_B].publish(_compressed_message(frame_b, "cam_b_optical", stamp))
+        wait_for(
+            lambda n=index + 1: (
+                len(recorder.get("/cam_a/detections")) >= n
+                and len(recorder.get("/cam_b/detections")) >= n
+                and len(recorder.get("/cam_a/dehazed/image_raw")) >= n
+                and len(recorder.get("/cam_b/dehazed/image_raw")) >= n
+            ),
+            60.0,
+            f"detections and dehazed images for frame {index}",
+        )
+    for array in recorder.get("/cam_a/detections") + recorder.get("/cam_a/detections_raw"):
+        assert array.header.frame_id == "cam_a_optical"
+        assert _stamp_ns(array.header) in stamps
+        for detection in array.detections:
+            assert detection.header.frame_id == "cam_a_optical"
+            assert 0.0 <= detection.bbox.center.position.x <= 640.0
+            assert 0.0 <= detection.bbox.center.position.y <= 480.0
+            assert detection.results[0].hypothesis.class_id in detector._class_names
+    assert [_stamp_ns(a.header) for a in recorder.get("/cam_b/detections")] == stamps
+    dehazed = recorder.get("/cam_a/dehazed/image_raw")[0]
+    assert (dehazed.height, dehazed.width, dehazed.encoding) == (480, 640, "bgr8")
+    assert dehazed.header.frame_id == "cam_a_optical"
+    dehazed_b = recorder.get("/cam_b/dehazed/image_raw")[0]
+    assert (dehazed_b.height, dehazed_b.width) == (240, 320)
+    debug = recorder.get("/cam_a/debug_image")[0]
+    assert (debug.height, debug.width, debug.encoding) == (480, 640, "bgr8")
+    # Same frame, deterministic model: once confirmed, every track keeps its id.
+    smoothed = recorder.get("/cam_a/detections")
+    assert len(smoothed[-1].detections) > 0, "conf 0.05 should let untrained boxes through"
+    ids_last = sorted(d.id for d in smoothed[-1].detections)
+    ids_before = sorted(d.id for d in smoothed[-2].detections)
+    assert ids_last == ids_before and all(i.isdigit() for i in ids_last)
+    # Raw detections carry no track id.
+    assert all(d.id == "" for d in recorder.get("/cam_a/detections_raw")[-1].detections)
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "frames_published") not in (None, "0"),
+        10.0,
+        "diagnostics with published frames",
+    )
+    assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
+    assert float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms")) > 0
+
+
+def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
+    import rclpy
+    from vision_msgs.msg import LabelInfo
+
+    _detector, _tester, publishers, recorder = harness(conf_threshold=1.0)
+    late = ros.add_node(rclpy.create_node("late_joiner", context=ros.context))
+    labels = []
+    late.create_subscription(LabelInfo, "/cam_a/label_info", labels.append, _latched_qos())
+    wait_for(lambda: len(labels) == 1, 10.0, "latched label_info for a late subscriber")
+    assert [c.class_name for c in labels[0].class_map] == [
+        "person",
+        "bicycle",
+        "car",
+        "motorbike",
+        "bus",
+    ]
+    publishers[CAM_A].publish(_image_message(_scene(120, 160, 3), "cam_a_optical", 42))
+    wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "an (empty) detection array")
+    empty = recorder.get("/cam_a/detections")[0]
+    assert len(empty.detections) == 0 and _stamp_ns(empty.header) == 42
+
+
+def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
+    detector, _tester, publishers, recorder = harness(max_image_pixels=1_000_000)
+    good = _scene(120, 160, 4)
+    bad_messages = []
+    wrong_step = _image_message(good, "cam_a_optical", 1)
+    wrong_step.step = 10
+    bad_messages.append(wrong_step)
+    short_data = _image_message(good, "cam_a_optical", 2)
+    short_data.data = good.tobytes()[:1000]
+    bad_messages.append(short_data)
+    bad_messages.append(
+        _image_message(good[:, :, 0].astype(np.float32), "cam_a_optical", 3, "32FC1")
+    )
+    zero = _image_message(good, "cam_a_optical", 4)
+    zero.height = zero.width = zero.step = 0
+    zero.data = b""
+    bad_messages.append(zero)
+    bad_messages.append(_image_message(_scene(1200, 1000, 5), "cam_a_optical", 5))  # too large
+    for message in bad_messages:
+        publishers[CAM_A].publish(message)
+        time.sleep(0.05)
+    corrupt = _compressed_message(good, "cam_b_optical", 6)
+    corrupt.data = bytes(corrupt.data[:40]) + b"\x00" * 30
+    publishers[CAM_B].publish(corrupt)
+    wait_for(
+        lambda: (
+            detector._cameras[CAM_A].stats.bad_frames == 5
+            and detector._cameras[CAM_B].stats.bad_frames == 1
+        ),
+        10.0,
+        "5 bad frames on cam_a and 1 on cam_b",
+    )
+    publishers[CAM_A].publish(_image_message(good, "cam_a_optical", 7))
+    wait_for(
+        lambda: any(_stamp_ns(a.header) == 7 for a in recorder.get("/cam_a/detections")),
+        30.0,
+        "detections for the good frame after the bad ones",
+    )
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "bad_frames") == "5",
+        10.0,
+        "bad_frames=5 in /diagnostics",
+    )
+
+
+def test_run_time_parameter_changes_are_validated(harness):
+    from rclpy.parameter import Parameter
+
+    detector, *_ = harness()
+    rejected = detector.set_parameters([Parameter("conf_threshold", value=1.5)])[0]
+    assert not rejected.successful and "conf_threshold" in rejected.reason
+    rejected = detector.set_parameters([Parameter("tracking.low_score_threshold", value=0.9)])[0]
+    assert not rejected.successful and "must not exceed" in rejected.reason
+    accepted = detector.set_parameters(
+        [Parameter("conf_threshold", value=0.7), Parameter("classes", value=["car"])]
+    )
+    assert all(result.successful for result in accepted)
+    assert detector._detector.conf_threshold == pytest.approx(0.7)
+    assert detector._settings.class_filter == frozenset({"car"})
+    read_only = detector.set_parameters([Parameter("backend", value="onnxruntime")])[0]
+    assert not read_only.successful
+
+
+def test_overload_drops_newest_wins_and_deactivate_stops_the_worker(harness):
+    detector, _tester, publishers, recorder = harness(input_size=[384, 640], max_batch_size=1)
+    frame = _scene(480, 640, 6)
+    for index in range(30):
+        publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 1000 + index))
+        time.sleep(0.005)
+    wait_for(
+        lambda: any(_stamp_ns(a.header) == 1029 for a in recorder.get("/cam_a/detections")),
+        60.0,
+        "the newest frame's detections",
+    )
+    counters = detector._batcher.counters()[CAM_A]
+    published = len(recorder.get("/cam_a/detections"))
+    assert counters.dropped > 0, "30 frames at ~200 Hz into a ~5 Hz model must drop some"
+    # Best-effort depth-1 input may also lose frames inside DDS; every frame the node did
+    # receive was either published or counted as dropped.
+    assert counters.dropped + published == counters.received <= 30
+    detector.trigger_deactivate()
+    assert not any(t.name == "togethernet-inference" for t in threading.enumerate())
+
+
+def _start_node_process(*extra_arguments: str) -> subprocess.Popen:
+    node = Path(sys.executable).parent / "detector_node"
+    return subprocess.Popen(
+        [str(node), "--ros-args", "--params-file", str(PARAMS_FILE), *extra_arguments],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_node_process_with_params_file_publishes_and_exits_cleanly_on_sigint(ros):
+    import rclpy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    process = _start_node_process(
+        "-p", "allow_untrained_weights:=true", "-p", "input_size:=[128]",
+        "-p", "image_topics:=['/proc_cam/image_raw']", "-r", "__node:=proc_detector",
+    )  # fmt: skip
+    try:
+        tester = ros.add_node(rclpy.create_node("process_tester", context=ros.context))
+        received = []
+        tester.create_subscription(
+            Detection2DArray, "/proc_cam/detections", received.append, _qos_reliable()
+        )
+        publisher = tester.create_publisher(Image, "/proc_cam/image_raw", _qos_reliable(5))
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "the node process")
+        for index in range(3):
+            publisher.publish(_image_message(_scene(240, 320, 7), "proc", 5000 + index))
+            time.sleep(0.3)
+        wait_for(lambda: len(received) >= 1, 30.0, "detections from the node process")
+        assert received[0].header.frame_id == "proc"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ([], "parameter 'weights' is empty"),
+        (["-p", "weights:=/nonexistent/togethernet.pt"], "/nonexistent/togethernet.pt"),
+        (["-p", "allow_untrained_weights:=true", "-p", "input_size:=[300]"], "not a multiple"),
+    ],
+)
+def test_node_process_refuses_bad_configuration_with_a_clear_message(arguments, expected):
+    process = _start_node_process(*arguments)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert expected in output, output[-2000:]
+
+
+def test_node_process_refuses_a_corrupt_checkpoint(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"this is not a checkpoint" * 10)
+    process = _start_node_process("-p", f"weights:={corrupt}")
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "corrupt.pt" in output, output[-2000:]
