@@ -102,3 +102,29 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
     for key, value in loaded.model.state_dict().items():
         assert torch.equal(value, full_weights[key]), key
     assert (tmp_path / "part" / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def test_init_from_yolox_checkpoint_reports_loaded_and_missing(tmp_path):
+    from togethernet_ros.model import TogetherNetConfig
+    from togethernet_ros.training.pretrained_init import load_shared_weights
+
+    torch.manual_seed(1)
+    coco = build_model(config=TogetherNetConfig(num_classes=80, width=0.125))
+    # A Megvii-style YOLOX file: {"model": ...}, no DTFE / SC / decoder, 80-class head.
+    yolox_only = (
+        "backbone.backbone.deconv",
+        "backbone.backbone.swt1",
+        "backbone.sc",
+        "backbone.decoder",
+    )
+    state = {k: v for k, v in coco.state_dict().items() if not k.startswith(yolox_only)}
+    torch.save({"model": state, "start_epoch": 300}, tmp_path / "yolox_s.pth")
+    model = build_model(config=TogetherNetConfig(num_classes=3, width=0.125))
+    report = load_shared_weights(model, tmp_path / "yolox_s.pth")
+    assert any(k.startswith("head.cls_preds") for k in report.shape_mismatch)
+    assert all(k.startswith(yolox_only) for k in report.not_in_checkpoint)
+    assert report.not_in_checkpoint and not report.unused
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in report.loaded)
+    assert "backbone.backbone.dark2.0.conv.weight" in report.loaded
+    assert "shape mismatch" in report.summary()
