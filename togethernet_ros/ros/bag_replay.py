@@ -63,6 +63,9 @@ class ReplayOptions:
     domain_id: int | None = None
     node_log: Path | None = None
     node_command: list[str] | None = None
+    # Subscribers each detections topic must have before playback (this harness counts as one);
+    # raise it when other observers must not miss the first outputs.
+    min_output_subscribers: int = 1
 
 
 @dataclass
@@ -107,6 +110,7 @@ class _Harness:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("togethernet_replay", context=self.context)
         self.received: list[ReceivedOutput] = []
+        self._min_subscribers = options.min_output_subscribers
         self._lock = threading.Condition()
         self._latest: dict[str, int] = {}
         self._record: queue.Queue | None = None
@@ -170,7 +174,10 @@ class _Harness:
         """The node subscribes to every input and publishes every detections topic."""
         inputs = all(p.get_subscription_count() > 0 for p in self.publishers.values())
         outputs = all(self.node.count_publishers(t) > 0 for t in self.detection_topics)
-        return inputs and outputs
+        observers = all(
+            self.node.count_subscribers(t) >= self._min_subscribers for t in self.detection_topics
+        )
+        return inputs and outputs and observers
 
     def wait_for(self, topic: str, stamp: int, timeout_s: float) -> bool:
         """Block until ``topic`` delivered ``stamp`` (or later); False on timeout."""
