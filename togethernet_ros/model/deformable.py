@@ -126,7 +126,9 @@ class DeformConv2d(nn.Module):
     """Modulated deformable convolution, stride 1, 'same' output size.
 
     Attribute names (``conv``, ``p_conv``, ``m_conv``) are the upstream state_dict keys; ``conv``
-    is registered with stride k like upstream, though only its weight is used.
+    is registered with stride k like upstream, though only its weight is used. The upstream
+    module also carries ``lr_ratio=0.1`` for a backward hook on the offset/mask convs; that is a
+    training-only detail, left to the optimiser's parameter groups here.
     """
 
     def __init__(
