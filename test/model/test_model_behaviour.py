@@ -53,6 +53,8 @@ def test_forward_rejects_unsupported_size_and_channels(model):
             model(torch.zeros(1, 3, 320, 300))
         with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
             model(torch.zeros(1, 1, 256, 256))
+        with pytest.raises(ValueError, match=r"float tensor, got torch\.uint8"):
+            model(torch.zeros(1, 3, 256, 256, dtype=torch.uint8))
 
 
 def test_output_is_named_tuple_and_restore_off_keeps_maps(model):

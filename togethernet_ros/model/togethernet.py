@@ -55,6 +55,10 @@ class TogetherNet(nn.Module):
                     f"TogetherNet input must be (N, {self.config.image_channels}, H, W), "
                     f"got shape {tuple(x.shape)}"
                 )
+            if not x.is_floating_point():
+                raise ValueError(
+                    f"TogetherNet input must be a normalised float tensor, got {x.dtype}"
+                )
             check_input_size((int(x.shape[2]), int(x.shape[3])))
         pyramid, (dark3, dark4, enhanced) = self.backbone(x)
         maps = self.head(pyramid)
