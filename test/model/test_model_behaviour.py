@@ -82,8 +82,8 @@ def test_rectangular_input(model):
         maps, dehazed = model(x)
         decoder = model.backbone.decoder
         features = torch.randn(1, 64, 24, 40)  # non-square, small: the published tail is slow
-        fast_tail = decoder._tail_fast(features)
-        published_tail = decoder._tail_published(features)
+        fast_tail = decoder.fast_tail(features)
+        published_tail = decoder.published_tail(features)
     assert [tuple(m.shape[-2:]) for m in maps] == [(48, 80), (24, 40), (12, 20)]
     assert dehazed.shape == (1, 3, 384, 640)
     assert all(torch.isfinite(m).all() for m in maps)

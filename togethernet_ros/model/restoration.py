@@ -63,13 +63,15 @@ class RestorationDecoder(nn.Module):
         x = self.conv_2(torch.cat((x, stride16), dim=1))
         x = self.conv_3(torch.cat((x, stride8), dim=1))
         if self.impl == "fast":
-            return self._tail_fast(x)
-        return self._tail_published(x)
+            return self.fast_tail(x)
+        return self.published_tail(x)
 
-    def _tail_published(self, x: torch.Tensor) -> torch.Tensor:
+    def published_tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Stride-4 features (N, 64, h, w) -> image, literally as published."""
         return self.conv_4(self.upsample(x))
 
-    def _tail_fast(self, x: torch.Tensor) -> torch.Tensor:
+    def fast_tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Same map as :meth:`published_tail`, evaluated in the cheap order (class docstring)."""
         conv = self.conv_4[1]
         out_channels = conv.out_channels
         kernel = conv.kernel_size[0]
