@@ -40,7 +40,9 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _start_node(topics: list[str], input_size: list[int], env: dict[str, str]) -> subprocess.Popen:
+def _start_node(
+    topics: list[str], input_size: list[int], input_reliability: str, env: dict[str, str]
+) -> subprocess.Popen:
     topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
     size = "[" + ",".join(str(s) for s in input_size) + "]"
     return subprocess.Popen(
@@ -51,6 +53,8 @@ def _start_node(topics: list[str], input_size: list[int], env: dict[str, str]) -
             str(REPO / "config" / "detect.yaml"),
             "-p",
             "allow_untrained_weights:=true",
+            "-p",
+            f"input_reliability:={input_reliability}",
             "-p",
             f"image_topics:={topic_list}",
             "-p",
@@ -66,7 +70,14 @@ def _start_node(topics: list[str], input_size: list[int], env: dict[str, str]) -
     )
 
 
-def run(mode: str, seconds: float, cameras: int, rate_hz: float, input_size: list[int]) -> dict:
+def run(
+    mode: str,
+    seconds: float,
+    cameras: int,
+    rate_hz: float,
+    input_size: list[int],
+    input_reliability: str,
+) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
     env = dict(os.environ, **local_dds_environment())
@@ -80,7 +91,7 @@ def run(mode: str, seconds: float, cameras: int, rate_hz: float, input_size: lis
     from vision_msgs.msg import Detection2DArray
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
-    process = _start_node(topics, input_size, env)
+    process = _start_node(topics, input_size, input_reliability, env)
     rclpy.init()
     node = rclpy.create_node("node_benchmark")
     executor = MultiThreadedExecutor(num_threads=2)
@@ -166,6 +177,7 @@ def run(mode: str, seconds: float, cameras: int, rate_hz: float, input_size: lis
         "rate_hz": rate_hz,
         "image": "1280x720 bgr8",
         "input_size": input_size,
+        "input_reliability": input_reliability,
         "seconds": seconds,
         "frames_sent": sent,
         "frames_with_detections": received,
@@ -204,13 +216,20 @@ def main() -> int:
     parser.add_argument("--cameras", type=int, default=None)
     parser.add_argument("--rate-hz", type=float, default=None)
     parser.add_argument("--input-size", type=int, nargs="+", default=[384, 640])
+    parser.add_argument(
+        "--input-reliability",
+        choices=["reliable", "best_effort"],
+        default="reliable",
+        help="node input QoS; best effort loses most 720p frames between Python processes on a "
+        "loaded loopback (see docs/benchmarks.md)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "overhead":
         seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
     else:
         seconds, cameras, rate = args.seconds or 600.0, args.cameras or 4, args.rate_hz or 30.0
-    result = run(args.mode, seconds, cameras, rate, args.input_size)
+    result = run(args.mode, seconds, cameras, rate, args.input_size, args.input_reliability)
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,9 +1,9 @@
 """The `togethernet` command: one entry point, one module per subcommand.
 
 Each subcommand lives next to the code it drives and exposes three names:
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
-only when their subcommand runs, so `togethernet --help` stays fast and a missing optional
-dependency of one subcommand cannot break the others.
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Only the module of the
+subcommand being run is imported, so `togethernet --help` stays fast and a subcommand never needs
+the dependencies of another (the training commands run on GPU machines without rosbags or rclpy).
 """
 
 from __future__ import annotations
@@ -12,44 +12,67 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
-# name -> module implementing it; the order is the order shown in --help.
-SUBCOMMANDS: dict[str, str] = {
-    "predict": "togethernet_ros.inference.predict_command",
-    "export": "togethernet_ros.inference.export_command",
-    "bench": "togethernet_ros.inference.bench_command",
-    "train": "togethernet_ros.training.train_command",
-    "eval": "togethernet_ros.evaluation.eval_command",
-    "data": "togethernet_ros.training.data_command",
-    "bag": "togethernet_ros.bag.bag_command",
-    "demo-data": "togethernet_ros.bag.demo_data_command",
-    "distill": "togethernet_ros.distill.distill_command",
-    "demo": "togethernet_ros.bag.demo_command",
+
+class Subcommand(NamedTuple):
+    module: str
+    summary: str
+
+
+# The order is the order shown in --help. Summaries are repeated here so that listing the
+# subcommands imports none of them; each module's HELP is the full description.
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "predict": Subcommand(
+        "togethernet_ros.inference.predict_command",
+        "detect (and dehaze) images, a folder or a video",
+    ),
+    "export": Subcommand(
+        "togethernet_ros.inference.export_command", "export to ONNX and verify against PyTorch"
+    ),
+    "bench": Subcommand(
+        "togethernet_ros.inference.bench_command", "benchmark backends, batch and input sizes"
+    ),
+    "train": Subcommand("togethernet_ros.training.train_command", "train TogetherNet"),
+    "eval": Subcommand("togethernet_ros.evaluation.eval_command", "VOC and COCO mAP"),
+    "data": Subcommand(
+        "togethernet_ros.training.data_command", "dataset tools: voc2yolo, split, fog"
+    ),
+    "distill": Subcommand(
+        "togethernet_ros.distill.distill_command",
+        "distil a clear-weather teacher into TogetherNet on fogged video",
+    ),
+    "bag": Subcommand("togethernet_ros.bag.bag_command", "rosbag2 tools: run, replay, eval"),
+    "demo-data": Subcommand(
+        "togethernet_ros.bag.demo_data_command", "build a foggy two-camera sample bag"
+    ),
+    "demo": Subcommand(
+        "togethernet_ros.bag.demo_command", "end-to-end demo on real footage (make demo)"
+    ),
 }
 
 
-def _available() -> dict[str, object]:
-    modules = {}
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # Only hide subcommands whose own module is absent; a broken import inside an
-            # existing module is a bug and must surface.
-            if error.name != module_name:
-                raise
-    return modules
+def _requested_subcommand(argv: Sequence[str]) -> str | None:
+    for argument in argv:
+        if not argument.startswith("-"):
+            return argument if argument in SUBCOMMANDS else None
+    return None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every available subcommand."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """Build the parser; only the subcommand named in `argv` gets its full arguments."""
     parser = argparse.ArgumentParser(
         prog="togethernet",
         description="TogetherNet: joint dehazing and object detection in adverse weather.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in _available().items():
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+    requested = _requested_subcommand(argv)
+    for name, subcommand in SUBCOMMANDS.items():
+        if name != requested:
+            subparsers.add_parser(name, help=subcommand.summary)
+            continue
+        module = importlib.import_module(subcommand.module)
+        sub = subparsers.add_parser(name, help=subcommand.summary, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
@@ -57,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `togethernet` command line; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     return int(args._run(args) or 0)
 
 
