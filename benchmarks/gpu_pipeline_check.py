@@ -1,0 +1,122 @@
+"""The node's processing path on a GPU without DDS: 4 x 720p cameras at 30 Hz.
+
+Runs what `detector_node` runs per frame — FrameBatcher (newest frame per camera, cross-camera
+batches), the single InferenceWorker, the torch CUDA detector (fp16, on-device pre-processing) and
+a Tracker per camera — fed by one thread per camera at a fixed rate. Latency is the time from a
+frame's creation to its smoothed detections. DDS transport is not included (no rclpy on the GPU
+machine); on one host it adds about 1-2 ms for a 720p image over shared memory.
+
+    python benchmarks/gpu_pipeline_check.py --seconds 20 --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from togethernet_ros.inference import create_detector
+from togethernet_ros.pipeline.frame_batcher import FrameBatcher
+from togethernet_ros.pipeline.inference_worker import InferenceWorker
+from togethernet_ros.tracking.tracker import Tracker
+
+
+@dataclass
+class Frame:
+    camera: str
+    image: np.ndarray
+    created: float
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--rate-hz", type=float, default=30.0)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--precision", default="fp16")
+    parser.add_argument("--input-size", type=int, nargs=2, default=[384, 640])
+    parser.add_argument("--max-batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    detector = create_detector(
+        None,
+        allow_untrained=True,
+        device=args.device,
+        precision=args.precision,
+        input_size=tuple(args.input_size),
+        conf_threshold=0.3,
+        nms_threshold=0.45,
+        max_batch_size=args.cameras,
+    )
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(args.cameras)]
+    detector.detect(images)  # warm-up: allocations, graphs, kernels
+    batcher = FrameBatcher(args.cameras, args.max_batch_wait_ms)
+    trackers = {f"cam{i}": Tracker() for i in range(args.cameras)}
+    latencies: list[float] = []
+    batch_sizes: list[int] = []
+    lock = threading.Lock()
+
+    def on_result(camera, frame, result, info) -> None:
+        trackers[camera].update(result.detections, frame.created)
+        with lock:
+            latencies.append((time.perf_counter() - frame.created) * 1e3)
+            batch_sizes.append(info.batch_size)
+
+    worker = InferenceWorker(
+        lambda frames: detector.detect([f.image for f in frames]), batcher, on_result
+    )
+    worker.start()
+    stop = threading.Event()
+
+    def camera_loop(index: int) -> None:
+        period = 1.0 / args.rate_hz
+        next_time = time.perf_counter() + index * period / args.cameras
+        while not stop.is_set():
+            time.sleep(max(0.0, next_time - time.perf_counter()))
+            name = f"cam{index}"
+            batcher.put(name, Frame(name, images[index], time.perf_counter()))
+            next_time += period
+
+    threads = [threading.Thread(target=camera_loop, args=(i,)) for i in range(args.cameras)]
+    for thread in threads:
+        thread.start()
+    time.sleep(args.seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    worker.stop()
+    counters = batcher.counters()
+    values = np.array(latencies)
+    result = {
+        "backend": detector.backend,
+        "cameras": args.cameras,
+        "rate_hz": args.rate_hz,
+        "image": "1280x720",
+        "input_size": args.input_size,
+        "max_batch_wait_ms": args.max_batch_wait_ms,
+        "frames_in": sum(c.received for c in counters.values()),
+        "frames_out": len(latencies),
+        "dropped": sum(c.dropped for c in counters.values()),
+        "latency_ms": {q: float(np.percentile(values, p)) for q, p in (("p50", 50), ("p99", 99))},
+        "latency_max_ms": float(values.max()),
+        "mean_batch_size": float(np.mean(batch_sizes)),
+    }
+    detector.close()
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
