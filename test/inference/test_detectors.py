@@ -27,7 +27,7 @@ def assert_same_detections(first: Detections, second: Detections, atol: float = 
         candidates = (
             unused
             & (second.class_ids == class_id)
-            & (np.abs(second.scores - score) <= 1e-5)
+            & (np.abs(second.scores - score) <= 5e-5)
             & (np.abs(second.boxes - box).max(axis=1) <= atol)
         )
         assert candidates.any(), f"no match for class {class_id} score {score} box {box}"
