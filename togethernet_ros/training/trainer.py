@@ -302,23 +302,22 @@ def train(
             evaluated = _maybe_validate(
                 config, dataset_val, ema.module if ema else model, context, epoch, class_names
             )
-            if evaluated is not None:
-                row["val_mAP"] = evaluated
-                if best_map is None or evaluated > best_map:
-                    best_map = evaluated
-                    if context.is_main:
-                        result.best_checkpoint = _save(
-                            out_dir / "best.pt",
-                            model,
-                            ema,
-                            optimizer,
-                            scaler,
-                            epoch + 1,
-                            step,
-                            best_map,
-                            config,
-                            class_names,
-                        )
+            row["val_mAP"] = evaluated  # always present: the CSV columns are fixed by row 1
+            if evaluated is not None and (best_map is None or evaluated > best_map):
+                best_map = evaluated
+                if context.is_main:
+                    result.best_checkpoint = _save(
+                        out_dir / "best.pt",
+                        model,
+                        ema,
+                        optimizer,
+                        scaler,
+                        epoch + 1,
+                        step,
+                        best_map,
+                        config,
+                        class_names,
+                    )
             if context.is_main:
                 result.last_checkpoint = _save(
                     out_dir / "last.pt",
@@ -335,7 +334,7 @@ def train(
                 training_log.write(epoch + 1, row)
                 say(
                     f"epoch {epoch + 1}/{optim.epochs}: "
-                    + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
+                    + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if v is not None)
                 )
             result.history.append({"epoch": epoch + 1, **row})
             result.epochs_run += 1
