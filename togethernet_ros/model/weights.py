@@ -11,6 +11,7 @@ import torch
 from togethernet_ros.model.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES, TogetherNetConfig
 from togethernet_ros.model.togethernet import build_model
+from togethernet_ros.model.weights_path import resolve_weights_path
 
 LOGGER = logging.getLogger("togethernet_ros")
 # Fixed so that two untrained runs (tests, demos, benchmarks) give identical outputs.
@@ -50,6 +51,7 @@ def load_model_weights(
             raise UntrainedWeightsError(f"no model weights given. {_HOW_TO_GET_WEIGHTS}")
         return _untrained(num_classes, class_names, map_location)
 
+    weights = resolve_weights_path(weights)
     loaded = load_checkpoint(weights, map_location=map_location)
     found = loaded.config.num_classes
     if num_classes is not None and found != num_classes:

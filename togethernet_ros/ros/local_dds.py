@@ -24,7 +24,7 @@ def fastdds_profile_path() -> Path:
         installed = (
             Path(get_package_share_directory("togethernet_ros")) / "config" / PROFILE_FILE_NAME
         )
-    except (ImportError, LookupError) as error:
+    except (ImportError, LookupError, OSError) as error:
         raise FileNotFoundError(
             f"{PROFILE_FILE_NAME} not found next to the sources and togethernet_ros is not installed "
             "in an ament index"
