@@ -126,3 +126,20 @@ def test_bad_arguments_are_rejected():
         preprocess_batch([], 256)
     with pytest.raises(ValueError, match="input size"):
         normalize_size((256, -1))
+
+
+def test_two_pass_float_resize_matches_the_uint8_kernel_within_one_level():
+    """The CUDA path's float resize must reproduce the CPU (PIL-style) result."""
+    import torch
+    import torch.nn.functional as F
+
+    from togethernet_ros.vision.letterbox import resize_bicubic_two_pass
+
+    rng = np.random.default_rng(3)
+    image = torch.from_numpy(rng.integers(0, 256, (1, 3, 360, 500), dtype=np.uint8))
+    for size in [(180, 250), (256, 356), (100, 400)]:
+        reference = F.interpolate(image, size=size, mode="bicubic", antialias=True)
+        two_pass = resize_bicubic_two_pass(image, size)
+        difference = (two_pass.int() - reference.int()).abs()
+        assert difference.max() <= 1, size
+        assert (difference > 0).float().mean() < 0.02, size
