@@ -57,8 +57,17 @@ def main() -> int:
                 for key in ("preprocess", "forward", "postprocess"):
                     stages[key].append(detector.last_timings[key])
                 boxes = sum(len(r.detections) for r in results)
+            batch_tensor, _ = preprocess_batch(images, (640, 640), "bgr", device="cuda")
+            forward = []
+            for _ in range(args.iterations):
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+                detector._forward(batch_tensor, restore=False)
+                torch.cuda.synchronize()
+                forward.append(time.perf_counter() - started)
             row = {
                 "conf": conf,
+                "forward_only_synced_ms": 1e3 * float(np.median(forward)),
                 "batch": batch,
                 "boxes": boxes,
                 **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
