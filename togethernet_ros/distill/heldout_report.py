@@ -28,6 +28,8 @@ from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 EVAL_AIRLIGHT = 0.5
+# The node's default conf_threshold: where a deployed detector actually cuts its output.
+OPERATING_SCORE = 0.3
 
 
 def _finite(value: float | None) -> float | None:
@@ -38,6 +40,28 @@ def _finite(value: float | None) -> float | None:
 def _mean(values: list[float]) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else None
+
+
+def precision_recall_at_score(metrics: dict, score: float) -> dict:
+    """Precision and recall over all classes of the detections scoring ≥ ``score``.
+
+    ``metrics`` is :func:`evaluate_voc`'s result with ``return_curves=True``. mAP ranks boxes
+    and ignores where their scores lie; this is what a fixed threshold actually delivers.
+    """
+    true_positives = detected = num_gt = 0
+    for curve in metrics["curves"].values():
+        kept = int((curve.scores >= score).sum())
+        detected += kept
+        num_gt += curve.num_gt
+        if kept:
+            # recall = cumulative TP / max(num_gt, 1), so this recovers the TP count exactly.
+            true_positives += round(float(curve.recall[kept - 1]) * max(curve.num_gt, 1))
+    return {
+        "score": score,
+        "precision": _finite(true_positives / detected) if detected else None,
+        "recall": _finite(true_positives / num_gt) if num_gt else None,
+        "detections": detected,
+    }
 
 
 @torch.no_grad()
@@ -53,8 +77,12 @@ def evaluate_heldout(
     nms_threshold: float = 0.65,
     batch_size: int = 4,
     max_frames: int | None = None,
+    operating_score: float = OPERATING_SCORE,
 ) -> dict:
-    """The report dict (see module docstring); ``teacher`` None skips the baseline."""
+    """The report dict (see module docstring); ``teacher`` None skips the baseline.
+
+    Each row also gives precision/recall at ``operating_score`` for the student and teacher.
+    """
     frames = label_set.split(heldout=True)
     if max_frames:
         frames = frames[:: max(1, math.ceil(len(frames) / max_frames))]
@@ -87,19 +115,22 @@ def evaluate_heldout(
                     baseline[frame.image] = mapping.apply(taught)
                 quality["dehazed"].append((psnr(restored, image), ssim(restored, image)))
                 quality["hazy"].append((psnr(fogged, image), ssim(fogged, image)))
-        student_metrics = evaluate_voc(student, truth, names)
+        student_metrics = evaluate_voc(student, truth, names, return_curves=True)
         row = {
             "beta": float(beta),
             "frames": len(frames),
             "student_map": _finite(student_metrics["mAP"]),
             "student_ap": {k: _finite(v) for k, v in student_metrics["ap"].items()},
+            "student_at_score": precision_recall_at_score(student_metrics, operating_score),
             "teacher_map": None,
             "teacher_ap": None,
+            "teacher_at_score": None,
         }
         if teacher is not None:
-            teacher_metrics = evaluate_voc(baseline, truth, names)
+            teacher_metrics = evaluate_voc(baseline, truth, names, return_curves=True)
             row["teacher_map"] = _finite(teacher_metrics["mAP"])
             row["teacher_ap"] = {k: _finite(v) for k, v in teacher_metrics["ap"].items()}
+            row["teacher_at_score"] = precision_recall_at_score(teacher_metrics, operating_score)
         for kind, pairs in quality.items():
             row[f"{kind}_psnr"] = _finite(_mean([p for p, _ in pairs]))
             row[f"{kind}_ssim"] = _finite(_mean([s for _, s in pairs]))
@@ -113,6 +144,7 @@ def evaluate_heldout(
         "nms_threshold": nms_threshold,
         "airlight": EVAL_AIRLIGHT,
         "teacher_conf_threshold": getattr(teacher, "conf_threshold", None),
+        "operating_score": operating_score,
         "rows": rows,
     }
 

@@ -35,17 +35,20 @@ def save_half_precision(path: str | Path, model: TogetherNet, class_names, metad
 
 def _table(report: dict) -> str:
     lines = [
-        "| fog β | TogetherNet mAP@0.5 | teacher on foggy frames | dehazed PSNR / SSIM "
-        "| foggy PSNR / SSIM |",
-        "|---|---|---|---|---|",
+        "| fog β | TogetherNet mAP@0.5 | teacher on foggy frames | TogetherNet − teacher "
+        "| dehazed PSNR / SSIM | foggy PSNR / SSIM |",
+        "|---|---|---|---|---|---|",
     ]
 
     def cell(value, digits=3):
         return "–" if value is None else f"{value:.{digits}f}"
 
     for row in report["rows"]:
+        student, teacher = row["student_map"], row["teacher_map"]
+        # The issue's bar: the student must beat the teacher run directly on the foggy frames.
+        margin = "–" if student is None or teacher is None else f"{student - teacher:+.3f}"
         lines.append(
-            f"| {row['beta']:.3f} | {cell(row['student_map'])} | {cell(row['teacher_map'])} "
+            f"| {row['beta']:.3f} | {cell(student)} | {cell(teacher)} | {margin} "
             f"| {cell(row['dehazed_psnr'], 2)} / {cell(row['dehazed_ssim'])} "
             f"| {cell(row['hazy_psnr'], 2)} / {cell(row['hazy_ssim'])} |"
         )
@@ -59,8 +62,12 @@ def write_model_card(
     recipe: dict,
     data: dict,
     report: dict,
+    notes: str = "",
 ) -> tuple[Path, Path, str]:
-    """fp16 checkpoint at ``weights_path`` + ``<stem>.md`` card; returns (weights, card, sha256)."""
+    """fp16 checkpoint at ``weights_path`` + ``<stem>.md`` card; returns (weights, card, sha256).
+
+    ``notes`` (Markdown) becomes the card's "Scope and limitations" section when given.
+    """
     weights_path = Path(weights_path)
     metadata = {
         "distilled": True,
@@ -99,7 +106,8 @@ def write_model_card(
         + _table(report)
         + "\n\nThe ground truth is itself a teacher's output, so these numbers measure how well "
         "TogetherNet reproduces the clear-weather teacher in fog, not absolute accuracy.\n\n"
-        "## Licence notes\n\n"
+        + (f"## Scope and limitations\n\n{notes.strip()}\n\n" if notes.strip() else "")
+        + "## Licence notes\n\n"
         f"{LICENCE_NOTES}\n"
     )
     return weights_path, card_path, digest
