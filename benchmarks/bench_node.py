@@ -41,7 +41,11 @@ def _cpu_name() -> str:
 
 
 def _start_node(
-    topics: list[str], input_size: list[int], input_reliability: str, env: dict[str, str]
+    topics: list[str],
+    input_size: list[int],
+    input_reliability: str,
+    weights: str,
+    env: dict[str, str],
 ) -> subprocess.Popen:
     topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
     size = "[" + ",".join(str(s) for s in input_size) + "]"
@@ -51,6 +55,8 @@ def _start_node(
             "--ros-args",
             "--params-file",
             str(REPO / "config" / "detect.yaml"),
+            "-p",
+            f"weights:={weights or chr(39) * 2}",
             "-p",
             "allow_untrained_weights:=true",
             "-p",
@@ -77,6 +83,7 @@ def run(
     rate_hz: float,
     input_size: list[int],
     input_reliability: str,
+    weights: str,
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -91,7 +98,7 @@ def run(
     from vision_msgs.msg import Detection2DArray
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
-    process = _start_node(topics, input_size, input_reliability, env)
+    process = _start_node(topics, input_size, input_reliability, weights, env)
     rclpy.init()
     node = rclpy.create_node("node_benchmark")
     executor = MultiThreadedExecutor(num_threads=2)
@@ -178,6 +185,7 @@ def run(
         "image": "1280x720 bgr8",
         "input_size": input_size,
         "input_reliability": input_reliability,
+        "weights": weights or "untrained",
         "seconds": seconds,
         "frames_sent": sent,
         "frames_with_detections": received,
@@ -223,13 +231,26 @@ def main() -> int:
         help="node input QoS; best effort loses most 720p frames between Python processes on a "
         "loaded loopback (see docs/benchmarks.md)",
     )
+    parser.add_argument(
+        "--weights",
+        default="models/togethernet_vtest_384.pt",
+        help="checkpoint for the node ('' = untrained)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "overhead":
         seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
     else:
         seconds, cameras, rate = args.seconds or 600.0, args.cameras or 4, args.rate_hz or 30.0
-    result = run(args.mode, seconds, cameras, rate, args.input_size, args.input_reliability)
+    result = run(
+        args.mode,
+        seconds,
+        cameras,
+        rate,
+        args.input_size,
+        args.input_reliability,
+        args.weights,
+    )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -102,6 +102,7 @@ def _node_parameters(**overrides):
 
     values = {
         "image_topics": [CAM_A, CAM_B],
+        "weights": "",
         "allow_untrained_weights": True,
         "input_size": [128, 256],
         "conf_threshold": 0.05,
@@ -355,7 +356,7 @@ def test_node_process_with_params_file_publishes_and_exits_cleanly_on_sigint(ros
     from vision_msgs.msg import Detection2DArray
 
     process = _start_node_process(
-        "-p", "allow_untrained_weights:=true", "-p", "input_size:=[128]",
+        "-p", "weights:=''", "-p", "allow_untrained_weights:=true", "-p", "input_size:=[128]",
         "-p", "image_topics:=['/proc_cam/image_raw']", "-r", "__node:=proc_detector",
     )  # fmt: skip
     try:
@@ -383,9 +384,9 @@ def test_node_process_with_params_file_publishes_and_exits_cleanly_on_sigint(ros
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ([], "parameter 'weights' is empty"),
+        (["-p", "weights:=''"], "parameter 'weights' is empty"),
         (["-p", "weights:=/nonexistent/togethernet.pt"], "/nonexistent/togethernet.pt"),
-        (["-p", "allow_untrained_weights:=true", "-p", "input_size:=[300]"], "not a multiple"),
+        (["-p", "input_size:=[300]"], "not a multiple"),
     ],
 )
 def test_node_process_refuses_bad_configuration_with_a_clear_message(arguments, expected):

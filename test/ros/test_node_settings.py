@@ -25,6 +25,15 @@ def test_every_declared_parameter_has_exactly_one_yaml_default():
     assert set(values) == {spec.name for spec in PARAMETER_SPECS}
 
 
+def test_default_weights_are_the_shipped_demo_model():
+    from togethernet_ros.model.weights_path import resolve_weights_path
+
+    values = load_default_parameters(default_config_path())
+    assert not values["allow_untrained_weights"]
+    assert resolve_weights_path(values["weights"]).is_file()
+    validate_settings(values)
+
+
 def test_defaults_validate_and_expose_typed_settings(defaults):
     settings = validate_settings(defaults)
     assert settings.input_size == (384, 640)
@@ -56,6 +65,7 @@ def test_bad_values_are_rejected_with_a_message_naming_the_parameter(
 
 
 def test_missing_weights_without_permission_explains_both_ways_out(defaults):
+    defaults["weights"] = ""
     defaults["allow_untrained_weights"] = False
     with pytest.raises(SettingsError, match=r"weights:=.*allow_untrained_weights:=true"):
         validate_settings(defaults)

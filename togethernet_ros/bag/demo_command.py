@@ -24,13 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=30, help="frames per camera")
     parser.add_argument(
         "--weights",
-        default="",
-        help="TogetherNet checkpoint ('' = untrained weights, said plainly)",
+        default=None,
+        help="TogetherNet checkpoint (default: the params file's `weights`, the shipped demo "
+        "weights; '' = untrained weights, said plainly)",
     )
     parser.add_argument(
         "--params-file", type=Path, default=None, help="default: config/detect.yaml"
     )
-    parser.add_argument("--input-size", type=int, nargs="+", default=[384, 640], metavar="PX")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        default=[384, 512],
+        metavar="PX",
+        help="network input [h w]; 384x512 fits vtest.avi's 4:3 frames without padding",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where vtest.avi is cached")
     parser.add_argument("--startup-timeout", type=float, default=240.0, help="seconds")
@@ -60,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    untrained = not args.weights
+    params_file = args.params_file or default_config_path()
+    weights = _demo_weights(args.weights, params_file)
+    untrained = weights is None
     try:
         video = args.video or fetch_sample_video(args.cache_dir)
         sample = build_demo_bag(video, out / "sample_bag", max_frames=args.frames, overwrite=True)
@@ -68,9 +78,8 @@ def run(args: argparse.Namespace) -> int:
             f"[1/4] sample bag: {sample.path} ({sample.frames} frames × 2 cameras from {video.name}, "
             f"fog β {sample.betas[0]:g} → {sample.betas[-1]:g})"
         )
-        params_file = args.params_file or default_config_path()
         overrides = {
-            "weights": str(Path(args.weights).resolve()) if args.weights else "",
+            "weights": str(weights) if weights else "",
             "allow_untrained_weights": untrained,
             "device": args.device,
             "input_size": list(args.input_size),
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         "TogetherNet checkpoint exists yet, so boxes and dehazing are meaningless; they show the "
         "system working end to end, not accuracy"
         if untrained
-        else f"weights {args.weights}"
+        else f"weights {weights} (model card: {weights.with_suffix('.md')})"
     )
     settings = {
         "weights": weights_text,
@@ -165,3 +174,31 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  {'WARNING: ' if untrained else ''}{weights_text}")
     return 0
+
+
+def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
+    """The checkpoint to demo: --weights, else the params file's; None means untrained."""
+    import yaml
+
+    from togethernet_ros.model.weights_path import resolve_weights_path
+    from togethernet_ros.ros.node_settings import flatten_parameters
+
+    source = "--weights"
+    if requested is None:
+        source = str(params_file)
+        document = yaml.safe_load(Path(params_file).read_text()) or {}
+        for entry in document.values():
+            if isinstance(entry, dict) and "ros__parameters" in entry:
+                requested = flatten_parameters(entry["ros__parameters"]).get("weights", "")
+                break
+    if not requested:
+        return None
+    path = resolve_weights_path(requested)
+    if not path.is_file():
+        print(
+            f"demo: weights {requested!r} (from {source}) "
+            "not found; running with UNTRAINED weights instead",
+            file=sys.stderr,
+        )
+        return None
+    return path
