@@ -51,27 +51,34 @@ def detections_to_message(
     pose = types["geometry_msgs/msg/Pose"]
     point = types["geometry_msgs/msg/Point"]
     quaternion = types["geometry_msgs/msg/Quaternion"]
+    # The hypotheses carry no pose; one shared all-zero PoseWithCovariance (messages are only read
+    # while serialising) saves constructing ~6 nested messages per detection.
+    no_pose = pose_cov(
+        pose=pose(
+            position=point(x=0.0, y=0.0, z=0.0),
+            orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
+        ),
+        covariance=np.zeros(36, dtype=np.float64),
+    )
     detections = []
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    for index, (x1, y1, x2, y2) in enumerate(boxes):
-        class_id = int(class_ids[index])
-        name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+    labels = [
+        class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+        for class_id in np.asarray(class_ids, dtype=np.int64).tolist()
+    ]
+    score_values = np.asarray(scores, dtype=np.float64).tolist()
+    tracks = None if track_ids is None else np.asarray(track_ids, dtype=np.int64).tolist()
+    for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         hypothesis = with_pose_type(
-            hypothesis=hypothesis_type(class_id=name, score=float(scores[index])),
-            pose=pose_cov(
-                pose=pose(
-                    position=point(x=0.0, y=0.0, z=0.0),
-                    orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
-                ),
-                covariance=np.zeros(36, dtype=np.float64),
-            ),
+            hypothesis=hypothesis_type(class_id=labels[index], score=score_values[index]),
+            pose=no_pose,
         )
         bbox = bbox_type(
             center=pose2d(position=point2d(x=(x1 + x2) / 2.0, y=(y1 + y2) / 2.0), theta=0.0),
-            size_x=float(x2 - x1),
-            size_y=float(y2 - y1),
+            size_x=x2 - x1,
+            size_y=y2 - y1,
         )
-        track = "" if track_ids is None else str(int(track_ids[index]))
+        track = "" if tracks is None else str(tracks[index])
         detections.append(detection_type(header=header, results=[hypothesis], bbox=bbox, id=track))
     return types[DETECTION2D_ARRAY](header=header, detections=detections)
 
