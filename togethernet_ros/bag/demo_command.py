@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the demo options."""
     parser.add_argument("--output", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--video", type=Path, default=None, help="video (default: vtest.avi)")
-    parser.add_argument("--frames", type=int, default=30, help="frames per camera")
+    parser.add_argument("--frames", type=int, default=120, help="frames per camera")
     parser.add_argument(
         "--weights",
         default=None,
