@@ -175,6 +175,8 @@ def run(
     received = int(all_latency.size)
     first_topic = f"detector: {topics[0]}"
     inference_p50 = float(diagnostics.get(first_topic, {}).get("inference_p50_ms", "nan"))
+    in_node_p50 = float(diagnostics.get(first_topic, {}).get("node_overhead_p50_ms", "nan"))
+    in_node_p95 = float(diagnostics.get(first_topic, {}).get("node_overhead_p95_ms", "nan"))
     dropped = sum(int(d.get("dropped_frames", "0")) for d in diagnostics.values())
     result = {
         "mode": mode,
@@ -197,9 +199,10 @@ def run(
             "max": float(all_latency.max()) if received else None,
         },
         "detector_p50_ms": inference_p50,
-        "node_overhead_p50_ms": (
+        "end_to_end_minus_detector_p50_ms": (
             float(np.percentile(all_latency, 50)) - inference_p50 if received else None
         ),
+        "in_node_overhead_ms": {"p50": in_node_p50, "p95": in_node_p95},
         "rss_mib": rss_samples,
         "exit_code_after_sigint": exit_code,
     }

@@ -231,6 +231,7 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     )
     assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
     assert float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms")) > 0
+    assert float(_diagnostic_value(recorder, CAM_A, "node_overhead_p50_ms")) >= 0.0
 
 
 def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):

@@ -30,6 +30,7 @@ class CameraStats:
         self.bad_frames = 0
         self.last_problem = ""
         self.latency_ms = LatencyWindow(500)
+        self.node_overhead_ms = LatencyWindow(500)
         self.inference_ms = LatencyWindow(500)
         self.batch_sizes = LatencyWindow(500)
 
@@ -43,11 +44,20 @@ class CameraStats:
             self.bad_frames += 1
             self.last_problem = problem
 
-    def record_output(self, latency_ms: float, inference_ms: float, batch_size: int) -> None:
+    def record_output(
+        self,
+        latency_ms: float,
+        inference_ms: float,
+        batch_size: int,
+        node_overhead_ms: float | None = None,
+    ) -> None:
+        """One published frame; node_overhead_ms = in-node time minus the batch's inference."""
         with self._lock:
             self.published += 1
             self._outputs.append(self._clock())
         self.latency_ms.record(latency_ms)
+        if node_overhead_ms is not None:
+            self.node_overhead_ms.record(node_overhead_ms)
         self.inference_ms.record(inference_ms)
         self.batch_sizes.record(batch_size)
 
