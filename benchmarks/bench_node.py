@@ -84,6 +84,7 @@ def run(
     input_size: list[int],
     input_reliability: str,
     weights: str,
+    image_path: Path | None = None,
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -138,8 +139,19 @@ def run(
             raise RuntimeError("the detector node did not come up")
         time.sleep(0.05)
 
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    if image_path is None:
+        frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    else:
+        import cv2
+
+        source = cv2.imread(str(image_path)) if image_path.suffix != ".avi" else None
+        if source is None:  # a video: its middle frame
+            capture = cv2.VideoCapture(str(image_path))
+            capture.set(cv2.CAP_PROP_POS_FRAMES, capture.get(cv2.CAP_PROP_FRAME_COUNT) // 2)
+            ok, source = capture.read()
+            if not ok:
+                raise RuntimeError(f"cannot read a frame from {image_path}")
+        frame = np.ascontiguousarray(cv2.resize(source, (1280, 720)))
     payload = frame.tobytes()
     node_process = psutil.Process(process.pid)
     rss_samples: list[tuple[float, float]] = []
@@ -184,7 +196,7 @@ def run(
         "date": time.strftime("%Y-%m-%d"),
         "cameras": cameras,
         "rate_hz": rate_hz,
-        "image": "1280x720 bgr8",
+        "image": f"1280x720 bgr8 ({image_path.name if image_path else 'random noise'})",
         "input_size": input_size,
         "input_reliability": input_reliability,
         "weights": weights or "untrained",
@@ -239,6 +251,12 @@ def main() -> int:
         default="models/togethernet_vtest_384.pt",
         help="checkpoint for the node ('' = untrained)",
     )
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="image or video (middle frame) to send, resized to 1280x720; default random noise",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "overhead":
@@ -253,6 +271,7 @@ def main() -> int:
         args.input_size,
         args.input_reliability,
         args.weights,
+        args.image,
     )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
