@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_model_name
 
 from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
@@ -28,16 +29,6 @@ from togethernet_ros.bag.demo_data import build_demo_bag
 from togethernet_ros.bag.offline_pipeline import OfflinePipeline
 from togethernet_ros.bag.sample_video import fetch_sample_video
 from togethernet_ros.inference import create_detector
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _batches(bag: Path, detector, options: BagRunOptions) -> list[list]:
@@ -104,7 +95,7 @@ def main() -> None:
     inference = statistics.median(inference_s)
     total = statistics.median(bag_run_s)
     result = {
-        "machine": f"{__import__('os').cpu_count()}-core CPU, {_cpu_name()}",
+        "machine": f"{__import__('os').cpu_count()}-core CPU, {cpu_model_name()}",
         "frames": frames,
         "batches": [len(b) for b in batches],
         "input_size": args.input_size,

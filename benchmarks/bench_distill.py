@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model_name
 
 from togethernet_ros.bag.sample_video import fetch_sample_video
 from togethernet_ros.distill.coco_classes import map_coco_classes
@@ -46,16 +45,6 @@ def _median_time(function, repeats: int) -> float:
         function()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
@@ -102,7 +91,7 @@ def main() -> int:
         heldout_ms = (time.perf_counter() - started) / eval_frames * 1e3
 
     result = {
-        "machine": f"{_cpu_name()}, {torch.get_num_threads()} torch threads",
+        "machine": f"{cpu_model_name()}, {torch.get_num_threads()} torch threads",
         "convert_s": round(convert_s, 3),
         "teacher_ms_per_frame": {
             "batch_1": round(batch1 / len(frames) * 1e3, 1),

@@ -14,12 +14,11 @@ Writes DIR/heldout_report.json (+ .png, + eval_seconds) and prints the table.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model_name
 
 from togethernet_ros.distill.coco_classes import map_coco_classes
 from togethernet_ros.distill.heldout_report import evaluate_heldout, format_report, write_report
@@ -31,16 +30,6 @@ from togethernet_ros.model import load_checkpoint
 # The baseline teacher keeps low-score boxes so its precision/recall curve is complete, as in
 # `togethernet distill`'s own report.
 BASELINE_CONF = 0.05
-
-
-def _cpu_name() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
@@ -81,7 +70,7 @@ def main() -> int:
     )
     seconds = time.perf_counter() - started
     report["eval_seconds"] = round(seconds, 1)
-    report["machine"] = f"{_cpu_name()}, {torch.get_num_threads()} torch threads"
+    report["machine"] = f"{cpu_model_name()}, {torch.get_num_threads()} torch threads"
     report["weights"] = Path(args.weights).name
     json_path, plot_path = write_report(report, args.out)
     print(format_report(report))

@@ -21,12 +21,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model_name
 
 from togethernet_ros.model import build_model, check_input_size
 
@@ -50,16 +50,6 @@ def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> tuple[fl
         wall.append(2 * size**3 / (time.perf_counter() - start_wall) / 1e9)
         cpu.append(2 * size**3 / max(time.process_time() - start_cpu, 1e-9) / 1e9)
     return statistics.median(wall), statistics.median(cpu)
-
-
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

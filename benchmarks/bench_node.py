@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -26,18 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model_name
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _start_node(
@@ -192,7 +182,7 @@ def run(
     dropped = sum(int(d.get("dropped_frames", "0")) for d in diagnostics.values())
     result = {
         "mode": mode,
-        "machine": f"{os.cpu_count()}-core CPU, {_cpu_name()}",
+        "machine": f"{os.cpu_count()}-core CPU, {cpu_model_name()}",
         "date": time.strftime("%Y-%m-%d"),
         "cameras": cameras,
         "rate_hz": rate_hz,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model_name
 
 from togethernet_ros.pipeline import BatchInfo, FrameBatcher, InferenceWorker, LatencyWindow
 
@@ -129,23 +130,13 @@ def put_cost_us(calls: int = 200_000) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline.json"))
     args = parser.parse_args()
     result = {
-        "machine": f"{_cpu_model()}, {platform.python_version()}",
+        "machine": f"{cpu_model_name()}, {platform.python_version()}",
         "put_cost_us": put_cost_us(),
         "scenarios": [run_scenario(s, args.seconds) for s in SCENARIOS],
     }

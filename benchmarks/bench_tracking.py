@@ -23,6 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model_name
 
 from togethernet_ros.evaluation.stability import StabilityReport, evaluate_stability
 from togethernet_ros.inference import Detections
@@ -230,16 +231,6 @@ def _median(values: list) -> float | None:
     return float(np.median(finite)) if finite else None
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -249,7 +240,7 @@ def main() -> int:
     seeds = list(range(args.seeds))
     config = TrackerConfig()
     result = {
-        "machine": f"{_cpu_model()}, {platform.python_version()}",
+        "machine": f"{cpu_model_name()}, {platform.python_version()}",
         "config": config.to_dict(),
         "scene": "10 objects, 300 frames at 30 Hz, 1280x720, jitter 5 % of box size on centre "
         "and size, 10 % misses, 20 % of true boxes with fog scores 0.15-0.45, Poisson(2) false "
