@@ -404,3 +404,61 @@ def test_node_process_refuses_a_corrupt_checkpoint(tmp_path):
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "corrupt.pt" in output, output[-2000:]
+
+
+@pytest.fixture(scope="module")
+def vtest_frame():
+    """A real frame of OpenCV's vtest.avi (people on a campus path), or skip with the reason."""
+    from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
+
+    try:
+        video = fetch_sample_video()
+    except SampleVideoError as error:
+        pytest.skip(f"sample video unavailable: {error}")
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 700)
+    ok, frame = capture.read()
+    assert ok, f"cannot read frame 700 of {video}"
+    return frame
+
+
+def test_demo_weights_keep_track_ids_on_people_moving_across_the_image(harness, vtest_frame):
+    """Real weights, real footage: the scene slides 6 px per frame; confirmed ids stay put."""
+    _detector, _tester, publishers, recorder = harness(
+        weights="models/togethernet_vtest_384.pt",
+        allow_untrained_weights=False,
+        input_size=[384, 512],
+        conf_threshold=0.3,
+        **{
+            "tracking.min_hits": 2,
+            "tracking.high_score_threshold": 0.5,
+            "tracking.low_score_threshold": 0.1,
+        },
+    )
+    height, width = vtest_frame.shape[:2]
+    frames = 8
+    for index in range(frames):
+        shift = np.float32([[1, 0, 6 * index], [0, 1, 0]])
+        moved = cv2.warpAffine(vtest_frame, shift, (width, height), borderValue=(128, 128, 128))
+        publishers[CAM_A].publish(
+            _image_message(moved, "cam_a_optical", 1_000_000_000 + index * 100_000_000)
+        )
+        wait_for(
+            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
+            60.0,
+            f"smoothed detections for frame {index}",
+        )
+    arrays = recorder.get("/cam_a/detections")
+    people = [
+        {d.id: d for d in array.detections if d.results[0].hypothesis.class_id == "person"}
+        for array in arrays
+    ]
+    assert len(people[-1]) >= 4, "the demo weights find several people on this frame"
+    # Every person confirmed at frame 2 is still there, with the same id, at the last frame...
+    stable = set(people[2]) & set(people[-1])
+    assert len(stable) >= 0.75 * len(people[2])
+    # ...and its box moved right with the scene (about 6 px per frame).
+    for track_id in stable:
+        start = people[2][track_id].bbox.center.position.x
+        end = people[-1][track_id].bbox.center.position.x
+        assert 6 * (frames - 3) * 0.5 < end - start < 6 * (frames - 3) * 1.5, track_id
