@@ -462,3 +462,37 @@ def test_demo_weights_keep_track_ids_on_people_moving_across_the_image(harness, 
         start = people[2][track_id].bbox.center.position.x
         end = people[-1][track_id].bbox.center.position.x
         assert 6 * (frames - 3) * 0.5 < end - start < 6 * (frames - 3) * 1.5, track_id
+
+
+def test_restoration_runs_only_while_someone_consumes_it(ros):
+    """No dehazed/debug subscriber: the model runs without its restoration branch."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import Image
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    detector = DetectorNode(parameter_overrides=_node_parameters(), context=ros.context)
+    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ros.add_node(detector)
+    calls: list[bool] = []
+    real_detect = detector._detector.detect
+    detector._detector.detect = lambda images, restore=False: (
+        calls.append(restore) or real_detect(images, restore=restore)
+    )
+    tester = ros.add_node(rclpy.create_node("restoration_probe", context=ros.context))
+    publisher = tester.create_publisher(Image, CAM_A, _qos_reliable(5))
+    wait_for(lambda: publisher.get_subscription_count() >= 1, 10.0, "the node's subscription")
+    publisher.publish(_image_message(_scene(120, 160, 8), "cam_a_optical", 1))
+    wait_for(lambda: len(calls) == 1, 30.0, "one inference without consumers")
+    dehazed = []
+    tester.create_subscription(Image, "/cam_a/dehazed/image_raw", dehazed.append, _qos_reliable())
+    wait_for(
+        lambda: detector._cameras[CAM_A].dehazed.get_subscription_count() >= 1,
+        10.0,
+        "the dehazed subscription",
+    )
+    publisher.publish(_image_message(_scene(120, 160, 8), "cam_a_optical", 2))
+    wait_for(lambda: len(dehazed) == 1, 30.0, "a dehazed image once someone listens")
+    assert calls == [False, True]
