@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -28,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +34,7 @@ from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import export_variants
 from togethernet_ros.inference.factory import create_detector
 from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model, save_checkpoint
+from togethernet_ros.model.informative_init import fill_informative
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch
@@ -43,31 +42,6 @@ from togethernet_ros.vision.preprocess import preprocess_batch
 BUDGET_S = 160.0  # benchmarks/gpu_session.sh gives this script 180 s
 # Max |error| of the raw head maps (values O(1)) / dehazed output (Tanh) allowed per mode.
 TOLERANCE = {"fp32": 2e-3, "fp16": 6e-2}
-
-
-def fill_informative(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights whose outputs depend on the input (gain 1.3 / sqrt(fan_in))."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
-                module.weight.copy_(1 + 0.1 * torch.randn(module.weight.shape, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
-                if isinstance(module, nn.BatchNorm2d):
-                    module.running_mean.copy_(
-                        0.1 * torch.randn(module.running_mean.shape, generator=generator)
-                    )
-                    module.running_var.copy_(
-                        0.5 + torch.rand(module.running_var.shape, generator=generator)
-                    )
-                continue
-            for name, parameter in module.named_parameters(recurse=False):
-                if parameter.ndim >= 2:
-                    scale = 1.3 / math.sqrt(math.prod(parameter.shape[1:]))
-                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
-                elif name.endswith("bias"):
-                    parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
 
 
 def camera_frames(count: int, height: int, width: int) -> list[np.ndarray]:

@@ -73,6 +73,7 @@ from togethernet_ros.ros.node_settings import (
 )
 from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.detections import Detections
+from togethernet_ros.vision.draw import draw_detections
 
 NODE_NAME = "detector"
 WARN_THROTTLE_S = 5.0
@@ -409,21 +410,18 @@ class DetectorNode(LifecycleNode):
         if compressed:
             if len(message.data) == 0:
                 raise ImageDecodeError("CompressedImage has no data (zero-size)")
+            # A JPEG's size is known only once decoded.
             image = decode_compressed_message(message)
+            height, width = image.shape[:2]
         else:
-            pixels = int(message.height) * int(message.width)
-            if pixels > max_pixels:
-                raise ImageDecodeError(
-                    f"Image {message.width}x{message.height} has {pixels} pixels, more than "
-                    f"max_image_pixels={max_pixels}"
-                )
-            image = decode_image_message(message)
-        if image.shape[0] * image.shape[1] > max_pixels:
+            # Check before decoding so an oversized frame costs no copy.
+            height, width = int(message.height), int(message.width)
+        if height * width > max_pixels:
             raise ImageDecodeError(
-                f"decoded image {image.shape[1]}x{image.shape[0]} exceeds "
+                f"image {width}x{height} has {height * width} pixels, more than "
                 f"max_image_pixels={max_pixels}"
             )
-        return image
+        return image if compressed else decode_image_message(message)
 
     def _infer(self, frames: list[CameraFrame]) -> Sequence[Any]:
         return self._detector.detect(
@@ -497,8 +495,6 @@ class DetectorNode(LifecycleNode):
         ):
             camera.dehazed.publish(self._image_message(result.dehazed, header))
         if camera.debug_image.get_subscription_count() > 0:
-            from togethernet_ros.vision.draw import draw_detections
-
             canvas = result.dehazed if result.dehazed is not None else frame.image
             annotated = draw_detections(canvas, drawn, self._class_names, track_ids=track_ids)
             camera.debug_image.publish(self._image_message(annotated, header))
