@@ -1,59 +1,90 @@
 #!/usr/bin/env bash
-# One GPU session, run from the repository root on a CUDA machine that has torch, numpy, onnx,
-# onnxruntime and OpenCV but none of this project's other dependencies (no rclpy, no rosbags):
-#   1. inference: torch CUDA fp32/fp16 (and ONNX Runtime CUDA/TensorRT when installed) against
-#      the CPU, fp16 throughput at batch 16 and batch-1 latency at 640x640;
-#   2. training: a short AMP (bf16) run at batch 16 and 640x640, images/s;
-#   3. the node processing path: 4 x 720p cameras at 30 Hz through batcher, detector, tracker;
-#   4. distillation: train demo weights on a prepared pseudo-labelled dataset (DATASET), then
-#      the held-out report; the fp16 weights come back in 15 MiB pieces (join with cat).
+# GPU checks, run from the repository root on a CUDA machine that has torch, numpy, onnx,
+# onnxruntime and OpenCV but none of this project's other dependencies (no rclpy, no rosbags).
+# STAGES picks what runs (default: all, in this order):
+#   ort       unpack a carried onnxruntime-gpu build (ORT_ARCHIVE, a .tar.zst of the package)
+#             and put it first on PYTHONPATH, so the checks below use its CUDA/TensorRT EPs;
+#   check     inference: torch CUDA fp32/fp16 and ONNX Runtime CUDA/TensorRT against the CPU,
+#             fp16 throughput at batch 16 and batch-1 latency at 640x640 (CHECK_OPTIONS: by
+#             default the shipped weights on frames of DISTILL_SOURCE);
+#   train     a short AMP (bf16) training run at batch 16 and 640x640, images/s;
+#   pipeline  the node processing path: 4 x 720p cameras at 30 Hz through batcher, detector,
+#             tracker (no DDS: no rclpy there);
+#   distill   label DISTILL_SOURCE with the teacher (TF.js files in TEACHER_DIR), train demo
+#             weights, run the held-out report; the fp16 weights come back in 15 MiB pieces
+#             (join with cat).
 # Every stage has its own time limit so one slow stage cannot eat the others' time.
-# Usage: OUT=/path DATASET=.gpu_data/vtest_pseudo bash benchmarks/gpu_session.sh
+# Usage: OUT=/path STAGES="check distill" bash benchmarks/gpu_session.sh
 set -u
 OUT=${OUT:-/tmp/gpu_session}
-DATASET=${DATASET:-.gpu_data/vtest_pseudo}
-DISTILL_SECONDS=${DISTILL_SECONDS:-240}
-DISTILL_EPOCHS=${DISTILL_EPOCHS:-40}
+STAGES=${STAGES:-"check train pipeline distill"}
+ORT_ARCHIVE=${ORT_ARCHIVE:-}
+DISTILL_SOURCE=${DISTILL_SOURCE:-.dev1/vtest.avi}
+TEACHER_DIR=${TEACHER_DIR:-.dev1/teacher}
+DISTILL_SECONDS=${DISTILL_SECONDS:-400}
+DISTILL_EPOCHS=${DISTILL_EPOCHS:-100}
 DISTILL_SIZE=${DISTILL_SIZE:-384}
+DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car --class-threshold bus=0.5"}
+# Default: the shipped demo weights on real footage (realistic activations and box counts).
+CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --video $DISTILL_SOURCE"}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+
+if has_stage ort && [ -n "$ORT_ARCHIVE" ]; then
+  echo "=== onnxruntime-gpu from $ORT_ARCHIVE ==="
+  mkdir -p /tmp/ortsite
+  zstd -d -q -c "$ORT_ARCHIVE" | tar xf - -C /tmp/ortsite && export PYTHONPATH="/tmp/ortsite:$PYTHONPATH"
+fi
 python3 -c "import torch, onnxruntime as ort; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'ort', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
 
-echo "=== 1. inference check ==="
-timeout 180 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" > "$OUT/gpu_check.log" 2>&1
-echo "rc=$?"; tail -n 25 "$OUT/gpu_check.log"
+if has_stage check; then
+  echo "=== inference check ==="
+  # shellcheck disable=SC2086  # CHECK_OPTIONS is a list of options
+  timeout 240 python3 benchmarks/gpu_check.py $CHECK_OPTIONS --out "$OUT/gpu_check.json" > "$OUT/gpu_check.log" 2>&1
+  echo "rc=$?"; grep -v "^\s*$" "$OUT/gpu_check.log" | tail -n 30
+fi
 
-echo "=== 2. training throughput ==="
-timeout 90 python3 benchmarks/gpu_train_check.py --steps 30 --out "$OUT/gpu_train.json" > "$OUT/gpu_train.log" 2>&1
-echo "rc=$?"; tail -n 8 "$OUT/gpu_train.log"
+if has_stage train; then
+  echo "=== training throughput ==="
+  timeout 90 python3 benchmarks/gpu_train_check.py --steps 30 --out "$OUT/gpu_train.json" > "$OUT/gpu_train.log" 2>&1
+  echo "rc=$?"; tail -n 8 "$OUT/gpu_train.log"
+fi
 
-echo "=== 3. node processing path, 4 x 720p at 30 Hz (no DDS) ==="
-timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --out "$OUT/gpu_pipeline.json" > "$OUT/gpu_pipeline.log" 2>&1
-echo "rc=$?"; tail -n 22 "$OUT/gpu_pipeline.log"
+if has_stage pipeline; then
+  echo "=== node processing path, 4 x 720p at 30 Hz (no DDS) ==="
+  timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --out "$OUT/gpu_pipeline.json" > "$OUT/gpu_pipeline.log" 2>&1
+  echo "rc=$?"; tail -n 22 "$OUT/gpu_pipeline.log"
+fi
 
-echo "=== 4. distillation (demo weights) ==="
-WEIGHTS=/tmp/distill/togethernet_vtest_${DISTILL_SIZE}.pt
-timeout "$DISTILL_SECONDS" python3 -m togethernet_ros.cli distill --dataset "$DATASET" \
-  --device cuda --amp bf16 --batch-size 32 --workers 12 --input-size "$DISTILL_SIZE" \
-  --epochs "$DISTILL_EPOCHS" --train-override train.lr=0.04 --output /tmp/distill --weights-out "$WEIGHTS" \
-  > "$OUT/distill.log" 2>&1
-echo "rc=$?"; grep -v "it/s\]" "$OUT/distill.log" | tail -n 30
-if [ ! -f "$WEIGHTS" ] && [ -f /tmp/distill/train/last.pt ]; then
-  # Stopped by its time limit: keep the last epoch's weights (fp16, no optimizer state).
-  python3 - "$WEIGHTS" <<'PY'
-import sys, torch
+if has_stage distill; then
+  echo "=== distillation (demo weights) ==="
+  WEIGHTS=/tmp/distill/togethernet_vtest_${DISTILL_SIZE}.pt
+  mkdir -p /tmp/teacher && cp "$TEACHER_DIR"/nanodet.json "$TEACHER_DIR"/nanodet.bin /tmp/teacher/
+  # shellcheck disable=SC2086  # DISTILL_OPTIONS is a list of options
+  timeout "$DISTILL_SECONDS" python3 -m togethernet_ros.cli distill "$DISTILL_SOURCE" \
+    --cache-dir /tmp/teacher $DISTILL_OPTIONS \
+    --device cuda --amp bf16 --batch-size 32 --workers 12 --input-size "$DISTILL_SIZE" \
+    --epochs "$DISTILL_EPOCHS" --train-override train.lr=0.04 --output /tmp/distill \
+    --weights-out "$WEIGHTS" > "$OUT/distill.log" 2>&1
+  echo "rc=$?"; grep -v "it/s\]" "$OUT/distill.log" | tail -n 30
+  if [ ! -f "$WEIGHTS" ] && [ -f /tmp/distill/train/last.pt ]; then
+    # Stopped by its time limit: keep the last epoch's weights (fp16, no optimizer state).
+    python3 - "$WEIGHTS" <<'PY'
+import sys
 from togethernet_ros.model.checkpoint import load_checkpoint, save_checkpoint
 loaded = load_checkpoint("/tmp/distill/train/last.pt")
 save_checkpoint(sys.argv[1], loaded.model.half(), loaded.class_names,
                 metadata={**loaded.metadata, "note": "last epoch before the time limit"})
 PY
-fi
-if [ -f "$WEIGHTS" ]; then
-  split -b 15M -d "$WEIGHTS" "$OUT/weights.part"
-  cp "${WEIGHTS%.pt}.md" "$OUT/model_card.md" 2>/dev/null
-  cp /tmp/distill/*.json /tmp/distill/*.png "$OUT/" 2>/dev/null
-  sha256sum "$WEIGHTS" | tee "$OUT/weights.sha256"
+  fi
+  if [ -f "$WEIGHTS" ]; then
+    split -b 15M -d "$WEIGHTS" "$OUT/weights.part"
+    cp "${WEIGHTS%.pt}.md" "$OUT/model_card.md" 2>/dev/null
+    cp /tmp/distill/*.json "$OUT/" 2>/dev/null
+    sha256sum "$WEIGHTS" | tee "$OUT/weights.sha256"
+  fi
 fi
 ls -la "$OUT"

@@ -248,6 +248,8 @@ class OnnxRuntimeDetector(DetectorBase):
         # ORT works on its own stream: make sure torch's pre-processing has finished.
         torch.cuda.current_stream(batch.device).synchronize()
         session.run_with_iobinding(binding)
+        # ...and that ORT's writes into the torch tensors have landed before torch reads them.
+        binding.synchronize_outputs()
         return outputs
 
     def _run_bound_to_host(
