@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
-from togethernet_ros.training.simota import simota_assign
+from togethernet_ros.training.simota import simota_assign_batched
 
 
 @dataclass(frozen=True)
@@ -89,31 +90,33 @@ def detection_loss(
     Returns (L_det, Σ IoU term, Σ obj term, Σ cls term, num_fg).
     """
     outputs, centres, anchor_strides = _flatten_maps(maps, strides)
-    batch = outputs.shape[0]
     boxes, obj_logits, cls_logits = outputs[..., :4], outputs[..., 4], outputs[..., 5:]
-    fg_masks, box_targets, cls_targets = [], [], []
-    for index in range(batch):
-        target = targets[index].to(outputs.device).float()
-        assignment = simota_assign(
-            target[:, 1:5],
-            target[:, 0].long(),
-            boxes[index].detach(),
-            obj_logits[index].detach(),
-            cls_logits[index].detach(),
-            centres,
-            anchor_strides,
-            config.center_radius,
-            config.topk,
-            config.assign_iou_cost,
-        )
-        fg_masks.append(assignment.foreground)
-        box_targets.append(target[assignment.matched_gt, 1:5])
-        one_hot = F.one_hot(target[assignment.matched_gt, 0].long(), num_classes).float()
-        cls_targets.append(one_hot * assignment.matched_iou[:, None])
-    fg = torch.stack(fg_masks)  # (B, A)
-    box_targets = torch.cat(box_targets)
-    cls_targets = torch.cat(cls_targets)
-    num_fg = max(float(fg.sum()), 1.0)
+    padded, valid = _pad_targets(targets, outputs.device)
+    assignment = simota_assign_batched(
+        padded[..., 1:5],
+        padded[..., 0].long(),
+        valid,
+        boxes.detach(),
+        obj_logits.detach(),
+        cls_logits.detach(),
+        centres,
+        anchor_strides,
+        config.center_radius,
+        config.topk,
+        config.assign_iou_cost,
+    )
+    fg = assignment.foreground  # (B, A)
+    # The one host sync of the loss: positives in (image, anchor) order, as boxes[fg] takes them.
+    fg_image, fg_anchor = fg.nonzero(as_tuple=True)
+    matched_gt = assignment.matched_gt[fg_image, fg_anchor]
+    matched_target = padded[fg_image, matched_gt]  # (num_fg, 5)
+    box_targets = matched_target[:, 1:5]
+    # Comparison instead of F.one_hot, which validates class ids with a host sync on GPU.
+    one_hot = (
+        matched_target[:, 0].long()[:, None] == torch.arange(num_classes, device=fg.device)
+    ).float()
+    cls_targets = one_hot * assignment.matched_iou[fg_image, fg_anchor][:, None]
+    num_fg = max(float(fg_image.numel()), 1.0)
 
     iou = box_iou_cxcywh_pairs(boxes[fg], box_targets)
     loss_iou = (1.0 - iou**2).sum()
@@ -139,6 +142,17 @@ def detection_loss(
         loss_cls.detach() / num_fg,
         num_fg,
     )
+
+
+def _pad_targets(
+    targets: Sequence[torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image (n_i, 5) targets → (B, N, 5) float zero-padded to the largest n, and (B, N) mask."""
+    counts = torch.tensor([len(target) for target in targets])
+    # Padded where the targets live (host, from the loader) and moved once, not once per image.
+    padded = pad_sequence([target.detach().float() for target in targets], batch_first=True)
+    valid = torch.arange(padded.shape[1])[None, :] < counts[:, None]
+    return padded.to(device, non_blocking=True), valid.to(device, non_blocking=True)
 
 
 def box_iou_cxcywh_pairs(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
