@@ -44,8 +44,12 @@ def local_dds_environment(domain_id: int | None = None) -> dict[str, str]:
         domain_id = random.SystemRandom().randint(1, 100)
     if not 0 <= domain_id <= 232:
         raise ValueError(f"ROS_DOMAIN_ID must be in 0..232, got {domain_id}")
+    profile = str(fastdds_profile_path())
     return {
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(fastdds_profile_path()),
+        # Fast DDS 2.x (Jazzy ships 2.14) reads only FASTRTPS_DEFAULT_PROFILES_FILE; 3.x renamed it
+        # to FASTDDS_DEFAULT_PROFILES_FILE. Setting both makes the profile apply on either.
+        "FASTRTPS_DEFAULT_PROFILES_FILE": profile,
+        "FASTDDS_DEFAULT_PROFILES_FILE": profile,
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_DOMAIN_ID": str(domain_id),
         "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
