@@ -41,8 +41,12 @@ from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 BUDGET_S = 200.0  # benchmarks/gpu_session.sh gives this script 240 s
-# Max |error| of the raw head maps (values O(1)) / dehazed output (Tanh) allowed per mode.
-TOLERANCE = {"fp32": 2e-3, "fp16": 6e-2}
+# Max |error| allowed per mode: probabilities, box corners (input pixels), dehazed output
+# (normalised units, one grey level = 0.0174).
+TOLERANCE = {
+    "fp32": {"probabilities": 2e-3, "box_px": 0.1, "dehazed": 2e-3},
+    "fp16": {"probabilities": 3e-2, "box_px": 2.0, "dehazed": 6e-2},
+}
 
 
 def camera_frames(count: int, height: int, width: int) -> list[np.ndarray]:
@@ -78,24 +82,47 @@ def read_video_frames(path: str, count: int) -> list[np.ndarray]:
     return frames
 
 
-def max_errors(outputs: tuple, reference: tuple) -> dict[str, float]:
+def max_errors(outputs: tuple, reference: tuple, size: tuple[int, int]) -> dict[str, float]:
+    """What the detector's users see, not raw logits (a trained model's logits reach ±20, where
+    fp16 rounding alone is 1e-2): probabilities (objectness and classes), box corners in input
+    pixels for the anchors the reference scores >= 0.05, the dehazed image (normalised units),
+    and for information the raw maps."""
     maps, dehazed = outputs
     ref_maps, ref_dehazed = reference
     errors = {
-        f"maps_s{stride}": float((got.float().cpu() - want).abs().max())
-        for stride, got, want in zip(STRIDES, maps, ref_maps, strict=True)
+        "raw_maps": max(
+            float((got.float().cpu() - want).abs().max())
+            for got, want in zip(maps, ref_maps, strict=True)
+        )
     }
+    decoded = decode_outputs([m.float().cpu() for m in maps], STRIDES, size)
+    ref_decoded = decode_outputs(ref_maps, STRIDES, size)
+    errors["probabilities"] = float((decoded[..., 4:] - ref_decoded[..., 4:]).abs().max())
+    ref_scores = ref_decoded[..., 4] * ref_decoded[..., 5:].max(-1).values
+    candidates = ref_scores >= 0.05
+    errors["box_px"] = (
+        float((decoded[..., :4] - ref_decoded[..., :4])[candidates].abs().max())
+        if candidates.any()
+        else 0.0
+    )
     if dehazed is not None:
         errors["dehazed"] = float((dehazed.float().cpu() - ref_dehazed).abs().max())
     return errors
 
 
-def detection_agreement(detections: list, reference: list, box_tolerance: float = 2.0) -> float:
-    """Fraction of reference detections found again (same class, box within tolerance px)."""
+def detection_agreement(
+    detections: list, reference: list, conf_threshold: float, box_tolerance: float = 2.0
+) -> float:
+    """Fraction of reference detections found again (same class, box within tolerance px).
+
+    Reference boxes scoring within 0.02 of the threshold are left out: a rounding difference
+    may legitimately move them to either side of it.
+    """
     found = total = 0
     for mine, theirs in zip(detections, reference, strict=True):
-        total += len(theirs)
-        for box, class_id in zip(theirs.boxes, theirs.class_ids, strict=True):
+        clear = theirs.scores >= conf_threshold + 0.02
+        total += int(clear.sum())
+        for box, class_id in zip(theirs.boxes[clear], theirs.class_ids[clear], strict=True):
             same = mine.class_ids == class_id
             if same.any() and np.abs(mine.boxes[same] - box).max(axis=1).min() <= box_tolerance:
                 found += 1
@@ -211,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             return None
         with torch.inference_mode():
             outputs = detector._forward(batch.to(detector.preprocess_device), restore=restore)
-        errors = max_errors(outputs, reference)
+        errors = max_errors(outputs, reference, size)
         results = detector.detect(frames, restore=restore)
-        agreement = detection_agreement([r.detections for r in results], cpu_detections)
+        agreement = detection_agreement([r.detections for r in results], cpu_detections, 0.3)
         dehazed_error = (
             max(
                 int(np.abs(result.dehazed.astype(int) - expected.astype(int)).max())
@@ -223,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             else -1
         )
         needed = 0.99 if mode == "fp32" else 0.9
-        ok = max(errors.values()) <= TOLERANCE[mode] and agreement >= needed
+        ok = agreement >= needed and all(
+            errors[key] <= limit for key, limit in TOLERANCE[mode].items() if key in errors
+        )
         report["checks"].append(
             {
                 "name": name,
@@ -236,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{'OK  ' if ok else 'FAIL'} {name:26s} {detector.backend:44s} "
-            f"max|err| {max(errors.values()):.2e}  detections {agreement:.1%}  "
+            f"prob {errors['probabilities']:.1e} box {errors['box_px']:.2f}px "
+            f"raw {errors['raw_maps']:.1e}  detections {agreement:.1%}  "
             f"dehazed {dehazed_error} levels"
         )
         return detector

@@ -25,10 +25,33 @@ from togethernet_ros.inference import create_detector
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 
+def profile_stages(detector, images: list, iterations: int) -> dict:
+    """Median stage times of detect() (restoration off) and the number of boxes found."""
+    for _ in range(5):
+        detector.detect(images)
+    stages = {"preprocess": [], "forward": [], "postprocess": [], "total": []}
+    boxes = 0
+    for _ in range(iterations):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        results = detector.detect(images)
+        stages["total"].append(time.perf_counter() - started)
+        for key in ("preprocess", "forward", "postprocess"):
+            stages[key].append(detector.last_timings[key])
+        boxes = sum(len(r.detections) for r in results)
+    return {
+        "batch": len(images),
+        "boxes": boxes,
+        **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--weights", help="trained checkpoint: adds rows on real frames")
+    parser.add_argument("--video", help="video for the trained-weights rows (needs OpenCV)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
@@ -74,6 +97,28 @@ def main() -> int:
             }
             rows.append(row)
             print(json.dumps(row))
+        detector.close()
+    if args.weights and args.video:
+        from gpu_check import read_video_frames
+
+        video_frames = read_video_frames(args.video, 16)
+        detector = create_detector(
+            args.weights, device="cuda", precision="fp16", input_size=(640, 640),
+            conf_threshold=0.3, nms_threshold=0.45, max_batch_size=16,
+        )  # fmt: skip
+        for batch in (1, 16):
+            rows.append(profile_stages(detector, video_frames[:batch], args.iterations))
+            rows[-1].update({"weights": args.weights, "frames": args.video})
+            print(json.dumps(rows[-1]))
+        # Where batch-1 host time goes, operator by operator.
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        ) as profiler:
+            for _ in range(10):
+                detector.detect(video_frames[:1])
+        table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
+        args.out.with_suffix(".ops.txt").write_text(table)
+        print(table)
         detector.close()
     report["rows"] = rows
     args.out.write_text(json.dumps(report, indent=2) + "\n")
