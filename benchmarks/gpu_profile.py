@@ -39,9 +39,18 @@ def profile_stages(detector, images: list, iterations: int) -> dict:
         for key in ("preprocess", "forward", "postprocess"):
             stages[key].append(detector.last_timings[key])
         boxes = sum(len(r.detections) for r in results)
+    batch_tensor, _ = preprocess_batch(images, detector.input_size, "bgr", device="cuda")
+    forward = []
+    for _ in range(iterations):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        detector._forward(batch_tensor, restore=False)
+        torch.cuda.synchronize()
+        forward.append(time.perf_counter() - started)
     return {
         "batch": len(images),
         "boxes": boxes,
+        "forward_only_synced_ms": 1e3 * float(np.median(forward)),
         **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
     }
 
@@ -52,6 +61,10 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--weights", help="trained checkpoint: adds rows on real frames")
     parser.add_argument("--video", help="video for the trained-weights rows (needs OpenCV)")
+    parser.add_argument(
+        "--input-size", type=int, nargs=2, default=[640, 640], help="trained rows: H W"
+    )
+    parser.add_argument("--trained-only", action="store_true", help="skip the random rows")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
@@ -61,7 +74,7 @@ def main() -> int:
     print(report)
     square = [rng.integers(0, 255, (640, 640, 3), dtype=np.uint8) for _ in range(16)]
     rows = []
-    for conf in (0.3, 0.95):
+    for conf in () if args.trained_only else (0.3, 0.95):
         detector = create_detector(
             None, allow_untrained=True, device="cuda", precision="fp16", input_size=(640, 640),
             conf_threshold=conf, nms_threshold=0.45, max_batch_size=16,
@@ -103,12 +116,14 @@ def main() -> int:
 
         video_frames = read_video_frames(args.video, 16)
         detector = create_detector(
-            args.weights, device="cuda", precision="fp16", input_size=(640, 640),
+            args.weights, device="cuda", precision="fp16", input_size=tuple(args.input_size),
             conf_threshold=0.3, nms_threshold=0.45, max_batch_size=16,
         )  # fmt: skip
         for batch in (1, 16):
             rows.append(profile_stages(detector, video_frames[:batch], args.iterations))
-            rows[-1].update({"weights": args.weights, "frames": args.video})
+            rows[-1].update(
+                {"weights": args.weights, "frames": args.video, "input_size": args.input_size}
+            )
             print(json.dumps(rows[-1]))
         # Where batch-1 host time goes, operator by operator.
         with torch.profiler.profile(

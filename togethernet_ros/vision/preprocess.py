@@ -9,6 +9,7 @@ Runs on CPU or, for on-device pre-processing, on CUDA (only uint8 pixels are upl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -60,10 +61,18 @@ def normalize_canvas(canvas: torch.Tensor, color_order: str) -> torch.Tensor:
     source = list(rgb_source_channels(color_order))
     if canvas.device.type == "cpu" and cv2 is not None:
         return _normalize_canvas_cv2(canvas, source)
-    table = torch.from_numpy(normalization_table()).to(canvas.device).reshape(-1)
+    table, channel_offsets = _device_table(canvas.device)
     index = canvas[:, source].to(torch.int64, memory_format=torch.contiguous_format)
-    index += (torch.arange(3, device=canvas.device) * 256).view(1, 3, 1, 1)
+    index += channel_offsets
     return table.take(index)
+
+
+@lru_cache(maxsize=8)
+def _device_table(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Cached per device: uploading the table on every call costs a host-device sync per batch.
+    table = torch.from_numpy(normalization_table()).to(device).reshape(-1)
+    channel_offsets = (torch.arange(3, device=device) * 256).view(1, 3, 1, 1)
+    return table, channel_offsets
 
 
 def _normalize_canvas_cv2(canvas: torch.Tensor, source: list[int]) -> torch.Tensor:
