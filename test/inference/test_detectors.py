@@ -98,6 +98,25 @@ def test_batched_equals_one_by_one_and_batches_are_split(torch_detector, images)
     assert torch_detector.detect([]) == []
 
 
+def test_warm_up_runs_every_batch_size_in_each_mode(checkpoint_path, monkeypatch):
+    detector = create_detector(
+        str(checkpoint_path), input_size=INPUT_SIZE, conf_threshold=CONF, nms_threshold=NMS,
+        max_batch_size=3,
+    )  # fmt: skip
+    calls = []
+    real_detect = detector.detect
+
+    def recording_detect(images, restore=False):
+        calls.append((len(images), restore, images[0].shape))
+        return real_detect(images, restore=restore)
+
+    monkeypatch.setattr(detector, "detect", recording_detect)
+    seconds = detector.warm_up()
+    shape = (*INPUT_SIZE, 3)
+    assert calls == [(n, restore, shape) for restore in (False, True) for n in (1, 2, 3)]
+    assert seconds > 0
+
+
 def test_rgb_input_gives_the_same_result_as_bgr(torch_detector, images):
     bgr = torch_detector.detect(images[:1], restore=True)[0]
     torch_detector.color_order = "rgb"

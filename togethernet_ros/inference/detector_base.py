@@ -118,6 +118,21 @@ class DetectorBase:
             for found, image in zip(detections, dehazed_images, strict=True)
         ]
 
+    def warm_up(self, restore_modes: Sequence[bool] = (False, True)) -> float:
+        """Run every batch size up to `max_batch_size` once on blank frames; returns seconds.
+
+        On a GPU the first batch of each size pays for CUDA graph capture, cuDNN autotuning or
+        a TensorRT/cuDNN algorithm search (1-2 s each); doing it up front keeps those stalls
+        out of the first live frames.
+        """
+        started = time.perf_counter()
+        height, width = self.input_size
+        blank = np.full((height, width, 3), 128, dtype=np.uint8)
+        for restore in restore_modes:
+            for batch_size in range(1, self.max_batch_size + 1):
+                self.detect([blank] * batch_size, restore=restore)
+        return time.perf_counter() - started
+
     def close(self) -> None:
         """Release backend resources (idempotent)."""
 

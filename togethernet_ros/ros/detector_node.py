@@ -209,6 +209,12 @@ class DetectorNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._settings = settings
         self._class_names = tuple(self._detector.class_names)
+        backend = self._detector.backend.lower()
+        if "cuda" in backend or "tensorrt" in backend:
+            seconds = self._detector.warm_up()
+            self.get_logger().info(
+                f"GPU warm-up of batch sizes 1..{settings['max_batch_size']} took {seconds:.1f} s"
+            )
         self.get_logger().info(
             f"model ready: backend {self._detector.backend}, input {settings.input_size}, "
             f"classes {list(self._class_names)}, weights "
