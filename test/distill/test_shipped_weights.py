@@ -36,10 +36,10 @@ TEACHER_PERSONS = np.array(
     ],
     np.float64,
 )
-# Measured at DEMO_INPUT, score ≥ 0.3, NMS 0.45 (the node's defaults): 14 person boxes on the
+# Measured at DEMO_INPUT, score ≥ 0.3, NMS 0.45 (the node's defaults): 10 person boxes on the
 # clear frame and 9 at β = 0.15, matching all 8 teacher persons at IoU ≥ 0.5 at β = 0, 0.05,
-# 0.10 and 0.15 (the teacher itself finds none at β = 0.15 at score ≥ 0.3). Asking for 6 of 8
-# leaves room for numeric drift between machines without letting broken weights pass.
+# 0.10 and 0.15 (the teacher itself finds none at β = 0.15 at score ≥ 0.3). Asking for 6 of
+# the 8 leaves room for numeric drift between machines without letting broken weights pass.
 MIN_MATCHED = 6
 
 
