@@ -233,8 +233,8 @@ def main() -> int:
         "--input-reliability",
         choices=["reliable", "best_effort"],
         default="reliable",
-        help="node input QoS; best effort loses most 720p frames between Python processes on a "
-        "loaded loopback (see docs/benchmarks.md)",
+        help="node input QoS (reliable: every offered frame reaches the node's newest-wins "
+        "queue, so drops are the node's own; see docs/benchmarks.md)",
     )
     parser.add_argument(
         "--weights",
