@@ -13,7 +13,6 @@ Prints a table; --json writes the same numbers with machine, load average and pr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -32,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model_name  # noqa: E402
 
 from togethernet_ros.ros.local_dds import fastdds_profile_path, local_dds_environment  # noqa: E402
+from togethernet_ros.ros.shm_segments import fastdds_segments, remove_stale_segments  # noqa: E402
 
 HEIGHT, WIDTH = 720, 1280
-SHM_DIR = Path("/dev/shm")
 # Fast DDS reports a rejected profile on stderr; these words mark the lines worth surfacing.
 FASTDDS_ERROR_MARKERS = ("XMLPARSER", "XMLPROFILES", "Error", "error")
 
@@ -161,36 +160,6 @@ def run_publisher(cameras: int, reliability: str, rate_hz: float, seconds: float
     return 0
 
 
-def _fastrtps_shm_entries() -> set[str]:
-    if not SHM_DIR.is_dir():
-        return set()
-    return {entry.name for entry in SHM_DIR.iterdir() if "fastrtps" in entry.name}
-
-
-def _mapped_shm_names() -> set[str]:
-    """Names of /dev/shm files that some live process still maps."""
-    names: set[str] = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        try:
-            text = maps.read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if "/dev/shm/" in line:
-                names.add(line.rsplit("/dev/shm/", 1)[1].split()[0])
-    return names
-
-
-def _remove_stale_shm(before: set[str]) -> int:
-    """Remove Fast DDS segments this run created that no process maps (others' stay untouched)."""
-    removed = 0
-    for name in _fastrtps_shm_entries() - before - _mapped_shm_names():
-        with contextlib.suppress(OSError):
-            (SHM_DIR / name).unlink()
-            removed += 1
-    return removed
-
-
 def _wait_with_cpu(process: subprocess.Popen, timeout: float) -> float:
     """Wait for a child and return its user+system CPU seconds (the cost on a 2-core machine)."""
     deadline = time.monotonic() + timeout
@@ -298,14 +267,14 @@ def main() -> int:
         return run_publisher(args.cameras, args.qos[0], args.rate, args.seconds)
 
     profile = (args.profile or fastdds_profile_path()).resolve()
-    shm_before = _fastrtps_shm_entries()
+    shm_before = fastdds_segments()
     load_before = os.getloadavg()
     runs = []
     try:
         for reliability in args.qos:
             runs.append(measure(profile, args.cameras, args.rate, args.seconds, reliability))
     finally:
-        removed = _remove_stale_shm(shm_before)
+        removed = remove_stale_segments(shm_before)
     result = {
         "machine": f"{os.cpu_count()}-core CPU, {cpu_model_name()}",
         "date": time.strftime("%Y-%m-%d"),

@@ -6,7 +6,6 @@ rclpy import, so parallel runs on one machine never see each other's topics.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -16,44 +15,20 @@ from pathlib import Path
 import pytest
 
 from togethernet_ros.ros.local_dds import local_dds_environment
+from togethernet_ros.ros.shm_segments import fastdds_segments, remove_stale_segments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHM_DIR = Path("/dev/shm")
-
-
-def _shm_entries() -> set[str]:
-    if not SHM_DIR.is_dir():
-        return set()
-    return {entry.name for entry in SHM_DIR.iterdir() if "fastrtps" in entry.name}
-
-
-def _mapped_shm_names() -> set[str]:
-    """Names of /dev/shm files some live process still has mapped."""
-    names: set[str] = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        try:
-            text = maps.read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if "/dev/shm/" in line:
-                names.add(line.rsplit("/dev/shm/", 1)[1].split()[0])
-    return names
 
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(local_dds_environment())
-    config.stash[_SHM_BEFORE] = _shm_entries()
+    config.stash[_SHM_BEFORE] = fastdds_segments()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Fast DDS leaves shared-memory segments behind when a process dies hard; remove the ones this
     # session created that no process maps any more (never touch other runs' live segments).
-    created = _shm_entries() - config.stash.get(_SHM_BEFORE, set())
-    in_use = _mapped_shm_names()
-    for name in created - in_use:
-        with contextlib.suppress(OSError):
-            (SHM_DIR / name).unlink()
+    remove_stale_segments(config.stash.get(_SHM_BEFORE, set()))
 
 
 _SHM_BEFORE = pytest.StashKey[set]()
