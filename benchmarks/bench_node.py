@@ -36,6 +36,7 @@ def _start_node(
     input_reliability: str,
     weights: str,
     env: dict[str, str],
+    extra_parameters: dict[str, str],
 ) -> subprocess.Popen:
     topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
     size = "[" + ",".join(str(s) for s in input_size) + "]"
@@ -59,6 +60,7 @@ def _start_node(
             "diagnostics_period_s:=1.0",
             "-p",
             f"max_batch_size:={max(1, len(topics))}",
+            *[f for key, value in extra_parameters.items() for f in ("-p", f"{key}:={value}")],
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -75,6 +77,7 @@ def run(
     input_reliability: str,
     weights: str,
     image_path: Path | None = None,
+    extra_parameters: dict[str, str] | None = None,
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -89,7 +92,9 @@ def run(
     from vision_msgs.msg import Detection2DArray
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
-    process = _start_node(topics, input_size, input_reliability, weights, env)
+    process = _start_node(
+        topics, input_size, input_reliability, weights, env, extra_parameters or {}
+    )
     rclpy.init()
     node = rclpy.create_node("node_benchmark")
     executor = MultiThreadedExecutor(num_threads=2)
@@ -190,6 +195,8 @@ def run(
         "input_size": input_size,
         "input_reliability": input_reliability,
         "weights": weights or "untrained",
+        "node_parameters": extra_parameters or {},
+        "backend": diagnostics.get(first_topic, {}).get("backend", "unknown"),
         "seconds": seconds,
         "frames_sent": sent,
         "frames_with_detections": received,
@@ -248,7 +255,15 @@ def main() -> int:
         help="image or video (middle frame) to send, resized to 1280x720; default random noise",
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--device", default=None, help="node parameter device (cpu, cuda)")
+    parser.add_argument("--precision", default=None, help="node parameter precision (fp16)")
+    parser.add_argument("--max-batch-wait-ms", type=float, default=None)
     args = parser.parse_args()
+    node_options = {
+        "device": args.device,
+        "precision": args.precision,
+        "max_batch_wait_ms": args.max_batch_wait_ms,
+    }
     if args.mode == "overhead":
         seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
     else:
@@ -262,6 +277,7 @@ def main() -> int:
         args.input_reliability,
         args.weights,
         args.image,
+        {key: str(value) for key, value in node_options.items() if value is not None},
     )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

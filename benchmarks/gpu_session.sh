@@ -10,6 +10,10 @@
 #   train     a short AMP (bf16) training run at batch 16 and 640x640, images/s;
 #   pipeline  the node processing path: 4 x 720p cameras at 30 Hz through batcher, detector,
 #             tracker (no DDS: no rclpy there);
+#   ros       install ROS 2 offline from the wheels in ROS_WHEEL_DIRS (tools/offline_wheels.py,
+#             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
+#             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
+#             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak);
 #   distill   label DISTILL_SOURCE with the teacher (TF.js files in TEACHER_DIR), train demo
 #             weights, run the held-out report; the fp16 weights come back in 15 MiB pieces
 #             (join with cat).
@@ -18,6 +22,9 @@
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 STAGES=${STAGES:-"check train pipeline distill"}
+ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
+ROS_SECONDS=${ROS_SECONDS:-45}
+ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
 ORT_ARCHIVE=${ORT_ARCHIVE:-}
 DISTILL_SOURCE=${DISTILL_SOURCE:-.dev1/vtest.avi}
 TEACHER_DIR=${TEACHER_DIR:-.dev1/teacher}
@@ -57,6 +64,22 @@ if has_stage pipeline; then
   echo "=== node processing path, 4 x 720p at 30 Hz (no DDS) ==="
   timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --out "$OUT/gpu_pipeline.json" > "$OUT/gpu_pipeline.log" 2>&1
   echo "rc=$?"; tail -n 22 "$OUT/gpu_pipeline.log"
+fi
+
+# Every call copies whatever wheel pieces it carries, so the pieces can come in several calls.
+mkdir -p /tmp/ros_wheels
+for dir in $ROS_WHEEL_DIRS; do [ -d "$dir" ] && cp "$dir"/* /tmp/ros_wheels/ 2>/dev/null; done
+if has_stage ros; then
+  echo "=== ROS 2 offline install, then detector_node on the GPU over DDS ==="
+  timeout 240 python3 tools/setup_env.py --offline-wheels /tmp/ros_wheels > "$OUT/ros_setup.log" 2>&1
+  echo "rc=$?"; tail -n 3 "$OUT/ros_setup.log"
+  for wait_ms in 1 5; do
+    # shellcheck disable=SC2086  # ROS_NODE_OPTIONS is a list of options
+    timeout $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+      --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
+      --image "$DISTILL_SOURCE" --out "$OUT/node_gpu_wait$wait_ms.json" > "$OUT/node_gpu_wait$wait_ms.log" 2>&1
+    echo "rc=$? wait=$wait_ms"; grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/node_gpu_wait$wait_ms.log"
+  done
 fi
 
 if has_stage distill; then

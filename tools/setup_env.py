@@ -12,14 +12,21 @@ files only re-checks that the key imports work. Steps:
 5. This package, editable.
 
 Run with any Python >= 3.10: `python3 tools/setup_env.py`.
+
+Offline (a machine with no registry access, e.g. the GPU machine): `python3 tools/setup_env.py
+--offline-wheels DIR` installs ROS 2 and rosbags from the wheels that `tools/offline_wheels.py`
+downloaded into DIR, reuses everything else (torch, OpenCV, ...) from the Python running it, and
+builds vision_msgs; nothing is fetched.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -223,7 +230,50 @@ def build_vision_msgs() -> None:
     run(["cmake", "--install", str(build_dir)], env, quiet=True)
 
 
-def main() -> int:
+def setup_offline(wheels: Path) -> None:
+    """ROS 2 + rosbags from a wheel folder, the rest from the running Python; no registry."""
+    if not wheels.is_dir():
+        raise SetupError(f"--offline-wheels: {wheels} is not a folder of wheels")
+    create_venv()
+    # The venv sees the running interpreter's packages (its own torch build, OpenCV, ...), so
+    # only what is missing comes from the wheel folder.
+    purelib = subprocess.run(
+        [str(venv_python()), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    host = [path for path in site.getsitepackages() if Path(path).is_dir()]
+    (Path(purelib) / "_host_site_packages.pth").write_text("\n".join(host) + "\n")
+    rosbags = next(r for r in python_requirements(gpu=False) if r.startswith("rosbags"))
+    pip_install(
+        [
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--no-build-isolation",  # source packages build with the host's setuptools
+            "-r",
+            str(ROS_REQUIREMENTS["jazzy"]),
+            rosbags,
+        ]
+    )
+    if not imports_work("import vision_msgs.msg"):
+        build_vision_msgs()
+    pip_install(["-q", "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
+    if not imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}"):
+        raise SetupError(f"the offline .venv cannot import: {CORE_IMPORTS}; {SMOKE_IMPORTS}")
+    log(f"ready: offline .venv with ROS 2 jazzy from {wheels}, other packages from {host}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--offline-wheels",
+        type=Path,
+        help="install ROS 2 from this wheel folder (tools/offline_wheels.py), no registry",
+    )
+    args = parser.parse_args(argv)
     if sys.version_info < MIN_PYTHON:
         print(
             f"[setup] Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed, this is "
@@ -233,6 +283,9 @@ def main() -> int:
         )
         return 1
     try:
+        if args.offline_wheels:
+            setup_offline(args.offline_wheels)
+            return 0
         gpu = has_gpu()
         distro = sourced_ros_distro()
         mode = {"gpu": gpu, "ros_distro": distro, "python": sys.version.split()[0]}
