@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 
 class Subcommand(NamedTuple):
+    """A subcommand: the module that implements it (imported only when chosen) and a summary."""
+
     module: str
     summary: str
 

@@ -90,6 +90,7 @@ class _Worker(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        """Thread body: do the work, keeping any error for the caller to re-raise."""
         try:
             self._work()
         except BaseException as error:

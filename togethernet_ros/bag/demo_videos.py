@@ -42,6 +42,7 @@ class _Video:
         self.size = (0, 0)
 
     def write(self, image: np.ndarray) -> None:
+        """Append a frame; the first one fixes the video size and opens the file."""
         if self.writer is None:
             self.size = (image.shape[1], image.shape[0])
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,7 @@ class _Video:
         self.frames += 1
 
     def close(self) -> VideoSummary | None:
+        """Finish the file; None when no frame was written."""
         if self.writer is None:
             return None
         self.writer.release()

@@ -45,13 +45,16 @@ class _OnnxBuilder:
 
     # --- values ---------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
+        """A new, unique ONNX value name derived from `hint`."""
         self._counter += 1
         return f"{hint}__{self._counter}"
 
     def is_constant(self, reference: str) -> bool:
+        """Whether a TF tensor reference names a constant of the graph."""
         return _tensor_name(reference) in self.constants
 
     def constant(self, reference: str) -> np.ndarray:
+        """The value of a constant TF tensor (an error for computed tensors)."""
         name = _tensor_name(reference)
         if name not in self.constants:
             raise TfjsModelError(f"{reference} must be a constant for this converter")
@@ -69,11 +72,13 @@ class _OnnxBuilder:
         return self.alias[name]
 
     def add_initializer(self, hint: str, array: np.ndarray) -> str:
+        """Store `array` as a new initializer and return its name."""
         name = self.fresh(hint)
         self.initializers[name] = array
         return name
 
     def emit(self, op: str, inputs: list[str], hint: str, outputs: int = 1, **attrs) -> list[str]:
+        """Append an ONNX node and return the names of its outputs."""
         names = [self.fresh(hint) for _ in range(outputs)]
         self.nodes.append(helper.make_node(op, inputs, names, name=names[0], **attrs))
         return names
@@ -91,6 +96,7 @@ class _OnnxBuilder:
         return result
 
     def bind(self, node: TfjsNode, values: list[str]) -> None:
+        """Record the ONNX values that stand for a TF node's outputs."""
         for index, value in enumerate(values):
             self.alias[f"{node.name}:{index}"] = value
 

@@ -163,6 +163,7 @@ class _OutputWriter:
                 self.sinks["dehazed"] = VideoSink(output / f"{stem}_dehazed.mp4", source.fps)
 
     def write(self, frame: Frame, result: ImageResult) -> None:
+        """Write one frame's annotated and dehazed outputs and remember its detections."""
         import cv2
 
         from togethernet_ros.vision.draw import draw_detections
@@ -184,5 +185,6 @@ class _OutputWriter:
                     raise RuntimeError(f"cannot write {folder / (frame.name + suffix)}")
 
     def close(self) -> None:
+        """Finish every open video file."""
         for sink in self.sinks.values():
             sink.close()

@@ -35,11 +35,13 @@ class CameraStats:
         self.batch_sizes = LatencyWindow(500)
 
     def record_input(self) -> None:
+        """Count a received frame (input rate)."""
         with self._lock:
             self.received += 1
             self._inputs.append(self._clock())
 
     def record_bad_frame(self, problem: str) -> None:
+        """Count a rejected frame and keep its problem for the diagnostics message."""
         with self._lock:
             self.bad_frames += 1
             self.last_problem = problem

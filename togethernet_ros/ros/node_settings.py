@@ -194,6 +194,7 @@ class NodeSettings:
 
     @property
     def input_size(self) -> tuple[int, int]:
+        """(height, width) from the parameter's [side] or [height, width]."""
         size = self.values["input_size"]
         return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
 
@@ -204,6 +205,7 @@ class NodeSettings:
         return None if not names or ALL_CLASSES in names else frozenset(names)
 
     def tracker_config(self) -> TrackerConfig:
+        """The `tracking.*` parameters as a TrackerConfig."""
         return TrackerConfig.from_dict(
             {
                 name.removeprefix(TRACKING_PREFIX): value

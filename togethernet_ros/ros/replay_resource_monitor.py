@@ -68,6 +68,7 @@ class ResourceMonitor(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        """Thread body: sample the process's CPU and memory until stopped."""
         try:
             process = psutil.Process(self.pid)
             process.cpu_percent(None)
