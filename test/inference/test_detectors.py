@@ -171,9 +171,12 @@ def test_refuses_to_run_without_weights(tmp_path, caplog):
         OnnxRuntimeDetector(path)
     allowed = OnnxRuntimeDetector(path, allow_untrained=True)
     assert allowed.untrained
-    # Only the detection-only file exists: restoration cannot be served.
+    # Only the detection-only file exists: restoration cannot be served, and warm-up knows it.
+    assert not allowed.supports_restoration
     with pytest.raises(ValueError, match="restore=True needs"):
         allowed.detect([np.zeros((64, 64, 3), np.uint8)], restore=True)
+    allowed.max_batch_size = 2
+    assert allowed.warm_up() > 0  # restore=False only: no error
     with pytest.raises(ValueError, match="exported for"):
         OnnxRuntimeDetector(path, allow_untrained=True, input_size=(384, 640))
 

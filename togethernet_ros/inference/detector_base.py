@@ -118,13 +118,20 @@ class DetectorBase:
             for found, image in zip(detections, dehazed_images, strict=True)
         ]
 
-    def warm_up(self, restore_modes: Sequence[bool] = (False, True)) -> float:
+    @property
+    def supports_restoration(self) -> bool:
+        """Whether `detect(..., restore=True)` can return dehazed images."""
+        return True
+
+    def warm_up(self, restore_modes: Sequence[bool] | None = None) -> float:
         """Run every batch size up to `max_batch_size` once on blank frames; returns seconds.
 
         On a GPU the first batch of each size pays for CUDA graph capture, cuDNN autotuning or
         a TensorRT/cuDNN algorithm search (1-2 s each); doing it up front keeps those stalls
-        out of the first live frames.
+        out of the first live frames. By default both modes that this detector supports.
         """
+        if restore_modes is None:
+            restore_modes = (False, True) if self.supports_restoration else (False,)
         started = time.perf_counter()
         height, width = self.input_size
         blank = np.full((height, width, 3), 128, dtype=np.uint8)

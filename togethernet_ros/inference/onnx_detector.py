@@ -119,6 +119,11 @@ class OnnxRuntimeDetector(DetectorBase):
         return files
 
     @property
+    def supports_restoration(self) -> bool:
+        """True when the with-restoration file of the pair was exported."""
+        return True in self.files
+
+    @property
     def provider(self) -> str:
         """The execution provider that actually runs the detection session."""
         return self._session(restore=False).get_providers()[0]

@@ -209,12 +209,22 @@ class DetectorNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._settings = settings
         self._class_names = tuple(self._detector.class_names)
+        if settings["publish_dehazed"] and not self._detector.supports_restoration:
+            self.get_logger().warning(
+                "publish_dehazed is true, but the ONNX export has no restoration variant: no "
+                "dehazed images will be published (export both variants to get them)"
+            )
         backend = self._detector.backend.lower()
         if "cuda" in backend or "tensorrt" in backend:
-            seconds = self._detector.warm_up()
-            self.get_logger().info(
-                f"GPU warm-up of batch sizes 1..{settings['max_batch_size']} took {seconds:.1f} s"
-            )
+            try:
+                seconds = self._detector.warm_up()
+            except (RuntimeError, ValueError) as error:  # live frames will show the same fault
+                self.get_logger().warning(f"GPU warm-up failed: {error}")
+            else:
+                self.get_logger().info(
+                    f"GPU warm-up of batch sizes 1..{settings['max_batch_size']} took "
+                    f"{seconds:.1f} s"
+                )
         self.get_logger().info(
             f"model ready: backend {self._detector.backend}, input {settings.input_size}, "
             f"classes {list(self._class_names)}, weights "
@@ -382,6 +392,8 @@ class DetectorNode(LifecycleNode):
     def _restoration_wanted(self) -> bool:
         """Run the restoration branch only while someone consumes its output."""
         settings = self._settings
+        if not self._detector.supports_restoration:
+            return False  # a detection-only ONNX export: debug images fall back to the input
         for camera in self._cameras.values():
             if camera.debug_image.get_subscription_count() > 0:
                 return True
