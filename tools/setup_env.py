@@ -234,7 +234,10 @@ def setup_offline(wheels: Path) -> None:
     """ROS 2 + rosbags from a wheel folder, the rest from the running Python; no registry."""
     if not wheels.is_dir():
         raise SetupError(f"--offline-wheels: {wheels} is not a folder of wheels")
-    create_venv()
+    if not venv_python().exists():
+        # Without pip: images whose base Python lacks ensurepip still work, and pip itself
+        # comes from the running interpreter's packages through the .pth file below.
+        run([sys.executable, "-m", "venv", "--without-pip", str(VENV_DIR)])
     # The venv sees the running interpreter's packages (its own torch build, OpenCV, ...), so
     # only what is missing comes from the wheel folder.
     purelib = subprocess.run(
