@@ -8,6 +8,7 @@ trained from (its ``teacher.onnx`` gives the baseline); only its held-out frames
 
 Usage: .venv/bin/python benchmarks/bench_distill_weights.py WEIGHTS DATASET
        [--betas 0,0.05,0.1,0.15] [--input-size 384 | 384x512] [--max-frames 0] [--out DIR]
+       [--onnx NAME.onnx]  (an exported file, e.g. an int8 copy, evaluated in ONNX Runtime)
 Writes DIR/heldout_report.json (+ .png, + eval_seconds) and prints the table.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from machine import cpu_model_name
@@ -25,11 +27,43 @@ from togethernet_ros.distill.heldout_report import evaluate_heldout, format_repo
 from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
 from togethernet_ros.distill.pseudo_labels import load_pseudo_labels
 from togethernet_ros.inference.cli_arguments import parse_input_size
+from togethernet_ros.inference.export import (
+    DEHAZED_OUTPUT_NAME,
+    INPUT_NAME,
+    MAP_OUTPUT_NAMES,
+    read_onnx_info,
+)
 from togethernet_ros.model import load_checkpoint
 
 # The baseline teacher keeps low-score boxes so its precision/recall curve is complete, as in
 # `togethernet distill`'s own report.
 BASELINE_CONF = 0.05
+
+
+class OnnxModel:
+    """The slice of the TogetherNet module interface that `evaluate_heldout` uses, over ORT."""
+
+    strides = (8, 16, 32)
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime as ort
+
+        info = read_onnx_info(path)
+        if not info.restore:
+            raise SystemExit(f"{path}: the held-out report needs the with-restoration file")
+        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def to(self, device: object) -> OnnxModel:
+        return self
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def __call__(self, batch: torch.Tensor, restore: bool = True) -> SimpleNamespace:
+        names = [*MAP_OUTPUT_NAMES, DEHAZED_OUTPUT_NAME]
+        outputs = self.session.run(names, {INPUT_NAME: batch.cpu().numpy()})
+        tensors = [torch.from_numpy(array) for array in outputs]
+        return SimpleNamespace(maps=tensors[:3], dehazed=tensors[3])
 
 
 def main() -> int:
@@ -42,6 +76,11 @@ def main() -> int:
     )
     parser.add_argument("--max-frames", type=int, default=0, help="0 = all held-out frames")
     parser.add_argument("--out", default="benchmarks/results/distill_weights")
+    parser.add_argument(
+        "--onnx",
+        help="evaluate this exported file (e.g. NAME.int8.onnx, with restoration) in ONNX Runtime "
+        "instead of the checkpoint in PyTorch; the checkpoint still gives the class names",
+    )
     args = parser.parse_args()
 
     label_set = load_pseudo_labels(args.dataset)
@@ -58,9 +97,10 @@ def main() -> int:
     teacher = NanoDetTeacher(teacher_path, conf_threshold=BASELINE_CONF)
     betas = [float(value) for value in args.betas.split(",") if value.strip()]
 
+    model = OnnxModel(args.onnx) if args.onnx else loaded.model
     started = time.perf_counter()
     report = evaluate_heldout(
-        loaded.model,
+        model,
         label_set,
         betas,
         args.input_size,
@@ -71,7 +111,7 @@ def main() -> int:
     seconds = time.perf_counter() - started
     report["eval_seconds"] = round(seconds, 1)
     report["machine"] = f"{cpu_model_name()}, {torch.get_num_threads()} torch threads"
-    report["weights"] = Path(args.weights).name
+    report["weights"] = Path(args.onnx or args.weights).name
     json_path, plot_path = write_report(report, args.out)
     print(format_report(report))
     for row in report["rows"]:

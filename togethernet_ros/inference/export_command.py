@@ -33,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison"
     )
     parser.add_argument(
+        "--int8-calibration",
+        metavar="SOURCE",
+        help="also write int8 copies (NAME.int8.onnx, ...) for ONNX Runtime on the CPU, "
+        "calibrated on frames of this video, image or folder (your cameras' footage)",
+    )
+    parser.add_argument(
+        "--int8-frames", type=int, default=16, help="calibration frames, spread over SOURCE"
+    )
+    parser.add_argument(
+        "--int8-fog",
+        default="0,0.05,0.1,0.15",
+        help="fog densities β each calibration frame is also seen at (comma-separated)",
+    )
+    parser.add_argument(
         "--tolerance",
         type=float,
         default=1e-3,
@@ -82,4 +96,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"         onnxruntime vs pytorch max |error| {worst:.2e} [{verdict}] ({detail})")
         if worst > args.tolerance:
             status = 1
+    if args.int8_calibration and status == 0:
+        status = _write_int8(args, written)
     return status
+
+
+def _write_int8(args: argparse.Namespace, written: dict[str, Path]) -> int:
+    """Quantize every written file and report how close each int8 copy stays."""
+    from togethernet_ros.inference.int8_quantization import (
+        calibration_frames,
+        calibration_inputs,
+        compare_int8,
+        int8_path,
+        quantize_int8,
+    )
+
+    betas = [float(value) for value in args.int8_fog.split(",") if value.strip()]
+    frames = calibration_frames(args.int8_calibration, args.int8_frames)
+    inputs = calibration_inputs(frames, args.input_size, betas or [0.0])
+    print(f"int8     calibrating on {len(frames)} frames × {len(betas or [0.0])} fog densities")
+    for variant, path in written.items():
+        target = quantize_int8(path, int8_path(path), inputs)
+        check = compare_int8(path, target, inputs)
+        print(
+            f"{variant:8s} {target}  ({target.stat().st_size / 1e6:.1f} MB, int8) vs float32: "
+            f"max probability error {check['max_probability_error']:.3f}, "
+            f"{check['detections_found_again']:.1%} of "
+            f"{int(check['detections_compared'])} detections found again"
+        )
+    return 0

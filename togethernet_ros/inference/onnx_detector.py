@@ -204,7 +204,10 @@ class OnnxRuntimeDetector(DetectorBase):
         fp16 = self.precision == "fp16" and used == TENSORRT
         if self.precision == "fp16" and not fp16:
             LOGGER.warning("fp16 needs the TensorRT provider; %s runs in fp32", used)
-        self.backend = f"onnxruntime-{used}" + ("-fp16" if fp16 else "")
+        # An int8 export (`togethernet export --int8-calibration`) says so in its metadata.
+        int8 = next(iter(self.files.values())).metadata.get("precision") == "int8"
+        suffix = "-int8" if int8 else "-fp16" if fp16 else ""
+        self.backend = f"onnxruntime-{used}{suffix}"
 
     def _forward(
         self, batch: torch.Tensor, restore: bool

@@ -225,10 +225,15 @@ class DetectorNode(LifecycleNode):
                     f"GPU warm-up of batch sizes 1..{settings['max_batch_size']} took "
                     f"{seconds:.1f} s"
                 )
+        exported = settings["backend"] == "onnxruntime" and settings["onnx_path"]
+        source = (
+            f"ONNX {settings['onnx_path']}"
+            if exported
+            else f"weights {settings['weights'] or 'NONE (untrained: detections are meaningless)'}"
+        )
         self.get_logger().info(
             f"model ready: backend {self._detector.backend}, input {settings.input_size}, "
-            f"classes {list(self._class_names)}, weights "
-            f"{settings['weights'] or 'NONE (untrained: detections are meaningless)'}"
+            f"classes {list(self._class_names)}, {source}"
         )
         reliable = settings["output_reliability"] == "reliable"
         output_qos = QoSProfile(

@@ -1,0 +1,171 @@
+"""Static int8 quantization of an exported file for ONNX Runtime on the CPU.
+
+The convolutions (nearly all of TogetherNet's arithmetic) get int8 weights (per output channel)
+and uint8 activations whose ranges are calibrated on real frames; everything else (the
+deformable sampling, the transformer's attention and normalisation, resizes) stays float32.
+The result is a QDQ-format ONNX file that ONNX Runtime's CPU provider runs with integer
+kernels (VNNI where the CPU has it). It keeps the source file's metadata, so every entry point
+that takes an exported file (`predict --onnx`, the node's `onnx_path`) takes it unchanged.
+
+Calibration frames should look like deployment: with `fog_betas` every frame is also fogged at
+those densities (the project's fog synthesis), so the activation ranges cover clear and dense
+fog alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from togethernet_ros.inference.export import (
+    DETECT_SUFFIX,
+    INPUT_NAME,
+    MAP_OUTPUT_NAMES,
+    read_onnx_info,
+)
+from togethernet_ros.inference.media import MediaSource
+from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.fog import add_fog
+from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.postprocess import postprocess
+from togethernet_ros.vision.preprocess import preprocess_batch
+
+INT8_MARK = ".int8"
+STRIDES = (8, 16, 32)
+
+
+def int8_path(path: str | Path) -> Path:
+    """NAME.onnx → NAME.int8.onnx and NAME.detect.onnx → NAME.int8.detect.onnx (still a pair)."""
+    path = Path(path)
+    if path.name.endswith(DETECT_SUFFIX):
+        return path.with_name(path.name[: -len(DETECT_SUFFIX)] + INT8_MARK + DETECT_SUFFIX)
+    if path.suffix != ".onnx":
+        raise ValueError(f"ONNX model path must end with .onnx, got {path}")
+    return path.with_name(path.stem + INT8_MARK + ".onnx")
+
+
+def calibration_frames(source: str | Path, count: int) -> list[np.ndarray]:
+    """Up to `count` BGR frames spread evenly over an image, a folder of images or a video."""
+    if count < 1:
+        raise ValueError(f"the number of calibration frames must be >= 1, got {count}")
+    media = MediaSource(source)
+    step = max(1, math.ceil((media.total or count) / count))
+    frames = [frame.image for frame in media if frame.index % step == 0]
+    if not frames:
+        raise ValueError(f"{source}: no frames to calibrate on")
+    return frames[:count]
+
+
+def calibration_inputs(
+    frames: Sequence[np.ndarray], input_size: tuple[int, int], fog_betas: Sequence[float] = (0.0,)
+) -> list[np.ndarray]:
+    """Pre-processed 1×3×H×W float32 inputs: every frame at every fog density."""
+    inputs = []
+    for frame in frames:
+        for beta in fog_betas:
+            image = add_fog(frame, beta) if beta > 0 else frame
+            batch, _ = preprocess_batch([image], input_size, "bgr")
+            inputs.append(batch.numpy())
+    return inputs
+
+
+class _Reader:
+    """onnxruntime.quantization's CalibrationDataReader protocol over prepared inputs."""
+
+    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+        self._inputs: Iterator[np.ndarray] = iter(inputs)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._inputs, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_int8(source: str | Path, target: str | Path, inputs: Sequence[np.ndarray]) -> Path:
+    """Write an int8 (QDQ) copy of the exported file `source`, calibrated on `inputs`."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    if not inputs:
+        raise ValueError("int8 calibration needs at least one input")
+    info = read_onnx_info(source)
+    if info.untrained:
+        raise ValueError(f"{source} holds UNTRAINED weights: calibrating them means nothing")
+    target = Path(target)
+    quantize_static(
+        str(source),
+        str(target),
+        _Reader(inputs),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["Conv"],
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    # The quantizer drops the metadata that makes the file self-describing; put it back.
+    proto = onnx.load(str(target))
+    source_proto = onnx.load(str(source), load_external_data=False)
+    del proto.metadata_props[:]
+    for entry in source_proto.metadata_props:
+        proto.metadata_props.add().CopyFrom(entry)
+    for key, value in {"precision": "int8", "int8_calibration_inputs": str(len(inputs))}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"togethernet.{key}", value
+    onnx.save(proto, str(target))
+    return target
+
+
+def compare_int8(
+    float_path: str | Path,
+    int8_file: str | Path,
+    inputs: Sequence[np.ndarray],
+    conf_threshold: float = 0.3,
+    nms_threshold: float = 0.45,
+) -> dict[str, float]:
+    """How far the int8 file is from its float32 source on `inputs`.
+
+    Returns the max probability error (objectness and classes) and the fraction of the float
+    file's detections (score ≥ threshold + 0.05, so that rounding cannot move them across it)
+    that the int8 file finds again (same class, IoU ≥ 0.5).
+    """
+    import onnxruntime as ort
+
+    info = read_onnx_info(float_path)
+    sessions = [
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for path in (float_path, int8_file)
+    ]
+    worst, found, total = 0.0, 0, 0
+    for batch in inputs:
+        maps = [
+            [torch.from_numpy(m) for m in session.run(list(MAP_OUTPUT_NAMES), {INPUT_NAME: batch})]
+            for session in sessions
+        ]
+        reference, quantized = (decode_outputs(m, STRIDES, info.input_size) for m in maps)
+        worst = max(worst, float((reference[..., 4:] - quantized[..., 4:]).abs().max()))
+        # Boxes in network-input pixels: an identity letterbox.
+        letterbox = [LetterboxInfo.compute(info.input_size, info.input_size)]
+        wanted = postprocess(reference, letterbox, conf_threshold, nms_threshold)[0]
+        got = postprocess(quantized, letterbox, conf_threshold, nms_threshold)[0]
+        clear = wanted.scores >= conf_threshold + 0.05
+        total += int(clear.sum())
+        for box, class_id in zip(wanted.boxes[clear], wanted.class_ids[clear], strict=True):
+            same = got.boxes[got.class_ids == class_id]
+            if len(same) and _best_iou(box, same) >= 0.5:
+                found += 1
+    return {
+        "max_probability_error": worst,
+        "detections_found_again": found / total if total else 1.0,
+        "detections_compared": float(total),
+    }
+
+
+def _best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
+    top_left = np.maximum(box[:2], boxes[:, :2])
+    bottom_right = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=1)
+    union = (box[2:] - box[:2]).prod() + (boxes[:, 2:] - boxes[:, :2]).prod(axis=1) - inter
+    return float((inter / np.maximum(union, 1e-9)).max())
