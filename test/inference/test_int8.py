@@ -72,6 +72,7 @@ def test_int8_copy_is_self_describing_smaller_and_close_to_float32(int8_pair):
     check = compare_int8(folder / "model.detect.onnx", written["model.detect.onnx"], inputs)
     assert check["detections_compared"] > 0
     assert check["detections_found_again"] >= 0.8
+    assert 0 < check["score_error_p50"] <= check["score_error_p99"] < 0.5
 
 
 def test_detector_runs_the_int8_pair_and_names_it(int8_pair):

@@ -120,7 +120,7 @@ def _write_int8(args: argparse.Namespace, written: dict[str, Path]) -> int:
         check = compare_int8(path, target, inputs)
         print(
             f"{variant:8s} {target}  ({target.stat().st_size / 1e6:.1f} MB, int8) vs float32: "
-            f"max probability error {check['max_probability_error']:.3f}, "
+            f"score error p50 {check['score_error_p50']:.3f} / p99 {check['score_error_p99']:.3f}, "
             f"{check['detections_found_again']:.1%} of "
             f"{int(check['detections_compared'])} detections found again"
         )
