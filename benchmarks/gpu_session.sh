@@ -25,6 +25,8 @@ STAGES=${STAGES:-"check train pipeline distill"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
 ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
+# The frame the cameras send (an image or a video's middle frame); random noise when absent.
+ROS_IMAGE=${ROS_IMAGE:-$DISTILL_SOURCE}
 ORT_ARCHIVE=${ORT_ARCHIVE:-}
 DISTILL_SOURCE=${DISTILL_SOURCE:-.dev1/vtest.avi}
 TEACHER_DIR=${TEACHER_DIR:-.dev1/teacher}
@@ -68,16 +70,19 @@ fi
 
 # Every call copies whatever wheel pieces it carries, so the pieces can come in several calls.
 mkdir -p /tmp/ros_wheels
-for dir in $ROS_WHEEL_DIRS; do [ -d "$dir" ] && cp "$dir"/* /tmp/ros_wheels/ 2>/dev/null; done
+for dir in $ROS_WHEEL_DIRS; do [ -d "$dir" ] && cp "$dir"/*.whl "$dir"/*.tar.gz /tmp/ros_wheels/ 2>/dev/null; done
 if has_stage ros; then
   echo "=== ROS 2 offline install, then detector_node on the GPU over DDS ==="
   timeout 240 python3 tools/setup_env.py --offline-wheels /tmp/ros_wheels > "$OUT/ros_setup.log" 2>&1
   echo "rc=$?"; tail -n 3 "$OUT/ros_setup.log"
+  IMAGE_OPTION=""
+  [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for wait_ms in 1 5; do
-    # shellcheck disable=SC2086  # ROS_NODE_OPTIONS is a list of options
+    # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
     timeout $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
       --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
-      --image "$DISTILL_SOURCE" --out "$OUT/node_gpu_wait$wait_ms.json" > "$OUT/node_gpu_wait$wait_ms.log" 2>&1
+      $IMAGE_OPTION \
+      --out "$OUT/node_gpu_wait$wait_ms.json" > "$OUT/node_gpu_wait$wait_ms.log" 2>&1
     echo "rc=$? wait=$wait_ms"; grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/node_gpu_wait$wait_ms.log"
   done
 fi
