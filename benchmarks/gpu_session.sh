@@ -14,6 +14,8 @@
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak);
+#   latency   batch-1 experiment: detect() as shipped against one CUDA graph holding
+#             letterbox → forward → scores (benchmarks/gpu_latency_experiment.py);
 #   distill   label DISTILL_SOURCE with the teacher (TF.js files in TEACHER_DIR), train demo
 #             weights, run the held-out report; the fp16 weights come back in 15 MiB pieces
 #             (join with cat).
@@ -66,6 +68,15 @@ if has_stage pipeline; then
   echo "=== node processing path, 4 x 720p at 30 Hz (no DDS) ==="
   timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --out "$OUT/gpu_pipeline.json" > "$OUT/gpu_pipeline.log" 2>&1
   echo "rc=$?"; tail -n 22 "$OUT/gpu_pipeline.log"
+fi
+
+if has_stage latency; then
+  echo "=== batch-1 latency: shipped detect() vs one CUDA graph up to the scores ==="
+  for size in 640 384; do
+    timeout 120 python3 benchmarks/gpu_latency_experiment.py --weights models/togethernet_vtest_384.pt \
+      --video "$DISTILL_SOURCE" --size "$size" --out "$OUT/latency_$size.json" > "$OUT/latency_$size.log" 2>&1
+    echo "rc=$? size=$size"; tail -n 12 "$OUT/latency_$size.log"
+  done
 fi
 
 # Every call copies whatever wheel pieces it carries, so the pieces can come in several calls.
