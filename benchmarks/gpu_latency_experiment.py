@@ -14,7 +14,7 @@ and checks that both give the same detections. If `graphed` wins clearly, fold i
 `TorchDetector` (keyed by batch size, restore flag and the batch's source sizes).
 
     python benchmarks/gpu_latency_experiment.py --weights models/togethernet_vtest_384.pt \\
-        --video vtest.avi [--size 640] [--iterations 200]
+        --source vtest.avi [--size 640] [--iterations 200]
 
 `--device cpu` runs both paths eagerly (no graph) to check the plumbing without a GPU.
 """
@@ -32,9 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_check import read_video_frames
-
 from togethernet_ros.inference.factory import create_detector
+from togethernet_ros.inference.int8_quantization import calibration_frames
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.letterbox import PAD_VALUE, LetterboxInfo, letterbox_into
 from togethernet_ros.vision.nms import batched_nms
@@ -131,7 +130,7 @@ def timed(function, iterations: int, device: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--video", required=True)
+    parser.add_argument("--source", required=True, help="image, folder or video")
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--iterations", type=int, default=200)
@@ -147,7 +146,8 @@ def main() -> int:
         nms_threshold=0.45,
         max_batch_size=1,
     )
-    frame = read_video_frames(args.video, 3)[1]
+    frames = calibration_frames(args.source, 3)
+    frame = frames[len(frames) // 2]
     graphed = GraphedDetector(detector, frame.shape, use_graph=on_gpu)
     (reference,) = detector.detect([frame])
     boxes, scores, class_ids = graphed.detect(frame, 0.3, 0.45)

@@ -72,9 +72,11 @@ fi
 
 if has_stage latency; then
   echo "=== batch-1 latency: shipped detect() vs one CUDA graph up to the scores ==="
+  LATENCY_SOURCE=$DISTILL_SOURCE
+  [ -f "$ROS_IMAGE" ] && LATENCY_SOURCE=$ROS_IMAGE
   for size in 640 384; do
     timeout 120 python3 benchmarks/gpu_latency_experiment.py --weights models/togethernet_vtest_384.pt \
-      --video "$DISTILL_SOURCE" --size "$size" --out "$OUT/latency_$size.json" > "$OUT/latency_$size.log" 2>&1
+      --source "$LATENCY_SOURCE" --size "$size" --out "$OUT/latency_$size.json" > "$OUT/latency_$size.log" 2>&1
     echo "rc=$? size=$size"; tail -n 12 "$OUT/latency_$size.log"
   done
 fi
