@@ -1,6 +1,7 @@
 """A short CPU run on synthetic foggy scenes learns: the loss falls and mAP on the training
 images becomes high. Small width (the config supports it) and 128 input keep it to ~1 minute
-on a quiet 2-core CPU (observed: mAP@0.5 ≈ 0.80 after 100 steps)."""
+on a quiet 2-core CPU. The best mAP@0.5 depends on the transformer's dropout draws: 0.58, 0.82,
+0.80, 0.79 and 0.83 for train.seed 0-4 (an untrained model scores ~0), so the bar is 0.5."""
 
 import csv
 
@@ -39,7 +40,7 @@ def test_short_run_learns_its_training_images(tmp_path):
     result = train(config, data, data)
     losses = np.array(result.step_losses)
     assert losses[-10:].mean() < 0.3 * losses[:10].mean()
-    assert result.best_map is not None and result.best_map > 0.7
+    assert result.best_map is not None and result.best_map > 0.5
     assert (tmp_path / "best.pt").is_file()
     logged = [row["val_mAP"] for row in csv.DictReader((tmp_path / "log.csv").open())]
     assert max(float(value) for value in logged if value) == pytest.approx(result.best_map)

@@ -7,6 +7,7 @@ so other work (e.g. distillation) can reuse it with its own data.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -32,7 +33,7 @@ from togethernet_ros.training.pretrained_init import load_shared_weights
 from togethernet_ros.training.train_config import TrainConfig
 from togethernet_ros.training.training_batches import (
     AugmentedPairs,
-    EpochTaggedSampler,
+    EpochSpanSampler,
     collate_pairs,
 )
 from togethernet_ros.training.training_log import TrainingLog
@@ -84,9 +85,9 @@ def _amp_dtype(name: str) -> torch.dtype | None:
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-def _build_loader(
+def _build_sampler(
     dataset: Dataset, config: TrainConfig, context: DistributedContext, per_rank_batch: int
-) -> tuple[DataLoader, EpochTaggedSampler]:
+) -> tuple[AugmentedPairs, DistributedSampler]:
     size = (config.model.input_size, config.model.input_size)
     pairs = AugmentedPairs(
         dataset,
@@ -105,25 +106,31 @@ def _build_loader(
         seed=config.train.seed,
         drop_last=True,
     )
-    sampler = EpochTaggedSampler(base)
     if len(base) < per_rank_batch:
         raise ValueError(
             f"training set has {len(dataset)} samples: fewer than one batch of {per_rank_batch} "
             f"per process (world size {context.world_size})"
         )
+    return pairs, base
+
+
+def _run_batches(
+    pairs: AugmentedPairs,
+    sampler: EpochSpanSampler,
+    config: TrainConfig,
+    context: DistributedContext,
+) -> DataLoader:
+    """One loader over every remaining epoch (see EpochSpanSampler)."""
     workers = config.data.workers
-    loader = DataLoader(
+    return DataLoader(
         pairs,
-        batch_size=per_rank_batch,
+        batch_size=sampler.batch_size,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate_pairs,
         pin_memory=context.device.type == "cuda",
-        drop_last=True,  # BatchNorm with a 1-image tail batch is noise
-        persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
     )
-    return loader, sampler
 
 
 def _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config) -> dict:
@@ -204,8 +211,8 @@ def train(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     normalise = ImageNormaliser().to(context.device)
 
-    loader, sampler = _build_loader(dataset_train, config, context, per_rank_batch)
-    steps_per_epoch = len(loader)
+    pairs, base_sampler = _build_sampler(dataset_train, config, context, per_rank_batch)
+    steps_per_epoch = len(base_sampler) // per_rank_batch
     base_lr = optim.lr * optim.batch_size / 64
     schedule = published_schedule(
         base_lr,
@@ -242,14 +249,19 @@ def train(
         f"× {context.world_size}: {len(dataset_train)} samples, batch {optim.batch_size}, "
         f"{steps_per_epoch} steps/epoch, lr {base_lr:.5g}, amp {optim.amp}"
     )
+    sampler = EpochSpanSampler(base_sampler, per_rank_batch, start_epoch, last_epoch)
+    batches = iter(_run_batches(pairs, sampler, config, context))
     try:
         for epoch in range(start_epoch, last_epoch):
             torch.manual_seed(_epoch_seed(optim.seed, epoch, context.rank))
-            sampler.set_epoch(epoch)
             sums: dict[str, float] = {}
             started = time.perf_counter()
             progress = _progress(
-                loader, epoch, optim.epochs, context.is_main and config.output.progress_bar
+                itertools.islice(batches, steps_per_epoch),
+                steps_per_epoch,
+                epoch,
+                optim.epochs,
+                context.is_main and config.output.progress_bar,
             )
             for hazy, clean, targets in progress:
                 lr = schedule(step)
@@ -340,6 +352,7 @@ def train(
             result.epochs_run += 1
             context.barrier()
     finally:
+        del batches  # stops the loader's workers now, also when training failed
         if training_log is not None:
             training_log.close()
     result.best_map = best_map
@@ -347,12 +360,14 @@ def train(
     return result
 
 
-def _progress(loader, epoch: int, epochs: int, enabled: bool):
+def _progress(batches, total: int, epoch: int, epochs: int, enabled: bool):
     if not enabled:
-        return loader
+        return batches
     from tqdm import tqdm
 
-    return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+    return tqdm(
+        batches, total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True
+    )
 
 
 def _maybe_validate(config, dataset_val, model, context, epoch, class_names) -> float | None:

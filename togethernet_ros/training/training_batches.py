@@ -2,7 +2,7 @@
 
 Augmentation randomness is drawn from a generator seeded by (seed, epoch, sample index), so a
 batch does not depend on worker count, worker scheduling or on whether the run was resumed.
-The sampler tags each index with its epoch so persistent workers see the current epoch.
+The sampler tags each index with its epoch, and one sampler spans the whole run.
 """
 
 from __future__ import annotations
@@ -20,25 +20,37 @@ from togethernet_ros.training.paired_augmentation import (
 )
 
 
-class EpochTaggedSampler(Sampler):
-    """Wraps an index sampler and yields ``(epoch, index)`` pairs."""
+class EpochSpanSampler(Sampler):
+    """Yields ``(epoch, index)`` for a run of epochs in a row, each cut to whole batches.
 
-    def __init__(self, sampler: Sampler):
+    One DataLoader iterator then spans the whole run, so its workers start on the next epoch's
+    batches while the current epoch finishes. With one iterator per epoch, every epoch began
+    with the GPU waiting while each worker built a whole batch (0.8 s of a 2 s epoch when
+    distilling the demo weights on an H100). Each epoch's order is the wrapped sampler's for that
+    epoch (``set_epoch``), and its last partial batch is dropped, as ``drop_last`` did.
+    """
+
+    def __init__(self, sampler: Sampler, batch_size: int, first_epoch: int, end_epoch: int):
         self.sampler = sampler
-        self.epoch = 0
+        self.batch_size = batch_size
+        self.first_epoch = first_epoch
+        self.end_epoch = end_epoch
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch (also forwarded to a DistributedSampler's shuffle)."""
-        self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole batches per epoch."""
+        return len(self.sampler) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
-        return ((epoch, int(index)) for index in self.sampler)
+        whole = self.steps_per_epoch * self.batch_size
+        for epoch in range(self.first_epoch, self.end_epoch):
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            indices = list(self.sampler)[:whole]
+            yield from ((epoch, int(index)) for index in indices)
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return max(0, self.end_epoch - self.first_epoch) * self.steps_per_epoch * self.batch_size
 
 
 class AugmentedPairs(Dataset):
