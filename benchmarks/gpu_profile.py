@@ -80,34 +80,7 @@ def main() -> int:
             conf_threshold=conf, nms_threshold=0.45, max_batch_size=16,
         )  # fmt: skip
         for batch in (1, 16):
-            images = square[:batch]
-            for _ in range(5):
-                detector.detect(images)
-            stages = {"preprocess": [], "forward": [], "postprocess": [], "total": []}
-            boxes = 0
-            for _ in range(args.iterations):
-                torch.cuda.synchronize()
-                started = time.perf_counter()
-                results = detector.detect(images)
-                stages["total"].append(time.perf_counter() - started)
-                for key in ("preprocess", "forward", "postprocess"):
-                    stages[key].append(detector.last_timings[key])
-                boxes = sum(len(r.detections) for r in results)
-            batch_tensor, _ = preprocess_batch(images, (640, 640), "bgr", device="cuda")
-            forward = []
-            for _ in range(args.iterations):
-                torch.cuda.synchronize()
-                started = time.perf_counter()
-                detector._forward(batch_tensor, restore=False)
-                torch.cuda.synchronize()
-                forward.append(time.perf_counter() - started)
-            row = {
-                "conf": conf,
-                "forward_only_synced_ms": 1e3 * float(np.median(forward)),
-                "batch": batch,
-                "boxes": boxes,
-                **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
-            }
+            row = {"conf": conf, **profile_stages(detector, square[:batch], args.iterations)}
             rows.append(row)
             print(json.dumps(row))
         detector.close()

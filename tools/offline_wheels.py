@@ -85,37 +85,23 @@ def dependency_closure(roots: list[Requirement], python_version: str) -> dict[st
 
 def download(name: str, version: str, destination: Path, python_version: str) -> str:
     """Fetch one distribution for the target; returns 'wheel' or 'sdist'."""
-    binary = [
+    pip = [
         sys.executable,
         "-m",
         "pip",
         "download",
         "--quiet",
         "--no-deps",
-        "--only-binary=:all:",
-        "--python-version",
-        python_version,
-        "--implementation",
-        "cp",
         "--dest",
         str(destination),
-        *[option for platform in PLATFORMS for option in ("--platform", platform)],
-        f"{name}=={version}",
     ]
-    if subprocess.run(binary, capture_output=True, check=False).returncode == 0:
+    target = ["--python-version", python_version, "--implementation", "cp"]
+    target += [option for platform in PLATFORMS for option in ("--platform", platform)]
+    wheel = [*pip, "--only-binary=:all:", *target, f"{name}=={version}"]
+    if subprocess.run(wheel, capture_output=True, check=False).returncode == 0:
         return "wheel"
-    source = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--no-binary=:all:",
-        "--dest",
-        str(destination),
-        f"{name}=={version}",
-    ]
+    # No wheel for the target: a pure-Python source package builds there with its setuptools.
+    source = [*pip, "--no-binary=:all:", f"{name}=={version}"]
     result = subprocess.run(source, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"cannot download {name}=={version}: {result.stderr.strip()[-400:]}")
