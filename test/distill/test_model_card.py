@@ -20,12 +20,17 @@ def _report() -> dict:
             "dehazed_ssim": 0.7,
             "hazy_psnr": None if beta == 0 else 14.0,
             "hazy_ssim": 1.0 if beta == 0 else 0.6,
+            "student_ap": {"person": student, "car": 0.9, "bus": None},
+            "teacher_ap": {"person": teacher, "car": 0.8, "bus": None},
+            "student_at_score": {"score": 0.3, "precision": 0.75, "recall": 0.5},
+            "teacher_at_score": {"score": 0.3, "precision": 0.6, "recall": 0.25},
         }
 
     return {
         "heldout_frames": 3,
-        "num_gt": {"person": 7, "car": 2},
+        "num_gt": {"person": 7, "car": 2, "bus": 0},
         "airlight": 0.5,
+        "operating_score": 0.3,
         "rows": [row(0.0, 0.62, 1.0), row(0.15, 0.55, 0.125), row(0.2, None, 0.1)],
     }
 
@@ -47,6 +52,10 @@ def test_card_states_margin_over_teacher_and_notes(tmp_path):
     assert "| 0.000 | 0.620 | 1.000 | -0.380 |" in text
     assert "| 0.150 | 0.550 | 0.125 | +0.425 |" in text
     assert "| 0.200 | – | 0.100 | – |" in text  # no student figure → no margin
+    # Per-class AP only for classes with ground truth; precision/recall at the node's threshold.
+    assert "| fog β | person: TogetherNet / teacher | car: TogetherNet / teacher |" in text
+    assert "| 0.150 | 0.550 / 0.125 | 0.900 / 0.800 |" in text and "bus:" not in text
+    assert "At score ≥ 0.3" in text and "| 0.000 | 0.750 / 0.500 | 0.600 / 0.250 |" in text
     assert "## Scope and limitations\n\nDetects mostly people.\n" in text
     assert text.index("## Scope and limitations") < text.index("## Licence notes")
     raw = torch.load(weights, weights_only=True)

@@ -40,19 +40,60 @@ def _table(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
 
-    def cell(value, digits=3):
-        return "–" if value is None else f"{value:.{digits}f}"
-
     for row in report["rows"]:
         student, teacher = row["student_map"], row["teacher_map"]
         # The issue's bar: the student must beat the teacher run directly on the foggy frames.
         margin = "–" if student is None or teacher is None else f"{student - teacher:+.3f}"
         lines.append(
-            f"| {row['beta']:.3f} | {cell(student)} | {cell(teacher)} | {margin} "
-            f"| {cell(row['dehazed_psnr'], 2)} / {cell(row['dehazed_ssim'])} "
-            f"| {cell(row['hazy_psnr'], 2)} / {cell(row['hazy_ssim'])} |"
+            f"| {row['beta']:.3f} | {_cell(student)} | {_cell(teacher)} | {margin} "
+            f"| {_cell(row['dehazed_psnr'], 2)} / {_cell(row['dehazed_ssim'])} "
+            f"| {_cell(row['hazy_psnr'], 2)} / {_cell(row['hazy_ssim'])} |"
         )
     return "\n".join(lines)
+
+
+def _class_table(report: dict) -> str:
+    """AP per class (classes with ground truth only), TogetherNet / teacher, per density."""
+    present = [name for name, count in report["num_gt"].items() if count]
+    if not present:
+        return ""
+    lines = [
+        "| fog β | " + " | ".join(f"{name}: TogetherNet / teacher" for name in present) + " |",
+        "|---|" + "---|" * len(present),
+    ]
+    for row in report["rows"]:
+        cells = []
+        for name in present:
+            student = (row.get("student_ap") or {}).get(name)
+            teacher = (row.get("teacher_ap") or {}).get(name)
+            cells.append(f"{_cell(student)} / {_cell(teacher)}")
+        lines.append(f"| {row['beta']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _operating_point_table(report: dict) -> str:
+    """Precision / recall at the node's default score threshold, TogetherNet and teacher."""
+    score = report.get("operating_score")
+    if score is None or not report["rows"] or "student_at_score" not in report["rows"][0]:
+        return ""
+    lines = [
+        f"At score ≥ {score} (the node's default threshold):",
+        "",
+        "| fog β | TogetherNet precision / recall | teacher precision / recall |",
+        "|---|---|---|",
+    ]
+    for row in report["rows"]:
+        student, teacher = row.get("student_at_score") or {}, row.get("teacher_at_score") or {}
+        lines.append(
+            f"| {row['beta']:.3f} | {_cell(student.get('precision'))} / "
+            f"{_cell(student.get('recall'))} | {_cell(teacher.get('precision'))} / "
+            f"{_cell(teacher.get('recall'))} |"
+        )
+    return "\n".join(lines)
+
+
+def _cell(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def write_model_card(
@@ -104,6 +145,10 @@ def write_model_card(
         f"with A = {report['airlight']}; ground truth = the teacher's boxes on the clear frames "
         f"({sum(report['num_gt'].values())} boxes: {report['num_gt']}).\n\n"
         + _table(report)
+        + "\n\nAP per class:\n\n"
+        + _class_table(report)
+        + "\n\n"
+        + _operating_point_table(report)
         + "\n\nThe ground truth is itself a teacher's output, so these numbers measure how well "
         "TogetherNet reproduces the clear-weather teacher in fog, not absolute accuracy.\n\n"
         + (f"## Scope and limitations\n\n{notes.strip()}\n\n" if notes.strip() else "")
