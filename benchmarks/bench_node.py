@@ -258,11 +258,15 @@ def main() -> int:
     parser.add_argument("--device", default=None, help="node parameter device (cpu, cuda)")
     parser.add_argument("--precision", default=None, help="node parameter precision (fp16)")
     parser.add_argument("--max-batch-wait-ms", type=float, default=None)
+    parser.add_argument("--backend", default=None, help="node parameter backend (onnxruntime)")
+    parser.add_argument("--onnx-path", default=None, help="node parameter onnx_path")
     args = parser.parse_args()
     node_options = {
         "device": args.device,
         "precision": args.precision,
         "max_batch_wait_ms": args.max_batch_wait_ms,
+        "backend": args.backend,
+        "onnx_path": args.onnx_path,
     }
     if args.mode == "overhead":
         seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
