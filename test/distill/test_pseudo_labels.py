@@ -13,6 +13,7 @@ from togethernet_ros.distill.foggy_pairs import FoggyPseudoLabelled, FogSettings
 from togethernet_ros.distill.frame_sources import count_frames, iter_source_frames
 from togethernet_ros.distill.pseudo_labels import (
     PseudoLabelSettings,
+    filter_pseudo_labels,
     label_frames,
     load_pseudo_labels,
 )
@@ -157,3 +158,34 @@ def test_fogged_samples_are_random_per_variant_reproducible_and_train_ready(tmp_
     assert all(t.shape[1] == 5 for t in targets)
     with pytest.raises(ValueError, match="no frames"):
         FoggyPseudoLabelled(label_set, [], fog)
+
+
+def test_one_label_per_object_across_classes():
+    names = ("person", "bicycle", "car", "motorbike", "bus")
+    van = [100.0, 100.0, 200.0, 160.0]
+    detections = Detections(
+        boxes=[
+            van,
+            [101, 101, 201, 161],
+            [102, 99, 199, 160],
+            [300, 100, 340, 200],
+            [302, 102, 342, 202],
+        ],
+        scores=[0.55, 0.42, 0.50, 0.9, 0.8],
+        class_ids=[2, 4, 2, 0, 0],
+    )
+    kept = filter_pseudo_labels(detections, names, PseudoLabelSettings(conf_threshold=0.4))
+    # The bus box on the car is one object named twice: only the car (higher score) stays.
+    # Same-class overlaps are the teacher's NMS decision and are left alone here.
+    assert sorted(
+        zip(kept.class_ids.tolist(), [round(float(v), 2) for v in kept.scores], strict=True)
+    ) == [
+        (0, 0.8),
+        (0, 0.9),
+        (2, 0.5),
+        (2, 0.55),
+    ]
+    both = filter_pseudo_labels(
+        detections, names, PseudoLabelSettings(conf_threshold=0.4, duplicate_iou=0)
+    )
+    assert 4 in both.class_ids.tolist()

@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--truck-as-car", action="store_true", help="label COCO trucks as car")
     data.add_argument("--min-box", type=float, default=4.0, help="smallest pseudo box side (px)")
+    data.add_argument(
+        "--duplicate-iou",
+        type=float,
+        default=0.8,
+        help="boxes of different classes overlapping this much are one object: keep the "
+        "higher-scoring one (0 keeps both)",
+    )
     fog = parser.add_argument_group("synthetic fog")
     fog.add_argument("--beta-min", type=float, default=0.02)
     fog.add_argument("--beta-max", type=float, default=0.16)
@@ -141,7 +148,9 @@ def _prepare(args, root: Path):
     sources = [Path(s) for s in args.sources] or [
         fetch_sample_video(Path(args.cache_dir) if args.cache_dir else None)
     ]
-    settings = PseudoLabelSettings(args.teacher_threshold, dict(args.class_threshold), args.min_box)
+    settings = PseudoLabelSettings(
+        args.teacher_threshold, dict(args.class_threshold), args.min_box, args.duplicate_iou
+    )
     mapping = _mapping(args, DEFAULT_CLASS_NAMES)
     unknown = set(settings.class_thresholds) - set(mapping.target_names)
     if unknown:
@@ -163,6 +172,7 @@ def _prepare(args, root: Path):
             "conf_threshold": settings.conf_threshold,
             "class_thresholds": dict(settings.class_thresholds),
             "min_box_size": settings.min_box_size,
+            "duplicate_iou": settings.duplicate_iou,
             "frame_step": args.frame_step,
             "max_frames": args.max_frames,
             "holdout_fraction": args.holdout,
