@@ -2,8 +2,9 @@
 # GPU checks, run from the repository root on a CUDA machine that has torch, numpy, onnx,
 # onnxruntime and OpenCV but none of this project's other dependencies (no rclpy, no rosbags).
 # STAGES picks what runs (default: all, in this order):
-#   ort       unpack a carried onnxruntime-gpu build (ORT_ARCHIVE, a .tar.zst of the package)
-#             and put it first on PYTHONPATH, so the checks below use its CUDA/TensorRT EPs;
+#   ort       unpack a carried onnxruntime-gpu build (benchmarks/ort_gpu_carry.py pieces from
+#             ORT_PIECE_DIRS, each call copying what it carries; or ORT_ARCHIVE) and put it
+#             first on PYTHONPATH, so the checks below use its CUDA/TensorRT EPs;
 #   check     inference: torch CUDA fp32/fp16 and ONNX Runtime CUDA/TensorRT against the CPU,
 #             fp16 throughput at batch 16 and batch-1 latency at 640x640 (CHECK_OPTIONS: by
 #             default the shipped weights on frames of DISTILL_SOURCE);
@@ -24,18 +25,20 @@
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 STAGES=${STAGES:-"check train pipeline distill"}
+DISTILL_SOURCE=${DISTILL_SOURCE:-.dev1/vtest.avi}
+TEACHER_DIR=${TEACHER_DIR:-.dev1/teacher}
+DISTILL_SECONDS=${DISTILL_SECONDS:-400}
+DISTILL_EPOCHS=${DISTILL_EPOCHS:-90}
+DISTILL_SIZE=${DISTILL_SIZE:-384}
+# Cross-class duplicates are merged by default now, so the shipped labels need no bus threshold.
+DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
 ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
 # The frame the cameras send (an image or a video's middle frame); random noise when absent.
 ROS_IMAGE=${ROS_IMAGE:-$DISTILL_SOURCE}
 ORT_ARCHIVE=${ORT_ARCHIVE:-}
-DISTILL_SOURCE=${DISTILL_SOURCE:-.dev1/vtest.avi}
-TEACHER_DIR=${TEACHER_DIR:-.dev1/teacher}
-DISTILL_SECONDS=${DISTILL_SECONDS:-400}
-DISTILL_EPOCHS=${DISTILL_EPOCHS:-100}
-DISTILL_SIZE=${DISTILL_SIZE:-384}
-DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car --class-threshold bus=0.5"}
+ORT_PIECE_DIRS=${ORT_PIECE_DIRS:-".dev_ort/part1 .dev_ort/part2 .dev_ort/part3"}
 # Default: the shipped demo weights on real footage (realistic activations and box counts).
 CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --video $DISTILL_SOURCE"}
 mkdir -p "$OUT"
@@ -44,10 +47,23 @@ has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
-if has_stage ort && [ -n "$ORT_ARCHIVE" ]; then
+# onnxruntime-gpu pieces (benchmarks/ort_gpu_carry.py) may come in several calls, like the wheels.
+mkdir -p /tmp/ort_pieces
+for dir in $ORT_PIECE_DIRS; do [ -d "$dir" ] && cp "$dir"/* /tmp/ort_pieces/ 2>/dev/null; done
+if has_stage ort; then
+  if [ -z "$ORT_ARCHIVE" ]; then
+    ORT_ARCHIVE=/tmp/ort.tar.zst
+    # shellcheck disable=SC2012  # piece names are ort.part0, ort.part1, ...
+    cat $(ls /tmp/ort_pieces/ort.part* | sort -V) > "$ORT_ARCHIVE"
+    echo "$(cat /tmp/ort_pieces/ort.sha256)  $ORT_ARCHIVE" | sha256sum -c - || exit 1
+  fi
   echo "=== onnxruntime-gpu from $ORT_ARCHIVE ==="
+  ZSTD=zstd
+  if ! command -v zstd > /dev/null && [ -x /tmp/ort_pieces/zstd ]; then
+    ZSTD="env LD_LIBRARY_PATH=/tmp/ort_pieces /tmp/ort_pieces/zstd"
+  fi
   mkdir -p /tmp/ortsite
-  zstd -d -q -c "$ORT_ARCHIVE" | tar xf - -C /tmp/ortsite && export PYTHONPATH="/tmp/ortsite:$PYTHONPATH"
+  $ZSTD -d -q -c "$ORT_ARCHIVE" | tar xf - -C /tmp/ortsite && export PYTHONPATH="/tmp/ortsite:$PYTHONPATH"
 fi
 python3 -c "import torch, onnxruntime as ort; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'ort', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
 
