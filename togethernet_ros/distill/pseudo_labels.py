@@ -19,6 +19,7 @@ import numpy as np
 
 from togethernet_ros.distill.coco_classes import CocoClassMapping
 from togethernet_ros.distill.frame_sources import SourceFrame
+from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.detections import Detections
 
 LABELS_FORMAT = "togethernet_ros.distill.pseudo_labels/1"
@@ -156,12 +157,7 @@ def filter_pseudo_labels(
 
 def _cross_class_survivors(detections: Detections, iou_threshold: float) -> np.ndarray:
     """Mask of boxes not covered (IoU ≥ threshold) by a higher-scoring box of another class."""
-    boxes = detections.boxes.astype(np.float64)
-    top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
-    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+    iou = pairwise_iou(detections.boxes, detections.boxes)
     order = np.argsort(-detections.scores, kind="stable")
     survivors = np.ones(len(detections), bool)
     for rank, index in enumerate(order):

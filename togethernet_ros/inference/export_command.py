@@ -111,10 +111,10 @@ def _write_int8(args: argparse.Namespace, written: dict[str, Path]) -> int:
         quantize_int8,
     )
 
-    betas = [float(value) for value in args.int8_fog.split(",") if value.strip()]
+    betas = [float(value) for value in args.int8_fog.split(",") if value.strip()] or [0.0]
     frames = calibration_frames(args.int8_calibration, args.int8_frames)
-    inputs = calibration_inputs(frames, args.input_size, betas or [0.0])
-    print(f"int8     calibrating on {len(frames)} frames × {len(betas or [0.0])} fog densities")
+    inputs = calibration_inputs(frames, args.input_size, betas)
+    print(f"int8     calibrating on {len(frames)} frames × {len(betas)} fog densities")
     for variant, path in written.items():
         target = quantize_int8(path, int8_path(path), inputs)
         check = compare_int8(path, target, inputs)

@@ -29,6 +29,7 @@ from togethernet_ros.inference.export import (
     read_onnx_info,
 )
 from togethernet_ros.inference.media import MediaSource
+from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.fog import add_fog
 from togethernet_ros.vision.letterbox import LetterboxInfo
@@ -165,7 +166,7 @@ def compare_int8(
         total += int(clear.sum())
         for box, class_id in zip(wanted.boxes[clear], wanted.class_ids[clear], strict=True):
             same = got.boxes[got.class_ids == class_id]
-            if len(same) and _best_iou(box, same) >= 0.5:
+            if len(same) and pairwise_iou(box[None], same).max() >= 0.5:
                 found += 1
     errors = np.concatenate(score_errors) if score_errors else np.zeros(0)
     return {
@@ -174,11 +175,3 @@ def compare_int8(
         "detections_found_again": found / total if total else 1.0,
         "detections_compared": float(total),
     }
-
-
-def _best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
-    top_left = np.maximum(box[:2], boxes[:, :2])
-    bottom_right = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=1)
-    union = (box[2:] - box[:2]).prod() + (boxes[:, 2:] - boxes[:, :2]).prod(axis=1) - inter
-    return float((inter / np.maximum(union, 1e-9)).max())
