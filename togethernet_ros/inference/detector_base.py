@@ -119,6 +119,11 @@ class DetectorBase:
         ]
 
     @property
+    def runs_on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (where warming up pays; see `warm_up`)."""
+        return self.preprocess_device.type == "cuda"
+
+    @property
     def supports_restoration(self) -> bool:
         """Whether `detect(..., restore=True)` can return dehazed images."""
         return True

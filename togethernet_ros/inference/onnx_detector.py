@@ -124,6 +124,11 @@ class OnnxRuntimeDetector(DetectorBase):
         return True in self.files
 
     @property
+    def runs_on_gpu(self) -> bool:
+        """True unless ONNX Runtime fell back to (or was asked for) the CPU provider."""
+        return self.provider != CPU
+
+    @property
     def provider(self) -> str:
         """The execution provider that actually runs the detection session."""
         return self._session(restore=False).get_providers()[0]

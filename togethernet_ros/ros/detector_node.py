@@ -214,8 +214,7 @@ class DetectorNode(LifecycleNode):
                 "publish_dehazed is true, but the ONNX export has no restoration variant: no "
                 "dehazed images will be published (export both variants to get them)"
             )
-        backend = self._detector.backend.lower()
-        if "cuda" in backend or "tensorrt" in backend:
+        if self._detector.runs_on_gpu:
             try:
                 seconds = self._detector.warm_up()
             except (RuntimeError, ValueError) as error:  # live frames will show the same fault
