@@ -45,27 +45,34 @@ def checkpoint_path(tmp_path_factory: pytest.TempPathFactory, informative_model:
     return save_checkpoint(path, informative_model, DEFAULT_CLASS_NAMES, metadata={"epoch": 0})
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> tuple[Path, str]:
-    """Both variants at 256x256 written by `togethernet export`, and what it printed."""
+def run_export_command(weights: Path, output: Path, *options: str) -> str:
+    """Run `togethernet export` at 256x256 with extra ``options``; assert success, return stdout."""
     from togethernet_ros.cli import main
 
-    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    # Captured by hand, not with capsys: session-scoped fixtures export too.
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = main(
             [
                 "export",
                 "--weights",
-                str(checkpoint_path),
+                str(weights),
                 "--output",
-                str(path),
+                str(output),
                 "--input-size",
                 "256",
+                *options,
             ]
         )
     assert status == 0, printed.getvalue()
-    return path, printed.getvalue()
+    return printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> tuple[Path, str]:
+    """Both variants at 256x256 written by `togethernet export`, and what it printed."""
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    return path, run_export_command(checkpoint_path, path)
 
 
 @pytest.fixture(scope="session")

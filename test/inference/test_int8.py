@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 
 import cv2
@@ -20,7 +18,7 @@ from togethernet_ros.inference.int8_quantization import (
 )
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 
-from .conftest import INPUT_SIZE, scene
+from .conftest import INPUT_SIZE, run_export_command, scene
 
 
 def test_int8_files_keep_the_pair_naming(tmp_path):
@@ -97,33 +95,20 @@ def test_untrained_exports_are_not_calibrated(tmp_path, onnx_pair):
 
 
 def test_export_command_writes_and_checks_int8_copies(checkpoint_path, tmp_path):
-    from togethernet_ros.cli import main
-
     for seed in range(3):
         cv2.imwrite(str(tmp_path / f"cal{seed}.png"), scene(240, 320, seed=seed))
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = main(
-            [
-                "export",
-                "--weights",
-                str(checkpoint_path),
-                "--output",
-                str(tmp_path / "out" / "m.onnx"),
-                "--input-size",
-                "256",
-                "--variant",
-                "detect",
-                "--no-verify",
-                "--int8-calibration",
-                str(tmp_path),
-                "--int8-frames",
-                "3",
-                "--int8-fog",
-                "0,0.1",
-            ]
-        )
-    text = printed.getvalue()
-    assert status == 0, text
+    text = run_export_command(
+        checkpoint_path,
+        tmp_path / "out" / "m.onnx",
+        "--variant",
+        "detect",
+        "--no-verify",
+        "--int8-calibration",
+        str(tmp_path),
+        "--int8-frames",
+        "3",
+        "--int8-fog",
+        "0,0.1",
+    )
     assert (tmp_path / "out" / "m.int8.detect.onnx").is_file()
     assert "3 frames × 2 fog densities" in text and "detections found again" in text
