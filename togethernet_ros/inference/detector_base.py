@@ -11,7 +11,13 @@ import torch
 from togethernet_ros.inference.result import ImageResult
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.dehazed import dehazed_to_images
-from togethernet_ros.vision.postprocess import check_thresholds, postprocess
+from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.postprocess import (
+    ScoredAnchors,
+    check_thresholds,
+    postprocess_scored,
+    score_anchors,
+)
 from togethernet_ros.vision.preprocess import check_color_order, preprocess_batch
 
 STRIDES = (8, 16, 32)
@@ -19,6 +25,9 @@ STRIDES = (8, 16, 32)
 
 class DetectorBase:
     """Implements `Detector.detect`; backends supply `_forward` (and may override `close`).
+
+    A backend that keeps pre-processing or decoding on its own device overrides `_prepare` and
+    `_infer` instead (see `TorchDetector`); thresholding, NMS and the dehazed images are shared.
 
     Batches larger than `max_batch_size` are split. `last_timings` holds host-side seconds of
     the last call split into preprocess / forward / postprocess (on CUDA, asynchronous work is
@@ -77,6 +86,17 @@ class DetectorBase:
         """Normalised N x 3 x H x W float32 batch -> (raw head maps, dehazed or None)."""
         raise NotImplementedError
 
+    def _prepare(self, images: Sequence[np.ndarray]) -> tuple[object, list[LetterboxInfo]]:
+        """Letterbox and normalise a batch; returns what `_infer` takes, and the geometry."""
+        return preprocess_batch(
+            images, self.input_size, self.color_order, device=self.preprocess_device
+        )
+
+    def _infer(self, prepared: object, restore: bool) -> tuple[ScoredAnchors, torch.Tensor | None]:
+        """Prepared batch -> every anchor scored, and the raw restoration output or None."""
+        maps, dehazed = self._forward(prepared, restore)  # type: ignore[arg-type]
+        return score_anchors(decode_outputs(maps, STRIDES, self.input_size)), dehazed
+
     def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
         """Detect objects in a batch of HxWx3 uint8 images (see `Detector`)."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
@@ -93,14 +113,11 @@ class DetectorBase:
         self, images: Sequence[np.ndarray], restore: bool, timings: dict[str, float]
     ) -> list[ImageResult]:
         started = time.perf_counter()
-        batch, infos = preprocess_batch(
-            images, self.input_size, self.color_order, device=self.preprocess_device
-        )
+        prepared, infos = self._prepare(images)
         preprocessed = time.perf_counter()
-        maps, dehazed = self._forward(batch, restore)
+        scored, dehazed = self._infer(prepared, restore)
         forwarded = time.perf_counter()
-        decoded = decode_outputs(maps, STRIDES, self.input_size)
-        detections = postprocess(decoded, infos, self._conf_threshold, self._nms_threshold)
+        detections = postprocess_scored(scored, infos, self._conf_threshold, self._nms_threshold)
         if restore:
             if dehazed is None:
                 raise RuntimeError(f"{self.backend} returned no dehazed output for restore=True")

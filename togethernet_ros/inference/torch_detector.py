@@ -1,9 +1,10 @@
 """PyTorch backend: CPU or CUDA, fp32 or fp16, channels_last, CUDA graphs on the GPU.
 
 On CUDA only uint8 pixels are uploaded; letterbox, normalisation, decode, NMS and the dehazed
-image conversion all run on the device, and the fixed-shape forward pass is replayed from a
-captured CUDA graph per (batch size, restore) so that batch-1 latency is not bound by Python's
-per-module launch overhead.
+image conversion all run on the device. The fixed-shape part of that (letterbox per camera
+resolution; normalise → forward → decode → score per batch size) is replayed from captured
+CUDA graphs (`DevicePipeline`), so batch-1 latency is not bound by Python's per-kernel launch
+overhead.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
+from typing import cast
 
+import numpy as np
 import torch
 from torch import nn
 
 from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
 from togethernet_ros.inference.detector_base import DetectorBase
+from togethernet_ros.inference.device_pipeline import DevicePipeline
+from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.postprocess import ScoredAnchors
 
 LOGGER = logging.getLogger("togethernet_ros")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
@@ -97,64 +103,43 @@ class TorchDetector(DetectorBase):
         )
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
-        self._graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, object]] = {}
-        self._graph_pool = None
+        self._pipeline: DevicePipeline | None = DevicePipeline(
+            self.model,
+            input_size=self.input_size,
+            dtype=self.dtype,
+            memory_format=self.memory_format,
+            device=self.device,
+            max_batch_size=self.max_batch_size,
+            cuda_graphs=self.use_cuda_graphs,
+        )
+
+    def _prepare(self, images: Sequence[np.ndarray]) -> tuple[int, list[LetterboxInfo]]:
+        return len(images), self._open_pipeline().letterbox(images)
+
+    def _infer(self, prepared: object, restore: bool) -> tuple[ScoredAnchors, torch.Tensor | None]:
+        return self._open_pipeline().infer(cast(int, prepared), restore, self.color_order)
+
+    def _open_pipeline(self) -> DevicePipeline:
+        if self._pipeline is None:
+            raise RuntimeError("detector is closed")
+        return self._pipeline
 
     def _forward(
         self, batch: torch.Tensor, restore: bool
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Raw head maps of a normalised batch, run eagerly (for checks; detect() does not use it)."""
         if self.model is None:
             raise RuntimeError("detector is closed")
         batch = batch.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         with torch.inference_mode():
-            if self.use_cuda_graphs:
-                output = self._replay_graph(batch, restore)
-                if output is not None:
-                    return list(output.maps), output.dehazed
             output = self.model(batch, restore=restore)
         return list(output.maps), output.dehazed
 
-    def _replay_graph(self, batch: torch.Tensor, restore: bool) -> object | None:
-        """Run the captured graph for this batch shape; capture it on first use."""
-        key = (int(batch.shape[0]), restore)
-        entry = self._graphs.get(key)
-        if entry is None:
-            try:
-                entry = self._capture(batch, restore)
-            except RuntimeError as error:
-                LOGGER.warning("CUDA graph capture failed (%s); running eagerly", error)
-                self.use_cuda_graphs = False
-                return None
-            self._graphs[key] = entry
-        graph, static_input, static_output = entry
-        static_input.copy_(batch)
-        graph.replay()
-        # The outputs live in the graph's memory and are overwritten by the next replay; the
-        # caller decodes them (into new tensors) before detect() returns.
-        return static_output
-
-    def _capture(
-        self, batch: torch.Tensor, restore: bool
-    ) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, object]:
-        static_input = batch.clone()
-        side_stream = torch.cuda.Stream(device=self.device)
-        side_stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side_stream):
-            for _ in range(2):  # warm-up: cuDNN autotuning and lazy allocations happen here
-                self.model(static_input, restore=restore)
-        torch.cuda.current_stream(self.device).wait_stream(side_stream)
-        if self._graph_pool is None:
-            # One memory pool for all shapes: graphs are replayed one at a time.
-            self._graph_pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._graph_pool):
-            static_output = self.model(static_input, restore=restore)
-        return graph, static_input, static_output
-
     def close(self) -> None:
         """Drop the model and graphs and return cached GPU memory to the driver."""
-        self._graphs.clear()
-        self._graph_pool = None
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -35,28 +35,54 @@ def check_thresholds(conf_threshold: float, nms_threshold: float) -> None:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def select_anchors(
-    decoded: torch.Tensor, conf_threshold: float, nms_threshold: float
-) -> SelectedAnchors:
-    """Threshold and NMS a decoded N x A x (5+C) batch (see `decode_outputs`)."""
-    check_thresholds(conf_threshold, nms_threshold)
+class ScoredAnchors(NamedTuple):
+    """Every anchor of a batch with its box and best class, before thresholding."""
+
+    boxes: torch.Tensor  # (N, A, 4) float32 xyxy in network-input pixels
+    scores: torch.Tensor  # (N, A) float32 obj x cls
+    class_ids: torch.Tensor  # (N, A) int64
+    num_classes: int
+
+
+def score_anchors(decoded: torch.Tensor) -> ScoredAnchors:
+    """Decoded N x A x (5+C) batch (see `decode_outputs`) -> xyxy boxes, scores and classes.
+
+    Fixed-shape work only (no data-dependent sizes), so it can live inside a CUDA graph.
+    """
     if decoded.ndim != 3 or decoded.shape[-1] < 6:
         raise ValueError(f"decoded must have shape N x A x (5+C), got {tuple(decoded.shape)}")
-    num_classes = decoded.shape[-1] - 5
     class_conf, class_ids = decoded[..., 5:].max(dim=-1)
-    scores = decoded[..., 4] * class_conf
-    image_index, anchor_index = (scores >= conf_threshold).nonzero(as_tuple=True)
-    rows = decoded[image_index, anchor_index, :4]
-    half_extent = rows[:, 2:4] / 2
-    boxes = torch.cat((rows[:, :2] - half_extent, rows[:, :2] + half_extent), dim=1)
-    scores = scores[image_index, anchor_index]
-    class_ids = class_ids[image_index, anchor_index]
-    keep = batched_nms(boxes, scores, image_index * num_classes + class_ids, nms_threshold)
+    half_extent = decoded[..., 2:4] / 2
+    boxes = torch.cat((decoded[..., :2] - half_extent, decoded[..., :2] + half_extent), dim=-1)
+    num_classes = decoded.shape[-1] - 5
+    return ScoredAnchors(boxes, decoded[..., 4] * class_conf, class_ids, num_classes)
+
+
+def select_scored(
+    scored: ScoredAnchors, conf_threshold: float, nms_threshold: float
+) -> SelectedAnchors:
+    """Threshold and NMS scored anchors (see `score_anchors`), per image and class."""
+    check_thresholds(conf_threshold, nms_threshold)
+    image_index, anchor_index = (scored.scores >= conf_threshold).nonzero(as_tuple=True)
+    boxes = scored.boxes[image_index, anchor_index]
+    scores = scored.scores[image_index, anchor_index]
+    class_ids = scored.class_ids[image_index, anchor_index]
+    # Boxes of different images never suppress each other: the image is part of the group.
+    groups = image_index * scored.num_classes + class_ids
+    keep = batched_nms(boxes, scores, groups, nms_threshold)
     # NMS output is in global score order; a stable sort by image keeps that order per image.
     keep = keep[torch.argsort(image_index[keep], stable=True)]
     return SelectedAnchors(
         image_index[keep], anchor_index[keep], boxes[keep], scores[keep], class_ids[keep]
     )
+
+
+def select_anchors(
+    decoded: torch.Tensor, conf_threshold: float, nms_threshold: float
+) -> SelectedAnchors:
+    """Threshold and NMS a decoded N x A x (5+C) batch (see `decode_outputs`)."""
+    check_thresholds(conf_threshold, nms_threshold)
+    return select_scored(score_anchors(decoded), conf_threshold, nms_threshold)
 
 
 def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, clip: bool = True) -> np.ndarray:
@@ -91,9 +117,24 @@ def postprocess(
     clip: bool = True,
 ) -> list[Detections]:
     """Decoded batch -> one Detections per image, boxes in source pixels (clipped to the image)."""
-    if len(infos) != decoded.shape[0]:
-        raise ValueError(f"got {len(infos)} letterbox infos for a batch of {decoded.shape[0]}")
-    selected = select_anchors(decoded, conf_threshold, nms_threshold)
+    return postprocess_scored(
+        score_anchors(decoded), infos, conf_threshold, nms_threshold, clip=clip
+    )
+
+
+def postprocess_scored(
+    scored: ScoredAnchors,
+    infos: Sequence[LetterboxInfo],
+    conf_threshold: float,
+    nms_threshold: float,
+    clip: bool = True,
+) -> list[Detections]:
+    """Scored anchors (see `score_anchors`) -> one Detections per image in source pixels."""
+    if len(infos) != scored.scores.shape[0]:
+        raise ValueError(
+            f"got {len(infos)} letterbox infos for a batch of {scored.scores.shape[0]}"
+        )
+    selected = select_scored(scored, conf_threshold, nms_threshold)
     # One device-to-host copy instead of four (each is a synchronisation on a GPU). Indices
     # and class ids are exact in float32 (far below 2**24).
     packed = (

@@ -1,0 +1,169 @@
+"""DevicePipeline: detect()'s staged path equals the plain one, slot reuse, graph bookkeeping.
+
+CUDA graphs need a GPU; here the graph-mode bookkeeping (one upload buffer per camera
+resolution, letterbox and model calls keyed and reused, least recently used resolutions
+dropped, fallback to eager when capture fails) runs with a stand-in for `CapturedCall` that
+records captures and runs the function eagerly, which is what a replay computes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from togethernet_ros.inference import device_pipeline
+from togethernet_ros.inference.device_pipeline import DevicePipeline
+from togethernet_ros.inference.torch_detector import TorchDetector
+from togethernet_ros.model import DEFAULT_CLASS_NAMES
+from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.dehazed import dehazed_to_images
+from togethernet_ros.vision.postprocess import postprocess, postprocess_scored
+from togethernet_ros.vision.preprocess import preprocess_batch
+
+from .conftest import INPUT_SIZE
+
+CONF, NMS = 0.3, 0.45
+
+
+@pytest.fixture(scope="module")
+def detector(informative_model):
+    return TorchDetector(
+        informative_model,
+        DEFAULT_CLASS_NAMES,
+        input_size=INPUT_SIZE,
+        conf_threshold=CONF,
+        nms_threshold=NMS,
+        max_batch_size=4,
+    )
+
+
+def plain_detect(detector: TorchDetector, images: list[np.ndarray]):
+    """The unstaged reference: preprocess_batch → forward → decode → postprocess."""
+    batch, infos = preprocess_batch(images, INPUT_SIZE, "bgr")
+    maps, dehazed = detector._forward(batch, restore=True)
+    decoded = decode_outputs(maps, (8, 16, 32), INPUT_SIZE)
+    return postprocess(decoded, infos, CONF, NMS), dehazed_to_images(dehazed, infos, "bgr")
+
+
+def assert_same_results(results, detections, dehazed) -> None:
+    assert len(results) == len(detections)
+    for result, expected, expected_image in zip(results, detections, dehazed, strict=True):
+        np.testing.assert_array_equal(result.detections.boxes, expected.boxes)
+        np.testing.assert_array_equal(result.detections.scores, expected.scores)
+        np.testing.assert_array_equal(result.detections.class_ids, expected.class_ids)
+        np.testing.assert_array_equal(result.dehazed, expected_image)
+
+
+def test_staged_detect_equals_the_plain_path_on_mixed_sizes(detector, images):
+    detections, dehazed = plain_detect(detector, images)
+    assert sum(len(found) for found in detections) > 0
+    assert_same_results(detector.detect(images, restore=True), detections, dehazed)
+
+
+def test_a_reused_slot_is_padded_again(detector, images):
+    # A square frame fills slot 0 edge to edge; a tall narrow one afterwards must not see its
+    # leftovers in the padding.
+    detector.detect([images[1]])
+    narrow = images[2]
+    detections, dehazed = plain_detect(detector, [narrow])
+    assert_same_results(detector.detect([narrow], restore=True), detections, dehazed)
+
+
+class RecordingCapture:
+    """Stands in for CapturedCall: counts captures, runs the function eagerly on every call."""
+
+    captures: ClassVar[list[str]] = []
+    fail = False
+
+    def __init__(self, function, device, capture, pool=None) -> None:
+        if capture and RecordingCapture.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.function = function
+        self.graph = "captured" if capture else None
+        if capture:
+            RecordingCapture.captures.append(getattr(function, "__name__", "?"))
+
+    def __call__(self):
+        with torch.inference_mode():
+            return self.function()
+
+
+@pytest.fixture
+def graph_mode(monkeypatch):
+    RecordingCapture.captures = []
+    RecordingCapture.fail = False
+    monkeypatch.setattr(device_pipeline, "CapturedCall", RecordingCapture)
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: (0, 0))
+    return RecordingCapture
+
+
+def graphed_pipeline(detector: TorchDetector, max_source_shapes: int = 2) -> DevicePipeline:
+    return DevicePipeline(
+        detector.model,
+        input_size=INPUT_SIZE,
+        dtype=torch.float32,
+        memory_format=torch.channels_last,
+        device=torch.device("cpu"),
+        max_batch_size=4,
+        cuda_graphs=True,
+        max_source_shapes=max_source_shapes,
+    )
+
+
+def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
+    detector, images, graph_mode
+):
+    pipeline = graphed_pipeline(detector)
+    first, second, third = images
+    detector_results = detector.detect([first, first, second], restore=False)
+    for _ in range(2):
+        infos = pipeline.letterbox([first, first, second])
+        scored, dehazed = pipeline.infer(3, False, "bgr")
+    # Slots 0 and 1 share the first resolution's buffer; each (resolution, slot) and the model
+    # call for batch 3 are captured once and replayed on the second round.
+    assert len(graph_mode.captures) == 4
+    assert list(pipeline._frames) == [first.shape[:2], second.shape[:2]]
+    assert dehazed is None and [info.source_size for info in infos] == [
+        first.shape[:2],
+        first.shape[:2],
+        second.shape[:2],
+    ]
+    for found, expected in zip(
+        postprocess_scored(scored, infos, CONF, NMS), detector_results, strict=True
+    ):
+        np.testing.assert_array_equal(found.boxes, expected.detections.boxes)
+        np.testing.assert_array_equal(found.scores, expected.detections.scores)
+    # A third resolution evicts the least recently used one with its letterbox captures.
+    pipeline.letterbox([third])
+    assert list(pipeline._frames) == [second.shape[:2], third.shape[:2]]
+    assert all(key[:2] != first.shape[:2] for key in pipeline._letterbox_calls)
+
+
+def test_graph_capture_failure_falls_back_to_eager(detector, images, graph_mode, caplog):
+    graph_mode.fail = True
+    pipeline = graphed_pipeline(detector)
+    with caplog.at_level(logging.WARNING, logger="togethernet_ros"):
+        infos = pipeline.letterbox(images[:2])
+        scored, _ = pipeline.infer(2, False, "bgr")
+    assert "CUDA graph capture failed" in caplog.text
+    assert not pipeline.cuda_graphs and not pipeline._frames
+    expected = detector.detect(images[:2])
+    for found, result in zip(postprocess_scored(scored, infos, CONF, NMS), expected, strict=True):
+        np.testing.assert_array_equal(found.boxes, result.detections.boxes)
+
+
+def test_batches_larger_than_the_canvas_are_refused(detector, images):
+    pipeline = detector._pipeline
+    with pytest.raises(ValueError, match="exceeds the pipeline's 4 slots"):
+        pipeline.letterbox(images * 2)
+
+
+def test_closed_detector_refuses_to_run(informative_model, images):
+    closed = TorchDetector(informative_model, DEFAULT_CLASS_NAMES, input_size=INPUT_SIZE)
+    closed.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        closed.detect(images[:1])
