@@ -7,6 +7,7 @@ so other work (e.g. distillation) can reuse it with its own data.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -315,34 +316,26 @@ def train(
                 config, dataset_val, ema.module if ema else model, context, epoch, class_names
             )
             row["val_mAP"] = evaluated  # always present: the CSV columns are fixed by row 1
-            if evaluated is not None and (best_map is None or evaluated > best_map):
+            improved = evaluated is not None and (best_map is None or evaluated > best_map)
+            if improved:
                 best_map = evaluated
-                if context.is_main:
-                    result.best_checkpoint = _save(
-                        out_dir / "best.pt",
-                        model,
-                        ema,
-                        optimizer,
-                        scaler,
-                        epoch + 1,
-                        step,
-                        best_map,
-                        config,
-                        class_names,
-                    )
             if context.is_main:
-                result.last_checkpoint = _save(
-                    out_dir / "last.pt",
-                    model,
-                    ema,
-                    optimizer,
-                    scaler,
-                    epoch + 1,
-                    step,
-                    best_map,
-                    config,
-                    class_names,
+                # best.pt (when the mAP improved) and last.pt hold the same end-of-epoch state.
+                save_epoch = functools.partial(
+                    _save,
+                    model=model,
+                    ema=ema,
+                    optimizer=optimizer,
+                    scaler=scaler,
+                    epoch=epoch + 1,
+                    step=step,
+                    best_map=best_map,
+                    config=config,
+                    class_names=class_names,
                 )
+                if improved:
+                    result.best_checkpoint = save_epoch(out_dir / "best.pt")
+                result.last_checkpoint = save_epoch(out_dir / "last.pt")
                 training_log.write(epoch + 1, row)
                 say(
                     f"epoch {epoch + 1}/{optim.epochs}: "
