@@ -10,44 +10,27 @@ import time
 import psutil
 
 
+def _nvidia_smi_rows(query: str) -> list[str]:
+    """CSV rows (no header, no units) that ``nvidia-smi <query>`` prints."""
+    completed = subprocess.run(
+        ["nvidia-smi", query, "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    return completed.stdout.strip().splitlines()
+
+
 def _gpu_sample(pid: int) -> dict:
     sample: dict = {}
     try:
-        overall = (
-            subprocess.run(
-                [
-                    "nvidia-smi",
-                    "--query-gpu=utilization.gpu,memory.used",
-                    "--format=csv,noheader,nounits",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            .stdout.strip()
-            .splitlines()
-        )
+        overall = _nvidia_smi_rows("--query-gpu=utilization.gpu,memory.used")
         if overall:
             utilization, memory = (float(v) for v in overall[0].split(",")[:2])
             sample["gpu_util_percent"] = utilization
             sample["gpu_memory_used_mb"] = memory
-        apps = (
-            subprocess.run(
-                [
-                    "nvidia-smi",
-                    "--query-compute-apps=pid,used_memory",
-                    "--format=csv,noheader,nounits",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            .stdout.strip()
-            .splitlines()
-        )
-        for line in apps:
+        for line in _nvidia_smi_rows("--query-compute-apps=pid,used_memory"):
             app_pid, used = (v.strip() for v in line.split(",")[:2])
             if app_pid.isdigit() and int(app_pid) == pid:
                 sample["gpu_process_memory_mb"] = float(used)
