@@ -71,6 +71,7 @@ from togethernet_ros.ros.node_settings import (
     load_default_parameters,
     validate_settings,
 )
+from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.detections import Detections
 from togethernet_ros.vision.draw import draw_detections
@@ -474,39 +475,15 @@ class DetectorNode(LifecycleNode):
         )
         header = frame.header
         if settings["publish_raw_detections"]:
-            camera.detections_raw.publish(
-                detections_to_message(
-                    RCLPY_TYPES,
-                    header,
-                    detections.boxes,
-                    detections.scores,
-                    detections.class_ids,
-                    names,
-                )
-            )
+            camera.detections_raw.publish(_detections_message(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:
                 tracked = camera.tracker.update(detections, _stamp_seconds(header))
-            smoothed = detections_to_message(
-                RCLPY_TYPES,
-                header,
-                tracked.boxes,
-                tracked.scores,
-                tracked.class_ids,
-                names,
-                tracked.track_ids,
-            )
+            smoothed = _detections_message(header, tracked, names, tracked.track_ids)
             track_ids = tracked.track_ids
             drawn = Detections(tracked.boxes, tracked.scores, tracked.class_ids)
         else:
-            smoothed = detections_to_message(
-                RCLPY_TYPES,
-                header,
-                detections.boxes,
-                detections.scores,
-                detections.class_ids,
-                names,
-            )
+            smoothed = _detections_message(header, detections, names)
             track_ids = None
             drawn = detections
         camera.detections.publish(smoothed)
@@ -598,6 +575,18 @@ class DetectorNode(LifecycleNode):
             status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
             array.status.append(status)
         self._diagnostics_pub.publish(array)
+
+
+def _detections_message(
+    header: Any,
+    found: Detections | TrackedDetections,
+    class_names: tuple[str, ...],
+    track_ids: np.ndarray | None = None,
+) -> Detection2DArray:
+    """A Detection2DArray of ``found`` (boxes in source pixels) under ``header``."""
+    return detections_to_message(
+        RCLPY_TYPES, header, found.boxes, found.scores, found.class_ids, class_names, track_ids
+    )
 
 
 def _keep_classes(
