@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import export_variants
 from togethernet_ros.inference.factory import create_detector
+from togethernet_ros.inference.int8_quantization import calibration_frames
 from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model, save_checkpoint
 from togethernet_ros.model.checkpoint import load_checkpoint
 from togethernet_ros.model.informative_init import fill_informative
@@ -63,22 +64,6 @@ def camera_frames(count: int, height: int, width: int) -> list[np.ndarray]:
             y, x = int(rng.integers(0, height - 40)), int(rng.integers(0, width - 40))
             h, w = int(rng.integers(20, height // 3)), int(rng.integers(20, width // 3))
             frame[y : y + h, x : x + w] = rng.integers(0, 256, 3)
-        frames.append(frame)
-    return frames
-
-
-def read_video_frames(path: str, count: int) -> list[np.ndarray]:
-    """`count` BGR frames spread evenly over a video."""
-    import cv2
-
-    capture = cv2.VideoCapture(path)
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
-    for index in np.linspace(0, max(total - 1, 0), count).astype(int):
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-        ok, frame = capture.read()
-        if not ok:
-            raise RuntimeError(f"{path}: cannot read frame {index}")
         frames.append(frame)
     return frames
 
@@ -165,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--weights", help="a trained checkpoint (default: informative random weights)"
     )
-    parser.add_argument("--video", help="take the frames from this video (needs OpenCV)")
+    parser.add_argument("--source", help="take 16 frames from this image, folder or video")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     report: dict = {"checks": [], "timings": [], "skipped": []}
@@ -196,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         model = fill_informative(build_model())
         weights = save_checkpoint(work / "informative.pth", model, DEFAULT_CLASS_NAMES)
     report["weights"] = str(args.weights or "informative random")
-    report["frames"] = str(args.video or "synthetic 1280x720")
-    video_frames = read_video_frames(args.video, 16) if args.video else None
+    report["frames"] = str(args.source or "synthetic 1280x720")
+    video_frames = None
+    if args.source:
+        found = calibration_frames(args.source, 16)
+        video_frames = [found[index % len(found)] for index in range(16)]
     frames = video_frames[::4] if video_frames else camera_frames(4, 720, 1280)
     batch, infos = preprocess_batch(frames, size, "bgr")
     with torch.inference_mode():

@@ -4,8 +4,13 @@
 
 Splits `Detector.last_timings` (wall time per stage, synchronised by the stage boundaries'
 host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many candidate boxes
-(conf 0.3 on random weights) and few (conf 0.95). Also re-checks GPU pre-processing against
-the CPU (PIL-style) letterbox.
+(conf 0.3 on random weights) and few (conf 0.95), and times the graphed model stage alone
+(normalise → forward → decode → score). With `--weights` and `--source` (an image, a folder or
+a video) it adds the same rows for trained weights on real frames and an operator table of
+where batch-1 host time goes. Also re-checks GPU pre-processing against the CPU letterbox.
+
+    python benchmarks/gpu_profile.py --out profile.json \
+        [--weights models/togethernet_vtest_384.pt --source frame.jpg --input-size 384 640]
 """
 
 from __future__ import annotations
@@ -22,35 +27,41 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from togethernet_ros.inference import create_detector
+from togethernet_ros.inference.int8_quantization import calibration_frames
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 
-def profile_stages(detector, images: list, iterations: int) -> dict:
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def profile_stages(detector, images: list, iterations: int, device: str = "cuda") -> dict:
     """Median stage times of detect() (restoration off) and the number of boxes found."""
-    for _ in range(5):
+    for _ in range(min(5, iterations)):
         detector.detect(images)
     stages = {"preprocess": [], "forward": [], "postprocess": [], "total": []}
     boxes = 0
     for _ in range(iterations):
-        torch.cuda.synchronize()
+        synchronize(device)
         started = time.perf_counter()
         results = detector.detect(images)
         stages["total"].append(time.perf_counter() - started)
         for key in ("preprocess", "forward", "postprocess"):
             stages[key].append(detector.last_timings[key])
         boxes = sum(len(r.detections) for r in results)
-    batch_tensor, _ = preprocess_batch(images, detector.input_size, "bgr", device="cuda")
-    forward = []
+    # The graphed model stage alone, on the canvas the last detect() left behind.
+    model_stage = []
     for _ in range(iterations):
-        torch.cuda.synchronize()
+        synchronize(device)
         started = time.perf_counter()
-        detector._forward(batch_tensor, restore=False)
-        torch.cuda.synchronize()
-        forward.append(time.perf_counter() - started)
+        detector._pipeline.infer(len(images), False, detector.color_order)
+        synchronize(device)
+        model_stage.append(time.perf_counter() - started)
     return {
         "batch": len(images),
         "boxes": boxes,
-        "forward_only_synced_ms": 1e3 * float(np.median(forward)),
+        "model_stage_synced_ms": 1e3 * float(np.median(model_stage)),
         **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
     }
 
@@ -60,52 +71,61 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--weights", help="trained checkpoint: adds rows on real frames")
-    parser.add_argument("--video", help="video for the trained-weights rows (needs OpenCV)")
+    parser.add_argument("--source", help="image, folder or video for the trained-weights rows")
     parser.add_argument(
         "--input-size", type=int, nargs=2, default=[640, 640], help="trained rows: H W"
     )
     parser.add_argument("--trained-only", action="store_true", help="skip the random rows")
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the plumbing")
     args = parser.parse_args()
+    device = args.device
+    precision = "fp16" if device.startswith("cuda") else "fp32"
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
     cpu, _ = preprocess_batch(frames, (640, 640), "bgr")
-    gpu, _ = preprocess_batch(frames, (640, 640), "bgr", device="cuda")
-    report = {"preprocess_gpu_vs_cpu_max_error": float((gpu.cpu() - cpu).abs().max())}
+    gpu, _ = preprocess_batch(frames, (640, 640), "bgr", device=device)
+    report = {
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "preprocess_gpu_vs_cpu_max_error": float((gpu.cpu() - cpu).abs().max()),
+    }
     print(report)
     square = [rng.integers(0, 255, (640, 640, 3), dtype=np.uint8) for _ in range(16)]
     rows = []
     for conf in () if args.trained_only else (0.3, 0.95):
         detector = create_detector(
-            None, allow_untrained=True, device="cuda", precision="fp16", input_size=(640, 640),
+            None, allow_untrained=True, device=device, precision=precision, input_size=(640, 640),
             conf_threshold=conf, nms_threshold=0.45, max_batch_size=16,
         )  # fmt: skip
         for batch in (1, 16):
-            row = {"conf": conf, **profile_stages(detector, square[:batch], args.iterations)}
+            row = {
+                "conf": conf,
+                **profile_stages(detector, square[:batch], args.iterations, device),
+            }
             rows.append(row)
             print(json.dumps(row))
         detector.close()
-    if args.weights and args.video:
-        from gpu_check import read_video_frames
-
-        video_frames = read_video_frames(args.video, 16)
+    if args.weights and args.source:
+        frames = calibration_frames(args.source, 16)
+        video_frames = [frames[index % len(frames)] for index in range(16)]
         detector = create_detector(
-            args.weights, device="cuda", precision="fp16", input_size=tuple(args.input_size),
+            args.weights, device=device, precision=precision, input_size=tuple(args.input_size),
             conf_threshold=0.3, nms_threshold=0.45, max_batch_size=16,
         )  # fmt: skip
         for batch in (1, 16):
-            rows.append(profile_stages(detector, video_frames[:batch], args.iterations))
+            rows.append(profile_stages(detector, video_frames[:batch], args.iterations, device))
             rows[-1].update(
-                {"weights": args.weights, "frames": args.video, "input_size": args.input_size}
+                {"weights": args.weights, "frames": args.source, "input_size": args.input_size}
             )
             print(json.dumps(rows[-1]))
         # Where batch-1 host time goes, operator by operator.
-        with torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-        ) as profiler:
-            for _ in range(10):
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.startswith("cuda"):
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as profiler:
+            for _ in range(10 if device.startswith("cuda") else 1):
                 detector.detect(video_frames[:1])
         table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
-        args.out.with_suffix(".ops.txt").write_text(table)
+        args.out.with_suffix(".ops.txt").write_text(table + "\n")
         print(table)
         detector.close()
     report["rows"] = rows

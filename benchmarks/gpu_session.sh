@@ -15,8 +15,9 @@
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak);
-#   latency   batch-1 experiment: detect() as shipped against one CUDA graph holding
-#             letterbox → forward → scores (benchmarks/gpu_latency_experiment.py);
+#   latency   where detect() spends its time with the shipped weights on a real frame at
+#             640x640 and 384x640, batch 1 and 16, and an operator table for batch 1
+#             (benchmarks/gpu_profile.py; real frames from FRAMES);
 #   distill   label DISTILL_SOURCE with the teacher (TF.js files in TEACHER_DIR), train demo
 #             weights, run the held-out report; the fp16 weights come back in 15 MiB pieces
 #             (join with cat).
@@ -35,12 +36,15 @@ DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
 ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
+# Real frames (an image, a folder or a video) for the check and latency stages: 16 JPEGs of
+# vtest.avi (2 MB) fit beside a wheel piece where the video (8 MB) does not.
+FRAMES=${FRAMES:-.dev_ros/frames}
 # The frame the cameras send (an image or a video's middle frame); random noise when absent.
-ROS_IMAGE=${ROS_IMAGE:-$DISTILL_SOURCE}
+ROS_IMAGE=${ROS_IMAGE:-$FRAMES/vtest_0400.jpg}
 ORT_ARCHIVE=${ORT_ARCHIVE:-}
 ORT_PIECE_DIRS=${ORT_PIECE_DIRS:-".dev_ort/part1 .dev_ort/part2 .dev_ort/part3"}
 # Default: the shipped demo weights on real footage (realistic activations and box counts).
-CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --video $DISTILL_SOURCE"}
+CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --source $FRAMES"}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -87,13 +91,16 @@ if has_stage pipeline; then
 fi
 
 if has_stage latency; then
-  echo "=== batch-1 latency: shipped detect() vs one CUDA graph up to the scores ==="
+  echo "=== detect() stage times, shipped weights on a real frame ==="
   LATENCY_SOURCE=$DISTILL_SOURCE
-  [ -f "$ROS_IMAGE" ] && LATENCY_SOURCE=$ROS_IMAGE
-  for size in 640 384; do
-    timeout 120 python3 benchmarks/gpu_latency_experiment.py --weights models/togethernet_vtest_384.pt \
-      --source "$LATENCY_SOURCE" --size "$size" --out "$OUT/latency_$size.json" > "$OUT/latency_$size.log" 2>&1
-    echo "rc=$? size=$size"; tail -n 12 "$OUT/latency_$size.log"
+  [ -e "$FRAMES" ] && LATENCY_SOURCE=$FRAMES
+  for size in "640 640" "384 640"; do
+    name=profile_${size// /x}
+    # shellcheck disable=SC2086  # size is "H W"
+    # The log stays behind (at most 8 files come back); the JSON and operator table hold it all.
+    timeout 120 python3 benchmarks/gpu_profile.py --trained-only --weights models/togethernet_vtest_384.pt \
+      --source "$LATENCY_SOURCE" --input-size $size --iterations 200 --out "$OUT/$name.json" > "/tmp/$name.log" 2>&1
+    echo "rc=$? size=$size"; grep -E '^\{' "/tmp/$name.log" | cut -c1-400; tail -n 3 "/tmp/$name.log"
   done
 fi
 
