@@ -23,6 +23,14 @@
 #             (join with cat).
 # Every stage has its own time limit so one slow stage cannot eat the others' time.
 # Usage: OUT=/path STAGES="check distill" bash benchmarks/gpu_session.sh
+#
+# The device tool carries at most 64 MiB per call (the repository is ~35 MB), so inputs come in
+# pieces over consecutive calls on the warm machine (each call copies what it carries to /tmp).
+# Prepare here, in .dev_ros/ (ignored through .git/info/exclude):
+#   .venv/bin/python tools/offline_wheels.py .dev_ros --python-version 3.12 --pieces 2
+#   .dev_ros/frames/: 16 JPEGs of vtest.avi (frames 0, 50, ..., 750; 2 MB)
+# then call 1 carries .dev_ros/part1 + .dev_ros/frames with STAGES="check latency", and call 2
+# carries .dev_ros/part2 + .dev_ros/frames with STAGES="ros".
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 STAGES=${STAGES:-"check train pipeline distill"}
