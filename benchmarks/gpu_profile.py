@@ -61,6 +61,8 @@ def profile_stages(detector, images: list, iterations: int, device: str = "cuda"
     return {
         "batch": len(images),
         "boxes": boxes,
+        # False where a CUDA graph capture failed and the stage fell back to eager.
+        "graphed_stages": dict(detector._pipeline.graphed_stages),
         "model_stage_synced_ms": 1e3 * float(np.median(model_stage)),
         **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in stages.items()},
     }

@@ -77,25 +77,35 @@ class RecordingCapture:
     """Stands in for CapturedCall: counts captures, runs the function eagerly on every call."""
 
     captures: ClassVar[list[str]] = []
-    fail = False
+    fail_when: ClassVar[str] = ""  # a pipeline method name: captures that call it fail
 
     def __init__(self, function, device, capture, pool=None) -> None:
-        if capture and RecordingCapture.fail:
-            raise RuntimeError("operation not permitted when stream is capturing")
         self.function = function
-        self.graph = "captured" if capture else None
+        self.graph = None
         if capture:
-            RecordingCapture.captures.append(getattr(function, "__name__", "?"))
+            calls = stage_methods(function)
+            if RecordingCapture.fail_when in calls:
+                raise RuntimeError("operation not permitted when stream is capturing")
+            RecordingCapture.captures.extend(calls)
+            self.graph = "captured"
 
     def __call__(self):
         with torch.inference_mode():
             return self.function()
 
 
+def stage_methods(function) -> list[str]:
+    """Which DevicePipeline stage a captured lambda runs (the names its code calls)."""
+    return [name for name in function.__code__.co_names if name in STAGE_METHODS]
+
+
+STAGE_METHODS = ("_letterbox_slot", "_run_model")
+
+
 @pytest.fixture
 def graph_mode(monkeypatch):
     RecordingCapture.captures = []
-    RecordingCapture.fail = False
+    RecordingCapture.fail_when = ""
     monkeypatch.setattr(device_pipeline, "CapturedCall", RecordingCapture)
     monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: (0, 0))
     return RecordingCapture
@@ -143,14 +153,22 @@ def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
     assert all(key[:2] != first.shape[:2] for key in pipeline._letterbox_calls)
 
 
-def test_graph_capture_failure_falls_back_to_eager(detector, images, graph_mode, caplog):
-    graph_mode.fail = True
+@pytest.mark.parametrize("failing_stage", ["letterbox", "model"])
+def test_a_capture_failure_makes_only_that_stage_eager(
+    detector, images, graph_mode, caplog, failing_stage
+):
+    graph_mode.fail_when = "_letterbox_slot" if failing_stage == "letterbox" else "_run_model"
     pipeline = graphed_pipeline(detector)
     with caplog.at_level(logging.WARNING, logger="togethernet_ros"):
-        infos = pipeline.letterbox(images[:2])
-        scored, _ = pipeline.infer(2, False, "bgr")
-    assert "CUDA graph capture failed" in caplog.text
-    assert not pipeline.cuda_graphs and not pipeline._frames
+        for _ in range(2):
+            infos = pipeline.letterbox(images[:2])
+            scored, _ = pipeline.infer(2, False, "bgr")
+    assert f"CUDA graph capture of the {failing_stage} stage failed" in caplog.text
+    assert caplog.text.count("capture of the") == 1  # tried once, not on every frame
+    other = "model" if failing_stage == "letterbox" else "letterbox"
+    assert pipeline.graphed_stages == {failing_stage: False, other: True}
+    assert bool(pipeline._frames) == (failing_stage == "model")
+    assert bool(pipeline._letterbox_calls) == (failing_stage == "model")
     expected = detector.detect(images[:2])
     for found, result in zip(postprocess_scored(scored, infos, CONF, NMS), expected, strict=True):
         np.testing.assert_array_equal(found.boxes, result.detections.boxes)

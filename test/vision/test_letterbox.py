@@ -97,11 +97,13 @@ def test_preprocess_batch_of_mixed_sizes_matches_per_image_upstream_recipe():
         assert infos[index].source_size == image.shape[:2]
 
 
-def test_torch_normalisation_fallback_equals_opencv_path(monkeypatch):
+@pytest.mark.parametrize("color_order", ["bgr", "rgb"])
+def test_torch_normalisation_fallback_equals_opencv_path(monkeypatch, color_order):
+    # The torch path is the one CUDA (and its graphs) run.
     images = [scene(300, 500, seed=4)]
-    with_cv2, _ = preprocess_batch(images, 256, color_order="bgr")
+    with_cv2, _ = preprocess_batch(images, 256, color_order=color_order)
     monkeypatch.setattr(preprocess_module, "cv2", None)
-    without_cv2, _ = preprocess_batch(images, 256, color_order="bgr")
+    without_cv2, _ = preprocess_batch(images, 256, color_order=color_order)
     assert torch.equal(with_cv2, without_cv2)
 
 

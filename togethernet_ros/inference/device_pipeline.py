@@ -66,7 +66,9 @@ class DevicePipeline:
         self.dtype = dtype
         self.memory_format = memory_format
         self.device = device
-        self.cuda_graphs = cuda_graphs
+        # Per stage: a capture failure in one (an op that cannot be captured on this torch/CUDA
+        # version) turns graphs off for that stage only, so the other keeps its speed-up.
+        self.graphed_stages = {"letterbox": cuda_graphs, "model": cuda_graphs}
         self.max_source_shapes = max_source_shapes
         height, width = input_size
         self.canvas = torch.full(
@@ -93,7 +95,7 @@ class DevicePipeline:
         for slot, image in enumerate(images):
             validate_image(image, name=f"images[{slot}]")
             info = LetterboxInfo.compute(image.shape[:2], self.input_size)
-            if self.cuda_graphs:
+            if self.graphed_stages["letterbox"]:
                 self._letterbox_graphed(image, info, slot)
             else:
                 self._letterbox_slot(image_to_tensor(image, self.device), info, slot)
@@ -111,7 +113,7 @@ class DevicePipeline:
         key = (int(batch_size), bool(restore), color_order)
         call = self._model_calls.get(key)
         if call is None:
-            call = self._captured(lambda: self._run_model(*key))
+            call = self._captured("model", lambda: self._run_model(*key))
             self._model_calls[key] = call
         return call()
 
@@ -138,7 +140,7 @@ class DevicePipeline:
         call = self._letterbox_calls.get(key)
         if call is None:
             tensor = frame.permute(2, 0, 1).unsqueeze(0)
-            call = self._captured(lambda: self._letterbox_slot(tensor, info, slot))
+            call = self._captured("letterbox", lambda: self._letterbox_slot(tensor, info, slot))
             if call.graph is not None:  # else capture failed and later frames run eagerly
                 self._letterbox_calls[key] = call
         call()
@@ -165,18 +167,24 @@ class DevicePipeline:
         scored = score_anchors(decode_outputs(output.maps, STRIDES, self.input_size))
         return scored, output.dehazed
 
-    def _captured(self, function: Callable[[], Output]) -> CapturedCall[Output]:
-        """A CapturedCall of `function`; on a capture failure switch this pipeline to eager."""
-        if not self.cuda_graphs:
+    def _captured(self, stage: str, function: Callable[[], Output]) -> CapturedCall[Output]:
+        """A CapturedCall of `function`; a capture failure makes `stage` eager from now on."""
+        if not self.graphed_stages[stage]:
             return CapturedCall(function, self.device, capture=False)
         try:
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             return CapturedCall(function, self.device, capture=True, pool=self._pool)
         except RuntimeError as error:
-            LOGGER.warning("CUDA graph capture failed (%s); running eagerly from now on", error)
-            self.cuda_graphs = False
-            self._letterbox_calls.clear()
-            self._model_calls.clear()
-            self._frames.clear()
+            LOGGER.warning(
+                "CUDA graph capture of the %s stage failed (%s); running it eagerly from now on",
+                stage,
+                error,
+            )
+            self.graphed_stages[stage] = False
+            if stage == "letterbox":
+                self._letterbox_calls.clear()
+                self._frames.clear()
+            else:
+                self._model_calls.clear()
             return CapturedCall(function, self.device, capture=False)

@@ -62,7 +62,10 @@ def normalize_canvas(canvas: torch.Tensor, color_order: str) -> torch.Tensor:
     if canvas.device.type == "cpu" and cv2 is not None:
         return _normalize_canvas_cv2(canvas, source)
     table, channel_offsets = _device_table(canvas.device)
-    index = canvas[:, source].to(torch.int64, memory_format=torch.contiguous_format)
+    # flip, not canvas[:, source]: indexing with a Python list uploads the list from pageable
+    # host memory, which is not allowed while a CUDA graph is being captured.
+    rgb = canvas.flip(1) if source[0] == 2 else canvas
+    index = rgb.to(torch.int64, memory_format=torch.contiguous_format)
     index += channel_offsets
     return table.take(index)
 
