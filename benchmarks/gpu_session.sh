@@ -78,6 +78,8 @@ if has_stage ort; then
   $ZSTD -d -q -c "$ORT_ARCHIVE" | tar xf - -C /tmp/ortsite && export PYTHONPATH="/tmp/ortsite:$PYTHONPATH"
 fi
 python3 -c "import torch, onnxruntime as ort; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'ort', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
+# The ros stage builds vision_msgs' C extension: it needs Python's headers.
+python3 -c "import sysconfig, os; path = sysconfig.get_paths()['include']; print('python headers', path, os.path.isfile(os.path.join(path, 'Python.h')))" | tee -a "$OUT/gpu.txt"
 
 if has_stage check; then
   echo "=== inference check ==="
