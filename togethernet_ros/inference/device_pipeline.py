@@ -4,14 +4,14 @@ Two stages, each a `CapturedCall`:
 
 - letterbox, per (source shape, batch slot): the uploaded frame is resized into its slot of a
   persistent uint8 canvas (grey padding included);
-- model, per (batch size, restore, colour order): normalise the first slots, forward, decode every anchor and
-  score it (obj x best class, xyxy box), plus the raw restoration output.
+- model, per (batch size, restore, colour order): normalise the first slots, forward, decode
+  every anchor and score it (obj x best class, xyxy box), plus the raw restoration output.
 
 Only what depends on the data stays eager: the upload of each frame, thresholding, NMS and the
-copy of the surviving boxes. On an H100 batch-1 `detect()` spent ~1.5 ms of 3.9 ms launching the
-~40 small pre- and post-processing kernels one by one; here they are two graph launches. On the
-CPU (or with `cuda_graphs=False`) the same functions simply run eagerly, which is how they are
-tested without a GPU.
+copy of the surviving boxes. On an H100, batch-1 `detect()` with only the forward pass graphed
+spent ~1.5 ms of 3.9 ms launching ~40 small pre- and post-processing kernels one by one; here
+they become graph replays. On the CPU (or with `cuda_graphs=False`) the same functions run
+eagerly, which is also how they are tested without a GPU.
 """
 
 from __future__ import annotations
