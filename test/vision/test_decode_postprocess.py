@@ -10,7 +10,15 @@ import torch
 
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.letterbox import LetterboxInfo
-from togethernet_ros.vision.postprocess import postprocess, select_anchors, unletterbox_boxes
+from togethernet_ros.vision.postprocess import (
+    postprocess,
+    postprocess_scored,
+    score_anchors,
+    select_anchors,
+    select_from_top,
+    select_scored,
+    unletterbox_boxes,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "forward_small_256.npz"
 SHARED_REFERENCE = (
@@ -65,6 +73,37 @@ def test_postprocess_matches_upstream_get_map_detections():
         assert np.all(np.diff(selected.scores[rows].numpy()) <= 0)
     at_predict_settings = postprocess(decoded, [info, info], conf_threshold=0.5, nms_threshold=0.3)
     assert [len(d) for d in at_predict_settings] == [0, 0]
+
+
+@pytest.mark.parametrize("top_k", [1344, 64, 8])
+def test_host_selection_among_the_top_anchors_equals_selection_among_all(top_k):
+    reference = np.load(FIXTURE)
+    decoded = decode_outputs([reference[name] for name in MAP_NAMES], (8, 16, 32), (256, 256))
+    batch = torch.cat((decoded, decoded.flip(1)))  # a second image: the same anchors reversed
+    plain, packed = score_anchors(batch), score_anchors(batch, top_k=top_k)
+    assert packed.top.shape == (2, min(top_k, 1344), 7)
+    info = LetterboxInfo.compute((200, 300), (256, 256))
+    # Thresholds that let ~40 anchors per image through: more than 8, fewer than 64.
+    for quantile in (0.97, 0.99):
+        conf = float(plain.scores.quantile(quantile))
+        passing = int((plain.scores[0] >= conf).sum())
+        assert 8 < passing < 64
+        host = select_from_top(packed, conf, 0.45)
+        # With 8 candidates more anchors may pass than were copied: back to the device path.
+        assert (host is None) == (top_k == 8)
+        expected = select_scored(plain, conf, 0.45)
+        if host is not None:
+            for field in expected._fields:
+                np.testing.assert_array_equal(getattr(host, field), getattr(expected, field))
+        for found, wanted in zip(
+            postprocess_scored(packed, [info, info], conf, 0.45),
+            postprocess_scored(plain, [info, info], conf, 0.45),
+            strict=True,
+        ):
+            assert len(wanted) > 0
+            np.testing.assert_array_equal(found.boxes, wanted.boxes)
+            np.testing.assert_array_equal(found.scores, wanted.scores)
+            np.testing.assert_array_equal(found.class_ids, wanted.class_ids)
 
 
 def planted_maps(objects, input_size=(256, 384), num_classes=5):

@@ -7,8 +7,8 @@ Two stages, each a `CapturedCall`:
 - model, per (batch size, restore, colour order): normalise the first slots, forward, decode
   every anchor and score it (obj x best class, xyxy box), plus the raw restoration output.
 
-Only what depends on the data stays eager: the upload of each frame, thresholding, NMS and the
-copy of the surviving boxes. On an H100, batch-1 `detect()` with only the forward pass graphed
+Only what depends on the data stays eager: the upload of each frame and one copy of the best
+few hundred anchors per image, which the host thresholds and suppresses (NMS). On an H100, batch-1 `detect()` with only the forward pass graphed
 spent ~1.5 ms of 3.9 ms launching ~40 small pre- and post-processing kernels one by one; here
 they become graph replays. On the CPU (or with `cuda_graphs=False`) the same functions run
 eagerly, which is also how they are tested without a GPU.
@@ -47,6 +47,8 @@ class DevicePipeline:
 
     `max_source_shapes` bounds how many camera resolutions keep an upload buffer and letterbox
     graphs at once (least recently used ones are dropped and re-captured when they come back).
+    The model stage also packs the `host_candidates` best anchors per image, so thresholding
+    and NMS usually run on the host after one small copy (0 = always on the device).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class DevicePipeline:
         max_batch_size: int,
         cuda_graphs: bool,
         max_source_shapes: int = 8,
+        host_candidates: int = 512,
     ) -> None:
         self.model = model
         self.input_size = input_size
@@ -70,6 +73,7 @@ class DevicePipeline:
         # version) turns graphs off for that stage only, so the other keeps its speed-up.
         self.graphed_stages = {"letterbox": cuda_graphs, "model": cuda_graphs}
         self.max_source_shapes = max_source_shapes
+        self.host_candidates = host_candidates
         height, width = input_size
         self.canvas = torch.full(
             (max_batch_size, 3, height, width), PAD_VALUE, dtype=torch.uint8, device=device
@@ -164,7 +168,8 @@ class DevicePipeline:
         batch = normalize_canvas(self.canvas[:batch_size], color_order)
         batch = batch.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         output = self.model(batch, restore=restore)
-        scored = score_anchors(decode_outputs(output.maps, STRIDES, self.input_size))
+        decoded = decode_outputs(output.maps, STRIDES, self.input_size)
+        scored = score_anchors(decoded, top_k=self.host_candidates)
         return scored, output.dehazed
 
     def _captured(self, stage: str, function: Callable[[], Output]) -> CapturedCall[Output]:

@@ -42,12 +42,18 @@ class ScoredAnchors(NamedTuple):
     scores: torch.Tensor  # (N, A) float32 obj x cls
     class_ids: torch.Tensor  # (N, A) int64
     num_classes: int
+    # The K best anchors of each image as (N, K, 7) float32 rows [x1, y1, x2, y2, score, class,
+    # anchor index], best first, when `score_anchors` was asked for them (`top_k`).
+    top: torch.Tensor | None = None
 
 
-def score_anchors(decoded: torch.Tensor) -> ScoredAnchors:
+def score_anchors(decoded: torch.Tensor, top_k: int = 0) -> ScoredAnchors:
     """Decoded N x A x (5+C) batch (see `decode_outputs`) -> xyxy boxes, scores and classes.
 
-    Fixed-shape work only (no data-dependent sizes), so it can live inside a CUDA graph.
+    With `top_k` > 0 the best `top_k` anchors per image are also packed into one tensor, so a
+    GPU can hand thresholding and NMS to the host with a single small copy (see
+    `postprocess_scored`). Fixed-shape work only (no data-dependent sizes), so it can live
+    inside a CUDA graph.
     """
     if decoded.ndim != 3 or decoded.shape[-1] < 6:
         raise ValueError(f"decoded must have shape N x A x (5+C), got {tuple(decoded.shape)}")
@@ -55,7 +61,26 @@ def score_anchors(decoded: torch.Tensor) -> ScoredAnchors:
     half_extent = decoded[..., 2:4] / 2
     boxes = torch.cat((decoded[..., :2] - half_extent, decoded[..., :2] + half_extent), dim=-1)
     num_classes = decoded.shape[-1] - 5
-    return ScoredAnchors(boxes, decoded[..., 4] * class_conf, class_ids, num_classes)
+    scores = decoded[..., 4] * class_conf
+    top = _pack_top_anchors(boxes, scores, class_ids, top_k) if top_k > 0 else None
+    return ScoredAnchors(boxes, scores, class_ids, num_classes, top)
+
+
+def _pack_top_anchors(
+    boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor, top_k: int
+) -> torch.Tensor:
+    top_scores, anchor_index = scores.topk(min(top_k, scores.shape[1]), dim=1)
+    top_boxes = boxes.gather(1, anchor_index[..., None].expand(-1, -1, 4))
+    # Class ids and anchor indices are exact in float32 (far below 2**24).
+    return torch.cat(
+        (
+            top_boxes,
+            top_scores[..., None],
+            class_ids.gather(1, anchor_index)[..., None].float(),
+            anchor_index[..., None].float(),
+        ),
+        dim=-1,
+    )
 
 
 def select_scored(
@@ -75,6 +100,29 @@ def select_scored(
     return SelectedAnchors(
         image_index[keep], anchor_index[keep], boxes[keep], scores[keep], class_ids[keep]
     )
+
+
+def select_from_top(
+    scored: ScoredAnchors, conf_threshold: float, nms_threshold: float
+) -> SelectedAnchors | None:
+    """Threshold and NMS on a host copy of the K best anchors per image (see `score_anchors`).
+
+    On a GPU this replaces a data-dependent device pipeline (nonzero, gathers, NMS: a dozen
+    launches and two synchronisations) with one small copy; the few candidates are cheap on
+    the CPU. Exact: when an image's K-th best anchor still passes the threshold, more than K
+    might, and None sends the caller back to `select_scored` on every anchor.
+    """
+    if scored.top is None:
+        return None
+    check_thresholds(conf_threshold, nms_threshold)
+    top = scored.top.float().cpu()
+    if top.shape[1] < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
+        return None
+    candidates = ScoredAnchors(top[..., :4], top[..., 4], top[..., 5].long(), scored.num_classes)
+    selected = select_scored(candidates, conf_threshold, nms_threshold)
+    # Indices into the K candidates -> indices into all anchors.
+    anchor_index = top[selected.image_index, selected.anchor_index, 6].long()
+    return selected._replace(anchor_index=anchor_index)
 
 
 def select_anchors(
@@ -134,7 +182,9 @@ def postprocess_scored(
         raise ValueError(
             f"got {len(infos)} letterbox infos for a batch of {scored.scores.shape[0]}"
         )
-    selected = select_scored(scored, conf_threshold, nms_threshold)
+    selected = select_from_top(scored, conf_threshold, nms_threshold)
+    if selected is None:
+        selected = select_scored(scored, conf_threshold, nms_threshold)
     # One device-to-host copy instead of four (each is a synchronisation on a GPU). Indices
     # and class ids are exact in float32 (far below 2**24).
     packed = (
