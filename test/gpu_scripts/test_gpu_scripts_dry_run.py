@@ -1,0 +1,83 @@
+"""The GPU session's scripts run end to end on the CPU (their `--device cpu` dry runs).
+
+GPU time comes in short, rare windows (the device tool), so a script that breaks between
+sessions costs a whole session's measurements. These dry runs keep the plumbing honest: the
+scripts start, read real weights and frames, run every check and write the JSON that the
+session reads back. The numbers themselves only mean something on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO / "models" / "togethernet_vtest_384.pt"
+
+
+def run_script(name: str, *arguments: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / name), *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+
+def test_session_script_parses():
+    completed = subprocess.run(
+        ["bash", "-n", str(REPO / "benchmarks" / "gpu_session.sh")], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_gpu_check_dry_run_passes_its_own_checks(tmp_path):
+    out = tmp_path / "check.json"
+    run_script(
+        "gpu_check.py", "--device", "cpu", "--size", "128", "--iterations", "1", "--out", str(out)
+    )
+    report = json.loads(out.read_text())
+    assert report["checks"] and all(check["ok"] for check in report["checks"])
+    assert {entry["batch"] for entry in report["timings"]} >= {1}
+
+
+def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        frame = np.full((240, 320, 3), 90 + 40 * index, dtype=np.uint8)
+        x, y = (int(v) for v in rng.integers(20, 200, 2))
+        cv2.rectangle(frame, (x, y), (x + 40, y + 80), (30, 60, 200), cv2.FILLED)
+        cv2.imwrite(str(frames / f"frame_{index}.jpg"), frame)
+    out = tmp_path / "profile.json"
+    run_script(
+        "gpu_profile.py",
+        "--device", "cpu", "--trained-only", "--weights", str(WEIGHTS), "--source", str(frames),
+        "--input-size", "128", "128", "--iterations", "1", "--out", str(out),
+    )  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["batch"] for row in rows] == [1, 16]
+    for row in rows:
+        assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU
+        assert row["total_ms"] >= row["forward_ms"] > 0
+    assert out.with_suffix(".ops.txt").read_text().strip()
+
+
+def test_gpu_pipeline_check_dry_run_processes_frames(tmp_path):
+    out = tmp_path / "pipeline.json"
+    run_script(
+        "gpu_pipeline_check.py",
+        "--device", "cpu", "--precision", "fp32", "--seconds", "3", "--cameras", "2",
+        "--rate-hz", "5", "--input-size", "128", "128", "--out", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["frames_out"] > 0 and report["latency_ms"]["p99"] > 0
