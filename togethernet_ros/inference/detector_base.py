@@ -21,6 +21,9 @@ from togethernet_ros.vision.postprocess import (
 from togethernet_ros.vision.preprocess import check_color_order, preprocess_batch
 
 STRIDES = (8, 16, 32)
+# Best anchors per image copied to the host for thresholding and NMS (see `select_from_top`);
+# typical frames have tens to a few hundred anchors above a useful threshold.
+HOST_CANDIDATES = 512
 
 
 class DetectorBase:
@@ -95,7 +98,8 @@ class DetectorBase:
     def _infer(self, prepared: object, restore: bool) -> tuple[ScoredAnchors, torch.Tensor | None]:
         """Prepared batch -> every anchor scored, and the raw restoration output or None."""
         maps, dehazed = self._forward(prepared, restore)  # type: ignore[arg-type]
-        return score_anchors(decode_outputs(maps, STRIDES, self.input_size)), dehazed
+        decoded = decode_outputs(maps, STRIDES, self.input_size)
+        return score_anchors(decoded, top_k=HOST_CANDIDATES), dehazed
 
     def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
         """Detect objects in a batch of HxWx3 uint8 images (see `Detector`)."""

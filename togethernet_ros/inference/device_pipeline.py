@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from togethernet_ros.inference.captured_call import CapturedCall
-from togethernet_ros.inference.detector_base import STRIDES
+from togethernet_ros.inference.detector_base import HOST_CANDIDATES, STRIDES
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.letterbox import (
     PAD_VALUE,
@@ -62,7 +62,7 @@ class DevicePipeline:
         max_batch_size: int,
         cuda_graphs: bool,
         max_source_shapes: int = 8,
-        host_candidates: int = 512,
+        host_candidates: int = HOST_CANDIDATES,
     ) -> None:
         self.model = model
         self.input_size = input_size

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from togethernet_ros.inference.detector_base import DetectorBase
+from togethernet_ros.inference.detector_base import STRIDES, DetectorBase
 from togethernet_ros.inference.export import (
     DEHAZED_OUTPUT_NAME,
     INPUT_NAME,
@@ -34,7 +34,6 @@ from togethernet_ros.inference.onnx_providers import (
 from togethernet_ros.model import UntrainedWeightsError
 
 LOGGER = logging.getLogger("togethernet_ros")
-STRIDES = (8, 16, 32)
 
 
 class OnnxRuntimeDetector(DetectorBase):
