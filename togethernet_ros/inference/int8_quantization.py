@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 import torch
 
+from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import (
     DETECT_SUFFIX,
     INPUT_NAME,
@@ -37,7 +38,6 @@ from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 INT8_MARK = ".int8"
-STRIDES = (8, 16, 32)
 
 
 def int8_path(path: str | Path) -> Path:
