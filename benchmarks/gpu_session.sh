@@ -28,7 +28,7 @@
 # pieces over consecutive calls on the warm machine (each call copies what it carries to /tmp).
 # Prepare here, in .dev_ros/ (ignored through .git/info/exclude):
 #   .venv/bin/python tools/offline_wheels.py .dev_ros --python-version 3.12 --pieces 2
-#   .dev_ros/frames/: 16 JPEGs of vtest.avi (frames 0, 50, ..., 750; 2 MB)
+#   .venv/bin/python benchmarks/gpu_frames.py ~/.cache/togethernet_ros/vtest.avi .dev_ros/frames
 # then call 1 carries .dev_ros/part1 + .dev_ros/frames with STAGES="check latency", and call 2
 # carries .dev_ros/part2 + .dev_ros/frames with STAGES="ros".
 set -u
