@@ -126,9 +126,11 @@ class DeformConv2d(nn.Module):
     """Modulated deformable convolution, stride 1, 'same' output size.
 
     Attribute names (``conv``, ``p_conv``, ``m_conv``) are the upstream state_dict keys; ``conv``
-    is registered with stride k like upstream, though only its weight is used. The upstream
-    module also carries ``lr_ratio=0.1`` for a backward hook on the offset/mask convs; that is a
-    training-only detail, left to the optimiser's parameter groups here.
+    is registered with stride k like upstream, though only its weight is used. Upstream's module
+    also registers a backward hook (``_set_lr``) on the offset/mask convs, meant to scale their
+    gradients by 0.1. In the common DCNv2 code it comes from, that hook builds generators and
+    returns None, so it changes no gradient. Training here applies no scaling either, which
+    reproduces what the hook actually does.
     """
 
     def __init__(
