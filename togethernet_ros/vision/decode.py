@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
 
 
-@lru_cache(maxsize=32)
+@cache
 def _anchor_grid(
     sizes: tuple[tuple[int, int], ...], strides: tuple[int, ...], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     # Cached: the grid only depends on the map sizes, and rebuilding it costs more than decoding.
+    # Never evicted: CUDA graphs (inference/device_pipeline.py) read it by address, so a freed
+    # and reused grid would corrupt their decode silently. One small grid per input size.
     cells, cell_strides = [], []
     for (height, width), stride in zip(sizes, strides, strict=True):
         rows, cols = torch.meshgrid(

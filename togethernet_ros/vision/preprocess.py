@@ -9,7 +9,7 @@ Runs on CPU or, for on-device pre-processing, on CUDA (only uint8 pixels are upl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -70,9 +70,10 @@ def normalize_canvas(canvas: torch.Tensor, color_order: str) -> torch.Tensor:
     return table.take(index)
 
 
-@lru_cache(maxsize=8)
+@cache
 def _device_table(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Cached per device: uploading the table on every call costs a host-device sync per batch.
+    # Never evicted: CUDA graphs read it by address (see `_anchor_grid` in vision/decode.py).
     table = torch.from_numpy(normalization_table()).to(device).reshape(-1)
     channel_offsets = (torch.arange(3, device=device) * 256).view(1, 3, 1, 1)
     return table, channel_offsets
