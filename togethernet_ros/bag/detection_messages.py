@@ -30,6 +30,14 @@ class DecodedDetections:
         return len(self.scores)
 
 
+def class_labels(class_ids: np.ndarray, class_names: tuple[str, ...] | list[str]) -> list[str]:
+    """The ``class_id`` string of each detection: its class name, or the number if unnamed."""
+    return [
+        class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+        for class_id in np.asarray(class_ids, dtype=np.int64).tolist()
+    ]
+
+
 def detections_to_message(
     typestore: Any,
     header: Any,
@@ -62,10 +70,7 @@ def detections_to_message(
     )
     detections = []
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    labels = [
-        class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
-        for class_id in np.asarray(class_ids, dtype=np.int64).tolist()
-    ]
+    labels = class_labels(class_ids, class_names)
     score_values = np.asarray(scores, dtype=np.float64).tolist()
     tracks = None if track_ids is None else np.asarray(track_ids, dtype=np.int64).tolist()
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):

@@ -15,13 +15,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -39,18 +37,13 @@ from rclpy.qos import (
 )
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import (
-    BoundingBox2D,
-    Detection2D,
     Detection2DArray,
     LabelInfo,
-    ObjectHypothesis,
-    ObjectHypothesisWithPose,
-    Point2D,
-    Pose2D,
     VisionClass,
 )
 
-from togethernet_ros.bag.detection_messages import detections_to_message
+from togethernet_ros.bag.detection_cdr import encode_detection2d_array
+from togethernet_ros.bag.detection_messages import class_labels
 from togethernet_ros.bag.image_codec import (
     ImageDecodeError,
     decode_compressed_message,
@@ -78,22 +71,6 @@ from togethernet_ros.vision.draw import draw_detections
 
 NODE_NAME = "detector"
 WARN_THROTTLE_S = 5.0
-# rclpy message classes under the type names the shared message builders look up.
-RCLPY_TYPES = SimpleNamespace(
-    types={
-        "vision_msgs/msg/Point2D": Point2D,
-        "vision_msgs/msg/Pose2D": Pose2D,
-        "vision_msgs/msg/BoundingBox2D": BoundingBox2D,
-        "vision_msgs/msg/ObjectHypothesis": ObjectHypothesis,
-        "vision_msgs/msg/ObjectHypothesisWithPose": ObjectHypothesisWithPose,
-        "vision_msgs/msg/Detection2D": Detection2D,
-        "vision_msgs/msg/Detection2DArray": Detection2DArray,
-        "geometry_msgs/msg/PoseWithCovariance": PoseWithCovariance,
-        "geometry_msgs/msg/Pose": Pose,
-        "geometry_msgs/msg/Point": Point,
-        "geometry_msgs/msg/Quaternion": Quaternion,
-    }
-)
 
 
 @dataclass
@@ -474,10 +451,10 @@ class DetectorNode(LifecycleNode):
             else self._class_names
         )
         header = frame.header
-        # Building a Detection2DArray costs ~13 us per box in rclpy; skip it while nobody
-        # listens (outputs are volatile, so a later subscriber would not get it anyway).
+        # Encoding is skipped while nobody listens (outputs are volatile, so a later subscriber
+        # would not get this frame anyway).
         if settings["publish_raw_detections"] and camera.detections_raw.get_subscription_count():
-            camera.detections_raw.publish(_detections_message(header, detections, names))
+            camera.detections_raw.publish(_detections_cdr(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
                 tracked = camera.tracker.update(detections, _stamp_seconds(header))
@@ -487,7 +464,7 @@ class DetectorNode(LifecycleNode):
         else:
             output, track_ids, drawn = detections, None, detections
         if camera.detections.get_subscription_count():
-            camera.detections.publish(_detections_message(header, output, names, track_ids))
+            camera.detections.publish(_detections_cdr(header, output, names, track_ids))
         if (
             result.dehazed is not None
             and settings["publish_dehazed"]
@@ -578,15 +555,24 @@ class DetectorNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
 
-def _detections_message(
+def _detections_cdr(
     header: Any,
     found: Detections | TrackedDetections,
     class_names: tuple[str, ...],
     track_ids: np.ndarray | None = None,
-) -> Detection2DArray:
-    """A Detection2DArray of ``found`` (boxes in source pixels) under ``header``."""
-    return detections_to_message(
-        RCLPY_TYPES, header, found.boxes, found.scores, found.class_ids, class_names, track_ids
+) -> bytes:
+    """A serialized Detection2DArray of ``found`` (boxes in source pixels) under ``header``.
+
+    Publishing the bytes skips building ~5 rclpy message objects per box and converting them
+    again in ``publish``: 0.12 ms instead of ~4 ms for 100 boxes (see bag/detection_cdr.py).
+    """
+    return encode_detection2d_array(
+        (header.stamp.sec, header.stamp.nanosec),
+        header.frame_id,
+        found.boxes,
+        found.scores,
+        class_labels(found.class_ids, class_names),
+        None if track_ids is None else [str(track) for track in track_ids.tolist()],
     )
 
 
