@@ -106,6 +106,35 @@ def test_host_selection_among_the_top_anchors_equals_selection_among_all(top_k):
             np.testing.assert_array_equal(found.class_ids, wanted.class_ids)
 
 
+def two_anchor_batch(first_score: float, second_score: float) -> torch.Tensor:
+    """1 x 1000 x 6 decoded anchors: two overlapping same-class boxes (anchors 10 and 900)."""
+    decoded = torch.zeros(1, 1000, 6)
+    decoded[0, :, :4] = torch.tensor([500.0, 500.0, 4.0, 4.0])  # far away, score 0
+    decoded[0, 10] = torch.tensor([100.0, 100.0, 40.0, 40.0, first_score, 1.0])
+    decoded[0, 900] = torch.tensor([102.0, 101.0, 40.0, 40.0, second_score, 1.0])
+    return decoded
+
+
+def test_host_selection_resolves_equal_scores_like_selection_among_all():
+    # Equal scores are common with fp16 logits; greedy NMS keeps the first of the two, and
+    # both paths must agree on which one is first.
+    decoded = two_anchor_batch(0.8, 0.8)
+    expected = select_scored(score_anchors(decoded), 0.3, 0.45)
+    assert expected.anchor_index.tolist() == [10]
+    for top_k in (16, 1000):
+        found = select_from_top(score_anchors(decoded, top_k=top_k), 0.3, 0.45)
+        assert found is not None and found.anchor_index.tolist() == [10]
+    # With K = 2 the 2nd best still passes: more might, so the caller must use every anchor.
+    assert select_from_top(score_anchors(decoded, top_k=2), 0.3, 0.45) is None
+
+
+def test_nan_scores_do_not_push_real_candidates_out_of_the_top_anchors():
+    decoded = two_anchor_batch(0.8, 0.0)
+    decoded[0, 20:60, 4] = float("nan")  # 40 NaN scores, more than K = 16
+    found = select_from_top(score_anchors(decoded, top_k=16), 0.3, 0.45)
+    assert found is not None and found.anchor_index.tolist() == [10]
+
+
 def planted_maps(objects, input_size=(256, 384), num_classes=5):
     """Raw head maps that are background everywhere except at the given anchors.
 

@@ -2,7 +2,8 @@
 
 score = obj x max(cls), kept when score >= conf_threshold (upstream uses >=), then NMS per image
 and class. The whole batch goes through one NMS call with (image, class) as the group, so the
-work is vectorised over the batch; only the few surviving rows leave the device.
+work is vectorised over the batch. When the best anchors were packed on the device
+(`score_anchors(top_k=...)`), only those are copied to the host and selected there.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def score_anchors(decoded: torch.Tensor, top_k: int = 0) -> ScoredAnchors:
 def _pack_top_anchors(
     boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor, top_k: int
 ) -> torch.Tensor:
-    top_scores, anchor_index = scores.topk(min(top_k, scores.shape[1]), dim=1)
+    # NaN would rank first in topk and push real candidates out; it never passes a threshold
+    # anyway, so it ranks last here.
+    ranked = torch.nan_to_num(scores, nan=-1.0)
+    top_scores, anchor_index = ranked.topk(min(top_k, scores.shape[1]), dim=1)
     top_boxes = boxes.gather(1, anchor_index[..., None].expand(-1, -1, 4))
     # Class ids and anchor indices are exact in float32 (far below 2**24).
     return torch.cat(
@@ -110,7 +114,8 @@ def select_from_top(
     On a GPU this replaces a data-dependent device pipeline (nonzero, gathers, NMS: a dozen
     launches and two synchronisations) with one small copy; the few candidates are cheap on
     the CPU. Exact: when an image's K-th best anchor still passes the threshold, more than K
-    might, and None sends the caller back to `select_scored` on every anchor.
+    might, and None sends the caller back to `select_scored` on every anchor. The candidates
+    enter NMS in anchor order, as they do there, so equal scores resolve the same way.
     """
     if scored.top is None:
         return None
@@ -118,6 +123,9 @@ def select_from_top(
     top = scored.top.float().cpu()
     if top.shape[1] < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
         return None
+    # topk orders equal scores arbitrarily; greedy NMS keeps the first of two equal boxes.
+    order = top[..., 6].argsort(dim=1)
+    top = top.gather(1, order[..., None].expand(-1, -1, top.shape[-1]))
     candidates = ScoredAnchors(top[..., :4], top[..., 4], top[..., 5].long(), scored.num_classes)
     selected = select_scored(candidates, conf_threshold, nms_threshold)
     # Indices into the K candidates -> indices into all anchors.
