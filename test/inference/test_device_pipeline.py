@@ -77,7 +77,8 @@ class RecordingCapture:
     """Stands in for CapturedCall: counts captures, runs the function eagerly on every call."""
 
     captures: ClassVar[list[str]] = []
-    fail_when: ClassVar[str] = ""  # a pipeline method name: captures that call it fail
+    fail_when: ClassVar[str] = ""  # a pipeline function name: captures that call it fail
+    failure: ClassVar[type[Exception]] = RuntimeError
 
     def __init__(self, function, device, capture, pool=None) -> None:
         self.function = function
@@ -85,7 +86,7 @@ class RecordingCapture:
         if capture:
             calls = stage_methods(function)
             if RecordingCapture.fail_when in calls:
-                raise RuntimeError("operation not permitted when stream is capturing")
+                raise RecordingCapture.failure("operation not permitted when stream is capturing")
             RecordingCapture.captures.extend(calls)
             self.graph = "captured"
 
@@ -99,13 +100,14 @@ def stage_methods(function) -> list[str]:
     return [name for name in function.__code__.co_names if name in STAGE_METHODS]
 
 
-STAGE_METHODS = ("_letterbox_slot", "_run_model")
+STAGE_METHODS = ("_letterbox_padded", "_run_model")
 
 
 @pytest.fixture
 def graph_mode(monkeypatch):
     RecordingCapture.captures = []
     RecordingCapture.fail_when = ""
+    RecordingCapture.failure = RuntimeError
     monkeypatch.setattr(device_pipeline, "CapturedCall", RecordingCapture)
     monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: (0, 0))
     return RecordingCapture
@@ -125,7 +127,7 @@ def graphed_pipeline(detector: TorchDetector, max_source_shapes: int = 2) -> Dev
 
 
 def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
-    detector, images, graph_mode
+    detector, images, graph_mode, caplog
 ):
     pipeline = graphed_pipeline(detector)
     first, second, third = images
@@ -133,10 +135,10 @@ def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
     for _ in range(2):
         infos = pipeline.letterbox([first, first, second])
         scored, dehazed = pipeline.infer(3, False, "bgr")
-    # Slots 0 and 1 share the first resolution's buffer; each (resolution, slot) and the model
-    # call for batch 3 are captured once and replayed on the second round.
-    assert len(graph_mode.captures) == 4
-    assert list(pipeline._frames) == [first.shape[:2], second.shape[:2]]
+    # One letterbox graph per resolution (slots 0 and 1 share the first one) and one model graph
+    # for batch 3, each captured once and replayed on the second round.
+    assert graph_mode.captures == ["_letterbox_padded", "_letterbox_padded", "_run_model"]
+    assert list(pipeline._uploads) == [first.shape[:2], second.shape[:2]]
     assert dehazed is None and [info.source_size for info in infos] == [
         first.shape[:2],
         first.shape[:2],
@@ -147,17 +149,19 @@ def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
     ):
         np.testing.assert_array_equal(found.boxes, expected.detections.boxes)
         np.testing.assert_array_equal(found.scores, expected.detections.scores)
-    # A third resolution evicts the least recently used one with its letterbox captures.
-    pipeline.letterbox([third])
-    assert list(pipeline._frames) == [second.shape[:2], third.shape[:2]]
-    assert all(key[:2] != first.shape[:2] for key in pipeline._letterbox_calls)
+    # A third resolution evicts the least recently used one with its letterbox graph.
+    with caplog.at_level(logging.INFO, logger="togethernet_ros"):
+        pipeline.letterbox([third])
+    assert "dropped the letterbox graph of 500x300" in caplog.text
+    assert list(pipeline._uploads) == [second.shape[:2], third.shape[:2]]
+    assert list(pipeline._letterbox_calls) == [second.shape[:2], third.shape[:2]]
 
 
 @pytest.mark.parametrize("failing_stage", ["letterbox", "model"])
 def test_a_capture_failure_makes_only_that_stage_eager(
     detector, images, graph_mode, caplog, failing_stage
 ):
-    graph_mode.fail_when = "_letterbox_slot" if failing_stage == "letterbox" else "_run_model"
+    graph_mode.fail_when = "_letterbox_padded" if failing_stage == "letterbox" else "_run_model"
     pipeline = graphed_pipeline(detector)
     with caplog.at_level(logging.WARNING, logger="togethernet_ros"):
         for _ in range(2):
@@ -167,11 +171,34 @@ def test_a_capture_failure_makes_only_that_stage_eager(
     assert caplog.text.count("capture of the") == 1  # tried once, not on every frame
     other = "model" if failing_stage == "letterbox" else "letterbox"
     assert pipeline.graphed_stages == {failing_stage: False, other: True}
-    assert bool(pipeline._frames) == (failing_stage == "model")
     assert bool(pipeline._letterbox_calls) == (failing_stage == "model")
     expected = detector.detect(images[:2])
     for found, result in zip(postprocess_scored(scored, infos, CONF, NMS), expected, strict=True):
         np.testing.assert_array_equal(found.boxes, result.detections.boxes)
+
+
+def test_graphs_captured_before_a_failure_keep_running(detector, images, graph_mode):
+    pipeline = graphed_pipeline(detector)
+    pipeline.letterbox(images[:2])
+    pipeline.infer(2, False, "bgr")
+    graph_mode.fail_when = "_run_model"
+    pipeline.letterbox(images[:1])
+    pipeline.infer(1, False, "bgr")  # this capture fails: batch 1 runs eagerly
+    assert pipeline._model_calls[(1, False, "bgr")].graph is None
+    assert pipeline._model_calls[(2, False, "bgr")].graph == "captured"
+    assert pipeline.graphed_stages["letterbox"]
+
+
+def test_out_of_memory_during_capture_is_raised_not_taken_for_a_capture_failure(
+    detector, images, graph_mode
+):
+    graph_mode.fail_when = "_run_model"
+    graph_mode.failure = torch.cuda.OutOfMemoryError
+    pipeline = graphed_pipeline(detector)
+    pipeline.letterbox(images[:1])
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        pipeline.infer(1, False, "bgr")
+    assert pipeline.graphed_stages == {"letterbox": True, "model": True}
 
 
 def test_batches_larger_than_the_canvas_are_refused(detector, images):

@@ -225,7 +225,7 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     # Raw detections carry no track id.
     assert all(d.id == "" for d in recorder.get("/cam_a/detections_raw")[-1].detections)
     wait_for(
-        lambda: _diagnostic_value(recorder, CAM_A, "frames_published") not in (None, "0"),
+        lambda: _diagnostic_value(recorder, CAM_A, "frames_processed") not in (None, "0"),
         10.0,
         "diagnostics with published frames",
     )

@@ -31,29 +31,42 @@ class CapturedCall(Generic[Output]):
         pool: tuple[int, int] | None = None,
     ) -> None:
         self.function = function
+        self.device = device
         self.graph: torch.cuda.CUDAGraph | None = None
         self.output: Output | None = None
         if capture:
-            self._capture(device, pool)
+            self._capture(pool)
 
-    def _capture(self, device: torch.device, pool: tuple[int, int] | None) -> None:
-        side_stream = torch.cuda.Stream(device=device)
-        side_stream.wait_stream(torch.cuda.current_stream(device))
-        # Warm-up outside the capture: cuDNN autotuning, lazy allocations and cached tables
-        # (normalisation LUT, anchor grid) must not happen while recording.
-        with torch.cuda.stream(side_stream), torch.inference_mode():
-            for _ in range(2):
-                self.function()
-        torch.cuda.current_stream(device).wait_stream(side_stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool), torch.inference_mode():
-            self.output = self.function()
-        self.graph = graph
+    def _capture(self, pool: tuple[int, int] | None) -> None:
+        # Kernels follow their tensors' device, but streams and capture follow the current
+        # device: without this, a model on cuda:1 would run eagerly and record an empty graph.
+        with torch.cuda.device(self.device):
+            caller = torch.cuda.current_stream()
+            side_stream = torch.cuda.Stream()
+            side_stream.wait_stream(caller)
+            # The stream context gives the caller its stream back even when capture fails.
+            with torch.cuda.stream(side_stream), torch.inference_mode():
+                # Warm-up outside the capture: cuDNN autotuning, lazy allocations and cached
+                # tables (normalisation LUT, anchor grid) must not happen while recording.
+                for _ in range(2):
+                    self.function()
+                side_stream.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                # capture_begin/end rather than torch.cuda.graph(), which also runs gc.collect()
+                # and empty_cache(): tens of ms when a new camera resolution shows up mid-run.
+                graph.capture_begin(pool=pool)
+                try:
+                    output = self.function()
+                finally:
+                    graph.capture_end()
+            caller.wait_stream(side_stream)
+        self.graph, self.output = graph, output
 
     def __call__(self) -> Output:
         """Run the function (replay the graph when captured) and return its outputs."""
         if self.graph is None:
             with torch.inference_mode():
                 return self.function()
-        self.graph.replay()
+        with torch.cuda.device(self.device):
+            self.graph.replay()
         return self.output  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -60,6 +61,9 @@ class DetectorBase:
         self.preprocess_device = torch.device(preprocess_device)
         self.max_batch_size = int(max_batch_size)
         self.last_timings: dict[str, float] = {}
+        # Backends keep per-detector device buffers (canvas, CUDA graphs, IO bindings): one
+        # detect() at a time.
+        self._detect_lock = threading.Lock()
         # True when the weights are random (set by whoever loaded them); reported in outputs.
         self.untrained = False
 
@@ -105,13 +109,14 @@ class DetectorBase:
         """Detect objects in a batch of HxWx3 uint8 images (see `Detector`)."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
             raise ValueError("detect() takes a sequence of images; wrap a single image in a list")
-        results: list[ImageResult] = []
-        timings = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
-        for start in range(0, len(images), self.max_batch_size):
-            chunk = images[start : start + self.max_batch_size]
-            results.extend(self._detect_batch(chunk, bool(restore), timings))
-        self.last_timings = timings
-        return results
+        with self._detect_lock:
+            results: list[ImageResult] = []
+            timings = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
+            for start in range(0, len(images), self.max_batch_size):
+                chunk = images[start : start + self.max_batch_size]
+                results.extend(self._detect_batch(chunk, bool(restore), timings))
+            self.last_timings = timings
+            return results
 
     def _detect_batch(
         self, images: Sequence[np.ndarray], restore: bool, timings: dict[str, float]

@@ -2,16 +2,21 @@
 
 Two stages, each a `CapturedCall`:
 
-- letterbox, per (source shape, batch slot): the uploaded frame is resized into its slot of a
-  persistent uint8 canvas (grey padding included);
+- letterbox, per camera resolution: the uploaded frame is resized into a grey input-size
+  image, which one copy then places into its batch slot of a persistent uint8 canvas;
 - model, per (batch size, restore, colour order): normalise the first slots, forward, decode
-  every anchor and score it (obj x best class, xyxy box), plus the raw restoration output.
+  every anchor and score it (obj x best class, xyxy box), pack the best few hundred anchors
+  per image, and return the raw restoration output.
 
-Only what depends on the data stays eager: the upload of each frame and one copy of the best
-few hundred anchors per image, which the host thresholds and suppresses (NMS). On an H100, batch-1 `detect()` with only the forward pass graphed
-spent ~1.5 ms of 3.9 ms launching ~40 small pre- and post-processing kernels one by one; here
-they become graph replays. On the CPU (or with `cuda_graphs=False`) the same functions run
-eagerly, which is also how they are tested without a GPU.
+Outside the graphs stay the upload and slot copy of each frame and one copy of the packed
+anchors, which the host thresholds and suppresses (NMS). On an H100, batch-1 `detect()` with
+only the forward pass graphed spent ~1.5 ms of 3.9 ms launching ~40 small pre- and
+post-processing kernels one by one and waiting on six host-device synchronisations; here they
+become graph replays and one synchronisation. On the CPU (or with `cuda_graphs=False`) the same
+functions run eagerly, which is also how they are tested without a GPU.
+
+Not thread-safe: the canvas and the graphs' buffers are shared, so one caller at a time
+(`DetectorBase.detect` serialises its callers).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -42,13 +47,20 @@ LOGGER = logging.getLogger("togethernet_ros")
 Output = TypeVar("Output")
 
 
+class UploadBuffers(NamedTuple):
+    """Fixed-address tensors of one camera resolution, read and written by its letterbox graph."""
+
+    frame: torch.Tensor  # H x W x 3 uint8, the uploaded source image
+    letterboxed: torch.Tensor  # 3 x h x w uint8 view with the canvas slots' strides
+
+
 class DevicePipeline:
     """Letterbox → normalise → forward → decode → score for one model on one device.
 
-    `max_source_shapes` bounds how many camera resolutions keep an upload buffer and letterbox
-    graphs at once (least recently used ones are dropped and re-captured when they come back).
-    The model stage also packs the `host_candidates` best anchors per image, so thresholding
-    and NMS usually run on the host after one small copy (0 = always on the device).
+    `max_source_shapes` bounds how many camera resolutions keep upload buffers and a letterbox
+    graph at once (the least recently used is dropped, with a log line, and captured again when
+    it comes back). The model stage also packs the `host_candidates` best anchors per image, so
+    thresholding and NMS usually run on the host after one small copy (0 = on the device).
     """
 
     def __init__(
@@ -69,8 +81,8 @@ class DevicePipeline:
         self.dtype = dtype
         self.memory_format = memory_format
         self.device = device
-        # Per stage: a capture failure in one (an op that cannot be captured on this torch/CUDA
-        # version) turns graphs off for that stage only, so the other keeps its speed-up.
+        # Per stage: a capture failure (an op this torch/CUDA version cannot capture) makes
+        # that stage eager for new shapes; graphs already captured keep running.
         self.graphed_stages = {"letterbox": cuda_graphs, "model": cuda_graphs}
         self.max_source_shapes = max_source_shapes
         self.host_candidates = host_candidates
@@ -78,10 +90,9 @@ class DevicePipeline:
         self.canvas = torch.full(
             (max_batch_size, 3, height, width), PAD_VALUE, dtype=torch.uint8, device=device
         ).contiguous(memory_format=torch.channels_last)
-        # Graph mode only: one upload buffer per source shape (its address is baked into the
-        # letterbox graphs), and the graphs themselves.
-        self._frames: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
-        self._letterbox_calls: dict[tuple[int, int, int], CapturedCall[None]] = {}
+        # Graph mode only: the buffers and letterbox graph of each camera resolution.
+        self._uploads: OrderedDict[tuple[int, int], UploadBuffers] = OrderedDict()
+        self._letterbox_calls: dict[tuple[int, int], CapturedCall[None]] = {}
         self._model_calls: dict[
             tuple[int, bool, str], CapturedCall[tuple[ScoredAnchors, torch.Tensor | None]]
         ] = {}
@@ -99,10 +110,10 @@ class DevicePipeline:
         for slot, image in enumerate(images):
             validate_image(image, name=f"images[{slot}]")
             info = LetterboxInfo.compute(image.shape[:2], self.input_size)
-            if self.graphed_stages["letterbox"]:
+            if self.graphed_stages["letterbox"] or info.source_size in self._letterbox_calls:
                 self._letterbox_graphed(image, info, slot)
             else:
-                self._letterbox_slot(image_to_tensor(image, self.device), info, slot)
+                _letterbox_padded(self.canvas[slot], image_to_tensor(image, self.device), info)
             infos.append(info)
         return infos
 
@@ -125,42 +136,50 @@ class DevicePipeline:
         """Drop the graphs, buffers and the model reference."""
         self._letterbox_calls.clear()
         self._model_calls.clear()
-        self._frames.clear()
+        self._uploads.clear()
         self._pool = None
         self.model = None  # type: ignore[assignment]
 
-    def _letterbox_slot(self, image: torch.Tensor, info: LetterboxInfo, slot: int) -> None:
-        # The slot may hold a frame of another size from an earlier batch: re-pad it first.
-        self.canvas[slot].fill_(PAD_VALUE)
-        letterbox_into(self.canvas[slot], image, info)
-
     def _letterbox_graphed(self, image: np.ndarray, info: LetterboxInfo, slot: int) -> None:
         shape = info.source_size
-        frame = self._frame_buffer(shape)
-        # Pageable host memory: the copy returns once the driver has staged the pixels, so the
-        # caller may reuse the array; the letterbox replay is ordered after it on the stream.
-        frame.copy_(torch.from_numpy(np.ascontiguousarray(image)))
-        key = (*shape, slot)
-        call = self._letterbox_calls.get(key)
+        buffers = self._upload_buffers(shape)
+        # A pageable host copy: it waits for earlier work on the stream (the previous image's
+        # letterbox), so the buffer is free to overwrite, and the replay below runs after it.
+        buffers.frame.copy_(torch.from_numpy(np.ascontiguousarray(image)))
+        call = self._letterbox_calls.get(shape)
         if call is None:
-            tensor = frame.permute(2, 0, 1).unsqueeze(0)
-            call = self._captured("letterbox", lambda: self._letterbox_slot(tensor, info, slot))
+            source = buffers.frame.permute(2, 0, 1).unsqueeze(0)
+            call = self._captured(
+                "letterbox", lambda: _letterbox_padded(buffers.letterboxed, source, info)
+            )
             if call.graph is not None:  # else capture failed and later frames run eagerly
-                self._letterbox_calls[key] = call
+                self._letterbox_calls[shape] = call
         call()
+        self.canvas[slot].copy_(buffers.letterboxed)
 
-    def _frame_buffer(self, shape: tuple[int, int]) -> torch.Tensor:
-        frame = self._frames.get(shape)
-        if frame is not None:
-            self._frames.move_to_end(shape)
-            return frame
-        if len(self._frames) >= self.max_source_shapes:
-            dropped, _ = self._frames.popitem(last=False)
-            for key in [key for key in self._letterbox_calls if key[:2] == dropped]:
-                del self._letterbox_calls[key]
-        frame = torch.empty((*shape, 3), dtype=torch.uint8, device=self.device)
-        self._frames[shape] = frame
-        return frame
+    def _upload_buffers(self, shape: tuple[int, int]) -> UploadBuffers:
+        buffers = self._uploads.get(shape)
+        if buffers is not None:
+            self._uploads.move_to_end(shape)
+            return buffers
+        if len(self._uploads) >= self.max_source_shapes:
+            dropped, _ = self._uploads.popitem(last=False)
+            self._letterbox_calls.pop(dropped, None)
+            LOGGER.info(
+                "more than %d camera resolutions: dropped the letterbox graph of %dx%d",
+                self.max_source_shapes,
+                dropped[1],
+                dropped[0],
+            )
+        height, width = self.input_size
+        buffers = UploadBuffers(
+            frame=torch.empty((*shape, 3), dtype=torch.uint8, device=self.device),
+            letterboxed=torch.empty(
+                (height, width, 3), dtype=torch.uint8, device=self.device
+            ).permute(2, 0, 1),
+        )
+        self._uploads[shape] = buffers
+        return buffers
 
     def _run_model(
         self, batch_size: int, restore: bool, color_order: str
@@ -173,23 +192,27 @@ class DevicePipeline:
         return scored, output.dehazed
 
     def _captured(self, stage: str, function: Callable[[], Output]) -> CapturedCall[Output]:
-        """A CapturedCall of `function`; a capture failure makes `stage` eager from now on."""
+        """A CapturedCall of `function`; a capture failure makes `stage` eager for new shapes."""
         if not self.graphed_stages[stage]:
             return CapturedCall(function, self.device, capture=False)
         try:
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             return CapturedCall(function, self.device, capture=True, pool=self._pool)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a capture problem: the caller must hear about it
         except RuntimeError as error:
             LOGGER.warning(
-                "CUDA graph capture of the %s stage failed (%s); running it eagerly from now on",
+                "CUDA graph capture of the %s stage failed (%s); new shapes run eagerly",
                 stage,
                 error,
             )
             self.graphed_stages[stage] = False
-            if stage == "letterbox":
-                self._letterbox_calls.clear()
-                self._frames.clear()
-            else:
-                self._model_calls.clear()
             return CapturedCall(function, self.device, capture=False)
+
+
+def _letterbox_padded(target: torch.Tensor, image: torch.Tensor, info: LetterboxInfo) -> None:
+    """Grey `target` (3 x h x w uint8), then letterbox the 1 x 3 x H x W `image` into it."""
+    # The target may hold a frame of another size from an earlier batch: pad it again first.
+    target.fill_(PAD_VALUE)
+    letterbox_into(target, image, info)

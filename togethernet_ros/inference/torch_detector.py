@@ -1,10 +1,10 @@
 """PyTorch backend: CPU or CUDA, fp32 or fp16, channels_last, CUDA graphs on the GPU.
 
-On CUDA only uint8 pixels are uploaded; letterbox, normalisation, decode, NMS and the dehazed
-image conversion all run on the device. The fixed-shape part of that (letterbox per camera
-resolution; normalise → forward → decode → score per batch size) is replayed from captured
-CUDA graphs (`DevicePipeline`), so batch-1 latency is not bound by Python's per-kernel launch
-overhead.
+On CUDA only uint8 pixels are uploaded; letterbox, normalisation, decode and the dehazed image
+conversion run on the device, replayed from captured CUDA graphs where the shapes are fixed
+(`DevicePipeline`: letterbox per camera resolution; normalise → forward → decode → score per
+batch size), so batch-1 latency is not bound by Python's per-kernel launch overhead. The best
+anchors come to the host in one copy for thresholding and NMS.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class CameraStats:
         self._inputs: deque[float] = deque()
         self._outputs: deque[float] = deque()
         self.received = 0
-        self.published = 0
+        self.processed = 0
         self.bad_frames = 0
         self.last_problem = ""
         self.latency_ms = LatencyWindow(500)
@@ -53,9 +53,12 @@ class CameraStats:
         batch_size: int,
         node_overhead_ms: float | None = None,
     ) -> None:
-        """One published frame; node_overhead_ms = in-node time minus the batch's inference."""
+        """One processed frame (its outputs published to every subscribed topic).
+
+        node_overhead_ms = in-node time minus the batch's inference.
+        """
         with self._lock:
-            self.published += 1
+            self.processed += 1
             self._outputs.append(self._clock())
         self.latency_ms.record(latency_ms)
         if node_overhead_ms is not None:
