@@ -37,6 +37,7 @@ def test_default_weights_are_the_shipped_demo_model():
 def test_defaults_validate_and_expose_typed_settings(defaults):
     settings = validate_settings(defaults)
     assert settings.input_size == (384, 640)
+    assert settings["max_batch_wait_ms"] == -1.0  # auto: the node picks it for its device
     assert settings.class_filter is None
     assert settings.tracker_config().min_hits == defaults["tracking.min_hits"]
 
@@ -54,6 +55,8 @@ def test_defaults_validate_and_expose_typed_settings(defaults):
         ("image_topics", ["/a/image", "/a/image"], "lists a topic twice"),
         ("publish_dehazed", "yes", "'publish_dehazed' must be true or false"),
         ("tracking.min_hits", 2.5, "'tracking.min_hits' must be an integer"),
+        ("max_batch_wait_ms", -0.5, r"'max_batch_wait_ms' must be -1 \(auto\) or >= 0"),
+        ("max_batch_wait_ms", -3.0, "'max_batch_wait_ms' must be >= -1.0"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message_naming_the_parameter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -77,17 +78,19 @@ def run_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
+    from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
     from togethernet_ros.tracking.config import TrackerConfig
     from togethernet_ros.vision.draw import draw_detections
 
     try:
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
+        wait_ms = float(settings["max_batch_wait_ms"])
         options = BagRunOptions(
             image_topics=args.topics,
             storage=args.storage,
             max_batch_size=int(settings["max_batch_size"]),
-            max_batch_wait_ms=float(settings["max_batch_wait_ms"]),
+            max_batch_wait_ms=resolve_batch_wait_ms(wait_ms, on_gpu=False),
             dehazed=not args.no_dehazed,
             raw_detections=not args.no_raw,
             annotated=args.annotated,
@@ -100,6 +103,10 @@ def run_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"bag run: {error}", file=sys.stderr)
         return 2
+    # "auto" (-1) depends on where the model runs, known only now.
+    options = dataclasses.replace(
+        options, max_batch_wait_ms=resolve_batch_wait_ms(wait_ms, detector.runs_on_gpu)
+    )
     bar = tqdm(unit="frame", desc="bag run", dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:

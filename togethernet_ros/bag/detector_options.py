@@ -35,7 +35,7 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "conf_threshold": 0.5,
     "nms_threshold": 0.3,
     "max_batch_size": 4,
-    "max_batch_wait_ms": 20.0,
+    "max_batch_wait_ms": -1.0,  # auto: see pipeline/batch_wait.py
 }
 
 
@@ -71,7 +71,9 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--conf-threshold", type=float, default=None)
     group.add_argument("--nms-threshold", type=float, default=None)
     group.add_argument("--max-batch-size", type=int, default=None)
-    group.add_argument("--max-batch-wait-ms", type=float, default=None)
+    group.add_argument(
+        "--max-batch-wait-ms", type=float, default=None, help="-1 = auto (1 ms GPU, 20 ms CPU)"
+    )
 
 
 def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from togethernet_ros.bag.image_codec import (
     decode_image_message,
 )
 from togethernet_ros.bag.output_topics import OutputTopics, output_topics
+from togethernet_ros.pipeline.batch_wait import AUTO_BATCH_WAIT_MS, resolve_batch_wait_ms
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.ros.camera_stats import CameraStats
@@ -249,9 +250,12 @@ class DetectorNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         settings = self._settings
         assert settings is not None
+        assert self._detector is not None
+        wait_ms = resolve_batch_wait_ms(settings["max_batch_wait_ms"], self._detector.runs_on_gpu)
+        if settings["max_batch_wait_ms"] == AUTO_BATCH_WAIT_MS:
+            self.get_logger().info(f"max_batch_wait_ms auto: {wait_ms:g} ms")
         self._batcher = FrameBatcher(
-            max_batch_size=settings["max_batch_size"],
-            max_batch_wait_ms=settings["max_batch_wait_ms"],
+            max_batch_size=settings["max_batch_size"], max_batch_wait_ms=wait_ms
         )
         self._worker = InferenceWorker(
             detector_fn=self._infer,

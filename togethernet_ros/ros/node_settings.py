@@ -85,9 +85,10 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "max_batch_wait_ms",
         float,
-        "Longest wait for other cameras once a frame is queued",
+        "Longest wait for other cameras once a frame is queued; -1 = auto (1 ms on a GPU, "
+        "20 ms on the CPU)",
         read_only=True,
-        minimum=0.0,
+        minimum=-1.0,
         maximum=1000.0,
     ),
     ParameterSpec(
@@ -330,6 +331,11 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
         raise SettingsError(
             "parameter 'weights' is empty: give a TogetherNet checkpoint (-p weights:=/path/to.pt), "
             "or set allow_untrained_weights:=true for plumbing tests (outputs are meaningless)"
+        )
+    if -1.0 < checked["max_batch_wait_ms"] < 0.0:
+        raise SettingsError(
+            "parameter 'max_batch_wait_ms' must be -1 (auto) or >= 0, "
+            f"got {checked['max_batch_wait_ms']!r}"
         )
     if checked["precision"] == "fp16" and checked["device"] == "cpu":
         raise SettingsError("parameter 'precision' fp16 needs device 'cuda' or 'auto' with a GPU")
