@@ -115,6 +115,37 @@ def detection_agreement(
     return found / total if total else 1.0
 
 
+def mixed_sizes_check(detector, frames: list, weights: Path, size: tuple, report: dict) -> None:
+    """Cameras of different resolutions in one batch, twice, against the CPU.
+
+    On a GPU this exercises one letterbox graph per resolution, the copies into batch slots
+    and slot reuse across batches (DevicePipeline), which same-size frames do not.
+    """
+    if detector is None:
+        return
+    import cv2
+
+    base = frames[0]
+    mixed = [
+        base,
+        cv2.resize(base, (1280, 720)),
+        np.ascontiguousarray(base[: base.shape[0] // 2]),
+        cv2.resize(base, (640, 360)),
+    ]
+    cpu = create_detector(str(weights), input_size=size, conf_threshold=0.3, nms_threshold=0.45)
+    expected = [result.detections for result in cpu.detect(mixed)]
+    rounds = [[r.detections for r in detector.detect(order)] for order in (mixed, mixed[::-1])]
+    agreement = min(
+        detection_agreement(rounds[0], expected, 0.3),
+        detection_agreement(rounds[1][::-1], expected, 0.3),
+    )
+    ok = agreement >= 0.99
+    report["checks"].append(
+        {"name": "mixed camera sizes (torch fp32)", "detections_found_again": agreement, "ok": ok}
+    )
+    print(f"{'OK  ' if ok else 'FAIL'} mixed camera sizes, two batch orders: {agreement:.1%}")
+
+
 def time_detect(detector, frames: list, restore: bool, iterations: int, device: str) -> dict:
     for _ in range(3):
         detector.detect(frames, restore=restore)
@@ -266,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     detectors["torch fp16"] = (
         check("torch fp16", "fp16", precision="fp16") if device != "cpu" else None
     )
+    mixed_sizes_check(detectors.get("torch fp32"), frames, weights, size, report)
     speed_frames = video_frames or camera_frames(16, *size)
 
     def timings(name: str, plans: tuple[tuple[int, bool], ...]) -> None:
