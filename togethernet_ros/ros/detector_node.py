@@ -464,9 +464,8 @@ class DetectorNode(LifecycleNode):
                 tracked = camera.tracker.update(detections, _stamp_seconds(header))
             output: Detections | TrackedDetections = tracked
             track_ids = tracked.track_ids
-            drawn = Detections(tracked.boxes, tracked.scores, tracked.class_ids)
         else:
-            output, track_ids, drawn = detections, None, detections
+            output, track_ids = detections, None
         if camera.detections.get_subscription_count():
             camera.detections.publish(_detections_cdr(header, output, names, track_ids))
         if (
@@ -477,7 +476,7 @@ class DetectorNode(LifecycleNode):
             camera.dehazed.publish(self._image_message(result.dehazed, header))
         if camera.debug_image.get_subscription_count() > 0:
             canvas = result.dehazed if result.dehazed is not None else frame.image
-            annotated = draw_detections(canvas, drawn, self._class_names, track_ids=track_ids)
+            annotated = draw_detections(canvas, output, self._class_names, track_ids=track_ids)
             camera.debug_image.publish(self._image_message(annotated, header))
         latency_ms = (time.time() - _stamp_seconds(header)) * 1e3
         # Decode, batching wait, smoothing and message building: what the node adds to the model.

@@ -119,8 +119,7 @@ def select_from_top(
     """
     if scored.top is None:
         return None
-    check_thresholds(conf_threshold, nms_threshold)
-    top = scored.top.float().cpu()
+    top = scored.top.cpu()
     if top.shape[1] < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
         return None
     # topk orders equal scores arbitrarily; greedy NMS keeps the first of two equal boxes.
@@ -137,7 +136,6 @@ def select_anchors(
     decoded: torch.Tensor, conf_threshold: float, nms_threshold: float
 ) -> SelectedAnchors:
     """Threshold and NMS a decoded N x A x (5+C) batch (see `decode_outputs`)."""
-    check_thresholds(conf_threshold, nms_threshold)
     return select_scored(score_anchors(decoded), conf_threshold, nms_threshold)
 
 
