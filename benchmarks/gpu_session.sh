@@ -43,6 +43,8 @@ DISTILL_SIZE=${DISTILL_SIZE:-384}
 DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
+# Input sizes ("H W", comma-separated) the latency stage profiles.
+LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
 # Real frames (an image, a folder or a video) for the check and latency stages: 16 JPEGs of
 # vtest.avi (2 MB) fit beside a wheel piece where the video (8 MB) does not.
@@ -104,7 +106,8 @@ if has_stage latency; then
   echo "=== detect() stage times, shipped weights on a real frame ==="
   LATENCY_SOURCE=$DISTILL_SOURCE
   [ -e "$FRAMES" ] && LATENCY_SOURCE=$FRAMES
-  for size in "640 640" "384 640"; do
+  IFS=, read -r -a latency_sizes <<< "$LATENCY_SIZES"
+  for size in "${latency_sizes[@]}"; do
     name=profile_${size// /x}
     # shellcheck disable=SC2086  # size is "H W"
     # The log stays behind (at most 8 files come back); the JSON and operator table hold it all.
