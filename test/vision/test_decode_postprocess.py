@@ -228,3 +228,23 @@ def test_threshold_validation():
         select_anchors(decoded, 0.5, -0.1)
     with pytest.raises(ValueError, match="letterbox infos"):
         postprocess(decoded, [], 0.5, 0.3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_host_nms_equals_nms_among_all_anchors_on_crowded_random_boxes(seed):
+    # Many overlapping boxes of 3 classes in 2 images, some images with nothing above the
+    # threshold: the numpy NMS of the host path must keep exactly what `select_scored` keeps.
+    generator = torch.Generator().manual_seed(seed)
+    decoded = torch.zeros(2, 3000, 8)
+    decoded[..., :2] = torch.rand(2, 3000, 2, generator=generator) * 120 + 40
+    decoded[..., 2:4] = torch.rand(2, 3000, 2, generator=generator) * 50 + 4
+    decoded[..., 4] = torch.rand(2, 3000, generator=generator) ** 8
+    decoded[..., 5:] = torch.rand(2, 3000, 3, generator=generator)
+    if seed % 3 == 0:
+        decoded[1, :, 4] = 0.0  # an image with no candidate at all
+    for nms_threshold in (0.3, 0.45, 0.7):
+        expected = select_scored(score_anchors(decoded), 0.2, nms_threshold)
+        found = select_from_top(score_anchors(decoded, top_k=512), 0.2, nms_threshold)
+        assert found is not None and len(expected.scores) > 10
+        for field in expected._fields:
+            np.testing.assert_array_equal(getattr(found, field), getattr(expected, field))

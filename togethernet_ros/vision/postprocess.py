@@ -106,30 +106,89 @@ def select_scored(
     )
 
 
-def select_from_top(
+class HostSelection(NamedTuple):
+    """`SelectedAnchors` as numpy arrays, made on the host from the packed best anchors."""
+
+    image_index: np.ndarray  # (M,) int64
+    anchor_index: np.ndarray  # (M,) int64
+    boxes: np.ndarray  # (M, 4) float32
+    scores: np.ndarray  # (M,) float32
+    class_ids: np.ndarray  # (M,) int64
+
+
+def select_top_on_host(
     scored: ScoredAnchors, conf_threshold: float, nms_threshold: float
-) -> SelectedAnchors | None:
+) -> HostSelection | None:
     """Threshold and NMS on a host copy of the K best anchors per image (see `score_anchors`).
 
     On a GPU this replaces a data-dependent device pipeline (nonzero, gathers, NMS: a dozen
-    launches and two synchronisations) with one small copy; the few candidates are cheap on
-    the CPU. Exact: when an image's K-th best anchor still passes the threshold, more than K
-    might, and None sends the caller back to `select_scored` on every anchor. The candidates
-    enter NMS in anchor order, as they do there, so equal scores resolve the same way.
+    launches and two synchronisations) with one small copy. The few candidates are handled in
+    numpy: a hundred tiny torch CPU ops cost more than the arithmetic (~0.5 ms per batch).
+    Exact: when an image's K-th best anchor still passes the threshold, more than K might,
+    and None sends the caller back to `select_scored` on every anchor. Candidates enter NMS in
+    anchor order, as they do there, so equal scores resolve the same way.
     """
+    check_thresholds(conf_threshold, nms_threshold)
     if scored.top is None:
         return None
-    top = scored.top.cpu()
-    if top.shape[1] < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
+    top = scored.top.cpu().numpy()
+    batch, candidates = top.shape[:2]
+    if candidates < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
         return None
-    # topk orders equal scores arbitrarily; greedy NMS keeps the first of two equal boxes.
-    order = top[..., 6].argsort(dim=1)
-    top = top.gather(1, order[..., None].expand(-1, -1, top.shape[-1]))
-    candidates = ScoredAnchors(top[..., :4], top[..., 4], top[..., 5].long(), scored.num_classes)
-    selected = select_scored(candidates, conf_threshold, nms_threshold)
-    # Indices into the K candidates -> indices into all anchors.
-    anchor_index = top[selected.image_index, selected.anchor_index, 6].long()
-    return selected._replace(anchor_index=anchor_index)
+    parts: list[np.ndarray] = []
+    for image in range(batch):
+        rows = top[image]
+        rows = rows[rows[:, 4] >= conf_threshold]  # NaN fails this test, as on every anchor
+        rows = rows[np.argsort(rows[:, 6], kind="stable")]  # anchor order
+        keep = _greedy_nms(rows[:, :4], rows[:, 4], rows[:, 5], nms_threshold)
+        kept = rows[keep]
+        parts.append(np.concatenate((np.full((len(kept), 1), image, np.float32), kept), axis=1))
+    packed = np.concatenate(parts) if parts else np.zeros((0, 8), np.float32)
+    # Class ids and anchor indices are exact in float32 (far below 2**24).
+    return HostSelection(
+        image_index=packed[:, 0].astype(np.int64),
+        anchor_index=packed[:, 7].astype(np.int64),
+        boxes=np.ascontiguousarray(packed[:, 1:5]),
+        scores=np.ascontiguousarray(packed[:, 5]),
+        class_ids=packed[:, 6].astype(np.int64),
+    )
+
+
+def _greedy_nms(
+    boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float
+) -> np.ndarray:
+    """Row indices kept by per-class greedy NMS, in descending (stable) score order.
+
+    Same rule as `batched_nms`: a box goes when its IoU with a kept box of its class is
+    > threshold. Dense pairs are fine here: at most K candidates per image.
+    """
+    order = np.argsort(-scores, kind="stable")
+    boxes, class_ids = boxes[order], class_ids[order]
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    width = np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
+    height = np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None)
+    inter = width * height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (areas[:, None] + areas - inter)
+    suppresses = (iou > iou_threshold) & (class_ids[:, None] == class_ids)
+    removed = np.zeros(len(order), dtype=bool)
+    keep = []
+    for index in range(len(order)):
+        if not removed[index]:
+            keep.append(index)
+            removed |= suppresses[index]
+    return order[np.array(keep, dtype=np.int64)]
+
+
+def select_from_top(
+    scored: ScoredAnchors, conf_threshold: float, nms_threshold: float
+) -> SelectedAnchors | None:
+    """`select_top_on_host` as torch tensors (the `SelectedAnchors` of `select_scored`)."""
+    chosen = select_top_on_host(scored, conf_threshold, nms_threshold)
+    if chosen is None:
+        return None
+    return SelectedAnchors(*(torch.from_numpy(array) for array in chosen))
 
 
 def select_anchors(
@@ -188,27 +247,30 @@ def postprocess_scored(
         raise ValueError(
             f"got {len(infos)} letterbox infos for a batch of {scored.scores.shape[0]}"
         )
-    selected = select_from_top(scored, conf_threshold, nms_threshold)
-    if selected is None:
+    chosen = select_top_on_host(scored, conf_threshold, nms_threshold)
+    if chosen is None:
         selected = select_scored(scored, conf_threshold, nms_threshold)
-    # One device-to-host copy instead of four (each is a synchronisation on a GPU). Indices
-    # and class ids are exact in float32 (far below 2**24).
-    packed = (
-        torch.cat(
-            (
-                selected.boxes.float(),
-                selected.scores.float()[:, None],
-                selected.image_index.float()[:, None],
-                selected.class_ids.float()[:, None],
-            ),
-            dim=1,
+        # One device-to-host copy instead of four (each is a synchronisation on a GPU).
+        # Indices and class ids are exact in float32 (far below 2**24).
+        packed = (
+            torch.cat(
+                (
+                    selected.boxes.float(),
+                    selected.scores.float()[:, None],
+                    selected.image_index.float()[:, None],
+                    selected.class_ids.float()[:, None],
+                ),
+                dim=1,
+            )
+            .cpu()
+            .numpy()
         )
-        .cpu()
-        .numpy()
-    )
-    boxes, scores = packed[:, :4], packed[:, 4]
-    image_index = packed[:, 5].astype(np.int64)
-    class_ids = packed[:, 6].astype(np.int64)
+        boxes, scores = packed[:, :4], packed[:, 4]
+        image_index = packed[:, 5].astype(np.int64)
+        class_ids = packed[:, 6].astype(np.int64)
+    else:
+        boxes, scores = chosen.boxes, chosen.scores
+        image_index, class_ids = chosen.image_index, chosen.class_ids
     bounds = np.searchsorted(image_index, np.arange(len(infos) + 1))
     results = []
     for index, info in enumerate(infos):
