@@ -78,6 +78,16 @@ def main() -> int:
         "--input-size", type=int, nargs=2, default=[640, 640], help="trained rows: H W"
     )
     parser.add_argument("--trained-only", action="store_true", help="skip the random rows")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[1, 16], help="trained rows: batch sizes"
+    )
+    parser.add_argument(
+        "--frame-size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        help="trained rows: resize the frames to this size (e.g. 1280 720, a camera's)",
+    )
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the plumbing")
     args = parser.parse_args()
     device = args.device
@@ -107,16 +117,26 @@ def main() -> int:
             print(json.dumps(row))
         detector.close()
     if args.weights and args.source:
-        frames = calibration_frames(args.source, 16)
-        video_frames = [frames[index % len(frames)] for index in range(16)]
+        largest = max(args.batches)
+        frames = calibration_frames(args.source, largest)
+        if args.frame_size:
+            import cv2
+
+            frames = [cv2.resize(frame, tuple(args.frame_size)) for frame in frames]
+        video_frames = [frames[index % len(frames)] for index in range(largest)]
         detector = create_detector(
             args.weights, device=device, precision=precision, input_size=tuple(args.input_size),
-            conf_threshold=0.3, nms_threshold=0.45, max_batch_size=16,
+            conf_threshold=0.3, nms_threshold=0.45, max_batch_size=largest,
         )  # fmt: skip
-        for batch in (1, 16):
+        for batch in args.batches:
             rows.append(profile_stages(detector, video_frames[:batch], args.iterations, device))
             rows[-1].update(
-                {"weights": args.weights, "frames": args.source, "input_size": args.input_size}
+                {
+                    "weights": args.weights,
+                    "frames": args.source,
+                    "frame_size": list(frames[0].shape[1::-1]),
+                    "input_size": args.input_size,
+                }
             )
             print(json.dumps(rows[-1]))
         # Where batch-1 host time goes, operator by operator.

@@ -62,10 +62,12 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
     run_script(
         "gpu_profile.py",
         "--device", "cpu", "--trained-only", "--weights", str(WEIGHTS), "--source", str(frames),
-        "--input-size", "128", "128", "--iterations", "1", "--out", str(out),
+        "--input-size", "128", "128", "--iterations", "1", "--batches", "1", "4",
+        "--frame-size", "640", "360", "--out", str(out),
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
-    assert [row["batch"] for row in rows] == [1, 16]
+    assert [row["batch"] for row in rows] == [1, 4]
+    assert all(row["frame_size"] == [640, 360] for row in rows)
     for row in rows:
         assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU
         assert row["total_ms"] >= row["forward_ms"] > 0
