@@ -98,50 +98,48 @@ def _camera_frame(image_path: Path | None) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(source, (1280, 720)))
 
 
-def _publish_cameras(
-    topics: list[str],
+def _publish_camera(
+    topic: str,
     rate_hz: float,
     seconds: float,
     image_path: Path | None,
-    started: multiprocessing.synchronize.Event,
+    ready: multiprocessing.synchronize.Barrier,
     sent_counts: multiprocessing.Queue,
 ) -> None:
-    """Camera process: publish every topic at ``rate_hz`` for ``seconds`` once the node listens.
+    """One camera process: publish ``topic`` at ``rate_hz`` for ``seconds`` once the node listens.
 
-    The cameras run in their own process so that publishing 120 x 2.7 MB images per second never
-    holds up the receiver's executor: in one process the detections arrived up to a second late
-    while the node had published them within ~15 ms (measured; docs/benchmarks.md).
+    Each camera has its own process, as drivers do, and stamps its frame just before publishing
+    it. In one process the receiver's executor was starved by 120 x 2.7 MB images per second
+    (detections seen up to a second late that the node had published within ~15 ms), and one
+    stamp for four frames published one after another added ~2 ms per camera before the last.
+    The cameras start together (a barrier), like hardware-triggered ones.
     """
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     rclpy.init()
-    node = rclpy.create_node("bench_cameras")
-    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    publishers = [node.create_publisher(Image, topic, reliable) for topic in topics]
-    payload = _camera_frame(image_path).tobytes()
+    node = rclpy.create_node(f"bench_camera_{topic.strip('/').split('/')[0]}")
+    publisher = node.create_publisher(
+        Image, topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    message = Image()
+    message.header.frame_id = "bench"
+    message.height, message.width, message.encoding, message.step = 720, 1280, "bgr8", 3840
+    message.data = _camera_frame(image_path).tobytes()
     deadline = time.monotonic() + 120
-    while any(p.get_subscription_count() < 1 for p in publishers):
-        if time.monotonic() > deadline:
-            sent_counts.put(-1)
-            return
+    while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    started.set()
+    ready.wait(timeout=150)
     sent = 0
     start = next_send = time.monotonic()
     period = 1.0 / rate_hz
     while time.monotonic() - start < seconds:
         now_wall = time.time()
-        for publisher in publishers:
-            message = Image()
-            message.header.frame_id = "bench"
-            message.header.stamp.sec = int(now_wall)
-            message.header.stamp.nanosec = int((now_wall % 1) * 1e9)
-            message.height, message.width, message.encoding, message.step = 720, 1280, "bgr8", 3840
-            message.data = payload
-            publisher.publish(message)
-            sent += 1
+        message.header.stamp.sec = int(now_wall)
+        message.header.stamp.nanosec = int((now_wall % 1) * 1e9)
+        publisher.publish(message)
+        sent += 1
         next_send += period
         time.sleep(max(0.0, next_send - time.monotonic()))
     sent_counts.put(sent)
@@ -211,25 +209,32 @@ def run(
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
 
     context = multiprocessing.get_context("spawn")
-    started, sent_counts = context.Event(), context.Queue()
-    cameras_process = context.Process(
-        target=_publish_cameras,
-        args=(topics, rate_hz, seconds, image_path, started, sent_counts),
-        name="bench_cameras",
-    )
-    cameras_process.start()
-    deadline = time.monotonic() + 150
-    while not started.wait(0.05):
-        if time.monotonic() > deadline or process.poll() is not None:
-            cameras_process.terminate()
-            raise RuntimeError("the detector node did not come up")
+    # Every camera plus this process: the soak starts when all cameras see the node.
+    ready, sent_counts = context.Barrier(cameras + 1), context.Queue()
+    camera_processes = [
+        context.Process(
+            target=_publish_camera,
+            args=(topic, rate_hz, seconds, image_path, ready, sent_counts),
+            name=f"bench_camera_{index}",
+        )
+        for index, topic in enumerate(topics)
+    ]
+    for camera_process in camera_processes:
+        camera_process.start()
+    try:
+        ready.wait(timeout=150)
+    except threading.BrokenBarrierError as error:
+        for camera_process in camera_processes:
+            camera_process.terminate()
+        process.terminate()
+        raise RuntimeError("the detector node or a camera did not come up") from error
     node_process = psutil.Process(process.pid)
     rss_samples: list[tuple[float, float]] = []
     start = time.monotonic()
-    while cameras_process.is_alive():
+    while alive := [camera for camera in camera_processes if camera.is_alive()]:
         rss_samples.append((time.monotonic() - start, node_process.memory_info().rss / 2**20))
-        cameras_process.join(5.0)
-    sent = sent_counts.get(timeout=10)
+        alive[0].join(5.0)
+    sent = sum(sent_counts.get(timeout=10) for _ in camera_processes)
     time.sleep(3.0)
     process.send_signal(2)
     exit_code = process.wait(timeout=60)
