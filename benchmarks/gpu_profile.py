@@ -6,8 +6,10 @@ Splits `Detector.last_timings` (wall time per stage, synchronised by the stage b
 host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many candidate boxes
 (conf 0.3 on random weights) and few (conf 0.95), and times the graphed model stage alone
 (normalise → forward → decode → score). With `--weights` and `--source` (an image, a folder or
-a video) it adds the same rows for trained weights on real frames and an operator table of
-where batch-1 host time goes. Also re-checks GPU pre-processing against the CPU letterbox.
+a video) it adds the same rows for trained weights on real frames, an operator table of
+where batch-1 host time goes and a kernel table of the batch-1 forward's device time
+(`.kernels.txt`). `--compile MODE` times those rows with the model under `torch.compile`.
+Also re-checks GPU pre-processing against the CPU letterbox.
 
     python benchmarks/gpu_profile.py --out profile.json \
         [--weights models/togethernet_vtest_384.pt --source frame.jpg --input-size 384 640]
@@ -68,6 +70,29 @@ def profile_stages(detector, images: list, iterations: int, device: str = "cuda"
     }
 
 
+def kernel_table(model: torch.nn.Module, input_size: tuple[int, int], device: str) -> str:
+    """Where the batch-1 forward pass spends device time, kernel by kernel (eager, no graph).
+
+    Inside a CUDA graph the profiler sees one launch; run eagerly, each kernel is attributed.
+    """
+    parameter = next(model.parameters())
+    batch = torch.rand(1, 3, *input_size, device=parameter.device, dtype=parameter.dtype)
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(batch, restore=False)
+        synchronize(device)
+        with torch.profiler.profile(activities=activities) as profiler:
+            for _ in range(5 if device.startswith("cuda") else 1):
+                model(batch, restore=False)
+            synchronize(device)
+    sort_by = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort_by, row_limit=40)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -80,6 +105,12 @@ def main() -> int:
     parser.add_argument("--trained-only", action="store_true", help="skip the random rows")
     parser.add_argument(
         "--batches", type=int, nargs="+", default=[1, 16], help="trained rows: batch sizes"
+    )
+    parser.add_argument(
+        "--compile",
+        metavar="MODE",
+        help="trained rows: torch.compile the model in this mode first (e.g. default, "
+        "max-autotune-no-cudagraphs; not reduce-overhead, the pipeline captures graphs itself)",
     )
     parser.add_argument(
         "--frame-size",
@@ -128,6 +159,13 @@ def main() -> int:
             args.weights, device=device, precision=precision, input_size=tuple(args.input_size),
             conf_threshold=0.3, nms_threshold=0.45, max_batch_size=largest,
         )  # fmt: skip
+        eager_model = detector._pipeline.model
+        compile_seconds = None
+        if args.compile:
+            detector._pipeline.model = torch.compile(eager_model, mode=args.compile)
+            started = time.perf_counter()
+            detector.detect(video_frames[:1])  # compiles (once per batch size: see below)
+            compile_seconds = time.perf_counter() - started
         for batch in args.batches:
             rows.append(profile_stages(detector, video_frames[:batch], args.iterations, device))
             rows[-1].update(
@@ -136,6 +174,8 @@ def main() -> int:
                     "frames": args.source,
                     "frame_size": list(frames[0].shape[1::-1]),
                     "input_size": args.input_size,
+                    "compile": args.compile,
+                    "first_compile_s": compile_seconds,
                 }
             )
             print(json.dumps(rows[-1]))
@@ -149,6 +189,9 @@ def main() -> int:
         table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
         args.out.with_suffix(".ops.txt").write_text(table + "\n")
         print(table)
+        kernels = kernel_table(eager_model, tuple(args.input_size), device)
+        args.out.with_suffix(".kernels.txt").write_text(kernels + "\n")
+        print(kernels)
         detector.close()
     report["rows"] = rows
     args.out.write_text(json.dumps(report, indent=2) + "\n")

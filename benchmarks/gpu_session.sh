@@ -47,6 +47,8 @@ ROS_SECONDS=${ROS_SECONDS:-45}
 LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 # More gpu_profile options for those rows, e.g. "--batches 1 4 --frame-size 1280 720" (the node's).
 LATENCY_OPTIONS=${LATENCY_OPTIONS:-}
+# Seconds per latency run (raise it with --compile, which compiles once per batch size).
+LATENCY_TIMEOUT=${LATENCY_TIMEOUT:-120}
 ROS_NODE_OPTIONS=${ROS_NODE_OPTIONS:-"--device cuda --precision fp16"}
 # Real frames (an image, a folder or a video) for the check and latency stages: 16 JPEGs of
 # vtest.avi (2 MB) fit beside a wheel piece where the video (8 MB) does not.
@@ -113,7 +115,7 @@ if has_stage latency; then
     name=profile_${size// /x}
     # shellcheck disable=SC2086  # size is "H W", LATENCY_OPTIONS a list of options
     # The log stays behind (at most 8 files come back); the JSON and operator table hold it all.
-    timeout 120 python3 benchmarks/gpu_profile.py --trained-only --weights models/togethernet_vtest_384.pt \
+    timeout "$LATENCY_TIMEOUT" python3 benchmarks/gpu_profile.py --trained-only --weights models/togethernet_vtest_384.pt \
       --source "$LATENCY_SOURCE" --input-size $size --iterations 200 $LATENCY_OPTIONS \
       --out "$OUT/$name.json" > "/tmp/$name.log" 2>&1
     echo "rc=$? size=$size"; grep -E '^\{' "/tmp/$name.log" | cut -c1-400; tail -n 3 "/tmp/$name.log"

@@ -72,6 +72,7 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
         assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU
         assert row["total_ms"] >= row["forward_ms"] > 0
     assert out.with_suffix(".ops.txt").read_text().strip()
+    assert "conv" in out.with_suffix(".kernels.txt").read_text()  # the forward's operators
 
 
 def test_gpu_pipeline_check_dry_run_processes_frames(tmp_path):
