@@ -133,7 +133,8 @@ if has_stage ros; then
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for wait_ms in 1 5; do
     # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
-    timeout $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+    # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
+    timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
       --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
       $IMAGE_OPTION \
       --out "$OUT/node_gpu_wait$wait_ms.json" > "$OUT/node_gpu_wait$wait_ms.log" 2>&1
