@@ -15,8 +15,8 @@ from togethernet_ros.vision.postprocess import (
     postprocess_scored,
     score_anchors,
     select_anchors,
-    select_from_top,
     select_scored,
+    select_top_on_host,
     unletterbox_boxes,
 )
 
@@ -88,7 +88,7 @@ def test_host_selection_among_the_top_anchors_equals_selection_among_all(top_k):
         conf = float(plain.scores.quantile(quantile))
         passing = int((plain.scores[0] >= conf).sum())
         assert 8 < passing < 64
-        host = select_from_top(packed, conf, 0.45)
+        host = select_top_on_host(packed, conf, 0.45)
         # With 8 candidates more anchors may pass than were copied: back to the device path.
         assert (host is None) == (top_k == 8)
         expected = select_scored(plain, conf, 0.45)
@@ -122,16 +122,16 @@ def test_host_selection_resolves_equal_scores_like_selection_among_all():
     expected = select_scored(score_anchors(decoded), 0.3, 0.45)
     assert expected.anchor_index.tolist() == [10]
     for top_k in (16, 1000):
-        found = select_from_top(score_anchors(decoded, top_k=top_k), 0.3, 0.45)
+        found = select_top_on_host(score_anchors(decoded, top_k=top_k), 0.3, 0.45)
         assert found is not None and found.anchor_index.tolist() == [10]
     # With K = 2 the 2nd best still passes: more might, so the caller must use every anchor.
-    assert select_from_top(score_anchors(decoded, top_k=2), 0.3, 0.45) is None
+    assert select_top_on_host(score_anchors(decoded, top_k=2), 0.3, 0.45) is None
 
 
 def test_nan_scores_do_not_push_real_candidates_out_of_the_top_anchors():
     decoded = two_anchor_batch(0.8, 0.0)
     decoded[0, 20:60, 4] = float("nan")  # 40 NaN scores, more than K = 16
-    found = select_from_top(score_anchors(decoded, top_k=16), 0.3, 0.45)
+    found = select_top_on_host(score_anchors(decoded, top_k=16), 0.3, 0.45)
     assert found is not None and found.anchor_index.tolist() == [10]
 
 
@@ -244,7 +244,7 @@ def test_host_nms_equals_nms_among_all_anchors_on_crowded_random_boxes(seed):
         decoded[1, :, 4] = 0.0  # an image with no candidate at all
     for nms_threshold in (0.3, 0.45, 0.7):
         expected = select_scored(score_anchors(decoded), 0.2, nms_threshold)
-        found = select_from_top(score_anchors(decoded, top_k=512), 0.2, nms_threshold)
+        found = select_top_on_host(score_anchors(decoded, top_k=512), 0.2, nms_threshold)
         assert found is not None and len(expected.scores) > 10
         for field in expected._fields:
             np.testing.assert_array_equal(getattr(found, field), getattr(expected, field))

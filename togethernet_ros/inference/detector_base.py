@@ -22,7 +22,7 @@ from togethernet_ros.vision.postprocess import (
 from togethernet_ros.vision.preprocess import check_color_order, preprocess_batch
 
 STRIDES = (8, 16, 32)
-# Best anchors per image copied to the host for thresholding and NMS (see `select_from_top`);
+# Best anchors per image copied to the host for thresholding and NMS (see `select_top_on_host`);
 # typical frames have tens to a few hundred anchors above a useful threshold.
 HOST_CANDIDATES = 512
 

@@ -181,16 +181,6 @@ def _greedy_nms(
     return order[np.array(keep, dtype=np.int64)]
 
 
-def select_from_top(
-    scored: ScoredAnchors, conf_threshold: float, nms_threshold: float
-) -> SelectedAnchors | None:
-    """`select_top_on_host` as torch tensors (the `SelectedAnchors` of `select_scored`)."""
-    chosen = select_top_on_host(scored, conf_threshold, nms_threshold)
-    if chosen is None:
-        return None
-    return SelectedAnchors(*(torch.from_numpy(array) for array in chosen))
-
-
 def select_anchors(
     decoded: torch.Tensor, conf_threshold: float, nms_threshold: float
 ) -> SelectedAnchors:
