@@ -15,9 +15,10 @@
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak);
-#   latency   where detect() spends its time with the shipped weights on a real frame at
-#             640x640 and 384x640, batch 1 and 16, and an operator table for batch 1
-#             (benchmarks/gpu_profile.py; real frames from FRAMES);
+#   latency   where detect() spends its time with the shipped weights on real frames (FRAMES)
+#             at LATENCY_SIZES (default 640x640 and 384x640), batch 1 and 16 unless
+#             LATENCY_OPTIONS says otherwise, plus operator and kernel tables for batch 1
+#             (benchmarks/gpu_profile.py);
 #   distill   label DISTILL_SOURCE with the teacher (TF.js files in TEACHER_DIR), train demo
 #             weights, run the held-out report; the fp16 weights come back in 15 MiB pieces
 #             (join with cat).
