@@ -50,11 +50,13 @@ class RosHarness:
 def ros() -> Iterator[RosHarness]:
     """A fresh rclpy Context per test, spun in a thread, shut down in the documented order."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    # Not MultiThreadedExecutor: under Python 3.12 (Jazzy on Ubuntu 24.04) it falls behind
+    # ~100 messages/s (docs/benchmarks.md, "GPU end to end over DDS").
+    executor = SingleThreadedExecutor(context=context)
     spinner = threading.Thread(target=executor.spin, name="test-executor", daemon=True)
     spinner.start()
     try:
