@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -86,11 +85,14 @@ def run_run(args: argparse.Namespace) -> int:
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])
+        resolve_batch_wait_ms(wait_ms, on_gpu=False)  # refuse a bad value before the model loads
+        detector = create_detector_from_settings(settings)
         options = BagRunOptions(
             image_topics=args.topics,
             storage=args.storage,
             max_batch_size=int(settings["max_batch_size"]),
-            max_batch_wait_ms=resolve_batch_wait_ms(wait_ms, on_gpu=False),
+            # "auto" (-1) depends on where the model runs.
+            max_batch_wait_ms=resolve_batch_wait_ms(wait_ms, detector.runs_on_gpu),
             dehazed=not args.no_dehazed,
             raw_detections=not args.no_raw,
             annotated=args.annotated,
@@ -99,14 +101,9 @@ def run_run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             tracker_config=TrackerConfig.from_dict(tracker) if tracker else None,
         )
-        detector = create_detector_from_settings(settings)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"bag run: {error}", file=sys.stderr)
         return 2
-    # "auto" (-1) depends on where the model runs, known only now.
-    options = dataclasses.replace(
-        options, max_batch_wait_ms=resolve_batch_wait_ms(wait_ms, detector.runs_on_gpu)
-    )
     bar = tqdm(unit="frame", desc="bag run", dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:

@@ -14,6 +14,7 @@ fog alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.fog import add_fog
 from togethernet_ros.vision.letterbox import LetterboxInfo
-from togethernet_ros.vision.postprocess import postprocess
+from togethernet_ros.vision.postprocess import postprocess_scored, score_anchors
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 INT8_MARK = ".int8"
@@ -56,10 +57,11 @@ def calibration_frames(source: str | Path, count: int) -> list[np.ndarray]:
         raise ValueError(f"the number of calibration frames must be >= 1, got {count}")
     media = MediaSource(source)
     step = max(1, math.ceil((media.total or count) / count))
-    frames = [frame.image for frame in media if frame.index % step == 0]
+    # islice: a source of unknown length (step 1) is not read, or held, beyond `count` frames.
+    frames = list(itertools.islice((f.image for f in media if f.index % step == 0), count))
     if not frames:
         raise ValueError(f"{source}: no frames to calibrate on")
-    return frames[:count]
+    return frames
 
 
 def calibration_inputs(
@@ -145,23 +147,22 @@ def compare_int8(
     score_errors, found, total = [], 0, 0
     for batch in inputs:
         reference, quantized = (
-            decode_outputs(
-                [
-                    torch.from_numpy(m)
-                    for m in session.run(list(MAP_OUTPUT_NAMES), {INPUT_NAME: batch})
-                ],
-                STRIDES,
-                info.input_size,
+            score_anchors(
+                decode_outputs(
+                    [
+                        torch.from_numpy(m)
+                        for m in session.run(list(MAP_OUTPUT_NAMES), {INPUT_NAME: batch})
+                    ],
+                    STRIDES,
+                    info.input_size,
+                )
             )
             for session in sessions
         )
-        wanted_scores, got_scores = (
-            decoded[..., 4] * decoded[..., 5:].max(-1).values for decoded in (reference, quantized)
-        )
-        relevant = wanted_scores >= 0.05
-        score_errors.append((wanted_scores - got_scores).abs()[relevant].numpy())
-        wanted = postprocess(reference, letterbox, conf_threshold, nms_threshold)[0]
-        got = postprocess(quantized, letterbox, conf_threshold, nms_threshold)[0]
+        relevant = reference.scores >= 0.05
+        score_errors.append((reference.scores - quantized.scores).abs()[relevant].numpy())
+        wanted = postprocess_scored(reference, letterbox, conf_threshold, nms_threshold)[0]
+        got = postprocess_scored(quantized, letterbox, conf_threshold, nms_threshold)[0]
         clear = wanted.scores >= conf_threshold + 0.05
         total += int(clear.sum())
         for box, class_id in zip(wanted.boxes[clear], wanted.class_ids[clear], strict=True):

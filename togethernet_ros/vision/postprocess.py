@@ -160,7 +160,9 @@ def _greedy_nms(
     """Row indices kept by per-class greedy NMS, in descending (stable) score order.
 
     Same rule as `batched_nms`: a box goes when its IoU with a kept box of its class is
-    > threshold. Dense pairs are fine here: at most K candidates per image.
+    > threshold. Dense pairs are fine here: at most K candidates per image. The IoU is computed
+    in float32 like `batched_nms`, not with tracking's float64 `pairwise_iou`, so both paths
+    keep exactly the same boxes.
     """
     order = np.argsort(-scores, kind="stable")
     boxes, class_ids = boxes[order], class_ids[order]
