@@ -15,24 +15,20 @@ from pathlib import Path
 
 import cv2
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from togethernet_ros.inference.media import MediaSource
+
 
 def write_frames(video: Path, output: Path, every: int, quality: int) -> list[Path]:
     """Save every `every`-th frame of `video` into `output`; returns the files written."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise SystemExit(f"{video}: cannot open as a video")
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    index = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % every == 0:
-            path = output / f"{video.stem}_{index:04d}.jpg"
-            cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    for frame in MediaSource(video):
+        if frame.index % every == 0:
+            path = output / f"{video.stem}_{frame.index:04d}.jpg"
+            cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
             written.append(path)
-        index += 1
     if not written:
         raise SystemExit(f"{video}: no frames could be read")
     return written
