@@ -338,6 +338,13 @@ def main() -> int:
     parser.add_argument("--max-batch-wait-ms", type=float, default=None)
     parser.add_argument("--backend", default=None, help="node parameter backend (onnxruntime)")
     parser.add_argument("--onnx-path", default=None, help="node parameter onnx_path")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="any other node parameter, e.g. prepare_frames_ahead:=false (repeatable)",
+    )
     args = parser.parse_args()
     node_options = {
         "device": args.device,
@@ -346,6 +353,11 @@ def main() -> int:
         "backend": args.backend,
         "onnx_path": args.onnx_path,
     }
+    for assignment in args.param:
+        name, separator, value = assignment.partition(":=")
+        if not separator or not name:
+            parser.error(f"--param takes NAME:=VALUE, got {assignment!r}")
+        node_options[name] = value
     if args.mode == "overhead":
         seconds, cameras, rate = args.seconds or 40.0, args.cameras or 1, args.rate_hz or 1.0
     else:
@@ -368,7 +380,14 @@ def main() -> int:
         if key not in ("rss_mib", "node_diagnostics"):
             print(f"{key:32s} {value}")
     for name, values in result["node_diagnostics"].items():
-        shown = ("frames_processed", "batch_size_mean", "latency_p50_ms", "latency_p99_ms")
+        shown = (
+            "frames_processed",
+            "frames_prepared_ahead",
+            "batch_size_mean",
+            "inference_p50_ms",
+            "latency_p50_ms",
+            "latency_p99_ms",
+        )
         print(f"{name:32s} " + " ".join(f"{key}={values.get(key)}" for key in shown))
     rss = [round(value) for _, value in result["rss_mib"]]
     print(f"{'rss_mib (every 5 s)':32s} {rss[:6]} ... {rss[-6:]}")

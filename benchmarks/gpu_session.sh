@@ -44,6 +44,8 @@ DISTILL_SIZE=${DISTILL_SIZE:-384}
 DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
+# Node runs of the ros stage, each "max_batch_wait_ms:prepare_frames_ahead".
+ROS_RUNS=${ROS_RUNS:-"1:true 1:false 0:true"}
 # Input sizes ("H W", comma-separated) the latency stage profiles.
 LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 # More gpu_profile options for those rows, e.g. "--batches 1 4 --frame-size 1280 720" (the node's).
@@ -103,8 +105,11 @@ fi
 
 if has_stage pipeline; then
   echo "=== node processing path, 4 x 720p at 30 Hz (no DDS) ==="
-  timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --out "$OUT/gpu_pipeline.json" > "$OUT/gpu_pipeline.log" 2>&1
-  echo "rc=$?"; tail -n 22 "$OUT/gpu_pipeline.log"
+  for prepare in prepare-ahead no-prepare-ahead; do
+    timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --max-batch-wait-ms 1 --$prepare \
+      --out "$OUT/gpu_pipeline_$prepare.json" > "$OUT/gpu_pipeline_$prepare.log" 2>&1
+    echo "rc=$? $prepare"; tail -n 22 "$OUT/gpu_pipeline_$prepare.log"
+  done
 fi
 
 if has_stage latency; then
@@ -132,14 +137,16 @@ if has_stage ros; then
   echo "rc=$?"; tail -n 3 "$OUT/ros_setup.log"
   IMAGE_OPTION=""
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
-  for wait_ms in 1 5; do
+  for run in $ROS_RUNS; do
+    wait_ms=${run%%:*} prepare=${run##*:} name=node_gpu_wait${run%%:*}_prepare_${run##*:}
     # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
     # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
     timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
       --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
-      $IMAGE_OPTION \
-      --out "$OUT/node_gpu_wait$wait_ms.json" > "$OUT/node_gpu_wait$wait_ms.log" 2>&1
-    echo "rc=$? wait=$wait_ms"; grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/node_gpu_wait$wait_ms.log"
+      --param "prepare_frames_ahead:=$prepare" $IMAGE_OPTION \
+      --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+    echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare"
+    grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
   done
 fi
 

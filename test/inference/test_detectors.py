@@ -85,6 +85,19 @@ def test_torch_and_onnxruntime_agree_with_and_without_restoration(
             assert_same_detections(plain.detections, restored.detections, atol=1e-3)
 
 
+def test_prepare_ahead_is_done_by_torch_and_declined_by_onnxruntime(
+    torch_detector, onnx_detector, images
+):
+    # ONNX Runtime letterboxes on the host inside detect(): nothing to prepare, same results.
+    assert onnx_detector.prepare_ahead("front", images[0]) is False
+    assert torch_detector.prepare_ahead("front", images[0]) is True
+    for backend in (torch_detector, onnx_detector):
+        assert_same_detections(
+            backend.detect(images[:1])[0].detections,
+            onnx_detector.detect([images[0].copy()])[0].detections,
+        )
+
+
 def test_batched_equals_one_by_one_and_batches_are_split(torch_detector, images):
     images = images[::2]
     together = torch_detector.detect(images)

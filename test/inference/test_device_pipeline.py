@@ -212,3 +212,67 @@ def test_closed_detector_refuses_to_run(informative_model, images):
     closed.close()
     with pytest.raises(RuntimeError, match="closed"):
         closed.detect(images[:1])
+
+
+def test_frames_prepared_ahead_give_the_same_results_as_plain_detect(detector, images):
+    # Two cameras prepared while they "waited", the third letterboxed inside detect.
+    detections, dehazed = plain_detect(detector, images)
+    detector.detect(images[::-1])  # the slots must not already hold the right pixels
+    assert detector.prepare_ahead("front", images[0]) is True
+    assert detector.prepare_ahead("rear", images[1]) is True
+    pipeline = detector._pipeline
+    prepared_buffers = [entry.letterboxed for entry in pipeline._prepared.values()]
+    assert_same_results(detector.detect(images, restore=True), detections, dehazed)
+    # Used up: the images are forgotten, the per-camera buffers kept for the next frames.
+    assert [entry.image for entry in pipeline._prepared.values()] == [None, None]
+    assert [entry.letterboxed for entry in pipeline._prepared.values()] == prepared_buffers
+
+
+def test_a_prepared_frame_is_matched_by_identity_not_by_camera(detector, images):
+    # The camera's newer frame (another array) arrives after preparation: detect must
+    # letterbox the frame it is given, not reuse the prepared pixels of the older one.
+    detector.prepare_ahead("front", images[0])
+    newer = np.ascontiguousarray(images[0][::-1])
+    detections, dehazed = plain_detect(detector, [newer])
+    assert_same_results(detector.detect([newer], restore=True), detections, dehazed)
+    assert detector._pipeline._prepared["front"].image is images[0]  # still waiting for use
+
+
+def test_preparing_again_replaces_the_cameras_frame_and_size(detector, images):
+    detector.prepare_ahead("front", images[0])
+    detector.prepare_ahead("front", images[2])  # another resolution for the same camera
+    prepared = detector._pipeline._prepared["front"]
+    assert prepared.image is images[2] and prepared.info.source_size == images[2].shape[:2]
+    detections, dehazed = plain_detect(detector, [images[0], images[2]])
+    assert_same_results(detector.detect([images[0], images[2]], restore=True), detections, dehazed)
+
+
+def test_prepared_frames_are_bounded_least_recent_first(informative_model, images):
+    small = TorchDetector(
+        informative_model, DEFAULT_CLASS_NAMES, input_size=INPUT_SIZE, max_batch_size=2
+    )
+    small._pipeline.max_prepared = 2
+    for camera in ("a", "b", "c"):
+        small.prepare_ahead(camera, images[0])
+    assert list(small._pipeline._prepared) == ["b", "c"]
+    small.close()
+    assert small._pipeline is None
+
+
+def test_preparing_an_invalid_frame_names_the_camera(detector):
+    with pytest.raises(ValueError, match="frame of 'front' must have shape HxWx3"):
+        detector.prepare_ahead("front", np.zeros((4, 4), np.uint8))
+
+
+def test_graph_mode_prepares_ahead_through_the_resolutions_letterbox_graph(
+    detector, images, graph_mode
+):
+    pipeline = graphed_pipeline(detector)
+    pipeline.prepare_ahead("front", images[0])
+    infos = pipeline.letterbox([images[1], images[0]])
+    scored, _ = pipeline.infer(2, False, "bgr")
+    assert graph_mode.captures == ["_letterbox_padded", "_letterbox_padded", "_run_model"]
+    expected = detector.detect([images[1], images[0]])
+    for found, result in zip(postprocess_scored(scored, infos, CONF, NMS), expected, strict=True):
+        np.testing.assert_array_equal(found.boxes, result.detections.boxes)
+        np.testing.assert_array_equal(found.scores, result.detections.scores)

@@ -140,6 +140,61 @@ def test_put_wakes_a_waiting_consumer_immediately():
     assert received - sent < 0.1
 
 
+def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=300.0)
+    batcher.put("front", "f0")
+    batcher.put("left", "l0")
+    assert len(batcher.next_batch(0.5)) == 2  # both cameras are active from now on
+    handed: list[tuple[str, str]] = []
+
+    def on_waiting(camera: str, frame: str) -> None:
+        handed.append((camera, frame))
+        if frame == "f1":
+            # Called without the lock, so the camera can replace the frame meanwhile.
+            assert batcher.put("front", "f2") is True
+
+    batcher.put("front", "f1")
+    got = []
+    consumer = threading.Thread(
+        target=lambda: got.append(batcher.next_batch(2.0, None, on_waiting))
+    )
+    consumer.start()
+    time.sleep(0.1)
+    batcher.put("left", "l1")
+    consumer.join(3.0)
+    # f1 and its replacement f2 are handed out once each; l1 completes the batch, so it goes
+    # to detect() straight away.
+    assert handed == [("front", "f1"), ("front", "f2")]
+    assert got == [[("front", "f2"), ("left", "l1")]]
+
+
+def test_a_failing_on_waiting_propagates_and_leaves_the_frame_waiting():
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=50.0)
+    batcher.put("front", "f0")
+    batcher.put("left", "l0")
+    batcher.next_batch(0.5)
+
+    def broken(camera: str, frame: str) -> None:
+        raise RuntimeError("upload failed")
+
+    batcher.put("front", "f1")
+    with pytest.raises(RuntimeError, match="upload failed"):
+        batcher.next_batch(0.5, None, broken)
+    assert batcher.next_batch(0.5) == [("front", "f1")]  # released by the deadline
+
+
+def test_nothing_is_handed_out_when_the_batch_is_due_at_once():
+    batcher = FrameBatcher(max_batch_size=2, max_batch_wait_ms=1000.0)
+    handed = []
+    batcher.put("front", "f0")
+    batcher.put("left", "l0")
+    assert batcher.next_batch(1.0, None, lambda *frame: handed.append(frame)) == [
+        ("front", "f0"),
+        ("left", "l0"),
+    ]
+    assert handed == []
+
+
 def test_concurrent_producers_keep_counters_consistent():
     batcher = FrameBatcher(max_batch_size=3, max_batch_wait_ms=5.0)
     stop = threading.Event()

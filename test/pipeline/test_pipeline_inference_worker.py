@@ -191,3 +191,45 @@ def test_stop_times_out_on_a_hung_detector():
     release.set()
     worker.stop()
     assert not worker.running
+
+
+def test_waiting_frames_are_prepared_on_the_worker_thread_and_a_failure_is_harmless(
+    no_leftover_threads,
+):
+    prepared: list[tuple[str, int, str]] = []
+    detected: list[list[str]] = []
+
+    def prepare(camera: str, frame: Frame) -> bool:
+        prepared.append((camera, frame.index, threading.current_thread().name))
+        if camera == "rear":
+            raise ValueError("cannot upload")
+        return camera != "left"  # a backend that prepares nothing returns False
+
+    def detect(frames: list[Frame]) -> list[int]:
+        detected.append([frame.camera for frame in frames])
+        return [frame.index for frame in frames]
+
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=2000.0)
+    collector = Collector()
+    worker = InferenceWorker(detect, batcher, collector.on_result, prepare_fn=prepare)
+    worker.start()
+    for camera in ("front", "left", "rear"):
+        batcher.put(camera, Frame(camera, 0))
+    wait_for(lambda: len(collector.results) == 3, 2.0, "the first batch")
+    # Every camera is active now: the second round waits for all three, preparing the first two.
+    batcher.put("rear", Frame("rear", 1))
+    time.sleep(0.1)
+    batcher.put("left", Frame("left", 1))
+    time.sleep(0.1)
+    batcher.put("front", Frame("front", 1))
+    wait_for(lambda: len(collector.results) == 6, 2.0, "the second batch")
+    worker.stop()
+    second_round = [entry[:2] for entry in prepared if entry[1] == 1]
+    assert second_round == [("rear", 1), ("left", 1)]  # front completed the batch
+    assert {entry[2] for entry in prepared} == {"togethernet-inference"}
+    assert detected[-1] == ["rear", "left", "front"]  # the failed preparation lost nothing
+    # Counted: only the preparations that returned True (front in round one, if it waited).
+    assert worker.frames_prepared == sum(
+        1 for camera, _, _ in prepared if camera not in ("left", "rear")
+    )
+    assert collector.errors == []

@@ -232,6 +232,19 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
     assert float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms")) > 0
     assert float(_diagnostic_value(recorder, CAM_A, "node_overhead_p50_ms")) >= 0.0
+    # A frame of camera A alone waits up to max_batch_wait_ms for camera B (still active), and
+    # the inference thread letterboxes it meanwhile (prepare_frames_ahead), then detects it.
+    publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", stamps[-1] + 10**8))
+    wait_for(
+        lambda: len(recorder.get("/cam_a/detections")) >= len(stamps) + 1,
+        60.0,
+        "detections of camera A's lone frame",
+    )
+    wait_for(
+        lambda: int(_diagnostic_value(recorder, CAM_A, "frames_prepared_ahead") or 0) >= 1,
+        10.0,
+        "frames_prepared_ahead >= 1 for camera A in /diagnostics",
+    )
 
 
 def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -27,6 +27,10 @@ class Detector(Protocol):
 
     def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
         """Detect objects in a batch; with `restore` also return dehazed images."""
+        ...
+
+    def prepare_ahead(self, key: Hashable, image: np.ndarray) -> bool:
+        """Pre-process a frame that waits for its batch (keyed by camera); False if unsupported."""
         ...
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -143,6 +143,16 @@ class DetectorBase:
             ImageResult(found, image)
             for found, image in zip(detections, dehazed_images, strict=True)
         ]
+
+    def prepare_ahead(self, key: Hashable, image: np.ndarray) -> bool:
+        """Pre-process a frame that waits for its batch; True if this backend did it.
+
+        A later `detect` that gets this very array skips its pre-processing. `key` names the
+        source (a camera; one prepared frame is kept per key). This base letterboxes on the
+        host inside `detect` and prepares nothing (False); `TorchDetector` does it on its
+        device. Errors (an invalid image) raise here as they would in `detect`.
+        """
+        return False
 
     @property
     def runs_on_gpu(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import cast
 
 import numpy as np
@@ -115,6 +115,12 @@ class TorchDetector(DetectorBase):
 
     def _prepare(self, images: Sequence[np.ndarray]) -> tuple[int, list[LetterboxInfo]]:
         return len(images), self._open_pipeline().letterbox(images)
+
+    def prepare_ahead(self, key: Hashable, image: np.ndarray) -> bool:
+        """Upload and letterbox a waiting frame now (see `DevicePipeline.prepare_ahead`)."""
+        with self._detect_lock:
+            self._open_pipeline().prepare_ahead(key, image)
+        return True
 
     def _infer(self, prepared: object, restore: bool) -> tuple[ScoredAnchors, torch.Tensor | None]:
         return self._open_pipeline().infer(cast(int, prepared), restore, self.color_order)

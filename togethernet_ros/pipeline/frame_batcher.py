@@ -12,6 +12,10 @@ every overwritten frame is counted as dropped. A batch is released as soon as
 so a camera that went silent stops being waited for after ``camera_timeout_s`` and, before that,
 delays the others by at most ``max_batch_wait_ms``. Frames leave oldest first (by when their
 camera's slot started waiting).
+
+While ``next_batch`` waits, it can hand each newly waiting frame to ``on_waiting`` once, so the
+caller pre-processes it (e.g. uploads and letterboxes it on the GPU) instead of sitting idle
+until the batch is due.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class CameraCounters:
 class _Slot:
     frame: Any
     arrived_at: float
+    handed_out: bool = False
+    """Whether ``frame`` went to ``next_batch``'s ``on_waiting`` already."""
 
 
 class FrameBatcher:
@@ -99,6 +105,7 @@ class FrameBatcher:
                 self._slots[camera_id] = _Slot(frame, now)
             else:
                 slot.frame = frame
+                slot.handed_out = False
                 self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
             self._last_seen[camera_id] = now
             self._received[camera_id] = self._received.get(camera_id, 0) + 1
@@ -106,12 +113,18 @@ class FrameBatcher:
             return slot is not None
 
     def next_batch(
-        self, timeout_s: float | None = None, cancel: threading.Event | None = None
+        self,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        on_waiting: Callable[[str, Any], None] | None = None,
     ) -> list[tuple[str, Any]]:
         """Wait up to ``timeout_s`` real seconds (None: forever) for a batch.
 
         Returns [] on timeout, after ``close``, or once ``cancel`` is set (call ``wake`` after
-        setting it so a waiting call notices at once).
+        setting it so a waiting call notices at once). While the batch is not due, each frame
+        that starts waiting (or replaces a waiting one) is passed once to
+        ``on_waiting(camera_id, frame)``, called without the lock held so cameras keep
+        delivering; its exceptions propagate to the caller.
         """
         give_up_at = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
         with self._condition:
@@ -119,6 +132,8 @@ class FrameBatcher:
                 now = self._clock()
                 if self._is_ready(now):
                     return self._take()
+                if on_waiting is not None and self._hand_out_waiting(on_waiting):
+                    continue  # that took time: the batch may be due now
                 wait = None
                 if self._slots:
                     oldest = next(iter(self._slots.values())).arrived_at
@@ -131,6 +146,25 @@ class FrameBatcher:
                 # A wake-up without a batch just re-checks: the deadline may have passed.
                 self._condition.wait(wait)
             return []
+
+    def _hand_out_waiting(self, on_waiting: Callable[[str, Any], None]) -> bool:
+        """Call ``on_waiting`` for the frames not handed out yet; False if there were none.
+
+        Called with the lock held; releases it during the calls.
+        """
+        fresh = [(camera, slot) for camera, slot in self._slots.items() if not slot.handed_out]
+        if not fresh:
+            return False
+        for _, slot in fresh:
+            slot.handed_out = True
+        frames = [(camera, slot.frame) for camera, slot in fresh]
+        self._condition.release()
+        try:
+            for camera, frame in frames:
+                on_waiting(camera, frame)
+        finally:
+            self._condition.acquire()
+        return True
 
     def take_ready(self) -> list[tuple[str, Any]]:
         """The batch that is due right now without waiting, or []."""

@@ -30,6 +30,7 @@ class BatchInfo:
 DetectorFn = Callable[[list[Any]], Sequence[Any]]
 ResultCallback = Callable[[str, Any, Any, BatchInfo], None]
 ErrorCallback = Callable[[BaseException, list[tuple[str, Any]]], None]
+PrepareFn = Callable[[str, Any], bool]
 
 
 class InferenceWorker:
@@ -39,6 +40,11 @@ class InferenceWorker:
     one result per frame, in order; each goes to ``on_result(camera_id, frame, result,
     batch_info)``. Any exception from ``detector_fn`` or ``on_result`` (and a wrong number of
     results) goes to ``on_error(exception, batch)`` and the worker carries on with the next batch.
+
+    ``prepare_fn(camera_id, frame) -> bool``, if given, runs on this thread for each frame that
+    waits for its batch (while the batch is not due yet), so pre-processing overlaps the wait;
+    it returns whether it prepared anything. If it fails, the frame is left as it is:
+    ``detector_fn`` gets it anyway and reports any problem.
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class InferenceWorker:
         on_error: ErrorCallback | None = None,
         poll_interval_s: float = 0.1,
         name: str = "togethernet-inference",
+        prepare_fn: PrepareFn | None = None,
     ) -> None:
         if poll_interval_s <= 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s!r}")
@@ -56,6 +63,8 @@ class InferenceWorker:
         self._batcher = batcher
         self._on_result = on_result
         self._on_error = on_error if on_error is not None else _log_error
+        self._prepare_fn = prepare_fn
+        self._prepared = 0
         self._poll_interval_s = poll_interval_s
         self._name = name
         self._stop_requested = threading.Event()
@@ -77,6 +86,11 @@ class InferenceWorker:
     def errors(self) -> int:
         """Exceptions passed to ``on_error`` so far."""
         return self._errors
+
+    @property
+    def frames_prepared(self) -> int:
+        """Frames that ``prepare_fn`` pre-processed while they waited for their batch."""
+        return self._prepared
 
     def start(self) -> None:
         """Start the thread; RuntimeError if it is already running or was stopped."""
@@ -107,7 +121,11 @@ class InferenceWorker:
 
     def _run(self) -> None:
         while not self._stop_requested.is_set():
-            batch = self._batcher.next_batch(self._poll_interval_s, cancel=self._stop_requested)
+            batch = self._batcher.next_batch(
+                self._poll_interval_s,
+                cancel=self._stop_requested,
+                on_waiting=self._prepare if self._prepare_fn is not None else None,
+            )
             if batch and not self._stop_requested.is_set():
                 self._process(batch)
 
@@ -136,6 +154,14 @@ class InferenceWorker:
                 self._on_result(camera_id, frame, result, info)
             except Exception as error:  # one camera's publisher failing must not stop others
                 self._report(error, [(camera_id, frame)])
+
+    def _prepare(self, camera_id: str, frame: Any) -> None:
+        try:
+            prepared = self._prepare_fn(camera_id, frame)  # type: ignore[misc]
+        except Exception as error:  # detector_fn meets the frame again and reports it
+            _LOGGER.debug("preparing a frame of %s failed: %s", camera_id, error)
+            return
+        self._prepared += int(bool(prepared))
 
     def _report(self, error: BaseException, batch: list[tuple[str, Any]]) -> None:
         self._errors += 1

@@ -28,6 +28,7 @@ class CameraStats:
         self.received = 0
         self.processed = 0
         self.bad_frames = 0
+        self.prepared_ahead = 0
         self.last_problem = ""
         self.latency_ms = LatencyWindow(500)
         self.node_overhead_ms = LatencyWindow(500)
@@ -45,6 +46,11 @@ class CameraStats:
         with self._lock:
             self.bad_frames += 1
             self.last_problem = problem
+
+    def record_prepared_ahead(self) -> None:
+        """Count a frame pre-processed while its batch waited for other cameras."""
+        with self._lock:
+            self.prepared_ahead += 1
 
     def record_output(
         self,

@@ -262,6 +262,7 @@ class DetectorNode(LifecycleNode):
             batcher=self._batcher,
             on_result=self._on_result,
             on_error=self._on_inference_error,
+            prepare_fn=self._prepare_ahead if settings["prepare_frames_ahead"] else None,
         )
         self._worker.start()
         best_effort = settings["input_reliability"] == "best_effort"
@@ -432,6 +433,14 @@ class DetectorNode(LifecycleNode):
             [frame.image for frame in frames], restore=self._restoration_wanted()
         )
 
+    def _prepare_ahead(self, topic: str, frame: CameraFrame) -> bool:
+        """Worker thread, while the batch waits: pre-process this frame now."""
+        prepared = self._detector.prepare_ahead(topic, frame.image)
+        camera = self._cameras.get(topic)
+        if prepared and camera is not None:
+            camera.stats.record_prepared_ahead()
+        return prepared
+
     def _on_inference_error(self, error: BaseException, batch: list[tuple[str, Any]]) -> None:
         cameras = sorted({camera_id for camera_id, _ in batch})
         self.get_logger().error(
@@ -544,6 +553,7 @@ class DetectorNode(LifecycleNode):
                 "frames_processed": str(stats.processed),
                 "dropped_frames": str(dropped),
                 "bad_frames": str(stats.bad_frames),
+                "frames_prepared_ahead": str(stats.prepared_ahead),
                 "latency_p50_ms": f"{latency.p50:.2f}",
                 "latency_p95_ms": f"{latency.p95:.2f}",
                 "latency_p99_ms": f"{latency.p99:.2f}",

@@ -92,6 +92,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         maximum=1000.0,
     ),
     ParameterSpec(
+        "prepare_frames_ahead",
+        bool,
+        "Upload and letterbox each frame while its batch waits for other cameras, so only the "
+        "last frame's pre-processing delays the batch (torch backend)",
+        read_only=True,
+    ),
+    ParameterSpec(
         "max_image_pixels",
         int,
         "Frames with more pixels are rejected as bad input",
