@@ -384,6 +384,8 @@ def main() -> int:
             "frames_processed",
             "frames_prepared_ahead",
             "batch_size_mean",
+            "receive_delay_p50_ms",
+            "batch_wait_p50_ms",
             "inference_p50_ms",
             "latency_p50_ms",
             "latency_p99_ms",

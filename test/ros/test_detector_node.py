@@ -232,6 +232,10 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
     assert float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms")) > 0
     assert float(_diagnostic_value(recorder, CAM_A, "node_overhead_p50_ms")) >= 0.0
+    # The latency split: stamp -> callback, then callback -> start of the batch's inference.
+    receive_delay = float(_diagnostic_value(recorder, CAM_A, "receive_delay_p50_ms"))
+    assert 0.0 < receive_delay <= float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms"))
+    assert float(_diagnostic_value(recorder, CAM_A, "batch_wait_p99_ms")) >= 0.0
     # A frame of camera A alone waits up to max_batch_wait_ms for camera B (still active), and
     # the inference thread letterboxes it meanwhile (prepare_frames_ahead), then detects it.
     publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", stamps[-1] + 10**8))

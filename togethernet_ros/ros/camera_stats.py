@@ -14,7 +14,11 @@ class CameraStats:
     """What one camera's diagnostics report: rates, counts, latency and inference time.
 
     Rates are frames per second over the last ``rate_window_s`` seconds of ``clock``.
-    Latencies are publish time minus the source stamp, in milliseconds.
+    Latencies are publish time minus the source stamp, in milliseconds, and split into where
+    a frame spent them: ``receive_delay_ms`` (stamp to the node's callback: the driver, DDS and
+    the executor), ``batch_wait_ms`` (callback to the start of its batch's inference: other
+    cameras and the previous batch), ``inference_ms`` (the batch's `detect`), and the rest
+    (smoothing and publishing, in ``node_overhead_ms`` together with the batch wait).
     """
 
     def __init__(
@@ -34,12 +38,16 @@ class CameraStats:
         self.node_overhead_ms = LatencyWindow(500)
         self.inference_ms = LatencyWindow(500)
         self.batch_sizes = LatencyWindow(500)
+        self.receive_delay_ms = LatencyWindow(500)
+        self.batch_wait_ms = LatencyWindow(500)
 
-    def record_input(self) -> None:
-        """Count a received frame (input rate)."""
+    def record_input(self, receive_delay_ms: float | None = None) -> None:
+        """Count a received frame (input rate) and how long after its stamp it arrived."""
         with self._lock:
             self.received += 1
             self._inputs.append(self._clock())
+        if receive_delay_ms is not None:
+            self.receive_delay_ms.record(receive_delay_ms)
 
     def record_bad_frame(self, problem: str) -> None:
         """Count a rejected frame and keep its problem for the diagnostics message."""
@@ -58,10 +66,12 @@ class CameraStats:
         inference_ms: float,
         batch_size: int,
         node_overhead_ms: float | None = None,
+        batch_wait_ms: float | None = None,
     ) -> None:
         """One processed frame (its outputs published to every subscribed topic).
 
-        node_overhead_ms = in-node time minus the batch's inference.
+        node_overhead_ms = in-node time minus the batch's inference; batch_wait_ms = from the
+        callback to the start of the batch's inference.
         """
         with self._lock:
             self.processed += 1
@@ -69,6 +79,8 @@ class CameraStats:
         self.latency_ms.record(latency_ms)
         if node_overhead_ms is not None:
             self.node_overhead_ms.record(node_overhead_ms)
+        if batch_wait_ms is not None:
+            self.batch_wait_ms.record(batch_wait_ms)
         self.inference_ms.record(inference_ms)
         self.batch_sizes.record(batch_size)
 

@@ -397,7 +397,9 @@ class DetectorNode(LifecycleNode):
         if camera is None or batcher is None:
             return
         received_at = time.monotonic()
-        camera.stats.record_input()
+        camera.stats.record_input(
+            receive_delay_ms=(time.time() - _stamp_seconds(message.header)) * 1e3
+        )
         try:
             image = self._decode(message, compressed)
         except ImageDecodeError as error:
@@ -495,6 +497,7 @@ class DetectorNode(LifecycleNode):
             inference_ms=info.inference_time_s * 1e3,
             batch_size=info.batch_size,
             node_overhead_ms=max(0.0, in_node_ms - info.inference_time_s * 1e3),
+            batch_wait_ms=max(0.0, (info.started_at - frame.received_at) * 1e3),
         )
 
     @staticmethod
@@ -535,6 +538,8 @@ class DetectorNode(LifecycleNode):
             latency = stats.latency_ms.summary()
             inference = stats.inference_ms.summary()
             overhead = stats.node_overhead_ms.summary()
+            receive_delay = stats.receive_delay_ms.summary()
+            batch_wait = stats.batch_wait_ms.summary()
             batches = stats.batch_sizes.summary()
             dropped = counters[topic].dropped if topic in counters else 0
             status = DiagnosticStatus()
@@ -557,6 +562,10 @@ class DetectorNode(LifecycleNode):
                 "latency_p50_ms": f"{latency.p50:.2f}",
                 "latency_p95_ms": f"{latency.p95:.2f}",
                 "latency_p99_ms": f"{latency.p99:.2f}",
+                "receive_delay_p50_ms": f"{receive_delay.p50:.2f}",
+                "receive_delay_p99_ms": f"{receive_delay.p99:.2f}",
+                "batch_wait_p50_ms": f"{batch_wait.p50:.2f}",
+                "batch_wait_p99_ms": f"{batch_wait.p99:.2f}",
                 "inference_p50_ms": f"{inference.p50:.2f}",
                 "node_overhead_p50_ms": f"{overhead.p50:.2f}",
                 "node_overhead_p95_ms": f"{overhead.p95:.2f}",
