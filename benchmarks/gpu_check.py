@@ -182,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         "--weights", help="a trained checkpoint (default: informative random weights)"
     )
     parser.add_argument("--source", help="take 16 frames from this image, folder or video")
+    parser.add_argument(
+        "--compile",
+        metavar="MODE",
+        help="also check and time the torch fp16 detector under torch.compile in this mode "
+        "(compiles batch 1 and 4 first: a minute or more)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     report: dict = {"checks": [], "timings": [], "skipped": []}
@@ -297,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     detectors["torch fp16"] = (
         check("torch fp16", "fp16", precision="fp16") if device != "cpu" else None
     )
+    if args.compile and device != "cpu":
+        detectors["torch fp16 compiled"] = check(
+            f"torch fp16 compiled ({args.compile})",
+            "fp16",
+            restore=False,
+            precision="fp16",
+            compile_mode=args.compile,
+        )
     mixed_sizes_check(detectors.get("torch fp32"), frames, weights, size, report)
     speed_frames = video_frames or camera_frames(16, *size)
 
@@ -328,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         timings("torch fp32", ((1, False),))
     else:
         timings("torch fp16", ((16, False), (16, True), (1, False), (1, True)))
+        timings("torch fp16 compiled", ((1, False),))
 
     # ONNX Runtime: the detection-only graph (one export, one TensorRT engine).
     providers = ort.get_available_providers()

@@ -10,11 +10,12 @@
 #             default the shipped weights on frames of DISTILL_SOURCE);
 #   train     a short AMP (bf16) training run at batch 16 and 640x640, images/s;
 #   pipeline  the node processing path: 4 x 720p cameras at 30 Hz through batcher, detector,
-#             tracker (no DDS: no rclpy there);
+#             tracker (no DDS), with and without frames prepared ahead, 1 ms wait;
 #   ros       install ROS 2 offline from the wheels in ROS_WHEEL_DIRS (tools/offline_wheels.py,
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
-#             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak);
+#             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak),
+#             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead";
 #   latency   where detect() spends its time with the shipped weights on real frames (FRAMES)
 #             at LATENCY_SIZES (default 640x640 and 384x640), batch 1 and 16 unless
 #             LATENCY_OPTIONS says otherwise, plus operator and kernel tables for batch 1

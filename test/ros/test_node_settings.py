@@ -57,6 +57,7 @@ def test_defaults_validate_and_expose_typed_settings(defaults):
         ("tracking.min_hits", 2.5, "'tracking.min_hits' must be an integer"),
         ("max_batch_wait_ms", -0.5, r"'max_batch_wait_ms' must be -1 \(auto\) or >= 0"),
         ("max_batch_wait_ms", -3.0, "'max_batch_wait_ms' must be >= -1.0"),
+        ("torch_compile", "reduce-overhead", "'torch_compile' must be one of"),
     ],
 )
 def test_bad_values_are_rejected_with_a_message_naming_the_parameter(
@@ -83,6 +84,12 @@ def test_cross_parameter_rules(defaults):
     defaults["precision"], defaults["device"] = "fp16", "cpu"
     with pytest.raises(SettingsError, match="fp16 needs"):
         validate_settings(defaults)
+    defaults["precision"] = "fp32"
+    defaults["torch_compile"], defaults["backend"] = "default", "onnxruntime"
+    with pytest.raises(SettingsError, match=r"'torch_compile' .* needs backend 'torch'"):
+        validate_settings(defaults)
+    defaults["backend"] = "torch"
+    assert validate_settings(defaults)["torch_compile"] == "default"
 
 
 def test_class_filter_and_square_input(defaults):

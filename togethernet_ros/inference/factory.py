@@ -34,6 +34,7 @@ def create_detector(
     cache_dir: str | Path | None = None,
     max_batch_size: int = 16,
     num_threads: int | None = None,
+    compile_mode: str | None = None,
 ) -> Detector:
     """Build a Detector.
 
@@ -43,6 +44,7 @@ def create_detector(
     keyed by the weights' hash and the input size, and reuses that export next time.
     `input_size` None means "as exported" for an existing ONNX file (640x640 otherwise).
     `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
+    `compile_mode` (torch only) runs the model through `torch.compile` (see `TorchDetector`).
     """
     # Imported here so that importing the inference package does not pull in the model.
     from togethernet_ros.model import check_input_size, load_model_weights
@@ -52,6 +54,8 @@ def create_detector(
     if device != "cpu" and not str(device).startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
     size = None if input_size is None else check_input_size(input_size)
+    if compile_mode is not None and backend != "torch":
+        raise ValueError(f"compile_mode is a torch backend option, not one of {backend!r}")
     if backend == "torch":
         from togethernet_ros.inference.torch_detector import TorchDetector
 
@@ -66,6 +70,7 @@ def create_detector(
             nms_threshold=nms_threshold,
             color_order=color_order,
             max_batch_size=max_batch_size,
+            compile_mode=compile_mode,
         )
         detector.untrained = bool(loaded.metadata.get("untrained"))
         return detector

@@ -15,6 +15,7 @@ from togethernet_ros.inference.cli_arguments import (
     parse_unit_interval,
 )
 from togethernet_ros.inference.command_errors import reports_user_errors
+from togethernet_ros.inference.model_compilation import COMPILE_MODES
 
 if TYPE_CHECKING:
     from togethernet_ros.inference.detector import Detector
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-annotated", action="store_true", help="do not write annotated output")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N images/frames")
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=None,
+        help="torch backend: run the model through torch.compile in this mode (compiles for "
+        "tens of seconds per batch shape first)",
+    )
 
 
 @reports_user_errors("predict")
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         onnx_path=args.onnx,
         cache_dir=args.cache_dir,
         max_batch_size=max(args.batch_size, 1),
+        compile_mode=args.compile,
         num_threads=args.threads,
     )
     restore = not args.no_dehazed

@@ -21,6 +21,7 @@ from torch import nn
 from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
 from togethernet_ros.inference.detector_base import DetectorBase
 from togethernet_ros.inference.device_pipeline import DevicePipeline
+from togethernet_ros.inference.model_compilation import check_compile_mode, compile_for_inference
 from togethernet_ros.vision.letterbox import LetterboxInfo
 from togethernet_ros.vision.postprocess import ScoredAnchors
 
@@ -58,6 +59,9 @@ class TorchDetector(DetectorBase):
 
     The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`.
     `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
+    `compile_mode` (see `model_compilation.COMPILE_MODES`) runs the model through
+    `torch.compile`; batch 1 is compiled here, so a missing compiler or an unsupported
+    operation fails construction with a clear error instead of every later batch.
     """
 
     def __init__(
@@ -75,14 +79,17 @@ class TorchDetector(DetectorBase):
         cuda_graphs: bool | None = None,
         fold_bn: bool = True,
         max_batch_size: int = 16,
+        compile_mode: str | None = None,
     ) -> None:
+        self.compile_mode = check_compile_mode(compile_mode)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         on_gpu = self.device.type == "cuda"
         super().__init__(
             class_names,
             input_size,
-            backend=f"torch-{self.device.type}-{precision}",
+            backend=f"torch-{self.device.type}-{precision}"
+            + ("-compiled" if compile_mode is not None else ""),
             conf_threshold=conf_threshold,
             nms_threshold=nms_threshold,
             color_order=color_order,
@@ -103,8 +110,13 @@ class TorchDetector(DetectorBase):
         )
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
+        forward_model = (
+            self.model
+            if compile_mode is None
+            else compile_for_inference(self.model, compile_mode, variants=2 * max_batch_size)
+        )
         self._pipeline: DevicePipeline | None = DevicePipeline(
-            self.model,
+            forward_model,
             input_size=self.input_size,
             dtype=self.dtype,
             memory_format=self.memory_format,
@@ -112,6 +124,18 @@ class TorchDetector(DetectorBase):
             max_batch_size=self.max_batch_size,
             cuda_graphs=self.use_cuda_graphs,
         )
+        if compile_mode is not None:
+            self._compile_first_batch()
+
+    def _compile_first_batch(self) -> None:
+        height, width = self.input_size
+        try:
+            self.detect([np.full((height, width, 3), 128, dtype=np.uint8)])
+        except Exception as error:  # Dynamo/Inductor raise many types; all mean the same here
+            raise RuntimeError(
+                f"torch.compile of the model (mode {self.compile_mode!r}) failed: "
+                f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+            ) from error
 
     def _prepare(self, images: Sequence[np.ndarray]) -> tuple[int, list[LetterboxInfo]]:
         return len(images), self._open_pipeline().letterbox(images)

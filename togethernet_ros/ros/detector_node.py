@@ -374,6 +374,7 @@ class DetectorNode(LifecycleNode):
             onnx_path=settings["onnx_path"] or None,
             cache_dir=settings["engine_cache_dir"] or None,
             max_batch_size=settings["max_batch_size"],
+            compile_mode=None if settings["torch_compile"] == "off" else settings["torch_compile"],
         )
 
     def _restoration_wanted(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from togethernet_ros.inference.model_compilation import COMPILE_MODES
 from togethernet_ros.tracking.config import TrackerConfig
 
 CONFIG_FILE_NAME = "detect.yaml"
@@ -90,6 +91,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         read_only=True,
         minimum=-1.0,
         maximum=1000.0,
+    ),
+    ParameterSpec(
+        "torch_compile",
+        str,
+        "torch backend: run the model through torch.compile in this mode ('off', or a mode; "
+        "start-up compiles every batch size first, minutes on a GPU machine)",
+        read_only=True,
+        choices=("off", *COMPILE_MODES),
     ),
     ParameterSpec(
         "prepare_frames_ahead",
@@ -343,6 +352,11 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
         raise SettingsError(
             "parameter 'max_batch_wait_ms' must be -1 (auto) or >= 0, "
             f"got {checked['max_batch_wait_ms']!r}"
+        )
+    if checked["torch_compile"] != "off" and checked["backend"] != "torch":
+        raise SettingsError(
+            f"parameter 'torch_compile' ({checked['torch_compile']!r}) needs backend 'torch', "
+            f"not {checked['backend']!r}"
         )
     if checked["precision"] == "fp16" and checked["device"] == "cpu":
         raise SettingsError("parameter 'precision' fp16 needs device 'cuda' or 'auto' with a GPU")
