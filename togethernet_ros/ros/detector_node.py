@@ -193,15 +193,16 @@ class DetectorNode(LifecycleNode):
                 "publish_dehazed is true, but the ONNX export has no restoration variant: no "
                 "dehazed images will be published (export both variants to get them)"
             )
-        if self._detector.runs_on_gpu:
+        # Each batch size's first call captures CUDA graphs or compiles (torch_compile): pay
+        # for it now rather than with stalled live frames.
+        if self._detector.runs_on_gpu or settings["torch_compile"] != "off":
             try:
                 seconds = self._detector.warm_up()
             except (RuntimeError, ValueError) as error:  # live frames will show the same fault
-                self.get_logger().warning(f"GPU warm-up failed: {error}")
+                self.get_logger().warning(f"warm-up failed: {error}")
             else:
                 self.get_logger().info(
-                    f"GPU warm-up of batch sizes 1..{settings['max_batch_size']} took "
-                    f"{seconds:.1f} s"
+                    f"warm-up of batch sizes 1..{settings['max_batch_size']} took {seconds:.1f} s"
                 )
         exported = settings["backend"] == "onnxruntime" and settings["onnx_path"]
         source = (
