@@ -63,6 +63,8 @@ ORT_ARCHIVE=${ORT_ARCHIVE:-}
 ORT_PIECE_DIRS=${ORT_PIECE_DIRS:-".dev_ort/part1 .dev_ort/part2 .dev_ort/part3"}
 # Default: the shipped demo weights on real footage (realistic activations and box counts).
 CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --source $FRAMES"}
+# Seconds for the check stage (raise it when CHECK_OPTIONS has --compile MODE).
+CHECK_TIMEOUT=${CHECK_TIMEOUT:-240}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -94,7 +96,7 @@ python3 -c "import sysconfig, os; path = sysconfig.get_paths()['include']; print
 if has_stage check; then
   echo "=== inference check ==="
   # shellcheck disable=SC2086  # CHECK_OPTIONS is a list of options
-  timeout 240 python3 benchmarks/gpu_check.py $CHECK_OPTIONS --out "$OUT/gpu_check.json" > "$OUT/gpu_check.log" 2>&1
+  timeout "$CHECK_TIMEOUT" python3 benchmarks/gpu_check.py $CHECK_OPTIONS --out "$OUT/gpu_check.json" > "$OUT/gpu_check.log" 2>&1
   echo "rc=$?"; grep -v "^\s*$" "$OUT/gpu_check.log" | tail -n 30
 fi
 
