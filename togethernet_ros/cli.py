@@ -16,10 +16,16 @@ from typing import NamedTuple
 
 
 class Subcommand(NamedTuple):
-    """A subcommand: the module that implements it (imported only when chosen) and a summary."""
+    """A subcommand: the module that implements it (imported only when chosen) and a summary.
+
+    `streams_frames`: it decodes, receives or runs the model on frame after frame, and gets
+    the glibc heap settings for that (pipeline/heap_tuning.py). Training keeps glibc's defaults
+    (its many data-loading processes were not measured with them).
+    """
 
     module: str
     summary: str
+    streams_frames: bool = False
 
 
 # The order is the order shown in --help. Summaries are repeated here so that listing the
@@ -28,15 +34,20 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "predict": Subcommand(
         "togethernet_ros.inference.predict_command",
         "detect (and dehaze) images, a folder or a video",
+        streams_frames=True,
     ),
     "export": Subcommand(
         "togethernet_ros.inference.export_command", "export to ONNX and verify against PyTorch"
     ),
     "bench": Subcommand(
-        "togethernet_ros.inference.bench_command", "benchmark backends, batch and input sizes"
+        "togethernet_ros.inference.bench_command",
+        "benchmark backends, batch and input sizes",
+        streams_frames=True,
     ),
     "train": Subcommand("togethernet_ros.training.train_command", "train TogetherNet"),
-    "eval": Subcommand("togethernet_ros.evaluation.eval_command", "VOC and COCO mAP"),
+    "eval": Subcommand(
+        "togethernet_ros.evaluation.eval_command", "VOC and COCO mAP", streams_frames=True
+    ),
     "data": Subcommand(
         "togethernet_ros.training.data_command", "dataset tools: voc2yolo, split, fog"
     ),
@@ -44,12 +55,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "togethernet_ros.distill.distill_command",
         "distil a clear-weather teacher into TogetherNet on fogged video",
     ),
-    "bag": Subcommand("togethernet_ros.bag.bag_command", "rosbag2 tools: run, replay, eval"),
+    "bag": Subcommand(
+        "togethernet_ros.bag.bag_command", "rosbag2 tools: run, replay, eval", streams_frames=True
+    ),
     "demo-data": Subcommand(
         "togethernet_ros.bag.demo_data_command", "build a foggy two-camera sample bag"
     ),
     "demo": Subcommand(
-        "togethernet_ros.bag.demo_command", "end-to-end demo on real footage (make demo)"
+        "togethernet_ros.bag.demo_command",
+        "end-to-end demo on real footage (make demo)",
+        streams_frames=True,
     ),
 }
 
@@ -84,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `togethernet` command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    if SUBCOMMANDS[args.command].streams_frames:
+        from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
+
+        keep_frames_on_the_heap()
     return int(args._run(args) or 0)
 
 

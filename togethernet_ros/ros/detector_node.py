@@ -52,6 +52,7 @@ from togethernet_ros.bag.image_codec import (
 from togethernet_ros.bag.output_topics import OutputTopics, output_topics
 from togethernet_ros.pipeline.batch_wait import AUTO_BATCH_WAIT_MS, resolve_batch_wait_ms
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
+from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.node_settings import (
@@ -614,8 +615,15 @@ def _keep_classes(
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script `detector_node`: run the node until SIGINT/SIGTERM; exit 0 on clean stop."""
+    # Before any frame is allocated: taking a 720p image cost ~4 ms of page faults without it.
+    heap_tuned = keep_frames_on_the_heap()
     rclpy.init(args=args)
     node = DetectorNode()
+    node.get_logger().info(
+        "glibc heap tuned: frame-sized buffers are reused instead of mapped afresh"
+        if heap_tuned
+        else "glibc heap defaults kept (not glibc, or MALLOC_*_THRESHOLD_ set)"
+    )
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     exit_code = 0
