@@ -9,16 +9,16 @@ Two stages, each a `CapturedCall`:
   per image, and return the raw restoration output.
 
 Outside the graphs stay the upload and slot copy of each frame and one copy of the packed
-anchors, which the host thresholds and suppresses (NMS).
-
-A frame can also be letterboxed ahead of its batch (`prepare_ahead`, keyed by camera) while the
-batch still waits for other cameras; `letterbox` then recognises that very array and only
-copies its prepared pixels into the slot, which takes the upload and resize of every frame but
-the last one off the batch's critical path. On an H100, batch-1 `detect()` with
+anchors, which the host thresholds and suppresses (NMS). On an H100, batch-1 `detect()` with
 only the forward pass graphed spent ~1.5 ms of 3.9 ms launching ~40 small pre- and
 post-processing kernels one by one and waiting on six host-device synchronisations; here they
 become graph replays and one synchronisation. On the CPU (or with `cuda_graphs=False`) the same
 functions run eagerly, which is also how they are tested without a GPU.
+
+A frame can also be letterboxed ahead of its batch (`prepare_ahead`, keyed by camera) while the
+batch still waits for other cameras; `letterbox` then recognises that very array and only
+copies its prepared pixels into the slot, which takes the upload and resize of every frame but
+the last one off the batch's critical path.
 
 Not thread-safe: the canvas and the graphs' buffers are shared, so one caller at a time
 (`DetectorBase.detect` serialises its callers).
