@@ -118,7 +118,7 @@ def _publish_camera(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: "--param name:=value" would read as a remap rule
     node = rclpy.create_node(f"bench_camera_{topic.strip('/').split('/')[0]}")
     publisher = node.create_publisher(
         Image, topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -174,7 +174,7 @@ def run(
     process = _start_node(
         topics, input_size, input_reliability, weights, env, extra_parameters or {}
     )
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: "--param name:=value" would read as a remap rule
     node = rclpy.create_node("node_benchmark")
     # Not MultiThreadedExecutor: under Python 3.12 (Jazzy on Ubuntu 24.04) it fell behind 120
     # detections/s (1,776 of 2,400 received, p50 124 ms); this one gets all at p50 15 ms.
