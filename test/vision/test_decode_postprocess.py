@@ -205,6 +205,19 @@ def test_boxes_are_clipped_to_the_source_image_unless_asked_not_to():
     np.testing.assert_allclose(clipped.boxes[0, 2:], raw.boxes[0, 2:])
 
 
+def test_a_box_wholly_in_the_letterbox_padding_is_dropped_when_clipped():
+    # 480x640 into 256x384: the image spans x 21.5..362.5. Stride 8, cell (row 10, col 1) and
+    # size 8x8 put a box at x 4..12, inside the left padding; one at col 20 is in the image.
+    maps = planted_maps([(0, 10, 1, 0, 0.0, 0.0, 6.0), (0, 10, 20, 0, 0.0, 0.0, 5.0)])
+    decoded = decode_outputs(maps, (8, 16, 32), (256, 384))
+    info = LetterboxInfo.compute((480, 640), (256, 384))
+    (clipped,) = postprocess(decoded, [info], 0.5, 0.3)
+    (raw,) = postprocess(decoded, [info], 0.5, 0.3, clip=False)
+    assert len(raw) == 2 and raw.boxes[0, 2] < 0  # the padding box ends left of the image
+    assert len(clipped) == 1
+    np.testing.assert_allclose(clipped.boxes[0], raw.boxes[1], rtol=1e-6)
+
+
 def test_unletterbox_uses_upstream_rounded_shape():
     # 333 * (256/500) = 170.50 -> the resize used int() = 170, upstream's correction rounds to 170
     # while 335 * 0.512 = 171.52 -> int 171, round 172: the correction must use 172.

@@ -168,8 +168,9 @@ def _greedy_nms(
     boxes, class_ids = boxes[order], class_ids[order]
     x1, y1, x2, y2 = boxes.T
     areas = (x2 - x1) * (y2 - y1)
-    width = np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
-    height = np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None)
+    # np.maximum(x, 0) is np.clip(x, 0, None) without clip's dispatch overhead.
+    width = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0.0)
+    height = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0.0)
     inter = width * height
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = inter / (areas[:, None] + areas - inter)
@@ -209,8 +210,9 @@ def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, clip: bool = True)
     result = np.stack((low[:, 1], low[:, 0], high[:, 1], high[:, 0]), axis=1)
     if clip:
         source_h, source_w = info.source_size
-        np.clip(result[:, 0::2], 0.0, source_w, out=result[:, 0::2])
-        np.clip(result[:, 1::2], 0.0, source_h, out=result[:, 1::2])
+        np.clip(
+            result, 0.0, np.array([source_w, source_h, source_w, source_h], np.float64), out=result
+        )
     return result.astype(np.float32)
 
 
@@ -277,6 +279,8 @@ def postprocess_scored(
             # A box that lies wholly in the letterbox padding clips to zero width or height: it
             # covers no source pixel, and zero-area boxes would poison IoU matching downstream.
             sides = detections.boxes[:, 2:] - detections.boxes[:, :2]
-            detections = detections.select((sides >= 1.0).all(axis=1))
+            covers_pixels = (sides >= 1.0).all(axis=1)
+            if not covers_pixels.all():
+                detections = detections.select(covers_pixels)
         results.append(detections)
     return results
