@@ -6,6 +6,8 @@ Inductor really compiles here (C++ on the CPU, tens of seconds per shape), at 12
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,10 @@ from .conftest import scene
 SIZE = (128, 128)
 
 
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++")),
+    reason="Inductor needs a C++ compiler on the CPU (the failure message is tested below)",
+)
 def test_compiled_detector_finds_what_the_eager_one_finds(informative_model):
     frames = [scene(120, 160, seed=4)]
     options = dict(input_size=SIZE, conf_threshold=0.05, nms_threshold=0.45, max_batch_size=1)
