@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from togethernet_ros.inference.factory import create_detector
+    from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 
+    # Measure the memory of what ships: `predict`, `bench` and the node pin these thresholds.
+    keep_frames_on_the_heap()
     logging.disable(logging.WARNING)  # the untrained-weights warning is expected here
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", default="torch")
