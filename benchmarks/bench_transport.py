@@ -60,6 +60,11 @@ def run_subscriber(cameras: int, reliability: str, out_path: Path) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
+    from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
+
+    # As the detector node does: under glibc's adaptive defaults each 720p take here cost
+    # ~4 ms of page faults (docs/benchmarks.md), which is the receiver, not the transport.
+    keep_frames_on_the_heap()
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
