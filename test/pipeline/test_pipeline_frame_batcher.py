@@ -141,7 +141,7 @@ def test_put_wakes_a_waiting_consumer_immediately():
 
 
 def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():
-    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=300.0)
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=3000.0)
     batcher.put("front", "f0")
     batcher.put("left", "l0")
     assert len(batcher.next_batch(0.5)) == 2  # both cameras are active from now on
@@ -156,12 +156,12 @@ def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():
     batcher.put("front", "f1")
     got = []
     consumer = threading.Thread(
-        target=lambda: got.append(batcher.next_batch(2.0, None, on_waiting))
+        target=lambda: got.append(batcher.next_batch(4.0, None, on_waiting))
     )
     consumer.start()
-    time.sleep(0.1)
+    time.sleep(0.3)  # generous: a loaded CI machine may start the consumer late
     batcher.put("left", "l1")
-    consumer.join(3.0)
+    consumer.join(5.0)
     # f1 and its replacement f2 are handed out once each; l1 completes the batch, so it goes
     # to detect() straight away.
     assert handed == [("front", "f1"), ("front", "f2")]

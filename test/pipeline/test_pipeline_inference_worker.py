@@ -209,7 +209,7 @@ def test_waiting_frames_are_prepared_on_the_worker_thread_and_a_failure_is_harml
         detected.append([frame.camera for frame in frames])
         return [frame.index for frame in frames]
 
-    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=2000.0)
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=5000.0)
     collector = Collector()
     worker = InferenceWorker(detect, batcher, collector.on_result, prepare_fn=prepare)
     worker.start()
@@ -218,9 +218,9 @@ def test_waiting_frames_are_prepared_on_the_worker_thread_and_a_failure_is_harml
     wait_for(lambda: len(collector.results) == 3, 2.0, "the first batch")
     # Every camera is active now: the second round waits for all three, preparing the first two.
     batcher.put("rear", Frame("rear", 1))
-    time.sleep(0.1)
+    time.sleep(0.3)
     batcher.put("left", Frame("left", 1))
-    time.sleep(0.1)
+    time.sleep(0.3)
     batcher.put("front", Frame("front", 1))
     wait_for(lambda: len(collector.results) == 6, 2.0, "the second batch")
     worker.stop()
