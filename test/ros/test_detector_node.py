@@ -236,11 +236,25 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     receive_delay = float(_diagnostic_value(recorder, CAM_A, "receive_delay_p50_ms"))
     assert 0.0 < receive_delay <= float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms"))
     assert float(_diagnostic_value(recorder, CAM_A, "batch_wait_p99_ms")) >= 0.0
-    # A frame of camera A alone waits up to max_batch_wait_ms for camera B (still active), and
-    # the inference thread letterboxes it meanwhile (prepare_frames_ahead), then detects it.
-    publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", stamps[-1] + 10**8))
+
+
+def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
+    _detector, _tester, publishers, recorder = harness(max_batch_wait_ms=200.0)
+    frame_a = _scene(480, 640, seed=1)
+    first = 1_700_000_000_000_000_000
+    publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", first))
+    publishers[CAM_B].publish(_compressed_message(_scene(240, 320, seed=2), "cam_b", first))
     wait_for(
-        lambda: len(recorder.get("/cam_a/detections")) >= len(stamps) + 1,
+        lambda: recorder.get("/cam_a/detections") and recorder.get("/cam_b/detections"),
+        60.0,
+        "detections of both cameras",
+    )
+    # Camera B is active now (it sent a frame within the last second), so camera A's next
+    # frame waits up to max_batch_wait_ms for it; the inference thread letterboxes it
+    # meanwhile (prepare_frames_ahead), then detects it once the wait runs out.
+    publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", first + 10**8))
+    wait_for(
+        lambda: len(recorder.get("/cam_a/detections")) >= 2,
         60.0,
         "detections of camera A's lone frame",
     )
