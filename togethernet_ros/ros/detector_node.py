@@ -196,7 +196,7 @@ class DetectorNode(LifecycleNode):
             )
         # Each batch size's first call captures CUDA graphs or compiles (torch_compile): pay
         # for it now rather than with stalled live frames.
-        if self._detector.runs_on_gpu or settings["torch_compile"] != "off":
+        if self._detector.runs_on_gpu or settings.compile_mode is not None:
             try:
                 seconds = self._detector.warm_up()
             except (RuntimeError, ValueError) as error:  # live frames will show the same fault
@@ -376,7 +376,7 @@ class DetectorNode(LifecycleNode):
             onnx_path=settings["onnx_path"] or None,
             cache_dir=settings["engine_cache_dir"] or None,
             max_batch_size=settings["max_batch_size"],
-            compile_mode=None if settings["torch_compile"] == "off" else settings["torch_compile"],
+            compile_mode=settings.compile_mode,
         )
 
     def _restoration_wanted(self) -> bool:
@@ -469,13 +469,14 @@ class DetectorNode(LifecycleNode):
             else self._class_names
         )
         header = frame.header
+        stamp_s = _stamp_seconds(header)
         # Encoding is skipped while nobody listens (outputs are volatile, so a later subscriber
         # would not get this frame anyway).
         if settings["publish_raw_detections"] and camera.detections_raw.get_subscription_count():
             camera.detections_raw.publish(_detections_cdr(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
-                tracked = camera.tracker.update(detections, _stamp_seconds(header))
+                tracked = camera.tracker.update(detections, stamp_s)
             output: Detections | TrackedDetections = tracked
             track_ids = tracked.track_ids
         else:
@@ -492,7 +493,7 @@ class DetectorNode(LifecycleNode):
             canvas = result.dehazed if result.dehazed is not None else frame.image
             annotated = draw_detections(canvas, output, self._class_names, track_ids=track_ids)
             camera.debug_image.publish(self._image_message(annotated, header))
-        latency_ms = (time.time() - _stamp_seconds(header)) * 1e3
+        latency_ms = (time.time() - stamp_s) * 1e3
         # Decode, batching wait, smoothing and message building: what the node adds to the model.
         in_node_ms = (time.monotonic() - frame.received_at) * 1e3
         camera.stats.record_output(

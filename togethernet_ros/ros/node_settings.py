@@ -221,6 +221,12 @@ class NodeSettings:
         names = {name for name in self.values["classes"] if name}
         return None if not names or ALL_CLASSES in names else frozenset(names)
 
+    @property
+    def compile_mode(self) -> str | None:
+        """The `torch.compile` mode, or None when `torch_compile` is 'off'."""
+        mode = self.values["torch_compile"]
+        return None if mode == "off" else mode
+
     def tracker_config(self) -> TrackerConfig:
         """The `tracking.*` parameters as a TrackerConfig."""
         return TrackerConfig.from_dict(
