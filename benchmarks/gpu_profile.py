@@ -8,7 +8,8 @@ host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many can
 (normalise → forward → decode → score). With `--weights` and `--source` (an image, a folder or
 a video) it adds the same rows for trained weights on real frames, an operator table of
 where batch-1 host time goes and a kernel table of the batch-1 forward's device time
-(`.kernels.txt`). `--compile MODE` times those rows with the model under `torch.compile`.
+(`.kernels.txt`). Without `--compile` it adds a batch-1 row with the deformable convolution
+unfused (`fuse_deformable: false`); `--compile MODE` times the rows under `torch.compile`.
 Also re-checks GPU pre-processing against the CPU letterbox.
 
     python benchmarks/gpu_profile.py --out profile.json \
@@ -93,6 +94,31 @@ def kernel_table(model: torch.nn.Module, input_size: tuple[int, int], device: st
     return profiler.key_averages().table(sort_by=sort_by, row_limit=40)
 
 
+def unfused_deformable_row(
+    args: argparse.Namespace, frames: list, device: str, precision: str
+) -> dict:
+    """The trained batch-1 row with the published step-by-step deformable convolution."""
+    from togethernet_ros.inference.torch_detector import TorchDetector
+    from togethernet_ros.model import load_model_weights
+
+    loaded = load_model_weights(args.weights, allow_untrained=False, num_classes=None)
+    detector = TorchDetector(
+        loaded.model, loaded.class_names, device=device, precision=precision,
+        input_size=tuple(args.input_size), conf_threshold=0.3, nms_threshold=0.45,
+        max_batch_size=1, fuse_deformable=False,
+    )  # fmt: skip
+    row = profile_stages(detector, frames, args.iterations, device)
+    detector.close()
+    return {
+        **row,
+        "weights": args.weights,
+        "frames": args.source,
+        "frame_size": list(frames[0].shape[1::-1]),
+        "input_size": args.input_size,
+        "fuse_deformable": False,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -175,8 +201,13 @@ def main() -> int:
                     "input_size": args.input_size,
                     "compile": args.compile,
                     "first_compile_s": compile_seconds,
+                    "fuse_deformable": True,
                 }
             )
+            print(json.dumps(rows[-1]))
+        if not args.compile:
+            # A/B of the fused deformable convolution (deformable_fusion.py), batch 1.
+            rows.append(unfused_deformable_row(args, frames[:1], device, precision))
             print(json.dumps(rows[-1]))
         # Where batch-1 host time goes, operator by operator.
         activities = [torch.profiler.ProfilerActivity.CPU]

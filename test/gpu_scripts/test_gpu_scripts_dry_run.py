@@ -66,7 +66,12 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
         "--frame-size", "640", "360", "--out", str(out),
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
-    assert [row["batch"] for row in rows] == [1, 4]
+    # The trained batches, then batch 1 again with the deformable convolution unfused (A/B).
+    assert [(row["batch"], row["fuse_deformable"]) for row in rows] == [
+        (1, True),
+        (4, True),
+        (1, False),
+    ]
     assert all(row["frame_size"] == [640, 360] for row in rows)
     for row in rows:
         assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
+from togethernet_ros.inference.deformable_fusion import fuse_deformable_convs
 from togethernet_ros.inference.detector_base import DetectorBase
 from togethernet_ros.inference.device_pipeline import DevicePipeline
 from togethernet_ros.inference.model_compilation import check_compile_mode, compile_for_inference
@@ -57,7 +58,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 class TorchDetector(DetectorBase):
     """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU).
 
-    The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`.
+    The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`, and
+    the DTFE's deformable convolution runs in its fused form (`deformable_fusion`) unless
+    `fuse_deformable=False`.
     `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
     `compile_mode` (see `model_compilation.COMPILE_MODES`) runs the model through
     `torch.compile`; batch 1 is compiled here, so a missing compiler or an unsupported
@@ -78,6 +81,7 @@ class TorchDetector(DetectorBase):
         channels_last: bool | None = None,
         cuda_graphs: bool | None = None,
         fold_bn: bool = True,
+        fuse_deformable: bool = True,
         max_batch_size: int = 16,
         compile_mode: str | None = None,
     ) -> None:
@@ -105,6 +109,8 @@ class TorchDetector(DetectorBase):
         model = copy.deepcopy(model).eval()
         if fold_bn:
             fold_batch_norms(model)
+        if fuse_deformable:
+            fuse_deformable_convs(model)
         self.model: nn.Module | None = model.to(
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
