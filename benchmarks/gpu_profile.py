@@ -9,7 +9,7 @@ host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many can
 a video) it adds the same rows for trained weights on real frames, an operator table of
 where batch-1 host time goes and a kernel table of the batch-1 forward's device time
 (`.kernels.txt`). Without `--compile` it adds a batch-1 row with the deformable convolution
-unfused (`fuse_deformable: false`); `--compile MODE` times the rows under `torch.compile`.
+unfused (`fuse_modules: false`); `--compile MODE` times the rows under `torch.compile`.
 Also re-checks GPU pre-processing against the CPU letterbox.
 
     python benchmarks/gpu_profile.py --out profile.json \
@@ -105,7 +105,7 @@ def unfused_deformable_row(
     detector = TorchDetector(
         loaded.model, loaded.class_names, device=device, precision=precision,
         input_size=tuple(args.input_size), conf_threshold=0.3, nms_threshold=0.45,
-        max_batch_size=1, fuse_deformable=False,
+        max_batch_size=1, fuse_modules=False,
     )  # fmt: skip
     row = profile_stages(detector, frames, args.iterations, device)
     detector.close()
@@ -115,7 +115,7 @@ def unfused_deformable_row(
         "frames": args.source,
         "frame_size": list(frames[0].shape[1::-1]),
         "input_size": args.input_size,
-        "fuse_deformable": False,
+        "fuse_modules": False,
     }
 
 
@@ -201,7 +201,7 @@ def main() -> int:
                     "input_size": args.input_size,
                     "compile": args.compile,
                     "first_compile_s": compile_seconds,
-                    "fuse_deformable": True,
+                    "fuse_modules": True,
                 }
             )
             print(json.dumps(rows[-1]))

@@ -67,7 +67,7 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     # The trained batches, then batch 1 again with the deformable convolution unfused (A/B).
-    assert [(row["batch"], row["fuse_deformable"]) for row in rows] == [
+    assert [(row["batch"], row["fuse_modules"]) for row in rows] == [
         (1, True),
         (4, True),
         (1, False),

@@ -15,6 +15,7 @@ from togethernet_ros.inference.deformable_fusion import (
     fuse_deformable_convs,
 )
 from togethernet_ros.inference.torch_detector import TorchDetector
+from togethernet_ros.inference.transformer_fusion import FusedTransformerBlock
 from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model
 from togethernet_ros.model.deformable import DeformConv2d, deform_conv_gather
 
@@ -22,7 +23,7 @@ from .conftest import scene
 
 # Ops that only re-describe memory; everything else launches at least one kernel on a GPU.
 VIEW_OPS = {"view", "_unsafe_view", "t", "transpose", "unsqueeze", "permute", "expand", "slice"}
-VIEW_OPS |= {"split", "alias", "select", "detach", "unflatten", "promote_types"}
+VIEW_OPS |= {"split", "unbind", "alias", "select", "detach", "unflatten", "promote_types"}
 
 
 class _KernelCount(TorchDispatchMode):
@@ -135,13 +136,13 @@ def test_whole_model_fused_equals_unfused_and_leaves_the_gather_baseline_alone()
         fuse_deformable_convs(build_model(num_classes=5).train())
 
 
-def test_detector_runs_the_fused_form_unless_told_not_to(informative_model):
+def test_detector_runs_the_fused_forms_unless_told_not_to(informative_model):
     frames = [scene(120, 160, seed=3), scene(90, 200, seed=5)]
     options = dict(input_size=(128, 256), conf_threshold=0.05, nms_threshold=0.45)
     fused = TorchDetector(informative_model, DEFAULT_CLASS_NAMES, **options)
-    plain = TorchDetector(informative_model, DEFAULT_CLASS_NAMES, fuse_deformable=False, **options)
+    plain = TorchDetector(informative_model, DEFAULT_CLASS_NAMES, fuse_modules=False, **options)
     kinds = {type(module) for module in fused.model.modules()}
-    assert FusedDeformConv2d in kinds and DeformConv2d not in kinds
+    assert {FusedDeformConv2d, FusedTransformerBlock} <= kinds and DeformConv2d not in kinds
     assert any(isinstance(m, DeformConv2d) for m in plain.model.modules())
     for want, got in zip(plain.detect(frames), fused.detect(frames), strict=True):
         assert len(want.detections) > 0

@@ -22,7 +22,9 @@ from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
 from togethernet_ros.inference.deformable_fusion import fuse_deformable_convs
 from togethernet_ros.inference.detector_base import DetectorBase
 from togethernet_ros.inference.device_pipeline import DevicePipeline
+from togethernet_ros.inference.head_fusion import fuse_heads
 from togethernet_ros.inference.model_compilation import check_compile_mode, compile_for_inference
+from togethernet_ros.inference.transformer_fusion import fuse_transformers
 from togethernet_ros.vision.letterbox import LetterboxInfo
 from togethernet_ros.vision.postprocess import ScoredAnchors
 
@@ -59,8 +61,9 @@ class TorchDetector(DetectorBase):
     """Runs a TogetherNet module eagerly (CPU) or through CUDA graphs (GPU).
 
     The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`, and
-    the DTFE's deformable convolution runs in its fused form (`deformable_fusion`) unless
-    `fuse_deformable=False`.
+    the DTFE's deformable convolution and transformer and the head's box and objectness
+    predictions run in fused inference forms (`deformable_fusion`, `transformer_fusion`,
+    `head_fusion`: the same function with fewer kernels) unless `fuse_modules=False`.
     `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
     `compile_mode` (see `model_compilation.COMPILE_MODES`) runs the model through
     `torch.compile`; batch 1 is compiled here, so a missing compiler or an unsupported
@@ -81,7 +84,7 @@ class TorchDetector(DetectorBase):
         channels_last: bool | None = None,
         cuda_graphs: bool | None = None,
         fold_bn: bool = True,
-        fuse_deformable: bool = True,
+        fuse_modules: bool = True,
         max_batch_size: int = 16,
         compile_mode: str | None = None,
     ) -> None:
@@ -109,8 +112,10 @@ class TorchDetector(DetectorBase):
         model = copy.deepcopy(model).eval()
         if fold_bn:
             fold_batch_norms(model)
-        if fuse_deformable:
+        if fuse_modules:
             fuse_deformable_convs(model)
+            fuse_transformers(model)
+            fuse_heads(model)
         self.model: nn.Module | None = model.to(
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
