@@ -233,6 +233,48 @@ def test_unletterbox_uses_upstream_rounded_shape():
     np.testing.assert_allclose(result[0, [1, 3]], [50 * 500 / 256, 90 * 500 / 256], rtol=1e-6)
 
 
+def upstream_correct_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
+    """Upstream `yolo_correct_boxes` step by step, (y, x) order and all, without clipping."""
+    input_shape = np.array(info.input_size, dtype=np.float64)
+    image_shape = np.array(info.source_size, dtype=np.float64)
+    new_shape = np.round(image_shape * np.min(input_shape / image_shape))
+    offset = (input_shape - new_shape) / 2.0 / input_shape
+    scale = input_shape / new_shape
+    box_yx = (boxes[:, [1, 0]] + boxes[:, [3, 2]]) / 2.0 / input_shape
+    box_hw = (boxes[:, [3, 2]] - boxes[:, [1, 0]]) / input_shape
+    box_yx = (box_yx - offset) * scale
+    box_hw *= scale
+    mins, maxes = box_yx - box_hw / 2.0, box_yx + box_hw / 2.0
+    corrected = np.concatenate([mins[:, 0:1], mins[:, 1:2], maxes[:, 0:1], maxes[:, 1:2]], axis=-1)
+    corrected *= np.concatenate([image_shape, image_shape], axis=-1)
+    return corrected[:, [1, 0, 3, 2]]
+
+
+@pytest.mark.parametrize(
+    ("source", "input_size"),
+    [((720, 1280), (384, 640)), ((576, 768), (640, 640)), ((500, 335), (256, 256))],
+)
+def test_unletterbox_equals_upstream_correction(source, input_size):
+    info = LetterboxInfo.compute(source, input_size)
+    rng = np.random.default_rng(7)
+    corners = rng.random((200, 2), dtype=np.float32) * np.array(input_size[::-1], np.float32)
+    boxes = np.concatenate((corners, corners + rng.random((200, 2), dtype=np.float32) * 90), axis=1)
+    found = unletterbox_boxes(boxes, info, clip=False)
+    # Upstream works in normalised units, we in input pixels: equal up to float64 rounding.
+    np.testing.assert_allclose(
+        found, upstream_correct_boxes(boxes.astype(np.float64), info), rtol=1e-6, atol=1e-3
+    )
+    clipped = unletterbox_boxes(boxes, info)
+    height, width = source
+    assert (
+        clipped.min() >= 0
+        and clipped[:, [0, 2]].max() <= width
+        and clipped[:, [1, 3]].max() <= height
+    )
+    inside = (found >= 0).all(axis=1) & (found[:, 2] <= width) & (found[:, 3] <= height)
+    np.testing.assert_array_equal(clipped[inside], found[inside])
+
+
 def test_threshold_validation():
     decoded = torch.zeros(1, 10, 10)
     with pytest.raises(ValueError, match="conf_threshold"):

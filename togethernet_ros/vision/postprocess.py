@@ -8,6 +8,7 @@ work is vectorised over the batch. When the best anchors were packed on the devi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -135,22 +136,20 @@ def select_top_on_host(
     batch, candidates = top.shape[:2]
     if candidates < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
         return None
-    parts: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
     for image in range(batch):
         rows = top[image]
         rows = rows[rows[:, 4] >= conf_threshold]  # NaN fails this test, as on every anchor
         rows = rows[np.argsort(rows[:, 6], kind="stable")]  # anchor order
-        keep = _greedy_nms(rows[:, :4], rows[:, 4], rows[:, 5], nms_threshold)
-        kept = rows[keep]
-        parts.append(np.concatenate((np.full((len(kept), 1), image, np.float32), kept), axis=1))
-    packed = np.concatenate(parts) if parts else np.zeros((0, 8), np.float32)
+        kept.append(rows[_greedy_nms(rows[:, :4], rows[:, 4], rows[:, 5], nms_threshold)])
+    packed = kept[0] if len(kept) == 1 else np.concatenate(kept or [top[:0, 0]])
     # Class ids and anchor indices are exact in float32 (far below 2**24).
     return HostSelection(
-        image_index=packed[:, 0].astype(np.int64),
-        anchor_index=packed[:, 7].astype(np.int64),
-        boxes=np.ascontiguousarray(packed[:, 1:5]),
-        scores=np.ascontiguousarray(packed[:, 5]),
-        class_ids=packed[:, 6].astype(np.int64),
+        image_index=np.repeat(np.arange(batch, dtype=np.int64), [len(rows) for rows in kept]),
+        anchor_index=packed[:, 6].astype(np.int64),
+        boxes=np.ascontiguousarray(packed[:, :4]),
+        scores=np.ascontiguousarray(packed[:, 4]),
+        class_ids=packed[:, 5].astype(np.int64),
     )
 
 
@@ -195,25 +194,33 @@ def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, clip: bool = True)
     """(M, 4) xyxy network-input pixels -> float32 xyxy source pixels.
 
     Follows upstream `yolo_correct_boxes`, including its `np.round` of the resized shape (the
-    resize itself used `int()`) and its unfloored centring offset.
+    resize itself used `int()`) and its unfloored centring offset: each corner goes through the
+    box centre and half extent, as there, so the float64 arithmetic is upstream's.
     """
-    input_shape = np.array(info.input_size, dtype=np.float64)
-    image_shape = np.array(info.source_size, dtype=np.float64)
-    new_shape = np.round(image_shape * np.min(input_shape / image_shape))
-    offset = (input_shape - new_shape) / 2.0  # (y, x) in input pixels
-    gain = image_shape / new_shape  # source pixels per input pixel, (y, x)
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    centre = (boxes[:, [1, 0]] + boxes[:, [3, 2]]) / 2.0  # (y, x)
-    extent = (boxes[:, [3, 2]] - boxes[:, [1, 0]]) * gain
-    centre = (centre - offset) * gain
-    low, high = centre - extent / 2.0, centre + extent / 2.0
-    result = np.stack((low[:, 1], low[:, 0], high[:, 1], high[:, 0]), axis=1)
+    gain, offset, bounds = _box_correction(info)
+    corners = np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2)  # [(x1, y1), (x2, y2)]
+    half_extent = (corners[:, 1] - corners[:, 0]) * gain / 2.0
+    centre = ((corners[:, 0] + corners[:, 1]) / 2.0 - offset) * gain
+    result = np.concatenate((centre - half_extent, centre + half_extent), axis=1)
     if clip:
-        source_h, source_w = info.source_size
-        np.clip(
-            result, 0.0, np.array([source_w, source_h, source_w, source_h], np.float64), out=result
-        )
+        # np.minimum(np.maximum(...)) is np.clip without its Python-level dispatch.
+        np.minimum(np.maximum(result, 0.0, out=result), bounds, out=result)
     return result.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _box_correction(info: LetterboxInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-axis (x, y) gain and centring offset of `unletterbox_boxes`, and its clip bounds."""
+    input_shape = np.array(info.input_size[::-1], dtype=np.float64)
+    image_shape = np.array(info.source_size[::-1], dtype=np.float64)
+    new_shape = np.round(image_shape * np.min(input_shape / image_shape))
+    offset = (input_shape - new_shape) / 2.0
+    gain = image_shape / new_shape  # source pixels per input pixel
+    source_w, source_h = info.source_size[::-1]
+    bounds = np.array([source_w, source_h, source_w, source_h], dtype=np.float64)
+    for array in (gain, offset, bounds):
+        array.flags.writeable = False  # shared by every call for this geometry
+    return gain, offset, bounds
 
 
 def postprocess(
