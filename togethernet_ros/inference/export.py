@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.model import check_input_size
 
 ONNX_FORMAT = "togethernet_ros.onnx/1"
@@ -82,8 +83,11 @@ def export_onnx(
     input_h, input_w = check_input_size(input_size)
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (LayerNormalization), got {opset}")
-    # Export a private fp32 CPU copy: the tracer toggles train/eval on what it is given.
-    wrapper = _ExportWrapper(copy.deepcopy(model).float().cpu().eval(), restore).eval()
+    # Export a private fp32 CPU copy: the tracer toggles train/eval on what it is given. Its
+    # modules in fused form: ~70 fewer nodes, each a kernel launch on ONNX Runtime's GPU EPs.
+    private = copy.deepcopy(model).float().cpu().eval()
+    fuse_for_inference(private)
+    wrapper = _ExportWrapper(private, restore).eval()
     output_names = [*MAP_OUTPUT_NAMES, *([DEHAZED_OUTPUT_NAME] if restore else [])]
     # Batch 2 when tracing so that no reshape can silently specialise on batch 1.
     example = torch.zeros(2, 3, input_h, input_w)

@@ -19,12 +19,10 @@ import torch
 from torch import nn
 
 from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
-from togethernet_ros.inference.deformable_fusion import fuse_deformable_convs
 from togethernet_ros.inference.detector_base import DetectorBase
 from togethernet_ros.inference.device_pipeline import DevicePipeline
-from togethernet_ros.inference.head_fusion import fuse_heads
 from togethernet_ros.inference.model_compilation import check_compile_mode, compile_for_inference
-from togethernet_ros.inference.transformer_fusion import fuse_transformers
+from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.vision.letterbox import LetterboxInfo
 from togethernet_ros.vision.postprocess import ScoredAnchors
 
@@ -62,8 +60,8 @@ class TorchDetector(DetectorBase):
 
     The model is copied; BatchNorm is folded into the convolutions unless `fold_bn=False`, and
     the DTFE's deformable convolution and transformer and the head's box and objectness
-    predictions run in fused inference forms (`deformable_fusion`, `transformer_fusion`,
-    `head_fusion`: the same function with fewer kernels) unless `fuse_modules=False`.
+    predictions run in fused inference forms (`model_fusion`: the same function with fewer
+    kernels) unless `fuse_modules=False`.
     `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
     `compile_mode` (see `model_compilation.COMPILE_MODES`) runs the model through
     `torch.compile`; batch 1 is compiled here, so a missing compiler or an unsupported
@@ -113,9 +111,7 @@ class TorchDetector(DetectorBase):
         if fold_bn:
             fold_batch_norms(model)
         if fuse_modules:
-            fuse_deformable_convs(model)
-            fuse_transformers(model)
-            fuse_heads(model)
+            fuse_for_inference(model)
         self.model: nn.Module | None = model.to(
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
