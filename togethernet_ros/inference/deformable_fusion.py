@@ -95,7 +95,7 @@ class FusedDeformConv2d(nn.Module):
         sampled = self._sample(x, grid.reshape(batch, points * height, width, 2))
         modulated = sampled.reshape(batch, channels, points, height, width) * mask.unsqueeze(1)
         columns = modulated.reshape(batch, channels * points, height * width)
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        if x.is_contiguous(memory_format=torch.channels_last):
             # (N, H*W, O) is the channels_last layout of (N, O, H, W): no copy for the next conv.
             out = torch.matmul(columns.transpose(1, 2), self.weight.t())
             return out.view(batch, height, width, -1).permute(0, 3, 1, 2)

@@ -31,16 +31,12 @@ class FusedTransformerLayer(nn.Module):
         self.layernorm1 = layer.layernorm1
         self.layernorm2 = layer.layernorm2
         self.fc1, self.fc2, self.act = layer.fc1, layer.fc2, layer.act
-        in_weights = _in_projection_weights(attention)
-        in_biases = (
-            attention.in_proj_bias.detach().chunk(3)
-            if attention.in_proj_bias is not None
-            else (None, None, None)
-        )
+        _check_plain_attention(attention)  # which also means one packed in_proj_weight
+        in_bias = attention.in_proj_bias
         qkv = nn.Linear(
             channels,
             3 * channels,
-            bias=attention.in_proj_bias is not None,
+            bias=in_bias is not None,
             device=layer.q.weight.device,
             dtype=layer.q.weight.dtype,
         )
@@ -48,11 +44,13 @@ class FusedTransformerLayer(nn.Module):
             # float64 products, so the fold adds one rounding, not a chain of them.
             folded = [
                 (in_weight.double() @ own.weight.double()).to(own.weight.dtype)
-                for in_weight, own in zip(in_weights, (layer.q, layer.k, layer.v), strict=True)
+                for in_weight, own in zip(
+                    attention.in_proj_weight.chunk(3), (layer.q, layer.k, layer.v), strict=True
+                )
             ]
             qkv.weight.copy_(torch.cat(folded))
-            if qkv.bias is not None:
-                qkv.bias.copy_(torch.cat(in_biases))  # type: ignore[arg-type]
+            if in_bias is not None:
+                qkv.bias.copy_(in_bias)
         self.qkv = qkv.requires_grad_(False)
         self.out_proj = attention.out_proj
 
@@ -67,19 +65,6 @@ class FusedTransformerLayer(nn.Module):
         attended = attended.permute(2, 0, 1, 3).reshape(tokens, batch, channels)
         x = x + self.out_proj(attended)
         return x + self.fc2(self.act(self.fc1(self.layernorm2(x))))
-
-
-def _in_projection_weights(
-    attention: nn.MultiheadAttention,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if attention.in_proj_weight is not None:
-        query, key, value = attention.in_proj_weight.detach().chunk(3)
-        return query, key, value
-    return (
-        attention.q_proj_weight.detach(),
-        attention.k_proj_weight.detach(),
-        attention.v_proj_weight.detach(),
-    )
 
 
 class FusedTransformerBlock(nn.Module):
@@ -107,7 +92,6 @@ class FusedTransformerBlock(nn.Module):
         for layer in block.tr:
             if not isinstance(layer, TransformerLayer):
                 raise ValueError(f"cannot fuse a {type(layer).__name__} inside a TransformerBlock")
-            _check_plain_attention(layer.ma)
             layers.append(FusedTransformerLayer(layer))
         self.layers = nn.Sequential(*layers)
 
