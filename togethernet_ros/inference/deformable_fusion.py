@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from togethernet_ros.inference.module_replacement import replace_modules
 from togethernet_ros.model.deformable import DeformConv2d
 
 # Channels per grid_sample thread on CUDA (see the module docstring).
@@ -161,12 +162,10 @@ def fuse_deformable_convs(model: nn.Module, channels_per_thread: int | None = No
     Modules built with the published gather strategy (`impl="gather"`, the naive baseline) are
     left alone. The model must be in eval mode: the fused module has no gradients.
     """
-    if model.training:
-        raise ValueError("fuse_deformable_convs needs an eval-mode model")
-    fused = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, DeformConv2d) and child.impl == "fast":
-                setattr(parent, name, FusedDeformConv2d(child, channels_per_thread).eval())
-                fused += 1
-    return fused
+    fused = replace_modules(
+        model,
+        lambda module: isinstance(module, DeformConv2d) and module.impl == "fast",
+        lambda module: FusedDeformConv2d(module, channels_per_thread),  # type: ignore[arg-type]
+        "fuse_deformable_convs",
+    )
+    return len(fused)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from togethernet_ros.inference.module_replacement import replace_modules
 from togethernet_ros.model.head import YOLOXHead
 
 
@@ -60,12 +61,10 @@ def _concatenated(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
 
 def fuse_heads(model: nn.Module) -> int:
     """Replace, in place, every `YOLOXHead` of `model` by a `FusedYOLOXHead`; returns the count."""
-    if model.training:
-        raise ValueError("fuse_heads needs an eval-mode model")
-    fused = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, YOLOXHead):
-                setattr(parent, name, FusedYOLOXHead(child).eval())
-                fused += 1
-    return fused
+    heads = replace_modules(
+        model,
+        lambda module: isinstance(module, YOLOXHead),
+        FusedYOLOXHead,  # type: ignore[arg-type]
+        "fuse_heads",
+    )
+    return len(heads)

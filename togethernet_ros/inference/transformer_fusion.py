@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from togethernet_ros.inference.module_replacement import replace_modules
 from togethernet_ros.model.transformer import TransformerBlock, TransformerLayer
 
 
@@ -108,16 +109,13 @@ def fuse_transformers(model: nn.Module) -> int:
     Returns the number of transformer layers fused. The model must be in eval mode (dropout
     off): the fused layers have no dropout.
     """
-    if model.training:
-        raise ValueError("fuse_transformers needs an eval-mode model")
-    fused = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, TransformerBlock):
-                replacement = FusedTransformerBlock(child).eval()
-                setattr(parent, name, replacement)
-                fused += len(replacement.layers)
-    return fused
+    blocks = replace_modules(
+        model,
+        lambda module: isinstance(module, TransformerBlock),
+        FusedTransformerBlock,  # type: ignore[arg-type]
+        "fuse_transformers",
+    )
+    return sum(len(block.layers) for block in blocks)  # type: ignore[arg-type]
 
 
 def _check_plain_attention(attention: nn.MultiheadAttention) -> None:
