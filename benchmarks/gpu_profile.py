@@ -8,8 +8,9 @@ host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many can
 (normalise → forward → decode → score). With `--weights` and `--source` (an image, a folder or
 a video) it adds the same rows for trained weights on real frames, an operator table of
 where batch-1 host time goes and a kernel table of the batch-1 forward's device time
-(`.kernels.txt`). Without `--compile` it adds a batch-1 row with the deformable convolution
-unfused (`fuse_modules: false`); `--compile MODE` times the rows under `torch.compile`.
+(`.kernels.txt`). Without `--compile` it adds batch-1 rows with the modules in their published
+forms (`fuse_modules: false`) and fused without grouped sampling (`grouped_sampling: false`);
+`--compile MODE` times the rows under `torch.compile`.
 Also re-checks GPU pre-processing against the CPU letterbox.
 
     python benchmarks/gpu_profile.py --out profile.json \
@@ -94,29 +95,40 @@ def kernel_table(model: torch.nn.Module, input_size: tuple[int, int], device: st
     return profiler.key_averages().table(sort_by=sort_by, row_limit=40)
 
 
-def unfused_deformable_row(
+def module_form_rows(
     args: argparse.Namespace, frames: list, device: str, precision: str
-) -> dict:
-    """The trained batch-1 row with the published step-by-step deformable convolution."""
+) -> list[dict]:
+    """Batch-1 rows for the A/B of `model_fusion`: published forms, then fused forms with the
+    deformable convolution's grid_sample over all channels at once (no channel groups)."""
+    from togethernet_ros.inference.deformable_fusion import FusedDeformConv2d
     from togethernet_ros.inference.torch_detector import TorchDetector
     from togethernet_ros.model import load_model_weights
 
     loaded = load_model_weights(args.weights, allow_untrained=False, num_classes=None)
-    detector = TorchDetector(
-        loaded.model, loaded.class_names, device=device, precision=precision,
-        input_size=tuple(args.input_size), conf_threshold=0.3, nms_threshold=0.45,
-        max_batch_size=1, fuse_modules=False,
-    )  # fmt: skip
-    row = profile_stages(detector, frames, args.iterations, device)
-    detector.close()
-    return {
-        **row,
-        "weights": args.weights,
-        "frames": args.source,
-        "frame_size": list(frames[0].shape[1::-1]),
-        "input_size": args.input_size,
-        "fuse_modules": False,
-    }
+    rows = []
+    for fuse_modules, grouped in ((False, None), (True, False)):
+        detector = TorchDetector(
+            loaded.model, loaded.class_names, device=device, precision=precision,
+            input_size=tuple(args.input_size), conf_threshold=0.3, nms_threshold=0.45,
+            max_batch_size=1, fuse_modules=fuse_modules,
+        )  # fmt: skip
+        for module in detector.model.modules():
+            if isinstance(module, FusedDeformConv2d) and grouped is False:
+                module.channels_per_thread = module.weight.shape[1] // module.points
+        row = profile_stages(detector, frames, args.iterations, device)
+        detector.close()
+        rows.append(
+            {
+                **row,
+                "weights": args.weights,
+                "frames": args.source,
+                "frame_size": list(frames[0].shape[1::-1]),
+                "input_size": args.input_size,
+                "fuse_modules": fuse_modules,
+                "grouped_sampling": grouped,
+            }
+        )
+    return rows
 
 
 def main() -> int:
@@ -202,13 +214,15 @@ def main() -> int:
                     "compile": args.compile,
                     "first_compile_s": compile_seconds,
                     "fuse_modules": True,
+                    "grouped_sampling": device.startswith("cuda"),
                 }
             )
             print(json.dumps(rows[-1]))
         if not args.compile:
-            # A/B of the fused deformable convolution (deformable_fusion.py), batch 1.
-            rows.append(unfused_deformable_row(args, frames[:1], device, precision))
-            print(json.dumps(rows[-1]))
+            # A/B of the fused module forms (model_fusion.py), batch 1.
+            for row in module_form_rows(args, frames[:1], device, precision):
+                rows.append(row)
+                print(json.dumps(row))
         # Where batch-1 host time goes, operator by operator.
         activities = [torch.profiler.ProfilerActivity.CPU]
         if device.startswith("cuda"):
