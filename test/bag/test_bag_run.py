@@ -115,6 +115,26 @@ def test_bag_run_cli_with_the_real_untrained_detector(camera_bag, tmp_path, caps
     assert "bag I/O + pipeline overhead" in capsys.readouterr().out
 
 
+def test_bag_run_takes_the_shipped_node_parameters_file(camera_bag, tmp_path, repo_root):
+    # config/detect.yaml says device "auto" and precision "auto", as the node reads them; the bag
+    # commands build their detector from the same file and must accept both.
+    from togethernet_ros.cli import main
+
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "bag", "run", str(camera_bag(frames=1)), "--output", str(tmp_path / "out"),
+            "--params-file", str(repo_root / "config" / "detect.yaml"), "--input-size", "128",
+            "--report", str(report), "--storage", "sqlite3",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = __import__("json").loads(report.read_text())
+    assert summary["frames_processed"] == 2
+    expected = "torch-cuda-fp16" if __import__("torch").cuda.is_available() else "torch-cpu-fp32"
+    assert summary["backend"] == expected
+
+
 def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, capsys):
     from togethernet_ros.cli import main
 

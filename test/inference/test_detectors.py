@@ -10,6 +10,7 @@ import torch
 
 from togethernet_ros.inference import Detections, Detector, ImageResult, create_detector
 from togethernet_ros.inference.export import export_onnx, onnx_variant_paths
+from togethernet_ros.inference.factory import resolve_auto_device, resolve_auto_precision
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 from togethernet_ros.inference.torch_detector import TorchDetector
 from togethernet_ros.model import DEFAULT_CLASS_NAMES, UntrainedWeightsError, build_model
@@ -203,6 +204,22 @@ def test_restore_false_falls_back_to_the_full_graph_with_a_warning(tmp_path, onn
     assert "no detection-only ONNX" in caplog.text
     result = detector.detect([np.zeros((64, 64, 3), np.uint8)], restore=False)[0]
     assert result.dehazed is None
+
+
+def test_auto_device_and_precision(checkpoint_path, monkeypatch):
+    assert resolve_auto_precision("auto", "cuda") == "fp16"
+    assert resolve_auto_precision("auto", "cuda:1") == "fp16"
+    assert resolve_auto_precision("auto", "cpu") == "fp32"
+    assert resolve_auto_precision("fp32", "cuda") == "fp32"  # an explicit choice stands
+    assert resolve_auto_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_auto_device("auto") == "cpu"
+    detector = create_detector(
+        str(checkpoint_path), device="auto", precision="auto", input_size=INPUT_SIZE
+    )
+    assert detector.backend == "torch-cpu-fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_auto_device("auto") == "cuda"
 
 
 def test_bad_options_are_rejected(checkpoint_path, tmp_path):

@@ -84,6 +84,8 @@ def test_cross_parameter_rules(defaults):
     defaults["precision"], defaults["device"] = "fp16", "cpu"
     with pytest.raises(SettingsError, match="fp16 needs"):
         validate_settings(defaults)
+    defaults["precision"] = "auto"  # fp32 on the CPU: no conflict
+    assert validate_settings(defaults)["precision"] == "auto"
     defaults["precision"] = "fp32"
     defaults["torch_compile"], defaults["backend"] = "default", "onnxruntime"
     with pytest.raises(SettingsError, match=r"'torch_compile' .* needs backend 'torch'"):

@@ -29,8 +29,8 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "weights": "",
     "allow_untrained_weights": False,
     "backend": "torch",
-    "device": "cpu",
-    "precision": "fp32",
+    "device": "auto",  # as the node: a GPU when torch sees one
+    "precision": "auto",
     "input_size": [384, 640],
     "conf_threshold": 0.5,
     "nms_threshold": 0.3,
@@ -65,8 +65,8 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
         help="run with seeded untrained weights when no checkpoint is given (outputs meaningless)",
     )
     group.add_argument("--backend", choices=("torch", "onnxruntime"), default=None)
-    group.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    group.add_argument("--precision", choices=("fp32", "fp16"), default=None)
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    group.add_argument("--precision", choices=("auto", "fp32", "fp16"), default=None)
     group.add_argument("--input-size", type=int, nargs="+", default=None, metavar="PX")
     group.add_argument("--conf-threshold", type=float, default=None)
     group.add_argument("--nms-threshold", type=float, default=None)

@@ -51,8 +51,13 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --device, --precision, --onnx, --cache-dir, --threads."""
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N] (default: cpu)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16"),
+        default="auto",
+        help="auto (default): fp16 on a GPU, fp32 on the CPU",
+    )
     parser.add_argument(
         "--onnx", default=None, help="ONNX file for --backend onnxruntime (exported if missing)"
     )

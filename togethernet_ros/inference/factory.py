@@ -19,6 +19,26 @@ def default_cache_dir() -> Path:
     return Path(base) / "togethernet_ros"
 
 
+def resolve_auto_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; any other value unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_auto_precision(precision: str, device: str) -> str:
+    """'auto' -> 'fp16' on a CUDA device, else 'fp32'; any other value unchanged.
+
+    fp16 runs on the GPU's tensor cores and finds fp32's detections (H100, docs/benchmarks.md:
+    100 % found again, boxes within 1.5 px); CPUs have no fast half-precision kernels.
+    """
+    if precision != "auto":
+        return precision
+    return "fp16" if str(device).startswith("cuda") else "fp32"
+
+
 def create_detector(
     weights: str | Path | None,
     *,
@@ -45,14 +65,17 @@ def create_detector(
     `input_size` None means "as exported" for an existing ONNX file (640x640 otherwise).
     `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
     `compile_mode` (torch only) runs the model through `torch.compile` (see `TorchDetector`).
+    `device` and `precision` may be "auto" (see `resolve_auto_device`, `resolve_auto_precision`).
     """
     # Imported here so that importing the inference package does not pull in the model.
     from togethernet_ros.model import check_input_size, load_model_weights
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    device = resolve_auto_device(device)
+    precision = resolve_auto_precision(precision, device)
     if device != "cpu" and not str(device).startswith("cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     size = None if input_size is None else check_input_size(input_size)
     if compile_mode is not None and backend != "torch":
         raise ValueError(f"compile_mode is a torch backend option, not one of {backend!r}")

@@ -355,12 +355,9 @@ class DetectorNode(LifecycleNode):
 
     def _create_detector(self, settings: NodeSettings) -> Any:
         from togethernet_ros.inference import create_detector
+        from togethernet_ros.inference.factory import resolve_auto_device
 
-        device = settings["device"]
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_auto_device(settings["device"])
         if settings["precision"] == "fp16" and device != "cuda":
             raise SettingsError("parameter 'precision' fp16 needs a CUDA device, none was found")
         return create_detector(

@@ -54,7 +54,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "backend", str, "Inference backend", read_only=True, choices=("torch", "onnxruntime")
     ),
     ParameterSpec("device", str, "Device", read_only=True, choices=("auto", "cpu", "cuda")),
-    ParameterSpec("precision", str, "Numeric precision", read_only=True, choices=("fp32", "fp16")),
+    ParameterSpec(
+        "precision",
+        str,
+        "Numeric precision (auto: fp16 on a GPU, fp32 on the CPU)",
+        read_only=True,
+        choices=("auto", "fp32", "fp16"),
+    ),
     ParameterSpec(
         "input_size",
         tuple,
