@@ -135,6 +135,29 @@ def test_bag_run_takes_the_shipped_node_parameters_file(camera_bag, tmp_path, re
     assert summary["backend"] == expected
 
 
+def test_bag_commands_read_the_node_tracking_settings(tmp_path, repo_root):
+    import argparse
+
+    import yaml
+
+    from togethernet_ros.bag.detector_options import resolve_detector_settings
+    from togethernet_ros.tracking.config import TrackerConfig
+
+    shipped = repo_root / "config" / "detect.yaml"
+    settings = resolve_detector_settings(argparse.Namespace(params_file=shipped))
+    tracking = yaml.safe_load(shipped.read_text())["/**"]["ros__parameters"]["tracking"]
+    assert settings["tracker"] == {k: v for k, v in tracking.items() if k != "enabled"}
+    assert TrackerConfig.from_dict(settings["tracker"]).min_hits == tracking["min_hits"]
+    # Dotted names, as `ros2 param dump` can write them, win over the nested mapping.
+    dotted = tmp_path / "dotted.yaml"
+    dotted.write_text(
+        "detector:\n  ros__parameters:\n    tracking:\n      min_hits: 2\n"
+        "    tracking.max_misses: 9\n    tracking.min_hits: 4\n"
+    )
+    settings = resolve_detector_settings(argparse.Namespace(params_file=dotted))
+    assert settings["tracker"] == {"min_hits": 4, "max_misses": 9}
+
+
 def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, capsys):
     from togethernet_ros.cli import main
 

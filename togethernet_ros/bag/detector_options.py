@@ -82,9 +82,7 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "params_file", None):
         parameters = read_node_parameters(args.params_file)
         settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
-        settings["tracker"] = {
-            k[len("tracker.") :]: v for k, v in parameters.items() if k.startswith("tracker.")
-        } or parameters.get("tracker")
+        settings["tracker"] = _tracking_parameters(parameters)
     for key in DETECTOR_KEYS:
         value = getattr(args, key, None)
         if value is not None:
@@ -93,6 +91,25 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
     size = [size] if isinstance(size, int) else list(size)
     settings["input_size"] = (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
     return settings
+
+
+def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any] | None:
+    """The node's `tracking` settings (a nested mapping or dotted `tracking.*` keys).
+
+    `enabled` is left out: the bag commands always write both the smoothed and the raw
+    detections.
+    """
+    nested = parameters.get("tracking")
+    values = dict(nested) if isinstance(nested, dict) else {}
+    values.update(
+        {
+            name.removeprefix("tracking."): v
+            for name, v in parameters.items()
+            if name.startswith("tracking.")
+        }
+    )
+    values.pop("enabled", None)
+    return values or None
 
 
 def create_detector_from_settings(settings: dict[str, Any]) -> Any:
