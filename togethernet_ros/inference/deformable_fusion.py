@@ -30,6 +30,8 @@ from togethernet_ros.model.deformable import DeformConv2d
 
 # Channels per grid_sample thread on CUDA (see the module docstring).
 CUDA_CHANNELS_PER_THREAD = 16
+# A cached base grid's feature-map height and width, device and dtype.
+_GridKey = tuple[int, int, torch.device, torch.dtype]
 
 
 class FusedDeformConv2d(nn.Module):
@@ -67,11 +69,10 @@ class FusedDeformConv2d(nn.Module):
         self.register_buffer(
             "weight", deform.conv.weight.detach().reshape(out_channels, -1).clone()
         )
-        # The normalised base grid and the pixel-to-grid scale of the last feature-map size,
-        # built on first use (outside any CUDA graph capture: the detector warms up first).
-        self._grid_key: tuple[int, int, torch.device, torch.dtype] | None = None
-        self._base_grid: torch.Tensor | None = None
-        self._grid_scale: torch.Tensor | None = None
+        # Normalised base grid and pixel-to-grid scale per feature-map size, built on first use
+        # (outside any CUDA graph capture: the detector warms up first). Kept for every size
+        # seen: a captured graph reads its grid at a fixed address, so none may be freed.
+        self._grids: dict[_GridKey, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, C, H, W) -> (N, O, H, W), in x's memory format."""
@@ -125,12 +126,12 @@ class FusedDeformConv2d(nn.Module):
         self, height: int, width: int, device: torch.device, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
         key = (height, width, device, dtype)
-        if self._grid_key != key or self._base_grid is None or self._grid_scale is None:
-            self._base_grid, self._grid_scale = _normalised_base_grid(
+        grid = self._grids.get(key)
+        if grid is None:
+            grid = self._grids[key] = _normalised_base_grid(
                 self.kernel_size, height, width, device, dtype
             )
-            self._grid_key = key
-        return self._base_grid, self._grid_scale
+        return grid
 
 
 def _normalised_base_grid(
