@@ -222,6 +222,17 @@ def test_auto_device_and_precision(checkpoint_path, monkeypatch):
     assert resolve_auto_device("auto") == "cuda"
 
 
+def test_onnxruntime_auto_precision_is_fp16_only_under_tensorrt(onnx_pair, caplog):
+    # On the CPU provider "auto" is plain fp32, without the warning an explicit fp16 earns.
+    caplog.set_level(logging.WARNING, logger="togethernet_ros")
+    detector = OnnxRuntimeDetector(onnx_pair, precision="auto")
+    detector.detect([np.zeros((64, 96, 3), np.uint8)])
+    assert detector.backend == "onnxruntime-CPUExecutionProvider"
+    assert "fp16" not in caplog.text
+    with pytest.raises(ValueError, match="precision must be 'auto', 'fp32' or 'fp16'"):
+        OnnxRuntimeDetector(onnx_pair, precision="bf16")
+
+
 def test_bad_options_are_rejected(checkpoint_path, tmp_path):
     with pytest.raises(ValueError, match="backend"):
         create_detector(str(checkpoint_path), backend="tensorflow")

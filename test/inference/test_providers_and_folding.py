@@ -33,6 +33,10 @@ def test_gpu_chain_prefers_tensorrt_then_cuda_then_cpu():
     assert tensorrt["trt_profile_max_shapes"] == "images:8x3x384x640"
     fp32 = provider_chains("cuda", "fp32", Path("/c"), (640, 640), 8, [TENSORRT, CUDA, CPU])
     assert fp32[0][0][1]["trt_fp16_enable"] is False
+    assert fp32[1][0] == (CUDA, fp32[1][0][1]) and fp32[1][0][1]["use_tf32"] is False
+    # "auto" (the node's default): TensorRT in fp16, the CUDA provider with TF32.
+    auto = provider_chains("cuda", "auto", Path("/c"), (640, 640), 8, [TENSORRT, CUDA, CPU])
+    assert auto[0][0][1]["trt_fp16_enable"] is True and auto[1][0][1]["use_tf32"] is True
 
 
 def test_gpu_request_without_gpu_providers_ends_on_the_cpu():

@@ -73,7 +73,9 @@ def create_detector(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = resolve_auto_device(device)
-    precision = resolve_auto_precision(precision, device)
+    if backend == "torch":
+        # ONNX Runtime resolves "auto" itself: fp16 only where TensorRT runs (see its detector).
+        precision = resolve_auto_precision(precision, device)
     if device != "cpu" and not str(device).startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     size = None if input_size is None else check_input_size(input_size)

@@ -57,8 +57,8 @@ class OnnxRuntimeDetector(DetectorBase):
         import onnxruntime as ort
 
         self._ort = ort
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision not in ("auto", "fp32", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'fp16', got {precision!r}")
         if device != "cpu" and not device.startswith("cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
         self.files = self._read_pair(onnx_path)
@@ -205,7 +205,8 @@ class OnnxRuntimeDetector(DetectorBase):
             LOGGER.warning(
                 "device %s requested, but onnxruntime falls back to the CPU", self.device_name
             )
-        fp16 = self.precision == "fp16" and used == TENSORRT
+        # "auto" takes fp16 where TensorRT runs and the provider's own precision elsewhere.
+        fp16 = self.precision in ("auto", "fp16") and used == TENSORRT
         if self.precision == "fp16" and not fp16:
             LOGGER.warning("fp16 needs the TensorRT provider; %s runs in fp32", used)
         # An int8 export (`togethernet export --int8-calibration`) says so in its metadata.

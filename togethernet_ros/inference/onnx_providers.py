@@ -39,7 +39,7 @@ def provider_chains(
     }
     tensorrt_options: dict[str, object] = {
         "device_id": device_id,
-        "trt_fp16_enable": precision == "fp16",
+        "trt_fp16_enable": precision in ("auto", "fp16"),
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(engine_dir),
         "trt_timing_cache_enable": True,
