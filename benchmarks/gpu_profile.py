@@ -114,7 +114,7 @@ def module_form_rows(
         )  # fmt: skip
         for module in detector.model.modules():
             if isinstance(module, FusedDeformConv2d) and grouped is False:
-                module.channels_per_thread = module.weight.shape[1] // module.points
+                module.channels_per_thread = module.offset_mask.in_channels  # one group
         row = profile_stages(detector, frames, args.iterations, device)
         detector.close()
         rows.append(

@@ -216,8 +216,7 @@ def _box_correction(info: LetterboxInfo) -> tuple[np.ndarray, np.ndarray, np.nda
     new_shape = np.round(image_shape * np.min(input_shape / image_shape))
     offset = (input_shape - new_shape) / 2.0
     gain = image_shape / new_shape  # source pixels per input pixel
-    source_w, source_h = info.source_size[::-1]
-    bounds = np.array([source_w, source_h, source_w, source_h], dtype=np.float64)
+    bounds = np.concatenate((image_shape, image_shape))  # (w, h, w, h)
     for array in (gain, offset, bounds):
         array.flags.writeable = False  # shared by every call for this geometry
     return gain, offset, bounds
