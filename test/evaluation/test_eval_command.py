@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from togethernet_ros.cli import main
+from togethernet_ros.cli import build_parser, main
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
 from togethernet_ros.evaluation.records import ImageDetections
 from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
@@ -61,3 +61,14 @@ def test_eval_rejects_bad_detection_file(tmp_path):
     bad.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a detections file"):
         load_detections(bad)
+
+
+def test_eval_model_options_take_rectangular_sizes_and_default_to_any_gpu(capsys):
+    parser = build_parser(["eval"])
+    args = parser.parse_args(["eval", "--weights", "w.pt", "--input-size", "384x640"])
+    assert args.input_size == (384, 640)
+    assert args.device == "auto" and args.precision == "fp32"
+    assert parser.parse_args(["eval", "--input-size", "512"]).input_size == (512, 512)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--input-size", "500"])
+    assert "multiple" in capsys.readouterr().err

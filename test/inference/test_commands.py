@@ -47,7 +47,10 @@ def test_predict_on_a_folder_writes_json_annotated_and_dehazed_images(
     assert status == 0
     report = json.loads((output / "detections.json").read_text())
     assert report["class_names"] == list(DEFAULT_CLASS_NAMES)
-    assert report["backend"] == "torch-cpu-fp32" and report["untrained"] is False
+    # No --device: predict's default "auto" takes a GPU where torch sees one (fp16 there).
+    gpu = __import__("torch").cuda.is_available()
+    assert report["backend"] == ("torch-cuda-fp16" if gpu else "torch-cpu-fp32")
+    assert report["untrained"] is False
     assert [record["source"] for record in report["images"]] == ["a", "b"]
     assert sum(len(record["detections"]) for record in report["images"]) > 0
     for record in report["images"]:

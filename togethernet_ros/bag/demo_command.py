@@ -39,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="network input [h w]; 384x512 fits vtest.avi's 4:3 frames without padding",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto (default): a CUDA GPU when torch sees one, else the CPU",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="where vtest.avi is cached")
     parser.add_argument("--startup-timeout", type=float, default=240.0, help="seconds")
 

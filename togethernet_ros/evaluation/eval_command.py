@@ -18,6 +18,7 @@ from togethernet_ros.evaluation.detection_files import load_detections, save_det
 from togethernet_ros.evaluation.pr_curves import plot_pr_curves
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
+from togethernet_ros.inference.cli_arguments import parse_input_size
 from togethernet_ros.training.data_command import parse_class_names
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 
@@ -41,9 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--detections", type=Path, help="saved detections JSON to score")
     run_group = parser.add_argument_group("running the model (with --weights)")
     run_group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
-    run_group.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    run_group.add_argument("--precision", default="fp32")
-    run_group.add_argument("--input-size", type=int, default=640)
+    run_group.add_argument(
+        "--device",
+        default="auto",
+        help="auto (a CUDA GPU when torch sees one, else the CPU; default), cpu or cuda[:N]",
+    )
+    # fp32 by default: a score is compared against published figures, so no half precision
+    # unless asked for.
+    run_group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "auto"))
+    run_group.add_argument(
+        "--input-size", type=parse_input_size, default=(640, 640), help="640 or HxW, e.g. 384x640"
+    )
     run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
     run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
     run_group.add_argument("--batch-size", type=int, default=8)
@@ -96,7 +105,7 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
         backend=args.backend,
         device=args.device,
         precision=args.precision,
-        input_size=(args.input_size, args.input_size),
+        input_size=args.input_size,
         conf_threshold=args.conf,
         nms_threshold=args.nms,
         color_order="rgb",

@@ -48,10 +48,19 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--backend, --device, --precision, --onnx, --cache-dir, --threads."""
+def add_backend_arguments(parser: argparse.ArgumentParser, default_device: str = "cpu") -> None:
+    """--backend, --device, --precision, --onnx, --cache-dir, --threads.
+
+    ``default_device`` "auto" (a GPU when torch sees one) suits commands that just want
+    results; measuring or exporting commands keep "cpu", so a run means the same everywhere.
+    """
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N] (default: cpu)")
+    auto_help = "a CUDA GPU when torch sees one, else the CPU"
+    parser.add_argument(
+        "--device",
+        default=default_device,
+        help=f"auto ({auto_help}), cpu or cuda[:N] (default: {default_device})",
+    )
     parser.add_argument(
         "--precision",
         choices=("auto", "fp32", "fp16"),

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_weights_arguments(parser)
     parser.add_argument("--source", required=True, help="image file, folder of images, or video")
     parser.add_argument("--output", required=True, help="output folder (created)")
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, default_device="auto")
     parser.add_argument(
         "--input-size",
         type=parse_input_size,
