@@ -68,6 +68,8 @@ def test_eval_model_options_take_rectangular_sizes_and_default_to_any_gpu(capsys
     args = parser.parse_args(["eval", "--weights", "w.pt", "--input-size", "384x640"])
     assert args.input_size == (384, 640)
     assert args.device == "auto" and args.precision == "fp32"
+    # No size: the detector takes the checkpoint's recorded training size (else 640).
+    assert parser.parse_args(["eval", "--weights", "w.pt"]).input_size is None
     assert parser.parse_args(["eval", "--input-size", "512"]).input_size == (512, 512)
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--input-size", "500"])

@@ -13,7 +13,12 @@ from togethernet_ros.inference.export import export_onnx, onnx_variant_paths
 from togethernet_ros.inference.factory import resolve_auto_device, resolve_auto_precision
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 from togethernet_ros.inference.torch_detector import TorchDetector
-from togethernet_ros.model import DEFAULT_CLASS_NAMES, UntrainedWeightsError, build_model
+from togethernet_ros.model import (
+    DEFAULT_CLASS_NAMES,
+    UntrainedWeightsError,
+    build_model,
+    save_checkpoint,
+)
 
 from .conftest import INPUT_SIZE
 
@@ -253,3 +258,18 @@ def test_bad_options_are_rejected(checkpoint_path, tmp_path):
     detector.close()
     with pytest.raises(RuntimeError, match="closed"):
         detector.detect([np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_no_input_size_means_the_size_the_checkpoint_was_trained_at(tmp_path, informative_model):
+    recorded = save_checkpoint(
+        tmp_path / "recorded.pt", informative_model, DEFAULT_CLASS_NAMES, {"input_size": [256, 384]}
+    )
+    silent = save_checkpoint(tmp_path / "silent.pt", informative_model, DEFAULT_CLASS_NAMES, {})
+    assert create_detector(recorded, input_size=None).input_size == (256, 384)
+    assert create_detector(silent, input_size=None).input_size == (640, 640)
+    assert create_detector(recorded, input_size=128).input_size == (128, 128)  # asked for wins
+    cache = tmp_path / "cache"
+    exported = create_detector(recorded, backend="onnxruntime", input_size=None, cache_dir=cache)
+    assert exported.input_size == (256, 384)
+    exports = list((cache / "onnx").glob("*.onnx"))
+    assert exports and all("256x384" in path.name for path in exports)

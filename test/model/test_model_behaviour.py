@@ -13,6 +13,7 @@ from togethernet_ros.model import (
     TogetherNetConfig,
     build_model,
     check_input_size,
+    recorded_input_size,
 )
 
 
@@ -45,6 +46,21 @@ def test_check_input_size_rejects_other_sizes(size):
 def test_check_input_size_rejects_malformed(size):
     with pytest.raises(ValueError, match="input size"):
         check_input_size(size)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"input_size": 384}, (384, 384)),  # the distiller records one side
+        ({"input_size": [384, 640]}, (384, 640)),
+        ({"epoch": 3}, None),  # says nothing
+        ({"input_size": None}, None),
+        ({"input_size": 600}, None),  # unusable: the caller's default applies, not an error
+        ({"input_size": "big"}, None),
+    ],
+)
+def test_recorded_input_size_reads_only_usable_sizes(metadata, expected):
+    assert recorded_input_size(metadata) == expected
 
 
 def test_forward_rejects_unsupported_size_and_channels(model):

@@ -51,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # unless asked for.
     run_group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "auto"))
     run_group.add_argument(
-        "--input-size", type=parse_input_size, default=(640, 640), help="640 or HxW, e.g. 384x640"
+        "--input-size",
+        type=parse_input_size,
+        default=None,
+        help="640 or HxW, e.g. 384x640 (default: the size the checkpoint records it was trained "
+        "at, else 640 as the published get_map.py)",
     )
     run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
     run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
@@ -180,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_safe(value):
+def _json_safe(value: object) -> object:
     # NaN is not valid JSON; an undefined metric becomes null.
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from togethernet_ros.inference.detector import Detector
 
 LOGGER = logging.getLogger("togethernet_ros")
 BACKENDS = ("torch", "onnxruntime")
+# YOLOX's and the published TogetherNet's size, for checkpoints that do not record their own.
+DEFAULT_INPUT_SIZE = (640, 640)
 
 
 def default_cache_dir() -> Path:
@@ -62,13 +65,14 @@ def create_detector(
     backend "onnxruntime": uses `onnx_path` when that file exists; otherwise exports `weights`
     (both variants) to `onnx_path`, or into `cache_dir` (default ~/.cache/togethernet_ros)
     keyed by the weights' hash and the input size, and reuses that export next time.
-    `input_size` None means "as exported" for an existing ONNX file (640x640 otherwise).
+    `input_size` None means the size the checkpoint was trained at, where our trainer or
+    distiller recorded it (640x640 otherwise), and "as exported" for an existing ONNX file.
     `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
     `compile_mode` (torch only) runs the model through `torch.compile` (see `TorchDetector`).
     `device` and `precision` may be "auto" (see `resolve_auto_device`, `resolve_auto_precision`).
     """
     # Imported here so that importing the inference package does not pull in the model.
-    from togethernet_ros.model import check_input_size, load_model_weights
+    from togethernet_ros.model import check_input_size, load_model_weights, recorded_input_size
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -90,7 +94,7 @@ def create_detector(
             loaded.class_names,
             device=device,
             precision=precision,
-            input_size=size or (640, 640),
+            input_size=size or recorded_input_size(loaded.metadata) or DEFAULT_INPUT_SIZE,
             conf_threshold=conf_threshold,
             nms_threshold=nms_threshold,
             color_order=color_order,
@@ -103,9 +107,7 @@ def create_detector(
     from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    model_path = _existing_or_exported_onnx(
-        weights, onnx_path, size or (640, 640), cache, allow_untrained
-    )
+    model_path = _existing_or_exported_onnx(weights, onnx_path, size, cache, allow_untrained)
     return OnnxRuntimeDetector(
         model_path,
         device=device,
@@ -124,17 +126,23 @@ def create_detector(
 def _existing_or_exported_onnx(
     weights: str | Path | None,
     onnx_path: str | Path | None,
-    input_size: tuple[int, int],
+    input_size: tuple[int, int] | None,
     cache_dir: Path,
     allow_untrained: bool,
 ) -> Path:
     from togethernet_ros.inference.export import export_variants, onnx_variant_paths
-    from togethernet_ros.model import load_model_weights
+    from togethernet_ros.model import load_model_weights, recorded_input_size
+    from togethernet_ros.model.checkpoint import read_checkpoint_file
 
+    if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
+        return Path(onnx_path)
+    if input_size is None:
+        # Only the metadata is needed here; the full load below happens on a cache miss only.
+        raw = read_checkpoint_file(weights) if weights else {}
+        metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
+        input_size = recorded_input_size(metadata or {}) or DEFAULT_INPUT_SIZE
     if onnx_path is not None:
         target = Path(onnx_path)
-        if any(path.is_file() for path in onnx_variant_paths(target)):
-            return target
         if not weights and not allow_untrained:
             raise FileNotFoundError(
                 f"ONNX model not found: {target}; pass weights to export it there, or create it "

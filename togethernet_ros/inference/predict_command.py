@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input-size",
         type=parse_input_size,
         default=None,
-        help="640 (default) or HxW, e.g. 384x640",
+        help="640 or HxW, e.g. 384x640 (default: the size the weights were trained at where "
+        "the checkpoint records it, else 640; an existing --onnx file: its exported size)",
     )
     parser.add_argument("--conf", type=parse_unit_interval, default=0.5, help="score threshold")
     parser.add_argument("--nms", type=parse_unit_interval, default=0.3, help="NMS IoU threshold")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         precision=args.precision,
-        input_size=args.input_size if args.input_size or args.onnx else (640, 640),
+        input_size=args.input_size,
         conf_threshold=args.conf,
         nms_threshold=args.nms,
         color_order="bgr",
@@ -121,7 +122,11 @@ def run(args: argparse.Namespace) -> int:
     }
     (output / "detections.json").write_text(json.dumps(summary, indent=1))
     total = sum(len(record["detections"]) for record in records)
-    print(f"{len(records)} images, {total} detections -> {output} ({detector.backend})")
+    height, width = detector.input_size
+    print(
+        f"{len(records)} images, {total} detections -> {output} "
+        f"({detector.backend}, input {height}x{width})"
+    )
     return 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 # AvgPool(4) inside the SC blocks runs on the stride-32 map, so both sides must divide 32 * 4.
 INPUT_SIZE_MULTIPLE = 128
 
@@ -26,3 +29,18 @@ def check_input_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]
             f"self-calibration blocks average-pool the stride-32 map by 4"
         )
     return height, width
+
+
+def recorded_input_size(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The input size a checkpoint was trained at, as our trainer and distiller record it.
+
+    None when the checkpoint says nothing (upstream ones) or records a size TogetherNet cannot
+    run at, so callers fall back to their own default instead of failing on metadata.
+    """
+    size = metadata.get("input_size")
+    if size is None:
+        return None
+    try:
+        return check_input_size(size)
+    except ValueError:
+        return None
