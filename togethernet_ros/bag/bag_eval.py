@@ -151,7 +151,7 @@ def load_voc_ground_truth(
     return truth, notes
 
 
-def _clean(value):
+def _clean(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
@@ -226,7 +226,7 @@ def format_eval_table(results: dict[str, dict]) -> str:
         f"{'flicker':>9}{'c.jitter':>10}{'s.jitter':>10}"
     ]
 
-    def number(value, width, digits=4):
+    def number(value: float | None, width: int, digits: int = 4) -> str:
         return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
     for camera, kinds in results.items():

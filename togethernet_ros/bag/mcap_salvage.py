@@ -63,7 +63,9 @@ def _string(buffer: memoryview, offset: int) -> tuple[str, int]:
     return bytes(buffer[offset + 4 : end]).decode(), end
 
 
-def _parse(opcode: int, body: memoryview):
+def _parse(
+    opcode: int, body: memoryview
+) -> SalvagedSchema | SalvagedChannel | SalvagedMessage | None:
     if opcode == OP_SCHEMA:
         (schema_id,) = struct.unpack_from("<H", body, 0)
         name, offset = _string(body, 2)

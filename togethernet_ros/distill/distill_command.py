@@ -17,9 +17,18 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
+
+if TYPE_CHECKING:
+    from togethernet_ros.distill.coco_classes import CocoClassMapping
+    from togethernet_ros.distill.frame_sources import SourceFrame
+    from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
+    from togethernet_ros.distill.pseudo_labels import PseudoLabelSet
+    from togethernet_ros.training.train_config import TrainConfig
 
 HELP = "distil a clear-weather teacher into TogetherNet on fogged unlabelled video"
 LOGGER = logging.getLogger("togethernet_ros")
@@ -121,7 +130,9 @@ def _resolve_device(name: str) -> str:
     return name
 
 
-def _open_teacher(args, threshold: float, prepared_dir: Path | None):
+def _open_teacher(
+    args: argparse.Namespace, threshold: float, prepared_dir: Path | None
+) -> NanoDetTeacher:
     from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
     from togethernet_ros.distill.teacher_package import teacher_onnx_path
 
@@ -134,13 +145,13 @@ def _open_teacher(args, threshold: float, prepared_dir: Path | None):
     return NanoDetTeacher(path, conf_threshold=threshold)
 
 
-def _mapping(args, class_names):
+def _mapping(args: argparse.Namespace, class_names: Sequence[str]) -> CocoClassMapping:
     from togethernet_ros.distill.coco_classes import map_coco_classes
 
     return map_coco_classes(class_names, truck_as="car" if args.truck_as_car else None)
 
 
-def _prepare(args, root: Path):
+def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     from togethernet_ros.bag.sample_video import fetch_sample_video
     from togethernet_ros.distill.frame_sources import iter_source_frames
     from togethernet_ros.distill.pseudo_labels import PseudoLabelSettings, label_frames
@@ -158,7 +169,7 @@ def _prepare(args, root: Path):
     lowest = min([settings.conf_threshold, *settings.class_thresholds.values()])
     teacher = _open_teacher(args, lowest, None)
 
-    def frames():
+    def frames() -> Iterator[SourceFrame]:
         for source in sources:
             yield from iter_source_frames(source, args.frame_step, args.holdout, args.max_frames)
 
@@ -191,7 +202,9 @@ def _prepare(args, root: Path):
     return label_set
 
 
-def _train_config(args, class_names, out_dir: Path):
+def _train_config(
+    args: argparse.Namespace, class_names: Sequence[str], out_dir: Path
+) -> TrainConfig:
     from togethernet_ros.training.train_config import TrainConfig, apply_overrides
 
     data = {

@@ -18,7 +18,7 @@ import torch
 
 from togethernet_ros.distill.coco_classes import CocoClassMapping
 from togethernet_ros.distill.image_quality import psnr, ssim
-from togethernet_ros.distill.pseudo_labels import PseudoLabelSet
+from togethernet_ros.distill.pseudo_labels import PseudoLabelSet, TeacherDetector
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.vision.decode import decode_outputs
@@ -70,7 +70,7 @@ def evaluate_heldout(
     label_set: PseudoLabelSet,
     betas: Sequence[float],
     input_size: tuple[int, int],
-    teacher=None,
+    teacher: TeacherDetector | None = None,
     mapping: CocoClassMapping | None = None,
     device: str | torch.device = "cpu",
     conf_threshold: float = 0.01,
@@ -190,7 +190,7 @@ def write_report(report: dict, directory: str | Path) -> tuple[Path, Path]:
 def format_report(report: dict) -> str:
     """A plain-text table of the report rows."""
 
-    def cell(value, digits: int = 3) -> str:
+    def cell(value: float | None, digits: int = 3) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
     lines = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from togethernet_ros.model import TogetherNet
@@ -27,7 +28,9 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def save_half_precision(path: str | Path, model: TogetherNet, class_names, metadata: dict) -> Path:
+def save_half_precision(
+    path: str | Path, model: TogetherNet, class_names: Sequence[str], metadata: dict
+) -> Path:
     """Write the model with float16 tensors (loads into float32 models unchanged in layout)."""
     half = copy.deepcopy(model).cpu().half()
     return save_checkpoint(path, half, class_names, metadata)
@@ -92,14 +95,14 @@ def _operating_point_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _cell(value, digits: int = 3) -> str:
+def _cell(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
 def write_model_card(
     weights_path: str | Path,
     model: TogetherNet,
-    class_names,
+    class_names: Sequence[str],
     recipe: dict,
     data: dict,
     report: dict,

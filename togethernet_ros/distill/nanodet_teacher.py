@@ -111,7 +111,12 @@ class NanoDetTeacher:
                 results.append(self._postprocess(levels, index, image.shape[:2]))
         return results
 
-    def _postprocess(self, levels, index: int, source_size: tuple[int, int]) -> Detections:
+    def _postprocess(
+        self,
+        levels: dict[int, tuple[np.ndarray, ...]],
+        index: int,
+        source_size: tuple[int, int],
+    ) -> Detections:
         boxes, scores = [], []
         for stride, (level_scores, distributions) in levels.items():
             grid = (INPUT_SIZE // stride, INPUT_SIZE // stride)

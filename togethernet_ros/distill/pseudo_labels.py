@@ -10,9 +10,10 @@ without the teacher)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -24,6 +25,13 @@ from togethernet_ros.vision.detections import Detections
 
 LABELS_FORMAT = "togethernet_ros.distill.pseudo_labels/1"
 LABELS_FILE = "labels.json"
+
+
+class TeacherDetector(Protocol):
+    """What pseudo-labelling needs of a teacher (e.g. ``NanoDetTeacher``)."""
+
+    def detect(self, images_bgr: Sequence[np.ndarray], /) -> list[Detections]:
+        """Detections (source pixels, COCO class ids) for each BGR image."""
 
 
 @dataclass(frozen=True)
@@ -170,13 +178,13 @@ def _cross_class_survivors(detections: Detections, iou_threshold: float) -> np.n
 
 def label_frames(
     frames: Iterable[SourceFrame],
-    teacher,
+    teacher: TeacherDetector,
     mapping: CocoClassMapping,
     settings: PseudoLabelSettings,
     root: str | Path,
     info: dict | None = None,
     batch_size: int = 4,
-    progress=None,
+    progress: Callable[[int], object] | None = None,
 ) -> PseudoLabelSet:
     """Run the teacher on clear frames, keep confident mapped boxes, write images + labels.json.
 

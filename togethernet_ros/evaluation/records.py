@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
-def _array(values, dtype, shape) -> np.ndarray:
+
+def _array(values: ArrayLike, dtype: DTypeLike, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 
@@ -30,7 +34,7 @@ class ImageDetections:
             )
 
     @staticmethod
-    def from_any(detections) -> ImageDetections:
+    def from_any(detections: Any) -> ImageDetections:
         """Accept anything with ``boxes``, ``scores``, ``class_ids`` (e.g. inference Detections)."""
         if isinstance(detections, ImageDetections):
             return detections

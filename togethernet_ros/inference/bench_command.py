@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
 from togethernet_ros.inference.command_errors import reports_user_errors
 
 HELP = "benchmark inference backends side by side against a naive baseline and the compute floor"
 
+_T = TypeVar("_T")
 
-def _list_of(parse):
-    def parse_list(text: str) -> list:
+
+def _list_of(parse: Callable[[str], _T]) -> Callable[[str], list[_T]]:
+    def parse_list(text: str) -> list[_T]:
         return [parse(item) for item in text.split(",") if item.strip()]
 
     return parse_list

@@ -180,6 +180,7 @@ class DetectorNode(LifecycleNode):
     # ---------------------------------------------------------------- lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, load (and warm up) the model and create the publishers."""
         try:
             settings = validate_settings(self._read_parameters())
             self._detector = self._create_detector(settings)
@@ -250,6 +251,7 @@ class DetectorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the batcher and inference thread, subscribe to the cameras, start diagnostics."""
         settings = self._settings
         assert settings is not None
         assert self._detector is not None
@@ -295,14 +297,17 @@ class DetectorNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
         self._stop_processing()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the model (and its GPU memory)."""
         self._release_model_and_publishers()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop processing and free the model and publishers, from whatever state."""
         self._stop_processing()
         self._release_model_and_publishers()
         return TransitionCallbackReturn.SUCCESS

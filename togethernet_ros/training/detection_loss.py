@@ -57,7 +57,9 @@ class LossTerms:
         }
 
 
-def _flatten_maps(maps: Sequence[torch.Tensor], strides: Sequence[int]):
+def _flatten_maps(
+    maps: Sequence[torch.Tensor], strides: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Raw maps → (B, A, 5+C) float32 with decoded boxes, plus anchor centres and strides."""
     outputs, centres, anchor_strides = [], [], []
     for output, stride in zip(maps, strides, strict=True):

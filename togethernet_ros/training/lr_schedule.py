@@ -22,6 +22,7 @@ class WarmupCosineSchedule:
     flat_steps: int
 
     def __call__(self, step: int) -> float:
+        """Learning rate at global iteration ``step``."""
         if self.warmup_steps > 0 and step <= self.warmup_steps:
             progress = step / self.warmup_steps
             return (self.base_lr - self.warmup_start) * progress**2 + self.warmup_start

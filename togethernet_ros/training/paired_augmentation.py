@@ -29,7 +29,12 @@ class AugmentationConfig:
     min_box_size: float = 1.0
 
 
-def _place(image: np.ndarray, size_hw: tuple[int, int], resized_wh, offset_xy) -> np.ndarray:
+def _place(
+    image: np.ndarray,
+    size_hw: tuple[int, int],
+    resized_wh: tuple[int, int],
+    offset_xy: tuple[int, int],
+) -> np.ndarray:
     """Resize ``image`` and paste it at ``offset_xy`` (may be negative = crop) on a grey canvas."""
     height, width = size_hw
     new_w, new_h = resized_wh
@@ -53,7 +58,14 @@ def _hsv_gain(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(merged, cv2.COLOR_HSV2RGB)
 
 
-def _transform_boxes(boxes, scale_xy, offset_xy, flip_width, size_hw, min_size):
+def _transform_boxes(
+    boxes: np.ndarray,
+    scale_xy: tuple[float, float],
+    offset_xy: tuple[int, int],
+    flip_width: int | None,
+    size_hw: tuple[int, int],
+    min_size: float,
+) -> tuple[np.ndarray, np.ndarray]:
     boxes = boxes.astype(np.float32).copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]] * scale_xy[0] + offset_xy[0]
     boxes[:, [1, 3]] = boxes[:, [1, 3]] * scale_xy[1] + offset_xy[1]

@@ -6,6 +6,7 @@ the atmospheric scattering model. Small enough to learn in minutes on a CPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -110,7 +111,10 @@ class SyntheticFogDataset(Dataset):
 
 
 def write_voc_fog_dataset(
-    root: str | Path, dataset: SyntheticFogDataset, class_names, image_set: str = "train"
+    root: str | Path,
+    dataset: SyntheticFogDataset,
+    class_names: Sequence[str],
+    image_set: str = "train",
 ) -> Path:
     """Write scenes in the VOC-FOG layout: JPEGImages (clean), FOG (hazy), Annotations, ImageSets."""
     root = Path(root)

@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +67,7 @@ class ImageNormaliser(nn.Module):
         self.register_buffer("inv_std", 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalise a uint8 RGB batch with the ImageNet mean and standard deviation."""
         return (images.float() - self.mean) * self.inv_std
 
 
@@ -134,7 +135,16 @@ def _run_batches(
     )
 
 
-def _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config) -> dict:
+def _training_state(
+    model: TogetherNet,
+    optimizer: torch.optim.Optimizer,
+    ema: ModelEMA | None,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    step: int,
+    best_map: float | None,
+    config: TrainConfig,
+) -> dict:
     return {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -149,7 +159,13 @@ def _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config
     }
 
 
-def _restore(path: str, model, optimizer, ema, scaler) -> dict:
+def _restore(
+    path: str,
+    model: TogetherNet,
+    optimizer: torch.optim.Optimizer,
+    ema: ModelEMA | None,
+    scaler: torch.amp.GradScaler,
+) -> dict:
     raw = read_checkpoint_file(path)
     if not isinstance(raw, dict) or TRAINING_STATE_KEY not in raw:
         raise ValueError(f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY})")
@@ -353,7 +369,13 @@ def train(
     return result
 
 
-def _progress(batches, total: int, epoch: int, epochs: int, enabled: bool):
+def _progress(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]],
+    total: int,
+    epoch: int,
+    epochs: int,
+    enabled: bool,
+) -> Iterable[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     if not enabled:
         return batches
     from tqdm import tqdm
@@ -363,7 +385,14 @@ def _progress(batches, total: int, epoch: int, epochs: int, enabled: bool):
     )
 
 
-def _maybe_validate(config, dataset_val, model, context, epoch, class_names) -> float | None:
+def _maybe_validate(
+    config: TrainConfig,
+    dataset_val: Dataset | None,
+    model: nn.Module,
+    context: DistributedContext,
+    epoch: int,
+    class_names: Sequence[str],
+) -> float | None:
     interval = config.eval.interval
     last = epoch + 1 == config.train.epochs
     if dataset_val is None or interval <= 0 or not ((epoch + 1) % interval == 0 or last):
@@ -390,7 +419,18 @@ def _maybe_validate(config, dataset_val, model, context, epoch, class_names) -> 
     return value
 
 
-def _save(path, model, ema, optimizer, scaler, epoch, step, best_map, config, class_names) -> Path:
+def _save(
+    path: Path,
+    model: TogetherNet,
+    ema: ModelEMA | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    step: int,
+    best_map: float | None,
+    config: TrainConfig,
+    class_names: Sequence[str],
+) -> Path:
     weights = ema.module if ema is not None else model
     metadata = {
         "epoch": epoch,

@@ -7,7 +7,7 @@ The sampler tags each index with its epoch, and one sampler spans the whole run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -79,7 +79,9 @@ class AugmentedPairs(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(
+        self, key: int | tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = self.samples[index]
         hazy, clean, boxes, labels = sample[:4]
@@ -107,7 +109,9 @@ class AugmentedPairs(Dataset):
         )
 
 
-def collate_pairs(batch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+def collate_pairs(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Stack images; keep per-image target tensors in a list (object counts differ)."""
     hazy, clean, targets = zip(*batch, strict=True)
     return torch.stack(hazy), torch.stack(clean), list(targets)

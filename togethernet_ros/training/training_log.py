@@ -50,7 +50,7 @@ class TrainingLog:
             self._writer.close()
 
 
-def _format(value) -> str:
+def _format(value: float | None) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
