@@ -41,3 +41,36 @@ def test_console_script_is_installed_and_rejects_unknown_subcommands():
     assert TOGETHERNET.exists(), "pip install -e . should install the togethernet script"
     result = subprocess.run([str(TOGETHERNET), "fly"], capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice: 'fly'" in result.stderr
+
+
+def _nested_actions(name: str) -> list[str]:
+    """Names of the actions under subcommand `name` (e.g. `bag run`), read from its parser."""
+    import argparse
+
+    from togethernet_ros.cli import build_parser
+
+    parser = build_parser([name])
+    top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    nested = top.choices[name]
+    return [
+        action_name
+        for action in nested._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for action_name in action.choices
+    ]
+
+
+NESTED = [(name, action) for name in sorted(SUBCOMMANDS) for action in _nested_actions(name)]
+
+
+def test_subcommands_with_actions_are_found():
+    assert {("bag", "run"), ("bag", "replay"), ("bag", "eval"), ("data", "fog")} <= set(NESTED)
+
+
+@pytest.mark.parametrize(("name", "action"), NESTED)
+def test_every_nested_action_has_working_help(name, action, capsys):
+    # argparse formats help lazily: a stray '%' in a help text only fails here.
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, action, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: togethernet {name} {action}" in capsys.readouterr().out

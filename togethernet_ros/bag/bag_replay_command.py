@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--record-images", action="store_true", help="also record dehazed and debug images"
     )
     parser.add_argument(
-        "--peak-search", action="store_true", help="also find the highest rate with ≤ 5 % loss"
+        "--peak-search", action="store_true", help="also find the highest rate with ≤ 5 %% loss"
     )
     parser.add_argument("--report-dir", type=Path, default=Path("replay_report"))
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (random)")
