@@ -273,3 +273,16 @@ def test_no_input_size_means_the_size_the_checkpoint_was_trained_at(tmp_path, in
     assert exported.input_size == (256, 384)
     exports = list((cache / "onnx").glob("*.onnx"))
     assert exports and all("256x384" in path.name for path in exports)
+
+
+def test_onnx_backend_finds_relative_weights_like_the_torch_backend(tmp_path, monkeypatch):
+    # The node's default `weights: models/togethernet_vtest_384.pt` must work from any working
+    # directory (e.g. under `ros2 launch`) with backend onnxruntime too.
+    monkeypatch.chdir(tmp_path)
+    relative = "models/togethernet_vtest_384.pt"
+    options = {"input_size": 128, "cache_dir": tmp_path / "cache"}
+    detector = create_detector(relative, backend="onnxruntime", **options)
+    assert detector.class_names == ("person", "bicycle", "car", "motorbike", "bus")
+    assert list((tmp_path / "cache" / "onnx").glob("togethernet_vtest_384-*_128x128.onnx"))
+    with pytest.raises(FileNotFoundError, match=r"checkpoint file not found: .*nowhere\.pt"):
+        create_detector("models/nowhere.pt", backend="onnxruntime", **options)

@@ -132,10 +132,17 @@ def _existing_or_exported_onnx(
 ) -> Path:
     from togethernet_ros.inference.export import export_variants, onnx_variant_paths
     from togethernet_ros.model import load_model_weights, recorded_input_size
-    from togethernet_ros.model.checkpoint import read_checkpoint_file
+    from togethernet_ros.model.checkpoint import CheckpointNotFoundError, read_checkpoint_file
+    from togethernet_ros.model.weights_path import resolve_weights_path
 
     if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
         return Path(onnx_path)
+    if weights:
+        # As the torch backend does: a relative path (the YAML's default) is looked up in the
+        # working directory, then in the package.
+        weights = resolve_weights_path(weights)
+        if not weights.is_file():
+            raise CheckpointNotFoundError(f"checkpoint file not found: {weights}")
     if input_size is None:
         # Only the metadata is needed here; the full load below happens on a cache miss only.
         raw = read_checkpoint_file(weights) if weights else {}
