@@ -94,24 +94,40 @@ def test_torch_and_onnxruntime_agree_with_and_without_restoration(
 def test_prepare_ahead_is_done_by_torch_and_declined_by_onnxruntime(
     torch_detector, onnx_detector, images
 ):
-    # ONNX Runtime letterboxes on the host inside detect(): nothing to prepare, same results.
+    # ONNX Runtime letterboxes on the host inside detect(): nothing to prepare.
     assert onnx_detector.prepare_ahead("front", images[0]) is False
+    fresh = torch_detector.detect([images[0].copy()])[0].detections
     assert torch_detector.prepare_ahead("front", images[0]) is True
-    for backend in (torch_detector, onnx_detector):
-        assert_same_detections(
-            backend.detect(images[:1])[0].detections,
-            onnx_detector.detect([images[0].copy()])[0].detections,
-        )
+    prepared = torch_detector._pipeline._prepared["front"]
+    assert prepared.image is images[0]
+    # The prepared pixels are used (and consumed) by the batch holding that very array, and
+    # give exactly what preparing inside detect() gives.
+    ahead = torch_detector.detect(images[:1])[0].detections
+    assert torch_detector._pipeline._prepared["front"].image is None
+    np.testing.assert_array_equal(ahead.boxes, fresh.boxes)
+    np.testing.assert_array_equal(ahead.scores, fresh.scores)
+    np.testing.assert_array_equal(ahead.class_ids, fresh.class_ids)
+    assert_same_detections(ahead, onnx_detector.detect([images[0].copy()])[0].detections)
 
 
-def test_batched_equals_one_by_one_and_batches_are_split(torch_detector, images):
+def test_batched_equals_one_by_one_and_batches_are_split(torch_detector, images, monkeypatch):
     images = images[::2]
+    assert len(images) == 2
+    batch_sizes = []
+    real_infer = torch_detector._infer
+
+    def recording_infer(prepared: object, restore: bool) -> object:
+        batch_sizes.append(prepared)  # the pipeline's batch size
+        return real_infer(prepared, restore)
+
+    monkeypatch.setattr(torch_detector, "_infer", recording_infer)
     together = torch_detector.detect(images)
     torch_detector.max_batch_size = 1
     try:
         one_by_one = torch_detector.detect(images)
     finally:
         torch_detector.max_batch_size = 16
+    assert batch_sizes == [2, 1, 1]
     for first, second in zip(together, one_by_one, strict=True):
         assert_same_detections(first.detections, second.detections, atol=1e-3)
     assert torch_detector.detect([]) == []

@@ -56,3 +56,13 @@ def test_recording_from_threads_while_reading():
         thread.join()
     assert len(window) == 500
     assert all(s.count <= 500 for s in summaries)
+    # Every summary read mid-way is consistent, and counts never go down.
+    for summary in summaries:
+        if summary.count:
+            assert 0.0 <= summary.p50 <= summary.p95 <= summary.p99 <= summary.max <= 1.0
+    counts = [s.count for s in summaries]
+    assert counts == sorted(counts)
+    # The window holds the newest 500 values: the tails of the threads' rising ramps, so none
+    # is below 1500/1999 whatever the interleaving, and each thread ended on 1.0.
+    final = window.summary()
+    assert final.count == 500 and final.max == 1.0 and final.mean > 0.75 and final.p50 > 0.75

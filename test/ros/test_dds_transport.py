@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -55,7 +54,6 @@ def test_detections_and_720p_image_cross_process_boundary(ros):
         if publisher.poll() is None:
             publisher.kill()
             publisher.wait()
-    assert publisher.pid != os.getpid()
 
     expected = publisher_module.known_detections()
     got = received["det"]
@@ -160,4 +158,3 @@ def test_local_dds_environment_is_loopback_only():
     assert 1 <= int(local_dds_environment()["ROS_DOMAIN_ID"]) <= 100
     with pytest.raises(ValueError, match="ROS_DOMAIN_ID"):
         local_dds_environment(domain_id=250)
-    json.dumps(env)

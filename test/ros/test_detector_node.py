@@ -230,12 +230,18 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
         "diagnostics with published frames",
     )
     assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
-    assert float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms")) > 0
-    assert float(_diagnostic_value(recorder, CAM_A, "node_overhead_p50_ms")) >= 0.0
-    # The latency split: stamp -> callback, then callback -> start of the batch's inference.
+    latency_p50 = float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms"))
+    inference_p50 = float(_diagnostic_value(recorder, CAM_A, "inference_p50_ms"))
+    assert 0.0 < inference_p50 < latency_p50
+    # What the node adds excludes the model's own time, so it is below the latency.
+    overhead_p50 = float(_diagnostic_value(recorder, CAM_A, "node_overhead_p50_ms"))
+    assert 0.0 < overhead_p50 < latency_p50 - inference_p50 + 1.0
+    # The latency split: stamp -> callback, then callback -> start of the batch's inference;
+    # both are parts of the whole latency.
     receive_delay = float(_diagnostic_value(recorder, CAM_A, "receive_delay_p50_ms"))
-    assert 0.0 < receive_delay <= float(_diagnostic_value(recorder, CAM_A, "latency_p50_ms"))
-    assert float(_diagnostic_value(recorder, CAM_A, "batch_wait_p99_ms")) >= 0.0
+    assert 0.0 < receive_delay <= latency_p50
+    batch_wait_p99 = float(_diagnostic_value(recorder, CAM_A, "batch_wait_p99_ms"))
+    assert 0.0 <= batch_wait_p99 <= float(_diagnostic_value(recorder, CAM_A, "latency_p99_ms"))
 
 
 def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
@@ -485,9 +491,11 @@ def test_demo_weights_keep_track_ids_on_people_moving_across_the_image(harness, 
         for array in arrays
     ]
     assert len(people[-1]) >= 4, "the demo weights find several people on this frame"
-    # Every person confirmed at frame 2 is still there, with the same id, at the last frame...
+    # Most people confirmed at frame 2 (min_hits 2) are still there, with the same id, at the
+    # last frame...
+    assert len(people[2]) >= 4, "tracks are confirmed by the second frame"
     stable = set(people[2]) & set(people[-1])
-    assert len(stable) >= 0.75 * len(people[2])
+    assert len(stable) >= max(4, 0.75 * len(people[2])), (sorted(people[2]), sorted(people[-1]))
     # ...and its box moved right with the scene (about 6 px per frame).
     for track_id in stable:
         start = people[2][track_id].bbox.center.position.x

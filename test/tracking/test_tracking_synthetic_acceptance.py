@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pytest
 
 from togethernet_ros.evaluation.stability import StabilityReport, evaluate_stability
@@ -50,17 +47,3 @@ def test_tracker_lag_stays_below_one_frame_on_fast_motion():
     tracked = tracked_report(scene, TrackerConfig())
     assert abs(tracked.lag_frames) <= 1.0
     assert tracked.id_switches == 0
-
-
-def test_fifty_boxes_take_at_most_one_millisecond_per_frame():
-    scene = make_jittered_scene(num_objects=50, num_frames=150, false_boxes_per_frame=4, seed=9)
-    medians = []
-    for _ in range(3):  # best of three medians: other processes share this 2-core machine
-        tracker = Tracker()
-        times = []
-        for detections, stamp in zip(scene.detections, scene.stamps, strict=True):
-            start = time.perf_counter()
-            tracker.update(detections, stamp)
-            times.append(time.perf_counter() - start)
-        medians.append(float(np.median(times)))
-    assert min(medians) <= 1e-3, f"median per-frame time {min(medians) * 1e3:.2f} ms"
