@@ -17,6 +17,7 @@ from togethernet_ros.inference.int8_quantization import (
     quantize_int8,
 )
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
+from togethernet_ros.vision.fog import add_fog
 
 from .conftest import INPUT_SIZE, run_export_command, scene
 
@@ -71,6 +72,50 @@ def test_int8_copy_is_self_describing_smaller_and_close_to_float32(int8_pair):
     assert check["detections_compared"] > 0
     assert check["detections_found_again"] >= 0.8
     assert 0 < check["score_error_p50"] <= check["score_error_p99"] < 0.5
+
+
+def _iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with each row of (N, 4) xyxy boxes, written out in plain numpy."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def test_iou_helper_of_this_file():
+    box = np.array([0.0, 0.0, 10.0, 10.0])
+    others = np.array([[5.0, 0.0, 15.0, 10.0], [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    np.testing.assert_allclose(_iou_xyxy(box, others), [50 / 150, 1.0, 0.0])
+
+
+def test_int8_detector_finds_the_float32_detections_again(int8_pair):
+    """Independent of compare_int8: the public detector on both files over the calibration scenes.
+
+    At least 80% of the float32 detections (all of them, near-threshold ones included) must have
+    an int8 detection of the same class with IoU >= 0.5, the IoU computed here in plain numpy.
+    """
+    folder, written, _ = int8_pair
+    frames = [scene(300, 500, seed=seed) for seed in range(4)]  # the fixture's calibration set
+    images = frames + [add_fog(frame, 0.1) for frame in frames]
+    results = []
+    for path, backend in (
+        (folder / "model.onnx", "onnxruntime-CPUExecutionProvider"),
+        (written["model.onnx"], "onnxruntime-CPUExecutionProvider-int8"),
+    ):
+        detector = OnnxRuntimeDetector(path, conf_threshold=0.3, nms_threshold=0.45, num_threads=2)
+        assert detector.backend == backend  # really the float32 file, then really the int8 one
+        results.append(detector.detect(images))
+    total = found = 0
+    for wanted, got in zip(*results, strict=True):
+        wanted, got = wanted.detections, got.detections
+        for box, class_id in zip(wanted.boxes, wanted.class_ids, strict=True):
+            same = got.boxes[got.class_ids == class_id]
+            total += 1
+            found += int(len(same) > 0 and _iou_xyxy(box, same).max() >= 0.5)
+    assert total >= 20, "too few float32 detections for the comparison to mean anything"
+    assert found >= 0.8 * total, f"int8 found only {found} of {total} float32 detections"
 
 
 def test_detector_runs_the_int8_pair_and_names_it(int8_pair):
