@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "offline_wheels.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("offline_wheels", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .tool_modules import load_tool
 
 
 def jazzy_wheels_installed() -> bool:
@@ -30,7 +21,7 @@ def jazzy_wheels_installed() -> bool:
     not jazzy_wheels_installed(), reason="ROS 2 comes from a distribution or Kilted wheels here"
 )
 def test_closure_follows_extras_and_records_installed_versions():
-    tool = load_tool()
+    tool = load_tool("offline_wheels")
     closure = tool.dependency_closure(tool.root_requirements(), "3.12")
     # rclpy[fastrtps] pulls the Fast DDS middleware only through its extra.
     for name in ("ros-jazzy-rclpy", "ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-fastrtps", "rosbags"):
@@ -42,7 +33,7 @@ def test_closure_follows_extras_and_records_installed_versions():
 
 
 def test_pieces_are_balanced_and_keep_every_file(tmp_path):
-    tool = load_tool()
+    tool = load_tool("offline_wheels")
     sizes = [9, 7, 5, 4, 3, 2, 2, 1]
     files = []
     for index, size in enumerate(sizes):

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from packaging.requirements import Requirement
 
-SETUP_ENV = Path(__file__).resolve().parents[2] / "tools" / "setup_env.py"
-
-
-def load_setup_env():
-    spec = importlib.util.spec_from_file_location("setup_env", SETUP_ENV)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .tool_modules import load_tool
 
 
 def pins_for(python: str, gpu: bool) -> dict[str, str]:
     """Package name -> pinned version that pip would install under `python` ("3.10", ...)."""
     environment = {"python_version": python, "python_full_version": f"{python}.0"}
     pins: dict[str, str] = {}
-    for line in load_setup_env().python_requirements(gpu):
+    for line in load_tool("setup_env").python_requirements(gpu):
         requirement = Requirement(line)
         if requirement.marker is not None and not requirement.marker.evaluate(environment):
             continue
