@@ -66,3 +66,19 @@ def test_recording_from_threads_while_reading():
     # is below 1500/1999 whatever the interleaving, and each thread ended on 1.0.
     final = window.summary()
     assert final.count == 500 and final.max == 1.0 and final.mean > 0.75 and final.p50 > 0.75
+
+
+@pytest.mark.parametrize(("size", "recorded"), [(1, 1), (7, 5), (500, 499), (500, 1234)])
+def test_summary_equals_numpy_over_the_newest_samples(size, recorded):
+    values = np.random.default_rng(size + recorded).gamma(2.0, 5.0, recorded)
+    window = LatencyWindow(window_size=size)
+    for value in values:
+        window.record(float(value))
+    newest = values[-size:]  # what a sliding window of `size` holds after wrapping around
+    summary = window.summary()
+    assert summary.count == len(newest) == len(window)
+    p50, p95, p99 = np.percentile(newest, [50.0, 95.0, 99.0])
+    assert summary.p50 == pytest.approx(p50, rel=1e-12)
+    assert summary.p95 == pytest.approx(p95, rel=1e-12)
+    assert summary.p99 == pytest.approx(p99, rel=1e-12)
+    assert summary.max == newest.max() and summary.mean == pytest.approx(newest.mean())

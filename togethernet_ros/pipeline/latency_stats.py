@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,17 +22,24 @@ class LatencySummary:
 
 
 class LatencyWindow:
-    """Keeps the last ``window_size`` samples; safe to record and read from different threads."""
+    """Keeps the last ``window_size`` samples; safe to record and read from different threads.
+
+    The samples live in a fixed numpy ring, so a summary copies one array and sorts it once:
+    the node's diagnostics read 24 windows a second on the thread that takes camera frames
+    (a deque read through ``np.fromiter`` and ``np.percentile`` cost ~50 µs a window there).
+    """
 
     def __init__(self, window_size: int = 1000) -> None:
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
             raise ValueError(f"window_size must be an integer >= 1, got {window_size!r}")
-        self._samples: deque[float] = deque(maxlen=window_size)
+        self._ring = np.empty(window_size, dtype=np.float64)
+        self._count = 0  # samples held, at most window_size
+        self._next = 0  # where the next sample goes
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._samples)
+            return self._count
 
     def record(self, value: float) -> None:
         """Add one sample (NaN/inf raise ValueError: they would poison every percentile)."""
@@ -41,25 +47,37 @@ class LatencyWindow:
         if not math.isfinite(value):
             raise ValueError(f"latency sample must be finite, got {value!r}")
         with self._lock:
-            self._samples.append(value)
+            self._ring[self._next] = value
+            self._next = (self._next + 1) % len(self._ring)
+            self._count = min(self._count + 1, len(self._ring))
 
     def clear(self) -> None:
         """Drop every sample."""
         with self._lock:
-            self._samples.clear()
+            self._count = 0
+            self._next = 0
 
     def summary(self) -> LatencySummary:
         """Percentiles of the current window (all NaN and count 0 when empty)."""
         with self._lock:
-            samples = np.fromiter(self._samples, dtype=np.float64, count=len(self._samples))
+            samples = self._ring[: self._count].copy()  # order does not matter: sorted below
         if len(samples) == 0:
             return LatencySummary(0, math.nan, math.nan, math.nan, math.nan, math.nan)
-        p50, p95, p99 = np.percentile(samples, [50.0, 95.0, 99.0])
+        samples.sort()
         return LatencySummary(
             count=len(samples),
             mean=float(samples.mean()),
-            p50=float(p50),
-            p95=float(p95),
-            p99=float(p99),
-            max=float(samples.max()),
+            p50=_sorted_percentile(samples, 50.0),
+            p95=_sorted_percentile(samples, 95.0),
+            p99=_sorted_percentile(samples, 99.0),
+            max=float(samples[-1]),
         )
+
+
+def _sorted_percentile(ordered: np.ndarray, percent: float) -> float:
+    """``np.percentile``'s default (linear) estimate, from already sorted samples."""
+    position = percent / 100.0 * (len(ordered) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    low, high = float(ordered[below]), float(ordered[above])
+    return low + (high - low) * (position - below)
