@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -189,3 +190,33 @@ def test_published_flop_count_matches_the_notes():
     scaled = published_gflops((256, 256), True) * (640 * 640) / (256 * 256)
     assert scaled == pytest.approx(47.1, rel=0.02)
     assert published_gflops((256, 256), False) < 0.75 * published_gflops((256, 256), True)
+
+
+def test_predict_skips_unreadable_and_truncated_images_and_reports_them(
+    tmp_path, checkpoint_path, capsys
+):
+    source = tmp_path / "frames"
+    source.mkdir()
+    cv2.imwrite(str(source / "a_good.png"), scene(120, 160, seed=1))
+    ok, jpeg = cv2.imencode(".jpg", scene(120, 160, seed=2))
+    assert ok
+    (source / "b_cut.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])  # camera dropped the end
+    (source / "c_noise.png").write_bytes(b"not a png at all")
+    output = tmp_path / "out"
+    common = ["--weights", str(checkpoint_path), "--input-size", "256", "--device", "cpu"]
+    assert main(["predict", *common, "--source", str(source), "--output", str(output)]) == 0
+    report = json.loads((output / "detections.json").read_text())
+    assert [record["source"] for record in report["images"]] == ["a_good"]
+    skipped = {Path(entry["source"]).name: entry["problem"] for entry in report["skipped"]}
+    assert skipped == {
+        "b_cut.jpg": "truncated JPEG (no end-of-image marker)",
+        "c_noise.png": "not a decodable image (corrupt or another format)",
+    }
+    assert "1 images, 2 unreadable skipped" in capsys.readouterr().out
+    # Nothing readable at all, or a single unreadable file: an error naming it.
+    (source / "a_good.png").unlink()
+    assert main(["predict", *common, "--source", str(source), "--output", str(output)]) == 2
+    assert "none of the 2 images" in capsys.readouterr().err
+    lone = source / "b_cut.jpg"
+    assert main(["predict", *common, "--source", str(lone), "--output", str(output)]) == 2
+    assert "b_cut.jpg: truncated JPEG" in capsys.readouterr().err

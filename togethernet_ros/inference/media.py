@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.vision.jpeg_integrity import END_SEARCH_BYTES, is_truncated_jpeg
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"})
+LOGGER = logging.getLogger("togethernet_ros")
 
 
 @dataclass
@@ -22,13 +26,28 @@ class Frame:
     image: np.ndarray
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of a folder source that could not be read, and why."""
+
+    path: Path
+    problem: str
+
+
 class MediaSource:
-    """An image file, a folder of images (sorted, non-recursive) or a video file."""
+    """An image file, a folder of images (sorted, non-recursive) or a video file.
+
+    In a folder, an image that cannot be decoded is skipped with a warning and listed in
+    `skipped`, so one bad file does not cost the rest; a lone image file that cannot be read
+    is an error.
+    """
 
     def __init__(self, path: str | Path, max_frames: int | None = None) -> None:
         self.path = Path(path)
         self.max_frames = max_frames
         self.fps = 0.0
+        self.skipped: list[SkippedFile] = []
+        self._folder = self.path.is_dir()
         if self.path.is_dir():
             self.kind = "images"
             self.files = sorted(
@@ -71,13 +90,28 @@ class MediaSource:
             yield from self._video()
 
     def _images(self) -> Iterator[Frame]:
+        self.skipped = []
+        read = 0
         for index, path in enumerate(self.files):
             if self.max_frames is not None and index >= self.max_frames:
                 return
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            truncated = _truncated_jpeg_file(path)
+            image = None if truncated else cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                raise ValueError(f"cannot read image {path}")
+                problem = (
+                    "truncated JPEG (no end-of-image marker)"
+                    if truncated
+                    else "not a decodable image (corrupt or another format)"
+                )
+                if not self._folder:
+                    raise ValueError(f"cannot read image {path}: {problem}")
+                LOGGER.warning("skipping %s: %s", path, problem)
+                self.skipped.append(SkippedFile(path, problem))
+                continue
+            read += 1
             yield Frame(path.stem, index, image)
+        if read == 0 and self.skipped:
+            raise ValueError(f"none of the {len(self.skipped)} images in {self.path} could be read")
 
     def _video(self) -> Iterator[Frame]:
         capture = cv2.VideoCapture(str(self.path))
@@ -91,6 +125,16 @@ class MediaSource:
                 index += 1
         finally:
             capture.release()
+
+
+def _truncated_jpeg_file(path: Path) -> bool:
+    """Whether `path` is a JPEG whose end is missing (read: its first and last bytes only)."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - END_SEARCH_BYTES))
+        tail = handle.read()
+    return is_truncated_jpeg(head, tail)
 
 
 class VideoSink:

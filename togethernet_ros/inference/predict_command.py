@@ -119,12 +119,14 @@ def run(args: argparse.Namespace) -> int:
         "class_names": list(detector.class_names),
         "box_format": "xyxy source pixels",
         "images": records,
+        "skipped": [{"source": str(file.path), "problem": file.problem} for file in source.skipped],
     }
     (output / "detections.json").write_text(json.dumps(summary, indent=1))
     total = sum(len(record["detections"]) for record in records)
     height, width = detector.input_size
+    skipped = f", {len(source.skipped)} unreadable skipped" if source.skipped else ""
     print(
-        f"{len(records)} images, {total} detections -> {output} "
+        f"{len(records)} images{skipped}, {total} detections -> {output} "
         f"({detector.backend}, input {height}x{width})"
     )
     return 0
