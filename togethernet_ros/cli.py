@@ -95,6 +95,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+# A path the user gave that is missing, or of the wrong kind, or not readable: one line that
+# names it, not a traceback. Other errors keep theirs (they may be bugs worth reporting).
+PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `togethernet` command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -103,7 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 
         keep_frames_on_the_heap()
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except PATH_ERRORS as error:
+        print(f"togethernet {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -74,3 +74,19 @@ def test_every_nested_action_has_working_help(name, action, capsys):
         main([name, action, "--help"])
     assert exit_info.value.code == 0
     assert f"usage: togethernet {name} {action}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--set", "data.root={missing}"],
+        ["eval", "--voc-root", "{missing}", "--detections", "{missing}/d.json"],
+        ["distill", "{missing}/clip.mp4"],
+    ],
+)
+def test_a_missing_path_is_one_line_naming_it_not_a_traceback(argv, tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main([part.format(missing=missing) for part in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"togethernet {argv[0]}: error: ") and str(missing) in err
+    assert "Traceback" not in err

@@ -314,7 +314,8 @@ def _preview(keys: Sequence[str], limit: int = 3) -> str:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    # The type says what a bare detail (e.g. a KeyError's number) is about.
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _unpickler_detail(exc: BaseException) -> str:
