@@ -83,3 +83,24 @@ def test_eval_model_options_take_rectangular_sizes_and_default_to_any_gpu(capsys
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--input-size", "500"])
     assert "multiple" in capsys.readouterr().err
+
+
+def test_eval_leaves_out_unreadable_images_and_refuses_a_class_count_mismatch(tmp_path, capsys):
+    names = ("person", "bicycle", "car", "motorbike", "bus")  # the untrained model's classes
+    scenes = SyntheticFogDataset(4, 128, 128, num_classes=5, seed=2)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, names, image_set="test")
+    unreadable = sorted((root / "FOG").iterdir())[1]
+    unreadable.write_bytes(b"not an image")
+    run = ["eval", "--voc-root", str(root), "--weights", "", "--allow-untrained"]
+    run += ["--input-size", "128", "--device", "cpu", "--no-plots", "--no-coco"]
+    out = tmp_path / "report"
+    assert main([*run, "--classes", ",".join(names), "--out-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images_left_out"] == [unreadable.stem] and metrics["num_images"] == 3
+    assert "1 unreadable images left out" in capsys.readouterr().out
+    # --strict stops at the bad file instead.
+    with pytest.raises(SystemExit, match="unreadable image"):
+        main([*run, "--classes", ",".join(names), "--strict", "--out-dir", str(out)])
+    # A dataset read with other classes than the model's: said before any inference.
+    with pytest.raises(SystemExit, match="the model has 5 classes"):
+        main([*run, "--classes", "person,bicycle,car", "--out-dir", str(out)])

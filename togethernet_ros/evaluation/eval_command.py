@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from togethernet_ros.inference.cli_arguments import parse_input_size
 from togethernet_ros.training.data_command import parse_class_names
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 
+LOGGER = logging.getLogger("togethernet_ros")
 HELP = "Evaluate detections: VOC AP@0.5 / mAP (published protocol) and COCO AP via pycocotools."
 
 
@@ -115,16 +117,42 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
         color_order="rgb",
         allow_untrained=args.allow_untrained,
     )
+    model_classes = tuple(detector.class_names)
+    if len(model_classes) != len(dataset.class_names):
+        detector.close()
+        raise SystemExit(
+            f"eval: the model has {len(model_classes)} classes {list(model_classes)}, the dataset "
+            f"is read with {len(dataset.class_names)}: {list(dataset.class_names)}; pass "
+            "--classes in the model's order"
+        )
+    if model_classes != dataset.class_names:
+        LOGGER.warning(
+            "the model's class names %s differ from the dataset's %s; matching them by index",
+            list(model_classes),
+            list(dataset.class_names),
+        )
     found = {}
     try:
         records = dataset.records
         for start in range(0, len(records), args.batch_size):
             batch = records[start : start + args.batch_size]
-            images = [read_rgb(record.hazy_path) for record in batch]
-            for record, image in zip(batch, images, strict=True):
-                if image is None:
+            readable = []
+            for record in batch:
+                image = read_rgb(record.hazy_path)
+                if image is not None:
+                    readable.append((record, image))
+                elif args.strict:
                     raise SystemExit(f"eval: {record.hazy_path}: unreadable image")
-            for record, result in zip(batch, detector.detect(images), strict=True):
+                else:
+                    # Left out, with its ground truth (see run): scored as missed, one bad
+                    # file would look like a detector failure.
+                    dataset.issues.report(
+                        record.hazy_path, "unreadable image", "left out of the evaluation"
+                    )
+            if not readable:
+                continue
+            results = detector.detect([image for _, image in readable])
+            for (record, _), result in zip(readable, results, strict=True):
                 found[record.hazy_path.stem] = result.detections
     finally:
         detector.close()
@@ -161,8 +189,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args, class_names)
     dataset.issues.log_summary()
     truth = ground_truth_from_dataset(dataset)
+    left_out: list[str] = []
     if args.weights is not None:
         detections = detect_dataset(args, dataset)
+        left_out = sorted(set(truth) - set(detections))
+        if left_out:
+            dataset.issues.log_summary()
+            truth = {stem: gt for stem, gt in truth.items() if stem in detections}
         if args.save_detections:
             save_detections(args.save_detections, detections, class_names)
     missing = sorted(set(detections) - set(truth))
@@ -172,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         )
     voc = evaluate_voc(detections, truth, class_names, args.iou, return_curves=True)
     curves = voc.pop("curves")
-    metrics = {"voc": voc, "num_images": len(truth)}
+    metrics = {"voc": voc, "num_images": len(truth), "images_left_out": left_out}
     if not args.no_coco:
         metrics["coco"] = evaluate_coco(detections, truth, class_names)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         metrics["pr_curves"] = [path.name for path in plot_pr_curves(curves, args.out_dir)]
     (args.out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2))
     print(format_table(metrics, class_names))
+    if left_out:
+        print(f"{len(left_out)} unreadable images left out of the evaluation: {left_out[:5]}")
     print(f"wrote {args.out_dir / 'metrics.json'}")
     return 0
 
