@@ -21,7 +21,11 @@ from togethernet_ros.bag.image_codec import (
     encode_image_message,
     make_header,
 )
-from togethernet_ros.bag.output_topics import camera_namespace, output_topics
+from togethernet_ros.bag.output_topics import (
+    camera_namespace,
+    check_distinct_outputs,
+    output_topics,
+)
 from togethernet_ros.bag.vision_msgs_definitions import (
     DETECTION2D_ARRAY,
     VISION_MSGS_DEFINITIONS,
@@ -127,6 +131,17 @@ def test_output_topic_names_follow_the_node_contract():
     assert topics.detections == "/robot/cam_front/detections"
     assert topics.dehazed == "/robot/cam_front/dehazed/image_raw"
     assert output_topics("/image").detections_raw == "/detections_raw"
+    # Relative inputs keep relative outputs, so both follow the node's namespace.
+    assert output_topics("image").detections == "detections"
+    assert output_topics("cam/image_raw").debug_image == "cam/debug_image"
+
+
+def test_cameras_sharing_a_namespace_are_refused():
+    check_distinct_outputs(["/front/image_raw", "/rear/image_raw/compressed", "image"])
+    with pytest.raises(ValueError, match=r"'/front_camera' and '/rear_camera' .* '/detections'"):
+        check_distinct_outputs(["/front_camera", "/rear_camera"])
+    with pytest.raises(ValueError, match="would both publish on '/cam/detections'"):
+        check_distinct_outputs(["/cam/image_raw", "/cam/image_rect"])
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

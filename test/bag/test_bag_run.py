@@ -7,9 +7,10 @@ import pytest
 from mcap.reader import make_reader
 from rosbags.rosbag2 import Reader
 
+from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
 from togethernet_ros.bag.detection_messages import message_to_detections
-from togethernet_ros.bag.image_codec import decode_image_message
+from togethernet_ros.bag.image_codec import IMAGE_TYPE, decode_image_message
 from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 from togethernet_ros.vision.draw import draw_detections
 
@@ -91,6 +92,19 @@ def test_bag_run_reports_problems_and_keeps_going(camera_bag, tmp_path):
     assert report.frames_processed == 4
     kinds = sorted(p["kind"] for p in report.problems)
     assert kinds == ["missing_topic", "out_of_order"]
+
+
+def test_bag_run_refuses_cameras_that_would_share_output_topics(camera_bag, tmp_path):
+    # Both at the root: their detections would interleave on /detections.
+    topics = [("/front_camera", IMAGE_TYPE), ("/rear_camera", IMAGE_TYPE)]
+    source = camera_bag(frames=2, topics=topics)
+    with pytest.raises(BagError, match="'/front_camera' and '/rear_camera' would both publish"):
+        run_bag(source, tmp_path / "out", BlobDetector())
+    # One of them chosen: fine.
+    report = run_bag(
+        source, tmp_path / "one", BlobDetector(), BagRunOptions(image_topics=["/rear_camera"])
+    )
+    assert report.frames_processed == 2
 
 
 def test_bag_run_cli_with_the_real_untrained_detector(camera_bag, tmp_path, capsys):

@@ -53,6 +53,7 @@ def test_defaults_validate_and_expose_typed_settings(defaults):
         ("max_batch_size", 0, "'max_batch_size' must be >= 1"),
         ("image_topics", [], "at least one camera topic"),
         ("image_topics", ["/a/image", "/a/image"], "lists a topic twice"),
+        ("image_topics", ["/a/image", "/a/image_rect"], "would both publish on '/a/detections'"),
         ("publish_dehazed", "yes", "'publish_dehazed' must be true or false"),
         ("tracking.min_hits", 2.5, "'tracking.min_hits' must be an integer"),
         ("max_batch_wait_ms", -0.5, r"'max_batch_wait_ms' must be -1 \(auto\) or >= 0"),

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
+from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.tracking.config import TrackerConfig
 
 _END = object()
@@ -110,6 +112,10 @@ def run_bag(
     color_order = getattr(detector, "color_order", "bgr")
     started = time.perf_counter()
     with BagReader(input_path, options.image_topics) as reader:
+        try:
+            check_distinct_outputs(reader.image_topics)
+        except ValueError as error:
+            raise BagError(f"{input_path}: {error} (choose topics with --topics)") from None
         report = BagRunReport(
             input=str(input_path),
             output=str(output_path),

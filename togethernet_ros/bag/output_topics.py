@@ -6,6 +6,7 @@ For input ``<ns>/<name>`` (a trailing ``/compressed`` stripped first) the node p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -31,10 +32,31 @@ def camera_namespace(image_topic: str) -> str:
 def output_topics(image_topic: str) -> OutputTopics:
     """Output topics for one input camera topic."""
     namespace = camera_namespace(image_topic)
+    # A relative input without a namespace ("image") gets relative outputs ("detections"), so
+    # that they follow the node's namespace as the input does; "/image" gets "/detections".
+    prefix = f"{namespace}/" if namespace or image_topic.startswith("/") else ""
     return OutputTopics(
-        detections=f"{namespace}/detections",
-        detections_raw=f"{namespace}/detections_raw",
-        dehazed=f"{namespace}/dehazed/image_raw",
-        debug_image=f"{namespace}/debug_image",
-        label_info=f"{namespace}/label_info",
+        detections=f"{prefix}detections",
+        detections_raw=f"{prefix}detections_raw",
+        dehazed=f"{prefix}dehazed/image_raw",
+        debug_image=f"{prefix}debug_image",
+        label_info=f"{prefix}label_info",
     )
+
+
+def check_distinct_outputs(image_topics: Sequence[str]) -> None:
+    """ValueError when two camera topics would publish on the same output topics.
+
+    Outputs are named after the input's namespace, so ``/front_camera`` and ``/rear_camera``
+    (both in ``/``) would interleave two cameras on ``/detections`` with clashing track ids.
+    """
+    seen: dict[str, str] = {}
+    for topic in image_topics:
+        detections = output_topics(topic).detections
+        if detections in seen:
+            raise ValueError(
+                f"camera topics {seen[detections]!r} and {topic!r} would both publish on "
+                f"{detections!r} (outputs go to the camera topic's namespace): give each camera "
+                "its own namespace, e.g. /front/image_raw and /rear/image_raw, or remap them"
+            )
+        seen[detections] = topic

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
 from togethernet_ros.tracking.config import TrackerConfig
 
@@ -354,6 +355,10 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
         raise SettingsError("parameter 'image_topics' must name at least one camera topic")
     if len(set(topics)) != len(topics):
         raise SettingsError(f"parameter 'image_topics' lists a topic twice: {topics}")
+    try:
+        check_distinct_outputs(topics)
+    except ValueError as error:
+        raise SettingsError(f"parameter 'image_topics': {error}") from None
     checked["image_topics"] = tuple(topics)
     if not checked["weights"] and not checked["allow_untrained_weights"]:
         raise SettingsError(
