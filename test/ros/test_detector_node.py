@@ -352,6 +352,10 @@ def test_run_time_parameter_changes_are_validated(harness):
     assert all(result.successful for result in accepted)
     assert detector._detector.conf_threshold == pytest.approx(0.7)
     assert detector._settings.class_filter == frozenset({"car"})
+    # A class the model does not have would silently publish nothing: refused, naming it.
+    typo = detector.set_parameters([Parameter("classes", value=["car", "pedestrian"])])[0]
+    assert not typo.successful and "['pedestrian'], which the model does not have" in typo.reason
+    assert detector._settings.class_filter == frozenset({"car"})
     read_only = detector.set_parameters([Parameter("backend", value="onnxruntime")])[0]
     assert not read_only.successful
 
@@ -432,6 +436,16 @@ def test_node_process_refuses_bad_configuration_with_a_clear_message(arguments, 
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert expected in output, output[-2000:]
+
+
+def test_node_process_refuses_classes_the_model_does_not_have():
+    process = _start_node_process(
+        "-p", "weights:=''", "-p", "allow_untrained_weights:=true", "-p", "input_size:=[128]",
+        "-p", "classes:=['person', 'pedestrian']", "-r", "__node:=class_typo_detector",
+    )  # fmt: skip
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "'classes' names ['pedestrian'], which the model does not have" in output, output[-2000:]
 
 
 def test_node_process_refuses_a_corrupt_checkpoint(tmp_path):

@@ -164,6 +164,7 @@ class DetectorNode(LifecycleNode):
             for parameter in parameters:
                 check_value(SPECS_BY_NAME[parameter.name], parameter.value)
             settings = validate_settings(values)
+            _check_class_filter(settings.class_filter, self._class_names)
         except SettingsError as error:
             return SetParametersResult(successful=False, reason=str(error))
         with self._runtime_lock:
@@ -184,8 +185,11 @@ class DetectorNode(LifecycleNode):
         try:
             settings = validate_settings(self._read_parameters())
             self._detector = self._create_detector(settings)
+            _check_class_filter(settings.class_filter, tuple(self._detector.class_names))
         except (SettingsError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
             self.get_logger().error(f"configure failed: {error}")
+            if self._detector is not None:
+                self._detector.close()
             self._detector = None
             return TransitionCallbackReturn.FAILURE
         self._settings = settings
@@ -602,6 +606,17 @@ def _detections_cdr(
         class_labels(found.class_ids, class_names),
         None if track_ids is None else [str(track) for track in track_ids.tolist()],
     )
+
+
+def _check_class_filter(keep: frozenset[str] | None, class_names: tuple[str, ...]) -> None:
+    """SettingsError when `classes` names a class the model does not have (a typo would
+    otherwise publish nothing, silently). Before the model is loaded there is nothing to check."""
+    unknown = sorted(keep - set(class_names)) if keep is not None and class_names else []
+    if unknown:
+        raise SettingsError(
+            f"parameter 'classes' names {unknown}, which the model does not have; its classes "
+            f"are {list(class_names)} (or use ['all'])"
+        )
 
 
 def _keep_classes(
