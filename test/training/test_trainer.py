@@ -57,6 +57,27 @@ def test_unknown_config_key_is_rejected_with_its_name():
         load_train_config(None, ["train.learning_rate=0.1"])
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=abc", "config key train.epochs must be int, got 'abc'"),
+        ("train.ema=1", "config key train.ema must be bool, got 1"),
+        ("train.batch_size=true", "config key train.batch_size must be int, got True"),
+        ("data.class_names=[car, 2]", r"data.class_names must be tuple\[str, ...\]"),
+        ("output.dir=null", "config key output.dir must be str, got None"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_rejected_with_its_key(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_train_config(None, [override])
+
+
+def test_values_are_typed_as_declared():
+    config = load_train_config(None, ["train.lr=1", "data.class_names=[car]", "data.root=null"])
+    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.data.class_names == ("car",) and config.data.root is None
+
+
 def test_every_parameter_receives_gradient_and_is_optimised():
     torch.manual_seed(0)
     model = build_model(num_classes=3).train()  # TogetherNet-s

@@ -152,11 +152,33 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
-        elif isinstance(default, tuple) and isinstance(value, list):
-            kwargs[name] = tuple(value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(value, str(fields[name].type), prefix + name)
     return cls(**kwargs)
+
+
+def _typed(value: Any, annotation: str, key: str) -> Any:
+    """`value` checked against a field's annotation ("int", "str | None", "tuple[str, ...]").
+
+    YAML gives ints where floats are meant (`lr=1`), so ints become floats; nothing else is
+    converted: `epochs=abc` is an error naming the key, not a crash deep in the trainer.
+    """
+    accepted = {part.strip() for part in annotation.split("|")}
+    if value is None and "None" in accepted:
+        return None
+    if "bool" in accepted and isinstance(value, bool):
+        return value
+    if not isinstance(value, bool):  # bool is an int subclass, but `epochs=true` is a mistake
+        if "int" in accepted and isinstance(value, int):
+            return value
+        if "float" in accepted and isinstance(value, int | float):
+            return float(value)
+    if "str" in accepted and isinstance(value, str):
+        return value
+    strings = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+    if "tuple[str, ...]" in accepted and strings:
+        return tuple(value)
+    raise ValueError(f"config key {key} must be {annotation}, got {value!r}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
