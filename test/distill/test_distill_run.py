@@ -53,3 +53,20 @@ def test_export_then_train_from_the_export_writes_report_and_fp16_weights(tmp_pa
     assert weights.stat().st_size < 40e6
     card = weights.with_suffix(".md").read_text()
     assert sha256_of(weights) in card and "Apache-2.0" in card and "| 0.100 |" in card
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--epochs", "0"], "train.epochs must be >= 1"),
+        (["--input-size", "100"], "model.input_size must be a multiple of 128"),
+        (["--train-override", "train.lr=abc"], "config key train.lr must be float"),
+    ],
+)
+def test_bad_training_options_stop_the_run_before_any_labelling(tmp_path, options, message):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit, match=message):
+        main(["distill", str(frames), "--output", str(output), *options])
+    assert not output.exists()  # the teacher never ran, nothing was written

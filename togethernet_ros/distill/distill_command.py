@@ -236,6 +236,11 @@ def run(args: argparse.Namespace) -> int:
     from togethernet_ros.training.trainer import train
 
     out_dir = Path(args.output)
+    try:
+        # Check the training options before labelling, which can take minutes.
+        _train_config(args, DEFAULT_CLASS_NAMES, out_dir)
+    except ValueError as error:
+        raise SystemExit(f"togethernet distill: error: {error}") from None
     if args.dataset:
         label_set = load_pseudo_labels(args.dataset)
     else:
