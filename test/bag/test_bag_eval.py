@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from togethernet_ros.bag.bag_eval import evaluate_camera, load_bag_detections
+from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.detection_messages import detections_to_message
@@ -95,6 +96,20 @@ def test_eval_without_ground_truth_and_missing_gt_topic(evaluated_bag, capsys):
     assert "no ground truth given" in capsys.readouterr().out
     assert main(["bag", "eval", str(evaluated_bag), "--gt-topic", "/cam/nope"]) == 1
     assert "ground-truth topic /cam/nope is missing" in capsys.readouterr().err
+
+
+def test_eval_of_a_bag_without_detections_or_not_a_bag_says_so(camera_bag, tmp_path, capsys):
+    # An input-only bag (cameras, no detector outputs): rosbags would read every topic when
+    # asked for none, and the images used to crash the detection decoder.
+    inputs_only = camera_bag(frames=2)
+    with pytest.raises(BagError, match="has no <ns>/detections or <ns>/detections_raw topics"):
+        load_bag_detections(inputs_only, None)
+    assert main(["bag", "eval", str(inputs_only)]) == 1
+    assert "togethernet bag run" in capsys.readouterr().err
+    not_a_bag = tmp_path / "weights.pt"
+    not_a_bag.write_bytes(b"\x00" * 64)
+    with pytest.raises(BagError, match="is not a readable rosbag2 bag"):
+        load_bag_detections(not_a_bag, None)
 
 
 def test_consistency_separates_shaky_from_steady_boxes():

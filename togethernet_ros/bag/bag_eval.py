@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,40 +55,16 @@ def load_bag_detections(
 ) -> BagDetections:
     """Read detection, label_info and ground-truth topics from a bag."""
     from rosbags.rosbag2 import Reader
+    from rosbags.rosbag2.errors import ReaderError
 
-    typestore = create_typestore()
     gt_topics = list(gt_topics or [])
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
-    with Reader(path) as reader:
-        topics = {c.topic: c.msgtype for c in reader.connections}
-        for topic in gt_topics:
-            if topics.get(topic) != DETECTION2D_ARRAY:
-                found = topics.get(topic, "missing")
-                raise BagError(
-                    f"ground-truth topic {topic} is {found} in {path}; "
-                    f"it must be a {DETECTION2D_ARRAY}"
-                )
-        wanted = [
-            c
-            for c in reader.connections
-            if c.msgtype in (DETECTION2D_ARRAY, LABEL_INFO)
-            and (
-                c.topic.endswith(("/detections", "/detections_raw", "/label_info"))
-                or c.topic in gt_topics
-            )
-        ]
-        names = class_names
-        raw_messages = []
-        for connection, _, raw in reader.messages(connections=wanted):
-            message = typestore.deserialize_cdr(raw, connection.msgtype)
-            if connection.msgtype == LABEL_INFO:
-                if names is None:
-                    ordered = sorted(message.class_map, key=lambda c: c.class_id)
-                    names = tuple(c.class_name for c in ordered)
-                continue
-            raw_messages.append((connection.topic, message))
+    try:
+        names, raw_messages = _read_detection_messages(Reader(path), path, class_names, gt_topics)
+    except ReaderError as error:
+        raise BagError(f"{path} is not a readable rosbag2 bag: {error}") from None
     if names is None:
         from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
@@ -105,6 +82,48 @@ def load_bag_detections(
     if not cameras:
         raise BagError(f"bag {path} has no <ns>/detections or <ns>/detections_raw topics")
     return BagDetections(cameras, names, ground_truth)
+
+
+def _read_detection_messages(
+    reader: Any, path: Path, class_names: tuple[str, ...] | None, gt_topics: list[str]
+) -> tuple[tuple[str, ...] | None, list[tuple[str, Any]]]:
+    """(class names from label_info or `class_names`, [(topic, Detection2DArray)])."""
+    typestore = create_typestore()
+    with reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        for topic in gt_topics:
+            if topics.get(topic) != DETECTION2D_ARRAY:
+                found = topics.get(topic, "missing")
+                raise BagError(
+                    f"ground-truth topic {topic} is {found} in {path}; "
+                    f"it must be a {DETECTION2D_ARRAY}"
+                )
+        wanted = [
+            c
+            for c in reader.connections
+            if c.msgtype in (DETECTION2D_ARRAY, LABEL_INFO)
+            and (
+                c.topic.endswith(("/detections", "/detections_raw", "/label_info"))
+                or c.topic in gt_topics
+            )
+        ]
+        if not any(c.msgtype == DETECTION2D_ARRAY for c in wanted):
+            # Also: rosbags reads every topic when given no connections.
+            raise BagError(
+                f"bag {path} has no <ns>/detections or <ns>/detections_raw topics (record the "
+                "node's outputs, or make them with `togethernet bag run`)"
+            )
+        names = class_names
+        raw_messages = []
+        for connection, _, raw in reader.messages(connections=wanted):
+            message = typestore.deserialize_cdr(raw, connection.msgtype)
+            if connection.msgtype == LABEL_INFO:
+                if names is None:
+                    ordered = sorted(message.class_map, key=lambda c: c.class_id)
+                    names = tuple(c.class_name for c in ordered)
+                continue
+            raw_messages.append((connection.topic, message))
+    return names, raw_messages
 
 
 def load_voc_ground_truth(
