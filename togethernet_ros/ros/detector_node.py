@@ -68,6 +68,7 @@ from togethernet_ros.ros.node_settings import (
 )
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
+from togethernet_ros.vision.class_filter import keep_classes, unknown_classes
 from togethernet_ros.vision.detections import Detections
 from togethernet_ros.vision.draw import draw_detections
 
@@ -468,7 +469,7 @@ class DetectorNode(LifecycleNode):
         settings = self._settings
         if camera is None or settings is None:
             return
-        detections = _keep_classes(result.detections, self._class_names, settings.class_filter)
+        detections = keep_classes(result.detections, self._class_names, settings.class_filter)
         names = (
             tuple(str(index) for index in range(len(self._class_names)))
             if settings["class_id_as_index"]
@@ -609,26 +610,12 @@ def _detections_cdr(
 
 
 def _check_class_filter(keep: frozenset[str] | None, class_names: tuple[str, ...]) -> None:
-    """SettingsError when `classes` names a class the model does not have (a typo would
-    otherwise publish nothing, silently). Before the model is loaded there is nothing to check."""
-    unknown = sorted(keep - set(class_names)) if keep is not None and class_names else []
+    unknown = unknown_classes(keep, class_names)
     if unknown:
         raise SettingsError(
             f"parameter 'classes' names {unknown}, which the model does not have; its classes "
             f"are {list(class_names)} (or use ['all'])"
         )
-
-
-def _keep_classes(
-    detections: Detections, class_names: tuple[str, ...], keep: frozenset[str] | None
-) -> Detections:
-    if keep is None or len(detections) == 0:
-        return detections
-    allowed = np.array([name in keep for name in class_names], dtype=bool)
-    ids = detections.class_ids
-    mask = (ids >= 0) & (ids < len(class_names))
-    mask[mask] = allowed[ids[mask]]
-    return detections.select(mask)
 
 
 def main(args: Sequence[str] | None = None) -> int:
