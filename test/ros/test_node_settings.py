@@ -101,6 +101,10 @@ def test_class_filter_and_square_input(defaults):
     settings = validate_settings(defaults)
     assert settings.class_filter == frozenset({"person", "car"})
     assert settings.input_size == (512, 512)
+    defaults["input_size"] = 640  # an integer is a square too (`-p input_size:=640`)
+    assert validate_settings(defaults).input_size == (640, 640)
+    defaults["max_batch_wait_ms"] = 5  # an integer where a double is declared
+    assert validate_settings(defaults)["max_batch_wait_ms"] == 5.0
 
 
 def test_unknown_and_missing_parameters(defaults):

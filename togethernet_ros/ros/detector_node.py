@@ -105,7 +105,12 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     description = spec.description
     if spec.choices:
         description += f" (one of: {', '.join(spec.choices)})"
-    descriptor = ParameterDescriptor(description=description, read_only=spec.read_only)
+    # Dynamic typing: rclpy would otherwise reject `-p max_batch_wait_ms:=5` (an integer for
+    # a double), `-p input_size:=640` or `publish_dehazed: yes` with a traceback before the
+    # node runs; check_value() accepts what is meant and names the parameter in what it refuses.
+    descriptor = ParameterDescriptor(
+        description=description, read_only=spec.read_only, dynamic_typing=True
+    )
     if spec.kind is int and spec.minimum is not None and spec.maximum is not None:
         descriptor.integer_range = [
             IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)

@@ -301,6 +301,8 @@ def check_value(spec: ParameterSpec, value: Any) -> Any:
             raise SettingsError(f"{where} must be a list of strings, got {value!r}")
         return tuple(value)
     if spec.kind is tuple:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = (value,)  # `input_size: 640` means a square input
         if (
             not isinstance(value, (list, tuple))
             or len(value) not in (1, 2)
