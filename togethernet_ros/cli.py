@@ -97,7 +97,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 # A path the user gave that is missing, or of the wrong kind, or not readable: one line that
 # names it, not a traceback. Other errors keep theirs (they may be bugs worth reporting).
-PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+PATH_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,3 +90,13 @@ def test_a_missing_path_is_one_line_naming_it_not_a_traceback(argv, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"togethernet {argv[0]}: error: ") and str(missing) in err
     assert "Traceback" not in err
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    image = tmp_path / "frame.png"
+    image.write_bytes(b"")  # never read: the output folder is checked first
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    argv = ["predict", "--source", str(image), "--output", str(taken), "--allow-untrained"]
+    assert main(argv) == 2
+    assert str(taken) in capsys.readouterr().err
