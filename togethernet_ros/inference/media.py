@@ -95,14 +95,8 @@ class MediaSource:
         for index, path in enumerate(self.files):
             if self.max_frames is not None and index >= self.max_frames:
                 return
-            truncated = _truncated_jpeg_file(path)
-            image = None if truncated else cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image, problem = _read_image(path)
             if image is None:
-                problem = (
-                    "truncated JPEG (no end-of-image marker)"
-                    if truncated
-                    else "not a decodable image (corrupt or another format)"
-                )
                 if not self._folder:
                     raise ValueError(f"cannot read image {path}: {problem}")
                 LOGGER.warning("skipping %s: %s", path, problem)
@@ -127,14 +121,22 @@ class MediaSource:
             capture.release()
 
 
-def _truncated_jpeg_file(path: Path) -> bool:
-    """Whether `path` is a JPEG whose end is missing (read: its first and last bytes only)."""
-    with path.open("rb") as handle:
-        head = handle.read(2)
-        size = handle.seek(0, 2)
-        handle.seek(max(0, size - END_SEARCH_BYTES))
-        tail = handle.read()
-    return is_truncated_jpeg(head, tail)
+def _read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    """(BGR image, "") or (None, why it cannot be used)."""
+    try:
+        with path.open("rb") as handle:  # only the first and last bytes, for the JPEG check
+            head = handle.read(2)
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - END_SEARCH_BYTES))
+            tail = handle.read()
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    if is_truncated_jpeg(head, tail):
+        return None, "truncated JPEG (no end-of-image marker)"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "not a decodable image (corrupt or another format)"
+    return image, ""
 
 
 class VideoSink:
