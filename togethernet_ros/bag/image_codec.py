@@ -83,12 +83,13 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
     """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3."""
     _check_color_order(color_order)
     buffer = np.asarray(message.data, dtype=np.uint8)
-    if buffer.size and is_truncated_jpeg_buffer(buffer):
+    pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    # imdecode refuses a truncated JPEG without saying why; only then is it worth checking.
+    if pixels is None and buffer.size and is_truncated_jpeg_buffer(buffer):
         raise ImageDecodeError(
             f"CompressedImage with format {message.format!r} ({buffer.size} bytes) is a "
             "truncated JPEG (no end-of-image marker): the end of the frame is missing"
         )
-    pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if pixels is None:
         raise ImageDecodeError(
             f"CompressedImage with format {message.format!r} ({buffer.size} bytes) "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from togethernet_ros.inference.detector import Detector
@@ -132,7 +131,7 @@ def _existing_or_exported_onnx(
 ) -> Path:
     from togethernet_ros.inference.export import export_variants, onnx_variant_paths
     from togethernet_ros.model import load_model_weights, recorded_input_size
-    from togethernet_ros.model.checkpoint import CheckpointNotFoundError, read_checkpoint_file
+    from togethernet_ros.model.checkpoint import CheckpointNotFoundError
     from togethernet_ros.model.weights_path import resolve_weights_path
 
     if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
@@ -143,18 +142,18 @@ def _existing_or_exported_onnx(
         weights = resolve_weights_path(weights)
         if not weights.is_file():
             raise CheckpointNotFoundError(f"checkpoint file not found: {weights}")
+    if onnx_path is not None and not weights and not allow_untrained:
+        raise FileNotFoundError(
+            f"ONNX model not found: {onnx_path}; pass weights to export it there, or create it "
+            "with `togethernet export`"
+        )
+    loaded = None
     if input_size is None:
-        # Only the metadata is needed here; the full load below happens on a cache miss only.
-        raw = read_checkpoint_file(weights) if weights else {}
-        metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
-        input_size = recorded_input_size(metadata or {}) or DEFAULT_INPUT_SIZE
+        # The export key needs the size the checkpoint records; a cache miss reuses this load.
+        loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
+        input_size = recorded_input_size(loaded.metadata) or DEFAULT_INPUT_SIZE
     if onnx_path is not None:
         target = Path(onnx_path)
-        if not weights and not allow_untrained:
-            raise FileNotFoundError(
-                f"ONNX model not found: {target}; pass weights to export it there, or create it "
-                "with `togethernet export`"
-            )
     else:
         target = (
             cache_dir / "onnx" / f"{_weights_key(weights)}_{input_size[0]}x{input_size[1]}.onnx"
@@ -162,7 +161,8 @@ def _existing_or_exported_onnx(
         if all(path.is_file() for path in onnx_variant_paths(target)):
             LOGGER.info("using cached ONNX export %s", target)
             return target
-    loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
+    if loaded is None:
+        loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
     untrained = bool(loaded.metadata.get("untrained"))
     LOGGER.info("exporting %s to ONNX at %s (one-off)", weights or "untrained model", target)
     export_variants(
