@@ -205,3 +205,14 @@ def test_written_detections_are_readable_by_rosbags_and_mcap(tmp_path, storage):
             summary = make_reader(stream).get_summary()
         assert [c.topic for c in summary.channels.values()] == ["/cam/detections"]
         assert summary.statistics.message_count == 1
+
+
+def test_a_jpeg_opencv_raises_on_is_a_decode_error_naming_the_reason():
+    from support.oversized_jpeg import jpeg_claiming_size
+
+    typestore = create_typestore()
+    header = make_header(typestore, 0, "")
+    message = encode_compressed_message(typestore, np.zeros((8, 8, 3), np.uint8), header, "jpeg")
+    message.data = np.frombuffer(jpeg_claiming_size(60000, 60000), np.uint8)
+    with pytest.raises(ImageDecodeError, match=r"OpenCV refused it.*CV_IO_MAX_IMAGE_PIXELS"):
+        decode_compressed_message(message)

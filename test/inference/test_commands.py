@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.oversized_jpeg import jpeg_claiming_size
 
 from togethernet_ros.cli import main
 from togethernet_ros.inference.compute_floor import published_gflops
@@ -202,6 +203,8 @@ def test_predict_skips_unreadable_and_truncated_images_and_reports_them(
     assert ok
     (source / "b_cut.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])  # camera dropped the end
     (source / "c_noise.png").write_bytes(b"not a png at all")
+    # OpenCV raises on this one instead of returning None.
+    (source / "d_huge.jpg").write_bytes(jpeg_claiming_size(60000, 60000))
     output = tmp_path / "out"
     common = ["--weights", str(checkpoint_path), "--input-size", "256", "--device", "cpu"]
     assert main(["predict", *common, "--source", str(source), "--output", str(output)]) == 0
@@ -211,12 +214,13 @@ def test_predict_skips_unreadable_and_truncated_images_and_reports_them(
     assert skipped == {
         "b_cut.jpg": "truncated JPEG (no end-of-image marker)",
         "c_noise.png": "not a decodable image (corrupt or another format)",
+        "d_huge.jpg": "not a decodable image (corrupt or another format)",
     }
-    assert "1 images, 2 unreadable skipped" in capsys.readouterr().out
+    assert "1 images, 3 unreadable skipped" in capsys.readouterr().out
     # Nothing readable at all, or a single unreadable file: an error naming it.
     (source / "a_good.png").unlink()
     assert main(["predict", *common, "--source", str(source), "--output", str(output)]) == 2
-    assert "none of the 2 images" in capsys.readouterr().err
+    assert "none of the 3 images" in capsys.readouterr().err
     lone = source / "b_cut.jpg"
     assert main(["predict", *common, "--source", str(lone), "--output", str(output)]) == 2
     assert "b_cut.jpg: truncated JPEG" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.oversized_jpeg import jpeg_claiming_size
 from support.wait import wait_for
 
 pytestmark = pytest.mark.ros
@@ -325,6 +326,18 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
         10.0,
         "5 bad frames on cam_a and 1 on cam_b",
     )
+    # A JPEG whose header claims 60000x60000: refused from its header by max_image_pixels,
+    # before any decoding (the decoder itself would only say it could not decode it).
+    huge = _compressed_message(good, "cam_b_optical", 8)
+    huge.data = jpeg_claiming_size(60000, 60000)
+    publishers[CAM_B].publish(huge)
+    wait_for(
+        lambda: detector._cameras[CAM_B].stats.bad_frames == 2,
+        10.0,
+        "the oversized JPEG counted as bad on cam_b",
+    )
+    assert "60000x60000" in detector._cameras[CAM_B].stats.last_problem
+    assert "max_image_pixels=1000000" in detector._cameras[CAM_B].stats.last_problem
     publishers[CAM_A].publish(_image_message(good, "cam_a_optical", 7))
     wait_for(
         lambda: any(_stamp_ns(a.header) == 7 for a in recorder.get("/cam_a/detections")),
@@ -563,3 +576,31 @@ def test_restoration_runs_only_while_someone_consumes_it(ros):
     publisher.publish(_image_message(_scene(120, 160, 8), "cam_a_optical", 2))
     wait_for(lambda: len(dehazed) == 1, 30.0, "a dehazed image once someone listens")
     assert calls == [False, True]
+
+
+def test_lifecycle_round_trips_resume_processing(harness):
+    """Deactivate/activate and cleanup/configure bring the node back to a working state."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    detector, _tester, publishers, recorder = harness()
+    frame = _scene(120, 160, 7)
+
+    def publish_until_detected(stamp: int, what: str) -> None:
+        publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", stamp))
+        wait_for(
+            lambda: any(_stamp_ns(a.header) == stamp for a in recorder.get("/cam_a/detections")),
+            60.0,
+            what,
+        )
+
+    publish_until_detected(1, "detections before any transition")
+    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    publish_until_detected(2, "detections after deactivate -> activate")
+    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert detector._detector is None and not detector._cameras
+    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    publish_until_detected(3, "detections after cleanup -> configure -> activate")
+    assert sum(t.name == "togethernet-inference" for t in threading.enumerate()) == 1

@@ -83,7 +83,15 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
     """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3."""
     _check_color_order(color_order)
     buffer = np.asarray(message.data, dtype=np.uint8)
-    pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    try:
+        pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    except cv2.error as error:
+        # OpenCV raises rather than returning None for some headers, e.g. a size above its
+        # CV_IO_MAX_IMAGE_PIXELS; a bad frame must never escape as an exception.
+        raise ImageDecodeError(
+            f"CompressedImage with format {message.format!r} ({buffer.size} bytes) could not "
+            f"be decoded: OpenCV refused it ({error.err})"
+        ) from error
     # imdecode refuses a truncated JPEG without saying why; only then is it worth checking.
     if pixels is None and buffer.size and is_truncated_jpeg_buffer(buffer):
         raise ImageDecodeError(

@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.vision.image_file import read_image_file
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -55,7 +57,7 @@ def _folder_images(path: Path) -> list[Path]:
 def _raw_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
     if path.is_dir():
         for index, image_path in enumerate(_folder_images(path)):
-            image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+            image = read_image_file(image_path)
             if image is None:
                 raise ValueError(f"cannot read image {image_path}")
             yield index, image

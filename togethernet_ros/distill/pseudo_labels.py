@@ -22,6 +22,7 @@ from togethernet_ros.distill.coco_classes import CocoClassMapping
 from togethernet_ros.distill.frame_sources import SourceFrame
 from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.detections import Detections
+from togethernet_ros.vision.image_file import read_image_file
 
 LABELS_FORMAT = "togethernet_ros.distill.pseudo_labels/1"
 LABELS_FILE = "labels.json"
@@ -112,7 +113,7 @@ class PseudoLabelSet:
     def read_clear_bgr(self, frame: LabelledFrame) -> np.ndarray:
         """The clear frame as BGR uint8 (ValueError naming the file when unreadable)."""
         path = self.root / frame.image
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image_file(path)
         if image is None:
             raise ValueError(f"cannot read pseudo-labelled frame {path}")
         return image

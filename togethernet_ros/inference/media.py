@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.vision.image_file import read_image_file
 from togethernet_ros.vision.jpeg_integrity import END_SEARCH_BYTES, is_truncated_jpeg
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
@@ -133,7 +134,7 @@ def _read_image(path: Path) -> tuple[np.ndarray | None, str]:
         return None, f"cannot be read ({error.strerror or error})"
     if is_truncated_jpeg(head, tail):
         return None, "truncated JPEG (no end-of-image marker)"
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image_file(path)
     if image is None:
         return None, "not a decodable image (corrupt or another format)"
     return image, ""

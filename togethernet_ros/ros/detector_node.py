@@ -71,6 +71,7 @@ from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.class_filter import keep_classes, unknown_classes
 from togethernet_ros.vision.detections import Detections
 from togethernet_ros.vision.draw import draw_detections
+from togethernet_ros.vision.encoded_image_size import encoded_image_size
 
 NODE_NAME = "detector"
 WARN_THROTTLE_S = 5.0
@@ -432,17 +433,17 @@ class DetectorNode(LifecycleNode):
         if compressed:
             if len(message.data) == 0:
                 raise ImageDecodeError("CompressedImage has no data (zero-size)")
-            # A JPEG's size is known only once decoded.
+            # The JPEG/PNG header gives the size, so an oversized frame is refused before
+            # decoding it; other formats are decoded first and then checked.
+            size = encoded_image_size(np.frombuffer(message.data, np.uint8))
+            if size is not None:
+                _check_pixel_count(*size, max_pixels)
             image = decode_compressed_message(message)
             height, width = image.shape[:2]
         else:
             # Check before decoding so an oversized frame costs no copy.
             height, width = int(message.height), int(message.width)
-        if height * width > max_pixels:
-            raise ImageDecodeError(
-                f"image {width}x{height} has {height * width} pixels, more than "
-                f"max_image_pixels={max_pixels}"
-            )
+        _check_pixel_count(width, height, max_pixels)
         return image if compressed else decode_image_message(message)
 
     def _infer(self, frames: list[CameraFrame]) -> Sequence[Any]:
@@ -612,6 +613,14 @@ def _detections_cdr(
         class_labels(found.class_ids, class_names),
         None if track_ids is None else [str(track) for track in track_ids.tolist()],
     )
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    if height * width > max_pixels:
+        raise ImageDecodeError(
+            f"image {width}x{height} has {height * width} pixels, more than "
+            f"max_image_pixels={max_pixels}"
+        )
 
 
 def _check_class_filter(keep: frozenset[str] | None, class_names: tuple[str, ...]) -> None:
