@@ -604,3 +604,27 @@ def test_lifecycle_round_trips_resume_processing(harness):
     assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     publish_until_detected(3, "detections after cleanup -> configure -> activate")
     assert sum(t.name == "togethernet-inference" for t in threading.enumerate()) == 1
+
+
+def test_an_unexpected_decoding_fault_drops_the_frame_not_the_node(harness, monkeypatch):
+    # Fault injection: no known input makes decoding raise anything but ImageDecodeError, but
+    # an exception escaping a subscription callback would end the executor's spin.
+    detector, _tester, publishers, recorder = harness()
+    real_decode = detector._decode
+
+    def decode_failing_once(message, compressed):
+        if _stamp_ns(message.header) == 1:
+            raise RuntimeError("injected fault")
+        return real_decode(message, compressed)
+
+    monkeypatch.setattr(detector, "_decode", decode_failing_once)
+    frame = _scene(120, 160, 9)
+    publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 1))
+    wait_for(lambda: detector._cameras[CAM_A].stats.bad_frames == 1, 10.0, "one bad frame")
+    assert "unexpected RuntimeError" in detector._cameras[CAM_A].stats.last_problem
+    publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 2))
+    wait_for(
+        lambda: any(_stamp_ns(a.header) == 2 for a in recorder.get("/cam_a/detections")),
+        30.0,
+        "detections for the next frame",
+    )

@@ -423,6 +423,13 @@ class DetectorNode(LifecycleNode):
             camera.stats.record_bad_frame(str(error))
             self.get_logger().warning(problem, throttle_duration_sec=WARN_THROTTLE_S)
             return
+        except Exception as error:  # an exception escaping a callback would end the node's spin
+            problem = f"unexpected {type(error).__name__} decoding a frame: {error}"
+            camera.stats.record_bad_frame(problem)
+            self.get_logger().error(
+                f"{problem} on {topic}; frame dropped", throttle_duration_sec=WARN_THROTTLE_S
+            )
+            return
         batcher.put(
             topic,
             CameraFrame(topic=topic, image=image, header=message.header, received_at=received_at),
