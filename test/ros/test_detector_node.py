@@ -459,6 +459,13 @@ def test_node_process_refuses_bad_configuration_with_a_clear_message(arguments, 
     [
         ("classes:=['person', 'pedestrian']", "'classes' names ['pedestrian'], which the model"),
         ("publish_dehazed:=maybe", "'publish_dehazed' must be true or false, got 'maybe'"),
+        # Topic names ROS refuses used to fail activation with no reason given.
+        (
+            "image_topics:=['/front cam/image_raw']",
+            "'image_topics': '/front cam/image_raw' is not a valid ROS topic name: topic name "
+            "must not contain characters other than",
+        ),
+        ("image_topics:=['/cam/image_raw/']", "must not end with a forward slash"),
     ],
 )
 def test_node_process_refuses_bad_values_with_a_message_naming_them(override, message):

@@ -26,7 +26,9 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.expand_topic_name import expand_topic_name
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -35,6 +37,8 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from rclpy.validate_full_topic_name import validate_full_topic_name
+from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import (
     Detection2DArray,
@@ -191,6 +195,7 @@ class DetectorNode(LifecycleNode):
         """Validate the parameters, load (and warm up) the model and create the publishers."""
         try:
             settings = validate_settings(self._read_parameters())
+            self._check_topic_names(settings["image_topics"])
             self._detector = self._create_detector(settings)
             _check_class_filter(settings.class_filter, tuple(self._detector.class_names))
         except (SettingsError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
@@ -261,8 +266,34 @@ class DetectorNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return TransitionCallbackReturn.SUCCESS
 
+    def _check_topic_names(self, image_topics: Sequence[str]) -> None:
+        """SettingsError naming a camera topic (or an output derived from it) ROS would refuse."""
+        for topic in image_topics:
+            names = output_topics(topic)
+            for name in (topic, *dataclasses.astuple(names)):
+                try:
+                    validate_topic_name(name)
+                    full_name = expand_topic_name(name, self.get_name(), self.get_namespace())
+                    validate_full_topic_name(full_name)
+                except (InvalidTopicNameException, ValueError) as error:
+                    what = "" if name == topic else f" (its output {name!r})"
+                    reason = str(error).splitlines()[0].removeprefix("Invalid topic name: ")
+                    raise SettingsError(
+                        f"parameter 'image_topics': {topic!r}{what} is not a valid ROS topic "
+                        f"name: {reason}"
+                    ) from error
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the batcher and inference thread, subscribe to the cameras, start diagnostics."""
+        try:
+            self._start_processing()
+        except Exception as error:  # rclpy would turn it into a transition error without a word
+            self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
+            self._stop_processing()
+            return TransitionCallbackReturn.FAILURE
+        return super().on_activate(state)
+
+    def _start_processing(self) -> None:
         settings = self._settings
         assert settings is not None
         assert self._detector is not None
@@ -305,7 +336,6 @@ class DetectorNode(LifecycleNode):
             settings["diagnostics_period_s"], self._publish_diagnostics
         )
         self.get_logger().info(f"active: listening to {list(settings['image_topics'])}")
-        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
