@@ -371,6 +371,9 @@ def test_run_time_parameter_changes_are_validated(harness):
     assert detector._settings.class_filter == frozenset({"car"})
     read_only = detector.set_parameters([Parameter("backend", value="onnxruntime")])[0]
     assert not read_only.successful
+    # rclpy's own parameters are rclpy's business: switching to /clock at run time works.
+    assert detector.set_parameters([Parameter("use_sim_time", value=True)])[0].successful
+    assert detector.get_clock().ros_time_is_active
 
 
 def test_overload_drops_newest_wins_and_deactivate_stops_the_worker(harness):
@@ -635,3 +638,62 @@ def test_an_unexpected_decoding_fault_drops_the_frame_not_the_node(harness, monk
         30.0,
         "detections for the next frame",
     )
+
+
+def test_use_sim_time_measures_latency_on_the_replayed_clock(ros, harness):
+    """A replayed bag's stamps are from the recording: latency must use /clock, not the wall."""
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+
+    detector, _tester, publishers, recorder = harness(use_sim_time=True)
+    clock_node = ros.add_node(rclpy.create_node("sim_clock", context=ros.context))
+    clock_publisher = clock_node.create_publisher(Clock, "/clock", 10)
+    recorded_start_ns = 1_600_000_000_000_000_000  # a recording from 2020
+    frame = _scene(120, 160, 10)
+    # Before any /clock the node cannot measure latency: the frame is still processed.
+    publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", recorded_start_ns))
+    wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "detections without /clock")
+    assert len(detector._cameras[CAM_A].stats.latency_ms) == 0
+    started = time.monotonic()
+    for index in range(1, 40):
+        sim_now_ns = recorded_start_ns + int((time.monotonic() - started) * 1e9)
+        message = Clock()
+        message.clock.sec, message.clock.nanosec = divmod(sim_now_ns, 1_000_000_000)
+        clock_publisher.publish(message)
+        if index % 5 == 0:
+            publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", sim_now_ns))
+        time.sleep(0.05)
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "latency_clock") == "ros (use_sim_time)",
+        10.0,
+        "diagnostics on the simulated clock",
+    )
+    latencies = detector._cameras[CAM_A].stats.latency_ms.summary()
+    # Against the wall clock these would be ~6 years; on /clock they are the node's own time,
+    # give or take the 50 ms /clock period.
+    assert len(detector._cameras[CAM_A].stats.latency_ms) >= 3
+    assert -100.0 < latencies.p50 < 5000.0
+
+
+def test_the_node_shadows_none_of_rclpys_own_attributes(ros):
+    """Assigning e.g. self._subscriptions replaced rclpy's list: /clock went unheard."""
+    import ast
+
+    from rclpy.lifecycle import LifecycleNode
+
+    bare = LifecycleNode("bare_lifecycle_node", context=ros.context)
+    try:
+        rclpy_names = set(vars(bare)) | set(dir(LifecycleNode))
+    finally:
+        bare.destroy_node()
+    source = (REPO / "togethernet_ros" / "ros" / "detector_node.py").read_text()
+    assigned = {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
+    assert assigned, "the parse found no assignments to self"
+    assert assigned & rclpy_names == set()

@@ -62,7 +62,7 @@ class CameraStats:
 
     def record_output(
         self,
-        latency_ms: float,
+        latency_ms: float | None,
         inference_ms: float,
         batch_size: int,
         node_overhead_ms: float | None = None,
@@ -71,12 +71,14 @@ class CameraStats:
         """One processed frame (its outputs published to every subscribed topic).
 
         node_overhead_ms = in-node time minus the batch's inference; batch_wait_ms = from the
-        callback to the start of the batch's inference.
+        callback to the start of the batch's inference; latency_ms is None where it cannot be
+        measured (use_sim_time before the first /clock).
         """
         with self._lock:
             self.processed += 1
             self._outputs.append(self._clock())
-        self.latency_ms.record(latency_ms)
+        if latency_ms is not None:
+            self.latency_ms.record(latency_ms)
         if node_overhead_ms is not None:
             self.node_overhead_ms.record(node_overhead_ms)
         if batch_wait_ms is not None:

@@ -147,7 +147,7 @@ class DetectorNode(LifecycleNode):
         self._detector: Any = None
         self._class_names: tuple[str, ...] = ()
         self._cameras: dict[str, CameraOutputs] = {}
-        self._subscriptions: list[Any] = []
+        self._camera_subscriptions: list[Any] = []
         self._batcher: FrameBatcher | None = None
         self._worker: InferenceWorker | None = None
         self._diagnostics_timer: Any = None
@@ -163,16 +163,16 @@ class DetectorNode(LifecycleNode):
         """Validate run-time changes; apply thresholds, class filter and tracker settings."""
         if self._settings is None:
             return SetParametersResult(successful=True)
+        # Others, such as use_sim_time, are rclpy's own: it checks them (and refuses undeclared
+        # names) itself.
+        ours = [parameter for parameter in parameters if parameter.name in SPECS_BY_NAME]
+        if not ours:
+            return SetParametersResult(successful=True)
         values = dict(self._settings.values)
-        for parameter in parameters:
-            spec = SPECS_BY_NAME.get(parameter.name)
-            if spec is None:
-                return SetParametersResult(
-                    successful=False, reason=f"unknown parameter '{parameter.name}'"
-                )
+        for parameter in ours:
             values[parameter.name] = parameter.value
         try:
-            for parameter in parameters:
+            for parameter in ours:
                 check_value(SPECS_BY_NAME[parameter.name], parameter.value)
             settings = validate_settings(values)
             _check_class_filter(settings.class_filter, self._class_names)
@@ -322,7 +322,7 @@ class DetectorNode(LifecycleNode):
         for topic in settings["image_topics"]:
             compressed = topic.rstrip("/").endswith("/compressed")
             message_type = CompressedImage if compressed else Image
-            self._subscriptions.append(
+            self._camera_subscriptions.append(
                 self.create_subscription(
                     message_type,
                     topic,
@@ -354,9 +354,9 @@ class DetectorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_processing(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._camera_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions.clear()
+        self._camera_subscriptions.clear()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
@@ -443,8 +443,11 @@ class DetectorNode(LifecycleNode):
         if camera is None or batcher is None:
             return
         received_at = time.monotonic()
+        now_s = self._latency_clock_s()
         camera.stats.record_input(
-            receive_delay_ms=(time.time() - _stamp_seconds(message.header)) * 1e3
+            receive_delay_ms=None
+            if now_s is None
+            else (now_s - _stamp_seconds(message.header)) * 1e3
         )
         try:
             image = self._decode(message, compressed)
@@ -464,6 +467,18 @@ class DetectorNode(LifecycleNode):
             topic,
             CameraFrame(topic=topic, image=image, header=message.header, received_at=received_at),
         )
+
+    def _latency_clock_s(self) -> float | None:
+        """Now, on the clock the stamps are on: the system clock, or /clock under use_sim_time.
+
+        None while use_sim_time waits for its first /clock: no latency can be measured yet.
+        Replayed stamps are from the recording, so the system clock would report hours.
+        """
+        clock = self.get_clock()
+        if not clock.ros_time_is_active:
+            return time.time()
+        nanoseconds = clock.now().nanoseconds
+        return nanoseconds * 1e-9 if nanoseconds else None
 
     def _decode(self, message: Any, compressed: bool) -> np.ndarray:
         max_pixels = self._settings["max_image_pixels"]
@@ -543,7 +558,8 @@ class DetectorNode(LifecycleNode):
             canvas = result.dehazed if result.dehazed is not None else frame.image
             annotated = draw_detections(canvas, output, self._class_names, track_ids=track_ids)
             camera.debug_image.publish(self._image_message(annotated, header))
-        latency_ms = (time.time() - stamp_s) * 1e3
+        now_s = self._latency_clock_s()
+        latency_ms = None if now_s is None else (now_s - stamp_s) * 1e3
         # Decode, batching wait, smoothing and message building: what the node adds to the model.
         in_node_ms = (time.monotonic() - frame.received_at) * 1e3
         camera.stats.record_output(
@@ -625,6 +641,9 @@ class DetectorNode(LifecycleNode):
                 "node_overhead_p95_ms": f"{overhead.p95:.2f}",
                 "batch_size_mean": f"{batches.mean:.2f}",
                 "backend": backend,
+                "latency_clock": "ros (use_sim_time)"
+                if self.get_clock().ros_time_is_active
+                else "system",
             }
             status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
             array.status.append(status)
