@@ -104,3 +104,100 @@ def test_eval_leaves_out_unreadable_images_and_refuses_a_class_count_mismatch(tm
     # A dataset read with other classes than the model's: said before any inference.
     with pytest.raises(SystemExit, match="the model has 5 classes"):
         main([*run, "--classes", "person,bicycle,car", "--out-dir", str(out)])
+
+
+def _detections_file(path, images, class_names=("person", "bicycle", "car")):
+    payload = {"format": "togethernet_ros.detections/1"}
+    if images is not None:
+        payload["images"] = images
+    if class_names is not None:
+        payload["class_names"] = list(class_names)
+    path.write_text(json.dumps(payload))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("images", "class_names", "expected"),
+    [
+        (None, CLASSES, "'images' must map image ids to detections"),
+        ({}, None, "'class_names' must be a non-empty list"),
+        ({"00000": [1, 2]}, CLASSES, "image '00000': expected {boxes, scores, class_ids}"),
+        (
+            {"00000": {"boxes": [[1, 2, 3, 4]], "scores": [0.5]}},
+            CLASSES,
+            "missing field(s) class_ids",
+        ),
+        (
+            {"00000": {"boxes": [[1, 2, 3, 4]], "scores": [0.5], "class_ids": [7]}},
+            CLASSES,
+            "class ids [7] outside the file's 3 classes",
+        ),
+        (
+            {"00000": {"boxes": [[1, 2, 3, 4]], "scores": [0.5], "class_ids": [0.5]}},
+            CLASSES,
+            "class ids must be integers",
+        ),
+        (
+            {"00000": {"boxes": [[1, 2, 3]], "scores": [0.5], "class_ids": [0]}},
+            CLASSES,
+            "boxes must be [x1, y1, x2, y2] lists",
+        ),
+        (
+            {"00000": {"boxes": [[1, 2, 3, None]], "scores": [0.5], "class_ids": [0]}},
+            CLASSES,
+            "non-finite box coordinates or scores",
+        ),
+    ],
+)
+def test_eval_names_what_is_wrong_in_a_detections_file(tmp_path, images, class_names, expected):
+    scenes = SyntheticFogDataset(2, 96, 128, num_classes=3, seed=1)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    path = _detections_file(tmp_path / "dets.json", images, class_names)
+    args = ["eval", "--voc-root", str(root), "--detections", str(path), "--no-plots"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out-dir", str(tmp_path / "report")])
+    message = str(exit_info.value.code)
+    # One line, naming the file (and image) and the problem.
+    assert message.startswith(f"eval: {path}: ") and expected in message and "\n" not in message
+    assert not (tmp_path / "report").exists()
+
+
+def test_eval_refuses_an_empty_image_set_and_bad_options(tmp_path, capsys):
+    scenes = SyntheticFogDataset(2, 96, 128, num_classes=3, seed=1)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("")
+    dets = _detections_file(tmp_path / "dets.json", {})
+    args = ["eval", "--voc-root", str(root), "--detections", str(dets), "--no-plots"]
+    out = tmp_path / "report"
+    with pytest.raises(SystemExit, match=r"no images to evaluate in .*voc \(image set 'test'\)"):
+        main([*args, "--out-dir", str(out)])
+    assert not (out / "metrics.json").exists()
+    with pytest.raises(SystemExit, match=r"duplicate class names \['car'\]"):
+        main([*args, "--classes", "car,car"])
+    with pytest.raises(SystemExit):
+        main([*args, "--batch-size", "0"])
+    assert "--batch-size: must be >= 1" in capsys.readouterr().err
+    # --strict: a listed image missing on disk stops the run in one line naming it.
+    (root / "ImageSets" / "Main" / "test.txt").write_text("00000\n00001\n")
+    (root / "FOG" / "00001.png").unlink()
+    with pytest.raises(SystemExit, match=r"FOG/00001: foggy image missing \(strict data mode"):
+        main([*args, "--strict", "--out-dir", str(out)])
+
+
+def test_eval_without_ground_truth_objects_reports_undefined_not_numbers(tmp_path, capsys):
+    scenes = SyntheticFogDataset(3, 96, 128, num_classes=3, seed=1)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    for xml in (root / "Annotations").iterdir():
+        xml.write_text(
+            "<annotation><size><width>128</width><height>96</height></size></annotation>"
+        )
+    box = {"boxes": [[5, 5, 30, 30]], "scores": [0.9], "class_ids": [2]}
+    dets = _detections_file(tmp_path / "dets.json", {"00000": box})
+    out = tmp_path / "report"
+    args = ["eval", "--voc-root", str(root), "--detections", str(dets), "--no-plots"]
+    assert main([*args, "--out-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # pycocotools' -1 ("nothing to score") must not reach the report as a number.
+    assert metrics["voc"]["mAP"] is None and metrics["coco"]["AP"] is None
+    assert all(value is None or value >= 0 for value in metrics["coco"].values())
+    assert "no (non-difficult) ground-truth objects" in capsys.readouterr().out

@@ -99,10 +99,11 @@ def test_yolo_labels_bad_lines_reported_with_line_numbers(tmp_path):
     assert np.allclose(annotation.boxes[1], [170, 40, 200, 60])  # clipped at the right edge
     lines = sorted(issue.line for issue in issues.issues)
     assert lines == [2, 3, 4]
+    # An empty file is an image without objects (YOLO convention), even in strict mode.
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    with pytest.raises(DataError, match=r"empty\.txt: empty label file"):
-        read_yolo_labels(empty, 10, 10, 3, DataIssues(strict=True))
+    annotation = read_yolo_labels(empty, 10, 10, 3, DataIssues(strict=True))
+    assert annotation is not None and len(annotation.labels) == 0
 
 
 def test_missing_and_unreadable_images(voc_root):
@@ -163,3 +164,162 @@ def test_data_cli_voc2yolo_split_fog_round_trip(voc_root, capsys):
     sample = fogged[0]
     assert sample.hazy.mean() > sample.clean.mean() - 5  # fog brightens towards A = 0.5
     assert sample.hazy.std() < sample.clean.std()
+
+
+def _cli_error(capsys, args):
+    """Run the CLI expecting a one-line error exit; returns the message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    message = str(exit_info.value.code) if exit_info.value.code not in (None, 0) else ""
+    message += capsys.readouterr().err
+    assert "Traceback" not in message and message.strip()
+    return message
+
+
+def test_voc2yolo_bad_options_and_strict_errors_exit_in_one_line(voc_root, capsys):
+    root, _ = voc_root
+    out = str(root / "labels")
+    message = _cli_error(
+        capsys, ["data", "voc2yolo", "--voc-root", str(root), "--out", out, "--classes", "a,a"]
+    )
+    assert "duplicate class names ['a']" in message
+    _xml(root / "Annotations" / "00002.xml", _object("dog", (1, 1, 9, 9)))
+    args = ["data", "voc2yolo", "--voc-root", str(root), "--out", out]
+    message = _cli_error(capsys, [*args, "--classes", ",".join(CLASSES), "--strict"])
+    assert "00002.xml: object #1: unknown class 'dog'" in message
+    # A missing dataset is an error, not "wrote 0 label files".
+    missing = root.parent / "nowhere"
+    assert main(["data", "voc2yolo", "--voc-root", str(missing), "--out", out]) == 2
+    assert f"annotation directory not found: {missing / 'Annotations'}" in capsys.readouterr().err
+
+
+def test_voc2yolo_takes_a_missing_size_from_the_image(voc_root, capsys):
+    root, scenes = voc_root
+    # Some tools write no <size> (or 0): YOLO labels need it, the image on disk has it.
+    sample = scenes.samples[1]
+    x1, y1, x2, y2 = (int(v) for v in sample.boxes[0])
+    (root / "Annotations" / "00001.xml").write_text(
+        f"<annotation>{_object(CLASSES[int(sample.labels[0])], (x1, y1, x2 + 500, y2))}"
+        "</annotation>"
+    )
+    (root / "Annotations" / "00002.xml").write_text(
+        f"<annotation><size><width>0</width><height>0</height></size>"
+        f"{_object('car', (1, 1, 9, 9))}</annotation>"
+    )
+    (root / "JPEGImages" / "00002.png").unlink()
+    labels = root / "labels"
+    args = ["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]
+    assert main([*args, "--classes", ",".join(CLASSES)]) == 0
+    report = capsys.readouterr().out
+    assert "wrote 5 label files" in report
+    assert "00002.xml: no image size" in report and "box clipped" in report
+    cls, cx, cy, w, h = (float(v) for v in (labels / "00001.txt").read_text().split()[:5])
+    # 128×96 from the PNG; the box reaching past the right edge is clipped to it.
+    assert cls == sample.labels[0]
+    assert (cx + w / 2) == pytest.approx(1.0) and (cy - h / 2) * 96 == pytest.approx(y1, abs=0.01)
+
+
+def test_voc_xml_bad_difficult_flag_is_named(tmp_path):
+    path = tmp_path / "d.xml"
+    _xml(path, _object("car", (10, 10, 50, 50), "yes"))
+    issues = DataIssues()
+    annotation = parse_voc_xml(path, CLASSES, issues)
+    assert len(annotation.labels) == 0
+    assert "bad <difficult> 'yes'" in issues.summary()
+
+
+def test_image_set_that_is_not_utf8_is_named_with_its_line(voc_root, capsys):
+    root, _ = voc_root
+    (root / "ImageSets" / "Main" / "test.txt").write_bytes(b"00000\n\xe9t\xe9\n")
+    with pytest.raises(DataError, match=r"test\.txt:2: not UTF-8"):
+        VocFogDataset(root, "test", CLASSES)
+    message = _cli_error(capsys, ["data", "fog", "--voc-root", str(root), "--image-set", "test"])
+    assert "test.txt:2: not UTF-8" in message
+
+
+def test_split_refuses_bad_ratios_in_one_line(voc_root, capsys):
+    root, _ = voc_root
+    for ratios in (["0", "0", "0"], ["1", "-1", "1"], ["1", "nan", "1"]):
+        message = _cli_error(
+            capsys, ["data", "split", "--voc-root", str(root), "--ratios", *ratios]
+        )
+        assert "--ratios: split ratios must be finite, non-negative" in message
+    assert not (root / "ImageSets" / "Main" / "val.txt").exists()
+
+
+def test_fog_refuses_out_of_range_settings(voc_root, capsys):
+    root, _ = voc_root
+    base = ["data", "fog", "--voc-root", str(root), "--out-dir", "F"]
+    cases = {
+        ("--beta-min", "-0.1"): "need 0 <= beta-min <= beta-max",
+        ("--beta-min", "0.3", "--beta-max", "0.1"): "need 0 <= beta-min <= beta-max",
+        ("--airlight", "1.5"): "--airlight must be in [0, 1]",
+        ("--airlight-jitter", "-1"): "--airlight-jitter must be in [0, 1]",
+        ("--versions-per-image", "0"): "--versions-per-image must be >= 1",
+        ("--jpeg-quality", "101"): "--jpeg-quality must be in 0..100",
+        ("--beta-step", "nan"): "--beta-step must be >= 0",
+    }
+    for options, expected in cases.items():
+        assert expected in _cli_error(capsys, [*base, *options])
+    assert not (root / "F").exists()
+
+
+def test_fog_never_overwrites_the_clean_images(tmp_path, capsys):
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    image = np.full((40, 60, 3), 90, np.uint8)
+    cv2.imwrite(str(root / "JPEGImages" / "a.jpg"), image)
+    before = (root / "JPEGImages" / "a.jpg").read_bytes()
+    for out_dir in ("JPEGImages", "JPEGImages/", "./JPEGImages"):
+        message = _cli_error(capsys, ["data", "fog", "--voc-root", str(root), "--out-dir", out_dir])
+        assert "would overwrite the clean originals" in message
+    assert (root / "JPEGImages" / "a.jpg").read_bytes() == before
+    (root / "JPEGImages" / "a.jpg").unlink()
+    message = _cli_error(capsys, ["data", "fog", "--voc-root", str(root)])
+    assert "no images to fog" in message
+
+
+def test_fog_on_large_images_never_darkens_the_corners(tmp_path, capsys):
+    # The recipe's depth goes negative towards the corners of images much larger than VOC's;
+    # t = exp(−β·d) > 1 there would push pixels away from the airlight instead of towards it.
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    cv2.imwrite(str(root / "JPEGImages" / "big.png"), np.full((300, 400, 3), 40, np.uint8))
+    args = ["data", "fog", "--voc-root", str(root), "--depth-slope", "0.2", "--jpeg-quality", "100"]
+    assert main([*args, "--airlight", "0.9"]) == 0
+    assert "negative towards the corners" in capsys.readouterr().out
+    foggy = cv2.imread(str(root / "FOG" / "big.jpg")).astype(int)
+    assert foggy.min() >= 40 - 2  # fog only ever moves a pixel towards A = 0.9·255
+    assert foggy[150, 200].mean() > 100  # and the centre is foggy
+
+
+def test_voc2yolo_round_trip_keeps_images_without_objects(voc_root):
+    root, _ = voc_root
+    _xml(root / "Annotations" / "00003.xml", "", width=128, height=96)
+    labels = root / "labels"
+    args = ["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]
+    assert main([*args, "--classes", ",".join(CLASSES)]) == 0
+    assert (labels / "00003.txt").read_text() == ""
+    dataset = YoloFogDataset(root / "FOG", labels, CLASSES, strict=True)
+    assert len(dataset) == 6
+    record = next(r for r in dataset.records if r.image_id == "00003")
+    assert len(record.annotation.labels) == 0
+
+
+def test_validation_scores_every_foggy_version_of_an_image(voc_root):
+    import torch
+
+    from togethernet_ros.model import TogetherNetConfig, build_model
+    from togethernet_ros.training.validation import predict_dataset
+
+    root, _ = voc_root
+    image = cv2.imread(str(root / "FOG" / "00000.png"))
+    (root / "FOG" / "00000.png").unlink()
+    for beta in ("0.05", "0.09"):
+        cv2.imwrite(str(root / "FOG" / f"00000_{beta}.png"), image)
+    dataset = VocFogDataset(root, "train", CLASSES)
+    model = build_model(config=TogetherNetConfig(num_classes=3, width=0.125))
+    detections, truth = predict_dataset(model, dataset, (128, 128), torch.device("cpu"))
+    # Seven samples, seven evaluated images (the eval command keys them by file; the second
+    # version of 00000 used to replace the first).
+    assert len(dataset) == 7 and len(truth) == len(detections) == 7

@@ -44,3 +44,61 @@ def test_train_then_eval_from_weights_agree(tmp_path):
     # Same weights, same pre/post-processing and protocol: the trainer's validation mAP and
     # the eval command's agree.
     assert metrics["voc"]["mAP"] == pytest.approx(float(rows[0]["val_mAP"]), abs=1e-5)
+
+
+def _tiny_run(root, out, *extra):
+    settings = [
+        f"data.root={root}",
+        "data.workers=0",
+        "model.input_size=128",
+        "model.width=0.125",
+        "train.batch_size=2",
+        "train.epochs=1",
+        "eval.interval=1",
+        f"output.dir={out}",
+        "output.tensorboard=false",
+        "output.progress_bar=false",
+        *extra,
+    ]
+    return ["train", *[arg for s in settings for arg in ("--set", s)]]
+
+
+def test_train_setup_errors_exit_in_one_line_naming_the_problem(tmp_path, capsys):
+    classes = ["person", "bicycle", "car"]
+    scenes = SyntheticFogDataset(2, 128, 128, num_classes=3, seed=5)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
+    classes_set = f"data.class_names=[{','.join(classes)}]"
+    run = _tiny_run(root, tmp_path / "run", classes_set, "data.val_set=null")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*run, "--set", "train.batch_size=4"])
+    assert str(exit_info.value.code) == (
+        "train: training set has 2 samples: fewer than one batch of 4 per process "
+        "(world size 1); lower train.batch_size"
+    )
+    (root / "ImageSets" / "Main" / "empty.txt").write_text("")
+    with pytest.raises(SystemExit, match=r"^train: the training set is empty"):
+        main([*run, "--set", "data.train_set=empty"])
+    (root / "FOG" / "00001.png").unlink()
+    with pytest.raises(SystemExit, match=r"^train: .*FOG/00001: foggy image missing \(strict"):
+        main([*run, "--set", "data.strict=true"])
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_empty_validation_set_and_resume_with_other_classes(tmp_path, capsys):
+    classes = ["person", "bicycle", "car"]
+    scenes = SyntheticFogDataset(2, 128, 128, num_classes=3, seed=5)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
+    (root / "ImageSets" / "Main" / "val.txt").write_text("")
+    out = tmp_path / "run"
+    run = _tiny_run(root, out, f"data.class_names=[{','.join(classes)}]")
+    assert main(run) == 0
+    printed = capsys.readouterr().out
+    # An empty validation set scores NaN: no validation and no "best" checkpoint from it.
+    assert "validation set has no usable samples" in printed
+    assert (out / "last.pt").is_file() and not (out / "best.pt").exists()
+    other = _tiny_run(root, tmp_path / "run2", "data.class_names=[person,car]")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*other, "--set", f"resume={out / 'last.pt'}", "--set", "train.epochs=2"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"train: {out / 'last.pt'} was trained with 3 classes")
+    assert "this run has 2: ['person', 'car']" in message and "\n" not in message

@@ -90,11 +90,16 @@ def evaluate_coco(
     ground_truth_by_image: Mapping[str, ImageGroundTruth],
     class_names: Sequence[str],
 ) -> dict:
-    """COCO stats (``AP``, ``AP50``, ``AP75``, ... as floats) computed by pycocotools' COCOeval."""
+    """COCO stats (``AP``, ``AP50``, ``AP75``, ... as floats) computed by pycocotools' COCOeval.
+
+    A metric with no ground truth to score (no objects at all, none of a size) is NaN.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     dataset, results = to_coco_dicts(detections_by_image, ground_truth_by_image, class_names)
+    if not dataset["annotations"]:
+        return {name: float("nan") for name in COCO_STAT_NAMES}
     if not results:
         return {name: 0.0 for name in COCO_STAT_NAMES}
     # pycocotools prints progress; keep our output clean.
@@ -108,4 +113,7 @@ def evaluate_coco(
         evaluator.accumulate()
         evaluator.summarize()
     stats = np.asarray(evaluator.stats, np.float64)
+    # pycocotools writes -1 for a metric without ground truth to score (e.g. AP_small with
+    # no small objects); -1 averaged or compared as a number is wrong, so it becomes NaN.
+    stats[stats < 0] = np.nan
     return {name: float(value) for name, value in zip(COCO_STAT_NAMES, stats, strict=True)}

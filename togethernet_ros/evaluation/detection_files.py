@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from togethernet_ros.evaluation.records import ImageDetections
 
 DETECTIONS_FORMAT = "togethernet_ros.detections/1"
@@ -29,22 +31,54 @@ def save_detections(
 
 
 def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple[str, ...]]:
-    """Read a file written by :func:`save_detections`; returns (detections, class names)."""
+    """Read a file written by :func:`save_detections`; returns (detections, class names).
+
+    Anything else (other JSON, a missing field, ragged boxes, class ids outside the file's
+    class list) is a :class:`ValueError` naming the file, the image and the problem.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"detections file not found: {path}")
     try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != DETECTIONS_FORMAT:
         raise ValueError(f"{path}: not a detections file (expected format {DETECTIONS_FORMAT!r})")
+    class_names = payload.get("class_names")
+    if (
+        not isinstance(class_names, list)
+        or not class_names
+        or not all(isinstance(name, str) for name in class_names)
+    ):
+        raise ValueError(f"{path}: 'class_names' must be a non-empty list of names")
+    images = payload.get("images")
+    if not isinstance(images, dict):
+        raise ValueError(f"{path}: 'images' must map image ids to detections")
     detections = {}
-    for image_id, entry in payload["images"].items():
+    for image_id, entry in images.items():
+        where = f"{path}: image '{image_id}'"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected {{boxes, scores, class_ids}}, got {entry!r:.60}")
+        missing = [key for key in ("boxes", "scores", "class_ids") if key not in entry]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
         try:
-            detections[image_id] = ImageDetections(
-                entry["boxes"], entry["scores"], entry["class_ids"]
+            raw_ids = np.asarray(entry["class_ids"], np.float64)
+            if not np.array_equal(raw_ids, np.round(raw_ids)):
+                raise ValueError(f"class ids must be integers, got {entry['class_ids']!r:.60}")
+            boxes = np.asarray(entry["boxes"], np.float64)
+            if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != 4):
+                raise ValueError(f"boxes must be [x1, y1, x2, y2] lists, got shape {boxes.shape}")
+            found = ImageDetections(boxes, entry["scores"], entry["class_ids"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from error
+        if not (np.isfinite(found.boxes).all() and np.isfinite(found.scores).all()):
+            raise ValueError(f"{where}: non-finite box coordinates or scores")
+        outside = sorted({int(c) for c in found.class_ids if not 0 <= c < len(class_names)})
+        if outside:
+            raise ValueError(
+                f"{where}: class ids {outside} outside the file's {len(class_names)} classes"
             )
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"{path}: image '{image_id}': {error}") from error
-    return detections, tuple(payload["class_names"])
+        detections[image_id] = found
+    return detections, tuple(class_names)

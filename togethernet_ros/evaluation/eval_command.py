@@ -21,6 +21,7 @@ from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.inference.cli_arguments import parse_input_size
 from togethernet_ros.training.data_command import parse_class_names
+from togethernet_ros.training.data_issues import DataError
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 
 LOGGER = logging.getLogger("togethernet_ros")
@@ -61,14 +62,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
     run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
-    run_group.add_argument("--batch-size", type=int, default=8)
+    run_group.add_argument("--batch-size", type=_positive_int, default=8)
     run_group.add_argument("--allow-untrained", action="store_true")
     run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
     out = parser.add_argument_group("output")
-    out.add_argument("--iou", type=float, default=0.5, help="VOC IoU threshold")
+    out.add_argument("--iou", type=_unit_interval, default=0.5, help="VOC IoU threshold")
     out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
     out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
 
 
 def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) -> RecordDataset:
@@ -159,6 +174,12 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
     return found
 
 
+def _dataset_name(args: argparse.Namespace) -> str:
+    if args.voc_root is not None:
+        return f"{args.voc_root} (image set {args.image_set!r})"
+    return str(args.yolo_images)
+
+
 def format_table(metrics: dict, class_names: tuple[str, ...]) -> str:
     """Per-class AP table plus mAP (and COCO numbers when present)."""
     voc = metrics["voc"]
@@ -174,12 +195,29 @@ def format_table(metrics: dict, class_names: tuple[str, ...]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score detections against the dataset and write the report."""
+    """Score detections against the dataset and write the report.
+
+    Bad input (a malformed detections file, bad class list, strict-mode data error, nothing to
+    evaluate) exits with one line naming it.
+    """
+    try:
+        return _evaluate(args)
+    except DataError as error:
+        raise SystemExit(f"eval: {error}") from error
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     if (args.weights is None) == (args.detections is None):
         raise SystemExit("eval: give exactly one of --weights and --detections")
-    class_names = parse_class_names(args.classes)
+    try:
+        class_names = parse_class_names(args.classes)
+    except ValueError as error:
+        raise SystemExit(f"eval: --classes: {error}") from error
     if args.detections is not None:
-        detections, file_classes = load_detections(args.detections)
+        try:
+            detections, file_classes = load_detections(args.detections)
+        except ValueError as error:
+            raise SystemExit(f"eval: {error}") from error
         if args.classes is None:
             class_names = file_classes
         elif file_classes != class_names:
@@ -189,6 +227,16 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args, class_names)
     dataset.issues.log_summary()
     truth = ground_truth_from_dataset(dataset)
+    if not truth:
+        # Scores over no images would read as a real (zero or undefined) result.
+        raise SystemExit(
+            f"eval: no images to evaluate in {_dataset_name(args)}"
+            + (
+                " (every sample was skipped; see the data check above)"
+                if dataset.issues.issues
+                else ""
+            )
+        )
     left_out: list[str] = []
     if args.weights is not None:
         detections = detect_dataset(args, dataset)
@@ -198,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
             truth = {stem: gt for stem, gt in truth.items() if stem in detections}
         if args.save_detections:
             save_detections(args.save_detections, detections, class_names)
+    if not truth:
+        raise SystemExit("eval: no readable images to evaluate (all were left out)")
     missing = sorted(set(detections) - set(truth))
     if missing:
         raise SystemExit(
@@ -213,6 +263,11 @@ def run(args: argparse.Namespace) -> int:
         metrics["pr_curves"] = [path.name for path in plot_pr_curves(curves, args.out_dir)]
     (args.out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2))
     print(format_table(metrics, class_names))
+    if not any(voc["num_gt"].values()):
+        print(
+            f"note: the {len(truth)} images hold no (non-difficult) ground-truth objects of these "
+            "classes, so AP is undefined (null in metrics.json)"
+        )
     if left_out:
         print(f"{len(left_out)} unreadable images left out of the evaluation: {left_out[:5]}")
     print(f"wrote {args.out_dir / 'metrics.json'}")

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
-from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.training.annotation import ImageAnnotation, checked_box
+from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
@@ -24,10 +25,21 @@ def parse_class_names(value: str | None) -> tuple[str, ...]:
     if not value:
         return DEFAULT_CLASS_NAMES
     path = Path(value)
-    names = path.read_text().split() if path.is_file() else value.split(",")
+    if path.is_file():
+        try:
+            names = path.read_text(encoding="utf-8").split()
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"class names file {path} is not UTF-8 text ({error.reason})"
+            ) from error
+    else:
+        names = value.split(",")
     names = tuple(name.strip() for name in names if name.strip())
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate class names in {value!r}")
+    if not names:
+        raise ValueError(f"no class names in {value!r}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate class names {duplicates} in {value!r}")
     return names
 
 
@@ -95,28 +107,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the chosen `data` action."""
-    return args._data_run(args)
+    """Dispatch to the chosen `data` action; a bad option or strict-mode data error exits in one
+    line that names it."""
+    try:
+        return args._data_run(args)
+    except (DataError, DataOptionError) as error:
+        raise SystemExit(f"togethernet data {args.data_command}: error: {error}") from error
+
+
+class DataOptionError(ValueError):
+    """An option of a `data` action is out of range or contradicts another."""
+
+
+def _annotation_ids(voc_root: Path) -> list[str]:
+    directory = voc_root / "Annotations"
+    if not directory.is_dir():
+        raise FileNotFoundError(f"annotation directory not found: {directory}")
+    return sorted(path.stem for path in directory.glob("*.xml"))
 
 
 def _image_ids(args: argparse.Namespace) -> list[str]:
     if args.image_set:
         return read_image_set(args.voc_root / "ImageSets" / "Main" / f"{args.image_set}.txt")
-    return sorted(path.stem for path in (args.voc_root / "Annotations").glob("*.xml"))
+    return _annotation_ids(args.voc_root)
+
+
+def _class_names(value: str | None) -> tuple[str, ...]:
+    try:
+        return parse_class_names(value)
+    except ValueError as error:
+        raise DataOptionError(f"--classes: {error}") from error
 
 
 def run_voc2yolo(args: argparse.Namespace) -> int:
     """Convert Annotations/*.xml to YOLO txt files plus classes.txt."""
-    class_names = parse_class_names(args.classes)
+    class_names = _class_names(args.classes)
     issues = DataIssues(strict=args.strict)
+    ids = _image_ids(args)
+    if not ids:
+        where = f"image set {args.image_set!r}" if args.image_set else args.voc_root / "Annotations"
+        raise DataOptionError(f"no annotations to convert: {where} is empty")
     args.out.mkdir(parents=True, exist_ok=True)
+    images: dict[str, Path] | None = None
     written = 0
-    for image_id in _image_ids(args):
-        annotation = parse_voc_xml(
-            args.voc_root / "Annotations" / f"{image_id}.xml", class_names, issues
-        )
+    for image_id in ids:
+        xml_path = args.voc_root / "Annotations" / f"{image_id}.xml"
+        annotation = parse_voc_xml(xml_path, class_names, issues)
         if annotation is None:
             continue
+        if annotation.width <= 0 or annotation.height <= 0:
+            # YOLO labels are normalised by the image size; VOC files written by some tools
+            # leave <size> out or at 0, so the image itself has to say.
+            if images is None:
+                images = _optional_index(args.voc_root / "JPEGImages")
+            size = _image_size(images.get(image_id))
+            if size is None:
+                issues.report(
+                    xml_path,
+                    "no image size in <size> and no readable JPEGImages image to take it from",
+                    "sample skipped",
+                )
+                continue
+            annotation = _with_size(annotation, *size, xml_path, issues)
         (args.out / f"{image_id}.txt").write_text(format_yolo_labels(annotation))
         written += 1
     (args.out / "classes.txt").write_text("\n".join(class_names) + "\n")
@@ -125,12 +177,43 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _optional_index(directory: Path) -> dict[str, Path]:
+    return index_images(directory) if directory.is_dir() else {}
+
+
+def _image_size(path: Path | None) -> tuple[int, int] | None:
+    """(width, height) of an image file, or None when it is missing or unreadable."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path is not None else None
+    return None if image is None else (image.shape[1], image.shape[0])
+
+
+def _with_size(
+    annotation: ImageAnnotation, width: int, height: int, path: Path, issues: DataIssues
+) -> ImageAnnotation:
+    """``annotation`` with the image size filled in and its boxes checked against it."""
+    kept = []
+    for index, box in enumerate(annotation.boxes):
+        checked = checked_box(tuple(box), width, height, f"{path} box #{index + 1}", issues)
+        if checked is not None:
+            kept.append((index, checked))
+    rows = [index for index, _ in kept]
+    return ImageAnnotation(
+        np.asarray([box for _, box in kept], np.float32).reshape(-1, 4),
+        annotation.labels[rows],
+        annotation.difficult[rows],
+        width,
+        height,
+    )
+
+
 def split_ids(
     ids: list[str], ratios: tuple[float, float, float], seed: int
 ) -> dict[str, list[str]]:
     """Shuffle ``ids`` with ``seed`` and cut them into train/val/test by ``ratios``."""
-    if any(ratio < 0 for ratio in ratios) or sum(ratios) <= 0:
-        raise ValueError(f"split ratios must be non-negative with a positive sum, got {ratios}")
+    if not all(np.isfinite(ratios)) or any(ratio < 0 for ratio in ratios) or sum(ratios) <= 0:
+        raise ValueError(
+            f"split ratios must be finite, non-negative and not all 0, got {tuple(ratios)}"
+        )
     order = np.random.default_rng(seed).permutation(len(ids))
     shuffled = [ids[i] for i in order]
     total = sum(ratios)
@@ -145,12 +228,16 @@ def split_ids(
 
 def run_split(args: argparse.Namespace) -> int:
     """Write ImageSets/Main/{train,val,test}.txt from the annotation files present."""
-    ids = sorted(path.stem for path in (args.voc_root / "Annotations").glob("*.xml"))
+    ids = _annotation_ids(args.voc_root)
     if not ids:
-        raise SystemExit(f"no annotation files in {args.voc_root / 'Annotations'}")
+        raise DataOptionError(f"no annotation files in {args.voc_root / 'Annotations'}")
+    try:
+        subsets = split_ids(ids, tuple(args.ratios), args.seed)
+    except ValueError as error:
+        raise DataOptionError(f"--ratios: {error}") from error
     out = args.voc_root / "ImageSets" / "Main"
     out.mkdir(parents=True, exist_ok=True)
-    for name, subset in split_ids(ids, tuple(args.ratios), args.seed).items():
+    for name, subset in subsets.items():
         (out / f"{name}.txt").write_text("".join(f"{image_id}\n" for image_id in subset))
         print(f"{name}: {len(subset)} images")
     return 0
@@ -158,7 +245,7 @@ def run_split(args: argparse.Namespace) -> int:
 
 def fog_betas(beta_min: float, beta_max: float, beta_step: float) -> np.ndarray | None:
     """The discrete β choices (None when β is continuous)."""
-    if beta_max < beta_min or beta_min < 0:
+    if not (np.isfinite(beta_min) and np.isfinite(beta_max)) or not 0 <= beta_min <= beta_max:
         raise ValueError(f"need 0 <= beta-min <= beta-max, got {beta_min}, {beta_max}")
     if beta_step <= 0:
         return None
@@ -166,15 +253,46 @@ def fog_betas(beta_min: float, beta_max: float, beta_step: float) -> np.ndarray 
     return np.round(beta_min + beta_step * np.arange(count), 6)
 
 
+def _check_fog_options(args: argparse.Namespace) -> None:
+    """Refuse fog settings outside their meaning instead of clipping or ignoring them."""
+    if not 0.0 <= args.airlight <= 1.0:
+        raise DataOptionError(f"--airlight must be in [0, 1], got {args.airlight}")
+    if not 0.0 <= args.airlight_jitter <= 1.0:
+        raise DataOptionError(f"--airlight-jitter must be in [0, 1], got {args.airlight_jitter}")
+    if not np.isfinite(args.depth_slope):
+        raise DataOptionError(f"--depth-slope must be a finite number, got {args.depth_slope}")
+    if not np.isfinite(args.beta_step) or args.beta_step < 0:
+        raise DataOptionError(f"--beta-step must be >= 0, got {args.beta_step}")
+    if args.versions_per_image < 1:
+        raise DataOptionError(f"--versions-per-image must be >= 1, got {args.versions_per_image}")
+    if not 0 <= args.jpeg_quality <= 100:
+        raise DataOptionError(f"--jpeg-quality must be in 0..100, got {args.jpeg_quality}")
+
+
 def run_fog(args: argparse.Namespace) -> int:
     """Fog every clean image; writes images plus fog_params.csv (id, file, β, A)."""
-    clean_index = index_images(args.voc_root / args.clean_dir)
+    _check_fog_options(args)
+    try:
+        betas = fog_betas(args.beta_min, args.beta_max, args.beta_step)
+    except ValueError as error:
+        raise DataOptionError(str(error)) from error
+    clean_dir = args.voc_root / args.clean_dir
+    clean_index = index_images(clean_dir)
     out_dir = args.voc_root / args.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    betas = fog_betas(args.beta_min, args.beta_max, args.beta_step)
-    rng = np.random.default_rng(args.seed)
+    if out_dir.resolve() == clean_dir.resolve():
+        # Foggy files take their clean originals' names: writing them there replaces the originals.
+        raise DataOptionError(
+            f"--out-dir {args.out_dir} is the clean image directory {clean_dir}; "
+            "the foggy images would overwrite the clean originals"
+        )
     ids = _image_ids(args) if args.image_set else sorted(clean_index)
+    if not ids:
+        where = f"image set {args.image_set!r}" if args.image_set else clean_dir
+        raise DataOptionError(f"no images to fog: {where} is empty")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
     rows = []
+    skipped = 0
     depth_cache: dict[tuple[int, int], np.ndarray] = {}
     for image_id in ids:
         path = clean_index.get(image_id)
@@ -184,10 +302,22 @@ def run_fog(args: argparse.Namespace) -> int:
                 f"warning: {args.voc_root / args.clean_dir / image_id}: "
                 "missing or unreadable, skipped"
             )
+            skipped += 1
             continue
         size = image.shape[:2]
         if size not in depth_cache:
-            depth_cache[size] = depth_proxy(*size, slope=args.depth_slope)
+            depth = depth_proxy(*size, slope=args.depth_slope)
+            if depth.min() < 0:
+                # The recipe was made for VOC-sized images; on larger ones its depth goes
+                # negative towards the corners, where t = exp(−β·d) > 1 would darken or
+                # brighten the image instead of fogging it. Depth 0 there means "no fog".
+                print(
+                    f"note: {size[1]}x{size[0]} images: the depth proxy (slope "
+                    f"{args.depth_slope}) is negative towards the corners; fog there is set to "
+                    "none (use a smaller --depth-slope for fog across the whole image)"
+                )
+                depth = np.maximum(depth, 0.0)
+            depth_cache[size] = depth
         for _ in range(args.versions_per_image):
             if betas is None:
                 beta = float(rng.uniform(args.beta_min, args.beta_max))
@@ -205,5 +335,8 @@ def run_fog(args: argparse.Namespace) -> int:
         writer = csv.writer(handle)
         writer.writerow(("image_id", "file", "beta", "airlight"))
         writer.writerows(rows)
-    print(f"wrote {len(rows)} foggy images to {out_dir}")
+    print(
+        f"wrote {len(rows)} foggy images to {out_dir}"
+        + (f" ({skipped} clean images missing or unreadable, skipped)" if skipped else "")
+    )
     return 0

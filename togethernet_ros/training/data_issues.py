@@ -45,7 +45,7 @@ class DataIssues:
         issue = DataIssue(str(path), problem, action, line)
         if self.strict:
             where = f"{issue.path}:{line}" if line is not None else issue.path
-            raise DataError(f"{where}: {problem} (strict data mode; use lenient mode to {action})")
+            raise DataError(f"{where}: {problem} (strict data mode; lenient mode: {action})")
         self.issues.append(issue)
 
     def counts(self) -> Counter:

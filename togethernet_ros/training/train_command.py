@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 from togethernet_ros.training.train_config import DataConfig, TrainConfig, load_train_config
 
@@ -56,12 +56,17 @@ def build_datasets(data: DataConfig) -> tuple[RecordDataset, RecordDataset | Non
             if dataset is not None:
                 dataset.verify_images(issues)
     print(issues.summary())
+    if val_set is not None and len(val_set) == 0:
+        # An empty validation set would score NaN every time and still write a best.pt.
+        print("warning: the validation set has no usable samples; training without validation")
+        val_set = None
     return train_set, val_set
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, build the datasets and train."""
-    from togethernet_ros.training.trainer import train
+    from togethernet_ros.model.checkpoint import CheckpointError
+    from togethernet_ros.training.trainer import TrainSetupError, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -73,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
-    train_set, val_set = build_datasets(config.data)
-    result = train(config, train_set, val_set)
+    try:
+        train_set, val_set = build_datasets(config.data)
+        result = train(config, train_set, val_set)
+    except (DataError, TrainSetupError, CheckpointError, FloatingPointError) as error:
+        raise SystemExit(f"train: {error}") from error
     if result.last_checkpoint is not None:
         print(f"last checkpoint: {result.last_checkpoint}")
     if result.best_checkpoint is not None:

@@ -45,6 +45,10 @@ LOGGER = logging.getLogger("togethernet_ros")
 TRAINING_STATE_KEY = "training_state"
 
 
+class TrainSetupError(ValueError):
+    """The run cannot start as configured (data too small, resume file that does not fit, ...)."""
+
+
 @dataclass
 class TrainResult:
     """What a run produced."""
@@ -108,10 +112,12 @@ def _build_sampler(
         seed=config.train.seed,
         drop_last=True,
     )
+    if len(dataset) == 0:
+        raise TrainSetupError("the training set is empty (no usable samples)")
     if len(base) < per_rank_batch:
-        raise ValueError(
+        raise TrainSetupError(
             f"training set has {len(dataset)} samples: fewer than one batch of {per_rank_batch} "
-            f"per process (world size {context.world_size})"
+            f"per process (world size {context.world_size}); lower train.batch_size"
         )
     return pairs, base
 
@@ -159,19 +165,53 @@ def _training_state(
     }
 
 
+def _check_resumable(
+    path: str, saved: dict, class_names: Sequence[str], model_section: dict
+) -> None:
+    """Refuse a resume whose checkpoint was trained with other classes or another network size."""
+    saved_classes = tuple((saved.get("data") or {}).get("class_names") or ())
+    if saved_classes and saved_classes != tuple(class_names):
+        raise TrainSetupError(
+            f"{path} was trained with {len(saved_classes)} classes {list(saved_classes)}, this run "
+            f"has {len(class_names)}: {list(class_names)}; resume needs the same classes "
+            "(to start from its weights with other classes, use model.init instead)"
+        )
+    saved_model = saved.get("model") or {}
+    for key in ("depth", "width"):
+        if key in saved_model and saved_model[key] != model_section[key]:
+            raise TrainSetupError(
+                f"{path} was trained with model.{key}={saved_model[key]}, this run has "
+                f"model.{key}={model_section[key]}; resume needs the same network"
+            )
+
+
 def _restore(
     path: str,
     model: TogetherNet,
     optimizer: torch.optim.Optimizer,
     ema: ModelEMA | None,
     scaler: torch.amp.GradScaler,
+    class_names: Sequence[str],
+    model_section: dict,
 ) -> dict:
     raw = read_checkpoint_file(path)
     if not isinstance(raw, dict) or TRAINING_STATE_KEY not in raw:
-        raise ValueError(f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY})")
+        raise TrainSetupError(
+            f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY})"
+        )
     state = raw[TRAINING_STATE_KEY]
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    _check_resumable(path, state.get("config") or {}, class_names, model_section)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        # torch lists every mismatching tensor under a heading; the first one says enough.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
+        more = f"; and {len(lines) - 2} more" if len(lines) > 2 else ""
+        raise TrainSetupError(
+            f"{path}: its training state does not fit this model ({detail}{more})"
+        ) from error
     if ema is not None and state["ema"] is not None:
         ema.load_state_dict(state["ema"])
     if scaler.is_enabled() and state["scaler"] is not None:
@@ -196,7 +236,7 @@ def train(
     context = init_distributed(config.device)
     optim = config.train
     if optim.batch_size % context.world_size:
-        raise ValueError(
+        raise TrainSetupError(
             f"train.batch_size {optim.batch_size} is not divisible by {context.world_size} processes"
         )
     per_rank_batch = optim.batch_size // context.world_size
@@ -220,7 +260,9 @@ def train(
         )
         model = build_model(config=model_config, deform_impl=config.model.deform_impl)
     if model.config.num_classes != len(class_names):
-        raise ValueError(f"model has {model.config.num_classes} classes, data {len(class_names)}")
+        raise TrainSetupError(
+            f"model has {model.config.num_classes} classes, data {len(class_names)}"
+        )
     if config.model.init and not config.resume:
         say(load_shared_weights(model, config.model.init).summary())
     model.to(context.device).train()
@@ -247,7 +289,9 @@ def train(
 
     start_epoch, step, best_map = 0, 0, None
     if config.resume:
-        state = _restore(config.resume, model, optimizer, ema, scaler)
+        # Compared config to config: a model passed in (distillation) is described by its config.
+        model_section = {"depth": config.model.depth, "width": config.model.width}
+        state = _restore(config.resume, model, optimizer, ema, scaler, class_names, model_section)
         start_epoch, step, best_map = state["epoch"], state["step"], state["best_map"]
         say(f"resumed from {config.resume} at epoch {start_epoch} (step {step})")
     network = model
@@ -332,7 +376,12 @@ def train(
                 config, dataset_val, ema.module if ema else model, context, epoch, class_names
             )
             row["val_mAP"] = evaluated  # always present: the CSV columns are fixed by row 1
-            improved = evaluated is not None and (best_map is None or evaluated > best_map)
+            # NaN (a validation set without objects) is no score: it never makes a best.pt.
+            improved = (
+                evaluated is not None
+                and math.isfinite(evaluated)
+                and (best_map is None or evaluated > best_map)
+            )
             if improved:
                 best_map = evaluated
             if context.is_main:

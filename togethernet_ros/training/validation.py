@@ -40,6 +40,10 @@ def predict_dataset(
             found = postprocess(decoded, infos, conf_threshold, nms_threshold)
             for offset, (sample, result) in enumerate(zip(samples, found, strict=True)):
                 key = str(sample[5]) if len(sample) > 5 else str(start + offset)
+                if key in detections:
+                    # Several foggy versions of one image share its id; each is its own
+                    # evaluated image (as in `togethernet eval`), not a replacement.
+                    key = f"{key}#{start + offset}"
                 difficult = sample[4] if len(sample) > 4 else np.zeros(len(sample[3]), bool)
                 detections[key] = result
                 height, width = sample[0].shape[:2]

@@ -9,16 +9,25 @@ from pathlib import Path
 import numpy as np
 
 from togethernet_ros.training.annotation import ImageAnnotation, checked_box
-from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.training.data_issues import DataError, DataIssues
 
 
 def read_image_set(path: str | Path) -> list[str]:
-    """Image ids listed in a VOC ImageSets file (first token per non-empty line)."""
+    """Image ids listed in a VOC ImageSets file (first token per non-empty line).
+
+    Raises :class:`DataError` naming the file and line when the list is not UTF-8 text.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image-set list not found: {path}")
     ids = []
-    for line in path.read_text().splitlines():
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            # Not a skippable item: a list with one undecodable id is likely in another encoding
+            # altogether, and guessing ids would silently pick the wrong files.
+            raise DataError(f"{path}:{number}: not UTF-8 text ({error.reason})") from error
         tokens = line.split()
         # VOC per-class lists carry a second column (1 / -1 / 0); only the id matters here.
         if tokens:
@@ -68,9 +77,18 @@ def parse_voc_xml(
         bndbox = obj.find("bndbox")
         try:
             box = tuple(float(bndbox.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
-            is_difficult = _int_text(obj.find("difficult")) == 1
         except (AttributeError, TypeError, ValueError):
             issues.report(path, f"object #{number}: missing or bad <bndbox>", "object dropped")
+            continue
+        try:
+            is_difficult = _int_text(obj.find("difficult")) == 1
+        except ValueError:
+            flag = obj.find("difficult").text.strip()
+            issues.report(
+                path,
+                f"object #{number}: bad <difficult> '{flag}' (expected 0 or 1)",
+                "object dropped",
+            )
             continue
         checked = checked_box(box, width, height, f"{path} object #{number}", issues)
         if checked is None:

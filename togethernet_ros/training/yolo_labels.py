@@ -15,16 +15,19 @@ def read_yolo_labels(
 ) -> ImageAnnotation | None:
     """Read a YOLO label file for an image of ``width``×``height`` pixels.
 
-    Missing or empty files are reported (the sample is skipped); malformed lines, unknown
-    class ids and degenerate boxes are reported per line and dropped; boxes are clipped.
+    A missing or undecodable file is reported (the sample is skipped); an empty file is an image
+    without objects (the YOLO convention, and what ``data voc2yolo`` writes for one), kept so
+    that detections on it count as false positives. Malformed lines, unknown class ids and
+    degenerate boxes are reported per line and dropped; boxes are clipped.
     """
     path = Path(path)
     if not path.is_file():
         issues.report(path, "label file missing", "sample skipped")
         return None
-    text = path.read_text()
-    if not text.strip():
-        issues.report(path, "empty label file", "sample skipped")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        issues.report(path, f"not UTF-8 text ({error.reason})", "sample skipped")
         return None
     boxes, labels = [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
