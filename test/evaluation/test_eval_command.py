@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from support.oversized_jpeg import jpeg_claiming_size
 
 from togethernet_ros.cli import build_parser, main
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
@@ -89,15 +90,17 @@ def test_eval_leaves_out_unreadable_images_and_refuses_a_class_count_mismatch(tm
     names = ("person", "bicycle", "car", "motorbike", "bus")  # the untrained model's classes
     scenes = SyntheticFogDataset(4, 128, 128, num_classes=5, seed=2)
     root = write_voc_fog_dataset(tmp_path / "voc", scenes, names, image_set="test")
-    unreadable = sorted((root / "FOG").iterdir())[1]
+    unreadable, oversized = sorted((root / "FOG").iterdir())[1:3]
     unreadable.write_bytes(b"not an image")
+    oversized.write_bytes(jpeg_claiming_size(60000, 60000))  # OpenCV raises on this one
     run = ["eval", "--voc-root", str(root), "--weights", "", "--allow-untrained"]
     run += ["--input-size", "128", "--device", "cpu", "--no-plots", "--no-coco"]
     out = tmp_path / "report"
     assert main([*run, "--classes", ",".join(names), "--out-dir", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["images_left_out"] == [unreadable.stem] and metrics["num_images"] == 3
-    assert "1 unreadable images left out" in capsys.readouterr().out
+    assert metrics["images_left_out"] == [unreadable.stem, oversized.stem]
+    assert metrics["num_images"] == 2
+    assert "2 unreadable images left out" in capsys.readouterr().out
     # --strict stops at the bad file instead.
     with pytest.raises(SystemExit, match="unreadable image"):
         main([*run, "--classes", ",".join(names), "--strict", "--out-dir", str(out)])

@@ -31,3 +31,15 @@ def test_add_fog_rejects_bad_input():
         add_fog(np.zeros((4, 4, 3), np.float32), 0.1)
     with pytest.raises(ValueError, match="airlight"):
         add_fog(np.zeros((4, 4, 3), np.uint8), 0.1, airlight=2.0)
+
+
+def test_depth_stops_at_zero_on_frames_larger_than_the_recipe_was_made_for():
+    # 4000x3000: the recipe's corner depth would be -0.04 * 2500 + sqrt(4000) = -36.8, where
+    # exp(-beta * d) > 1 would turn a grey corner white instead of foggy.
+    depth = depth_proxy(3000, 4000)
+    assert depth.min() == 0.0 and depth[1500, 2000] == pytest.approx(np.sqrt(4000.0))
+    grey = np.full((3000, 4000, 3), 100, np.uint8)
+    foggy = add_fog(grey, 0.1, airlight=0.5, depth=depth)
+    assert foggy[0, 0].tolist() == [100, 100, 100]  # no fog, not brightened
+    # VOC-sized frames are the recipe itself, untouched.
+    assert depth_proxy(375, 500).min() > 0

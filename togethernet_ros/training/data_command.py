@@ -16,6 +16,7 @@ from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
 from togethernet_ros.vision.fog import add_fog, depth_proxy
+from togethernet_ros.vision.image_file import read_image_file
 
 HELP = "Dataset tools: convert VOC to YOLO labels, make seeded splits, synthesise fog."
 
@@ -183,7 +184,7 @@ def _optional_index(directory: Path) -> dict[str, Path]:
 
 def _image_size(path: Path | None) -> tuple[int, int] | None:
     """(width, height) of an image file, or None when it is missing or unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path is not None else None
+    image = read_image_file(path, cv2.IMREAD_UNCHANGED) if path is not None else None
     return None if image is None else (image.shape[1], image.shape[0])
 
 
@@ -296,7 +297,7 @@ def run_fog(args: argparse.Namespace) -> int:
     depth_cache: dict[tuple[int, int], np.ndarray] = {}
     for image_id in ids:
         path = clean_index.get(image_id)
-        image = cv2.imread(str(path)) if path is not None else None
+        image = read_image_file(path) if path is not None else None
         if image is None:
             print(
                 f"warning: {args.voc_root / args.clean_dir / image_id}: "
@@ -307,16 +308,14 @@ def run_fog(args: argparse.Namespace) -> int:
         size = image.shape[:2]
         if size not in depth_cache:
             depth = depth_proxy(*size, slope=args.depth_slope)
-            if depth.min() < 0:
-                # The recipe was made for VOC-sized images; on larger ones its depth goes
-                # negative towards the corners, where t = exp(−β·d) > 1 would darken or
-                # brighten the image instead of fogging it. Depth 0 there means "no fog".
+            if args.depth_slope > 0 and not depth.all():
+                # depth_proxy stops at 0 where the recipe's depth would go negative (images
+                # much larger than VOC's): those corners get no fog at all.
                 print(
                     f"note: {size[1]}x{size[0]} images: the depth proxy (slope "
-                    f"{args.depth_slope}) is negative towards the corners; fog there is set to "
+                    f"{args.depth_slope}) reaches 0 towards the corners; fog there is set to "
                     "none (use a smaller --depth-slope for fog across the whole image)"
                 )
-                depth = np.maximum(depth, 0.0)
             depth_cache[size] = depth
         for _ in range(args.versions_per_image):
             if betas is None:

@@ -22,6 +22,7 @@ from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import foggy_versions, index_foggy_images, index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import read_yolo_labels
+from togethernet_ros.vision.image_file import read_image_file
 
 LOGGER = logging.getLogger("togethernet_ros")
 
@@ -49,7 +50,7 @@ class SampleRecord:
 
 def read_rgb(path: Path) -> np.ndarray | None:
     """Decode an image file as RGB uint8, or None when it cannot be read."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image_file(path)
     if image is None:
         return None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -217,5 +218,5 @@ class YoloFogDataset(RecordDataset):
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     # YOLO labels are normalised, so the pixel size is needed up front.
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = read_image_file(path, cv2.IMREAD_UNCHANGED)
     return None if image is None else image.shape[:2]

@@ -12,7 +12,9 @@ import numpy as np
 def depth_proxy(height: int, width: int, slope: float = 0.04) -> np.ndarray:
     """Return the recipe's pseudo-depth map (float32, H×W): −slope·‖p − centre‖ + √max(H, W).
 
-    ``slope=0`` gives uniform depth (homogeneous fog).
+    ``slope=0`` gives uniform depth (homogeneous fog). The recipe was made for VOC-sized
+    images; from about 1920×1080 on its depth would go negative towards the corners, where
+    t = exp(−β·d) > 1 darkens or brightens instead of fogging, so depth stops at 0 (no fog).
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"depth_proxy: size must be positive, got {height}x{width}")
@@ -20,7 +22,8 @@ def depth_proxy(height: int, width: int, slope: float = 0.04) -> np.ndarray:
     rows = np.arange(height, dtype=np.float32)[:, None] - (height // 2)
     cols = np.arange(width, dtype=np.float32)[None, :] - (width // 2)
     distance = np.sqrt(rows * rows + cols * cols)
-    return (-slope * distance + np.sqrt(float(max(height, width)))).astype(np.float32)
+    depth = -slope * distance + np.sqrt(float(max(height, width)))
+    return np.maximum(depth, 0.0).astype(np.float32)
 
 
 def add_fog(
