@@ -323,3 +323,20 @@ def test_validation_scores_every_foggy_version_of_an_image(voc_root):
     # Seven samples, seven evaluated images (the eval command keys them by file; the second
     # version of 00000 used to replace the first).
     assert len(dataset) == 7 and len(truth) == len(detections) == 7
+
+
+def test_split_warns_when_a_wanted_subset_rounds_down_to_nothing(voc_root, capsys):
+    root, _scenes = voc_root
+    assert main(["data", "split", "--voc-root", str(root), "--ratios", "9", "1", "0"]) == 0
+    printed = capsys.readouterr().out
+    # 6 images at 9:1:0 give 5 + 1 + 0; the empty test set was asked for with ratio 0.
+    assert "warning" not in printed
+    assert main(["data", "split", "--voc-root", str(root), "--ratios", "0.9", "0.05", "0.05"]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: empty although its ratio is above 0" in printed
+    empty = [
+        name
+        for name in ("val", "test")
+        if not (root / "ImageSets" / "Main" / f"{name}.txt").read_text()
+    ]
+    assert empty and all(f"{name}: 0 images (warning" in printed for name in empty)

@@ -238,9 +238,14 @@ def run_split(args: argparse.Namespace) -> int:
         raise DataOptionError(f"--ratios: {error}") from error
     out = args.voc_root / "ImageSets" / "Main"
     out.mkdir(parents=True, exist_ok=True)
-    for name, subset in subsets.items():
+    for (name, subset), ratio in zip(subsets.items(), args.ratios, strict=True):
         (out / f"{name}.txt").write_text("".join(f"{image_id}\n" for image_id in subset))
-        print(f"{name}: {len(subset)} images")
+        # A small dataset can round a wanted subset down to nothing; training or evaluating
+        # on it later would fail far from the cause.
+        empty = (
+            " (warning: empty although its ratio is above 0)" if ratio > 0 and not subset else ""
+        )
+        print(f"{name}: {len(subset)} images{empty}")
     return 0
 
 
