@@ -697,3 +697,30 @@ def test_the_node_shadows_none_of_rclpys_own_attributes(ros):
     }
     assert assigned, "the parse found no assignments to self"
     assert assigned & rclpy_names == set()
+
+
+def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
+    """Stamp 0 (drivers that never set it): no 55-year latencies, smoothing by arrival time."""
+    detector, _tester, publishers, recorder = harness()
+    frame = _scene(120, 160, 11)
+    for count in range(1, 4):
+        publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 0))
+        wait_for(
+            lambda n=count: len(recorder.get("/cam_a/detections")) >= n,
+            30.0,
+            f"detections for unstamped frame {count}",
+        )
+    stats = detector._cameras[CAM_A].stats
+    assert stats.unstamped == 3 and stats.processed == 3
+    assert len(stats.latency_ms) == 0 and len(stats.receive_delay_ms) == 0
+    # The same picture three times: its tracks keep their ids, timed by arrival.
+    smoothed = recorder.get("/cam_a/detections")
+    assert smoothed[-1].detections and all(_stamp_ns(a.header) == 0 for a in smoothed)
+    assert sorted(d.id for d in smoothed[-1].detections) == sorted(
+        d.id for d in smoothed[-2].detections
+    )
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "frames_without_stamp") == "3",
+        10.0,
+        "frames_without_stamp=3 in /diagnostics",
+    )

@@ -33,6 +33,7 @@ class CameraStats:
         self.processed = 0
         self.bad_frames = 0
         self.prepared_ahead = 0
+        self.unstamped = 0
         self.last_problem = ""
         self.latency_ms = LatencyWindow(500)
         self.node_overhead_ms = LatencyWindow(500)
@@ -54,6 +55,11 @@ class CameraStats:
         with self._lock:
             self.bad_frames += 1
             self.last_problem = problem
+
+    def record_unstamped(self) -> None:
+        """Count a frame whose header stamp is 0 (no latency can be measured for it)."""
+        with self._lock:
+            self.unstamped += 1
 
     def record_prepared_ahead(self) -> None:
         """Count a frame pre-processed while its batch waited for other cameras."""

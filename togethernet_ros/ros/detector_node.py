@@ -79,6 +79,8 @@ from togethernet_ros.vision.encoded_image_size import encoded_image_size
 
 NODE_NAME = "detector"
 WARN_THROTTLE_S = 5.0
+# A camera without stamps stays so; one reminder a minute is enough.
+UNSTAMPED_WARN_THROTTLE_S = 60.0
 
 
 @dataclass
@@ -443,12 +445,18 @@ class DetectorNode(LifecycleNode):
         if camera is None or batcher is None:
             return
         received_at = time.monotonic()
-        now_s = self._latency_clock_s()
+        stamp_s = _stamp_seconds(message.header)
+        now_s = self._latency_clock_s() if stamp_s else None
         camera.stats.record_input(
-            receive_delay_ms=None
-            if now_s is None
-            else (now_s - _stamp_seconds(message.header)) * 1e3
+            receive_delay_ms=None if now_s is None else (now_s - stamp_s) * 1e3
         )
+        if not stamp_s:
+            camera.stats.record_unstamped()
+            self.get_logger().warning(
+                f"frames on {topic} have no header stamp (0): their latency cannot be measured "
+                "and box smoothing times them by arrival; set header.stamp in the camera driver",
+                throttle_duration_sec=UNSTAMPED_WARN_THROTTLE_S,
+            )
         try:
             image = self._decode(message, compressed)
         except ImageDecodeError as error:
@@ -535,13 +543,16 @@ class DetectorNode(LifecycleNode):
         )
         header = frame.header
         stamp_s = _stamp_seconds(header)
+        # An unstamped frame (stamp 0) is timed by its arrival for smoothing; its latency is
+        # unknown.
+        track_time_s = stamp_s if stamp_s else frame.received_at
         # Encoding is skipped while nobody listens (outputs are volatile, so a later subscriber
         # would not get this frame anyway).
         if settings["publish_raw_detections"] and camera.detections_raw.get_subscription_count():
             camera.detections_raw.publish(_detections_cdr(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
-                tracked = camera.tracker.update(detections, stamp_s)
+                tracked = camera.tracker.update(detections, track_time_s)
             output: Detections | TrackedDetections = tracked
             track_ids = tracked.track_ids
         else:
@@ -558,7 +569,7 @@ class DetectorNode(LifecycleNode):
             canvas = result.dehazed if result.dehazed is not None else frame.image
             annotated = draw_detections(canvas, output, self._class_names, track_ids=track_ids)
             camera.debug_image.publish(self._image_message(annotated, header))
-        now_s = self._latency_clock_s()
+        now_s = self._latency_clock_s() if stamp_s else None
         latency_ms = None if now_s is None else (now_s - stamp_s) * 1e3
         # Decode, batching wait, smoothing and message building: what the node adds to the model.
         in_node_ms = (time.monotonic() - frame.received_at) * 1e3
@@ -629,6 +640,7 @@ class DetectorNode(LifecycleNode):
                 "dropped_frames": str(dropped),
                 "bad_frames": str(stats.bad_frames),
                 "frames_prepared_ahead": str(stats.prepared_ahead),
+                "frames_without_stamp": str(stats.unstamped),
                 "latency_p50_ms": f"{latency.p50:.2f}",
                 "latency_p95_ms": f"{latency.p95:.2f}",
                 "latency_p99_ms": f"{latency.p99:.2f}",
