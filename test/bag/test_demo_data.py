@@ -77,3 +77,14 @@ def test_demo_data_cli_reports_a_missing_video(tmp_path, capsys):
         == 1
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_data_never_overwrites_its_video(tmp_path, capsys):
+    video = _write_video(tmp_path / "clip.avi")
+    before = video.read_bytes()
+    # --overwrite removes the output path first; the video was deleted and replaced by a bag.
+    for output in (video, tmp_path):
+        command = ["demo-data", "--video", str(video), "--output", str(output), "--overwrite"]
+        assert main([*command, "--max-frames", "2"]) == 1
+        assert f"--output {output} would replace the video {video}" in capsys.readouterr().err
+    assert video.is_file() and video.read_bytes() == before

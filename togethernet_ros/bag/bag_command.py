@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_writer import check_output_apart_from_input
 from togethernet_ros.bag.detector_options import (
     add_detector_arguments,
     create_detector_from_settings,
     resolve_detector_settings,
 )
+from togethernet_ros.inference.cli_arguments import parse_positive_int
 
 HELP = "Rosbag2 tools: run the pipeline offline, evaluate detections, replay over DDS."
 
@@ -34,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument(
         "--no-copy-inputs", action="store_true", help="do not copy the input topics"
     )
-    run_parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    run_parser.add_argument(
+        "--max-frames", type=parse_positive_int, default=None, help="stop after N frames"
+    )
     run_parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")
     add_detector_arguments(run_parser)
@@ -82,10 +86,14 @@ def run_run(args: argparse.Namespace) -> int:
     from togethernet_ros.vision.draw import draw_detections
 
     try:
+        # Refuse bad options before the model loads (seconds) rather than after it.
+        check_output_apart_from_input(args.input, args.output)
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])
-        resolve_batch_wait_ms(wait_ms, on_gpu=False)  # refuse a bad value before the model loads
+        resolve_batch_wait_ms(wait_ms, on_gpu=False)
+        if int(settings["max_batch_size"]) < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {settings['max_batch_size']}")
         detector = create_detector_from_settings(settings)
         options = BagRunOptions(
             image_topics=args.topics,
@@ -102,6 +110,7 @@ def run_run(args: argparse.Namespace) -> int:
             tracker_config=TrackerConfig.from_dict(tracker) if tracker else None,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
+        # BagError is a RuntimeError.
         print(f"bag run: {error}", file=sys.stderr)
         return 2
     bar = tqdm(unit="frame", desc="bag run", dynamic_ncols=True)

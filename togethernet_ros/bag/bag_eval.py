@@ -9,6 +9,7 @@ are computed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from togethernet_ros.bag import bag_problems as problem_kinds
 from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.detection_messages import DecodedDetections, message_to_detections
 from togethernet_ros.bag.frame_consistency import frame_consistency
-from togethernet_ros.bag.vision_msgs_definitions import (
-    DETECTION2D_ARRAY,
-    LABEL_INFO,
-    create_typestore,
-)
+from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.stability import evaluate_stability
 from togethernet_ros.evaluation.voc_map import evaluate_voc
@@ -44,6 +43,7 @@ class BagDetections:
     cameras: dict[str, CameraDetections]
     class_names: tuple[str, ...]
     ground_truth: dict[str, dict[int, DecodedDetections]]
+    problems: list[dict] = field(default_factory=list)
 
 
 def _namespace(topic: str) -> str:
@@ -53,18 +53,22 @@ def _namespace(topic: str) -> str:
 def load_bag_detections(
     path: str | Path, class_names: tuple[str, ...] | None, gt_topics: list[str] | None = None
 ) -> BagDetections:
-    """Read detection, label_info and ground-truth topics from a bag."""
-    from rosbags.rosbag2 import Reader
-    from rosbags.rosbag2.errors import ReaderError
+    """Read detection, label_info and ground-truth topics from a bag.
 
+    A recording that was not closed cleanly (no metadata.yaml, torn mcap) is read as far as it
+    goes, like `bag run` does; what was lost is listed in ``problems``.
+    """
     gt_topics = list(gt_topics or [])
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
+    reader = BagReader(path, require_images=False)
     try:
-        names, raw_messages = _read_detection_messages(Reader(path), path, class_names, gt_topics)
-    except ReaderError as error:
+        reader.open()
+    except BagError as error:
         raise BagError(f"{path} is not a readable rosbag2 bag: {error}") from None
+    with contextlib.closing(reader):
+        names, raw_messages = _read_detection_messages(reader, path, class_names, gt_topics)
     if names is None:
         from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
@@ -80,49 +84,62 @@ def load_bag_detections(
         target = camera.raw if topic.endswith("/detections_raw") else camera.smoothed
         target[decoded.stamp_ns] = decoded
     if not cameras:
-        raise BagError(f"bag {path} has no <ns>/detections or <ns>/detections_raw topics")
-    return BagDetections(cameras, names, ground_truth)
+        raise BagError(f"bag {path} has no <ns>/detections or <ns>/detections_raw messages")
+    for topic in gt_topics:
+        if _namespace(topic) not in cameras:
+            # Ground truth is matched to the camera of its namespace; any other is never used.
+            raise BagError(
+                f"ground-truth topic {topic} is in namespace {_namespace(topic) or '/'}, which "
+                f"has no detections; name it <ns>/<name> for a camera <ns> of {sorted(cameras)}"
+            )
+    return BagDetections(cameras, names, ground_truth, reader.problems.to_dicts())
 
 
 def _read_detection_messages(
-    reader: Any, path: Path, class_names: tuple[str, ...] | None, gt_topics: list[str]
+    reader: BagReader, path: Path, class_names: tuple[str, ...] | None, gt_topics: list[str]
 ) -> tuple[tuple[str, ...] | None, list[tuple[str, Any]]]:
     """(class names from label_info or `class_names`, [(topic, Detection2DArray)])."""
-    typestore = create_typestore()
-    with reader:
-        topics = {c.topic: c.msgtype for c in reader.connections}
-        for topic in gt_topics:
-            if topics.get(topic) != DETECTION2D_ARRAY:
-                found = topics.get(topic, "missing")
-                raise BagError(
-                    f"ground-truth topic {topic} is {found} in {path}; "
-                    f"it must be a {DETECTION2D_ARRAY}"
-                )
-        wanted = [
-            c
-            for c in reader.connections
-            if c.msgtype in (DETECTION2D_ARRAY, LABEL_INFO)
-            and (
-                c.topic.endswith(("/detections", "/detections_raw", "/label_info"))
-                or c.topic in gt_topics
-            )
-        ]
-        if not any(c.msgtype == DETECTION2D_ARRAY for c in wanted):
-            # Also: rosbags reads every topic when given no connections.
+    typestore = reader.typestore
+    topics = {topic: info.msgtype for topic, info in reader.topics.items()}
+    for topic in gt_topics:
+        if topics.get(topic) != DETECTION2D_ARRAY:
+            found = topics.get(topic, "missing")
             raise BagError(
-                f"bag {path} has no <ns>/detections or <ns>/detections_raw topics (record the "
-                "node's outputs, or make them with `togethernet bag run`)"
+                f"ground-truth topic {topic} is {found} in {path}; it must be a {DETECTION2D_ARRAY}"
             )
-        names = class_names
-        raw_messages = []
-        for connection, _, raw in reader.messages(connections=wanted):
-            message = typestore.deserialize_cdr(raw, connection.msgtype)
-            if connection.msgtype == LABEL_INFO:
-                if names is None:
-                    ordered = sorted(message.class_map, key=lambda c: c.class_id)
-                    names = tuple(c.class_name for c in ordered)
-                continue
-            raw_messages.append((connection.topic, message))
+    wanted = [
+        topic
+        for topic, msgtype in topics.items()
+        if msgtype in (DETECTION2D_ARRAY, LABEL_INFO)
+        and (
+            topic.endswith(("/detections", "/detections_raw", "/label_info")) or topic in gt_topics
+        )
+    ]
+    if not any(topics[topic] == DETECTION2D_ARRAY for topic in wanted):
+        problems = "; ".join(reader.problems.lines())
+        raise BagError(
+            f"bag {path} has no <ns>/detections or <ns>/detections_raw topics (record the "
+            "node's outputs, or make them with `togethernet bag run`)"
+            + (f" ({problems})" if problems else "")
+        )
+    names = class_names
+    raw_messages = []
+    for record in reader.records(wanted):
+        msgtype = record.topic.msgtype
+        try:
+            message = typestore.deserialize_cdr(record.raw, msgtype)
+        except Exception as error:
+            # One damaged message must not cost the evaluation of the rest.
+            reader.problems.add(
+                problem_kinds.DECODE_ERROR, record.topic.topic, f"message skipped: {error}"
+            )
+            continue
+        if msgtype == LABEL_INFO:
+            if names is None:
+                ordered = sorted(message.class_map, key=lambda c: c.class_id)
+                names = tuple(c.class_name for c in ordered)
+            continue
+        raw_messages.append((record.topic.topic, message))
     return names, raw_messages
 
 
@@ -168,6 +185,14 @@ def load_voc_ground_truth(
         )
     notes = unmatched + [issue.describe() for issue in issues.issues]
     return truth, notes
+
+
+def unmatched_ground_truth(
+    camera: CameraDetections, truth: dict[int, DecodedDetections]
+) -> list[int]:
+    """Ground-truth stamps without a detections message of the same header stamp."""
+    seen = set(camera.smoothed) | set(camera.raw)
+    return sorted(stamp for stamp in truth if stamp not in seen)
 
 
 def _clean(value: object) -> object:

@@ -42,11 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run `bag eval`."""
+    from togethernet_ros.bag.bag_command import print_problems
     from togethernet_ros.bag.bag_eval import (
         evaluate_camera,
         format_eval_table,
         load_bag_detections,
         load_voc_ground_truth,
+        unmatched_ground_truth,
     )
 
     class_names = tuple(args.classes.split(",")) if args.classes else None
@@ -79,6 +81,17 @@ def run_eval(args: argparse.Namespace) -> int:
         print("(no ground truth given: accuracy and GT-based stability skipped)")
     for note in notes:
         print(f"  ground truth: {note}", file=sys.stderr)
+    for camera, camera_truth in sorted(truth.items()):
+        missing = unmatched_ground_truth(loaded.cameras[camera], camera_truth)
+        if missing:
+            # Usually stamps from another clock or a shifted recording, not a blind detector.
+            print(
+                f"warning: ground truth of {camera}: {len(missing)} of {len(camera_truth)} frames "
+                f"have no detections message with the same header stamp (first: {missing[0]} ns) "
+                "and count as missed; ground-truth stamps must copy the camera frames' stamps",
+                file=sys.stderr,
+            )
+    print_problems(loaded.problems)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         payload = {"class_names": list(loaded.class_names), "cameras": results}

@@ -74,6 +74,7 @@ class BagReader:
     """Open a bag, pick its image topics and iterate messages in log-time order.
 
     ``image_topics`` None selects every Image / CompressedImage topic. Use as a context manager.
+    ``require_images`` False opens bags without image topics too (e.g. recorded detections).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class BagReader:
         path: str | Path,
         image_topics: Sequence[str] | None = None,
         typestore: Typestore | None = None,
+        require_images: bool = True,
     ) -> None:
         self.path = Path(path)
         self.typestore = typestore or create_typestore()
@@ -90,6 +92,7 @@ class BagReader:
         self.storage = ""
         self.messages_read = 0
         self._requested = list(image_topics) if image_topics else None
+        self._require_images = require_images
         self._reader: Reader | None = None
         self._scan_files: list[Path] = []
         self._last_stamp: dict[str, int] = {}
@@ -218,7 +221,7 @@ class BagReader:
         for topic in self.image_topics:
             if self.topics[topic].msgtype not in self.typestore.fielddefs:
                 self.problems.add(kinds.UNKNOWN_TYPE, topic, "type unknown to the typestore")
-        if not self.image_topics:
+        if not self.image_topics and self._require_images:
             details = "; ".join(self.problems.lines()) or "the bag has no image topics"
             raise BagError(f"bag {self.path}: no readable image topic ({details})")
 

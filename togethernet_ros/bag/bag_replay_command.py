@@ -3,8 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+
+from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_writer import check_output_apart_from_input
+from togethernet_ros.inference.cli_arguments import parse_positive_int
+
+
+def _parse_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be > 0 (× recorded rate) or 0 (as fast as accepted), got {text}"
+        )
+    return value
+
+
+def _parse_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,11 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=_parse_rate,
         default=1.0,
         help="playback speed × recorded rate; 0 = as fast as the node accepts (default 1)",
     )
-    parser.add_argument("--max-frames", type=int, default=None, help="replay at most N frames")
+    parser.add_argument(
+        "--max-frames", type=parse_positive_int, default=None, help="replay at most N frames"
+    )
     parser.add_argument(
         "--params-file", type=Path, default=None, help="node params (default: config/detect.yaml)"
     )
@@ -35,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="node parameter override (YAML value), repeatable",
     )
     parser.add_argument("--record", type=Path, default=None, help="record inputs+outputs (mcap)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --record bag")
     parser.add_argument(
         "--record-images", action="store_true", help="also record dehazed and debug images"
     )
@@ -43,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--report-dir", type=Path, default=Path("replay_report"))
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (random)")
-    parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds")
+    parser.add_argument("--startup-timeout", type=_parse_timeout, default=180.0, help="seconds")
     parser.set_defaults(_bag_run=run_replay_command)
 
 
@@ -60,8 +90,37 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse --record / --report-dir paths that would lose data or fail after the replay.
+
+    The recorder replaces whatever is at --record, and a recorder or report that cannot be
+    written is only noticed after the node has started and the bag was played.
+    """
+    if args.record is not None:
+        check_output_apart_from_input(args.input, args.record, "--record")
+        if args.record.exists() and not args.overwrite:
+            raise BagError(f"--record bag {args.record} exists already (use --overwrite)")
+        _check_creatable_parent(args.record, "--record")
+    if args.report_dir.exists() and not args.report_dir.is_dir():
+        raise BagError(f"--report-dir {args.report_dir} is a file, not a folder")
+    _check_creatable_parent(args.report_dir, "--report-dir")
+
+
+def _check_creatable_parent(path: Path, option: str) -> None:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BagError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
 def run_replay_command(args: argparse.Namespace) -> int:
     """Run `bag replay`."""
+    try:
+        check_output_paths(args)
+    except BagError as error:
+        print(f"bag replay: {error}", file=sys.stderr)
+        return 2
     try:
         from togethernet_ros.ros.bag_replay import ReplayError, ReplayOptions, run_replay
     except ImportError as error:
@@ -74,7 +133,6 @@ def run_replay_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from togethernet_ros.bag.bag_command import print_problems
-    from togethernet_ros.bag.bag_problems import BagError
     from togethernet_ros.bag.replay_report import write_replay_report
 
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
-from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.bag_writer import BagWriter, check_output_apart_from_input
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
 from togethernet_ros.bag.output_topics import check_distinct_outputs
@@ -109,6 +109,7 @@ def run_bag(
 ) -> BagRunReport:
     """Process ``input_path`` with ``detector`` and write ``output_path``; returns the report."""
     options = options or BagRunOptions()
+    check_output_apart_from_input(input_path, output_path)
     color_order = getattr(detector, "color_order", "bgr")
     started = time.perf_counter()
     with BagReader(input_path, options.image_topics) as reader:

@@ -16,6 +16,34 @@ from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
+def check_output_apart_from_input(
+    input_path: str | Path,
+    output_path: str | Path,
+    option: str = "--output",
+    what: str = "input bag",
+) -> None:
+    """Raise BagError when an output bag would replace, contain or sit inside the input.
+
+    Writing a bag removes what is at its path first (``--overwrite``), so an output at, or
+    above, the input would delete the recording being read.
+    """
+    source = Path(input_path).resolve()
+    target = Path(output_path).resolve()
+    # A bag given as its .mcap/.db3 file is still the whole folder around it.
+    source_bag = (
+        source.parent if source.is_file() and (source.parent / "metadata.yaml").exists() else source
+    )
+    if target in (source, source_bag) or target in source.parents:
+        raise BagError(
+            f"{option} {output_path} would replace the {what} {input_path}; "
+            "choose another output path"
+        )
+    if source_bag.is_dir() and source_bag in target.parents:
+        raise BagError(
+            f"{option} {output_path} is inside the {what} {input_path}; choose a path outside it"
+        )
+
+
 class BagWriter:
     """A rosbag2 output bag; topics are added on first use. Use as a context manager."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_writer import check_output_apart_from_input
 from togethernet_ros.bag.demo_data import FRONT_TOPIC, SIDE_TOPIC, build_demo_bag
 from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     """Fetch the video if needed and write the bag."""
     try:
         video = args.video or fetch_sample_video(args.cache_dir)
+        # --overwrite would delete the video (or a folder holding it) before it is read.
+        check_output_apart_from_input(video, args.output, what="video")
         with tqdm(total=args.max_frames, unit="frame", desc="demo-data", leave=False) as bar:
             result = build_demo_bag(
                 video,

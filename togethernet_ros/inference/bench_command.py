@@ -6,26 +6,53 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+from togethernet_ros.inference.cli_arguments import (
+    add_weights_arguments,
+    check_output_file,
+    parse_input_size,
+    parse_non_negative_int,
+    parse_positive_int,
+)
 from togethernet_ros.inference.command_errors import reports_user_errors
 
 HELP = "benchmark inference backends side by side against a naive baseline and the compute floor"
 
 _T = TypeVar("_T")
+BACKENDS = ("torch", "onnxruntime")
 
 
 def _list_of(parse: Callable[[str], _T]) -> Callable[[str], list[_T]]:
     def parse_list(text: str) -> list[_T]:
-        return [parse(item) for item in text.split(",") if item.strip()]
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        values = []
+        for item in items:
+            try:
+                values.append(parse(item))
+            except ValueError as error:
+                # argparse would otherwise only say "invalid parse_list value".
+                raise argparse.ArgumentTypeError(
+                    f"{item!r} is not a valid value ({error})"
+                ) from None
+        return values
 
     return parse_list
+
+
+def _backend(text: str) -> str:
+    if text not in BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {text!r}; use {' and/or '.join(BACKENDS)}"
+        )
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `togethernet bench`."""
     add_weights_arguments(parser)
     parser.add_argument(
-        "--backends", type=_list_of(str), default=["torch", "onnxruntime"], help="comma list"
+        "--backends", type=_list_of(_backend), default=list(BACKENDS), help="comma list"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
@@ -35,18 +62,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[(640, 640)],
         help="e.g. 640,384x640",
     )
-    parser.add_argument("--batch-sizes", type=_list_of(int), default=[1], help="e.g. 1,4")
+    parser.add_argument(
+        "--batch-sizes", type=_list_of(parse_positive_int), default=[1], help="e.g. 1,4"
+    )
     parser.add_argument(
         "--restore", choices=("both", "on", "off"), default="both", help="restoration branch"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
-    parser.add_argument("--iterations", type=int, default=3, help="timed calls per round")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    parser.add_argument(
+        "--rounds", type=parse_positive_int, default=3, help="interleaved measurement rounds"
+    )
+    parser.add_argument(
+        "--iterations", type=parse_positive_int, default=3, help="timed calls per round"
+    )
+    parser.add_argument("--warmup", type=parse_non_negative_int, default=2)
+    parser.add_argument(
+        "--threads", type=parse_positive_int, default=None, help="CPU threads (default: all)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probes")
     parser.add_argument(
-        "--matmul-size", type=int, default=2048, help="side of the square matmuls for the floor"
+        "--matmul-size",
+        type=parse_positive_int,
+        default=2048,
+        help="side of the square matmuls for the floor",
     )
     parser.add_argument("--cache-dir", default=None, help="ONNX exports / TensorRT engines")
     parser.add_argument("--json", default=None, help="write the full report here")
@@ -65,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    unknown = set(args.backends) - {"torch", "onnxruntime"}
-    if unknown:
-        raise SystemExit(f"unknown backend(s) {sorted(unknown)}; use torch and/or onnxruntime")
+    if args.json:
+        # Checked first: the report is written after minutes of measuring.
+        check_output_file(args.json, "--json")
     plan = BenchmarkPlan(
         backends=args.backends,
         input_sizes=args.input_sizes,

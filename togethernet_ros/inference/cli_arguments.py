@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -32,6 +33,42 @@ def parse_unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
+
+
+def parse_positive_int(text: str) -> int:
+    """An integer >= 1 (counts, sizes, frames)."""
+    return _int_at_least(text, 1)
+
+
+def parse_non_negative_int(text: str) -> int:
+    """An integer >= 0 (warm-up calls)."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def check_output_file(path: str | Path, option: str) -> None:
+    """Raise ValueError when a file could not be written at ``path`` (checked before long work).
+
+    A folder at the path, or a file where a parent folder must be, would otherwise only fail at
+    the end with a bare "File exists".
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+            return
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:

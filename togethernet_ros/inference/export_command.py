@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from togethernet_ros.inference.cli_arguments import add_weights_arguments, parse_input_size
+from togethernet_ros.inference.cli_arguments import (
+    add_weights_arguments,
+    check_output_file,
+    parse_input_size,
+)
 from togethernet_ros.inference.command_errors import reports_user_errors
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HELP = "export TogetherNet to ONNX (dynamic batch, with and without restoration) and verify it"
 LOGGER = logging.getLogger("togethernet_ros")
@@ -63,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not str(args.output).endswith(".onnx"):
         raise SystemExit(f"--output must end with .onnx, got {args.output}")
+    check_output_file(args.output, "--output")
+    # Calibration footage is read first: a wrong or empty source is refused in a second,
+    # not after minutes of exporting and verifying.
+    calibration = _read_calibration(args) if args.int8_calibration else None
     loaded = load_model_weights(
         args.weights, allow_untrained=args.allow_untrained, num_classes=None
     )
@@ -96,23 +108,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"         onnxruntime vs pytorch max |error| {worst:.2e} [{verdict}] ({detail})")
         if worst > args.tolerance:
             status = 1
-    if args.int8_calibration and status == 0:
-        status = _write_int8(args, written)
+    if calibration is not None and status == 0:
+        status = _write_int8(args, written, *calibration)
     return status
 
 
-def _write_int8(args: argparse.Namespace, written: dict[str, Path]) -> int:
+def _read_calibration(args: argparse.Namespace) -> tuple[list[np.ndarray], list[float]]:
+    """The calibration frames of --int8-calibration and the densities of --int8-fog."""
+    from togethernet_ros.inference.int8_quantization import calibration_frames
+
+    betas = []
+    for value in (item.strip() for item in args.int8_fog.split(",")):
+        if not value:
+            continue
+        try:
+            beta = float(value)
+        except ValueError:
+            raise ValueError(f"--int8-fog: {value!r} is not a number") from None
+        if not beta >= 0:
+            raise ValueError(f"--int8-fog: fog densities must be >= 0, got {value}")
+        betas.append(beta)
+    return calibration_frames(args.int8_calibration, args.int8_frames), betas or [0.0]
+
+
+def _write_int8(
+    args: argparse.Namespace,
+    written: dict[str, Path],
+    frames: list[np.ndarray],
+    betas: list[float],
+) -> int:
     """Quantize every written file and report how close each int8 copy stays."""
     from togethernet_ros.inference.int8_quantization import (
-        calibration_frames,
         calibration_inputs,
         compare_int8,
         int8_path,
         quantize_int8,
     )
 
-    betas = [float(value) for value in args.int8_fog.split(",") if value.strip()] or [0.0]
-    frames = calibration_frames(args.int8_calibration, args.int8_frames)
     inputs = calibration_inputs(frames, args.input_size, betas)
     print(f"int8     calibrating on {len(frames)} frames × {len(betas)} fog densities")
     for variant, path in written.items():
