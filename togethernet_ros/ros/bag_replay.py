@@ -10,7 +10,6 @@ matched to frames by camera namespace and header stamp (see bag/replay_metrics.p
 from __future__ import annotations
 
 import os
-import queue
 import struct
 import threading
 import time
@@ -26,8 +25,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from togethernet_ros.bag.bag_reader import BagReader, BagRecord, BagTopic
-from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.background_bag_writer import BackgroundBagWriter
+from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.bag.bag_reader import BagReader, BagRecord
 from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
 from togethernet_ros.bag.output_topics import output_topics
 from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay_metrics
@@ -113,7 +113,8 @@ class _Harness:
         self._min_subscribers = options.min_output_subscribers
         self._lock = threading.Condition()
         self._latest: dict[str, int] = {}
-        self._record: queue.Queue | None = None
+        self._record: BackgroundBagWriter | None = None
+        self.unrecorded = 0  # outputs lost because the recording had failed
         # Reliable, and the node's input made reliable too (REPLAY_NODE_DEFAULTS): over Fast DDS
         # loopback about half of the 1.3 MB best-effort frames were lost on a 2-core test machine
         # (0/20 when published pre-serialized), which would measure DDS, not the node.
@@ -162,11 +163,14 @@ class _Harness:
                 self._latest[topic] = stamp
                 self._lock.notify_all()
             if self._record is not None:
-                self._record.put((topic, self.output_types[topic], time.time_ns(), raw))
+                try:
+                    self._record.put(topic, self.output_types[topic], time.time_ns(), raw)
+                except BagError:
+                    self.unrecorded += 1  # the replay loop raises the writer's error itself
 
         return on_message
 
-    def start_recording(self, record: queue.Queue | None) -> None:
+    def start_recording(self, record: BackgroundBagWriter | None) -> None:
         """Send every received output to ``record`` (None: stop)."""
         self._record = record
 
@@ -212,7 +216,7 @@ def _play(
     frames: list[BagRecord],
     rate: float,
     accept_timeout_s: float,
-    record: queue.Queue | None,
+    record: BackgroundBagWriter | None,
     progress: Callable[[int, int], None] | None,
 ) -> list[SentFrame]:
     sent: list[SentFrame] = []
@@ -235,7 +239,7 @@ def _play(
         sent.append(SentFrame(topic, stamp, sent_at))
         last_sent[topic] = stamp
         if record is not None:
-            record.put((topic, record_in.topic.msgtype, time.time_ns(), data))
+            record.put(topic, record_in.topic.msgtype, time.time_ns(), data)
         if progress is not None:
             progress(index + 1, len(frames))
     return sent
@@ -251,23 +255,6 @@ def _drain(harness: _Harness, sent: list[SentFrame], first_index: int, timeout_s
         if all((output_topics(t).detections, s) in seen for t, s in last.items()):
             return
         time.sleep(0.05)
-
-
-def _writer_thread(path: Path, record: queue.Queue) -> threading.Thread:
-    def write() -> None:
-        with BagWriter(path, "mcap", overwrite=True) as writer:
-            while True:
-                item = record.get()
-                if item is None:
-                    return
-                topic, msgtype, log_time, raw = item
-                if not writer.has_topic(topic):
-                    writer.copy_topic(BagTopic(topic, msgtype, "", ""))
-                writer.write_raw(topic, log_time, raw)
-
-    thread = threading.Thread(target=write, name="replay-recorder", daemon=True)
-    thread.start()
-    return thread
 
 
 def run_replay(
@@ -294,8 +281,7 @@ def run_replay(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
     harness = _Harness(topics, options)
-    record: queue.Queue | None = None
-    recorder = None
+    record: BackgroundBagWriter | None = None
     monitor = None
     trials: list[TrialResult] = []
     peak = None
@@ -319,8 +305,7 @@ def run_replay(
         monitor = ResourceMonitor(process.pid)
         monitor.start()
         if options.record_bag is not None:
-            record = queue.Queue(256)
-            recorder = _writer_thread(Path(options.record_bag), record)
+            record = BackgroundBagWriter(options.record_bag)
             harness.start_recording(record)
         trials.append(_trial(harness, frames, options.rate, options, record, progress, monitor))
         if peak_search:
@@ -331,11 +316,12 @@ def run_replay(
             monitor.stop()
         exit_code = process.stop()
         harness.close()
-        if record is not None and recorder is not None:
-            record.put(None)
-            recorder.join()
         tail = process.log_tail()
         process.cleanup()
+        # Closed once nothing can put any more; an exception already on its way wins.
+        recording_failure = record.close() if record is not None else None
+    if recording_failure is not None:
+        raise ReplayError(str(recording_failure))
     return ReplayResult(
         trials=trials,
         node_command=process.command,
@@ -353,7 +339,7 @@ def _trial(
     frames: list[BagRecord],
     rate: float,
     options: ReplayOptions,
-    record: queue.Queue | None,
+    record: BackgroundBagWriter | None,
     progress: Callable[[int, int], None] | None,
     monitor: ResourceMonitor,
 ) -> TrialResult:
