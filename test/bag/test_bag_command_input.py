@@ -167,3 +167,27 @@ def test_eval_reads_a_recording_that_was_not_closed(tmp_path, capsys, damage):
     captured = capsys.readouterr()
     assert "/cam" in captured.out
     assert ("no metadata.yaml" if damage == "no_metadata" else "ends early") in captured.err
+
+
+def test_run_without_a_single_good_frame_fails(tmp_path, capsys):
+    from togethernet_ros.bag.image_codec import IMAGE_TYPE, encode_image_message
+
+    typestore = create_typestore()
+    source = tmp_path / "all_bad"
+    with BagWriter(source, storage="mcap", typestore=typestore) as writer:
+        for index in range(3):
+            header = make_header(typestore, START_NS + index, "cam")
+            message = encode_image_message(typestore, np.zeros((8, 8, 3), np.uint8), header, "bgr8")
+            message.encoding = "32FC1"  # a depth camera's encoding: no frame can be used
+            writer.write("/cam/image_raw", IMAGE_TYPE, START_NS + index, message)
+    command = ["bag", "run", str(source), "--output", str(tmp_path / "out")]
+    assert main([*command, "--allow-untrained-weights", "--input-size", "128"]) == 1
+    error = capsys.readouterr().err
+    assert "no frame of /cam/image_raw could be processed" in error
+    assert "32FC1" in error  # the problems list says why
+
+
+def test_eval_refuses_an_iou_outside_0_to_1(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["bag", "eval", str(tmp_path), "--iou", "2"])
+    assert "argument --iou: expected a number in [0, 1], got 2.0" in capsys.readouterr().err

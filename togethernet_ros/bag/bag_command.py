@@ -143,4 +143,12 @@ def run_run(args: argparse.Namespace) -> int:
     for topic, count in sorted(report.written.items()):
         print(f"  {topic}: {count}")
     print_problems(report.problems)
+    if report.frames_processed == 0:
+        # An output without a single frame is a failed run for scripts that chain on it.
+        print(
+            f"bag run: no frame of {', '.join(report.image_topics)} could be processed "
+            "(the topics hold no messages, or every frame was bad: see the problems above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

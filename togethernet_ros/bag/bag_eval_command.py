@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
+from togethernet_ros.inference.cli_arguments import parse_unit_interval
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--voc-camera", default=None, help="camera namespace the VOC files belong to, e.g. /cam"
     )
     parser.add_argument("--classes", default=None, help="comma-separated class names")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU threshold")
+    parser.add_argument("--iou", type=parse_unit_interval, default=0.5, help="IoU threshold")
     parser.add_argument("--output", type=Path, default=None, help="write the metrics as JSON")
     parser.set_defaults(_bag_run=run_eval)
 
