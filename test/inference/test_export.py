@@ -124,3 +124,19 @@ def test_export_leaves_the_callers_model_untouched(tmp_path, informative_model):
     for key, value in informative_model.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert np.isfinite(before["head.cls_preds.0.bias"].numpy()).all()
+
+
+def test_export_defaults_to_the_input_size_the_checkpoint_records(tmp_path, informative_model):
+    from togethernet_ros.cli import main
+    from togethernet_ros.model.checkpoint import save_checkpoint
+
+    weights = save_checkpoint(
+        tmp_path / "trained_at_128x256.pt",
+        informative_model,
+        DEFAULT_CLASS_NAMES,
+        metadata={"input_size": [128, 256]},
+    )
+    output = tmp_path / "m.onnx"
+    command = ["export", "--weights", str(weights), "--output", str(output)]
+    assert main([*command, "--variant", "detect", "--no-verify"]) == 0
+    assert read_onnx_info(onnx_variant_paths(output)[1]).input_size == (128, 256)

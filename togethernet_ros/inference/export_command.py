@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", required=True, help="NAME.onnx; the detection-only file is NAME.detect.onnx"
     )
     parser.add_argument(
-        "--input-size", type=parse_input_size, default=(640, 640), help="640 or HxW, e.g. 384x640"
+        "--input-size",
+        type=parse_input_size,
+        default=None,
+        help="640 or HxW, e.g. 384x640 (default: the size the checkpoint records, else 640)",
     )
     parser.add_argument(
         "--variant",
@@ -66,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export, then (unless --no-verify) compare ONNX Runtime with PyTorch; 1 on mismatch."""
     from togethernet_ros.inference.export import export_variants, verify_onnx
-    from togethernet_ros.model import load_model_weights
+    from togethernet_ros.inference.factory import DEFAULT_INPUT_SIZE
+    from togethernet_ros.model import load_model_weights, recorded_input_size
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not str(args.output).endswith(".onnx"):
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model_weights(
         args.weights, allow_untrained=args.allow_untrained, num_classes=None
     )
+    if args.input_size is None:
+        # Like predict and eval: the size the model was trained at, when its checkpoint says.
+        args.input_size = recorded_input_size(loaded.metadata) or DEFAULT_INPUT_SIZE
     variants = ("restore", "detect") if args.variant == "both" else (args.variant,)
     untrained = bool(loaded.metadata.get("untrained"))
     written = export_variants(
