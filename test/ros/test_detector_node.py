@@ -711,7 +711,9 @@ def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
             f"detections for unstamped frame {count}",
         )
     stats = detector._cameras[CAM_A].stats
-    assert stats.unstamped == 3 and stats.processed == 3
+    # The worker counts a frame after publishing it, so the count can trail the messages.
+    wait_for(lambda: stats.processed == 3, 10.0, "3 processed frames")
+    assert stats.unstamped == 3
     assert len(stats.latency_ms) == 0 and len(stats.receive_delay_ms) == 0
     # The same picture three times: its tracks keep their ids, timed by arrival.
     smoothed = recorder.get("/cam_a/detections")
@@ -723,4 +725,178 @@ def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
         lambda: _diagnostic_value(recorder, CAM_A, "frames_without_stamp") == "3",
         10.0,
         "frames_without_stamp=3 in /diagnostics",
+    )
+
+
+def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_alive(
+    harness, monkeypatch
+):
+    """The timer callback may already run when a transition on another thread tears down."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    detector, _tester, _publishers, _recorder = harness(diagnostics_period_s=0.05)
+    stats = detector._cameras[CAM_A].stats
+    real_rates = stats.rates_hz
+    inside = threading.Event()
+
+    def slow_rates() -> tuple[float, float]:
+        inside.set()
+        time.sleep(0.5)  # fault injection: widens the window the teardown lands in
+        return real_rates()
+
+    monkeypatch.setattr(stats, "rates_hz", slow_rates)
+    assert inside.wait(10.0), "the diagnostics timer never ran"
+    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    time.sleep(1.0)
+    # It used to raise "dictionary changed size during iteration", which ended the spin.
+    assert any(t.name == "test-executor" for t in threading.enumerate())
+
+
+def test_a_parameter_set_while_configure_loads_the_model_is_applied(ros, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    detector = ros.add_node(
+        DetectorNode(parameter_overrides=_node_parameters(), context=ros.context)
+    )
+    real_create = detector._create_detector
+    loading = threading.Event()
+
+    def slow_create(settings):
+        loading.set()
+        time.sleep(1.0)  # fault injection: a model that takes a while to load
+        return real_create(settings)
+
+    monkeypatch.setattr(detector, "_create_detector", slow_create)
+    results = []
+    configure = threading.Thread(target=lambda: results.append(detector.trigger_configure()))
+    configure.start()
+    assert loading.wait(10.0)
+    assert detector.set_parameters([Parameter("conf_threshold", value=0.9)])[0].successful
+    configure.join(60.0)
+    assert results == [TransitionCallbackReturn.SUCCESS]
+    # Configure used to overwrite it with the value it had read before loading the model.
+    assert detector.get_parameter("conf_threshold").value == 0.9
+    assert detector._settings["conf_threshold"] == 0.9
+    assert detector._detector.conf_threshold == 0.9
+
+
+def test_concurrent_parameter_changes_are_all_applied(harness, monkeypatch):
+    from rclpy.parameter import Parameter
+
+    import togethernet_ros.ros.detector_node as detector_module
+
+    detector, _tester, _publishers, _recorder = harness()
+    real_validate = detector_module.validate_settings
+
+    def slow_validate(values):
+        time.sleep(0.3)  # fault injection: both changes start from the same settings
+        return real_validate(values)
+
+    monkeypatch.setattr(detector_module, "validate_settings", slow_validate)
+    first = threading.Thread(
+        target=lambda: detector.set_parameters([Parameter("conf_threshold", value=0.7)])
+    )
+    first.start()
+    time.sleep(0.1)
+    assert detector.set_parameters([Parameter("tracking.min_hits", value=3)])[0].successful
+    first.join(10.0)
+    assert detector.get_parameter("conf_threshold").value == 0.7
+    # The second change used to be built on the settings before the first and undo it.
+    assert detector._settings["conf_threshold"] == 0.7
+    assert detector._detector.conf_threshold == 0.7
+    assert detector._settings["tracking.min_hits"] == 3
+
+
+def test_shutdown_cleanly_from_two_threads_at_once(harness, monkeypatch):
+    """SIGINT handling and destroy_node may both free the node at the same time."""
+    detector, _tester, _publishers, _recorder = harness()
+    real_destroy = detector.destroy_publisher
+
+    def slow_destroy(publisher) -> bool:
+        time.sleep(0.05)  # fault injection: the second call arrives mid-teardown
+        return real_destroy(publisher)
+
+    monkeypatch.setattr(detector, "destroy_publisher", slow_destroy)
+    errors: list[BaseException] = []
+
+    def shut_down() -> None:
+        try:
+            detector.shutdown_cleanly()
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=shut_down) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30.0)
+    assert errors == []
+    assert detector._detector is None and not detector._cameras
+    assert detector.count_publishers("/cam_a/detections") == 0
+
+
+def test_a_configure_that_raises_midway_leaves_nothing_behind(ros, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    detector = ros.add_node(
+        DetectorNode(parameter_overrides=_node_parameters(), context=ros.context)
+    )
+    real_create = detector.create_publisher
+    made = []
+
+    def failing_once(*args, **kwargs):
+        made.append(args[1])
+        if len(made) == 3:  # fault injection: rcl refuses a publisher of the first camera
+            raise RuntimeError("injected: cannot create publisher")
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(detector, "create_publisher", failing_once)
+    assert detector.trigger_configure() == TransitionCallbackReturn.ERROR
+    # It used to go back to unconfigured with the model loaded and two publishers alive...
+    assert detector._detector is None
+    assert detector.count_publishers("/cam_a/detections") == 0
+    # ...so the next configure loaded a second model and doubled the publishers.
+    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert detector.count_publishers("/cam_a/detections") == 1
+
+
+def test_an_inference_thread_that_will_not_stop_finalizes_the_node(harness, monkeypatch):
+    """Deactivate cannot stop a hung batch: the node must not carry on as if unconfigured."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from togethernet_ros.pipeline.inference_worker import InferenceWorker
+
+    detector, _tester, publishers, _recorder = harness()
+    real_stop = InferenceWorker.stop
+    # Fault injection: a 0.3 s stop timeout instead of 30 s, and a batch that hangs.
+    monkeypatch.setattr(InferenceWorker, "stop", lambda self, timeout_s=None: real_stop(self, 0.3))
+    real_detect = detector._detector.detect
+    entered, release = threading.Event(), threading.Event()
+
+    def hanging_detect(images, restore=False):
+        entered.set()
+        release.wait(30.0)
+        return real_detect(images, restore=restore)
+
+    monkeypatch.setattr(detector._detector, "detect", hanging_detect)
+    publishers[CAM_A].publish(_image_message(_scene(120, 160, 12), "cam_a_optical", 1))
+    assert entered.wait(30.0), "no batch reached the model"
+    try:
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.ERROR
+        # It used to land in unconfigured with the model and publishers still there, so a
+        # configure loaded a second model while the hung thread kept using the first.
+        assert detector._state_machine.current_state[1] == "finalized"
+        assert detector._detector is not None, "the hung thread still uses the model"
+    finally:
+        release.set()
+    wait_for(
+        lambda: not any(t.name == "togethernet-inference" for t in threading.enumerate()),
+        30.0,
+        "the inference thread to finish its batch",
     )

@@ -154,7 +154,13 @@ class DetectorNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._diagnostics_timer: Any = None
         self._diagnostics_pub: Any = None
-        self._runtime_lock = threading.Lock()
+        # Transitions, parameter changes, the diagnostics timer and destroy_node may each run on
+        # a different thread (trigger_* from the application, a multi-threaded executor, the
+        # parameter service): each holds this while it reads or replaces the settings, model,
+        # publishers, batcher or worker. Re-entrant: shutdown_cleanly and on_error nest the steps.
+        # The inference thread never takes it, because _stop_processing joins that thread with
+        # it held.
+        self._runtime_lock = threading.RLock()
 
     # ---------------------------------------------------------------- parameters
 
@@ -163,6 +169,12 @@ class DetectorNode(LifecycleNode):
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate run-time changes; apply thresholds, class filter and tracker settings."""
+        # Locked from the first read of _settings: a change accepted from stale settings would
+        # undo a concurrent change, or be overwritten by the configure that is loading the model.
+        with self._runtime_lock:
+            return self._apply_parameters(parameters)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         if self._settings is None:
             return SetParametersResult(successful=True)
         # Others, such as use_sim_time, are rclpy's own: it checks them (and refuses undeclared
@@ -180,21 +192,26 @@ class DetectorNode(LifecycleNode):
             _check_class_filter(settings.class_filter, self._class_names)
         except SettingsError as error:
             return SetParametersResult(successful=False, reason=str(error))
-        with self._runtime_lock:
-            self._settings = settings
-            if self._detector is not None:
-                self._detector.conf_threshold = settings["conf_threshold"]
-                self._detector.nms_threshold = settings["nms_threshold"]
-            tracker_config = settings.tracker_config()
-            for camera in self._cameras.values():
-                with camera.tracker_lock:
-                    camera.tracker.config = tracker_config
+        self._settings = settings
+        if self._detector is not None:
+            self._detector.conf_threshold = settings["conf_threshold"]
+            self._detector.nms_threshold = settings["nms_threshold"]
+        tracker_config = settings.tracker_config()
+        for camera in self._cameras.values():
+            with camera.tracker_lock:
+                camera.tracker.config = tracker_config
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, load (and warm up) the model and create the publishers."""
+        # Held while the model loads, so a parameter change waits and is then checked against
+        # (and applied to) the new settings instead of being lost when configure sets them.
+        with self._runtime_lock:
+            return self._configure()
+
+    def _configure(self) -> TransitionCallbackReturn:
         try:
             settings = validate_settings(self._read_parameters())
             self._check_topic_names(settings["image_topics"])
@@ -246,25 +263,36 @@ class DetectorNode(LifecycleNode):
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         tracker_config = settings.tracker_config()
-        for topic in settings["image_topics"]:
-            names = output_topics(topic)
-            self._cameras[topic] = CameraOutputs(
-                topics=names,
-                detections=self.create_publisher(Detection2DArray, names.detections, output_qos),
-                detections_raw=self.create_publisher(
-                    Detection2DArray, names.detections_raw, output_qos
-                ),
-                dehazed=self.create_publisher(Image, names.dehazed, output_qos),
-                debug_image=self.create_publisher(Image, names.debug_image, output_qos),
-                label_info=(
-                    self.create_publisher(LabelInfo, names.label_info, latched_qos)
-                    if settings["publish_label_info"]
-                    else None
-                ),
-                tracker=Tracker(tracker_config),
-                stats=CameraStats(),
-            )
-            self._publish_label_info(self._cameras[topic])
+        created: list[Any] = []
+
+        def publisher(message_type: Any, topic: str, qos: QoSProfile) -> Any:
+            created.append(self.create_publisher(message_type, topic, qos))
+            return created[-1]
+
+        try:
+            for topic in settings["image_topics"]:
+                names = output_topics(topic)
+                self._cameras[topic] = CameraOutputs(
+                    topics=names,
+                    detections=publisher(Detection2DArray, names.detections, output_qos),
+                    detections_raw=publisher(Detection2DArray, names.detections_raw, output_qos),
+                    dehazed=publisher(Image, names.dehazed, output_qos),
+                    debug_image=publisher(Image, names.debug_image, output_qos),
+                    label_info=(
+                        publisher(LabelInfo, names.label_info, latched_qos)
+                        if settings["publish_label_info"]
+                        else None
+                    ),
+                    tracker=Tracker(tracker_config),
+                    stats=CameraStats(),
+                )
+                self._publish_label_info(self._cameras[topic])
+        except Exception:
+            # A camera whose CameraOutputs was never built still owns the publishers made for
+            # it; on_error only finds those in self._cameras.
+            for made in created:
+                self.destroy_publisher(made)
+            raise
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return TransitionCallbackReturn.SUCCESS
 
@@ -287,12 +315,13 @@ class DetectorNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the batcher and inference thread, subscribe to the cameras, start diagnostics."""
-        try:
-            self._start_processing()
-        except Exception as error:  # rclpy would turn it into a transition error without a word
-            self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
-            self._stop_processing()
-            return TransitionCallbackReturn.FAILURE
+        with self._runtime_lock:
+            try:
+                self._start_processing()
+            except Exception as error:  # rclpy would make it a transition error without a word
+                self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
+                self._stop_processing()
+                return TransitionCallbackReturn.FAILURE
         return super().on_activate(state)
 
     def _start_processing(self) -> None:
@@ -351,48 +380,70 @@ class DetectorNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop processing and free the model and publishers, from whatever state."""
-        self._stop_processing()
-        self._release_model_and_publishers()
+        self.shutdown_cleanly()
         return TransitionCallbackReturn.SUCCESS
 
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: free everything, so the node is unconfigured and holds nothing.
+
+        rclpy's default would go back to unconfigured with whatever the failed transition had
+        made (a loaded model, publishers), which the next configure then creates a second time.
+        """
+        self.get_logger().error(
+            f"a transition from {state.label} raised; releasing the model and publishers"
+        )
+        try:
+            self.shutdown_cleanly()
+        except TimeoutError as error:  # a hung inference thread still uses the model: keep it
+            self.get_logger().fatal(f"{error}; the node cannot recover and is finalized")
+            return TransitionCallbackReturn.FAILURE
+        return super().on_error(state)
+
     def _stop_processing(self) -> None:
-        for subscription in self._camera_subscriptions:
-            self.destroy_subscription(subscription)
-        self._camera_subscriptions.clear()
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = None
-        if self._worker is not None:
-            self._worker.stop(timeout_s=30.0)
-            self._worker = None
-        if self._batcher is not None:
-            self._batcher.close()
-            self._batcher = None
+        with self._runtime_lock:
+            for subscription in self._camera_subscriptions:
+                self.destroy_subscription(subscription)
+            self._camera_subscriptions.clear()
+            if self._diagnostics_timer is not None:
+                self.destroy_timer(self._diagnostics_timer)
+                self._diagnostics_timer = None
+            if self._worker is not None:
+                self._worker.stop(timeout_s=30.0)
+                self._worker = None
+            if self._batcher is not None:
+                self._batcher.close()
+                self._batcher = None
 
     def _release_model_and_publishers(self) -> None:
-        for camera in self._cameras.values():
-            for publisher in (
-                camera.detections,
-                camera.detections_raw,
-                camera.dehazed,
-                camera.debug_image,
-                camera.label_info,
-            ):
-                if publisher is not None:
-                    self.destroy_publisher(publisher)
-        self._cameras.clear()
-        if self._diagnostics_pub is not None:
-            self.destroy_publisher(self._diagnostics_pub)
-            self._diagnostics_pub = None
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
-            gc.collect()
+        with self._runtime_lock:
+            for camera in self._cameras.values():
+                for publisher in (
+                    camera.detections,
+                    camera.detections_raw,
+                    camera.dehazed,
+                    camera.debug_image,
+                    camera.label_info,
+                ):
+                    if publisher is not None:
+                        self.destroy_publisher(publisher)
+            self._cameras.clear()
+            if self._diagnostics_pub is not None:
+                self.destroy_publisher(self._diagnostics_pub)
+                self._diagnostics_pub = None
+            if self._detector is not None:
+                self._detector.close()
+                self._detector = None
+                gc.collect()
 
     def shutdown_cleanly(self) -> None:
-        """Stop the worker and free the model whatever the lifecycle state (SIGINT path)."""
-        self._stop_processing()
-        self._release_model_and_publishers()
+        """Stop the worker and free the model whatever the lifecycle state (SIGINT path).
+
+        Safe to call again, also from another thread at the same time (SIGINT handling and
+        destroy_node): the second call waits for the first and then finds nothing left to free.
+        """
+        with self._runtime_lock:
+            self._stop_processing()
+            self._release_model_and_publishers()
 
     def destroy_node(self) -> None:
         """Stop the inference thread before rclpy tears down the node's entities."""
@@ -607,6 +658,12 @@ class DetectorNode(LifecycleNode):
     # ---------------------------------------------------------------- diagnostics
 
     def _publish_diagnostics(self) -> None:
+        # The timer callback may already be running when deactivate destroys the timer and
+        # cleanup the cameras and publisher; an exception here would end the executor's spin.
+        with self._runtime_lock:
+            self._publish_diagnostics_locked()
+
+    def _publish_diagnostics_locked(self) -> None:
         if self._diagnostics_pub is None or self._batcher is None:
             return
         counters = self._batcher.counters()
