@@ -442,6 +442,46 @@ def test_node_process_with_params_file_publishes_and_exits_cleanly_on_sigint(ros
             process.communicate()
 
 
+# Runs the node's console entry point with a model call that never returns and a short stop
+# timeout (fault injection): what SIGINT does when the inference thread hangs.
+HUNG_NODE_SCRIPT = """
+import sys, time
+from togethernet_ros.pipeline.inference_worker import InferenceWorker
+from togethernet_ros.ros import detector_node
+real_stop = InferenceWorker.stop
+InferenceWorker.stop = lambda self, timeout_s=None: real_stop(self, 0.5)
+detector_node.DetectorNode._infer = lambda self, frames: time.sleep(3600)
+sys.exit(detector_node.main(sys.argv[1:]))
+"""
+
+
+def test_sigint_with_a_hung_inference_thread_still_ends_the_process(ros):
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", HUNG_NODE_SCRIPT, "--ros-args", "-p", "weights:=''",
+         "-p", "allow_untrained_weights:=true", "-p", "input_size:=128",
+         "-p", "image_topics:=['/hung_cam/image_raw']", "-r", "__node:=hung_detector"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        tester = ros.add_node(rclpy.create_node("hung_tester", context=ros.context))
+        publisher = tester.create_publisher(Image, "/hung_cam/image_raw", _qos_reliable(5))
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "the node process")
+        publisher.publish(_image_message(_scene(120, 160, 13), "hung", 1))
+        time.sleep(1.0)  # the batch reaches the model and stays there
+        process.send_signal(signal.SIGINT)
+        # It used to raise TimeoutError out of main() and then wait forever for the thread.
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 1, output[-2000:]
+        assert "did not stop within 0.5 s" in output and "exiting without waiting" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [

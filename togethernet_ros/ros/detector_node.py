@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import sys
 import threading
 import time
@@ -783,7 +784,15 @@ def main(args: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.shutdown_cleanly()
+        try:
+            node.shutdown_cleanly()
+        except TimeoutError as error:
+            node.get_logger().fatal(f"{error}; exiting without waiting for it")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The inference thread is not a daemon (a normal stop lets it finish publishing),
+            # so an ordinary exit would wait forever for one stuck in the model.
+            os._exit(1)
         executor.shutdown()
         node.destroy_node()
         if rclpy.ok():
