@@ -274,9 +274,10 @@ def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
 
 def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     import rclpy
+    from rclpy.parameter import Parameter
     from vision_msgs.msg import LabelInfo
 
-    _detector, _tester, publishers, recorder = harness(conf_threshold=1.0)
+    detector, _tester, publishers, recorder = harness(conf_threshold=1.0)
     late = ros.add_node(rclpy.create_node("late_joiner", context=ros.context))
     labels = []
     late.create_subscription(LabelInfo, "/cam_a/label_info", labels.append, _latched_qos())
@@ -292,6 +293,14 @@ def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "an (empty) detection array")
     empty = recorder.get("/cam_a/detections")[0]
     assert len(empty.detections) == 0 and _stamp_ns(empty.header) == 42
+    # The latched message carries the score threshold: a run-time change republishes it.
+    assert labels[0].threshold == pytest.approx(1.0)
+    assert detector.set_parameters([Parameter("conf_threshold", value=0.4)])[0].successful
+    wait_for(lambda: len(labels) == 2, 10.0, "label_info republished with the new threshold")
+    assert labels[1].threshold == pytest.approx(0.4)
+    assert detector.set_parameters([Parameter("nms_threshold", value=0.5)])[0].successful
+    time.sleep(0.5)
+    assert len(labels) == 2, "only a score-threshold change republishes label_info"
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_running(harness):

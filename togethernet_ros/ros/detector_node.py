@@ -193,6 +193,7 @@ class DetectorNode(LifecycleNode):
             _check_class_filter(settings.class_filter, self._class_names)
         except SettingsError as error:
             return SetParametersResult(successful=False, reason=str(error))
+        threshold_changed = settings["conf_threshold"] != self._settings["conf_threshold"]
         self._settings = settings
         if self._detector is not None:
             self._detector.conf_threshold = settings["conf_threshold"]
@@ -201,6 +202,9 @@ class DetectorNode(LifecycleNode):
         for camera in self._cameras.values():
             with camera.tracker_lock:
                 camera.tracker.config = tracker_config
+            if threshold_changed:
+                # label_info is latched and carries the score threshold: keep it true.
+                self._publish_label_info(camera)
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- lifecycle
