@@ -61,6 +61,8 @@ def test_export_then_train_from_the_export_writes_report_and_fp16_weights(tmp_pa
         (["--epochs", "0"], "train.epochs must be >= 1"),
         (["--input-size", "100"], "model.input_size must be a multiple of 128"),
         (["--train-override", "train.lr=abc"], "config key train.lr must be float"),
+        (["--beta-min", "0.5", "--beta-max", "0.1"], "need 0 <= beta_min <= beta_max"),
+        (["--weights-out", "."], "--weights-out . is a folder"),
     ],
 )
 def test_bad_training_options_stop_the_run_before_any_labelling(tmp_path, options, message):

@@ -13,6 +13,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from togethernet_ros.inference.cli_arguments import parse_positive_int
 
 HELP = "End-to-end demo on real footage: sample bag, real node over DDS, videos and a report."
 
@@ -21,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the demo options."""
     parser.add_argument("--output", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--video", type=Path, default=None, help="video (default: vtest.avi)")
-    parser.add_argument("--frames", type=int, default=120, help="frames per camera")
+    parser.add_argument("--frames", type=parse_positive_int, default=120, help="frames per camera")
     parser.add_argument(
         "--weights",
         default=None,
@@ -51,6 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; prints what it produced and where."""
+    from togethernet_ros.ros.node_settings import default_config_path
+
+    params_file = args.params_file or default_config_path()
+    # Checked before the sample bag and the node start, so a typo costs no waiting.
+    try:
+        if args.output.exists() and not args.output.is_dir():
+            raise ValueError(f"--output {args.output} is a file; give a folder")
+        weights = _demo_weights(args.weights, params_file)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 2
+    untrained = weights is None
     try:
         from togethernet_ros.ros.bag_replay import ReplayError, ReplayOptions, run_replay
     except ImportError as error:
@@ -68,14 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from togethernet_ros.bag.demo_videos import render_demo_videos
     from togethernet_ros.bag.replay_report import replay_summary, write_replay_report
     from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
-    from togethernet_ros.ros.node_settings import default_config_path
 
     started = time.monotonic()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    params_file = args.params_file or default_config_path()
-    weights = _demo_weights(args.weights, params_file)
-    untrained = weights is None
     try:
         video = args.video or fetch_sample_video(args.cache_dir)
         sample = build_demo_bag(video, out / "sample_bag", max_frames=args.frames, overwrite=True)
@@ -182,24 +193,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
-    """The checkpoint to demo: --weights, else the params file's; None means untrained."""
-    import yaml
+    """The checkpoint to demo: --weights, else the params file's; None means untrained.
 
+    A missing --weights is an error (running untrained instead would hide the typo); a
+    missing default from the params file falls back to untrained weights, said plainly.
+    """
     from togethernet_ros.model.weights_path import resolve_weights_path
-    from togethernet_ros.ros.node_settings import flatten_parameters
 
+    parameters = _node_parameters(params_file)
     source = "--weights"
     if requested is None:
         source = str(params_file)
-        document = yaml.safe_load(Path(params_file).read_text()) or {}
-        for entry in document.values():
-            if isinstance(entry, dict) and "ros__parameters" in entry:
-                requested = flatten_parameters(entry["ros__parameters"]).get("weights", "")
-                break
+        requested = str(parameters.get("weights", "") or "")
     if not requested:
         return None
     path = resolve_weights_path(requested)
     if not path.is_file():
+        if source == "--weights":
+            raise FileNotFoundError(
+                f"--weights {requested} does not exist (--weights '' runs untrained weights)"
+            )
         print(
             f"demo: weights {requested!r} (from {source}) "
             "not found; running with UNTRAINED weights instead",
@@ -207,3 +220,26 @@ def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
         )
         return None
     return path
+
+
+def _node_parameters(params_file: Path) -> dict[str, Any]:
+    """The flattened ``ros__parameters`` of the params file (ValueError when it has none)."""
+    import yaml
+
+    from togethernet_ros.ros.node_settings import flatten_parameters
+
+    if not Path(params_file).is_file():
+        raise FileNotFoundError(f"--params-file {params_file} does not exist")
+    try:
+        document = yaml.safe_load(Path(params_file).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ValueError(f"--params-file {params_file} is not valid YAML{where}") from None
+    for entry in document.values() if isinstance(document, dict) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
+            return flatten_parameters(entry["ros__parameters"])
+    raise ValueError(
+        f"--params-file {params_file} is not a ROS 2 parameters file: no "
+        "`<node>: ros__parameters:` section"
+    )

@@ -16,11 +16,17 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from togethernet_ros.inference.cli_arguments import (
+    check_output_file,
+    parse_positive_int,
+    parse_unit_interval,
+)
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
 if TYPE_CHECKING:
@@ -47,6 +53,16 @@ def _betas(text: str) -> list[float]:
     return values
 
 
+def _holdout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:  # both splits need frames
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
 def _class_threshold(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
@@ -67,11 +83,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--export-dataset", metavar="DIR", help="write the pseudo-labelled dataset to DIR and stop"
     )
-    data.add_argument("--frame-step", type=int, default=2, help="use every N-th frame")
-    data.add_argument("--max-frames", type=int, help="at most about N frames per source")
-    data.add_argument("--holdout", type=float, default=0.2, help="held-out tail of each source")
+    data.add_argument(
+        "--frame-step", type=parse_positive_int, default=2, help="use every N-th frame"
+    )
+    data.add_argument(
+        "--max-frames", type=parse_positive_int, help="at most about N frames per source"
+    )
+    data.add_argument("--holdout", type=_holdout, default=0.2, help="held-out tail of each source")
     data.add_argument("--teacher-onnx", help="teacher ONNX file (default: fetch + convert)")
-    data.add_argument("--teacher-threshold", type=float, default=0.4, help="pseudo-label score")
+    data.add_argument(
+        "--teacher-threshold", type=parse_unit_interval, default=0.4, help="pseudo-label score"
+    )
     data.add_argument(
         "--class-threshold",
         type=_class_threshold,
@@ -94,7 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fog.add_argument("--beta-max", type=float, default=0.16)
     fog.add_argument("--airlight", type=float, default=0.5)
     fog.add_argument("--airlight-jitter", type=float, default=0.1)
-    fog.add_argument("--fog-variants", type=int, default=2, help="fogged copies of each frame")
+    fog.add_argument(
+        "--fog-variants", type=parse_positive_int, default=2, help="fogged copies of each frame"
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--input-size", type=int, default=384, help="multiple of 128")
     training.add_argument("--epochs", type=int, default=30)
@@ -169,9 +193,13 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     lowest = min([settings.conf_threshold, *settings.class_thresholds.values()])
     teacher = _open_teacher(args, lowest, None)
 
+    skipped: list[Path] = []
+
     def frames() -> Iterator[SourceFrame]:
         for source in sources:
-            yield from iter_source_frames(source, args.frame_step, args.holdout, args.max_frames)
+            yield from iter_source_frames(
+                source, args.frame_step, args.holdout, args.max_frames, skipped
+            )
 
     info = {
         "teacher": {
@@ -192,8 +220,16 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     }
     started = time.perf_counter()
     label_set = label_frames(frames(), teacher, mapping, settings, root, info)
+    if skipped:
+        label_set.info["skipped_unreadable"] = [str(path) for path in skipped]
+        label_set.save()
+        print(f"skipped {len(skipped)} unreadable images: {', '.join(map(str, skipped))}")
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(teacher.onnx_path, root / TEACHER_COPY)
+    copy = root / TEACHER_COPY
+    # --teacher-onnx may be this very copy (relabelling an earlier export): copying a file
+    # onto itself raises.
+    if not (copy.exists() and copy.samefile(teacher.onnx_path)):
+        shutil.copyfile(teacher.onnx_path, copy)
     print(
         f"pseudo-labelled {len(label_set.frames)} frames "
         f"({len(label_set.split(heldout=True))} held out) in {time.perf_counter() - started:.0f} s: "
@@ -227,7 +263,18 @@ def _train_config(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the distillation; returns the exit code."""
+    """Run the distillation; bad input (sources, teacher, dataset, options) is one error line."""
+    from togethernet_ros.distill.teacher_package import TeacherUnavailableError
+
+    try:
+        return _distill(args)
+    except (ValueError, TeacherUnavailableError) as error:
+        print(f"togethernet distill: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _distill(args: argparse.Namespace) -> int:
+    """Label (or load), train, report and ship; raises on bad input."""
     from togethernet_ros.distill.foggy_pairs import FoggyPseudoLabelled, FogSettings
     from togethernet_ros.distill.heldout_report import evaluate_heldout, format_report, write_report
     from togethernet_ros.distill.model_card import write_model_card
@@ -237,30 +284,50 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.output)
     try:
-        # Check the training options before labelling, which can take minutes.
+        # Check the training and fog options before labelling, which can take minutes.
         _train_config(args, DEFAULT_CLASS_NAMES, out_dir)
+        fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
+        for option, folder in (
+            ("--output", args.output),
+            ("--export-dataset", args.export_dataset),
+        ):
+            if folder and Path(folder).exists() and not Path(folder).is_dir():
+                raise ValueError(f"{option} {folder} is a file; give a folder")
+        if args.weights_out:  # the weights and their card are written last, after training
+            check_output_file(args.weights_out, "--weights-out")
+            check_output_file(Path(args.weights_out).with_suffix(".md"), "--weights-out card")
     except ValueError as error:
         raise SystemExit(f"togethernet distill: error: {error}") from None
     if args.dataset:
         label_set = load_pseudo_labels(args.dataset)
     else:
         label_set = _prepare(args, Path(args.export_dataset or out_dir / "dataset"))
+    # The report needs held-out frames; finding none only after training would waste the run.
+    no_heldout = (
+        f"{label_set.root}: none of its {len(label_set.frames)} frames is held out (the last "
+        "--holdout of each source, every --frame-step-th frame); use more footage, a larger "
+        "--holdout or a smaller --frame-step"
+    )
     if args.export_dataset:
+        if not label_set.split(heldout=True):
+            LOGGER.warning("%s; training from this dataset will be refused", no_heldout)
         return 0
+    if not label_set.split(heldout=True):
+        raise ValueError(no_heldout)
 
-    fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
     train_frames = label_set.split(heldout=False)
     dataset = FoggyPseudoLabelled(label_set, train_frames, fog, args.seed, args.fog_variants)
     config = _train_config(args, label_set.class_names, out_dir)
-    started = time.perf_counter()
-    result = train(config, dataset, None)
-    train_seconds = time.perf_counter() - started
-
+    # Opened before training: a broken --teacher-onnx must stop the run now, not after it.
     try:
         teacher = _open_teacher(args, 0.05, label_set.root)
     except TeacherUnavailableError as error:
         LOGGER.warning("no teacher baseline in the report: %s", error)
         teacher = None
+    started = time.perf_counter()
+    result = train(config, dataset, None)
+    train_seconds = time.perf_counter() - started
+
     device = _resolve_device(args.device)
     report = evaluate_heldout(
         result.model,

@@ -6,6 +6,7 @@ frames are near-duplicates, so a random split would leak training frames into th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from togethernet_ros.vision.image_file import read_image_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+LOGGER = logging.getLogger("togethernet_ros")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,10 @@ def source_name(path: Path) -> str:
 def count_frames(path: Path) -> int:
     """Number of frames of a video (decoded count, not the container's guess) or images."""
     if path.is_dir():
-        return len(_folder_images(path))
+        count = len(_folder_images(path))
+        if count == 0:
+            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+        return count
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"cannot open video {path} (not a video OpenCV can read)")
@@ -51,15 +56,22 @@ def count_frames(path: Path) -> int:
 
 
 def _folder_images(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # Folders named like images are not frames; broken links are, so they are reported.
+    return sorted(
+        p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
+    )
 
 
-def _raw_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+def _raw_frames(path: Path, skipped: list[Path] | None) -> Iterator[tuple[int, np.ndarray]]:
     if path.is_dir():
         for index, image_path in enumerate(_folder_images(path)):
             image = read_image_file(image_path)
             if image is None:
-                raise ValueError(f"cannot read image {image_path}")
+                # One bad file must not cost a labelling run of minutes: skip it and say so.
+                LOGGER.warning("skipping %s: not a readable image", image_path)
+                if skipped is not None:
+                    skipped.append(image_path)
+                continue
             yield index, image
         return
     capture = cv2.VideoCapture(str(path))
@@ -80,11 +92,13 @@ def iter_source_frames(
     frame_step: int = 1,
     holdout_fraction: float = 0.2,
     max_frames: int | None = None,
+    skipped: list[Path] | None = None,
 ) -> Iterator[SourceFrame]:
     """Every ``frame_step``-th frame of a video file or image folder, tagged held-out or not.
 
     ``max_frames`` (optional) keeps the first and the held-out part in proportion by reading
-    only that many frames' worth of the source (evenly thinned), for quick runs.
+    only that many frames' worth of the source (evenly thinned), for quick runs. Unreadable
+    images of a folder are skipped with a warning and appended to ``skipped`` when given.
     """
     path = Path(path)
     if not path.exists():
@@ -98,6 +112,6 @@ def iter_source_frames(
     if max_frames is not None and max_frames > 0:
         frame_step = max(frame_step, int(np.ceil(total / max_frames)))
     name = source_name(path)
-    for index, image in _raw_frames(path):
+    for index, image in _raw_frames(path, skipped):
         if index % frame_step == 0:
             yield SourceFrame(name, index, image, index >= holdout_start)

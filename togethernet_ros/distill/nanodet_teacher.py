@@ -63,13 +63,28 @@ class NanoDetTeacher:
         max_detections: int = 100,
         threads: int | None = None,
     ):
+        if Path(onnx_path).is_dir():
+            raise ValueError(f"teacher {onnx_path} is a folder, not an ONNX file")
+        if not Path(onnx_path).is_file():
+            raise FileNotFoundError(f"teacher ONNX file {onnx_path} does not exist")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
+        try:
+            self.session = ort.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ONNX Runtime's load errors share no base class but Exception
+            raise ValueError(f"teacher {onnx_path} is not a loadable ONNX model: {error}") from None
+        inputs = self.session.get_inputs()
+        # Checked here, not at the first batch: a wrong model would otherwise fail mid-run.
+        if len(inputs) != 1 or list(inputs[0].shape)[1:] != [3, INPUT_SIZE, INPUT_SIZE]:
+            shapes = [input_.shape for input_ in inputs]
+            raise ValueError(
+                f"teacher {onnx_path} is not NanoDet-m-416: inputs {shapes}, expected one "
+                f"[batch, 3, {INPUT_SIZE}, {INPUT_SIZE}]"
+            )
+        self.input_name = inputs[0].name
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
         self.max_detections = max_detections

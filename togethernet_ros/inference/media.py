@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class MediaSource:
 
     In a folder, an image that cannot be decoded is skipped with a warning and listed in
     `skipped`, so one bad file does not cost the rest; a lone image file that cannot be read
-    is an error.
+    is an error. `names` holds the output name of each image (see `output_names`).
     """
 
     def __init__(self, path: str | Path, max_frames: int | None = None) -> None:
@@ -51,8 +52,13 @@ class MediaSource:
         self._folder = self.path.is_dir()
         if self.path.is_dir():
             self.kind = "images"
+            # A broken link named like an image is listed too, so that it is reported as
+            # skipped instead of vanishing without a word.
             self.files = sorted(
-                p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                p
+                for p in self.path.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and (p.is_file() or (p.is_symlink() and not p.exists()))
             )
             if not self.files:
                 raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.path}")
@@ -63,11 +69,16 @@ class MediaSource:
             self.kind = "video"
             self.files = [self.path]
             capture = cv2.VideoCapture(str(self.path))
-            if not capture.isOpened():
-                raise ValueError(f"cannot open video {self.path}")
-            self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-            self._frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-            capture.release()
+            try:
+                if not capture.isOpened():
+                    raise ValueError(f"cannot open video {self.path}")
+                # A container without a decodable frame would otherwise "succeed" with nothing.
+                if not capture.grab():
+                    raise ValueError(f"video {self.path} has no readable frames")
+                self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+                self._frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            finally:
+                capture.release()
         elif not self.path.exists():
             raise FileNotFoundError(f"source not found: {self.path}")
         else:
@@ -75,6 +86,7 @@ class MediaSource:
                 f"unsupported source {self.path}: expected an image, a folder of images or a "
                 f"video ({', '.join(sorted(VIDEO_SUFFIXES))})"
             )
+        self.names = output_names(self.files) if self.kind == "images" else []
 
     @property
     def total(self) -> int | None:
@@ -104,7 +116,7 @@ class MediaSource:
                 self.skipped.append(SkippedFile(path, problem))
                 continue
             read += 1
-            yield Frame(path.stem, index, image)
+            yield Frame(self.names[index], index, image)
         if read == 0 and self.skipped:
             raise ValueError(f"none of the {len(self.skipped)} images in {self.path} could be read")
 
@@ -120,6 +132,19 @@ class MediaSource:
                 index += 1
         finally:
             capture.release()
+
+
+def output_names(files: list[Path]) -> list[str]:
+    """Names for the outputs of ``files``: the stem, or the whole file name where stems clash.
+
+    ``a.png`` and ``a.jpg`` of one folder would otherwise both write ``annotated/a.jpg``, and
+    the second image's outputs would replace the first's.
+    """
+    stems = Counter(path.stem for path in files)
+    names = [path.name if stems[path.stem] > 1 else path.stem for path in files]
+    if len(set(names)) < len(names):  # e.g. "a.png.jpg" next to a clashing "a.png"
+        names = [path.name for path in files]
+    return names
 
 
 def _read_image(path: Path) -> tuple[np.ndarray | None, str]:

@@ -12,6 +12,7 @@ from togethernet_ros.inference.cli_arguments import (
     add_backend_arguments,
     add_weights_arguments,
     parse_input_size,
+    parse_positive_int,
     parse_unit_interval,
 )
 from togethernet_ros.inference.command_errors import reports_user_errors
@@ -41,12 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--conf", type=parse_unit_interval, default=0.5, help="score threshold")
     parser.add_argument("--nms", type=parse_unit_interval, default=0.3, help="NMS IoU threshold")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument(
+        "--batch-size", type=parse_positive_int, default=1, help="images per forward pass"
+    )
     parser.add_argument(
         "--no-dehazed", action="store_true", help="skip the restoration branch (faster)"
     )
     parser.add_argument("--no-annotated", action="store_true", help="do not write annotated output")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N images/frames")
+    parser.add_argument(
+        "--max-frames", type=parse_positive_int, default=None, help="stop after N images/frames"
+    )
     parser.add_argument(
         "--compile",
         choices=COMPILE_MODES,
@@ -65,14 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from togethernet_ros.inference.media import MediaSource
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.batch_size < 1:
-        raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     source = MediaSource(args.source, max_frames=args.max_frames)
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder")
+    restore = not args.no_dehazed
+    _check_sources_kept(source, output, not args.no_annotated, restore)
     output.mkdir(parents=True, exist_ok=True)
     detector = create_detector(
         args.weights,
@@ -90,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         compile_mode=args.compile,
         num_threads=args.threads,
     )
-    restore = not args.no_dehazed
     writer = _OutputWriter(output, source, detector.class_names, args.no_annotated, restore)
     records = []
     try:
@@ -130,6 +136,28 @@ def run(args: argparse.Namespace) -> int:
         f"({detector.backend}, input {height}x{width})"
     )
     return 0
+
+
+def _check_sources_kept(source: MediaSource, output: Path, annotate: bool, restore: bool) -> None:
+    """Refuse an --output whose image files would replace source images.
+
+    Running on an earlier run's outputs (``--source out/dehazed --output out``) would
+    otherwise overwrite every input image with its own result.
+    """
+    if source.kind != "images":
+        return  # video outputs are <stem>_annotated.mp4 / _dehazed.mp4: never the source file
+    folders = {"annotated": ".jpg"} if annotate else {}
+    if restore:
+        folders["dehazed"] = ".png"
+    sources = {path.resolve() for path in source.files}
+    for folder, suffix in folders.items():
+        for path, name in zip(source.files, source.names, strict=True):
+            target = output / folder / f"{name}{suffix}"
+            if target.resolve() in sources:
+                raise ValueError(
+                    f"--output {output} would overwrite the source image {path} with its "
+                    f"{folder} output; choose another --output"
+                )
 
 
 def _process(

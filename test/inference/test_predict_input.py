@@ -1,0 +1,85 @@
+"""`togethernet predict` on awkward sources: empty videos, clashing names, links, its own outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import pytest
+
+from togethernet_ros.cli import main
+
+from .conftest import scene
+
+
+def _predict(checkpoint, source, output, *options: str) -> int:
+    common = ["--weights", str(checkpoint), "--input-size", "128", "--device", "cpu"]
+    return main(["predict", *common, "--source", str(source), "--output", str(output), *options])
+
+
+def test_a_video_without_frames_is_an_error_not_an_empty_success(tmp_path, checkpoint_path, capsys):
+    video = tmp_path / "empty.avi"
+    cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120)).release()
+    output = tmp_path / "out"
+    assert _predict(checkpoint_path, video, output) == 2
+    assert f"video {video} has no readable frames" in capsys.readouterr().err
+    assert not output.exists()  # refused before anything was written
+
+
+def test_images_sharing_a_stem_keep_their_own_outputs(tmp_path, checkpoint_path):
+    source = tmp_path / "frames"
+    source.mkdir()
+    cv2.imwrite(str(source / "a.png"), scene(96, 128, seed=1))
+    cv2.imwrite(str(source / "a.jpg"), scene(80, 112, seed=2))
+    cv2.imwrite(str(source / "b.png"), scene(64, 64, seed=3))
+    output = tmp_path / "out"
+    assert _predict(checkpoint_path, source, output) == 0
+    report = json.loads((output / "detections.json").read_text())
+    assert [record["source"] for record in report["images"]] == ["a.jpg", "a.png", "b"]
+    for name, shape in {"a.jpg": (80, 112, 3), "a.png": (96, 128, 3), "b": (64, 64, 3)}.items():
+        assert cv2.imread(str(output / "annotated" / f"{name}.jpg")).shape == shape
+        assert cv2.imread(str(output / "dehazed" / f"{name}.png")).shape == shape
+
+
+def test_broken_links_are_reported_as_skipped_and_folders_ignored(
+    tmp_path, checkpoint_path, capsys
+):
+    source = tmp_path / "frames"
+    source.mkdir()
+    cv2.imwrite(str(source / "good.png"), scene(64, 96, seed=1))
+    os.symlink(tmp_path / "gone.png", source / "dangling.png")
+    (source / "nested.png").mkdir()  # a folder named like an image is not an image
+    output = tmp_path / "out"
+    assert _predict(checkpoint_path, source, output) == 0
+    report = json.loads((output / "detections.json").read_text())
+    assert [record["source"] for record in report["images"]] == ["good"]
+    assert [entry["source"] for entry in report["skipped"]] == [str(source / "dangling.png")]
+    assert "1 images, 1 unreadable skipped" in capsys.readouterr().out
+
+
+def test_outputs_never_replace_the_source_images(tmp_path, checkpoint_path, capsys):
+    source = tmp_path / "frames"
+    source.mkdir()
+    cv2.imwrite(str(source / "a.png"), scene(64, 96, seed=1))
+    output = tmp_path / "out"
+    assert _predict(checkpoint_path, source, output) == 0
+    dehazed = output / "dehazed" / "a.png"
+    before = dehazed.read_bytes()
+    # Detecting on the dehazed results, into the same run folder, would write over them.
+    assert _predict(checkpoint_path, output / "dehazed", output) == 2
+    assert f"would overwrite the source image {dehazed}" in capsys.readouterr().err
+    assert dehazed.read_bytes() == before
+    # Without dehazed outputs nothing clashes.
+    assert _predict(checkpoint_path, output / "dehazed", output, "--no-dehazed") == 0
+
+
+def test_bad_counts_and_an_output_file_are_refused_by_name(tmp_path, checkpoint_path, capsys):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), scene(64, 64))
+    for option in ("--max-frames", "--batch-size"):
+        with pytest.raises(SystemExit):
+            _predict(checkpoint_path, image, tmp_path / "out", option, "0")
+        assert f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+    assert _predict(checkpoint_path, image, image) == 2
+    assert f"--output {image} is a file" in capsys.readouterr().err
