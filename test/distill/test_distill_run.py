@@ -63,6 +63,10 @@ def test_export_then_train_from_the_export_writes_report_and_fp16_weights(tmp_pa
         (["--train-override", "train.lr=abc"], "config key train.lr must be float"),
         (["--beta-min", "0.5", "--beta-max", "0.1"], "need 0 <= beta_min <= beta_max"),
         (["--weights-out", "."], "--weights-out . is a folder"),
+        (
+            ["--init", "start.pt", "--weights-out", "./start.pt"],
+            "--weights-out ./start.pt is the --init checkpoint",
+        ),
     ],
 )
 def test_bad_training_options_stop_the_run_before_any_labelling(tmp_path, options, message):

@@ -295,6 +295,11 @@ def _distill(args: argparse.Namespace) -> int:
                 raise ValueError(f"{option} {folder} is a file; give a folder")
         if args.weights_out:  # the weights and their card are written last, after training
             check_output_file(args.weights_out, "--weights-out")
+            if args.init and Path(args.init).resolve() == Path(args.weights_out).resolve():
+                raise ValueError(
+                    f"--weights-out {args.weights_out} is the --init checkpoint: writing it "
+                    "would replace the weights this run starts from; choose another path"
+                )
             check_output_file(Path(args.weights_out).with_suffix(".md"), "--weights-out card")
     except ValueError as error:
         raise SystemExit(f"togethernet distill: error: {error}") from None

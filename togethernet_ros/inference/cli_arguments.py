@@ -111,5 +111,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default_device: str =
         "--cache-dir", default=None, help="ONNX exports and TensorRT engines (default ~/.cache)"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)"
+        "--threads",
+        type=parse_positive_int,
+        default=None,
+        help="CPU threads (torch and onnxruntime; default: all)",
     )
