@@ -208,7 +208,7 @@ def test_refuses_to_run_without_weights(tmp_path, caplog):
     assert allowed.untrained
     # Only the detection-only file exists: restoration cannot be served, and warm-up knows it.
     assert not allowed.supports_restoration
-    with pytest.raises(ValueError, match="restore=True needs"):
+    with pytest.raises(ValueError, match="dehazed output needs the with-restoration model"):
         allowed.detect([np.zeros((64, 64, 3), np.uint8)], restore=True)
     allowed.max_batch_size = 2
     assert allowed.warm_up() > 0  # restore=False only: no error

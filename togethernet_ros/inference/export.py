@@ -24,6 +24,7 @@ from torch import nn
 
 from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.model import check_input_size
+from togethernet_ros.model.checkpoint import check_class_names, write_atomically
 
 ONNX_FORMAT = "togethernet_ros.onnx/1"
 INPUT_NAME = "images"
@@ -118,10 +119,9 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"togethernet.{key}", value
     proto.doc_string = "TogetherNet (joint dehazing + YOLOX detection) exported by togethernet_ros"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
-    return path
+    # Atomic: an interrupted run, or two processes exporting into one cache at once, must never
+    # leave a half-written file where a reader (the export cache) takes it for a whole one.
+    return write_atomically(path, lambda handle: handle.write(proto.SerializeToString()))
 
 
 def export_variants(
@@ -175,12 +175,17 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
             f"{path} was not exported by `togethernet export` (metadata format "
             f"{properties.get('format')!r}, expected {ONNX_FORMAT!r})"
         )
-    height, width = (int(v) for v in properties["input_size"].split("x"))
+    try:
+        height, width = (int(v) for v in properties["input_size"].split("x"))
+        class_names = check_class_names(json.loads(properties["class_names"]), "class_names")
+        restore = {"1": True, "0": False}[properties["restore"]]
+    except (KeyError, ValueError) as error:  # CheckpointError is a ValueError
+        raise ValueError(f"{path} has broken togethernet metadata: {error}") from error
     return OnnxModelInfo(
         path=path,
         input_size=(height, width),
-        restore=properties["restore"] == "1",
-        class_names=tuple(json.loads(properties["class_names"])),
+        restore=restore,
+        class_names=class_names,
         untrained=properties.get("untrained", "0") in ("1", "True", "true"),
         metadata=properties,
     )

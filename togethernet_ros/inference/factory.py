@@ -131,17 +131,21 @@ def _existing_or_exported_onnx(
 ) -> Path:
     from togethernet_ros.inference.export import export_variants, onnx_variant_paths
     from togethernet_ros.model import load_model_weights, recorded_input_size
-    from togethernet_ros.model.checkpoint import CheckpointNotFoundError
+    from togethernet_ros.model.checkpoint import CheckpointError, CheckpointNotFoundError
     from togethernet_ros.model.weights_path import resolve_weights_path
 
-    if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
-        return Path(onnx_path)
     if weights:
         # As the torch backend does: a relative path (the YAML's default) is looked up in the
         # working directory, then in the package.
         weights = resolve_weights_path(weights)
-        if not weights.is_file():
+        if not weights.exists():
             raise CheckpointNotFoundError(f"checkpoint file not found: {weights}")
+        if not weights.is_file():
+            raise CheckpointError(f"checkpoint path is not a file: {weights}")
+    if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
+        if weights:
+            _check_exported_from(Path(onnx_path), weights)
+        return Path(onnx_path)
     if onnx_path is not None and not weights and not allow_untrained:
         raise FileNotFoundError(
             f"ONNX model not found: {onnx_path}; pass weights to export it there, or create it "
@@ -152,38 +156,109 @@ def _existing_or_exported_onnx(
         # The export key needs the size the checkpoint records; a cache miss reuses this load.
         loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
         input_size = recorded_input_size(loaded.metadata) or DEFAULT_INPUT_SIZE
+    digest = weights_sha256(weights) if weights else ""
     if onnx_path is not None:
         target = Path(onnx_path)
     else:
-        target = (
-            cache_dir / "onnx" / f"{_weights_key(weights)}_{input_size[0]}x{input_size[1]}.onnx"
-        )
-        if all(path.is_file() for path in onnx_variant_paths(target)):
+        key = f"{Path(weights).stem}-{digest[:16]}" if weights else "untrained"
+        target = cache_dir / "onnx" / f"{key}_{input_size[0]}x{input_size[1]}.onnx"
+        problem = _cached_export_problem(target, input_size, digest)
+        if problem is None:
             LOGGER.info("using cached ONNX export %s", target)
             return target
+        if problem:  # an interrupted or older run's files: ours to replace
+            LOGGER.warning("replacing the cached ONNX export %s: %s", target, problem)
     if loaded is None:
         loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
     untrained = bool(loaded.metadata.get("untrained"))
     LOGGER.info("exporting %s to ONNX at %s (one-off)", weights or "untrained model", target)
-    export_variants(
-        loaded.model,
-        target,
-        input_size,
-        class_names=loaded.class_names,
-        metadata={
-            "untrained": "1" if untrained else "0",
-            "weights": Path(weights).name if weights else "",
-        },
-    )
+    try:
+        export_variants(
+            loaded.model,
+            target,
+            input_size,
+            class_names=loaded.class_names,
+            metadata={
+                "untrained": "1" if untrained else "0",
+                "weights": Path(weights).name if weights else "",
+                # Lets a later run tell whether this file still matches the weights it names.
+                "weights_sha256": digest,
+            },
+        )
+    except OSError as error:
+        where = "--onnx (ROS: onnx_path)" if onnx_path else "--cache-dir (ROS: engine_cache_dir)"
+        # Keep the subclass (the CLI reports PermissionError & co. in one line); a bare
+        # OSError (disk full) becomes a RuntimeError, which callers also report as one line.
+        kind = RuntimeError if type(error) is OSError else type(error)
+        raise kind(
+            f"cannot write the ONNX export {target}: {error.strerror or error}; point {where} "
+            "to a writable folder"
+        ) from error
     return target
 
 
-def _weights_key(weights: str | Path | None) -> str:
-    """Content hash of the weights file (so a retrained file never reuses a stale export)."""
-    if not weights:
-        return "untrained"
+def weights_sha256(weights: str | Path) -> str:
+    """Hex SHA-256 of the weights file's content (so a retrained file never reuses an export)."""
     digest = hashlib.sha256()
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return f"{Path(weights).stem}-{digest.hexdigest()[:16]}"
+    return digest.hexdigest()
+
+
+def _cached_export_problem(target: Path, input_size: tuple[int, int], digest: str) -> str | None:
+    """Why the cached pair at ``target`` cannot be used ("" when absent), or None when it can."""
+    from togethernet_ros.inference.export import onnx_variant_paths, read_onnx_info
+
+    for path in onnx_variant_paths(target):
+        if not path.is_file():
+            return ""
+        try:
+            info = read_onnx_info(path)
+        except ValueError as error:  # e.g. truncated by an interrupted run of an older version
+            return str(error)
+        if info.input_size != input_size:
+            return f"{path.name} was exported for {info.input_size}, not {input_size}"
+        if info.metadata.get("weights_sha256", "") != digest:
+            return f"{path.name} does not record the content hash of the weights"
+    return None
+
+
+def _check_exported_from(onnx_path: Path, weights: Path) -> None:
+    """Refuse an existing ONNX file that was exported from other weights than ``weights``.
+
+    Running it would silently replace the given weights (another model, other classes) while
+    everything reports those weights. Files that record no weights hash (``togethernet
+    export``) are checked by class names.
+    """
+    from togethernet_ros.inference.export import onnx_variant_paths, read_onnx_info
+    from togethernet_ros.model import load_model_weights
+
+    infos = [read_onnx_info(path) for path in onnx_variant_paths(onnx_path) if path.is_file()]
+    fix = (
+        "pass the weights it was exported from, give weights none (ROS: weights:='') to run the "
+        "ONNX file alone, or delete it to export these weights there"
+    )
+    digest = weights_sha256(weights)
+    for info in infos:
+        recorded = info.metadata.get("weights_sha256")
+        if recorded and recorded != digest:
+            source = info.metadata.get("weights") or "unknown weights"
+            raise ValueError(
+                f"{info.path} was exported from other weights ({source}, sha256 "
+                f"{recorded[:16]}) than {weights} (sha256 {digest[:16]}); {fix}"
+            )
+    if all(info.metadata.get("weights_sha256") for info in infos):
+        return
+    class_names = load_model_weights(weights, num_classes=None).class_names
+    for info in infos:
+        if info.class_names != class_names:
+            raise ValueError(
+                f"{info.path} has classes {list(info.class_names)} but {weights} has "
+                f"{list(class_names)}: it was exported from other weights; {fix}"
+            )
+    LOGGER.warning(
+        "%s records no weights hash: cannot check that it was exported from %s (its classes match)",
+        onnx_path,
+        weights,
+    )

@@ -137,9 +137,11 @@ class OnnxRuntimeDetector(DetectorBase):
             return self._sessions[restore]
         if restore:
             if True not in self.files:
+                restore_path, _ = onnx_variant_paths(self.files[False].path)
                 raise ValueError(
-                    f"restore=True needs the with-restoration model, but only "
-                    f"{self.files[False].path} exists; export both variants"
+                    f"dehazed output needs the with-restoration model {restore_path}, but only "
+                    f"the detection-only {self.files[False].path} exists; export both variants "
+                    "(togethernet export --variant both) or turn dehazed output off"
                 )
             info = self.files[True]
         else:
@@ -165,18 +167,31 @@ class OnnxRuntimeDetector(DetectorBase):
         options.intra_op_num_threads = self.num_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         cache_dir = self.cache_dir or info.path.parent
+        available = ort.get_available_providers()
+        engine_dir = None
+        if self.device_name != "cpu" and TENSORRT in available:
+            try:
+                engine_dir = engine_cache_dir(cache_dir, info.path)
+            except OSError as error:  # e.g. a read-only cache: build engines, just keep none
+                LOGGER.warning(
+                    "cannot create the TensorRT engine cache in %s (%s): engines are rebuilt "
+                    "at every start; set engine_cache_dir (--cache-dir) to a writable folder",
+                    cache_dir,
+                    error.strerror or error,
+                )
         chains = provider_chains(
             self.device_name,
             self.precision,
             cache_dir,
             self.input_size,
             self.max_batch_size,
-            ort.get_available_providers(),
+            available,
+            engine_dir=engine_dir,
+            cache_engines=engine_dir is not None,
         )
+        failures = []
         for chain in chains:
             wanted = chain[0][0]
-            if wanted == TENSORRT:
-                engine_cache_dir(cache_dir)
             try:
                 session = ort.InferenceSession(
                     str(info.path),
@@ -188,6 +203,8 @@ class OnnxRuntimeDetector(DetectorBase):
                 LOGGER.warning(
                     "onnxruntime: %s unavailable (%s); trying the next provider", wanted, error
                 )
+                detail = str(error).strip().splitlines()
+                failures.append(f"{wanted}: {detail[0] if detail else type(error).__name__}")
                 continue
             used = session.get_providers()[0]
             if used != wanted:
@@ -197,7 +214,10 @@ class OnnxRuntimeDetector(DetectorBase):
                 continue
             LOGGER.info("onnxruntime runs %s with %s", info.path.name, used)
             return session
-        raise RuntimeError(f"onnxruntime could not create a session for {info.path}")
+        # Keep the reason: a broken graph fails on the CPU too, and that is the user's answer.
+        raise RuntimeError(
+            f"onnxruntime could not load {info.path}: {'; '.join(failures) or 'no provider'}"
+        )
 
     def _update_backend_name(self, session: object) -> None:
         used = session.get_providers()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,17 +20,20 @@ def provider_chains(
     input_size: tuple[int, int],
     max_batch_size: int,
     available: list[str],
+    engine_dir: Path | None = None,
+    cache_engines: bool = True,
 ) -> list[ProviderChain]:
     """Provider lists to try in order of preference (the first that initialises wins).
 
     device "cpu" -> CPU only. device "cuda[:N]" -> TensorRT (fp16 when asked, engines cached in
-    `cache_dir/tensorrt`), then CUDA, then CPU, each only if this onnxruntime build has it.
+    `engine_dir`, default `cache_dir/tensorrt`, unless `cache_engines` is False), then CUDA,
+    then CPU, each only if this onnxruntime build has it.
     """
     if device == "cpu":
         return [[(CPU, {})]]
     device_id = int(device.split(":", 1)[1]) if ":" in device else 0
     height, width = input_size
-    engine_dir = cache_dir / "tensorrt"
+    engine_dir = engine_dir or cache_dir / "tensorrt"
     cuda_options: dict[str, object] = {
         "device_id": device_id,
         "cudnn_conv_algo_search": "EXHAUSTIVE",  # fixed shapes: search once, then fastest conv
@@ -40,16 +44,17 @@ def provider_chains(
     tensorrt_options: dict[str, object] = {
         "device_id": device_id,
         "trt_fp16_enable": precision in ("auto", "fp16"),
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(engine_dir),
-        "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(engine_dir),
+        "trt_engine_cache_enable": cache_engines,
+        "trt_timing_cache_enable": cache_engines,
         "trt_max_workspace_size": 4 << 30,
         # One optimisation profile covering every batch size the detector sends.
         "trt_profile_min_shapes": f"images:1x3x{height}x{width}",
         "trt_profile_opt_shapes": f"images:{max_batch_size}x3x{height}x{width}",
         "trt_profile_max_shapes": f"images:{max_batch_size}x3x{height}x{width}",
     }
+    if cache_engines:
+        tensorrt_options["trt_engine_cache_path"] = str(engine_dir)
+        tensorrt_options["trt_timing_cache_path"] = str(engine_dir)
     chains: list[ProviderChain] = []
     if TENSORRT in available:
         chain: ProviderChain = [(TENSORRT, tensorrt_options)]
@@ -62,8 +67,20 @@ def provider_chains(
     return chains
 
 
-def engine_cache_dir(cache_dir: Path) -> Path:
-    """Create and return the directory TensorRT engines are cached in."""
+def engine_cache_dir(cache_dir: Path, model_path: Path | None = None) -> Path:
+    """Create and return the directory TensorRT engines are cached in.
+
+    With `model_path`, a sub-folder named by the hash of the model file's content: ONNX
+    Runtime names cached engines by the graph's structure and file name, not its weights, so a
+    file re-exported from other weights under the same name would otherwise get the engine
+    built for the old weights.
+    """
     path = cache_dir / "tensorrt"
+    if model_path is not None:
+        digest = hashlib.sha256()
+        with open(model_path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        path = path / digest.hexdigest()[:16]
     os.makedirs(path, exist_ok=True)
     return path

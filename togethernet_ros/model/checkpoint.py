@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -68,6 +68,7 @@ def save_checkpoint(
     value must be weights_only-safe (tensors, dicts, lists, str, numbers, bool, None).
     """
     class_names = tuple(str(name) for name in class_names)
+    check_class_names(class_names, "class_names")
     if len(class_names) != model.config.num_classes:
         raise CheckpointError(
             f"class-count mismatch: {len(class_names)} class names for a model with "
@@ -88,17 +89,46 @@ def save_checkpoint(
         "metadata": dict(metadata or {}),
         **extra,
     }
+    return write_atomically(path, lambda handle: torch.save(payload, handle))
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write`` on a temporary file next to ``path``, then rename it into place.
+
+    Readers (another process, a cache lookup after an interrupted run) see the old file or the
+    complete new one, never a half-written one. The file gets the usual umask permissions
+    (mkstemp's 0600 would lock out e.g. a node running as another user).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp_name = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        torch.save(payload, tmp_name)
+        with open(tmp_name, "xb") as handle:
+            write(handle)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return path
+
+
+def check_class_names(names: Any, where: str) -> tuple[str, ...]:
+    """``names`` as a tuple if it is a list/tuple of distinct non-empty strings, else raise.
+
+    Anything else would be coerced into nonsense (a string into its letters, numbers into
+    "0", "1", tensors into "tensor(0)") or make class filters by name ambiguous.
+    """
+    if not isinstance(names, list | tuple):
+        raise CheckpointError(f"{where} is a {type(names).__name__}, not a list of class names")
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise CheckpointError(
+                f"{where}[{index}] is {name!r}; class names must be non-empty strings"
+            )
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise CheckpointError(f"{where} repeats class name(s) {duplicates}")
+    return tuple(names)
 
 
 def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
@@ -243,7 +273,7 @@ def _parse_own_format(
         config = TogetherNetConfig.from_dict(dict(raw["config"]))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config in checkpoint: {exc}") from exc
-    class_names = tuple(str(name) for name in raw["class_names"])
+    class_names = check_class_names(raw["class_names"], f"{path}: 'class_names'")
     if len(class_names) != config.num_classes:
         raise CheckpointError(
             f"{path}: class-count mismatch: {len(class_names)} class names but the config says "
@@ -258,7 +288,10 @@ def _parse_own_format(
             f"{path}: class-count mismatch: the head weights predict {head_classes} classes but "
             f"the config says {config.num_classes}"
         )
-    return config, class_names, state_dict, dict(raw.get("metadata") or {})
+    metadata = raw.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise CheckpointError(f"{path}: 'metadata' entry is {type(metadata).__name__}, not a dict")
+    return config, class_names, state_dict, dict(metadata or {})
 
 
 def _find_state_dict(raw: Any, path: str | Path) -> Mapping[str, Any]:
