@@ -87,3 +87,28 @@ def test_rclpy_reads_the_bytes_back_field_for_field():
         assert result.hypothesis.score == float(scores[index])
         assert result.pose.pose.orientation.w == 1.0
     assert len(serialization.serialize_message(message)) == len(encoded)
+
+
+def test_non_finite_boxes_and_scores_are_left_out():
+    # NaN/inf used to be serialized as they were: subscribers got NaN pixel coordinates.
+    boxes, scores, class_ids = random_detections(5, seed=4)
+    boxes[1, 0] = np.nan
+    boxes[3, 2] = np.inf
+    scores[4] = np.nan
+    labels = class_labels(class_ids, CLASS_NAMES)
+    track_ids = ["11", "12", "13", "14", "15"]
+    encoded = encode_detection2d_array((1, 2), "cam", boxes, scores, labels, track_ids)
+    finite = [0, 2]
+    expected = encode_detection2d_array(
+        (1, 2),
+        "cam",
+        boxes[finite],
+        scores[finite],
+        [labels[i] for i in finite],
+        [track_ids[i] for i in finite],
+    )
+    assert encoded == expected
+    untracked = encode_detection2d_array((1, 2), "cam", boxes, scores, labels)
+    assert untracked == encode_detection2d_array(
+        (1, 2), "cam", boxes[finite], scores[finite], [labels[i] for i in finite]
+    )

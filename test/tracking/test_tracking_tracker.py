@@ -143,8 +143,6 @@ def test_bad_input_names_the_problem():
         tracker.update(malformed(np.zeros((2, 3)), np.zeros(2), np.zeros(2)), 0.0)
     with pytest.raises(ValueError, match="one score and class id per box"):
         tracker.update(malformed(np.zeros((2, 4)), np.zeros(3), np.zeros(2)), 0.0)
-    with pytest.raises(ValueError, match="NaN"):
-        tracker.update(detections([[0, 0, np.nan, 1]], [0.9]), 0.0)
     with pytest.raises(ValueError, match="stamp must be finite"):
         tracker.update(Detections.empty(), float("nan"))
 
@@ -176,3 +174,33 @@ def test_config_dict_round_trip_and_unknown_keys():
     assert TrackerConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match=r"unknown TrackerConfig field\(s\) \['min_hit'\]"):
         TrackerConfig.from_dict({"min_hit": 2})
+
+
+def kalman_state_is_finite(tracker: Tracker) -> bool:
+    states = tracker._states
+    arrays = (states.position, states.velocity, states.var_position, states.covariance)
+    return all(np.isfinite(array).all() for array in (*arrays, states.var_velocity))
+
+
+def test_non_finite_and_degenerate_detections_are_ignored():
+    # A NaN box used to raise ValueError: the frame's real detections were lost with it and
+    # an offline bag run stopped; an inf score was published as the track's score; a
+    # zero-area box (IoU 0 with everything) started a duplicate track on every frame.
+    tracker = Tracker(TrackerConfig(min_hits=1, max_misses=5))
+    bad = [
+        [np.nan, 100.0, 150.0, 200.0],
+        [np.inf, 300.0, 350.0, 400.0],
+        [400.0, 100.0, 400.0, 200.0],  # zero width
+        [500.0, 200.0, 550.0, 100.0],  # negative height
+        [600.0, 100.0, 650.0, 200.0],  # infinite score below
+    ]
+    for step in range(4):
+        frame = detections([box_at(step), *bad], [0.9, 0.9, 0.9, 0.9, 0.9, np.inf])
+        out = tracker.update(frame, step * DT)
+        assert len(out) == 1 and out.track_ids.tolist() == [1]
+        assert np.isfinite(out.boxes).all() and np.isfinite(out.scores).all()
+        assert tracker.num_tracks == 1
+        assert kalman_state_is_finite(tracker)
+    np.testing.assert_allclose(out.boxes[0], box_at(3), atol=1.0)
+    coasting = tracker.update(detections(bad, [0.9, 0.9, 0.9, 0.9, np.inf]), 4 * DT)
+    assert coasting.track_ids.tolist() == [1] and tracker.num_tracks == 1

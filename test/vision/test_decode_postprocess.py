@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,52 @@ def test_host_nms_equals_nms_among_all_anchors_on_crowded_random_boxes(seed):
         assert found is not None and len(expected.scores) > 10
         for field in expected._fields:
             np.testing.assert_array_equal(getattr(found, field), getattr(expected, field))
+
+
+def corrupted_batch(count: int = 1000) -> torch.Tensor:
+    """1 x count x 6 decoded anchors: one real box and three confident non-finite ones."""
+    decoded = torch.zeros(1, count, 6)
+    decoded[0, :, :4] = torch.tensor([500.0, 500.0, 4.0, 4.0])  # score 0
+    decoded[0, 10] = torch.tensor([100.0, 100.0, 20.0, 20.0, 0.9, 1.0])
+    decoded[0, 50] = torch.tensor([float("nan"), 100.0, 20.0, 20.0, 0.95, 1.0])
+    decoded[0, 60] = torch.tensor([100.0, 100.0, float("inf"), 20.0, 0.95, 1.0])  # exp overflow
+    decoded[0, 70] = torch.tensor([300.0, 100.0, 20.0, float("inf"), 0.95, 1.0])
+    return decoded
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("top_k", [0, 16])
+def test_non_finite_boxes_are_never_candidates(clip, top_k):
+    # They used to reach NMS and the un-letterboxing (RuntimeWarnings), and with clip=False
+    # they came out as NaN boxes.
+    info = LetterboxInfo.compute((256, 384), (256, 384))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value" from NaN arithmetic either
+        scored = score_anchors(corrupted_batch(), top_k=top_k)
+        (found,) = postprocess_scored(scored, [info], 0.5, 0.45, clip=clip)
+    assert found.boxes.tolist() == [[90.0, 90.0, 110.0, 110.0]]
+    selected = select_scored(scored, 0.5, 0.45)
+    assert selected.anchor_index.tolist() == [10]
+
+
+def test_many_candidates_and_one_infinite_box_still_get_suppressed():
+    # 1200 near-duplicates of 60 objects in 5 classes (more than K, so every anchor goes
+    # through NMS) plus one infinite box: NMS used to stop suppressing in classes 1-4.
+    rng = np.random.default_rng(3)
+    count = 1200
+    decoded = torch.zeros(1, count, 10)
+    centres = rng.uniform(40, 600, (count // 20, 2)).repeat(20, axis=0)
+    decoded[0, :, :2] = torch.from_numpy(centres + rng.normal(0, 1, (count, 2)))
+    decoded[0, :, 2:4] = 40.0
+    decoded[0, :, 4] = torch.from_numpy(rng.uniform(0.5, 1.0, count))
+    classes = np.arange(count) // 20 % 5
+    decoded[0, np.arange(count), 5 + classes] = 1.0
+    info = LetterboxInfo.compute((640, 640), (640, 640))
+    without = decoded.clone()
+    without[0, 7, 4] = 0.0  # what the rule makes of the infinite box: no candidate
+    (expected,) = postprocess_scored(score_anchors(without, top_k=64), [info], 0.3, 0.45)
+    decoded[0, 7, 2] = float("inf")
+    (found,) = postprocess_scored(score_anchors(decoded, top_k=64), [info], 0.3, 0.45)
+    assert len(expected) <= 120  # at most a couple per object survive
+    np.testing.assert_array_equal(found.boxes, expected.boxes)
+    np.testing.assert_array_equal(found.scores, expected.scores)

@@ -66,6 +66,28 @@ def test_draw_marks_the_box_and_leaves_the_input_alone():
     assert class_color(0) != class_color(1)
 
 
+def test_draw_skips_non_finite_boxes_and_survives_absurd_ones():
+    # int(round(nan)) raised ValueError, inf OverflowError, and corners beyond int32 made
+    # cv2.rectangle raise: one bad box lost the node's whole debug image.
+    image = np.zeros((120, 160, 3), dtype=np.uint8)
+    boxes = np.array(
+        [
+            [np.nan, 10, 50, 50],
+            [0, 0, np.inf, 50],
+            [-1e30, 60, 1e30, 100],  # a horizontal band through the image
+            [20, 40, 100, 110],
+        ]
+    )
+    detections = Detections(boxes, np.array([0.9, 0.9, 0.9, np.nan]), np.array([0, 0, 1, 2]))
+    names = ("person", "bicycle", "car")
+    drawn = draw_detections(image, detections, names)
+    assert tuple(drawn[60, 80]) == class_color(1)  # the band's top edge crosses the image
+    assert tuple(drawn[80, 20]) == class_color(2)
+    # The non-finite boxes drew nothing.
+    only_finite = draw_detections(image, detections.select(np.array([2, 3])), names)
+    np.testing.assert_array_equal(drawn, only_finite)
+
+
 def test_draw_rejects_mismatched_track_ids():
     detections = Detections(np.array([[0, 0, 5, 5]]), np.array([0.5]), np.array([0]))
     with pytest.raises(ValueError, match="track ids"):

@@ -46,9 +46,11 @@ def encode_detection2d_array(
 
     stamp: (sec, nanosec); boxes: (N, 4) xyxy in source pixels, sent as centre and size like
     `detections_to_message`; labels: the class_id string of each box (one hypothesis each);
-    track_ids: the `id` string of each box, empty strings when None.
+    track_ids: the `id` string of each box, empty strings when None. A box with a NaN or
+    infinite coordinate or score is left out: subscribers treat the doubles as real pixels.
     """
     boxes = np.asarray(boxes, dtype="<f8").reshape(-1, 4)  # CDR_LE: little-endian doubles
+    scores = np.asarray(scores, dtype="<f8").reshape(-1)
     count = len(boxes)
     if len(scores) != count or len(labels) != count:
         raise ValueError(
@@ -56,10 +58,17 @@ def encode_detection2d_array(
         )
     if track_ids is not None and len(track_ids) != count:
         raise ValueError(f"got {len(track_ids)} track ids for {count} boxes")
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    if not finite.all():  # rare: only then pay for filtering the Python sequences
+        kept = np.flatnonzero(finite).tolist()
+        boxes, scores = boxes[finite], scores[finite]
+        labels = [labels[index] for index in kept]
+        track_ids = None if track_ids is None else [track_ids[index] for index in kept]
+        count = len(boxes)
     # Each header is 4-aligned and contains only 4-byte items before its string, so its bytes
     # do not depend on where it lands.
     header = struct.pack("<iI", int(stamp[0]), int(stamp[1])) + cdr_string(frame_id)
-    score_bytes = np.asarray(scores, dtype="<f8").tobytes()
+    score_bytes = scores.tobytes()
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
     sizes = boxes[:, 2:] - boxes[:, :2]
     bbox_bytes = (

@@ -6,6 +6,12 @@ threshold), while low-score boxes never start tracks, so clutter stays out. Dete
 tracks of their own class. New tracks are published after ``min_hits`` consecutive matches and
 coast on their prediction for up to ``max_misses`` unmatched frames, which removes detect/miss
 flicker. A backward stamp (a looping bag) or a gap longer than ``max_gap_s`` starts afresh.
+
+A detection with a NaN or infinite box coordinate or score, or with zero or negative width or
+height, is ignored (as if the detector had not reported it): one NaN in a Kalman state would
+poison its track for good, raising would lose the frame's other detections (and stop an offline
+bag run), and a degenerate box has IoU 0 with everything, so it would start a new, duplicate
+track on every frame.
 """
 
 from __future__ import annotations
@@ -177,7 +183,7 @@ class Tracker:
 
 
 def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The detections' arrays as float64/float64/int64, or ValueError naming what is wrong."""
+    """The usable detections' arrays as float64/float64/int64; ValueError for a bad shape."""
     boxes = np.asarray(detections.boxes, dtype=np.float64)
     scores = np.asarray(detections.scores, dtype=np.float64)
     class_ids = np.asarray(detections.class_ids)
@@ -191,6 +197,9 @@ def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, n
             f"tracker input needs one score and class id per box: boxes {boxes.shape}, "
             f"scores {scores.shape}, class_ids {class_ids.shape}"
         )
-    if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores))):
-        raise ValueError("tracker input boxes or scores contain NaN or infinite values")
-    return boxes, scores, class_ids.astype(np.int64, copy=False)
+    class_ids = class_ids.astype(np.int64, copy=False)
+    usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    usable &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if not usable.all():
+        boxes, scores, class_ids = boxes[usable], scores[usable], class_ids[usable]
+    return boxes, scores, class_ids

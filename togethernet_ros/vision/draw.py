@@ -27,7 +27,7 @@ def draw_detections(
     """Return a copy of `image_bgr` with one labelled box per detection.
 
     Labels read "name score" or "name #track score". Works for RGB images too (only the box
-    colours are swapped).
+    colours are swapped). A box with a NaN or infinite coordinate is not drawn.
     """
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         raise ValueError(
@@ -39,8 +39,17 @@ def draw_detections(
     height, width = canvas.shape[:2]
     thickness = max(1, round(min(height, width) / 400))
     font_scale = max(0.4, min(height, width) / 1000)
+    boxes = np.asarray(detections.boxes, dtype=np.float64).reshape(-1, 4)
+    drawable = np.isfinite(boxes).all(axis=1)
+    # OpenCV takes int32 points and int() fails on NaN/inf. Corners more than one image size
+    # outside the canvas move to that distance: what is visible (edges, label) does not change.
+    reach = max(height, width)
+    upper = np.array([width, height, width, height]) + reach
+    corners = np.rint(np.clip(np.nan_to_num(boxes), -reach, upper)).astype(np.int64)
     for index in range(len(detections)):
-        x1, y1, x2, y2 = (round(float(v)) for v in detections.boxes[index])
+        if not drawable[index]:
+            continue
+        x1, y1, x2, y2 = corners[index].tolist()
         class_id = int(detections.class_ids[index])
         name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
         label = name

@@ -105,19 +105,37 @@ def _overlapping_pairs_dense(
 def _overlapping_pairs_sweep(
     boxes: torch.Tensor, groups: torch.Tensor, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Like the dense version, but only tests pairs whose x ranges overlap.
+    """Like the dense version, but only tests pairs of one group whose x ranges overlap.
 
-    Groups are shifted apart along x so that one sweep handles all of them.
+    Boxes are ordered by (group, x1) through exact integer keys. Shifting x by group times the
+    span of all boxes instead would let one absurd but finite box (x2 = 1e30 from a corrupt
+    checkpoint) round every shifted x1 of the other groups to one value, so nothing there would
+    be suppressed. A box with a non-finite coordinate is left out of the sweep: its IoU is NaN or
+    0, so it never suppresses nor is suppressed, while a NaN in the sort would make every box
+    after it a candidate (quadratic work: 4 s instead of 0.14 s for 8400 boxes).
     """
-    width = (boxes[:, 2].max() - boxes[:, 0].min()).clamp(min=0) + 1
-    shift = (groups - groups.min()).to(boxes.dtype) * width
-    starts = boxes[:, 0] + shift
-    ends = boxes[:, 2] + shift
-    by_start = torch.argsort(starts)
-    sorted_starts = starts[by_start]
-    # Candidates of box p (in start order): the boxes after it that start before it ends.
-    last = torch.searchsorted(sorted_starts, ends[by_start], side="left")
-    positions = torch.arange(len(boxes), device=boxes.device)
+    finite = torch.isfinite(boxes).all(dim=1)
+    if not bool(finite.all()):
+        # Indices keep their rank order, so suppressor < suppressed still holds after mapping.
+        kept = finite.nonzero().squeeze(1)
+        suppressor, suppressed = _overlapping_pairs_sweep(boxes[kept], groups[kept], threshold)
+        return kept[suppressor], kept[suppressed]
+    count = len(boxes)
+    if count == 0:
+        empty = torch.zeros(0, dtype=torch.int64, device=boxes.device)
+        return empty, empty
+    positions = torch.arange(count, device=boxes.device)
+    by_start = torch.argsort(boxes[:, 0])
+    sorted_starts = boxes[by_start, 0]
+    start_rank = torch.empty_like(by_start)
+    start_rank[by_start] = positions
+    # How many boxes start before each box ends: box j is a candidate of box i (same group,
+    # later in (group, x1) order) iff start_rank[j] < end_rank[i].
+    end_rank = torch.searchsorted(sorted_starts, boxes[:, 2].contiguous(), side="left")
+    group_rank = torch.unique(groups, return_inverse=True)[1]
+    keys = group_rank * (count + 1) + start_rank
+    by_key = torch.argsort(keys)
+    last = torch.searchsorted(keys[by_key], (group_rank * (count + 1) + end_rank)[by_key])
     counts = (last - positions - 1).clamp(min=0)
     suppressors, suppressed = [], []
     cumulative = torch.cumsum(counts, 0)
@@ -139,7 +157,7 @@ def _overlapping_pairs_sweep(
             run_starts, chunk_counts
         )
         second = first + 1 + within
-        i, j = by_start[first], by_start[second]
+        i, j = by_key[first], by_key[second]
         hit = (_pair_iou(boxes[i], boxes[j]) > threshold) & (groups[i] == groups[j])
         i, j = i[hit], j[hit]
         suppressors.append(torch.minimum(i, j))

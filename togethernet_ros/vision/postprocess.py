@@ -1,7 +1,9 @@
 """Decoded anchors -> per-image detections in source pixels (upstream `non_max_suppression`).
 
 score = obj x max(cls), kept when score >= conf_threshold (upstream uses >=), then NMS per image
-and class. The whole batch goes through one NMS call with (image, class) as the group, so the
+and class. An anchor whose score is NaN or whose box has a NaN or infinite coordinate (fp16
+overflow, a corrupt checkpoint) is never a candidate: it is dropped before NMS on both paths,
+so it can neither suppress a real box nor reach the published detections. The whole batch goes through one NMS call with (image, class) as the group, so the
 work is vectorised over the batch. When the best anchors were packed on the device
 (`score_anchors(top_k=...)`), only those are copied to the host and selected there.
 """
@@ -94,6 +96,10 @@ def select_scored(
     """Threshold and NMS scored anchors (see `score_anchors`), per image and class."""
     check_thresholds(conf_threshold, nms_threshold)
     image_index, anchor_index = (scored.scores >= conf_threshold).nonzero(as_tuple=True)
+    # Tested on the candidates only: over all anchors the test cost more than this whole path
+    # saves (+140 us of ~460 us for 8400 anchors on the CPU).
+    finite = torch.isfinite(scored.boxes[image_index, anchor_index]).all(dim=1)
+    image_index, anchor_index = image_index[finite], anchor_index[finite]
     boxes = scored.boxes[image_index, anchor_index]
     scores = scored.scores[image_index, anchor_index]
     class_ids = scored.class_ids[image_index, anchor_index]
@@ -140,6 +146,9 @@ def select_top_on_host(
     for image in range(batch):
         rows = top[image]
         rows = rows[rows[:, 4] >= conf_threshold]  # NaN fails this test, as on every anchor
+        finite = np.isfinite(rows[:, :4]).all(axis=1)  # after the threshold: few rows to test
+        if not finite.all():
+            rows = rows[finite]
         rows = rows[np.argsort(rows[:, 6], kind="stable")]  # anchor order
         kept.append(rows[_greedy_nms(rows[:, :4], rows[:, 4], rows[:, 5], nms_threshold)])
     packed = kept[0] if len(kept) == 1 else np.concatenate(kept or [top[:0, 0]])
