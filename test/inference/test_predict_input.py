@@ -83,3 +83,39 @@ def test_bad_counts_and_an_output_file_are_refused_by_name(tmp_path, checkpoint_
         assert f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
     assert _predict(checkpoint_path, image, image) == 2
     assert f"--output {image} is a file" in capsys.readouterr().err
+
+
+def test_a_detection_only_export_gives_detections_and_belongs_to_its_weights(
+    tmp_path, checkpoint_path, informative_model, caplog, capsys
+):
+    import torch
+
+    from togethernet_ros.model import DEFAULT_CLASS_NAMES
+    from togethernet_ros.model.checkpoint import save_checkpoint
+
+    onnx = tmp_path / "m.onnx"
+    export = ["export", "--weights", str(checkpoint_path), "--output", str(onnx)]
+    assert main([*export, "--input-size", "128", "--variant", "detect", "--no-verify"]) == 0
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), scene(120, 160, seed=4))
+    output = tmp_path / "out"
+    options = ["--backend", "onnxruntime", "--onnx", str(onnx)]
+    # Dehazed output is the default, but this export cannot make it: detections still come.
+    assert _predict(checkpoint_path, images, output, *options) == 0
+    assert "no restoration variant: no dehazed images are written" in caplog.text
+    report = json.loads((output / "detections.json").read_text())
+    assert report["onnx"] == str(onnx) and [r["source"] for r in report["images"]] == ["a"]
+    assert not (output / "dehazed").exists()
+    # `togethernet export` records the weights' hash: other weights are refused, not replaced.
+    other = informative_model
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    try:
+        retrained = save_checkpoint(tmp_path / "other.pt", other, DEFAULT_CLASS_NAMES)
+    finally:
+        with torch.no_grad():
+            next(other.parameters()).sub_(1.0)
+    capsys.readouterr()
+    assert _predict(retrained, images, tmp_path / "out2", *options) == 2
+    assert "was exported from other weights" in capsys.readouterr().err

@@ -97,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         compile_mode=args.compile,
         num_threads=args.threads,
     )
+    if restore and not detector.supports_restoration:
+        # A detection-only ONNX export: detections are still wanted, as the node does.
+        LOGGER.warning(
+            "the ONNX export has no restoration variant: no dehazed images are written "
+            "(export both variants to get them, or pass --no-dehazed)"
+        )
+        restore = False
     writer = _OutputWriter(output, source, detector.class_names, args.no_annotated, restore)
     records = []
     try:
@@ -117,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "source": str(args.source),
         "weights": args.weights,
+        "onnx": str(args.onnx)
+        if args.onnx and detector.backend.startswith("onnxruntime")
+        else None,
         "untrained": bool(getattr(detector, "untrained", False)),
         "backend": detector.backend,
         "input_size": list(detector.input_size),
