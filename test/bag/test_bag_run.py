@@ -175,6 +175,27 @@ def test_bag_commands_read_the_node_tracking_settings(tmp_path, repo_root):
 def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, capsys):
     from togethernet_ros.cli import main
 
-    code = main(["bag", "run", str(camera_bag(frames=1)), "--output", str(tmp_path / "o")])
-    assert code == 2
+    command = ["bag", "run", str(camera_bag(frames=1)), "--output", str(tmp_path / "o")]
+    assert main([*command, "--weights", ""]) == 2
     assert "allow" in capsys.readouterr().err.lower()
+
+
+def test_bag_run_without_options_detects_as_the_node_does(camera_bag, tmp_path, repo_root):
+    """No --params-file: the node's own config/detect.yaml gives the defaults (demo weights)."""
+    import argparse
+
+    import yaml
+
+    from togethernet_ros.bag.detector_options import resolve_detector_settings
+    from togethernet_ros.cli import main
+
+    shipped = yaml.safe_load((repo_root / "config" / "detect.yaml").read_text())
+    node = shipped["/**"]["ros__parameters"]
+    settings = resolve_detector_settings(argparse.Namespace(params_file=None))
+    assert settings["weights"] == node["weights"] and settings["weights"]
+    assert settings["conf_threshold"] == node["conf_threshold"]
+    assert settings["tracker"] is not None
+    output = tmp_path / "o"
+    command = ["bag", "run", str(camera_bag(frames=2)), "--output", str(output)]
+    assert main([*command, "--input-size", "128", "--device", "cpu"]) == 0
+    assert (output / "metadata.yaml").is_file()

@@ -1,7 +1,8 @@
 """Command-line options that build a Detector the same way the node does, for the bag commands.
 
-Defaults come from the node's parameters file when ``--params-file`` is given (the YAML is the
-single source of defaults); explicit command-line values win.
+Defaults come from the node's parameters file: ``--params-file``, else the node's own
+config/detect.yaml (the YAML is the single source of defaults, so `bag run` without options
+detects as the node does); explicit command-line values win.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DETECTOR_KEYS = (
     "max_batch_size",
     "max_batch_wait_ms",
 )
+# Only where config/detect.yaml cannot be found (an install without its share folder).
 FALLBACK_DEFAULTS: dict[str, Any] = {
     "weights": "",
     "allow_untrained_weights": False,
@@ -54,8 +56,15 @@ def read_node_parameters(path: Path) -> dict[str, Any]:
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     """Detector and batching options (None = take from --params-file or the built-in default)."""
-    group = parser.add_argument_group("detector (defaults: --params-file, else built-in)")
-    group.add_argument("--params-file", type=Path, default=None, help="node parameters YAML")
+    group = parser.add_argument_group(
+        "detector (defaults: --params-file, else the node's config/detect.yaml)"
+    )
+    group.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        help="node parameters YAML (default: the node's config/detect.yaml)",
+    )
     group.add_argument("--weights", default=None, help="checkpoint path ('' = none)")
     group.add_argument(
         "--allow-untrained-weights",
@@ -77,10 +86,11 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge built-in defaults < params file < command line."""
+    """Merge built-in defaults < params file (given, else the node's own) < command line."""
     settings = dict(FALLBACK_DEFAULTS)
-    if getattr(args, "params_file", None):
-        parameters = read_node_parameters(args.params_file)
+    params_file = getattr(args, "params_file", None) or _node_config_file()
+    if params_file is not None:
+        parameters = read_node_parameters(params_file)
         settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
         settings["tracker"] = _tracking_parameters(parameters)
     for key in DETECTOR_KEYS:
@@ -91,6 +101,17 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
     size = [size] if isinstance(size, int) else list(size)
     settings["input_size"] = (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
     return settings
+
+
+def _node_config_file() -> Path | None:
+    """The node's config/detect.yaml (source tree or installed share), None where absent."""
+    from togethernet_ros.ros.node_settings import default_config_path  # plain Python, no rclpy
+
+    try:
+        path = default_config_path()
+    except (ImportError, LookupError, OSError):  # no ament index, or the package is not in it
+        return None
+    return path if path.is_file() else None
 
 
 def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any] | None:
