@@ -7,6 +7,7 @@ headers, sizes, counts, batching, bad input, parameters, shutdown — not detect
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -949,3 +950,50 @@ def test_an_inference_thread_that_will_not_stop_finalizes_the_node(harness, monk
         30.0,
         "the inference thread to finish its batch",
     )
+
+
+def test_an_exported_onnx_model_runs_without_its_checkpoint(harness, tmp_path):
+    from togethernet_ros.cli import main
+
+    onnx = tmp_path / "demo.onnx"
+    export = ["export", "--weights", str(REPO / "models" / "togethernet_vtest_384.pt")]
+    export += ["--output", str(onnx), "--input-size", "128x256", "--variant", "detect"]
+    assert main([*export, "--no-verify"]) == 0
+    # weights '' and no allow_untrained_weights: the export is the model.
+    detector, _tester, publishers, recorder = harness(
+        backend="onnxruntime",
+        onnx_path=str(onnx.with_name("demo.detect.onnx")),
+        weights="",
+        allow_untrained_weights=False,
+    )
+    assert detector._detector.backend.startswith("onnxruntime")
+    assert not detector._detector.untrained
+    publishers[CAM_A].publish(_image_message(_scene(120, 160, 14), "cam_a_optical", 1))
+    wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "detections from the ONNX model")
+
+
+def test_library_log_records_reach_the_node_log(ros, tmp_path):
+    """The one-off ONNX export is logged by the library with `logging`: the node must show it."""
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    process = _start_node_process(
+        "-p", "backend:=onnxruntime", "-p", f"engine_cache_dir:={tmp_path}",
+        "-p", "input_size:=128", "-p", "image_topics:=['/log_cam/image_raw']",
+        "-r", "__node:=log_detector",
+    )  # fmt: skip
+    try:
+        tester = ros.add_node(rclpy.create_node("log_tester", context=ros.context))
+        publisher = tester.create_publisher(Image, "/log_cam/image_raw", _qos_reliable(5))
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 90.0, "the active node")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output[-2000:]
+        # In the ROS log format, under the node's name.
+        assert re.search(r"\[INFO\] \[[\d.]+\] \[log_detector\]: exporting .* to ONNX", output), (
+            output[-2000:]
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

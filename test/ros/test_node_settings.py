@@ -74,6 +74,12 @@ def test_missing_weights_without_permission_explains_both_ways_out(defaults):
     defaults["allow_untrained_weights"] = False
     with pytest.raises(SettingsError, match=r"weights:=.*allow_untrained_weights:=true"):
         validate_settings(defaults)
+    # An exported ONNX file needs no checkpoint next to it.
+    defaults["onnx_path"] = "model.onnx"
+    with pytest.raises(SettingsError, match="onnx_path"):
+        validate_settings(defaults)  # the torch backend cannot run it
+    defaults["backend"] = "onnxruntime"
+    assert validate_settings(defaults)["onnx_path"] == "model.onnx"
 
 
 def test_cross_parameter_rules(defaults):

@@ -60,6 +60,7 @@ from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.ros.camera_stats import CameraStats
+from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
     PARAMETER_SPECS,
     SPECS_BY_NAME,
@@ -768,6 +769,7 @@ def main(args: Sequence[str] | None = None) -> int:
     heap_tuned = keep_frames_on_the_heap()
     rclpy.init(args=args)
     node = DetectorNode()
+    forward_library_logs(node.get_logger())
     node.get_logger().info(
         "glibc heap tuned: frame-sized buffers are reused instead of mapped afresh"
         if heap_tuned

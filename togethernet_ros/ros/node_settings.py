@@ -362,10 +362,13 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
     except ValueError as error:
         raise SettingsError(f"parameter 'image_topics': {error}") from None
     checked["image_topics"] = tuple(topics)
-    if not checked["weights"] and not checked["allow_untrained_weights"]:
+    # An exported ONNX file is a model of its own: onnxruntime runs it without the checkpoint.
+    runs_an_export = checked["backend"] == "onnxruntime" and bool(checked["onnx_path"])
+    if not checked["weights"] and not checked["allow_untrained_weights"] and not runs_an_export:
         raise SettingsError(
             "parameter 'weights' is empty: give a TogetherNet checkpoint (-p weights:=/path/to.pt), "
-            "or set allow_untrained_weights:=true for plumbing tests (outputs are meaningless)"
+            "an exported model (backend:=onnxruntime with onnx_path), or set "
+            "allow_untrained_weights:=true for plumbing tests (outputs are meaningless)"
         )
     if -1.0 < checked["max_batch_wait_ms"] < 0.0:
         raise SettingsError(
