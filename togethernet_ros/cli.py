@@ -119,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PATH_ERRORS as error:
         print(f"togethernet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except SystemExit as stop:
+        if not isinstance(stop.code, str):
+            raise
+        # A command that stops with a message stops on its input: exit 2 like every other
+        # usage error (argparse's too), so 1 keeps meaning "ran, and the result is bad".
+        print(stop.code, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

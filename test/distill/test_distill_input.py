@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from support.cli_refusal import refused
 
 from togethernet_ros.cli import main
 
@@ -69,12 +71,15 @@ def test_bad_numbers_are_refused_by_name(tmp_path, capsys, option, value):
     assert f"argument {option}:" in capsys.readouterr().err
 
 
-def test_output_folders_that_are_files_are_refused_before_labelling(tmp_path):
+def test_output_folders_that_are_files_are_refused_before_labelling(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
     for option in ("--output", "--export-dataset"):
-        with pytest.raises(SystemExit, match=f"{option} {notes} is a file; give a folder"):
-            main(["distill", str(tmp_path), option, str(notes)])
+        refused(
+            capsys,
+            ["distill", str(tmp_path), option, str(notes)],
+            re.escape(f"{option} {notes} is a file; give a folder"),
+        )
     assert notes.read_text() == "keep me"
 
 

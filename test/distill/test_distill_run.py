@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from support.cli_refusal import refused
 
 from togethernet_ros.cli import main
 from togethernet_ros.distill.model_card import sha256_of
@@ -69,10 +70,9 @@ def test_export_then_train_from_the_export_writes_report_and_fp16_weights(tmp_pa
         ),
     ],
 )
-def test_bad_training_options_stop_the_run_before_any_labelling(tmp_path, options, message):
+def test_bad_training_options_stop_the_run_before_any_labelling(tmp_path, capsys, options, message):
     frames = tmp_path / "frames"
     frames.mkdir()
     output = tmp_path / "out"
-    with pytest.raises(SystemExit, match=message):
-        main(["distill", str(frames), "--output", str(output), *options])
+    refused(capsys, ["distill", str(frames), "--output", str(output), *options], message)
     assert not output.exists()  # the teacher never ran, nothing was written

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from support.cli_refusal import refused
 from support.oversized_jpeg import jpeg_claiming_size
 
 from togethernet_ros.cli import build_parser, main
@@ -102,11 +103,17 @@ def test_eval_leaves_out_unreadable_images_and_refuses_a_class_count_mismatch(tm
     assert metrics["num_images"] == 2
     assert "2 unreadable images left out" in capsys.readouterr().out
     # --strict stops at the bad file instead.
-    with pytest.raises(SystemExit, match="unreadable image"):
-        main([*run, "--classes", ",".join(names), "--strict", "--out-dir", str(out)])
+    refused(
+        capsys,
+        [*run, "--classes", ",".join(names), "--strict", "--out-dir", str(out)],
+        "unreadable image",
+    )
     # A dataset read with other classes than the model's: said before any inference.
-    with pytest.raises(SystemExit, match="the model has 5 classes"):
-        main([*run, "--classes", "person,bicycle,car", "--out-dir", str(out)])
+    refused(
+        capsys,
+        [*run, "--classes", "person,bicycle,car", "--out-dir", str(out)],
+        "the model has 5 classes",
+    )
 
 
 def _detections_file(path, images, class_names=("person", "bicycle", "car")):
@@ -152,14 +159,14 @@ def _detections_file(path, images, class_names=("person", "bicycle", "car")):
         ),
     ],
 )
-def test_eval_names_what_is_wrong_in_a_detections_file(tmp_path, images, class_names, expected):
+def test_eval_names_what_is_wrong_in_a_detections_file(
+    tmp_path, capsys, images, class_names, expected
+):
     scenes = SyntheticFogDataset(2, 96, 128, num_classes=3, seed=1)
     root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
     path = _detections_file(tmp_path / "dets.json", images, class_names)
     args = ["eval", "--voc-root", str(root), "--detections", str(path), "--no-plots"]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--out-dir", str(tmp_path / "report")])
-    message = str(exit_info.value.code)
+    message = refused(capsys, [*args, "--out-dir", str(tmp_path / "report")])
     # One line, naming the file (and image) and the problem.
     assert message.startswith(f"eval: {path}: ") and expected in message and "\n" not in message
     assert not (tmp_path / "report").exists()
@@ -172,19 +179,22 @@ def test_eval_refuses_an_empty_image_set_and_bad_options(tmp_path, capsys):
     dets = _detections_file(tmp_path / "dets.json", {})
     args = ["eval", "--voc-root", str(root), "--detections", str(dets), "--no-plots"]
     out = tmp_path / "report"
-    with pytest.raises(SystemExit, match=r"no images to evaluate in .*voc \(image set 'test'\)"):
-        main([*args, "--out-dir", str(out)])
+    refused(
+        capsys,
+        [*args, "--out-dir", str(out)],
+        r"no images to evaluate in .*voc \(image set 'test'\)",
+    )
     assert not (out / "metrics.json").exists()
-    with pytest.raises(SystemExit, match=r"duplicate class names \['car'\]"):
-        main([*args, "--classes", "car,car"])
-    with pytest.raises(SystemExit):
-        main([*args, "--batch-size", "0"])
-    assert "--batch-size: must be >= 1" in capsys.readouterr().err
+    refused(capsys, [*args, "--classes", "car,car"], r"duplicate class names \['car'\]")
+    refused(capsys, [*args, "--batch-size", "0"], "--batch-size: must be >= 1")
     # --strict: a listed image missing on disk stops the run in one line naming it.
     (root / "ImageSets" / "Main" / "test.txt").write_text("00000\n00001\n")
     (root / "FOG" / "00001.png").unlink()
-    with pytest.raises(SystemExit, match=r"FOG/00001: foggy image missing \(strict data mode"):
-        main([*args, "--strict", "--out-dir", str(out)])
+    refused(
+        capsys,
+        [*args, "--strict", "--out-dir", str(out)],
+        r"FOG/00001: foggy image missing \(strict data mode",
+    )
 
 
 def test_eval_without_ground_truth_objects_reports_undefined_not_numbers(tmp_path, capsys):

@@ -5,6 +5,7 @@ import csv
 import cv2
 import numpy as np
 import pytest
+from support.cli_refusal import refused
 
 from togethernet_ros.cli import main
 from togethernet_ros.training.data_issues import DataError, DataIssues
@@ -167,13 +168,8 @@ def test_data_cli_voc2yolo_split_fog_round_trip(voc_root, capsys):
 
 
 def _cli_error(capsys, args):
-    """Run the CLI expecting a one-line error exit; returns the message."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    message = str(exit_info.value.code) if exit_info.value.code not in (None, 0) else ""
-    message += capsys.readouterr().err
-    assert "Traceback" not in message and message.strip()
-    return message
+    """Run the CLI expecting a one-line error exit (status 2); returns the message."""
+    return refused(capsys, args)
 
 
 def test_voc2yolo_bad_options_and_strict_errors_exit_in_one_line(voc_root, capsys):
