@@ -49,3 +49,19 @@ def test_optional_samples_are_not_recorded():
     stats.record_output(latency_ms=10.0, inference_ms=5.0, batch_size=1)
     assert len(stats.receive_delay_ms) == 0 and len(stats.batch_wait_ms) == 0
     assert len(stats.node_overhead_ms) == 0 and len(stats.latency_ms) == 1
+
+
+def test_health_recovers_after_a_bad_frame_and_notices_a_silent_camera():
+    clock = Clock()
+    stats = CameraStats(rate_window_s=5.0, clock=clock)
+    assert stats.health() == (False, "no frames received")
+    stats.record_input()
+    assert stats.health() == (True, "ok")
+    stats.record_bad_frame("corrupt JPEG")
+    assert stats.health() == (False, "corrupt JPEG")
+    for _ in range(6):  # good frames for 6 s: the bad one is older than the window
+        clock.now += 1.0
+        stats.record_input()
+    assert stats.health() == (True, "ok (1 bad frames so far; last: corrupt JPEG)")
+    clock.now += 7.0  # the camera stopped sending
+    assert stats.health() == (False, "no frame for 7 s")

@@ -35,6 +35,8 @@ class CameraStats:
         self.prepared_ahead = 0
         self.unstamped = 0
         self.last_problem = ""
+        self._last_problem_at: float | None = None
+        self._last_input_at: float | None = None
         self.latency_ms = LatencyWindow(500)
         self.node_overhead_ms = LatencyWindow(500)
         self.inference_ms = LatencyWindow(500)
@@ -46,7 +48,8 @@ class CameraStats:
         """Count a received frame (input rate) and how long after its stamp it arrived."""
         with self._lock:
             self.received += 1
-            self._inputs.append(self._clock())
+            self._last_input_at = self._clock()
+            self._inputs.append(self._last_input_at)
         if receive_delay_ms is not None:
             self.receive_delay_ms.record(receive_delay_ms)
 
@@ -55,6 +58,7 @@ class CameraStats:
         with self._lock:
             self.bad_frames += 1
             self.last_problem = problem
+            self._last_problem_at = self._clock()
 
     def record_unstamped(self) -> None:
         """Count a frame whose header stamp is 0 (no latency can be measured for it)."""
@@ -91,6 +95,27 @@ class CameraStats:
             self.batch_wait_ms.record(batch_wait_ms)
         self.inference_ms.record(inference_ms)
         self.batch_sizes.record(batch_size)
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, message) for the diagnostics status, judged over the rate window.
+
+        A bad frame makes the camera unhealthy for one window, not for good; a camera that
+        sent frames and then fell silent for longer than the window is unhealthy too.
+        """
+        now = self._clock()
+        with self._lock:
+            if self._last_input_at is None:
+                return False, "no frames received"
+            silent_s = now - self._last_input_at
+            if silent_s > self._rate_window_s:
+                return False, f"no frame for {silent_s:.0f} s"
+            if self._last_problem_at is not None and now - self._last_problem_at <= (
+                self._rate_window_s
+            ):
+                return False, self.last_problem
+            if self.bad_frames:
+                return True, f"ok ({self.bad_frames} bad frames so far; last: {self.last_problem})"
+            return True, "ok"
 
     def rates_hz(self) -> tuple[float, float]:
         """(input rate, output rate) over the recent window."""

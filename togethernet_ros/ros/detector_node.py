@@ -689,12 +689,9 @@ class DetectorNode(LifecycleNode):
             status = DiagnosticStatus()
             status.name = f"{self.get_name()}: {topic}"
             status.hardware_id = backend
-            if stats.received == 0:
-                status.level, status.message = DiagnosticStatus.WARN, "no frames received"
-            elif stats.bad_frames and stats.last_problem:
-                status.level, status.message = DiagnosticStatus.WARN, stats.last_problem[:200]
-            else:
-                status.level, status.message = DiagnosticStatus.OK, "ok"
+            healthy, message = stats.health()
+            status.level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN
+            status.message = message[:200]
             values = {
                 "input_rate_hz": f"{input_hz:.2f}",
                 "output_rate_hz": f"{output_hz:.2f}",
