@@ -211,6 +211,7 @@ class OnnxRuntimeDetector(DetectorBase):
                 LOGGER.warning(
                     "onnxruntime: %s did not initialise; trying the next provider", wanted
                 )
+                failures.append(f"{wanted}: did not initialise (session fell back to {used})")
                 continue
             LOGGER.info("onnxruntime runs %s with %s", info.path.name, used)
             return session

@@ -81,8 +81,8 @@ from togethernet_ros.vision.encoded_image_size import encoded_image_size
 
 NODE_NAME = "detector"
 WARN_THROTTLE_S = 5.0
-# A camera without stamps stays so; one reminder a minute is enough.
-UNSTAMPED_WARN_THROTTLE_S = 60.0
+# A camera without stamps stays so; one reminder a minute per camera is enough.
+UNSTAMPED_WARN_PERIOD_S = 60.0
 
 
 @dataclass
@@ -108,6 +108,7 @@ class CameraOutputs:
     tracker: Tracker
     stats: CameraStats
     tracker_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    unstamped_warned_at: float | None = None  # time.monotonic() of the last reminder
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -171,18 +172,18 @@ class DetectorNode(LifecycleNode):
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate run-time changes; apply thresholds, class filter and tracker settings."""
+        # Others, such as use_sim_time, are rclpy's own: it checks them (and refuses undeclared
+        # names) itself, so they need not wait for a configure that is loading the model.
+        ours = [parameter for parameter in parameters if parameter.name in SPECS_BY_NAME]
+        if not ours:
+            return SetParametersResult(successful=True)
         # Locked from the first read of _settings: a change accepted from stale settings would
         # undo a concurrent change, or be overwritten by the configure that is loading the model.
         with self._runtime_lock:
-            return self._apply_parameters(parameters)
+            return self._apply_parameters(ours)
 
-    def _apply_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+    def _apply_parameters(self, ours: list[Parameter]) -> SetParametersResult:
         if self._settings is None:
-            return SetParametersResult(successful=True)
-        # Others, such as use_sim_time, are rclpy's own: it checks them (and refuses undeclared
-        # names) itself.
-        ours = [parameter for parameter in parameters if parameter.name in SPECS_BY_NAME]
-        if not ours:
             return SetParametersResult(successful=True)
         values = dict(self._settings.values)
         for parameter in ours:
@@ -215,7 +216,12 @@ class DetectorNode(LifecycleNode):
         # Held while the model loads, so a parameter change waits and is then checked against
         # (and applied to) the new settings instead of being lost when configure sets them.
         with self._runtime_lock:
-            return self._configure()
+            try:
+                return self._configure()
+            except Exception as error:
+                # rclpy turns it into a transition error without a word; on_error cleans up.
+                self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+                raise
 
     def _configure(self) -> TransitionCallbackReturn:
         try:
@@ -295,9 +301,10 @@ class DetectorNode(LifecycleNode):
                 self._publish_label_info(self._cameras[topic])
         except Exception:
             # A camera whose CameraOutputs was never built still owns the publishers made for
-            # it; on_error only finds those in self._cameras.
+            # it, which on_error would not find in self._cameras.
             for made in created:
                 self.destroy_publisher(made)
+            self._cameras.clear()
             raise
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return TransitionCallbackReturn.SUCCESS
@@ -376,7 +383,11 @@ class DetectorNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
-        self._stop_processing()
+        try:
+            self._stop_processing()
+        except TimeoutError as error:  # rclpy would make it a transition error without a word
+            self.get_logger().error(f"deactivate failed: {error}")
+            raise
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -509,11 +520,16 @@ class DetectorNode(LifecycleNode):
         )
         if not stamp_s:
             camera.stats.record_unstamped()
-            self.get_logger().warning(
-                f"frames on {topic} have no header stamp (0): their latency cannot be measured "
-                "and box smoothing times them by arrival; set header.stamp in the camera driver",
-                throttle_duration_sec=UNSTAMPED_WARN_THROTTLE_S,
-            )
+            # Throttled here, not with throttle_duration_sec: rclpy looks up the caller's source
+            # line on every such call (~1 ms), which every frame of this camera would pay.
+            last = camera.unstamped_warned_at
+            if last is None or received_at - last >= UNSTAMPED_WARN_PERIOD_S:
+                camera.unstamped_warned_at = received_at
+                self.get_logger().warning(
+                    f"frames on {topic} have no header stamp (0): their latency cannot be "
+                    "measured and box smoothing times them by arrival; set header.stamp in the "
+                    "camera driver"
+                )
         try:
             image = self._decode(message, compressed)
         except ImageDecodeError as error:
@@ -666,8 +682,14 @@ class DetectorNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         # The timer callback may already be running when deactivate destroys the timer and
         # cleanup the cameras and publisher; an exception here would end the executor's spin.
-        with self._runtime_lock:
+        # A transition holds the lock for seconds (joining the inference thread, loading a
+        # model): this tick is skipped then rather than stalling the executor's other callbacks.
+        if not self._runtime_lock.acquire(blocking=False):
+            return
+        try:
             self._publish_diagnostics_locked()
+        finally:
+            self._runtime_lock.release()
 
     def _publish_diagnostics_locked(self) -> None:
         if self._diagnostics_pub is None or self._batcher is None:
