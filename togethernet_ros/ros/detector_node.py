@@ -72,6 +72,7 @@ from togethernet_ros.ros.node_settings import (
     load_default_parameters,
     validate_settings,
 )
+from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.class_filter import keep_classes, unknown_classes
@@ -108,7 +109,6 @@ class CameraOutputs:
     tracker: Tracker
     stats: CameraStats
     tracker_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-    unstamped_warned_at: float | None = None  # time.monotonic() of the last reminder
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -164,6 +164,8 @@ class DetectorNode(LifecycleNode):
         # The inference thread never takes it, because _stop_processing joins that thread with
         # it held.
         self._runtime_lock = threading.RLock()
+        self._warnings = WarningThrottle(WARN_THROTTLE_S)
+        self._unstamped_warnings = WarningThrottle(UNSTAMPED_WARN_PERIOD_S)
 
     # ---------------------------------------------------------------- parameters
 
@@ -520,11 +522,7 @@ class DetectorNode(LifecycleNode):
         )
         if not stamp_s:
             camera.stats.record_unstamped()
-            # Throttled here, not with throttle_duration_sec: rclpy looks up the caller's source
-            # line on every such call (~1 ms), which every frame of this camera would pay.
-            last = camera.unstamped_warned_at
-            if last is None or received_at - last >= UNSTAMPED_WARN_PERIOD_S:
-                camera.unstamped_warned_at = received_at
+            if self._unstamped_warnings.due(topic):
                 self.get_logger().warning(
                     f"frames on {topic} have no header stamp (0): their latency cannot be "
                     "measured and box smoothing times them by arrival; set header.stamp in the "
@@ -535,14 +533,14 @@ class DetectorNode(LifecycleNode):
         except ImageDecodeError as error:
             problem = f"bad frame on {topic}: {error}; frame dropped"
             camera.stats.record_bad_frame(str(error))
-            self.get_logger().warning(problem, throttle_duration_sec=WARN_THROTTLE_S)
+            if self._warnings.due(("bad frame", topic)):
+                self.get_logger().warning(problem)
             return
         except Exception as error:  # an exception escaping a callback would end the node's spin
             problem = f"unexpected {type(error).__name__} decoding a frame: {error}"
             camera.stats.record_bad_frame(problem)
-            self.get_logger().error(
-                f"{problem} on {topic}; frame dropped", throttle_duration_sec=WARN_THROTTLE_S
-            )
+            if self._warnings.due(("decoding fault", topic)):
+                self.get_logger().error(f"{problem} on {topic}; frame dropped")
             return
         batcher.put(
             topic,
@@ -594,10 +592,10 @@ class DetectorNode(LifecycleNode):
 
     def _on_inference_error(self, error: BaseException, batch: list[tuple[str, Any]]) -> None:
         cameras = sorted({camera_id for camera_id, _ in batch})
-        self.get_logger().error(
-            f"inference failed for a batch from {cameras}: {type(error).__name__}: {error}",
-            throttle_duration_sec=WARN_THROTTLE_S,
-        )
+        if self._warnings.due(("inference error", tuple(cameras))):
+            self.get_logger().error(
+                f"inference failed for a batch from {cameras}: {type(error).__name__}: {error}"
+            )
         for camera_id in cameras:
             if camera_id in self._cameras:
                 self._cameras[camera_id].stats.record_bad_frame(f"inference error: {error}")
