@@ -177,7 +177,8 @@ def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, ca
 
     command = ["bag", "run", str(camera_bag(frames=1)), "--output", str(tmp_path / "o")]
     assert main([*command, "--weights", ""]) == 2
-    assert "allow" in capsys.readouterr().err.lower()
+    error = capsys.readouterr().err
+    assert "no model weights given" in error and "--allow-untrained" in error
 
 
 def test_bag_run_without_options_detects_as_the_node_does(camera_bag, tmp_path, repo_root):

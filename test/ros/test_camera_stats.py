@@ -59,9 +59,13 @@ def test_health_recovers_after_a_bad_frame_and_notices_a_silent_camera():
     assert stats.health() == (True, "ok")
     stats.record_bad_frame("corrupt JPEG")
     assert stats.health() == (False, "corrupt JPEG")
-    for _ in range(6):  # good frames for 6 s: the bad one is older than the window
+    for second in range(1, 7):  # good frames for 6 s: WARN while the bad one is in the window
         clock.now += 1.0
         stats.record_input()
+        if second <= 4:
+            assert stats.health() == (False, "corrupt JPEG"), f"{second} s after the bad frame"
     assert stats.health() == (True, "ok (1 bad frames so far; last: corrupt JPEG)")
-    clock.now += 7.0  # the camera stopped sending
+    clock.now += 4.0  # silent, but not for longer than the window yet
+    assert stats.health()[0]
+    clock.now += 3.0  # the camera stopped sending
     assert stats.health() == (False, "no frame for 7 s")

@@ -35,11 +35,11 @@ def _qos_reliable(depth: int = 50):
     return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _latched_qos():
+def _latched_qos(depth: int = 1):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
     return QoSProfile(
-        depth=1,
+        depth=depth,
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
@@ -281,7 +281,9 @@ def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     detector, _tester, publishers, recorder = harness(conf_threshold=1.0)
     late = ros.add_node(rclpy.create_node("late_joiner", context=ros.context))
     labels = []
-    late.create_subscription(LabelInfo, "/cam_a/label_info", labels.append, _latched_qos())
+    # Depth 10: messages republished in quick succession below must not replace each other
+    # in the subscription's queue before the callback sees them.
+    late.create_subscription(LabelInfo, "/cam_a/label_info", labels.append, _latched_qos(10))
     wait_for(lambda: len(labels) == 1, 10.0, "latched label_info for a late subscriber")
     assert [c.class_name for c in labels[0].class_map] == [
         "person",
@@ -300,8 +302,11 @@ def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     wait_for(lambda: len(labels) == 2, 10.0, "label_info republished with the new threshold")
     assert labels[1].threshold == pytest.approx(0.4)
     assert detector.set_parameters([Parameter("nms_threshold", value=0.5)])[0].successful
-    time.sleep(0.5)
-    assert len(labels) == 2, "only a score-threshold change republishes label_info"
+    # Only a score-threshold change republishes it: the next message must be the 0.3 one below
+    # (one publisher, reliable and in order), not a copy sent for the NMS change.
+    assert detector.set_parameters([Parameter("conf_threshold", value=0.3)])[0].successful
+    wait_for(lambda: len(labels) >= 3, 10.0, "label_info republished with threshold 0.3")
+    assert [label.threshold for label in labels[1:]] == pytest.approx([0.4, 0.3])
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
@@ -455,32 +460,39 @@ def test_node_process_with_params_file_publishes_and_exits_cleanly_on_sigint(ros
 # Runs the node's console entry point with a model call that never returns and a short stop
 # timeout (fault injection): what SIGINT does when the inference thread hangs.
 HUNG_NODE_SCRIPT = """
-import sys, time
+import os, pathlib, sys, time
 from togethernet_ros.pipeline.inference_worker import InferenceWorker
 from togethernet_ros.ros import detector_node
 real_stop = InferenceWorker.stop
 InferenceWorker.stop = lambda self, timeout_s=None: real_stop(self, 0.5)
-detector_node.DetectorNode._infer = lambda self, frames: time.sleep(3600)
+def hung_infer(self, frames):
+    pathlib.Path(os.environ["HUNG_MODEL_ENTERED"]).touch()
+    time.sleep(3600)
+detector_node.DetectorNode._infer = hung_infer
 sys.exit(detector_node.main(sys.argv[1:]))
 """
 
 
-def test_sigint_with_a_hung_inference_thread_still_ends_the_process(ros):
+def test_sigint_with_a_hung_inference_thread_still_ends_the_process(ros, tmp_path):
     import rclpy
     from sensor_msgs.msg import Image
 
+    entered = tmp_path / "model_entered"
     process = subprocess.Popen(
         [sys.executable, "-c", HUNG_NODE_SCRIPT, "--ros-args", "-p", "weights:=''",
          "-p", "allow_untrained_weights:=true", "-p", "input_size:=128",
          "-p", "image_topics:=['/hung_cam/image_raw']", "-r", "__node:=hung_detector"],
-        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "HUNG_MODEL_ENTERED": str(entered)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         tester = ros.add_node(rclpy.create_node("hung_tester", context=ros.context))
         publisher = tester.create_publisher(Image, "/hung_cam/image_raw", _qos_reliable(5))
         wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "the node process")
         publisher.publish(_image_message(_scene(120, 160, 13), "hung", 1))
-        time.sleep(1.0)  # the batch reaches the model and stays there
+        # The batch must be in the model when SIGINT comes (a fixed sleep could be too short on
+        # a loaded machine: the worker would then stop normally and exit 0).
+        wait_for(entered.exists, 30.0, "the batch to reach the hung model")
         process.send_signal(signal.SIGINT)
         # It used to raise TimeoutError out of main() and then wait forever for the thread.
         output, _ = process.communicate(timeout=30)
@@ -703,7 +715,10 @@ def test_use_sim_time_measures_latency_on_the_replayed_clock(ros, harness):
     # Before any /clock the node cannot measure latency: the frame is still processed.
     publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", recorded_start_ns))
     wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "detections without /clock")
-    assert len(detector._cameras[CAM_A].stats.latency_ms) == 0
+    stats = detector._cameras[CAM_A].stats
+    # The latency is recorded after the detections are published: wait until it would be.
+    wait_for(lambda: stats.processed == 1, 10.0, "the frame counted as processed")
+    assert len(stats.latency_ms) == 0 and len(stats.receive_delay_ms) == 0
     started = time.monotonic()
     for index in range(1, 40):
         sim_now_ns = recorded_start_ns + int((time.monotonic() - started) * 1e9)
@@ -718,10 +733,11 @@ def test_use_sim_time_measures_latency_on_the_replayed_clock(ros, harness):
         10.0,
         "diagnostics on the simulated clock",
     )
-    latencies = detector._cameras[CAM_A].stats.latency_ms.summary()
+    # Frames sent while /clock ran may still be in the model (a loaded machine): wait for them.
+    wait_for(lambda: len(stats.latency_ms) >= 3, 30.0, "latencies of 3 frames on /clock")
+    latencies = stats.latency_ms.summary()
     # Against the wall clock these would be ~6 years; on /clock they are the node's own time,
     # give or take the 50 ms /clock period.
-    assert len(detector._cameras[CAM_A].stats.latency_ms) >= 3
     assert -100.0 < latencies.p50 < 5000.0
 
 
@@ -784,23 +800,30 @@ def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_ali
     """The timer callback may already run when a transition on another thread tears down."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    detector, _tester, _publishers, _recorder = harness(diagnostics_period_s=0.05)
+    detector, tester, _publishers, _recorder = harness(diagnostics_period_s=0.05)
     stats = detector._cameras[CAM_A].stats
     real_rates = stats.rates_hz
-    inside = threading.Event()
+    inside, left = threading.Event(), threading.Event()
 
     def slow_rates() -> tuple[float, float]:
         inside.set()
-        time.sleep(0.5)  # fault injection: widens the window the teardown lands in
-        return real_rates()
+        try:
+            time.sleep(0.5)  # fault injection: widens the window the teardown lands in
+            return real_rates()
+        finally:
+            left.set()
 
     monkeypatch.setattr(stats, "rates_hz", slow_rates)
     assert inside.wait(10.0), "the diagnostics timer never ran"
     assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    time.sleep(1.0)
-    # It used to raise "dictionary changed size during iteration", which ended the spin.
-    assert any(t.name == "test-executor" for t in threading.enumerate())
+    assert left.wait(10.0)
+    # It used to raise "dictionary changed size during iteration", which ended the spin. The
+    # executor is single-threaded: a timer created now runs only if it still spins after that
+    # callback. (A thread-name check could see another test's executor thread.)
+    spinning = threading.Event()
+    tester.create_timer(0.01, spinning.set)
+    assert spinning.wait(10.0), "the executor stopped spinning"
 
 
 def test_a_parameter_set_while_configure_loads_the_model_is_applied(ros, monkeypatch):
@@ -841,19 +864,27 @@ def test_concurrent_parameter_changes_are_all_applied(harness, monkeypatch):
 
     detector, _tester, _publishers, _recorder = harness()
     real_validate = detector_module.validate_settings
+    validating = threading.Event()
 
     def slow_validate(values):
+        validating.set()
         time.sleep(0.3)  # fault injection: both changes start from the same settings
         return real_validate(values)
 
     monkeypatch.setattr(detector_module, "validate_settings", slow_validate)
+    first_results = []
     first = threading.Thread(
-        target=lambda: detector.set_parameters([Parameter("conf_threshold", value=0.7)])
+        target=lambda: first_results.extend(
+            detector.set_parameters([Parameter("conf_threshold", value=0.7)])
+        )
     )
     first.start()
-    time.sleep(0.1)
+    # The second change starts while the first is being validated (a fixed sleep could let
+    # the first finish, or not yet start, on a loaded machine: then nothing overlaps).
+    assert validating.wait(10.0), "the first change never reached validation"
     assert detector.set_parameters([Parameter("tracking.min_hits", value=3)])[0].successful
     first.join(10.0)
+    assert not first.is_alive() and [r.successful for r in first_results] == [True]
     assert detector.get_parameter("conf_threshold").value == 0.7
     # The second change used to be built on the settings before the first and undo it.
     assert detector._settings["conf_threshold"] == 0.7
@@ -884,6 +915,7 @@ def test_shutdown_cleanly_from_two_threads_at_once(harness, monkeypatch):
         thread.start()
     for thread in threads:
         thread.join(30.0)
+    assert not any(thread.is_alive() for thread in threads), "shutdown_cleanly hung"
     assert errors == []
     assert detector._detector is None and not detector._cameras
     assert detector.count_publishers("/cam_a/detections") == 0
