@@ -85,7 +85,9 @@ def replay_summary(result: Any, settings: dict | None = None) -> dict:
         "peak_throughput": result.peak,
         "node_command": result.node_command,
         "node_exit_code": result.node_exit_code,
-        "settings": settings or {},
+        # The caller's settings (e.g. the command line's) on top of what the replay used.
+        "settings": {**getattr(result, "settings", {}), **(settings or {})},
+        "machine": getattr(result, "machine", {}),
         "bag_problems": result.problems,
     }
 
@@ -97,6 +99,20 @@ def _fmt(value: Any, unit: str = "") -> str:
         else f"{value:g}{unit}"
         if isinstance(value, float)
         else f"{value}{unit}"
+    )
+
+
+def _machine_line(machine: dict, settings: dict) -> str:
+    if not machine:
+        return "Machine: not recorded."
+    gpus = ", ".join(machine.get("gpus") or []) or "none"
+    return (
+        f"Machine: {machine.get('cpu')} ({machine.get('cpus_usable')} of "
+        f"{machine.get('cpu_count')} cores usable, {_fmt(machine.get('memory_gb'))} GB), "
+        f"GPU {gpus}; {machine.get('os')}, Python {machine.get('python')}, ROS "
+        f"{machine.get('ros_distro') or '–'} ({machine.get('rmw_implementation') or 'default RMW'})."
+        f" Node parameters: `{settings.get('node_parameter_overlay', {})}`"
+        f"{', params file ' + str(settings['params_file']) if settings.get('params_file') else ''}."
     )
 
 
@@ -124,6 +140,8 @@ def write_replay_report(
         "",
         f"Replayed {', '.join(result.image_topics)} into a real `detector_node` process over DDS "
         f"({rate}).",
+        "",
+        _machine_line(summary["machine"], summary["settings"]),
         "",
         "| camera | sent | received | dropped | output Hz | latency p50 / p95 / p99 / max (ms) | jitter (ms) |",
         "|---|---|---|---|---|---|---|",
@@ -159,7 +177,9 @@ def write_replay_report(
             f"Peak throughput (≤ {peak['max_loss']:.0%} loss): "
             + (
                 f"{_fmt(peak.get('best_fps'))} frames/s offered "
-                f"(×{_fmt(peak.get('best_rate'))} recorded rate); "
+                f"(×{_fmt(peak.get('best_rate'))} recorded rate; sent at "
+                f"{_fmt(peak.get('best_sent_fps'))} frames/s, "
+                f"{_fmt(peak.get('best_throughput_fps'))} frames/s came back); "
                 if peak.get("best_rate")
                 else "no tried rate stayed under the loss limit; "
             )

@@ -34,7 +34,7 @@ from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
 from togethernet_ros.ros.local_dds import local_dds_environment
 from togethernet_ros.ros.replay_node_process import NodeProcess
-from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor
+from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor, machine_description
 
 ROS_TYPES = {IMAGE_TYPE: Image, COMPRESSED_IMAGE_TYPE: CompressedImage}
 # Node parameters the replay sets unless the caller overrides them (see _Harness for why).
@@ -93,6 +93,9 @@ class ReplayResult:
     image_topics: list[str]
     peak: dict | None = None
     problems: list[dict] = field(default_factory=list)
+    # How it was run (rate, frames, the node's parameter overlay) and on what machine.
+    settings: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)
 
 
 def header_stamp_from_cdr(raw: bytes | memoryview) -> int:
@@ -112,7 +115,9 @@ class _Harness:
         self.received: list[ReceivedOutput] = []
         self._min_subscribers = options.min_output_subscribers
         self._lock = threading.Condition()
-        self._latest: dict[str, int] = {}
+        # Last arrival time of each (topic, stamp): stamps can repeat (a looping bag, stamp 0),
+        # so "this frame came back" means its stamp arrived after the frame was sent.
+        self._arrived: dict[tuple[str, int], float] = {}
         self._record: BackgroundBagWriter | None = None
         self.unrecorded = 0  # outputs lost because the recording had failed
         # Reliable, and the node's input made reliable too (REPLAY_NODE_DEFAULTS): over Fast DDS
@@ -160,7 +165,7 @@ class _Harness:
             stamp = header_stamp_from_cdr(raw)
             with self._lock:
                 self.received.append(ReceivedOutput(topic, stamp, now))
-                self._latest[topic] = stamp
+                self._arrived[(topic, stamp)] = now
                 self._lock.notify_all()
             if self._record is not None:
                 try:
@@ -183,11 +188,16 @@ class _Harness:
         )
         return inputs and outputs and observers
 
-    def wait_for(self, topic: str, stamp: int, timeout_s: float) -> bool:
-        """Block until ``topic`` delivered ``stamp`` (or later); False on timeout."""
+    def came_back(self, topic: str, stamp: int, sent_s: float) -> bool:
+        """Whether ``topic`` delivered ``stamp`` after ``sent_s`` (harness monotonic time)."""
+        with self._lock:
+            return self._arrived.get((topic, stamp), -1.0) >= sent_s
+
+    def wait_for(self, topic: str, stamp: int, sent_s: float, timeout_s: float) -> bool:
+        """Block until ``topic`` delivered ``stamp`` after ``sent_s``; False on timeout."""
         give_up = time.monotonic() + timeout_s
         with self._lock:
-            while self._latest.get(topic) != stamp:
+            while self._arrived.get((topic, stamp), -1.0) < sent_s:
                 remaining = give_up - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -222,7 +232,7 @@ def _play(
     sent: list[SentFrame] = []
     first_log = frames[0].log_time_ns
     start = time.monotonic()
-    last_sent: dict[str, int] = {}
+    last_sent: dict[str, SentFrame] = {}
     for index, record_in in enumerate(frames):
         topic = record_in.topic.topic
         stamp = header_stamp_from_cdr(record_in.raw)
@@ -232,12 +242,18 @@ def _play(
             if delay > 0:
                 time.sleep(delay)
         elif topic in last_sent:
-            harness.wait_for(output_topics(topic).detections, last_sent[topic], accept_timeout_s)
+            previous = last_sent[topic]
+            harness.wait_for(
+                output_topics(topic).detections,
+                previous.stamp_ns,
+                previous.sent_s,
+                accept_timeout_s,
+            )
         data = bytes(record_in.raw)
         sent_at = time.monotonic()
         harness.publishers[topic].publish(data)
         sent.append(SentFrame(topic, stamp, sent_at))
-        last_sent[topic] = stamp
+        last_sent[topic] = sent[-1]
         if record is not None:
             record.put(topic, record_in.topic.msgtype, time.time_ns(), data)
         if progress is not None:
@@ -245,14 +261,16 @@ def _play(
     return sent
 
 
-def _drain(harness: _Harness, sent: list[SentFrame], first_index: int, timeout_s: float) -> None:
-    # Wait until every camera's last frame of this trial came back, or timeout_s passed.
-    last = {f.topic: f.stamp_ns for f in sent}
+def _drain(harness: _Harness, sent: list[SentFrame], timeout_s: float) -> None:
+    # Wait until every camera's last frame of this trial came back, or timeout_s passed; the
+    # node keeps each camera's order, so the earlier outputs are in by then.
+    last = {f.topic: f for f in sent}
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
-        with harness._lock:
-            seen = {(r.topic, r.stamp_ns) for r in harness.received[first_index:]}
-        if all((output_topics(t).detections, s) in seen for t, s in last.items()):
+        if all(
+            harness.came_back(output_topics(t).detections, f.stamp_ns, f.sent_s)
+            for t, f in last.items()
+        ):
             return
         time.sleep(0.05)
 
@@ -331,6 +349,16 @@ def run_replay(
         image_topics=sorted(topics),
         peak=peak,
         problems=problems,
+        settings={
+            "rate": options.rate,
+            "max_frames": options.max_frames,
+            "frames": len(frames),
+            "peak_search": peak_search,
+            "params_file": None if options.params_file is None else str(options.params_file),
+            "node_parameter_overlay": parameters,  # defaults + overrides, as the node got them
+            "domain_id": env.get("ROS_DOMAIN_ID"),
+        },
+        machine=machine_description(),
     )
 
 
@@ -347,7 +375,7 @@ def _trial(
         first_index = len(harness.received)
     started = time.monotonic()
     sent = _play(harness, frames, rate, options.accept_timeout_s, record, progress)
-    _drain(harness, sent, first_index, options.drain_timeout_s)
+    _drain(harness, sent, options.drain_timeout_s)
     ended = time.monotonic()
     with harness._lock:
         received = list(harness.received[first_index:])
@@ -362,6 +390,19 @@ def _trial(
     )
 
 
+def _recorded_fps(frames: list[BagRecord]) -> float:
+    """Frames/s of the recording, the cameras' rates added (the unit of throughput_fps).
+
+    Counting all cameras' frames over one span would count k cameras × n frames as k·n - 1
+    intervals instead of k·(n - 1): 22 instead of 20 frames/s for two 10 Hz cameras × 6 frames.
+    """
+    times: dict[str, list[int]] = {}
+    for record in frames:
+        times.setdefault(record.topic.topic, []).append(record.log_time_ns)
+    rates = [(len(t) - 1) / ((max(t) - min(t)) / 1e9) for t in times.values() if max(t) > min(t)]
+    return sum(rates) if rates else float("nan")
+
+
 def _peak_search(
     harness: _Harness,
     frames: list[BagRecord],
@@ -373,8 +414,7 @@ def _peak_search(
     max_loss: float = 0.05,
 ) -> dict:
     """Highest playback rate factor with ≤ ``max_loss`` dropped frames (bisection)."""
-    span_s = (frames[-1].log_time_ns - frames[0].log_time_ns) / 1e9
-    recorded_fps = (len(frames) - 1) / span_s if span_s > 0 else float("nan")
+    recorded_fps = _recorded_fps(frames)
     closed_loop = _trial(harness, frames, 0.0, options, None, None, monitor)
     trials.append(closed_loop)
     accepted_fps = closed_loop.metrics["overall"]["throughput_fps"] or 0.0
@@ -407,10 +447,13 @@ def _peak_search(
         "best_throughput_fps": None
         if best is None
         else best[1].metrics["overall"]["throughput_fps"],
+        # The send rate the harness reached there (it can fall behind the one asked for).
+        "best_sent_fps": None if best is None else best[1].metrics["overall"]["send_rate_fps"],
         "trials": [
             {
                 "rate": round(t.rate, 4),
                 "drop_rate": t.metrics["overall"]["drop_rate"],
+                "sent_fps": t.metrics["overall"]["send_rate_fps"],
                 "throughput_fps": t.metrics["overall"]["throughput_fps"],
                 "latency_p50_ms": t.metrics["overall"]["latency_ms"]["p50"],
             }

@@ -1,11 +1,15 @@
-"""CPU / memory of a process (psutil) and GPU use (nvidia-smi, when present), sampled in a thread."""
+"""CPU / memory of a process and its children (psutil) and GPU use (nvidia-smi, when present), sampled in a thread."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
@@ -22,7 +26,7 @@ def _nvidia_smi_rows(query: str) -> list[str]:
     return completed.stdout.strip().splitlines()
 
 
-def _gpu_sample(pid: int) -> dict:
+def _gpu_sample(pids: set[int]) -> dict:
     sample: dict = {}
     try:
         overall = _nvidia_smi_rows("--query-gpu=utilization.gpu,memory.used")
@@ -32,15 +36,45 @@ def _gpu_sample(pid: int) -> dict:
             sample["gpu_memory_used_mb"] = memory
         for line in _nvidia_smi_rows("--query-compute-apps=pid,used_memory"):
             app_pid, used = (v.strip() for v in line.split(",")[:2])
-            if app_pid.isdigit() and int(app_pid) == pid:
-                sample["gpu_process_memory_mb"] = float(used)
+            if app_pid.isdigit() and int(app_pid) in pids:
+                sample["gpu_process_memory_mb"] = sample.get("gpu_process_memory_mb", 0.0) + float(
+                    used
+                )
     except (OSError, ValueError, subprocess.SubprocessError):
         pass
     return sample
 
 
+def machine_description() -> dict:
+    """What the figures were measured on: CPU, memory, GPUs, OS, Python and ROS."""
+    cpu_model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    gpus: list[str] = []
+    if shutil.which("nvidia-smi"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            gpus = _nvidia_smi_rows("--query-gpu=name,memory.total")
+    return {
+        "cpu": cpu_model,
+        "cpu_count": psutil.cpu_count(),
+        # Affinity: a container or taskset may allow fewer cores than the machine has.
+        "cpus_usable": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpus": gpus,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "ros_distro": os.environ.get("ROS_DISTRO"),
+        "rmw_implementation": os.environ.get("RMW_IMPLEMENTATION"),
+    }
+
+
 class ResourceMonitor(threading.Thread):
-    """Samples ``pid`` every ``period_s`` until :meth:`stop`; ``samples`` holds dicts."""
+    """Samples ``pid`` and its descendants (added up) every ``period_s`` until :meth:`stop`; ``samples`` holds dicts."""
 
     def __init__(self, pid: int, period_s: float = 0.25, gpu: bool | None = None) -> None:
         super().__init__(name="replay-resource-monitor", daemon=True)
@@ -51,26 +85,45 @@ class ResourceMonitor(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        """Thread body: sample the process's CPU and memory until stopped."""
+        """Thread body: sample the process tree's CPU and memory until stopped.
+
+        The tree, because the command started may be a launcher (``ros2 run``, a shell script)
+        whose child is the node: the launcher alone read 12 MiB and 0 % CPU.
+        """
         try:
-            process = psutil.Process(self.pid)
-            process.cpu_percent(None)
+            root = psutil.Process(self.pid)
+            root.cpu_percent(None)
         except psutil.Error:
             return
+        tree = {self.pid: root}
         last_gpu = 0.0
         while not self._stop_event.wait(self.period_s):
             try:
-                with process.oneshot():
-                    sample = {
-                        "t": time.monotonic(),
-                        "cpu_percent": process.cpu_percent(None),
-                        "rss_mb": process.memory_info().rss / 2**20,
-                        "threads": process.num_threads(),
-                    }
+                children = root.children(recursive=True)
             except psutil.Error:
                 return
+            for child in children:
+                if child.pid not in tree:
+                    tree[child.pid] = child
+                    # Starts cpu_percent's interval: a first call always reads 0.
+                    with contextlib.suppress(psutil.Error):
+                        child.cpu_percent(None)
+            sample = {"t": time.monotonic(), "cpu_percent": 0.0, "rss_mb": 0.0, "threads": 0}
+            alive = 0
+            for pid, process in list(tree.items()):
+                try:
+                    with process.oneshot():
+                        sample["cpu_percent"] += process.cpu_percent(None)
+                        sample["rss_mb"] += process.memory_info().rss / 2**20
+                        sample["threads"] += process.num_threads()
+                    alive += 1
+                except psutil.Error:
+                    del tree[pid]  # an exited child; the root's exit ends the loop below
+            if self.pid not in tree:
+                return
+            sample["processes"] = alive
             if self.gpu and sample["t"] - last_gpu >= 1.0:
-                sample.update(_gpu_sample(self.pid))
+                sample.update(_gpu_sample(set(tree)))
                 last_gpu = sample["t"]
             self.samples.append(sample)
 

@@ -1,0 +1,68 @@
+"""`bag replay` against the real node with the blob stand-in detector (blob_node.py): fast."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy not importable: the ROS 2 wheels are not installed")
+pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built in this environment")
+
+from togethernet_ros.bag.bag_reader import BagReader
+from togethernet_ros.bag.image_codec import IMAGE_TYPE
+from togethernet_ros.bag.replay_report import write_replay_report
+from togethernet_ros.ros.bag_replay import ReplayOptions, _recorded_fps, run_replay
+
+from .bag_samples import START_NS
+
+pytestmark = pytest.mark.ros
+BLOB_NODE = [sys.executable, str(Path(__file__).with_name("blob_node.py"))]
+FRONT = (("/cam_front/image_raw", IMAGE_TYPE),)
+
+
+def _replay(bag: Path, rate: float, *node_args: str):
+    options = ReplayOptions(
+        rate=rate,
+        node_command=BLOB_NODE + list(node_args),
+        node_parameters={"max_batch_wait_ms": 0.0},
+        startup_timeout_s=60,
+    )
+    return run_replay(bag, options)
+
+
+def test_a_looping_bag_counts_and_waits_for_every_frame(camera_bag):
+    # Stamps 0..3 twice: the last frame's stamp came back once already in the first loop.
+    bag = camera_bag(frames=8, topics=FRONT, stamps=[0, 1, 2, 3, 0, 1, 2, 3])
+    result = _replay(bag, 1.0)
+    camera = result.trials[0].metrics["cameras"]["/cam_front/image_raw"]
+    assert (camera["sent"], camera["received"], camera["dropped"]) == (8, 8, 0)
+    assert camera["latency_ms"]["max"] < 100  # each output matched to its own loop's frame
+
+
+def test_as_fast_as_accepted_waits_for_frames_without_stamp(camera_bag):
+    # Stamp 0 on every frame: each frame must still wait for the previous one to come back.
+    bag = camera_bag(frames=6, topics=FRONT, stamps=[-START_NS] * 6)
+    result = _replay(bag, 0.0)
+    overall = result.trials[0].metrics["overall"]
+    assert (overall["sent"], overall["received"], overall["dropped"]) == (6, 6, 0)
+
+
+def test_resources_follow_a_launcher_to_the_node(camera_bag, tmp_path):
+    # Like `ros2 run`, the started process is a launcher and the node its child.
+    result = _replay(camera_bag(frames=10, topics=FRONT), 1.0, "--wrap")
+    resources = result.trials[0].resources
+    assert resources["processes_max"] == 2
+    assert resources["rss_mb_max"] > 60  # the launcher alone has ~12 MiB, the node ~100
+    assert resources["threads_max"] > 5
+    summary = write_replay_report(result, tmp_path / "report")
+    markdown = summary["markdown"].read_text()
+    assert "Machine: " in markdown and "max_batch_wait_ms" in markdown
+
+
+def test_recorded_rate_adds_the_cameras(camera_bag):
+    # Two cameras × 6 frames at 10 Hz: 20 frames/s, not (12 - 1) / 0.5 s = 22.
+    with BagReader(camera_bag(frames=6)) as reader:
+        frames = list(reader.records(reader.image_topics))
+    assert _recorded_fps(frames) == pytest.approx(20.0)
