@@ -120,8 +120,13 @@ def detection_loss(
     cls_targets = one_hot * assignment.matched_iou[fg_image, fg_anchor][:, None]
     num_fg = max(float(fg_image.numel()), 1.0)
 
-    iou = box_iou_cxcywh_pairs(boxes[fg], box_targets)
-    loss_iou = (1.0 - iou**2).sum()
+    fg_boxes = boxes[fg]
+    iou = box_iou_cxcywh_pairs(fg_boxes, box_targets)
+    # A positive whose size overflowed exp() (a diverging regressor, fp16/bf16 maps) has IoU 0,
+    # so a finite loss, but a NaN gradient that would poison every weight unnoticed. 0·Σboxes
+    # leaves finite losses (and gradients) bit-identical and turns that case into a NaN loss,
+    # which the trainer's per-step loss check stops on before backward: no extra host sync.
+    loss_iou = (1.0 - iou**2).sum() + 0.0 * fg_boxes.sum()
     # Focal-style objectness via log-sigmoid: log p and log(1−p) without overflow under AMP.
     p = torch.sigmoid(obj_logits)
     positive = fg.float()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,18 @@ class TrainConfig:
             )
         if self.train.batch_size < 1 or self.train.epochs < 1:
             raise ValueError("train.batch_size and train.epochs must be >= 1")
+        # Checked here, not where used: eval.batch_size=0 used to crash only after the first
+        # epoch of training, a non-positive lr or min_lr_ratio trains backwards or not at all.
+        if self.eval.batch_size < 1:
+            raise ValueError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
+        if self.data.workers < 0:
+            raise ValueError(f"data.workers must be >= 0, got {self.data.workers}")
+        if not (math.isfinite(self.train.lr) and self.train.lr > 0):
+            raise ValueError(f"train.lr must be a finite number > 0, got {self.train.lr}")
+        for key in ("min_lr_ratio", "warmup_lr_ratio", "ema_decay"):
+            value = getattr(self.train, key)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"train.{key} must be in [0, 1], got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) for YAML and weights-only checkpoints."""
@@ -157,6 +171,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+_YAML11_MISSED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _typed(value: Any, annotation: str, key: str) -> Any:
     """`value` checked against a field's annotation ("int", "str | None", "tuple[str, ...]").
 
@@ -173,6 +190,9 @@ def _typed(value: Any, annotation: str, key: str) -> Any:
             return value
         if "float" in accepted and isinstance(value, int | float):
             return float(value)
+    if "float" in accepted and isinstance(value, str) and _YAML11_MISSED_FLOAT.fullmatch(value):
+        # PyYAML (YAML 1.1) reads 1e-3 or 5E4 without a dot as a string, not a number.
+        return float(value)
     if "str" in accepted and isinstance(value, str):
         return value
     strings = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)

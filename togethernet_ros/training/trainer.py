@@ -343,10 +343,12 @@ def train(
                     model.config.num_classes,
                     config.loss,
                 )
-                if not math.isfinite(float(terms.total.detach())):
+                loss_value = float(terms.total.detach())
+                if not math.isfinite(loss_value):
                     raise FloatingPointError(
-                        f"loss became {float(terms.total.detach())} at epoch {epoch} step {step}; "
-                        "lower train.lr or enable train.grad_clip"
+                        f"loss became {loss_value} in epoch {epoch + 1} (step {step}); stopped "
+                        f"before the update, {_kept_checkpoint(result.last_checkpoint, epoch)}. "
+                        f"{_DIVERGENCE_ADVICE}"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(terms.total).backward()
@@ -368,6 +370,18 @@ def train(
                         | {"lr": f"{lr:.2e}"}
                     )
             elapsed = time.perf_counter() - started
+            # Every loss was finite, yet a step may still have had NaN/inf gradients, or a BN
+            # buffer may have overflowed: never validate or save such weights as last/best.pt.
+            # One host sync per epoch.
+            bad = _non_finite_tensors(model) or (_non_finite_tensors(ema.module) if ema else [])
+            if bad:
+                more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+                kept = _kept_checkpoint(result.last_checkpoint, epoch)
+                raise FloatingPointError(
+                    f"weights became non-finite in epoch {epoch + 1} ({bad[0]}{more}) although "
+                    f"every loss was finite; not saved, {kept}. "
+                    f"{_DIVERGENCE_ADVICE}"
+                )
             row = {key: value / steps_per_epoch for key, value in sums.items()}
             row["lr"] = schedule(step - 1)
             row["images_per_s"] = steps_per_epoch * optim.batch_size / elapsed
@@ -416,6 +430,28 @@ def train(
     result.best_map = best_map
     result.model = (ema.module if ema else model).eval()
     return result
+
+
+_DIVERGENCE_ADVICE = (
+    "Lower train.lr, set train.grad_clip (e.g. 10), or use train.amp=bf16/none instead of fp16, "
+    "then resume from last.pt or restart"
+)
+
+
+def _kept_checkpoint(last: Path | None, epochs_done: int) -> str:
+    # Only the end of an epoch writes last.pt, so it holds the previous, healthy epoch.
+    if last is None:
+        return "no checkpoint written by this run yet"
+    return f"{last} still holds epoch {epochs_done}"
+
+
+def _non_finite_tensors(module: nn.Module) -> list[str]:
+    """Names of floating-point parameters and buffers holding NaN or inf (one host sync)."""
+    named = [(name, t) for name, t in module.state_dict().items() if t.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
 
 
 def _progress(

@@ -1,0 +1,135 @@
+"""Training must stop on non-finite numbers instead of saving NaN weights; odd labels stay finite."""
+
+import pytest
+import torch
+
+from togethernet_ros.model import TogetherNet, TogetherNetConfig, build_model
+from togethernet_ros.training.detection_loss import together_loss
+from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset
+from togethernet_ros.training.train_config import load_train_config
+from togethernet_ros.training.trainer import train
+
+CLASSES = ["a", "b", "c"]
+
+
+def tiny_config(tmp_path, *overrides):
+    """One epoch of one step: 2 images of 128², batch 2, narrow network."""
+    return load_train_config(
+        None,
+        [
+            f"output.dir={tmp_path}",
+            f"data.class_names={CLASSES}",
+            "data.workers=0",
+            "model.input_size=128",
+            "model.width=0.125",
+            "train.batch_size=2",
+            "train.epochs=1",
+            "train.warmup_epochs=1",
+            "train.flat_epochs=0",
+            "eval.interval=0",
+            "output.progress_bar=false",
+            "output.tensorboard=false",
+            *overrides,
+        ],
+    )
+
+
+def small_model() -> TogetherNet:
+    torch.manual_seed(0)
+    return build_model(config=TogetherNetConfig(num_classes=3, width=0.125))
+
+
+def diverged_box_regressor() -> TogetherNet:
+    """A model whose width outputs are far past exp()'s float32 range (t_w ≈ 100)."""
+    model = small_model()
+    with torch.no_grad():
+        for reg_pred in model.head.reg_preds:
+            reg_pred.bias[2] = 100.0
+    return model
+
+
+def test_overflowing_box_size_makes_the_loss_nan_not_only_its_gradient():
+    model = diverged_box_regressor().train()
+    output = model(torch.randn(2, 3, 128, 128))
+    targets = [torch.tensor([[0.0, 40, 40, 30, 30]]), torch.tensor([[1.0, 80, 70, 20, 40]])]
+    terms = together_loss(
+        output.maps, output.dehazed, torch.zeros(2, 3, 128, 128), targets, model.strides, 3
+    )
+    # Before: IoU 0 gave a finite loss whose backward wrote NaN into every weight.
+    assert torch.isnan(terms.total)
+
+
+@pytest.mark.parametrize("amp", ["none", "fp16"])
+def test_diverged_regressor_stops_the_run_before_any_nan_checkpoint(tmp_path, amp):
+    data = SyntheticFogDataset(2, 128, 128, num_classes=3, seed=3)
+    config = tiny_config(tmp_path, f"train.amp={amp}")
+    # Before: the run "finished" and wrote a last.pt with NaN weights (none) or silently skipped
+    # every step (fp16).
+    with pytest.raises(FloatingPointError, match=r"loss became nan in epoch 1 .* train\.lr"):
+        train(config, data, model=diverged_box_regressor())
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_non_finite_weights_are_never_validated_or_saved(tmp_path):
+    # A NaN BN statistic (e.g. inherited from a broken checkpoint): training-mode BN ignores it,
+    # so every loss stays finite, but the saved model would detect nothing in eval mode.
+    model = small_model()
+    with torch.no_grad():
+        model.backbone.backbone.stem.conv.bn.running_var[0] = float("nan")
+    data = SyntheticFogDataset(2, 128, 128, num_classes=3, seed=3)
+    with pytest.raises(FloatingPointError, match=r"weights became non-finite in epoch 1 \(.*bn"):
+        train(tiny_config(tmp_path, "eval.interval=1"), data, data, model=model)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+def _many_objects(count: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.randint(0, 3, (count, 1), generator=generator).float()
+    centres = torch.rand(count, 2, generator=generator) * 128
+    sizes = torch.rand(count, 2, generator=generator) * 30 + 2
+    return torch.cat([classes, centres, sizes], 1)
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        [torch.zeros(0, 5), torch.zeros(0, 5)],
+        [torch.zeros(0, 5), torch.tensor([[1.0, 64, 64, 20, 20]])],
+        [_many_objects(150, 1), _many_objects(3, 2)],
+        [torch.tensor([[0.0, 10, 10, 0.5, 0.5], [1, 64, 64, 1.5, 1.9]]), torch.zeros(0, 5)],
+        [torch.tensor([[0.0, 0.5, 0.5, 1, 1], [1, 127.5, 127.5, 1, 1], [2, 64, 64, 128, 128]])] * 2,
+    ],
+    ids=["no-objects", "one-image-empty", "150-objects", "sub-2px", "border"],
+)
+def test_unusual_label_sets_give_finite_loss_and_gradients(targets):
+    model = small_model().train()
+    output = model(torch.randn(2, 3, 128, 128))
+    terms = together_loss(
+        output.maps, output.dehazed, torch.randn(2, 3, 128, 128), targets, model.strides, 3
+    )
+    terms.total.backward()
+    assert torch.isfinite(terms.total)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    # PyYAML reads 1e-3 as a string: `--set train.lr=1e-3` used to be rejected.
+    config = load_train_config(None, ["train.lr=1e-3", "train.weight_decay=5E-4"])
+    assert (config.train.lr, config.train.weight_decay) == (1e-3, 5e-4)
+    assert load_train_config(None, ["data.root=1e3"]).data.root == "1e3"  # str stays str
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.batch_size=0", "eval.batch_size must be >= 1"),  # crashed after epoch 1
+        ("data.workers=-1", "data.workers must be >= 0"),
+        ("train.lr=0", "train.lr must be a finite number > 0"),
+        ("train.lr=.nan", "train.lr must be a finite number > 0"),
+        ("train.min_lr_ratio=-0.1", r"train.min_lr_ratio must be in \[0, 1\]"),
+        ("train.ema_decay=1.5", r"train.ema_decay must be in \[0, 1\]"),
+    ],
+)
+def test_out_of_range_values_are_rejected_before_training(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_train_config(None, [override])
