@@ -169,7 +169,12 @@ def test_bag_commands_read_the_node_tracking_settings(tmp_path, repo_root):
         "    tracking.max_misses: 9\n    tracking.min_hits: 4\n"
     )
     settings = resolve_detector_settings(argparse.Namespace(params_file=dotted))
-    assert settings["tracker"] == {"min_hits": 4, "max_misses": 9}
+    # On top of the node's own tracking settings, as the node layers a params file.
+    expected = {k: v for k, v in tracking.items() if k != "enabled"} | {
+        "min_hits": 4,
+        "max_misses": 9,
+    }
+    assert settings["tracker"] == expected
 
 
 def test_bag_run_cli_refuses_untrained_without_the_flag(camera_bag, tmp_path, capsys):
@@ -200,3 +205,23 @@ def test_bag_run_without_options_detects_as_the_node_does(camera_bag, tmp_path, 
     command = ["bag", "run", str(camera_bag(frames=2)), "--output", str(output)]
     assert main([*command, "--input-size", "128", "--device", "cpu"]) == 0
     assert (output / "metadata.yaml").is_file()
+
+
+def test_a_partial_params_file_keeps_the_node_defaults_it_does_not_set(tmp_path, repo_root):
+    """--params-file goes on top of config/detect.yaml, not on top of the built-in fallbacks."""
+    import argparse
+
+    import yaml
+
+    from togethernet_ros.bag.detector_options import FALLBACK_DEFAULTS, resolve_detector_settings
+
+    node = yaml.safe_load((repo_root / "config" / "detect.yaml").read_text())["/**"][
+        "ros__parameters"
+    ]
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("detector:\n  ros__parameters:\n    conf_threshold: 0.4\n")
+    settings = resolve_detector_settings(argparse.Namespace(params_file=partial))
+    assert settings["conf_threshold"] == 0.4
+    assert settings["weights"] == node["weights"] != FALLBACK_DEFAULTS["weights"]
+    assert settings["nms_threshold"] == node["nms_threshold"] != FALLBACK_DEFAULTS["nms_threshold"]
+    assert settings["tracker"]["min_hits"] == node["tracking"]["min_hits"]

@@ -60,3 +60,14 @@ def test_throughput_is_the_output_rate_of_each_camera_added():
     for camera in metrics["cameras"].values():
         assert camera["latency_ms"]["max"] == pytest.approx(4.0)
         assert camera["received"] == 6
+
+
+def test_zero_stamps_with_latency_above_the_frame_period_match_their_own_frames():
+    # Stamp 0 at 10 Hz, every frame back 150 ms later: each output arrives after the next frame
+    # was sent, which a forward match took, shifting every pair by one frame and losing one.
+    sent = [SentFrame(CAM, 0, 0.1 * i) for i in range(6)]
+    received = [ReceivedOutput(OUT, 0, 0.1 * i + 0.15) for i in range(6)]
+    overall = replay_metrics(sent, received)["overall"]
+    assert (overall["sent"], overall["received"], overall["dropped"]) == (6, 6, 0)
+    assert overall["latency_ms"]["min"] == pytest.approx(150.0)  # not 50 ms
+    assert overall["latency_ms"]["max"] == pytest.approx(150.0)

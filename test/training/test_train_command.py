@@ -103,3 +103,16 @@ def test_empty_validation_set_and_resume_with_other_classes(tmp_path, capsys):
     message = refused(capsys, resume).splitlines()[-1]
     assert message.startswith(f"train: {out / 'last.pt'} was trained with 3 classes")
     assert "this run has 2: ['person', 'car']" in message and "\n" not in message
+
+
+def test_a_diverged_run_exits_1_not_the_usage_error_2(monkeypatch, capsys):
+    """Divergence is a bad result of a run that started, not a refused input."""
+    from togethernet_ros.training import train_command, trainer
+
+    def diverge(*_args, **_kwargs):
+        raise FloatingPointError("loss became nan in epoch 1 (step 0)")
+
+    monkeypatch.setattr(train_command, "build_datasets", lambda data: (None, None))
+    monkeypatch.setattr(trainer, "train", diverge)
+    assert main(["train", "--set", "output.tensorboard=false"]) == 1
+    assert "train: loss became nan in epoch 1" in capsys.readouterr().err

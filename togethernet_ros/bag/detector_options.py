@@ -86,13 +86,21 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge built-in defaults < params file (given, else the node's own) < command line."""
+    """Merge built-in defaults < the node's own YAML < --params-file < command line.
+
+    Layered as the node layers them: a params file that sets only some keys (a threshold)
+    keeps the node's other defaults (its weights, its tracking) instead of the built-in ones.
+    """
     settings = dict(FALLBACK_DEFAULTS)
-    params_file = getattr(args, "params_file", None) or _node_config_file()
-    if params_file is not None:
+    tracker: dict[str, Any] = {}
+    for params_file in (_node_config_file(), getattr(args, "params_file", None)):
+        if params_file is None:
+            continue
         parameters = read_node_parameters(params_file)
         settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
-        settings["tracker"] = _tracking_parameters(parameters)
+        tracker.update(_tracking_parameters(parameters) or {})
+    if tracker:
+        settings["tracker"] = tracker
     for key in DETECTOR_KEYS:
         value = getattr(args, key, None)
         if value is not None:

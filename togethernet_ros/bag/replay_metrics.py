@@ -72,10 +72,13 @@ def match_outputs(
 
     Stamps need not be unique (a looping bag repeats them, a camera without a clock sends 0), so
     a stamp alone cannot name the frame. The node keeps each camera's order (newest frame wins,
-    older waiting ones are dropped), so an output belongs to a frame after the previously matched
-    one, sent before the output arrived; of several such frames with its stamp, the latest, as
-    the node drops the older ones when a newer frame arrives before it is processed. Outputs
-    that fit no frame (a previous trial's late ones) are ignored.
+    older waiting ones are dropped), so an output belongs to a frame sent before it arrived and
+    before the frame of the next output; of several such frames with its stamp, the latest, as
+    the node drops the older ones when a newer frame arrives before it is processed. Matched
+    from the last output back: matched forward, an output that arrives after the next frame was
+    sent (latency above the frame period) takes that frame, and every later one is shifted by
+    a frame (stamp 0 at 30 Hz, 45 ms latency read as 12 ms). Outputs that fit no frame (a
+    previous trial's late ones) are ignored.
     """
     pairs: dict[str, list[tuple[SentFrame, ReceivedOutput]]] = {}
     for topic in sorted({f.topic for f in sent}):
@@ -88,15 +91,19 @@ def match_outputs(
             (r for r in received if r.topic == output_topic), key=lambda r: r.received_s
         )
         matched: list[tuple[SentFrame, ReceivedOutput]] = []
-        last = -1
-        for output in outputs:
+        following = len(frames)  # index of the frame matched to the next output
+        for output in reversed(outputs):
             candidates = by_stamp.get(output.stamp_ns, [])
-            # Indices are ascending: the latest frame sent before the output, after `last`.
-            end = bisect.bisect_right(candidates, output.received_s, key=lambda i: frames[i].sent_s)
-            if end == 0 or candidates[end - 1] <= last:
+            # Indices are ascending: the latest frame sent before the output and before `following`.
+            end = min(
+                bisect.bisect_right(candidates, output.received_s, key=lambda i: frames[i].sent_s),
+                bisect.bisect_left(candidates, following),
+            )
+            if end == 0:
                 continue
-            last = candidates[end - 1]
-            matched.append((frames[last], output))
+            following = candidates[end - 1]
+            matched.append((frames[following], output))
+        matched.reverse()
         pairs[topic] = matched
     return pairs
 

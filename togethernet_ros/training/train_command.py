@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
@@ -81,8 +82,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         train_set, val_set = build_datasets(config.data)
         result = train(config, train_set, val_set)
-    except (DataError, TrainSetupError, CheckpointError, FloatingPointError) as error:
+    except (DataError, TrainSetupError, CheckpointError) as error:
         raise SystemExit(f"train: {error}") from error
+    except FloatingPointError as error:
+        # The run diverged: its result is bad, not its input, so 1 (a message in SystemExit is
+        # exit 2, the usage error).
+        print(f"train: {error}", file=sys.stderr)
+        return 1
     if result.last_checkpoint is not None:
         print(f"last checkpoint: {result.last_checkpoint}")
     if result.best_checkpoint is not None:
