@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.train_configs import CLASSES, small_config
 
 from togethernet_ros.model import build_model
 from togethernet_ros.model.checkpoint import load_checkpoint
@@ -12,28 +13,6 @@ from togethernet_ros.training.optimizer_groups import split_decay_groups
 from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset
 from togethernet_ros.training.train_config import TrainConfig, load_train_config
 from togethernet_ros.training.trainer import train
-
-CLASSES = ["a", "b", "c"]
-
-
-def small_config(tmp_path, *overrides) -> TrainConfig:
-    """A fast CPU config: 128 input, width 0.125 (the default config stays TogetherNet-s)."""
-    return load_train_config(
-        None,
-        [
-            f"output.dir={tmp_path}",
-            f"data.class_names={CLASSES}",
-            "data.workers=0",
-            "model.input_size=128",
-            "model.width=0.125",
-            "train.batch_size=4",
-            "train.warmup_epochs=1",
-            "train.flat_epochs=0",
-            "output.progress_bar=false",
-            "output.tensorboard=false",
-            *overrides,
-        ],
-    )
 
 
 def test_default_config_is_togethernet_s_and_published_recipe():

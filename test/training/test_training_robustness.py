@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from support.train_configs import small_config
 
 from togethernet_ros.model import TogetherNet, TogetherNetConfig, build_model
 from togethernet_ros.training.detection_loss import together_loss
@@ -9,29 +10,11 @@ from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset
 from togethernet_ros.training.train_config import load_train_config
 from togethernet_ros.training.trainer import train
 
-CLASSES = ["a", "b", "c"]
-
 
 def tiny_config(tmp_path, *overrides):
     """One epoch of one step: 2 images of 128², batch 2, narrow network."""
-    return load_train_config(
-        None,
-        [
-            f"output.dir={tmp_path}",
-            f"data.class_names={CLASSES}",
-            "data.workers=0",
-            "model.input_size=128",
-            "model.width=0.125",
-            "train.batch_size=2",
-            "train.epochs=1",
-            "train.warmup_epochs=1",
-            "train.flat_epochs=0",
-            "eval.interval=0",
-            "output.progress_bar=false",
-            "output.tensorboard=false",
-            *overrides,
-        ],
-    )
+    one_step = ["train.batch_size=2", "train.epochs=1", "eval.interval=0"]
+    return small_config(tmp_path, *one_step, *overrides)
 
 
 def small_model() -> TogetherNet:

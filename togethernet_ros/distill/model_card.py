@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from togethernet_ros.model import TogetherNet
 from togethernet_ros.model.checkpoint import save_checkpoint
+from togethernet_ros.model.file_digest import sha256_of
 
 LICENCE_NOTES = (
     "Teacher: NanoDet-m-416 (RangiLyu/nanodet, Apache-2.0), taken in TF.js form from the npm "
@@ -17,15 +17,6 @@ LICENCE_NOTES = (
     "licence, Apache-2.0 for OpenCV >= 4.5). No human annotations were used: the detection "
     "targets are the teacher's pseudo-labels."
 )
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_half_precision(

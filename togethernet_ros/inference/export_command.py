@@ -69,8 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export, then (unless --no-verify) compare ONNX Runtime with PyTorch; 1 on mismatch."""
     from togethernet_ros.inference.export import export_variants, verify_onnx
-    from togethernet_ros.inference.factory import DEFAULT_INPUT_SIZE, weights_sha256
+    from togethernet_ros.inference.factory import DEFAULT_INPUT_SIZE
     from togethernet_ros.model import load_model_weights, recorded_input_size
+    from togethernet_ros.model.file_digest import sha256_of
     from togethernet_ros.model.weights_path import resolve_weights_path
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -99,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "untrained": "1" if untrained else "0",
             "weights": Path(args.weights).name if args.weights else "",
             # Lets a detector given these weights and this file check that they belong together.
-            "weights_sha256": weights_sha256(resolve_weights_path(args.weights))
-            if args.weights
-            else "",
+            "weights_sha256": sha256_of(resolve_weights_path(args.weights)) if args.weights else "",
         },
     )
     height, width = args.input_size

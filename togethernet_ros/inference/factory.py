@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
 from togethernet_ros.inference.detector import Detector
+from togethernet_ros.model.file_digest import sha256_of
 
 LOGGER = logging.getLogger("togethernet_ros")
 BACKENDS = ("torch", "onnxruntime")
@@ -156,7 +156,7 @@ def _existing_or_exported_onnx(
         # The export key needs the size the checkpoint records; a cache miss reuses this load.
         loaded = load_model_weights(weights, allow_untrained=allow_untrained, num_classes=None)
         input_size = recorded_input_size(loaded.metadata) or DEFAULT_INPUT_SIZE
-    digest = weights_sha256(weights) if weights else ""
+    digest = sha256_of(weights) if weights else ""
     if onnx_path is not None:
         target = Path(onnx_path)
     else:
@@ -197,15 +197,6 @@ def _existing_or_exported_onnx(
     return target
 
 
-def weights_sha256(weights: str | Path) -> str:
-    """Hex SHA-256 of the weights file's content (so a retrained file never reuses an export)."""
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached_export_problem(target: Path, input_size: tuple[int, int], digest: str) -> str | None:
     """Why the cached pair at ``target`` cannot be used ("" when absent), or None when it can."""
     from togethernet_ros.inference.export import onnx_variant_paths, read_onnx_info
@@ -239,7 +230,7 @@ def _check_exported_from(onnx_path: Path, weights: Path) -> None:
         "pass the weights it was exported from, give weights none (ROS: weights:='') to run the "
         "ONNX file alone, or delete it to export these weights there"
     )
-    digest = weights_sha256(weights)
+    digest = sha256_of(weights)
     for info in infos:
         recorded = info.metadata.get("weights_sha256")
         if recorded and recorded != digest:

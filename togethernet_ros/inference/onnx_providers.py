@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from togethernet_ros.model.file_digest import sha256_of
 
 TENSORRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -77,10 +78,6 @@ def engine_cache_dir(cache_dir: Path, model_path: Path | None = None) -> Path:
     """
     path = cache_dir / "tensorrt"
     if model_path is not None:
-        digest = hashlib.sha256()
-        with open(model_path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        path = path / digest.hexdigest()[:16]
+        path = path / sha256_of(model_path)[:16]
     os.makedirs(path, exist_ok=True)
     return path

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from togethernet_ros.vision.jpeg_integrity import JPEG_START
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_START = b"\xff\xd8"
 # Start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but
 # are not frames.
 JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
