@@ -225,3 +225,47 @@ def test_a_partial_params_file_keeps_the_node_defaults_it_does_not_set(tmp_path,
     assert settings["weights"] == node["weights"] != FALLBACK_DEFAULTS["weights"]
     assert settings["nms_threshold"] == node["nms_threshold"] != FALLBACK_DEFAULTS["nms_threshold"]
     assert settings["tracker"]["min_hits"] == node["tracking"]["min_hits"]
+
+
+def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(
+    camera_bag, tmp_path, monkeypatch
+):
+    """Fog: scores dip below conf_threshold; the tracker's low stage must still get those boxes.
+
+    The detector is asked for the tracker's low_score_threshold (0.1), the raw detections are
+    cut back to conf_threshold (0.3), and the smoothed track lives through the faded frames.
+    """
+    from support.fading_detector import FadingObjectDetector
+
+    from togethernet_ros.bag import bag_command
+    from togethernet_ros.cli import main
+
+    faded_frames = 8  # more than max_misses (5): a track fed nothing would die
+    stand_in = FadingObjectDetector([0.9] * 4 + [0.2] * faded_frames)
+
+    def create(settings):
+        stand_in.conf_threshold = settings["conf_threshold"]
+        stand_in.nms_threshold = settings["nms_threshold"]
+        return stand_in
+
+    monkeypatch.setattr(bag_command, "create_detector_from_settings", create)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "detector:\n  ros__parameters:\n    conf_threshold: 0.3\n"
+        "    tracking:\n      low_score_threshold: 0.1\n      high_score_threshold: 0.5\n"
+        "      min_hits: 3\n      max_misses: 5\n"
+    )
+    output = tmp_path / "out"
+    source = camera_bag(frames=4 + faded_frames, topics=(("/cam_front/image_raw", IMAGE_TYPE),))
+    command = ["bag", "run", str(source), "--output", str(output), "--params-file", str(params)]
+    assert main(command) == 0
+    assert stand_in.conf_threshold == pytest.approx(0.1)
+    messages = _messages(output)
+    names = BlobDetector.class_names
+    raw = [message_to_detections(m, names) for _, m in messages["/cam_front/detections_raw"]]
+    smoothed = [message_to_detections(m, names) for _, m in messages["/cam_front/detections"]]
+    assert [len(d.scores) for d in raw] == [1] * 4 + [0] * faded_frames
+    # Published from the third hit on, then kept by every faded box, with one track id.
+    assert [len(d.scores) for d in smoothed] == [0, 0] + [1] * (2 + faded_frames)
+    assert {int(t) for d in smoothed for t in d.track_ids} == {1}
+    assert smoothed[-1].scores[0] == pytest.approx(0.2)

@@ -378,6 +378,9 @@ def test_run_time_parameter_changes_are_validated(harness):
         [Parameter("conf_threshold", value=0.7), Parameter("classes", value=["car"])]
     )
     assert all(result.successful for result in accepted)
+    # The detector keeps down to the tracker's low stage (0.05 here); without tracking, conf.
+    assert detector._detector.conf_threshold == pytest.approx(0.05)
+    assert detector.set_parameters([Parameter("tracking.enabled", value=False)])[0].successful
     assert detector._detector.conf_threshold == pytest.approx(0.7)
     assert detector._settings.class_filter == frozenset({"car"})
     # A class the model does not have would silently publish nothing: refused, naming it.
@@ -832,9 +835,9 @@ def test_a_parameter_set_while_configure_loads_the_model_is_applied(ros, monkeyp
 
     from togethernet_ros.ros.detector_node import DetectorNode
 
-    detector = ros.add_node(
-        DetectorNode(parameter_overrides=_node_parameters(), context=ros.context)
-    )
+    # Without tracking the detector's threshold is conf_threshold itself (else the low stage's).
+    parameters = _node_parameters(**{"tracking.enabled": False})
+    detector = ros.add_node(DetectorNode(parameter_overrides=parameters, context=ros.context))
     real_create = detector._create_detector
     loading = threading.Event()
 
@@ -888,7 +891,9 @@ def test_concurrent_parameter_changes_are_all_applied(harness, monkeypatch):
     assert detector.get_parameter("conf_threshold").value == 0.7
     # The second change used to be built on the settings before the first and undo it.
     assert detector._settings["conf_threshold"] == 0.7
-    assert detector._detector.conf_threshold == 0.7
+    assert detector._detector.conf_threshold == detector._settings.detector_threshold()
+    # Tracks start only from boxes that reach the new publish threshold.
+    assert detector._cameras[CAM_A].tracker.config.high_score_threshold == 0.7
     assert detector._settings["tracking.min_hits"] == 3
 
 
@@ -1029,3 +1034,45 @@ def test_library_log_records_reach_the_node_log(ros, tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_a_fading_object_keeps_its_track_on_boxes_below_conf_threshold(harness, monkeypatch):
+    """Fog: the tracker's low stage gets the boxes scoring under conf_threshold; raw does not."""
+    from support.fading_detector import FadingObjectDetector
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    faded_frames = 6  # more than max_misses: a track fed nothing would die
+    stand_in = FadingObjectDetector([0.9] * 3 + [0.2] * faded_frames)
+
+    def create(node, settings):
+        stand_in.conf_threshold = settings.detector_threshold()
+        return stand_in
+
+    monkeypatch.setattr(DetectorNode, "_create_detector", create)
+    _detector, _tester, publishers, recorder = harness(
+        conf_threshold=0.3,
+        **{
+            "tracking.min_hits": 2,
+            "tracking.max_misses": 2,
+            "tracking.high_score_threshold": 0.5,
+            "tracking.low_score_threshold": 0.1,
+        },
+    )
+    assert stand_in.conf_threshold == pytest.approx(0.1)
+    for index in range(3 + faded_frames):
+        publishers[CAM_A].publish(
+            _image_message(_scene(96, 128, index), "cam_a", 1_000_000_000 + index * 50_000_000)
+        )
+        wait_for(
+            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
+            10.0,
+            f"smoothed detections for frame {index}",
+        )
+    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3 + faded_frames, 10.0, "raw")
+    raw = [len(array.detections) for array in recorder.get("/cam_a/detections_raw")]
+    smoothed = recorder.get("/cam_a/detections")
+    assert raw == [1] * 3 + [0] * faded_frames
+    assert [len(array.detections) for array in smoothed] == [0] + [1] * (2 + faded_frames)
+    assert {d.id for array in smoothed for d in array.detections} == {"1"}
+    assert smoothed[-1].detections[0].results[0].hypothesis.score == pytest.approx(0.2)

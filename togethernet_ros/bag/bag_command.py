@@ -83,6 +83,7 @@ def run_run(args: argparse.Namespace) -> int:
     from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
     from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
     from togethernet_ros.tracking.config import TrackerConfig
+    from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
     from togethernet_ros.vision.draw import draw_detections
 
     try:
@@ -94,7 +95,14 @@ def run_run(args: argparse.Namespace) -> int:
         resolve_batch_wait_ms(wait_ms, on_gpu=False)
         if int(settings["max_batch_size"]) < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {settings['max_batch_size']}")
-        detector = create_detector_from_settings(settings)
+        publish_threshold = float(settings["conf_threshold"])
+        tracker_config = tracker_config_behind(
+            publish_threshold, TrackerConfig.from_dict(tracker) if tracker else TrackerConfig()
+        )
+        # The detector keeps the tracker's low-score boxes too; raw detections are cut back.
+        detector = create_detector_from_settings(
+            dict(settings, conf_threshold=detector_threshold(publish_threshold, tracker_config))
+        )
         options = BagRunOptions(
             image_topics=args.topics,
             storage=args.storage,
@@ -107,7 +115,8 @@ def run_run(args: argparse.Namespace) -> int:
             copy_inputs=not args.no_copy_inputs,
             overwrite=args.overwrite,
             max_frames=args.max_frames,
-            tracker_config=TrackerConfig.from_dict(tracker) if tracker else None,
+            tracker_config=tracker_config,
+            publish_threshold=publish_threshold,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # BagError is a RuntimeError.

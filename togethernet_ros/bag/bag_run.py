@@ -43,6 +43,9 @@ class BagRunOptions:
     overwrite: bool = False
     max_frames: int | None = None
     tracker_config: TrackerConfig | None = None
+    # Score of the published raw detections when the detector keeps lower ones for the tracker
+    # (tracking/score_gate.py); None: the detector's own threshold.
+    publish_threshold: float | None = None
 
 
 @dataclass
@@ -132,6 +135,7 @@ def run_bag(
             max_batch_wait_ms=options.max_batch_wait_ms,
             restore=options.dehazed,
             tracker_config=options.tracker_config,
+            publish_threshold=options.publish_threshold,
         )
         # Opened and closed inside the writer thread: sqlite3 connections are thread-bound.
         writer = BagWriter(output_path, options.storage, reader.typestore, options.overwrite)
@@ -143,7 +147,11 @@ def run_bag(
                 raw_detections=options.raw_detections,
                 dehazed=options.dehazed,
                 annotated=options.annotated,
-                conf_threshold=float(getattr(detector, "conf_threshold", 0.0)),
+                conf_threshold=(
+                    float(getattr(detector, "conf_threshold", 0.0))
+                    if options.publish_threshold is None
+                    else options.publish_threshold
+                ),
             ),
             annotate,
         )

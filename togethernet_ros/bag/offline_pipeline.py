@@ -19,6 +19,7 @@ import numpy as np
 from togethernet_ros.bag.bag_reader import ImageFrame
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.tracking.config import TrackerConfig
+from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracker import Tracker
 
 
@@ -77,8 +78,12 @@ class OfflinePipeline:
         restore: bool = True,
         tracker_config: TrackerConfig | None = None,
         detect_fn: Callable[[list[np.ndarray]], list[Any]] | None = None,
+        publish_threshold: float | None = None,
     ) -> None:
         self.detector = detector
+        # The detector may keep lower scores for the tracker's low stage (tracking/score_gate.py);
+        # the raw detections are cut back to this. None: keep what the detector returns.
+        self.publish_threshold = publish_threshold
         self.restore = restore
         self.stats = PipelineStats()
         self._clock = _BagClock()
@@ -130,9 +135,12 @@ class OfflinePipeline:
             if tracker is None:
                 tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
             tracked = tracker.update(result.detections, frame.stamp_ns / 1e9)
+            detections = result.detections
+            if self.publish_threshold is not None:
+                detections = scoring_at_least(detections, self.publish_threshold)
             self.stats.tracking_s += time.perf_counter() - started
             self.stats.frames += 1
             self.stats.frames_per_topic[frame.topic] = (
                 self.stats.frames_per_topic.get(frame.topic, 0) + 1
             )
-            yield FrameResult(frame, result.detections, tracked, result.dehazed, len(frames))
+            yield FrameResult(frame, detections, tracked, result.dehazed, len(frames))

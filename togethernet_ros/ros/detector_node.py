@@ -73,6 +73,7 @@ from togethernet_ros.ros.node_settings import (
     validate_settings,
 )
 from togethernet_ros.ros.warning_throttle import WarningThrottle
+from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.class_filter import keep_classes, unknown_classes
@@ -200,7 +201,7 @@ class DetectorNode(LifecycleNode):
         threshold_changed = settings["conf_threshold"] != self._settings["conf_threshold"]
         self._settings = settings
         if self._detector is not None:
-            self._detector.conf_threshold = settings["conf_threshold"]
+            self._detector.conf_threshold = settings.detector_threshold()
             self._detector.nms_threshold = settings["nms_threshold"]
         tracker_config = settings.tracker_config()
         for camera in self._cameras.values():
@@ -484,7 +485,7 @@ class DetectorNode(LifecycleNode):
             device=device,
             precision=settings["precision"],
             input_size=settings.input_size,
-            conf_threshold=settings["conf_threshold"],
+            conf_threshold=settings.detector_threshold(),
             nms_threshold=settings["nms_threshold"],
             color_order="bgr",
             allow_untrained=settings["allow_untrained_weights"],
@@ -606,7 +607,10 @@ class DetectorNode(LifecycleNode):
         settings = self._settings
         if camera is None or settings is None:
             return
-        detections = keep_classes(result.detections, self._class_names, settings.class_filter)
+        # The detector may keep lower scores than conf_threshold for the tracker's low stage
+        # (see tracking/score_gate.py); only the tracker sees those.
+        candidates = keep_classes(result.detections, self._class_names, settings.class_filter)
+        detections = scoring_at_least(candidates, settings["conf_threshold"])
         names = (
             tuple(str(index) for index in range(len(self._class_names)))
             if settings["class_id_as_index"]
@@ -623,7 +627,7 @@ class DetectorNode(LifecycleNode):
             camera.detections_raw.publish(_detections_cdr(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
-                tracked = camera.tracker.update(detections, track_time_s)
+                tracked = camera.tracker.update(candidates, track_time_s)
             output: Detections | TrackedDetections = tracked
             track_ids = tracked.track_ids
         else:

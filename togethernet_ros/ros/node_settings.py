@@ -18,6 +18,7 @@ import yaml
 from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
 from togethernet_ros.tracking.config import TrackerConfig
+from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
 
 CONFIG_FILE_NAME = "detect.yaml"
 ALL_CLASSES = "all"
@@ -234,15 +235,22 @@ class NodeSettings:
         mode = self.values["torch_compile"]
         return None if mode == "off" else mode
 
+    def detector_threshold(self) -> float:
+        """Score the detector keeps: `conf_threshold`, or lower for the tracker's low stage."""
+        tracker = self.tracker_config() if self.values["tracking.enabled"] else None
+        return detector_threshold(self.values["conf_threshold"], tracker)
+
     def tracker_config(self) -> TrackerConfig:
-        """The `tracking.*` parameters as a TrackerConfig."""
-        return TrackerConfig.from_dict(
+        """The `tracking.*` parameters as a TrackerConfig, starting tracks only from boxes that
+        reach `conf_threshold` (see tracking/score_gate.py)."""
+        configured = TrackerConfig.from_dict(
             {
                 name.removeprefix(TRACKING_PREFIX): value
                 for name, value in self.values.items()
                 if name.startswith(TRACKING_PREFIX) and name != "tracking.enabled"
             }
         )
+        return tracker_config_behind(self.values["conf_threshold"], configured)
 
 
 def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

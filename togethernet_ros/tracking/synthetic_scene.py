@@ -46,13 +46,16 @@ def make_jittered_scene(
     miss_rate: float = 0.1,
     low_score_rate: float = 0.2,
     false_boxes_per_frame: float = 2.0,
+    dense_fog_frames: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> SyntheticScene:
     """Generate a scene; jitters are std as a fraction of box width/height, rates per detection.
 
     True detections score in [0.55, 0.95) or, with ``low_score_rate``, in [0.15, 0.45); false
     boxes score in [0.1, 0.45), so with the tracker's default thresholds (0.5 / 0.1) they land in
-    the second association stage only.
+    the second association stage only. During ``dense_fog_frames`` (first, end) every true
+    detection scores in [0.15, 0.3) instead: a fog bank that hides the objects from a detector cut
+    at 0.3 for longer than the tracker coasts.
     """
     if num_objects < 0 or num_frames < 1 or fps <= 0:
         raise ValueError(
@@ -81,7 +84,8 @@ def make_jittered_scene(
     object_ids = np.arange(1, num_objects + 1, dtype=np.int64)
 
     gt_boxes, gt_ids, gt_classes, detections, detection_ids = [], [], [], [], []
-    for stamp in stamps:
+    fog_start, fog_end = dense_fog_frames if dense_fog_frames is not None else (0, 0)
+    for frame_index, stamp in enumerate(stamps):
         progress = stamp / duration if duration > 0 else 0.0
         centre = start_centre + (end_centre - start_centre) * progress
         size = start_size + (end_size - start_size) * progress
@@ -98,6 +102,9 @@ def make_jittered_scene(
         scores = np.where(
             low, rng.uniform(0.15, 0.45, num_objects), rng.uniform(0.55, 0.95, num_objects)
         )
+        if fog_start <= frame_index < fog_end:
+            # Rescales the same draws, so frames outside the fog stay as without it.
+            scores = 0.15 + (scores - 0.15) * (0.15 / 0.8)
 
         num_false = rng.poisson(false_boxes_per_frame)
         false_size = rng.uniform(30, 150, (num_false, 2))

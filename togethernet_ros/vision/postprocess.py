@@ -177,15 +177,24 @@ def _greedy_nms(
     """
     order = np.argsort(-scores, kind="stable")
     boxes, class_ids = boxes[order], class_ids[order]
-    x1, y1, x2, y2 = boxes.T
+    x1, y1, x2, y2 = (np.ascontiguousarray(column) for column in boxes.T)
     areas = (x2 - x1) * (y2 - y1)
+    # The same float32 arithmetic as batched_nms, in place: with the tracker's low stage a
+    # frame brings a few hundred candidates, and the temporaries cost more than the arithmetic.
     # np.maximum(x, 0) is np.clip(x, 0, None) without clip's dispatch overhead.
-    width = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0.0)
-    height = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0.0)
-    inter = width * height
+    inter = np.minimum.outer(x2, x2)
+    inter -= np.maximum.outer(x1, x1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, y2)
+    height -= np.maximum.outer(y1, y1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    union = np.add.outer(areas, areas)
+    union -= inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / (areas[:, None] + areas - inter)
-    suppresses = (iou > iou_threshold) & (class_ids[:, None] == class_ids)
+        iou = np.divide(inter, union, out=inter)
+    suppresses = iou > iou_threshold
+    suppresses &= np.equal.outer(class_ids, class_ids)
     removed = np.zeros(len(order), dtype=bool)
     keep = []
     for index in range(len(order)):
