@@ -33,6 +33,12 @@ class WarmupCosineSchedule:
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+# Upstream's get_lr_scheduler: warm-up min(max(0.1·E, 1), 3) epochs and a flat minimum over the
+# last min(max(0.3·E, 1), 15) epochs (3 and 15 for the published 100 epochs).
+WARMUP_RATIO = 0.1
+FLAT_RATIO = 0.3
+
+
 def published_schedule(
     base_lr: float,
     epochs: int,
@@ -42,17 +48,16 @@ def published_schedule(
     min_lr_ratio: float = 0.01,
     warmup_lr_ratio: float = 0.1,
 ) -> WarmupCosineSchedule:
-    """Schedule in steps from epoch counts; warm-up/flat phases shrink for very short runs
-    the way upstream clamps them (at most ``warmup_epochs``/``flat_epochs``, at least 1 epoch
-    of warm-up, and together never more than the run)."""
-    total = epochs * steps_per_epoch
-    warmup = min(max(warmup_epochs, 0), epochs) * steps_per_epoch
-    flat = min(max(flat_epochs, 0), max(epochs - warmup_epochs, 0)) * steps_per_epoch
+    """Schedule in steps from epoch counts; the warm-up and flat phases shrink with the run the
+    way upstream clamps them: min(max(0.1·epochs, 1), ``warmup_epochs``) epochs of warm-up and
+    min(max(0.3·epochs, 1), ``flat_epochs``) at the minimum, together never more than the run."""
+    warmup = min(max(WARMUP_RATIO * epochs, 1), max(warmup_epochs, 0), epochs)
+    flat = min(max(FLAT_RATIO * epochs, 1), max(flat_epochs, 0), max(epochs - warmup, 0))
     return WarmupCosineSchedule(
         base_lr=base_lr,
         min_lr=base_lr * min_lr_ratio,
-        total_steps=int(total),
-        warmup_steps=int(warmup),
+        total_steps=int(epochs * steps_per_epoch),
+        warmup_steps=int(warmup * steps_per_epoch),
         warmup_start=max(base_lr * warmup_lr_ratio, 1e-6),
-        flat_steps=int(flat),
+        flat_steps=int(flat * steps_per_epoch),
     )

@@ -61,9 +61,9 @@ class OptimConfig:
     momentum: float = 0.937
     nesterov: bool = True
     weight_decay: float = 5e-4
-    warmup_epochs: float = 3
+    warmup_epochs: float = 3  # at most; runs under 30 epochs warm up for 10 % (≥ 1) as upstream
     warmup_lr_ratio: float = 0.1
-    flat_epochs: float = 15
+    flat_epochs: float = 15  # at most; runs under 50 epochs keep 30 % (≥ 1) at min lr as upstream
     amp: str = "none"  # none | bf16 | fp16
     ema: bool = True
     ema_decay: float = 0.9999
