@@ -168,6 +168,16 @@ class OnnxRuntimeDetector(DetectorBase):
         options.inter_op_num_threads = 1
         cache_dir = self.cache_dir or info.path.parent
         available = ort.get_available_providers()
+        if info.metadata.get("precision") == "int8" and TENSORRT in available:
+            # The int8 export quantizes activations to uint8 with non-zero zero points, which
+            # TensorRT's ONNX parser rejects (symmetric int8 only): the session fails, or the
+            # graph is split around the Q/DQ nodes and the explicit batch profile then fails.
+            LOGGER.warning(
+                "%s is an int8 (uint8, asymmetric Q/DQ) export, which TensorRT cannot run; "
+                "trying the CUDA provider",
+                info.path.name,
+            )
+            available = [name for name in available if name != TENSORRT]
         engine_dir = None
         if self.device_name != "cpu" and TENSORRT in available:
             try:
@@ -190,7 +200,7 @@ class OnnxRuntimeDetector(DetectorBase):
             cache_engines=engine_dir is not None,
         )
         failures = []
-        for chain in chains:
+        for index, chain in enumerate(chains):
             wanted = chain[0][0]
             try:
                 session = ort.InferenceSession(
@@ -198,6 +208,11 @@ class OnnxRuntimeDetector(DetectorBase):
                     sess_options=options,
                     providers=[name for name, _ in chain],
                     provider_options=[opts for _, opts in chain],
+                    # Without this, a RuntimeError (e.g. from the TensorRT provider's set-up)
+                    # makes onnxruntime print to stdout and silently build a second session on
+                    # its fallback providers with NO options (CUDA on device 0, our device_id,
+                    # TF32 and cache settings lost). The chains here are the fallback.
+                    enable_fallback=0,
                 )
             except Exception as error:  # provider libraries missing or failing to initialise
                 LOGGER.warning(
@@ -206,8 +221,21 @@ class OnnxRuntimeDetector(DetectorBase):
                 detail = str(error).strip().splitlines()
                 failures.append(f"{wanted}: {detail[0] if detail else type(error).__name__}")
                 continue
-            used = session.get_providers()[0]
+            providers = session.get_providers()
+            used = providers[0]
             if used != wanted:
+                # onnxruntime skips a provider whose library does not load (TensorRT without
+                # libnvinfer) with only a log line. What is left was built with this chain's
+                # options: when that is exactly a later chain, keep it rather than build it again.
+                later = [[name for name, _ in other] for other in chains[index + 1 :]]
+                if providers in later:
+                    LOGGER.warning(
+                        "onnxruntime: %s did not initialise; %s runs %s",
+                        wanted,
+                        used,
+                        info.path.name,
+                    )
+                    return session
                 LOGGER.warning(
                     "onnxruntime: %s did not initialise; trying the next provider", wanted
                 )
@@ -283,7 +311,10 @@ class OnnxRuntimeDetector(DetectorBase):
         torch.cuda.current_stream(batch.device).synchronize()
         session.run_with_iobinding(binding)
         # ...and that ORT's writes into the torch tensors have landed before torch reads them.
-        binding.synchronize_outputs()
+        # Not binding.synchronize_outputs(): it calls Sync() on the providers that produce the
+        # outputs, which the TensorRT provider does not implement (a no-op there). A device
+        # synchronisation waits for ORT's streams whichever provider ran (cheap: run is done).
+        torch.cuda.synchronize(batch.device)
         return outputs
 
     def _run_bound_to_host(
