@@ -336,3 +336,25 @@ def test_split_warns_when_a_wanted_subset_rounds_down_to_nothing(voc_root, capsy
         if not (root / "ImageSets" / "Main" / f"{name}.txt").read_text()
     ]
     assert empty and all(f"{name}: 0 images (warning" in printed for name in empty)
+
+
+def test_fog_versions_per_image_writes_that_many_distinct_versions(voc_root, capsys):
+    # Versions are named <id>_<beta>: two versions drawing the same β used to write one file
+    # over the other (and list both in fog_params.csv), so fewer versions than asked existed.
+    root, scenes = voc_root
+    base = ["data", "fog", "--voc-root", str(root), "--out-dir", "V", "--beta-min", "0.05"]
+    base += ["--beta-max", "0.06", "--beta-step", "0.01"]  # two β values to draw from
+    assert main([*base, "--versions-per-image", "2"]) == 0
+    params = list(csv.DictReader((root / "V" / "fog_params.csv").open()))
+    files = [row["file"] for row in params]
+    assert len(files) == len(set(files)) == 2 * len(scenes.samples)
+    assert all((root / "V" / name).is_file() for name in files)
+    assert len(VocFogDataset(root, "train", CLASSES, hazy_dir="V")) == 2 * len(scenes.samples)
+    # More versions than distinct β values cannot all be distinct: refused, not overwritten.
+    message = _cli_error(capsys, [*base, "--versions-per-image", "3"])
+    assert "--versions-per-image 3" in message and "2 fog densities" in message
+    continuous = ["--beta-min", "0.1", "--beta-max", "0.1", "--beta-step", "0"]
+    args = ["data", "fog", "--voc-root", str(root), "--out-dir", "W", *continuous]
+    message = _cli_error(capsys, [*args, "--versions-per-image", "2"])
+    assert "--versions-per-image 2" in message and "1 fog densities" in message
+    assert not (root / "W").exists()

@@ -116,3 +116,13 @@ def test_a_diverged_run_exits_1_not_the_usage_error_2(monkeypatch, capsys):
     monkeypatch.setattr(trainer, "train", diverge)
     assert main(["train", "--set", "output.tensorboard=false"]) == 1
     assert "train: loss became nan in epoch 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", ["data.val_images", "data.val_labels"])
+def test_a_half_given_yolo_validation_set_is_refused_not_dropped(tmp_path, capsys, given):
+    # Validation needs both folders; with one of them the run used to train without any
+    # validation (and without best.pt), saying nothing about the key it was given.
+    run = ["train", "--set", "data.format=yolo", "--set", f"data.train_images={tmp_path}"]
+    run += ["--set", f"data.train_labels={tmp_path}", "--set", f"{given}={tmp_path}"]
+    message = refused(capsys, run)
+    assert "set data.val_images and data.val_labels together" in message

@@ -175,6 +175,37 @@ def _mapping(args: argparse.Namespace, class_names: Sequence[str]) -> CocoClassM
     return map_coco_classes(class_names, truck_as="car" if args.truck_as_car else None)
 
 
+def _baseline_mapping(args: argparse.Namespace, label_set: PseudoLabelSet) -> CocoClassMapping:
+    """The class mapping the dataset's pseudo-labels were made with, for the teacher baseline.
+
+    The ground truth of the report is the teacher's mapped boxes; the baseline (the teacher on
+    the foggy frames) must be mapped alike, or it is scored against other classes. A dataset
+    from `--dataset` records its mapping; `--truck-as-car` only applies when labelling.
+    """
+    from togethernet_ros.distill.coco_classes import CocoClassMapping, coco_index
+
+    recorded = (label_set.info.get("teacher") or {}).get("class_mapping")
+    if not isinstance(recorded, dict) or not recorded:
+        return _mapping(args, label_set.class_names)
+    names = label_set.class_names
+    try:
+        coco_to_target = {
+            coco_index(coco): names.index(target) for coco, target in recorded.items()
+        }
+    except ValueError as error:
+        raise ValueError(
+            f"{label_set.root}: its recorded class mapping {recorded} does not fit its classes "
+            f"{list(names)}: {error}"
+        ) from error
+    if args.truck_as_car and recorded.get("truck") != "car":
+        LOGGER.warning(
+            "--truck-as-car does not relabel the prepared dataset %s (labelled without it); "
+            "the report maps the teacher's classes as the dataset was labelled",
+            label_set.root,
+        )
+    return CocoClassMapping(names, coco_to_target)
+
+
 def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     from togethernet_ros.bag.sample_video import fetch_sample_video
     from togethernet_ros.distill.frame_sources import iter_source_frames
@@ -251,15 +282,21 @@ def _train_config(
             "batch_size": args.batch_size,
             "amp": args.amp,
             "seed": args.seed,
-            # Short runs: keep the published warm-up/flat tail proportional to the schedule.
-            "warmup_epochs": min(3.0, args.epochs * 0.1),
-            "flat_epochs": min(15.0, args.epochs * 0.15),
         },
         "eval": {"interval": 0},
         "output": {"dir": str(out_dir / "train"), "tensorboard": False},
         "device": args.device,
     }
-    return TrainConfig.from_dict(apply_overrides(data, list(args.train_override)))
+    data = apply_overrides(data, list(args.train_override))
+    # Short runs: keep the published warm-up/flat tail proportional to the schedule, that is to
+    # the epochs the run trains (an override of train.epochs included); an override of the
+    # phases themselves wins. A malformed epoch count is refused by name below.
+    train = data.get("train")
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if isinstance(epochs, int | float) and not isinstance(epochs, bool):
+        train.setdefault("warmup_epochs", min(3.0, epochs * 0.1))
+        train.setdefault("flat_epochs", min(15.0, epochs * 0.15))
+    return TrainConfig.from_dict(data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,7 +322,9 @@ def _distill(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     try:
         # Check the training and fog options before labelling, which can take minutes.
-        _train_config(args, DEFAULT_CLASS_NAMES, out_dir)
+        # `--train-override` may set what an option also sets (model.init, model.input_size,
+        # train.epochs, ...): from here on the config, not the option, says what the run does.
+        init = _train_config(args, DEFAULT_CLASS_NAMES, out_dir).model.init
         fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
         for option, folder in (
             ("--output", args.output),
@@ -295,7 +334,7 @@ def _distill(args: argparse.Namespace) -> int:
                 raise ValueError(f"{option} {folder} is a file; give a folder")
         if args.weights_out:  # the weights and their card are written last, after training
             check_output_file(args.weights_out, "--weights-out")
-            if args.init and Path(args.init).resolve() == Path(args.weights_out).resolve():
+            if init and Path(init).resolve() == Path(args.weights_out).resolve():
                 raise ValueError(
                     f"--weights-out {args.weights_out} is the --init checkpoint: writing it "
                     "would replace the weights this run starts from; choose another path"
@@ -321,8 +360,9 @@ def _distill(args: argparse.Namespace) -> int:
         raise ValueError(no_heldout)
 
     train_frames = label_set.split(heldout=False)
-    dataset = FoggyPseudoLabelled(label_set, train_frames, fog, args.seed, args.fog_variants)
     config = _train_config(args, label_set.class_names, out_dir)
+    seed = config.train.seed
+    dataset = FoggyPseudoLabelled(label_set, train_frames, fog, seed, args.fog_variants)
     # Opened before training: a broken --teacher-onnx must stop the run now, not after it.
     try:
         teacher = _open_teacher(args, 0.05, label_set.root)
@@ -333,21 +373,22 @@ def _distill(args: argparse.Namespace) -> int:
     result = train(config, dataset, None)
     train_seconds = time.perf_counter() - started
 
-    device = _resolve_device(args.device)
+    device = _resolve_device(config.device)
+    input_size = config.model.input_size  # the size it trained at, which the weights record
     report = evaluate_heldout(
         result.model,
         label_set,
         args.eval_betas,
-        (args.input_size, args.input_size),
+        (input_size, input_size),
         teacher,
-        _mapping(args, label_set.class_names),
+        _baseline_mapping(args, label_set),
         device=device,
         max_frames=args.eval_max_frames,
     )
     recipe = {
-        "input_size": args.input_size,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
+        "input_size": input_size,
+        "epochs": config.train.epochs,
+        "batch_size": config.train.batch_size,
         "fog": {
             "beta": [fog.beta_min, fog.beta_max],
             "airlight": fog.airlight,
@@ -355,8 +396,8 @@ def _distill(args: argparse.Namespace) -> int:
             "variants_per_frame": args.fog_variants,
         },
         "loss": "published TogetherNet objective (0.2 detection + 0.8 restoration MSE)",
-        "init": args.init or "random",
-        "seed": args.seed,
+        "init": config.model.init or "random",
+        "seed": seed,
         "device": device,
         "train_seconds": round(train_seconds, 1),
         "final_epoch": {

@@ -62,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
     run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
-    run_group.add_argument("--batch-size", type=parse_positive_int, default=8)
+    run_group.add_argument(
+        "--batch-size", type=parse_positive_int, default=8, help="images per forward pass"
+    )
     run_group.add_argument("--allow-untrained", action="store_true")
     run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
     out = parser.add_argument_group("output")
@@ -128,6 +130,7 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
         nms_threshold=args.nms,
         color_order="rgb",
         allow_untrained=args.allow_untrained,
+        max_batch_size=args.batch_size,  # one --batch-size chunk is one forward pass
     )
     model_classes = tuple(detector.class_names)
     if len(model_classes) != len(dataset.class_names):

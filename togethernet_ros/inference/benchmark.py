@@ -289,6 +289,9 @@ def _peak_rss(plan: BenchmarkPlan, onnx_paths: dict) -> dict[str, float]:
                 weights=plan.weights,
                 onnx_path=onnx_path,
                 threads=plan.threads,
+                device=plan.device,
+                precision=plan.precision,
+                cache_dir=plan.cache_dir,
             )
         except (RuntimeError, OSError) as error:
             LOGGER.warning("peak RSS of %s not measured: %s", backend, error)

@@ -25,8 +25,15 @@ def measure_peak_rss(
     onnx_path: str | None = None,
     threads: int | None = None,
     timeout_s: float = 600,
+    device: str = "cpu",
+    precision: str = "fp32",
+    cache_dir: str | None = None,
 ) -> float:
-    """Peak RSS in MB of a child process that builds a detector and runs 3 detections."""
+    """Peak RSS in MB of a child process that builds a detector and runs 3 detections.
+
+    ``device``, ``precision`` and ``cache_dir`` are the detector's (as `create_detector`):
+    the probe measures the configuration it is told, nothing else.
+    """
     command = [
         sys.executable,
         "-m",
@@ -37,7 +44,13 @@ def measure_peak_rss(
         f"{input_size[0]}x{input_size[1]}",
         "--batch-size",
         str(batch_size),
+        "--device",
+        device,
+        "--precision",
+        precision,
     ]
+    if cache_dir:
+        command += ["--cache-dir", cache_dir]
     if restore:
         command.append("--restore")
     if weights:
@@ -90,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--onnx", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,9 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     detector = create_detector(
         args.weights,
         backend=args.backend,
+        device=args.device,
+        precision=args.precision,
         input_size=(height, width),
         allow_untrained=True,
         onnx_path=args.onnx,
+        cache_dir=args.cache_dir,
         num_threads=args.threads,
     )
     frames = [

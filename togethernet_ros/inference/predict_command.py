@@ -81,6 +81,20 @@ def run(args: argparse.Namespace) -> int:
     restore = not args.no_dehazed
     _check_sources_kept(source, output, not args.no_annotated, restore)
     output.mkdir(parents=True, exist_ok=True)
+    ignored = [
+        option
+        for option, value in (("--onnx", args.onnx), ("--cache-dir", args.cache_dir))
+        if value and args.backend != "onnxruntime"
+    ]
+    if ignored:
+        # Most likely a forgotten --backend onnxruntime: the run would use the torch model.
+        LOGGER.warning(
+            "%s only apply to --backend onnxruntime; the %s backend runs the weights and "
+            "ignores %s",
+            " and ".join(ignored),
+            args.backend,
+            "them" if len(ignored) > 1 else "it",
+        )
     detector = create_detector(
         args.weights,
         backend=args.backend,

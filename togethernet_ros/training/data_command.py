@@ -282,6 +282,15 @@ def run_fog(args: argparse.Namespace) -> int:
         betas = fog_betas(args.beta_min, args.beta_max, args.beta_step)
     except ValueError as error:
         raise DataOptionError(str(error)) from error
+    distinct = 1 if args.beta_min == args.beta_max else len(betas) if betas is not None else None
+    if distinct is not None and args.versions_per_image > distinct:
+        # Versions are named <id>_<beta>: two of one image with the same β would be one file.
+        raise DataOptionError(
+            f"--versions-per-image {args.versions_per_image} needs as many distinct fog "
+            f"densities, the recipe gives {distinct} fog densities "
+            f"({', '.join(map(str, betas if betas is not None else [args.beta_min]))}); "
+            "widen --beta-min/--beta-max, lower --beta-step, or use --beta-step 0 (continuous β)"
+        )
     clean_dir = args.voc_root / args.clean_dir
     clean_index = index_images(clean_dir)
     out_dir = args.voc_root / args.out_dir
@@ -322,16 +331,28 @@ def run_fog(args: argparse.Namespace) -> int:
                     "none (use a smaller --depth-slope for fog across the whole image)"
                 )
             depth_cache[size] = depth
+        names: set[str] = set()
         for _ in range(args.versions_per_image):
-            if betas is None:
-                beta = float(rng.uniform(args.beta_min, args.beta_max))
-            else:
-                beta = float(rng.choice(betas))
+            for _attempt in range(1000):
+                # Each version of an image is its own file, <id>_<beta>: draw again on a β
+                # (as written in the name) that an earlier version of this image already has.
+                if betas is None:
+                    beta = float(rng.uniform(args.beta_min, args.beta_max))
+                else:
+                    beta = float(rng.choice(betas))
+                name = image_id if args.versions_per_image == 1 else f"{image_id}_{beta:.4g}"
+                if name not in names:
+                    break
+            else:  # a continuous range too narrow for distinct names (e.g. min = max)
+                raise DataOptionError(
+                    f"--versions-per-image {args.versions_per_image}: the β range "
+                    f"{args.beta_min}..{args.beta_max} gives too few distinct fog densities"
+                )
+            names.add(name)
             airlight = float(
                 np.clip(args.airlight + rng.uniform(-1, 1) * args.airlight_jitter, 0, 1)
             )
             foggy = add_fog(image, beta, airlight, depth_cache[size])
-            name = image_id if args.versions_per_image == 1 else f"{image_id}_{beta:.4g}"
             target = out_dir / f"{name}.jpg"
             cv2.imwrite(str(target), foggy, [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality])
             rows.append((image_id, target.name, f"{beta:.6g}", f"{airlight:.6g}"))

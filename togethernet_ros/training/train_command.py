@@ -44,6 +44,12 @@ def build_datasets(data: DataConfig) -> tuple[RecordDataset, RecordDataset | Non
     else:
         if not (data.train_images and data.train_labels):
             raise SystemExit("train: set data.train_images and data.train_labels (YOLO format)")
+        if bool(data.val_images) != bool(data.val_labels):
+            # One of the two would otherwise be dropped without a word: no validation at all.
+            raise SystemExit(
+                "train: set data.val_images and data.val_labels together (YOLO format), or "
+                "neither to train without validation"
+            )
         train_set = YoloFogDataset(
             data.train_images, data.train_labels, data.class_names, data.train_clean, issues=issues
         )

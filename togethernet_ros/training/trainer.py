@@ -201,9 +201,17 @@ def _restore(
         )
     state = raw[TRAINING_STATE_KEY]
     _check_resumable(path, state.get("config") or {}, class_names, model_section)
+    # The saved param groups carry the first run's momentum, weight decay and Nesterov flag;
+    # this run's config sets them (as it sets the lr, the loss and everything else).
+    configured = [
+        {key: value for key, value in group.items() if key != "params"}
+        for group in optimizer.param_groups
+    ]
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group, settings in zip(optimizer.param_groups, configured, strict=True):
+            group.update(settings)
     except (RuntimeError, ValueError, KeyError) as error:
         # torch lists every mismatching tensor under a heading; the first one says enough.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
