@@ -21,12 +21,17 @@ EXECUTABLE = "detector_node"
 
 def _detector(context, *args, **kwargs):
     parameters = [LaunchConfiguration("params_file").perform(context)]
-    overrides = {"use_sim_time": LaunchConfiguration("use_sim_time").perform(context) == "true"}
+    # Only an explicit argument overrides the YAML; an empty one leaves its value alone (a
+    # params file may set use_sim_time: true for a simulator).
+    overrides = {}
+    use_sim_time = LaunchConfiguration("use_sim_time").perform(context)
+    if use_sim_time:
+        overrides["use_sim_time"] = use_sim_time.lower() == "true"
     weights = LaunchConfiguration("weights").perform(context)
     if weights:
-        # Only an explicit argument overrides the YAML; an empty one leaves its value alone.
         overrides["weights"] = weights
-    parameters.append(overrides)
+    if overrides:
+        parameters.append(overrides)
     return [
         Node(
             package=PACKAGE,
@@ -59,7 +64,10 @@ def generate_launch_description():
                 "namespace", default_value="", description="Namespace to push the node into"
             ),
             DeclareLaunchArgument(
-                "use_sim_time", default_value="false", description="Use /clock (bag replay)"
+                "use_sim_time",
+                default_value="",
+                description="true: use /clock (bag replay); empty keeps the params file's value "
+                "(false unless it sets one)",
             ),
             DeclareLaunchArgument(
                 "log_level", default_value="info", description="debug, info, warn, error"

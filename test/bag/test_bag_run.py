@@ -269,3 +269,97 @@ def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(
     assert [len(d.scores) for d in smoothed] == [0, 0] + [1] * (2 + faded_frames)
     assert {int(t) for d in smoothed for t in d.track_ids} == {1}
     assert smoothed[-1].scores[0] == pytest.approx(0.2)
+
+
+def test_bag_run_runs_the_onnx_export_its_params_file_names(camera_bag, tmp_path, repo_root):
+    """The node runs `onnx_path` (with `weights: ''`, the export is the model); so must `bag run`."""
+    from togethernet_ros.cli import main
+
+    onnx = tmp_path / "demo.onnx"
+    export = ["export", "--weights", str(repo_root / "models" / "togethernet_vtest_384.pt")]
+    export += ["--output", str(onnx), "--input-size", "128x256", "--variant", "detect"]
+    assert main([*export, "--no-verify"]) == 0
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "detector:\n  ros__parameters:\n    backend: onnxruntime\n    weights: ''\n"
+        f"    onnx_path: {onnx.with_name('demo.detect.onnx')}\n"
+        f"    engine_cache_dir: {tmp_path / 'cache'}\n    input_size: [128, 256]\n"
+    )
+    report = tmp_path / "report.json"
+    command = ["bag", "run", str(camera_bag(frames=2)), "--output", str(tmp_path / "out")]
+    command += ["--params-file", str(params), "--device", "cpu", "--no-dehazed"]
+    assert main([*command, "--report", str(report)]) == 0
+    summary = __import__("json").loads(report.read_text())
+    assert summary["backend"].startswith("onnxruntime") and summary["frames_processed"] == 4
+    # The named export ran: nothing was exported into a cache from the checkpoint instead.
+    assert not (tmp_path / "cache").exists()
+
+
+def test_bag_run_publishes_only_the_classes_its_params_file_names(
+    camera_bag, tmp_path, monkeypatch
+):
+    """`classes` filters the node's outputs (raw and smoothed); `bag run` must write the same."""
+    from support.fading_detector import FadingObjectDetector
+
+    from togethernet_ros.bag import bag_command
+    from togethernet_ros.cli import main
+
+    stand_in = FadingObjectDetector([0.9] * 6)  # one person in every frame
+
+    def create(settings):
+        stand_in.conf_threshold = settings["conf_threshold"]
+        return stand_in
+
+    monkeypatch.setattr(bag_command, "create_detector_from_settings", create)
+    source = camera_bag(frames=6, topics=(("/cam_front/image_raw", IMAGE_TYPE),))
+    params = tmp_path / "params.yaml"
+    params.write_text("detector:\n  ros__parameters:\n    classes: [car]\n")
+    output = tmp_path / "out"
+    command = ["bag", "run", str(source), "--output", str(output), "--params-file", str(params)]
+    assert main(command) == 0
+    messages = _messages(output)
+    for topic in ("/cam_front/detections_raw", "/cam_front/detections"):
+        assert [len(m.detections) for _, m in messages[topic]] == [0] * 6, topic
+    # A class the model does not have is refused by name, as the node refuses it.
+    params.write_text("detector:\n  ros__parameters:\n    classes: [pedestrian]\n")
+    stand_in.frames = 0
+    assert main([*command, "--overwrite"]) == 2
+
+
+def test_bag_run_times_unstamped_frames_by_their_log_time_as_the_node_does(camera_bag, tmp_path):
+    """Header stamp 0: the node smooths by arrival, so `tracking.max_gap_s` still applies."""
+    from support.fading_detector import FadingObjectDetector
+
+    from togethernet_ros.tracking.config import TrackerConfig
+
+    # Unstamped frames logged 2 s apart: every gap exceeds max_gap_s (1 s), so each frame
+    # starts the tracker afresh and no track reaches min_hits (3).
+    source = camera_bag(
+        frames=6,
+        topics=(("/cam_front/image_raw", IMAGE_TYPE),),
+        stamps=[-START_NS] * 6,
+        period_ns=2_000_000_000,
+    )
+    output = tmp_path / "out"
+    options = BagRunOptions(tracker_config=TrackerConfig(max_gap_s=1.0, min_hits=3))
+    run_bag(source, output, FadingObjectDetector([0.9] * 6), options)
+    messages = _messages(output)
+    assert [len(m.detections) for _, m in messages["/cam_front/detections_raw"]] == [1] * 6
+    assert [len(m.detections) for _, m in messages["/cam_front/detections"]] == [0] * 6
+
+
+def test_the_bag_detector_is_sized_for_the_params_batch(monkeypatch, repo_root):
+    """GPU buffers, CUDA graphs and TensorRT profiles follow max_batch_size, as in the node."""
+    import argparse
+
+    import togethernet_ros.inference as inference
+    from togethernet_ros.bag.detector_options import (
+        create_detector_from_settings,
+        resolve_detector_settings,
+    )
+
+    captured = {}
+    monkeypatch.setattr(inference, "create_detector", lambda *a, **kw: captured.update(kw))
+    settings = resolve_detector_settings(argparse.Namespace(params_file=None, max_batch_size=3))
+    create_detector_from_settings(settings)
+    assert captured["max_batch_size"] == 3

@@ -69,3 +69,31 @@ def test_recorded_rate_adds_the_cameras(camera_bag):
     with BagReader(camera_bag(frames=6)) as reader:
         frames = list(reader.records(reader.image_topics))
     assert _recorded_fps(frames) == pytest.approx(20.0)
+
+
+def test_a_node_publishing_best_effort_is_still_measured(camera_bag):
+    # `-p output_reliability:=best_effort` is a valid node setting; a reliable subscription
+    # never matches a best-effort publisher, so the replay must subscribe the way it publishes.
+    options = ReplayOptions(
+        rate=0.0,
+        node_command=BLOB_NODE,
+        node_parameters={"max_batch_wait_ms": 0.0, "output_reliability": "best_effort"},
+        startup_timeout_s=60,
+        accept_timeout_s=3.0,
+        drain_timeout_s=3.0,
+    )
+    result = run_replay(camera_bag(frames=4, topics=FRONT), options)
+    overall = result.trials[0].metrics["overall"]
+    assert (overall["sent"], overall["received"]) == (4, 4), result.node_log_tail
+
+
+def test_the_output_reliability_is_read_from_the_params_file_under_the_overlay(tmp_path):
+    from togethernet_ros.ros.bag_replay import _node_parameter
+
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    output_reliability: best_effort\n")
+    assert _node_parameter(params, {}, "output_reliability", "reliable") == "best_effort"
+    overlay = {"output_reliability": "reliable"}
+    assert _node_parameter(params, overlay, "output_reliability", "?") == "reliable"
+    # No params file: the node's own config/detect.yaml.
+    assert _node_parameter(None, {}, "output_reliability", "?") == "reliable"

@@ -1076,3 +1076,43 @@ def test_a_fading_object_keeps_its_track_on_boxes_below_conf_threshold(harness, 
     assert [len(array.detections) for array in smoothed] == [0] + [1] * (2 + faded_frames)
     assert {d.id for array in smoothed for d in array.detections} == {"1"}
     assert smoothed[-1].detections[0].results[0].hypothesis.score == pytest.approx(0.2)
+
+
+def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness, monkeypatch):
+    """`classes` is a run-time parameter: its tracks must not coast on for max_misses frames."""
+    from rclpy.parameter import Parameter
+    from support.fading_detector import FadingObjectDetector
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    stand_in = FadingObjectDetector([0.9])  # one person in every frame
+
+    def create(node, settings):
+        stand_in.conf_threshold = settings.detector_threshold()
+        return stand_in
+
+    monkeypatch.setattr(DetectorNode, "_create_detector", create)
+    detector, _tester, publishers, recorder = harness(
+        conf_threshold=0.3, **{"tracking.min_hits": 1, "tracking.max_misses": 5}
+    )
+
+    def publish(index: int) -> None:
+        publishers[CAM_A].publish(
+            _image_message(_scene(96, 128, index), "cam_a", 1_000_000_000 + index * 50_000_000)
+        )
+        wait_for(
+            lambda: len(recorder.get("/cam_a/detections")) >= index + 1,
+            10.0,
+            f"smoothed detections for frame {index}",
+        )
+
+    publish(0)
+    publish(1)
+    assert len(recorder.get("/cam_a/detections")[-1].detections) == 1
+    assert detector.set_parameters([Parameter("classes", value=["car"])])[0].successful
+    publish(2)
+    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3, 10.0, "raw detections")
+    assert len(recorder.get("/cam_a/detections_raw")[-1].detections) == 0
+    assert [
+        d.results[0].hypothesis.class_id for d in recorder.get("/cam_a/detections")[-1].detections
+    ] == []

@@ -11,6 +11,7 @@ from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_writer import check_output_apart_from_input
 from togethernet_ros.bag.detector_options import (
     add_detector_arguments,
+    class_filter,
     create_detector_from_settings,
     resolve_detector_settings,
 )
@@ -84,6 +85,7 @@ def run_run(args: argparse.Namespace) -> int:
     from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
     from togethernet_ros.tracking.config import TrackerConfig
     from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
+    from togethernet_ros.vision.class_filter import unknown_classes
     from togethernet_ros.vision.draw import draw_detections
 
     try:
@@ -96,6 +98,7 @@ def run_run(args: argparse.Namespace) -> int:
         if int(settings["max_batch_size"]) < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {settings['max_batch_size']}")
         publish_threshold = float(settings["conf_threshold"])
+        keep = class_filter(settings)
         tracker_config = tracker_config_behind(
             publish_threshold, TrackerConfig.from_dict(tracker) if tracker else TrackerConfig()
         )
@@ -103,6 +106,14 @@ def run_run(args: argparse.Namespace) -> int:
         detector = create_detector_from_settings(
             dict(settings, conf_threshold=detector_threshold(publish_threshold, tracker_config))
         )
+        unknown = unknown_classes(keep, tuple(detector.class_names))
+        if unknown:
+            detector.close()
+            # As the node refuses it: a typo would otherwise write no detections at all.
+            raise ValueError(
+                f"parameter 'classes' names {unknown}, which the model does not have; its "
+                f"classes are {list(detector.class_names)} (or use ['all'])"
+            )
         options = BagRunOptions(
             image_topics=args.topics,
             storage=args.storage,
@@ -117,6 +128,7 @@ def run_run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             tracker_config=tracker_config,
             publish_threshold=publish_threshold,
+            class_filter=keep,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # BagError is a RuntimeError.

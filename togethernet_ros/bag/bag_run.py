@@ -46,6 +46,8 @@ class BagRunOptions:
     # Score of the published raw detections when the detector keeps lower ones for the tracker
     # (tracking/score_gate.py); None: the detector's own threshold.
     publish_threshold: float | None = None
+    # The node's `classes` parameter: class names to write (raw and smoothed); None: all.
+    class_filter: frozenset[str] | None = None
 
 
 @dataclass
@@ -136,6 +138,7 @@ def run_bag(
             restore=options.dehazed,
             tracker_config=options.tracker_config,
             publish_threshold=options.publish_threshold,
+            class_filter=options.class_filter,
         )
         # Opened and closed inside the writer thread: sqlite3 connections are thread-bound.
         writer = BagWriter(output_path, options.storage, reader.typestore, options.overwrite)

@@ -2,7 +2,11 @@
 
 Defaults come from the node's parameters file: ``--params-file``, else the node's own
 config/detect.yaml (the YAML is the single source of defaults, so `bag run` without options
-detects as the node does); explicit command-line values win.
+detects as the node does); explicit command-line values win. Read from the file: the detector
+keys below (the ONNX export `onnx_path` and `engine_cache_dir` included), `classes` and
+`tracking.*` (not `tracking.enabled`: both outputs are always written). The node's publishing
+and QoS options are not read (`bag run` has its own output flags), nor `class_id_as_index`,
+`torch_compile` or `prepare_frames_ahead`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ DETECTOR_KEYS = (
     "nms_threshold",
     "max_batch_size",
     "max_batch_wait_ms",
+    "onnx_path",
+    "engine_cache_dir",
+    "classes",
 )
 # Only where config/detect.yaml cannot be found (an install without its share folder).
 FALLBACK_DEFAULTS: dict[str, Any] = {
@@ -38,6 +45,9 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "nms_threshold": 0.3,
     "max_batch_size": 4,
     "max_batch_wait_ms": -1.0,  # auto: see pipeline/batch_wait.py
+    "onnx_path": "",
+    "engine_cache_dir": "",
+    "classes": ["all"],
 }
 
 
@@ -155,4 +165,21 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
         nms_threshold=float(settings["nms_threshold"]),
         color_order="bgr",
         allow_untrained=bool(settings["allow_untrained_weights"]),
+        # As the node: an existing `onnx_path` is the model (weights '' allowed), else the
+        # weights are exported there or into the cache.
+        onnx_path=settings["onnx_path"] or None,
+        cache_dir=settings["engine_cache_dir"] or None,
+        # Sizes GPU buffers, CUDA graphs and TensorRT profiles for the batches that will come.
+        max_batch_size=int(settings["max_batch_size"]),
     )
+
+
+def class_filter(settings: dict[str, Any]) -> frozenset[str] | None:
+    """The node's `classes` parameter: the class names to write, None for every class."""
+    from togethernet_ros.ros.node_settings import ALL_CLASSES  # plain Python, no rclpy
+
+    classes = settings["classes"]
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"parameter 'classes' must be a list of strings, got {classes!r}")
+    names = {name for name in classes if name}
+    return None if not names or ALL_CLASSES in names else frozenset(names)

@@ -21,6 +21,7 @@ from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracker import Tracker
+from togethernet_ros.vision.class_filter import keep_classes
 
 
 @dataclass
@@ -79,11 +80,14 @@ class OfflinePipeline:
         tracker_config: TrackerConfig | None = None,
         detect_fn: Callable[[list[np.ndarray]], list[Any]] | None = None,
         publish_threshold: float | None = None,
+        class_filter: frozenset[str] | None = None,
     ) -> None:
         self.detector = detector
         # The detector may keep lower scores for the tracker's low stage (tracking/score_gate.py);
         # the raw detections are cut back to this. None: keep what the detector returns.
         self.publish_threshold = publish_threshold
+        # As the node's `classes`: other classes reach neither the tracker nor the raw output.
+        self.class_filter = class_filter
         self.restore = restore
         self.stats = PipelineStats()
         self._clock = _BagClock()
@@ -134,8 +138,14 @@ class OfflinePipeline:
             tracker = self._trackers.get(frame.topic)
             if tracker is None:
                 tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
-            tracked = tracker.update(result.detections, frame.stamp_ns / 1e9)
             detections = result.detections
+            if self.class_filter is not None:
+                names = tuple(self.detector.class_names)
+                detections = keep_classes(detections, names, self.class_filter)
+            # As the node: an unstamped frame (stamp 0) is timed by its arrival (the log time),
+            # so the tracker still predicts motion and resets after max_gap_s.
+            track_time_ns = frame.stamp_ns or frame.log_time_ns
+            tracked = tracker.update(detections, track_time_ns / 1e9)
             if self.publish_threshold is not None:
                 detections = scoring_at_least(detections, self.publish_threshold)
             self.stats.tracking_s += time.perf_counter() - started

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -108,7 +109,9 @@ def header_stamp_from_cdr(raw: bytes | memoryview) -> int:
 class _Harness:
     """The rclpy side: publishers, subscriptions, executor thread, optional recording."""
 
-    def __init__(self, topics: dict[str, str], options: ReplayOptions) -> None:
+    def __init__(
+        self, topics: dict[str, str], options: ReplayOptions, output_reliability: str = "reliable"
+    ) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("togethernet_replay", context=self.context)
@@ -126,8 +129,14 @@ class _Harness:
         publisher_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
         )
+        # A reliable subscription never matches a best-effort publisher: follow the node's
+        # `output_reliability`, or nothing would come back (and every frame count as dropped).
         output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.BEST_EFFORT
+            if output_reliability == "best_effort"
+            else ReliabilityPolicy.RELIABLE,
         )
         latched = QoSProfile(
             depth=1,
@@ -210,6 +219,28 @@ class _Harness:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
         self._spinner.join(timeout=5)
+
+
+def _node_parameter(
+    params_file: Path | None, overrides: dict[str, Any], name: str, default: Any
+) -> Any:
+    """The value of one node parameter as the node gets it: the overlay, else the params file.
+
+    Without a params file the node reads its own config/detect.yaml.
+    """
+    if name in overrides:
+        return overrides[name]
+    from togethernet_ros.ros.node_settings import default_config_path, flatten_parameters
+
+    try:
+        document = yaml.safe_load(Path(params_file or default_config_path()).read_text())
+    except (OSError, ImportError, LookupError, yaml.YAMLError):
+        return default  # the node will refuse it and say why
+    value = default
+    for entry in document.values() if isinstance(document, dict) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
+            value = flatten_parameters(entry["ros__parameters"]).get(name, value)
+    return value
 
 
 def _load_frames(reader: BagReader, max_frames: int | None) -> list[BagRecord]:
@@ -295,10 +326,14 @@ def run_replay(
     if not frames:
         raise ReplayError(f"bag {bag} has no frames on {sorted(topics)}")
     parameters = {"image_topics": sorted(topics), **REPLAY_NODE_DEFAULTS, **options.node_parameters}
+    # The node's outputs are subscribed with its own reliability (see _Harness).
+    output_reliability = _node_parameter(
+        options.params_file, parameters, "output_reliability", "reliable"
+    )
     process = NodeProcess(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
-    harness = _Harness(topics, options)
+    harness = _Harness(topics, options, output_reliability)
     record: BackgroundBagWriter | None = None
     monitor = None
     trials: list[TrialResult] = []

@@ -628,6 +628,9 @@ class DetectorNode(LifecycleNode):
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
                 tracked = camera.tracker.update(candidates, track_time_s)
+            # A track of a class taken out of `classes` at run time would otherwise coast on,
+            # published, for up to tracking.max_misses frames.
+            tracked = keep_classes(tracked, self._class_names, settings.class_filter)
             output: Detections | TrackedDetections = tracked
             track_ids = tracked.track_ids
         else:

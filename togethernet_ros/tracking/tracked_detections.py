@@ -34,3 +34,12 @@ class TrackedDetections:
             class_ids=np.zeros(0, dtype=np.int64),
             track_ids=np.zeros(0, dtype=np.int64),
         )
+
+    def select(self, index: np.ndarray | slice) -> TrackedDetections:
+        """A subset (boolean mask, index array or slice) as new TrackedDetections."""
+        return TrackedDetections(
+            boxes=self.boxes[index],
+            scores=self.scores[index],
+            class_ids=self.class_ids[index],
+            track_ids=self.track_ids[index],
+        )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
 
 from togethernet_ros.vision.detections import Detections
+
+if TYPE_CHECKING:
+    from togethernet_ros.tracking.tracked_detections import TrackedDetections
+
+# Detections or the tracker's TrackedDetections: anything with class_ids and select().
+DetectionsT = TypeVar("DetectionsT", Detections, "TrackedDetections")
 
 
 def unknown_classes(keep: frozenset[str] | None, class_names: tuple[str, ...]) -> list[str]:
@@ -19,9 +27,9 @@ def unknown_classes(keep: frozenset[str] | None, class_names: tuple[str, ...]) -
 
 
 def keep_classes(
-    detections: Detections, class_names: tuple[str, ...], keep: frozenset[str] | None
-) -> Detections:
-    """The detections whose class name is in `keep` (all of them when `keep` is None)."""
+    detections: DetectionsT, class_names: tuple[str, ...], keep: frozenset[str] | None
+) -> DetectionsT:
+    """The detections (or tracks) whose class name is in `keep` (all of them when None)."""
     if keep is None or len(detections) == 0:
         return detections
     allowed = np.array([name in keep for name in class_names], dtype=bool)
