@@ -87,14 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     """Probe entry point (child process)."""
     import logging
 
-    import torch
-
-    from togethernet_ros.inference.factory import create_detector
     from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 
     # Measure the memory of what ships: `predict`, `bench` and the node pin these thresholds.
     keep_frames_on_the_heap()
     logging.disable(logging.WARNING)  # the untrained-weights warning is expected here
+    try:
+        return _measure(argv)
+    finally:
+        # Process-wide: where the probe runs inside another program, that program's logs stay.
+        logging.disable(logging.NOTSET)
+
+
+def _measure(argv: list[str] | None) -> int:
+    import torch
+
+    from togethernet_ros.inference.factory import create_detector
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--input-size", default="640x640")
