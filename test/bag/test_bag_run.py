@@ -235,7 +235,7 @@ def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(
     The detector is asked for the tracker's low_score_threshold (0.1), the raw detections are
     cut back to conf_threshold (0.3), and the smoothed track lives through the faded frames.
     """
-    from support.fading_detector import FadingObjectDetector
+    from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.bag import bag_command
     from togethernet_ros.cli import main
@@ -299,7 +299,7 @@ def test_bag_run_publishes_only_the_classes_its_params_file_names(
     camera_bag, tmp_path, monkeypatch
 ):
     """`classes` filters the node's outputs (raw and smoothed); `bag run` must write the same."""
-    from support.fading_detector import FadingObjectDetector
+    from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.bag import bag_command
     from togethernet_ros.cli import main
@@ -328,7 +328,7 @@ def test_bag_run_publishes_only_the_classes_its_params_file_names(
 
 def test_bag_run_times_unstamped_frames_by_their_log_time_as_the_node_does(camera_bag, tmp_path):
     """Header stamp 0: the node smooths by arrival, so `tracking.max_gap_s` still applies."""
-    from support.fading_detector import FadingObjectDetector
+    from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.tracking.config import TrackerConfig
 

@@ -97,7 +97,7 @@ def test_unusable_sources_are_one_error_line(tmp_path, capsys):
         (empty_video, f"video {empty_video} has no readable frames"),
         (
             empty_folder,
-            f"no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {empty_folder}",
+            f"no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff, .ppm) in {empty_folder}",
         ),
     ]:
         argv = ["distill", str(source), "--teacher-onnx", teacher]

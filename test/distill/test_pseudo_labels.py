@@ -189,3 +189,17 @@ def test_one_label_per_object_across_classes():
         detections, names, PseudoLabelSettings(conf_threshold=0.4, duplicate_iou=0)
     )
     assert 4 in both.class_ids.tolist()
+
+
+def test_folder_frames_are_read_on_the_stored_grid_like_every_other_reader(tmp_path):
+    # An EXIF-tagged photo is labelled as stored (not turned for display), as predict, eval
+    # and the training datasets read the same file.
+    from support.exif_jpeg import white_block_photo
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    data, stored = white_block_photo(6)
+    (folder / "IMG_0001.JPG").write_bytes(data)
+    (frame,) = iter_source_frames(folder, frame_step=1, holdout_fraction=0.5)
+    assert frame.image.shape == (40, 80, 3)
+    assert np.abs(frame.image.astype(int) - stored.astype(int)).mean() < 3

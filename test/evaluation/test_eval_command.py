@@ -214,3 +214,48 @@ def test_eval_without_ground_truth_objects_reports_undefined_not_numbers(tmp_pat
     assert metrics["voc"]["mAP"] is None and metrics["coco"]["AP"] is None
     assert all(value is None or value >= 0 for value in metrics["coco"].values())
     assert "no (non-difficult) ground-truth objects" in capsys.readouterr().out
+
+
+def test_eval_detects_on_the_pixels_its_ground_truth_refers_to(tmp_path, monkeypatch, capsys):
+    # EXIF-tagged photos: the ground truth is on the stored grid (<size> 80x40), so the
+    # detector must be given that grid too, not the photo turned for display.
+    from support.exif_jpeg import BLOCK_BOX, white_block_photo
+    from support.stand_in_detectors import BrightBlockDetector
+
+    import togethernet_ros.inference as inference
+    from togethernet_ros.training.voc_xml import write_voc_xml
+
+    root = tmp_path / "voc"
+    for folder in ("JPEGImages", "FOG", "Annotations", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    ids = []
+    for orientation in (3, 6, 8):
+        image_id = f"photo{orientation}"
+        data, _ = white_block_photo(orientation)
+        for folder in ("JPEGImages", "FOG"):
+            (root / folder / f"{image_id}.jpg").write_bytes(data)
+        write_voc_xml(
+            root / "Annotations" / f"{image_id}.xml",
+            f"{image_id}.jpg",
+            80,
+            40,
+            [BLOCK_BOX],
+            [0],
+            CLASSES,
+        )
+        ids.append(image_id)
+    (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
+    made = []
+
+    def block_detector(weights, **options):
+        made.append(BrightBlockDetector(CLASSES, options["color_order"]))
+        return made[-1]
+
+    monkeypatch.setattr(inference, "create_detector", block_detector)
+    out = tmp_path / "report"
+    run = ["eval", "--voc-root", str(root), "--image-set", "test", "--weights", "w.pt"]
+    assert main([*run, "--classes", ",".join(CLASSES), "--out-dir", str(out), "--no-plots"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert made[0].seen_shapes == [(40, 80, 3)] * 3
+    assert metrics["voc"]["ap"]["person"] == pytest.approx(1.0)
+    capsys.readouterr()

@@ -118,3 +118,38 @@ def test_a_detection_only_export_gives_detections_and_belongs_to_its_weights(
     capsys.readouterr()
     assert _predict(retrained, images, tmp_path / "out2", *options) == 2
     assert "was exported from other weights" in capsys.readouterr().err
+
+
+def test_exif_tagged_photos_are_predicted_on_the_grid_their_labels_use(
+    tmp_path, monkeypatch, capsys
+):
+    # The boxes in detections.json and on the annotated image are on the stored pixel grid,
+    # as `eval` and the training datasets read the same file (no EXIF turn).
+    from support.exif_jpeg import BLOCK_BOX, white_block_photo
+    from support.stand_in_detectors import BrightBlockDetector
+
+    import togethernet_ros.inference.factory as factory
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    for orientation in (6, 8):
+        (source / f"IMG_{orientation}.JPG").write_bytes(white_block_photo(orientation)[0])
+    classes = ("person", "bicycle", "car", "motorbike", "bus")
+    monkeypatch.setattr(
+        factory, "create_detector", lambda weights, **o: BrightBlockDetector(classes, "bgr")
+    )
+    output = tmp_path / "out"
+    assert (
+        main(["predict", "--weights", "w.pt", "--source", str(source), "--output", str(output)])
+        == 0
+    )
+    report = json.loads((output / "detections.json").read_text())
+    for record in report["images"]:
+        assert (record["width"], record["height"]) == (80, 40)
+        assert record["detections"][0]["box_xyxy"] == list(BLOCK_BOX)
+        assert cv2.imread(str(output / "annotated" / f"{record['source']}.jpg")).shape == (
+            40,
+            80,
+            3,
+        )
+    capsys.readouterr()

@@ -69,3 +69,17 @@ def test_health_recovers_after_a_bad_frame_and_notices_a_silent_camera():
     assert stats.health()[0]
     clock.now += 3.0  # the camera stopped sending
     assert stats.health() == (False, "no frame for 7 s")
+
+
+def test_rate_windows_stay_bounded_while_nobody_reads_the_rates():
+    """Under use_sim_time without /clock the diagnostics timer never fires to read the rates:
+    a camera at 30 Hz must not grow them by every frame it ever sent."""
+    clock = Clock()
+    stats = CameraStats(rate_window_s=5.0, clock=clock)
+    for _ in range(30 * 60):  # one minute at 30 Hz
+        stats.record_input()
+        stats.record_output(latency_ms=None, inference_ms=5.0, batch_size=1)
+        clock.now += 1 / 30
+    assert len(stats._inputs) <= 30 * 5 + 1 and len(stats._outputs) <= 30 * 5 + 1
+    input_hz, output_hz = stats.rates_hz()
+    assert math.isclose(input_hz, 30.0) and math.isclose(output_hz, 30.0)

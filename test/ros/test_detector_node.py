@@ -1038,7 +1038,7 @@ def test_library_log_records_reach_the_node_log(ros, tmp_path):
 
 def test_a_fading_object_keeps_its_track_on_boxes_below_conf_threshold(harness, monkeypatch):
     """Fog: the tracker's low stage gets the boxes scoring under conf_threshold; raw does not."""
-    from support.fading_detector import FadingObjectDetector
+    from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.ros.detector_node import DetectorNode
 
@@ -1081,7 +1081,7 @@ def test_a_fading_object_keeps_its_track_on_boxes_below_conf_threshold(harness, 
 def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness, monkeypatch):
     """`classes` is a run-time parameter: its tracks must not coast on for max_misses frames."""
     from rclpy.parameter import Parameter
-    from support.fading_detector import FadingObjectDetector
+    from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.ros.detector_node import DetectorNode
 
@@ -1116,3 +1116,113 @@ def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness
     assert [
         d.results[0].hypothesis.class_id for d in recorder.get("/cam_a/detections")[-1].detections
     ] == []
+
+
+def _blob_harness(harness, monkeypatch, **overrides):
+    """The harness with `BrightBlockDetector`: each frame's bright rectangle is one person."""
+    from support.stand_in_detectors import BrightBlockDetector
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    stand_in = BrightBlockDetector()
+
+    def create(node, settings):
+        stand_in.conf_threshold = settings.detector_threshold()
+        return stand_in
+
+    monkeypatch.setattr(DetectorNode, "_create_detector", create)
+    tracking = {"tracking.min_hits": 1, "tracking.max_misses": 5, **overrides}
+    return harness(conf_threshold=0.3, **tracking)
+
+
+def _publish_and_wait(publishers, recorder, index: int, message) -> list:
+    publishers[CAM_A].publish(message)
+    wait_for(
+        lambda: len(recorder.get("/cam_a/detections")) >= index + 1,
+        10.0,
+        f"smoothed detections for frame {index}",
+    )
+    return recorder.get("/cam_a/detections")[index].detections
+
+
+def _boxes_xyxy(detections) -> list[tuple[float, float, float, float]]:
+    boxes = []
+    for detection in detections:
+        cx, cy = detection.bbox.center.position.x, detection.bbox.center.position.y
+        half_w, half_h = detection.bbox.size_x / 2, detection.bbox.size_y / 2
+        boxes.append((cx - half_w, cy - half_h, cx + half_w, cy + half_h))
+    return boxes
+
+
+def test_a_camera_that_changes_resolution_publishes_no_boxes_of_the_old_size(harness, monkeypatch):
+    """A driver reconfigured from 256x192 to 128x96: the old tracks' pixels mean nothing now.
+
+    They used to coast on for max_misses frames, published in the old size's pixels (outside
+    the new image) beside the object's new track.
+    """
+    from support.stand_in_detectors import frame_with_block
+
+    _detector, _tester, publishers, recorder = _blob_harness(harness, monkeypatch)
+    stamp = 1_700_000_000_000_000_000
+    for index in range(3):
+        frame = frame_with_block(192, 256, (128 + 4 * index, 48, 192 + 4 * index, 144))
+        found = _publish_and_wait(
+            publishers, recorder, index, _image_message(frame, "cam_a", stamp + index * 50_000_000)
+        )
+        assert len(found) == 1
+    for index in range(3, 6):
+        shift = 2 * (index - 3)
+        frame = frame_with_block(96, 128, (64 + shift, 24, 96 + shift, 72))
+        found = _publish_and_wait(
+            publishers, recorder, index, _image_message(frame, "cam_a", stamp + index * 50_000_000)
+        )
+        boxes = _boxes_xyxy(found)
+        assert len(boxes) == 1, f"frame {index}: {boxes}"
+        x1, y1, x2, y2 = boxes[0]
+        assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 96, f"frame {index}: {boxes}"
+
+
+def test_a_second_publisher_with_another_frame_id_gets_none_of_the_first_ones_tracks(
+    harness, monkeypatch
+):
+    """Two cameras on one topic (or a driver that changed frame_id): tracks never cross over.
+
+    Boxes tracked in one camera's frame used to coast on in the other's outputs, under its header.
+    """
+    from support.stand_in_detectors import frame_with_block
+
+    _detector, _tester, publishers, recorder = _blob_harness(harness, monkeypatch)
+    stamp = 1_700_000_000_000_000_000
+    left = frame_with_block(96, 128, (8, 20, 40, 70))
+    right = frame_with_block(96, 128, (80, 20, 112, 70))
+    for index in range(4):
+        frame_id, frame = ("cam_left", left) if index % 2 == 0 else ("cam_right", right)
+        found = _publish_and_wait(
+            publishers, recorder, index, _image_message(frame, frame_id, stamp + index * 50_000_000)
+        )
+        boxes = _boxes_xyxy(found)
+        assert len(boxes) == 1, f"frame {index} ({frame_id}): {boxes}"
+        expected_x = 8 if frame_id == "cam_left" else 80
+        assert abs(boxes[0][0] - expected_x) < 1, f"frame {index} ({frame_id}): {boxes}"
+
+
+def test_a_stray_unstamped_frame_in_a_stamped_stream_keeps_the_tracks(harness, monkeypatch):
+    """One frame with stamp 0 amid stamped ones: the object keeps its track and its id.
+
+    It used to be timed by the monotonic clock against stamps on the system clock: the tracker
+    saw time jump back decades and forward again, reset twice and gave the object two new ids.
+    """
+    from support.stand_in_detectors import frame_with_block
+
+    _detector, _tester, publishers, recorder = _blob_harness(
+        harness, monkeypatch, **{"tracking.min_hits": 2}
+    )
+    ids = []
+    for index in range(6):
+        frame = frame_with_block(96, 128, (8 + 2 * index, 20, 40 + 2 * index, 70))
+        stamp = 0 if index == 3 else time.time_ns()
+        found = _publish_and_wait(
+            publishers, recorder, index, _image_message(frame, "cam_a", stamp)
+        )
+        ids.append([detection.id for detection in found])
+    assert ids == [[]] + [["1"]] * 5

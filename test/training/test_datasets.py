@@ -179,7 +179,8 @@ def test_voc2yolo_bad_options_and_strict_errors_exit_in_one_line(voc_root, capsy
         capsys, ["data", "voc2yolo", "--voc-root", str(root), "--out", out, "--classes", "a,a"]
     )
     assert "duplicate class names ['a']" in message
-    _xml(root / "Annotations" / "00002.xml", _object("dog", (1, 1, 9, 9)))
+    # (The scenes are 128x96: a <size> that disagrees would be the first strict error.)
+    _xml(root / "Annotations" / "00002.xml", _object("dog", (1, 1, 9, 9)), 128, 96)
     args = ["data", "voc2yolo", "--voc-root", str(root), "--out", out]
     message = _cli_error(capsys, [*args, "--classes", ",".join(CLASSES), "--strict"])
     assert "00002.xml: object #1: unknown class 'dog'" in message
@@ -358,3 +359,125 @@ def test_fog_versions_per_image_writes_that_many_distinct_versions(voc_root, cap
     message = _cli_error(capsys, [*args, "--versions-per-image", "2"])
     assert "--versions-per-image 2" in message and "1 fog densities" in message
     assert not (root / "W").exists()
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_tagged_photos_keep_their_boxes_on_the_object(tmp_path, capsys, orientation):
+    # A phone photo stored 80 wide x 40 high with an EXIF tag saying "turn it for display";
+    # its box was drawn on the stored grid (<size> 80x40), as upstream's PIL reader and
+    # LabelImg see it. Every reader must hand out that grid: fog synthesis, the VOC and YOLO
+    # datasets (pixels and label size alike) and voc2yolo.
+    from support.exif_jpeg import BLOCK_BOX, white_block_photo
+
+    from togethernet_ros.training.voc_xml import write_voc_xml
+
+    root = tmp_path / "voc"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    data, _ = white_block_photo(orientation)
+    (root / "JPEGImages" / "IMG_0001.JPG").write_bytes(data)
+    write_voc_xml(
+        root / "Annotations" / "IMG_0001.xml", "IMG_0001.JPG", 80, 40, [BLOCK_BOX], [0], CLASSES
+    )
+    (root / "ImageSets" / "Main" / "train.txt").write_text("IMG_0001\n")
+    assert main(["data", "fog", "--voc-root", str(root), "--beta-max", "0.05"]) == 0
+    assert cv2.imread(str(root / "FOG" / "IMG_0001.jpg")).shape == (40, 80, 3)
+
+    def on_the_block(sample):
+        x1, y1, x2, y2 = (int(v) for v in sample.boxes[0])
+        assert sample.hazy.shape == sample.clean.shape == (40, 80, 3)
+        inside, outside = sample.clean[y1:y2, x1:x2], sample.clean[:, x2 + 4 :]
+        assert inside.mean() > 240 and outside.mean() < 15
+        assert sample.hazy[y1:y2, x1:x2].mean() > sample.hazy[:, x2 + 4 :].mean() + 100
+        return [x1, y1, x2, y2]
+
+    voc = VocFogDataset(root, "train", CLASSES)
+    assert on_the_block(voc[0]) == [0, 0, 20, 40] and not voc.issues.issues
+    labels = tmp_path / "labels"
+    assert main(["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]) == 0
+    yolo = YoloFogDataset(root / "FOG", labels, CLASSES, clean_dir=root / "JPEGImages")
+    assert on_the_block(yolo[0]) == [0, 0, 20, 40] and not yolo.issues.issues
+    # YOLO labels normalised by a size taken from the pixels, not from the XML.
+    (root / "Annotations" / "IMG_0001.xml").write_text(
+        (root / "Annotations" / "IMG_0001.xml").read_text().replace("<width>80", "<width>0")
+    )
+    assert main(["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]) == 0
+    written = (labels / "IMG_0001.txt").read_text().split()
+    assert written == ["0", "0.125000", "0.500000", "0.250000", "1.000000"]
+    capsys.readouterr()
+
+
+def test_a_voc_size_that_disagrees_with_the_image_is_reported_and_the_image_wins(tmp_path, capsys):
+    # The image is 100x80 with an object at x 60..95. One XML carries a template <size>
+    # (500x375), one a turned one (80x100): clipping to it, or normalising YOLO labels by it,
+    # put the boxes somewhere else without a word. Upstream reads boxes as image pixels.
+    from togethernet_ros.evaluation.eval_command import ground_truth_from_dataset
+    from togethernet_ros.training.voc_xml import write_voc_xml
+
+    root = tmp_path / "voc"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    image = np.zeros((80, 100, 3), np.uint8)
+    image[10:70, 60:95] = 255
+    box = [60.0, 10.0, 95.0, 70.0]
+    for image_id, size in {"template": (500, 375), "turned": (80, 100), "right": (100, 80)}.items():
+        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.png"), image)
+        xml = root / "Annotations" / f"{image_id}.xml"
+        write_voc_xml(xml, f"{image_id}.png", *size, [box], [0], CLASSES)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("template\nturned\nright\n")
+
+    dataset = VocFogDataset(root, "train", CLASSES, hazy_dir=None)
+    assert [dataset[i].boxes.tolist() for i in range(3)] == [[box]] * 3
+    truth = ground_truth_from_dataset(dataset)
+    assert all(gt.boxes.tolist() == [box] for gt in truth.values())
+    assert {(gt.width, gt.height) for gt in truth.values()} == {(100, 80)}
+    problems = sorted(issue.describe() for issue in dataset.issues.issues)
+    assert len(problems) == 2 and dataset.issues.counts() == {"image size used": 2}
+    assert "template.xml: <size> 500x375 disagrees with the image file's 100x80" in problems[0]
+    assert "turned.xml: <size> 80x100 disagrees" in problems[1] and "EXIF" in problems[1]
+
+    labels = tmp_path / "labels"
+    assert main(["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]) == 0
+    assert "2 × image size used" in capsys.readouterr().out
+    for image_id in ("template", "turned", "right"):
+        written = (labels / f"{image_id}.txt").read_text().split()
+        assert written == ["0", "0.775000", "0.500000", "0.350000", "0.750000"], image_id
+    yolo = YoloFogDataset(root / "JPEGImages", labels, CLASSES)
+    assert all(np.allclose(yolo[i].boxes, [box]) for i in range(3))
+
+
+def test_fog_writes_a_panorama_too_wide_for_jpeg_as_png(tmp_path, capsys):
+    # cv2.imwrite returns False for a JPEG wider than 65500 px: the foggy file was never
+    # written, yet listed in fog_params.csv and counted as written.
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    panorama = np.full((2, 65600, 3), 200, np.uint8)
+    cv2.imwrite(str(root / "JPEGImages" / "pano.png"), panorama)
+    cv2.imwrite(str(root / "JPEGImages" / "small.png"), panorama[:, :300])
+    assert main(["data", "fog", "--voc-root", str(root), "--depth-slope", "0"]) == 0
+    assert "wrote 2 foggy images" in capsys.readouterr().out
+    with (root / "FOG" / "fog_params.csv").open() as handle:
+        files = [row["file"] for row in csv.DictReader(handle)]
+    assert files == ["pano.png", "small.jpg"]
+    assert cv2.imread(str(root / "FOG" / "pano.png")).shape == (2, 65600, 3)
+
+
+def test_every_reader_takes_the_image_suffixes_predict_takes(tmp_path):
+    # A .ppm (or .PPM) image that predict reads was silently left out of a YOLO dataset, a
+    # VOC-FOG pairing and a distill frame folder.
+    from togethernet_ros.distill.frame_sources import iter_source_frames
+    from togethernet_ros.inference.media import MediaSource
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    picture = np.full((30, 40, 3), 90, np.uint8)
+    for name in ("a.jpg", "b.ppm", "c.PPM", "d.TIFF", "e.WebP"):
+        cv2.imwrite(str(images / name.lower()), picture)
+        (images / name.lower()).rename(images / name)
+        (labels / f"{name.split('.')[0]}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    read_by_predict = MediaSource(images).files
+    dataset = YoloFogDataset(images, labels, CLASSES)
+    assert sorted(r.hazy_path for r in dataset.records) == read_by_predict
+    assert len(read_by_predict) == 5 and not dataset.issues.issues
+    assert len(list(iter_source_frames(images, holdout_fraction=0.2))) == 5

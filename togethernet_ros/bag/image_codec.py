@@ -84,7 +84,11 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
     _check_color_order(color_order)
     buffer = np.asarray(message.data, dtype=np.uint8)
     try:
-        pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+        # The stored pixel grid, as image_transport's compressed subscriber decodes by default
+        # (IMREAD_UNCHANGED) and as image files are read (vision/image_file.py): an EXIF
+        # Orientation tag in a JPEG is not applied, so boxes land where other consumers see.
+        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        pixels = cv2.imdecode(buffer, flags) if buffer.size else None
     except cv2.error as error:
         # OpenCV raises rather than returning None for some headers, e.g. a size above its
         # CV_IO_MAX_IMAGE_PIXELS; a bad frame must never escape as an exception.

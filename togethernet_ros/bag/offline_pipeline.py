@@ -19,6 +19,7 @@ import numpy as np
 from togethernet_ros.bag.bag_reader import ImageFrame
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.tracking.config import TrackerConfig
+from togethernet_ros.tracking.frame_timeline import FrameTimeline
 from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracker import Tracker
 from togethernet_ros.vision.class_filter import keep_classes
@@ -94,6 +95,7 @@ class OfflinePipeline:
         self._batcher = FrameBatcher(max_batch_size, max_batch_wait_ms, clock=self._clock)
         self._tracker_config = tracker_config or TrackerConfig()
         self._trackers: dict[str, Tracker] = {}
+        self._timelines: dict[str, FrameTimeline] = {}
         self._waiting: set[str] = set()
         self._detect_fn = detect_fn or (lambda images: detector.detect(images, restore=restore))
 
@@ -138,14 +140,21 @@ class OfflinePipeline:
             tracker = self._trackers.get(frame.topic)
             if tracker is None:
                 tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
+                self._timelines[frame.topic] = FrameTimeline()
             detections = result.detections
             if self.class_filter is not None:
                 names = tuple(self.detector.class_names)
                 detections = keep_classes(detections, names, self.class_filter)
             # As the node: an unstamped frame (stamp 0) is timed by its arrival (the log time),
-            # so the tracker still predicts motion and resets after max_gap_s.
-            track_time_ns = frame.stamp_ns or frame.log_time_ns
-            tracked = tracker.update(detections, track_time_ns / 1e9)
+            # so the tracker still predicts motion and resets after max_gap_s; a frame of
+            # another frame_id or size restarts the tracks (tracking/frame_timeline.py).
+            height, width = frame.image.shape[:2]
+            track_time_s, restart = self._timelines[frame.topic].place(
+                frame.stamp_ns / 1e9, frame.log_time_ns / 1e9, (frame.frame_id, height, width)
+            )
+            if restart:
+                tracker.reset()
+            tracked = tracker.update(detections, track_time_s)
             if self.publish_threshold is not None:
                 detections = scoring_at_least(detections, self.publish_threshold)
             self.stats.tracking_s += time.perf_counter() - started

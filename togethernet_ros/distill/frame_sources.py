@@ -14,9 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from togethernet_ros.vision.image_file import read_image_file
+from togethernet_ros.vision.image_file import IMAGE_SUFFIXES, read_image_file
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 LOGGER = logging.getLogger("togethernet_ros")
 
 

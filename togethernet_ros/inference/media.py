@@ -11,10 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.vision.image_file import IMAGE_SUFFIXES as IMAGE_FILE_SUFFIXES
 from togethernet_ros.vision.image_file import read_image_file
 from togethernet_ros.vision.jpeg_integrity import END_SEARCH_BYTES, is_truncated_jpeg
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
+IMAGE_SUFFIXES = frozenset(IMAGE_FILE_SUFFIXES)
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"})
 LOGGER = logging.getLogger("togethernet_ros")
 

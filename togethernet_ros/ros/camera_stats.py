@@ -50,6 +50,7 @@ class CameraStats:
             self.received += 1
             self._last_input_at = self._clock()
             self._inputs.append(self._last_input_at)
+            self._forget_old(self._inputs, self._last_input_at)
         if receive_delay_ms is not None:
             self.receive_delay_ms.record(receive_delay_ms)
 
@@ -86,7 +87,11 @@ class CameraStats:
         """
         with self._lock:
             self.processed += 1
-            self._outputs.append(self._clock())
+            now = self._clock()
+            self._outputs.append(now)
+            # Also here, not only when the rates are read: under use_sim_time the diagnostics
+            # timer waits for /clock, and may never read them.
+            self._forget_old(self._outputs, now)
         if latency_ms is not None:
             self.latency_ms.record(latency_ms)
         if node_overhead_ms is not None:
@@ -123,9 +128,12 @@ class CameraStats:
         with self._lock:
             return self._rate(self._inputs, now), self._rate(self._outputs, now)
 
-    def _rate(self, stamps: deque[float], now: float) -> float:
+    def _forget_old(self, stamps: deque[float], now: float) -> None:
         while stamps and now - stamps[0] > self._rate_window_s:
             stamps.popleft()
+
+    def _rate(self, stamps: deque[float], now: float) -> float:
+        self._forget_old(stamps, now)
         if len(stamps) < 2:
             return 0.0
         span = stamps[-1] - stamps[0]

@@ -73,6 +73,7 @@ from togethernet_ros.ros.node_settings import (
     validate_settings,
 )
 from togethernet_ros.ros.warning_throttle import WarningThrottle
+from togethernet_ros.tracking.frame_timeline import FrameTimeline
 from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
@@ -110,6 +111,8 @@ class CameraOutputs:
     tracker: Tracker
     stats: CameraStats
     tracker_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # The tracker's time of each frame, and when its tracks stop applying (inference thread).
+    timeline: FrameTimeline = dataclasses.field(default_factory=FrameTimeline)
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -618,16 +621,13 @@ class DetectorNode(LifecycleNode):
         )
         header = frame.header
         stamp_s = _stamp_seconds(header)
-        # An unstamped frame (stamp 0) is timed by its arrival for smoothing; its latency is
-        # unknown.
-        track_time_s = stamp_s if stamp_s else frame.received_at
         # Encoding is skipped while nobody listens (outputs are volatile, so a later subscriber
         # would not get this frame anyway).
         if settings["publish_raw_detections"] and camera.detections_raw.get_subscription_count():
             camera.detections_raw.publish(_detections_cdr(header, detections, names))
         if settings["tracking.enabled"]:
             with camera.tracker_lock:  # the tracker runs for every frame: it keeps state
-                tracked = camera.tracker.update(candidates, track_time_s)
+                tracked = self._track(topic, camera, frame, candidates, stamp_s)
             # A track of a class taken out of `classes` at run time would otherwise coast on,
             # published, for up to tracking.max_misses frames.
             tracked = keep_classes(tracked, self._class_names, settings.class_filter)
@@ -658,6 +658,33 @@ class DetectorNode(LifecycleNode):
             node_overhead_ms=max(0.0, in_node_ms - info.inference_time_s * 1e3),
             batch_wait_ms=max(0.0, (info.started_at - frame.received_at) * 1e3),
         )
+
+    def _track(
+        self,
+        topic: str,
+        camera: CameraOutputs,
+        frame: CameraFrame,
+        candidates: Detections,
+        stamp_s: float,
+    ) -> TrackedDetections:
+        """Worker thread, tracker lock held: smooth one frame's detections.
+
+        An unstamped frame (stamp 0) is timed by its arrival (see tracking/frame_timeline.py);
+        a frame in other pixels than the last (frame_id or size changed) restarts the tracks.
+        """
+        height, width = frame.image.shape[:2]
+        source = (frame.header.frame_id, height, width)
+        previous = camera.timeline.source
+        track_time_s, restart = camera.timeline.place(stamp_s, frame.received_at, source)
+        if restart:
+            camera.tracker.reset()
+            if self._warnings.due(("source changed", topic)):
+                self.get_logger().warning(
+                    f"frames on {topic} changed from {_describe_source(previous)} to "
+                    f"{_describe_source(source)}: tracks restarted (their boxes are in the "
+                    "old frame's pixels); two publishers on one topic restart them every frame"
+                )
+        return camera.tracker.update(candidates, track_time_s)
 
     @staticmethod
     def _image_message(pixels: np.ndarray, header: Any) -> Image:
@@ -768,6 +795,11 @@ def _detections_cdr(
         class_labels(found.class_ids, class_names),
         None if track_ids is None else [str(track) for track in track_ids.tolist()],
     )
+
+
+def _describe_source(source: Any) -> str:
+    frame_id, height, width = source
+    return f"{width}x{height} in frame {frame_id!r}"
 
 
 def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:

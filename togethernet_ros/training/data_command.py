@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
-from togethernet_ros.training.annotation import ImageAnnotation, checked_box
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
 from togethernet_ros.vision.fog import add_fog, depth_proxy
-from togethernet_ros.vision.image_file import read_image_file
+from togethernet_ros.vision.image_file import image_file_size, read_image_file
+
+JPEG_MAX_SIDE = 65500
 
 HELP = "Dataset tools: convert VOC to YOLO labels, make seeded splits, synthesise fog."
 
@@ -149,27 +150,24 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         where = f"image set {args.image_set!r}" if args.image_set else args.voc_root / "Annotations"
         raise DataOptionError(f"no annotations to convert: {where} is empty")
     args.out.mkdir(parents=True, exist_ok=True)
-    images: dict[str, Path] | None = None
+    images = _optional_index(args.voc_root / "JPEGImages")
     written = 0
     for image_id in ids:
         xml_path = args.voc_root / "Annotations" / f"{image_id}.xml"
-        annotation = parse_voc_xml(xml_path, class_names, issues)
+        # YOLO labels are normalised by the image size: the image's own where it is there (a
+        # <size> left out, at 0 or wrong would give wrong labels), else <size>.
+        path = images.get(image_id)
+        size = image_file_size(path) if path is not None else None
+        annotation = parse_voc_xml(xml_path, class_names, issues, size)
         if annotation is None:
             continue
         if annotation.width <= 0 or annotation.height <= 0:
-            # YOLO labels are normalised by the image size; VOC files written by some tools
-            # leave <size> out or at 0, so the image itself has to say.
-            if images is None:
-                images = _optional_index(args.voc_root / "JPEGImages")
-            size = _image_size(images.get(image_id))
-            if size is None:
-                issues.report(
-                    xml_path,
-                    "no image size in <size> and no readable JPEGImages image to take it from",
-                    "sample skipped",
-                )
-                continue
-            annotation = _with_size(annotation, *size, xml_path, issues)
+            issues.report(
+                xml_path,
+                "no image size in <size> and no readable JPEGImages image to take it from",
+                "sample skipped",
+            )
+            continue
         (args.out / f"{image_id}.txt").write_text(format_yolo_labels(annotation))
         written += 1
     (args.out / "classes.txt").write_text("\n".join(class_names) + "\n")
@@ -180,31 +178,6 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
 
 def _optional_index(directory: Path) -> dict[str, Path]:
     return index_images(directory) if directory.is_dir() else {}
-
-
-def _image_size(path: Path | None) -> tuple[int, int] | None:
-    """(width, height) of an image file, or None when it is missing or unreadable."""
-    image = read_image_file(path, cv2.IMREAD_UNCHANGED) if path is not None else None
-    return None if image is None else (image.shape[1], image.shape[0])
-
-
-def _with_size(
-    annotation: ImageAnnotation, width: int, height: int, path: Path, issues: DataIssues
-) -> ImageAnnotation:
-    """``annotation`` with the image size filled in and its boxes checked against it."""
-    kept = []
-    for index, box in enumerate(annotation.boxes):
-        checked = checked_box(tuple(box), width, height, f"{path} box #{index + 1}", issues)
-        if checked is not None:
-            kept.append((index, checked))
-    rows = [index for index, _ in kept]
-    return ImageAnnotation(
-        np.asarray([box for _, box in kept], np.float32).reshape(-1, 4),
-        annotation.labels[rows],
-        annotation.difficult[rows],
-        width,
-        height,
-    )
 
 
 def split_ids(
@@ -353,8 +326,12 @@ def run_fog(args: argparse.Namespace) -> int:
                 np.clip(args.airlight + rng.uniform(-1, 1) * args.airlight_jitter, 0, 1)
             )
             foggy = add_fog(image, beta, airlight, depth_cache[size])
-            target = out_dir / f"{name}.jpg"
-            cv2.imwrite(str(target), foggy, [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality])
+            # libjpeg stores at most 65500 px a side (cv2.imwrite then returns False): such a
+            # panorama is written as PNG; the pairing goes by file stem.
+            suffix = ".jpg" if max(size) <= JPEG_MAX_SIDE else ".png"
+            target = out_dir / f"{name}{suffix}"
+            if not cv2.imwrite(str(target), foggy, [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality]):
+                raise DataError(f"cannot write {target}")
             rows.append((image_id, target.name, f"{beta:.6g}", f"{airlight:.6g}"))
     with (out_dir / "fog_params.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)

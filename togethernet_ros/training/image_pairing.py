@@ -11,7 +11,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from togethernet_ros.vision.image_file import IMAGE_SUFFIXES
+
 _BETA_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<beta>\d+(?:\.\d+)?)$")
 
 

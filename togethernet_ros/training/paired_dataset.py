@@ -22,7 +22,7 @@ from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import foggy_versions, index_foggy_images, index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import read_yolo_labels
-from togethernet_ros.vision.image_file import read_image_file
+from togethernet_ros.vision.image_file import image_file_size, read_image_file
 
 LOGGER = logging.getLogger("togethernet_ros")
 
@@ -154,11 +154,6 @@ class VocFogDataset(RecordDataset):
         records = []
         for image_id in ids:
             xml_path = root / "Annotations" / f"{image_id}.xml"
-            annotation = parse_voc_xml(xml_path, class_names, issues)
-            if annotation is None:
-                continue
-            if skip_empty and len(annotation.labels) == 0:
-                continue
             clean = None
             if clean_dir:
                 clean = _check_image(
@@ -169,6 +164,14 @@ class VocFogDataset(RecordDataset):
             hazy_paths = foggy_versions(foggy_index, image_id) if hazy_dir else [clean]
             if not hazy_paths:
                 issues.report(root / hazy_dir / image_id, "foggy image missing", "sample skipped")
+                continue
+            # Boxes are pixels of the input image: its real size, not <size>, bounds them.
+            annotation = parse_voc_xml(
+                xml_path, class_names, issues, image_file_size(hazy_paths[0])
+            )
+            if annotation is None:
+                continue
+            if skip_empty and len(annotation.labels) == 0:
                 continue
             records += [SampleRecord(image_id, path, clean, annotation) for path in hazy_paths]
         super().__init__(records, class_names, issues.strict)

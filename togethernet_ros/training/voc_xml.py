@@ -42,13 +42,20 @@ def _int_text(element: ET.Element | None, default: int = 0) -> int:
 
 
 def parse_voc_xml(
-    path: str | Path, class_names: Sequence[str], issues: DataIssues
+    path: str | Path,
+    class_names: Sequence[str],
+    issues: DataIssues,
+    image_size: tuple[int, int] | None = None,
 ) -> ImageAnnotation | None:
     """Read one VOC XML file; returns None (after reporting) when the file is unusable.
 
     Objects of classes outside ``class_names`` and broken boxes are reported and dropped;
     boxes outside the image are clipped. Coordinates are kept exactly as written (VOC
     convention, as upstream's voc_annotation.py and get_map.py use them).
+
+    ``image_size`` (width, height) is the image file's real pixel size where the caller knows
+    it. It wins over a ``<size>`` that says otherwise (reported): boxes are pixels of the image,
+    upstream never reads ``<size>``, and clipping to a wrong one would cut boxes short.
     """
     path = Path(path)
     if not path.is_file():
@@ -67,6 +74,22 @@ def parse_voc_xml(
     except ValueError as error:
         issues.report(path, f"bad <size>: {error}", "sample skipped")
         return None
+    if image_size is not None:
+        real_width, real_height = image_size
+        if width > 0 and height > 0 and (width, height) != (real_width, real_height):
+            hint = (
+                " (turned: were the boxes drawn on the photo turned by its EXIF orientation? "
+                "They are read on the stored pixel grid)"
+                if (width, height) == (real_height, real_width)
+                else ""
+            )
+            issues.report(
+                path,
+                f"<size> {width}x{height} disagrees with the image file's "
+                f"{real_width}x{real_height}{hint}",
+                "image size used",
+            )
+        width, height = real_width, real_height
     boxes, labels, difficult = [], [], []
     for number, obj in enumerate(root.iter("object"), start=1):
         name_element = obj.find("name")

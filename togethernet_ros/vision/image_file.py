@@ -3,6 +3,14 @@
 `cv2.imread` returns None for most files it cannot use, but raises `cv2.error` for some: a
 header claiming more pixels than OpenCV allows (CV_IO_MAX_IMAGE_PIXELS, 2^30), for one. A tool
 that skips unreadable images would stop at such a file instead of skipping it.
+
+Every image is read in its stored pixel grid: an EXIF Orientation tag (phone and camera
+photos) is not applied. `cv2.imread` would apply it for IMREAD_COLOR but not for
+IMREAD_UNCHANGED, so one file could come back rotated from one reader and upright from
+another. The stored grid is what VOC/YOLO boxes refer to where they were drawn by the
+published TogetherNet code's readers (PIL `Image.open`, no `exif_transpose`) and by LabelImg;
+what `cv2.imwrite` writes back (without the tag), so `data fog` output and its clean original
+keep one grid; and what image_transport decodes (its default mode is IMREAD_UNCHANGED).
 """
 
 from __future__ import annotations
@@ -12,10 +20,48 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from togethernet_ros.vision.encoded_image_size import encoded_image_size
+
+# The file suffixes (compared in lower case) that every image-folder reader takes: predict's
+# folders, the VOC/YOLO datasets, data fog and distill's frame folders.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+
+# OR-ed into every flag set (IMREAD_UNCHANGED, -1, already has the bit and ignores the tag).
+STORED_GRID = cv2.IMREAD_IGNORE_ORIENTATION
+
 
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """`cv2.imread(path, flags)`, but None also where OpenCV raises on the file's contents."""
+    """`cv2.imread(path, flags)` in the stored pixel grid (EXIF orientation not applied), but
+    None also where OpenCV raises on the file's contents."""
     try:
-        return cv2.imread(str(path), flags)
+        return cv2.imread(str(path), flags | STORED_GRID)
     except cv2.error:
         return None
+
+
+# JPEG metadata (EXIF with a thumbnail, ICC profiles, XMP) sits before the frame header:
+# usually within a few KB, at most a few 64 KB segments.
+HEADER_BYTES = (1 << 14, 1 << 20)
+# OpenCV's default CV_IO_MAX_IMAGE_PIXELS: a header claiming more is decoded to see whether
+# OpenCV reads it at all (the limit can be raised through OPENCV_IO_MAX_IMAGE_PIXELS).
+OPENCV_MAX_PIXELS = 1 << 30
+
+
+def image_file_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) of an image file's stored pixel grid, or None where it cannot be read.
+
+    JPEG and PNG sizes come from the header; other formats, headers it cannot read and sizes
+    beyond what OpenCV decodes by default are decoded.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER_BYTES[0])
+            size = encoded_image_size(head)
+            if size is None and len(head) == HEADER_BYTES[0]:
+                size = encoded_image_size(head + handle.read(HEADER_BYTES[1]))
+    except OSError:
+        return None
+    if size is not None and min(size) > 0 and size[0] * size[1] <= OPENCV_MAX_PIXELS:
+        return size
+    image = read_image_file(path, cv2.IMREAD_UNCHANGED)
+    return None if image is None else (image.shape[1], image.shape[0])
