@@ -190,4 +190,10 @@ def test_run_without_a_single_good_frame_fails(tmp_path, capsys):
 def test_eval_refuses_an_iou_outside_0_to_1(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bag", "eval", str(tmp_path), "--iou", "2"])
-    assert "argument --iou: expected a number in [0, 1], got 2.0" in capsys.readouterr().err
+    assert "argument --iou: must be in (0, 1], got 2.0" in capsys.readouterr().err
+    # 0 as `togethernet eval` refuses it: any box would match any object. It was accepted,
+    # and the stability figures then stopped the command with a traceback.
+    bag = _detections_bag(tmp_path / "bag", "/cam/ground_truth")
+    with pytest.raises(SystemExit):
+        main(["bag", "eval", str(bag), "--gt-topic", "/cam/ground_truth", "--iou", "0"])
+    assert "argument --iou: must be in (0, 1], got 0.0" in capsys.readouterr().err

@@ -3,14 +3,23 @@
 Detections are the ``<ns>/detections`` (smoothed) and ``<ns>/detections_raw`` topics written
 by `bag run` or recorded from the node. Ground truth, when given, is a Detection2DArray topic
 (``<ns>/<name>``, matched to camera ``<ns>`` by header stamp) or VOC XML files named by stamp
-(nanoseconds) or by frame index. Without ground truth only the label-free consistency figures
-are computed.
+(nanoseconds) or by frame index (the camera's n-th distinct stamp among its frames in the bag).
+Without ground truth only the label-free consistency figures are computed.
+
+Every message is a frame, also when its stamp repeats (a looping recording, a camera without a
+clock): frames are keyed by (stamp, occurrence), the k-th message of a topic with that stamp
+being occurrence k. Ground truth given once per stamp (VOC files, a topic that never repeats a
+stamp) labels every occurrence; a ground-truth topic that repeats stamps is paired in order.
+Only frames with ground truth are scored: detections of unlabelled frames are not counted
+(labels are often sparse), while a labelled frame without a detections message counts as
+missed. VOC ``difficult`` objects are neither required nor penalised, as in `togethernet eval`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,41 +31,86 @@ from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.detection_messages import DecodedDetections, message_to_detections
 from togethernet_ros.bag.frame_consistency import frame_consistency
+from togethernet_ros.bag.image_codec import IMAGE_TYPES
+from togethernet_ros.bag.output_topics import camera_namespace
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.stability import evaluate_stability
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 
+# (header stamp ns, occurrence): the k-th message of a topic with that stamp is occurrence k.
+FrameKey = tuple[int, int]
+
 
 @dataclass
 class CameraDetections:
-    """Detections of one camera namespace keyed by header stamp (ns)."""
+    """Detections of one camera namespace keyed by (header stamp ns, occurrence)."""
 
-    smoothed: dict[int, DecodedDetections] = field(default_factory=dict)
-    raw: dict[int, DecodedDetections] = field(default_factory=dict)
+    smoothed: dict[FrameKey, DecodedDetections] = field(default_factory=dict)
+    raw: dict[FrameKey, DecodedDetections] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> set[FrameKey]:
+        """Every frame with a detections message on either topic."""
+        return set(self.smoothed) | set(self.raw)
 
 
 @dataclass
 class BagDetections:
-    """All detection topics of a bag plus class names (from label_info when present)."""
+    """All detection topics of a bag plus class names (from label_info when present).
+
+    ``frame_stamps``: per camera namespace, how many of its camera frames (image topics
+    ``<ns>/<name>``) in the bag carry each header stamp; absent for a camera without them.
+    ``unknown_classes``: per topic, class labels not among ``class_names`` (those ground-truth
+    objects are left out; detections of them cannot be scored).
+    """
 
     cameras: dict[str, CameraDetections]
     class_names: tuple[str, ...]
-    ground_truth: dict[str, dict[int, DecodedDetections]]
+    ground_truth: dict[str, dict[FrameKey, DecodedDetections]]
     problems: list[dict] = field(default_factory=list)
+    frame_stamps: dict[str, dict[int, int]] = field(default_factory=dict)
+    unknown_classes: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _namespace(topic: str) -> str:
-    return topic.rsplit("/", 1)[0]
+def _kind(topic: str) -> str:
+    """The last name of a topic: ``/cam/detections_raw`` (or relative ``detections_raw``)."""
+    return topic.rsplit("/", 1)[-1]
+
+
+def _header_stamp(raw: bytes | memoryview) -> int:
+    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header."""
+    little_endian = bytes(raw[1:2]) == b"\x01"
+    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def _unknown_labels(message: Any, decoded: DecodedDetections, count: int) -> list[str]:
+    """Labels of the detections whose class is not one of the ``count`` class names."""
+    unknown = (decoded.class_ids < 0) | (decoded.class_ids >= count)
+    if not unknown.any():
+        return []
+    labels = []
+    for detection, flag in zip(message.detections, unknown.tolist(), strict=True):
+        if flag:
+            results = detection.results
+            best = max(results, key=lambda r: r.hypothesis.score).hypothesis if results else None
+            labels.append(best.class_id if best is not None else "")
+    return labels
 
 
 def load_bag_detections(
-    path: str | Path, class_names: tuple[str, ...] | None, gt_topics: list[str] | None = None
+    path: str | Path,
+    class_names: tuple[str, ...] | None,
+    gt_topics: list[str] | None = None,
+    frame_stamps: bool = False,
 ) -> BagDetections:
     """Read detection, label_info and ground-truth topics from a bag.
 
-    A recording that was not closed cleanly (no metadata.yaml, torn mcap) is read as far as it
-    goes, like `bag run` does; what was lost is listed in ``problems``.
+    With ``frame_stamps`` the cameras' image topics are read too (headers only): ground truth
+    can then name frames that have no detections message. A recording that was not closed
+    cleanly (no metadata.yaml, torn mcap) is read as far as it goes, like `bag run` does; what
+    was lost is listed in ``problems``.
     """
     gt_topics = list(gt_topics or [])
     path = Path(path)
@@ -68,39 +122,81 @@ def load_bag_detections(
     except BagError as error:
         raise BagError(f"{path} is not a readable rosbag2 bag: {error}") from None
     with contextlib.closing(reader):
-        names, raw_messages = _read_detection_messages(reader, path, class_names, gt_topics)
+        names, raw_messages, image_stamps = _read_detection_messages(
+            reader, path, class_names, gt_topics, frame_stamps
+        )
     if names is None:
         from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
         names = tuple(DEFAULT_CLASS_NAMES)
     cameras: dict[str, CameraDetections] = {}
-    ground_truth: dict[str, dict[int, DecodedDetections]] = {}
+    ground_truth: dict[str, dict[FrameKey, DecodedDetections]] = {}
+    occurrences: dict[tuple[str, int], int] = {}
+    unknown_classes: dict[str, dict[str, int]] = {}
     for topic, message in raw_messages:
         decoded = message_to_detections(message, names)
+        for label in _unknown_labels(message, decoded, len(names)):
+            counts = unknown_classes.setdefault(topic, {})
+            counts[label] = counts.get(label, 0) + 1
+        occurrence = occurrences.get((topic, decoded.stamp_ns), 0)
+        occurrences[(topic, decoded.stamp_ns)] = occurrence + 1
+        key = (decoded.stamp_ns, occurrence)
         if topic in gt_topics:
-            ground_truth.setdefault(_namespace(topic), {})[decoded.stamp_ns] = decoded
+            ground_truth.setdefault(camera_namespace(topic), {})[key] = decoded
             continue
-        camera = cameras.setdefault(_namespace(topic), CameraDetections())
-        target = camera.raw if topic.endswith("/detections_raw") else camera.smoothed
-        target[decoded.stamp_ns] = decoded
+        camera = cameras.setdefault(camera_namespace(topic), CameraDetections())
+        target = camera.raw if _kind(topic) == "detections_raw" else camera.smoothed
+        target[key] = decoded
     if not cameras:
         raise BagError(f"bag {path} has no <ns>/detections or <ns>/detections_raw messages")
     for topic in gt_topics:
-        if _namespace(topic) not in cameras:
+        namespace = camera_namespace(topic)
+        if namespace not in cameras:
             # Ground truth is matched to the camera of its namespace; any other is never used.
             raise BagError(
-                f"ground-truth topic {topic} is in namespace {_namespace(topic) or '/'}, which "
-                f"has no detections; name it <ns>/<name> for a camera <ns> of {sorted(cameras)}"
+                f"ground-truth topic {topic} is in namespace {namespace or '/'}, which has no "
+                f"detections; name it <ns>/<name> for a camera <ns> of {sorted(cameras)}"
             )
-    return BagDetections(cameras, names, ground_truth, reader.problems.to_dicts())
+    stamps_by_camera: dict[str, dict[int, int]] = {}
+    for topic, counts in image_stamps.items():
+        if camera_namespace(topic) not in cameras:
+            continue
+        # The same camera raw and compressed: frames, not messages, are counted.
+        merged = stamps_by_camera.setdefault(camera_namespace(topic), {})
+        for stamp, count in counts.items():
+            merged[stamp] = max(merged.get(stamp, 0), count)
+    return BagDetections(
+        cameras,
+        names,
+        ground_truth,
+        reader.problems.to_dicts(),
+        stamps_by_camera,
+        unknown_classes,
+    )
 
 
 def _read_detection_messages(
-    reader: BagReader, path: Path, class_names: tuple[str, ...] | None, gt_topics: list[str]
-) -> tuple[tuple[str, ...] | None, list[tuple[str, Any]]]:
-    """(class names from label_info or `class_names`, [(topic, Detection2DArray)])."""
+    reader: BagReader,
+    path: Path,
+    class_names: tuple[str, ...] | None,
+    gt_topics: list[str],
+    frame_stamps: bool = False,
+) -> tuple[tuple[str, ...] | None, list[tuple[str, Any]], dict[str, dict[int, int]]]:
+    """(class names from label_info or `class_names`, [(topic, Detection2DArray)], camera
+    {image topic: {header stamp: messages}} (read only with ``frame_stamps``))."""
     typestore = reader.typestore
     topics = {topic: info.msgtype for topic, info in reader.topics.items()}
+    # A camera's frames: its image topics, not the node's debug image in the same namespace.
+    image_topics = (
+        [
+            topic
+            for topic, msgtype in topics.items()
+            if msgtype in IMAGE_TYPES and not topic.endswith("/debug_image")
+        ]
+        if frame_stamps
+        else []
+    )
+    image_stamps: dict[str, dict[int, int]] = {}
     for topic in gt_topics:
         if topics.get(topic) != DETECTION2D_ARRAY:
             found = topics.get(topic, "missing")
@@ -111,9 +207,7 @@ def _read_detection_messages(
         topic
         for topic, msgtype in topics.items()
         if msgtype in (DETECTION2D_ARRAY, LABEL_INFO)
-        and (
-            topic.endswith(("/detections", "/detections_raw", "/label_info")) or topic in gt_topics
-        )
+        and (_kind(topic) in ("detections", "detections_raw", "label_info") or topic in gt_topics)
     ]
     if not any(topics[topic] == DETECTION2D_ARRAY for topic in wanted):
         problems = "; ".join(reader.problems.lines())
@@ -124,8 +218,14 @@ def _read_detection_messages(
         )
     names = class_names
     raw_messages = []
-    for record in reader.records(wanted):
+    for record in reader.records(wanted + image_topics):
         msgtype = record.topic.msgtype
+        if msgtype in IMAGE_TYPES:
+            with contextlib.suppress(struct.error):
+                stamp = _header_stamp(record.raw)
+                counts = image_stamps.setdefault(record.topic.topic, {})
+                counts[stamp] = counts.get(stamp, 0) + 1
+            continue
         try:
             message = typestore.deserialize_cdr(record.raw, msgtype)
         except Exception as error:
@@ -140,13 +240,17 @@ def _read_detection_messages(
                 names = tuple(c.class_name for c in ordered)
             continue
         raw_messages.append((record.topic.topic, message))
-    return names, raw_messages
+    return names, raw_messages, image_stamps
 
 
 def load_voc_ground_truth(
     directory: str | Path, key: str, stamps: list[int], class_names: tuple[str, ...]
-) -> tuple[dict[int, DecodedDetections], list[str]]:
-    """VOC XML ground truth keyed by stamp; ``key`` 'stamp' (file stem = ns) or 'index'."""
+) -> tuple[dict[FrameKey, DecodedDetections], list[str]]:
+    """VOC XML ground truth keyed by (stamp, 0): it labels every frame of that stamp.
+
+    ``key`` 'stamp' (file stem = ns) or 'index' (file stem = position in ``stamps``, the
+    camera's distinct frame stamps).
+    """
     from togethernet_ros.training.data_issues import DataIssues
     from togethernet_ros.training.voc_xml import parse_voc_xml
 
@@ -157,8 +261,8 @@ def load_voc_ground_truth(
     if not files:
         raise BagError(f"no VOC .xml files in {directory}")
     issues = DataIssues()
-    ordered = sorted(stamps)
-    truth: dict[int, DecodedDetections] = {}
+    ordered = sorted(set(stamps))
+    truth: dict[FrameKey, DecodedDetections] = {}
     unmatched = []
     for file in files:
         if not file.stem.isdigit():
@@ -175,24 +279,66 @@ def load_voc_ground_truth(
         annotation = parse_voc_xml(file, class_names, issues)
         if annotation is None:
             continue
-        truth[stamp] = DecodedDetections(
+        truth[(stamp, 0)] = DecodedDetections(
             stamp_ns=stamp,
             frame_id="",
             boxes=annotation.boxes,
             scores=np.ones(len(annotation.labels), np.float32),
             class_ids=annotation.labels,
             track_ids=np.full(len(annotation.labels), -1, np.int64),
+            difficult=annotation.difficult,
         )
     notes = unmatched + [issue.describe() for issue in issues.issues]
     return truth, notes
 
 
+def truth_for_frames(
+    camera: CameraDetections,
+    truth: dict[FrameKey, DecodedDetections],
+    frame_stamps: dict[int, int] | None = None,
+) -> dict[FrameKey, DecodedDetections]:
+    """Ground truth per frame key: a stamp labelled once labels every frame of that stamp.
+
+    Those frames are the detections messages' and, where given, the camera's ``frame_stamps``
+    ({stamp: frames}), so that a frame the node published nothing for is still labelled.
+    """
+    frames_of: dict[int, set[int]] = {}
+    for stamp, occurrence in camera.keys:
+        frames_of.setdefault(stamp, set()).add(occurrence)
+    for stamp, count in (frame_stamps or {}).items():
+        frames_of.setdefault(stamp, set()).update(range(count))
+    labelled_of: dict[int, int] = {}
+    for stamp, _ in truth:
+        labelled_of[stamp] = labelled_of.get(stamp, 0) + 1
+    paired: dict[FrameKey, DecodedDetections] = {}
+    for (stamp, occurrence), labels in truth.items():
+        if labelled_of[stamp] == 1:
+            for other in frames_of.get(stamp, {occurrence}):
+                paired[(stamp, other)] = labels
+        else:
+            paired[(stamp, occurrence)] = labels
+    return paired
+
+
 def unmatched_ground_truth(
-    camera: CameraDetections, truth: dict[int, DecodedDetections]
-) -> list[int]:
-    """Ground-truth stamps without a detections message of the same header stamp."""
-    seen = set(camera.smoothed) | set(camera.raw)
-    return sorted(stamp for stamp in truth if stamp not in seen)
+    camera: CameraDetections,
+    truth: dict[FrameKey, DecodedDetections],
+    frame_stamps: dict[int, int] | None = None,
+) -> list[FrameKey]:
+    """Labelled frames without a detections message of the same header stamp."""
+    seen = camera.keys
+    paired = truth_for_frames(camera, truth, frame_stamps)
+    return sorted(key for key in paired if key not in seen)
+
+
+def repeated_stamp_frames(frames: dict[FrameKey, DecodedDetections]) -> int:
+    """Frames whose header stamp an earlier frame of the same topic had."""
+    return sum(1 for _, occurrence in frames if occurrence > 0)
+
+
+def _in_order(keys: object) -> list[FrameKey]:
+    # Pass by pass (a looping recording plays its stamps again), by stamp within a pass.
+    return sorted(keys, key=lambda key: (key[1], key[0]))
 
 
 def _clean(value: object) -> object:
@@ -206,23 +352,30 @@ def _clean(value: object) -> object:
 def evaluate_camera(
     camera: CameraDetections,
     class_names: tuple[str, ...],
-    truth: dict[int, DecodedDetections] | None,
+    truth: dict[FrameKey, DecodedDetections] | None,
     iou_threshold: float = 0.5,
+    frame_stamps: dict[int, int] | None = None,
 ) -> dict:
-    """Metrics of one camera: consistency always, AP and stability with ground truth."""
+    """Metrics of one camera: consistency always, AP and stability with ground truth.
+
+    ``frame_stamps``: the camera's frames in the bag ({stamp: count}; see
+    :func:`truth_for_frames`).
+    """
     result: dict = {}
+    paired = truth_for_frames(camera, truth, frame_stamps) if truth else {}
     for kind in ("raw", "smoothed"):
         frames = getattr(camera, kind)
         if not frames:
             continue
-        ordered = [frames[s] for s in sorted(frames)]
+        ordered = [frames[key] for key in _in_order(frames)]
         ids = [d.track_ids for d in ordered] if kind == "smoothed" else None
         entry: dict = {
             "frames": len(ordered),
+            "repeated_stamp_frames": repeated_stamp_frames(frames),
             "consistency": frame_consistency([d.boxes for d in ordered], ids).to_dict(),
         }
-        if truth:
-            stamps = sorted(truth)
+        if paired:
+            stamps = _in_order(paired)
             empty = DecodedDetections(
                 0,
                 "",
@@ -233,16 +386,26 @@ def evaluate_camera(
             )
             predictions = {str(s): frames.get(s, empty) for s in stamps}
             gt = {
-                str(s): ImageGroundTruth(boxes=truth[s].boxes, class_ids=truth[s].class_ids)
+                str(s): ImageGroundTruth(
+                    boxes=paired[s].boxes,
+                    class_ids=paired[s].class_ids,
+                    difficult=paired[s].difficult
+                    if paired[s].difficult is not None
+                    else np.zeros(0, bool),
+                )
                 for s in stamps
             }
             voc = evaluate_voc(predictions, gt, class_names, iou_threshold)
             entry["voc"] = {"mAP": voc["mAP"], "ap": voc["ap"], "num_gt": voc["num_gt"]}
             entry["frames_without_detections_message"] = sum(1 for s in stamps if s not in frames)
-            gt_ids = [truth[s].track_ids for s in stamps]
-            have_gt_ids = all((ids_ >= 0).all() for ids_ in gt_ids)
+            entry["frames_without_ground_truth"] = sum(1 for s in frames if s not in paired)
+            # Ground-truth ids name a trajectory within one pass of a looping recording: the
+            # node's tracks restart when the stamp goes back, so each pass is its own trajectory.
+            top = max((int(paired[s].track_ids.max(initial=-1)) for s in stamps), default=-1) + 1
+            gt_ids = [(paired[s].track_ids + s[1] * top)[~gt[str(s)].difficult] for s in stamps]
+            have_gt_ids = all((paired[s].track_ids >= 0).all() for s in stamps)
             stability = evaluate_stability(
-                [truth[s].boxes for s in stamps],
+                [gt[str(s)].boxes[~gt[str(s)].difficult] for s in stamps],
                 [predictions[str(s)].boxes for s in stamps],
                 gt_ids=gt_ids if have_gt_ids else None,
                 pred_ids=[predictions[str(s)].track_ids for s in stamps]

@@ -6,9 +6,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from togethernet_ros.bag.bag_problems import BagError
-from togethernet_ros.inference.cli_arguments import parse_unit_interval
+from togethernet_ros.bag.output_topics import camera_namespace
+
+if TYPE_CHECKING:
+    from togethernet_ros.bag.bag_eval import BagDetections
+
+
+def _iou_threshold(text: str) -> float:
+    # As `togethernet eval` reads it: 0 would count any overlap at all as a match.
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--voc-key",
         choices=("stamp", "index"),
         default="index",
-        help="VOC file names are header stamps in ns, or frame indices (default)",
+        help="VOC file names are header stamps in ns, or frame indices (default): the n-th "
+        "distinct stamp of the camera's frames in the bag",
     )
     parser.add_argument(
         "--voc-camera", default=None, help="camera namespace the VOC files belong to, e.g. /cam"
     )
     parser.add_argument("--classes", default=None, help="comma-separated class names")
-    parser.add_argument("--iou", type=parse_unit_interval, default=0.5, help="IoU threshold")
+    parser.add_argument("--iou", type=_iou_threshold, default=0.5, help="IoU threshold, in (0, 1]")
     parser.add_argument("--output", type=Path, default=None, help="write the metrics as JSON")
     parser.set_defaults(_bag_run=run_eval)
 
@@ -49,12 +65,15 @@ def run_eval(args: argparse.Namespace) -> int:
         format_eval_table,
         load_bag_detections,
         load_voc_ground_truth,
+        repeated_stamp_frames,
+        truth_for_frames,
         unmatched_ground_truth,
     )
 
     class_names = tuple(args.classes.split(",")) if args.classes else None
     try:
-        loaded = load_bag_detections(args.input, class_names, args.gt_topic)
+        with_truth = args.voc_dir is not None or bool(args.gt_topic)
+        loaded = load_bag_detections(args.input, class_names, args.gt_topic, with_truth)
         truth = dict(loaded.ground_truth)
         notes: list[str] = []
         if args.voc_dir is not None:
@@ -65,16 +84,30 @@ def run_eval(args: argparse.Namespace) -> int:
                 raise BagError(
                     f"--voc-camera must name one of {sorted(loaded.cameras)} (got {camera!r})"
                 )
-            detections = loaded.cameras[camera]
-            stamps = sorted(set(detections.smoothed) | set(detections.raw))
-            truth[camera], notes = load_voc_ground_truth(
+            stamps = list(loaded.frame_stamps.get(camera, ()))
+            if not stamps:
+                stamps = [stamp for stamp, _ in loaded.cameras[camera].keys]
+                if args.voc_key == "index":
+                    notes.append(
+                        f"no camera frames of {camera or '/'} in the bag: frame indices count its "
+                        "detections messages, so a frame without one shifts every later file"
+                    )
+            truth[camera], voc_notes = load_voc_ground_truth(
                 args.voc_dir, args.voc_key, stamps, loaded.class_names
             )
+            notes += voc_notes
+        _check_classes(loaded, truth, class_names is not None)
     except (BagError, ValueError) as error:
         print(f"bag eval: {error}", file=sys.stderr)
         return 1
     results = {
-        camera: evaluate_camera(detections, loaded.class_names, truth.get(camera), args.iou)
+        camera: evaluate_camera(
+            detections,
+            loaded.class_names,
+            truth.get(camera),
+            args.iou,
+            loaded.frame_stamps.get(camera),
+        )
         for camera, detections in sorted(loaded.cameras.items())
     }
     print(format_eval_table(results))
@@ -82,14 +115,37 @@ def run_eval(args: argparse.Namespace) -> int:
         print("(no ground truth given: accuracy and GT-based stability skipped)")
     for note in notes:
         print(f"  ground truth: {note}", file=sys.stderr)
-    for camera, camera_truth in sorted(truth.items()):
-        missing = unmatched_ground_truth(loaded.cameras[camera], camera_truth)
-        if missing:
-            # Usually stamps from another clock or a shifted recording, not a blind detector.
+    for topic, counts in sorted(loaded.unknown_classes.items()):
+        if camera_namespace(topic) in truth and topic in (args.gt_topic or []):
             print(
-                f"warning: ground truth of {camera}: {len(missing)} of {len(camera_truth)} frames "
-                f"have no detections message with the same header stamp (first: {missing[0]} ns) "
-                "and count as missed; ground-truth stamps must copy the camera frames' stamps",
+                f"  ground truth: {topic}: {sum(counts.values())} objects of classes "
+                f"{sorted(counts)} not among the class names {list(loaded.class_names)}; "
+                "left out",
+                file=sys.stderr,
+            )
+    for camera, detections in sorted(loaded.cameras.items()):
+        repeated = max(
+            repeated_stamp_frames(detections.raw), repeated_stamp_frames(detections.smoothed)
+        )
+        if repeated:
+            print(
+                f"note: {camera}: {repeated} detections messages repeat an earlier header stamp "
+                "(a looping recording, or frames without a stamp); each is scored as its own "
+                "frame, with the ground truth of its stamp",
+                file=sys.stderr,
+            )
+    for camera, camera_truth in sorted(truth.items()):
+        frame_stamps = loaded.frame_stamps.get(camera)
+        labelled = truth_for_frames(loaded.cameras[camera], camera_truth, frame_stamps)
+        missing = unmatched_ground_truth(loaded.cameras[camera], camera_truth, frame_stamps)
+        if missing:
+            # All of them: usually stamps from another clock or a shifted recording, not a blind
+            # detector. Some: frames the node dropped or could not decode.
+            print(
+                f"warning: ground truth of {camera}: {len(missing)} of {len(labelled)} frames "
+                "have no detections message with the same header stamp (first: "
+                f"{missing[0][0]} ns) and count as missed; ground-truth stamps must copy the "
+                "camera frames' stamps",
                 file=sys.stderr,
             )
     print_problems(loaded.problems)
@@ -99,3 +155,18 @@ def run_eval(args: argparse.Namespace) -> int:
         args.output.write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.output}")
     return 0
+
+
+def _check_classes(loaded: BagDetections, truth: dict, names_given: bool) -> None:
+    """BagError when detections to be scored name classes outside the class names."""
+    for topic, counts in sorted(loaded.unknown_classes.items()):
+        kind = topic.rsplit("/", 1)[-1]
+        if kind in ("detections", "detections_raw") and camera_namespace(topic) in truth:
+            source = (
+                "--classes" if names_given else "the bag's label_info, else the default classes"
+            )
+            raise BagError(
+                f"{topic}: {sum(counts.values())} detections of classes {sorted(counts)} not "
+                f"among the class names {list(loaded.class_names)} (from {source}); give "
+                "--classes with every class the model publishes, in its order"
+            )

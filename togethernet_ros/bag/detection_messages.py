@@ -25,6 +25,8 @@ class DecodedDetections:
     scores: np.ndarray  # (N,) float32
     class_ids: np.ndarray  # (N,) int64, -1 for names not in class_names
     track_ids: np.ndarray  # (N,) int64
+    # Ground truth read from VOC files only: (N,) bool, objects AP neither requires nor penalises.
+    difficult: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
