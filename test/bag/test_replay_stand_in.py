@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not importable: the ROS 2 wheels are not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built in this environment")
 
 from togethernet_ros.bag.bag_reader import BagReader
-from togethernet_ros.bag.image_codec import IMAGE_TYPE
+from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.image_codec import IMAGE_TYPE, encode_image_message, make_header
 from togethernet_ros.bag.replay_report import write_replay_report
 from togethernet_ros.ros.bag_replay import ReplayOptions, _recorded_fps, run_replay
 
@@ -62,6 +66,32 @@ def test_resources_follow_a_launcher_to_the_node(camera_bag, tmp_path):
     summary = write_replay_report(result, tmp_path / "report")
     markdown = summary["markdown"].read_text()
     assert "Machine: " in markdown and "max_batch_wait_ms" in markdown
+
+
+def test_a_replay_reads_the_frames_while_it_sends_them(tmp_path):
+    # An hour of camera frames (two 720p cameras at 30 Hz: some 580 GB raw) cannot be loaded
+    # before playing: the harness must hold a few frames at a time, not the bag's 79 MiB.
+    bag = tmp_path / "bag"
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    with BagWriter(bag) as writer:
+        for index in range(30):
+            stamp = START_NS + index * 100_000_000
+            header = make_header(writer.typestore, stamp, "cam_front")
+            message = encode_image_message(writer.typestore, frame, header, "bgr8")
+            writer.write(FRONT[0][0], IMAGE_TYPE, stamp, message)
+    # What the replay imports on its first run (torch among them) is not the frames.
+    importlib.import_module("togethernet_ros.ros.node_settings")
+    tracemalloc.start()
+    try:
+        result = _replay(bag, 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    overall = result.trials[0].metrics["overall"]
+    assert (overall["sent"], overall["received"]) == (30, 30), result.node_log_tail
+    assert result.settings["frames"] == 30
+    # Imports on the way take about 10 MiB.
+    assert peak < 30 * 2**20, f"replay held {peak / 2**20:.0f} MiB (the bag's frames: 79 MiB)"
 
 
 def test_recorded_rate_adds_the_cameras(camera_bag):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tracemalloc
 
 import cv2
+import numpy as np
 import pytest
 
 from togethernet_ros.cli import main
@@ -153,3 +155,84 @@ def test_exif_tagged_photos_are_predicted_on_the_grid_their_labels_use(
             3,
         )
     capsys.readouterr()
+
+
+class _ManyBoxes:
+    """Ten boxes on every frame; raises on frame ``fail_at`` (counted from 0) when given."""
+
+    class_names = ("person", "bicycle", "car", "motorbike", "bus")
+    input_size = (128, 128)
+    backend = "stand-in"
+    supports_restoration = False
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.frames = 0
+
+    def detect(self, images, restore: bool = False):
+        from support.stand_in_detectors import StandInResult
+
+        from togethernet_ros.vision.detections import Detections
+
+        results = []
+        for _ in images:
+            if self.frames == self.fail_at:
+                raise RuntimeError("the detector failed")
+            self.frames += 1
+            corners = np.arange(10, dtype=np.float32)[:, None] * np.float32([1, 1])
+            boxes = np.concatenate([corners, corners + 5], axis=1)
+            found = Detections(boxes, np.full(10, 0.75, np.float32), np.zeros(10, np.int64))
+            results.append(StandInResult(found, None))
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+def _video(path, frames: int):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (32, 32))
+    for _ in range(frames):
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.release()
+    return path
+
+
+def _predict_stand_in(monkeypatch, detector, video, output) -> int:
+    import togethernet_ros.inference.factory as factory
+
+    monkeypatch.setattr(factory, "create_detector", lambda weights, **options: detector)
+    args = ["--source", str(video), "--output", str(output), "--no-annotated", "--no-dehazed"]
+    return main(["predict", "--weights", "w.pt", *args])
+
+
+def test_a_long_video_streams_its_detections_to_the_file(tmp_path, monkeypatch):
+    # An hour of video is some 100,000 records: kept for one write at the end, gigabytes.
+    _predict_stand_in(monkeypatch, _ManyBoxes(), _video(tmp_path / "warm.avi", 1), tmp_path / "w")
+    video = _video(tmp_path / "long.avi", 1000)
+    tracemalloc.start()
+    try:
+        assert _predict_stand_in(monkeypatch, _ManyBoxes(), video, tmp_path / "out") == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text = (tmp_path / "out" / "detections.json").read_text()
+    report = json.loads(text)
+    assert text == json.dumps(report, indent=1)  # the document as it always was
+    assert len(report["images"]) == 1000 and report["skipped"] == []
+    assert [len(image["detections"]) for image in report["images"]] == [10] * 1000
+    assert report["images"][-1]["frame"] == 999 and report["backend"] == "stand-in"
+    # Held to the end, the 1000 records took 17 MiB.
+    assert peak < 4 * 2**20, f"predict held {peak / 2**20:.1f} MiB"
+    assert not (tmp_path / "out" / "detections.json.part").exists()
+
+
+def test_a_run_that_fails_midway_keeps_the_detections_done_so_far(tmp_path, monkeypatch, capsys):
+    video = _video(tmp_path / "clip.avi", 12)
+    assert _predict_stand_in(monkeypatch, _ManyBoxes(fail_at=7), video, tmp_path / "out") == 2
+    assert "the detector failed" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "detections.json").exists()  # never a complete-looking file
+    part = (tmp_path / "out" / "detections.json.part").read_text()
+    assert part.count('"source": "clip_') == 7 and '"frame": 6' in part
+    # Nothing done: nothing left behind.
+    assert _predict_stand_in(monkeypatch, _ManyBoxes(fail_at=0), video, tmp_path / "none") == 2
+    assert not (tmp_path / "none" / "detections.json.part").exists()

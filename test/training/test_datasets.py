@@ -1,6 +1,7 @@
 """VOC-FOG / YOLO readers, the bad-data policy and the `togethernet data` commands."""
 
 import csv
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from togethernet_ros.training.paired_dataset import VocFogDataset, YoloFogDatase
 from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
 from togethernet_ros.training.voc_xml import parse_voc_xml
 from togethernet_ros.training.yolo_labels import read_yolo_labels
+from togethernet_ros.vision import fog
 
 CLASSES = ("person", "bicycle", "car")
 
@@ -288,6 +290,38 @@ def test_fog_on_large_images_never_darkens_the_corners(tmp_path, capsys):
     foggy = cv2.imread(str(root / "FOG" / "big.jpg")).astype(int)
     assert foggy.min() >= 40 - 2  # fog only ever moves a pixel towards A = 0.9·255
     assert foggy[150, 200].mean() > 100  # and the centre is foggy
+
+
+def test_fog_keeps_a_bounded_number_of_depth_maps(tmp_path, monkeypatch):
+    # One depth map per image size, kept for the whole run, grew without bound on datasets of
+    # many sizes (VOC has hundreds; 12 MP photos take 48 MB a map).
+    monkeypatch.setattr(fog, "DEPTH_CACHE_BYTES", 2**20)
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    for index in range(60):
+        image = np.full((400 + index, 500, 3), 90, np.uint8)
+        cv2.imwrite(str(root / "JPEGImages" / f"{index:03d}.png"), image)
+    tracemalloc.start()
+    try:
+        assert main(["data", "fog", "--voc-root", str(root)]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(list((root / "FOG").glob("*.jpg"))) == 60
+    # A map per size: 60 × 0.8 MB = 52 MB.
+    assert peak < 16 * 2**20, f"data fog held {peak / 2**20:.0f} MiB"
+
+
+def test_depth_cache_keeps_the_latest_sizes_within_its_bound():
+    cache = fog.DepthCache(max_bytes=3 * 100 * 100 * 4)
+    first = cache.get(100, 100)
+    assert cache.get(100, 100) is first  # computed once
+    np.testing.assert_array_equal(first, fog.depth_proxy(100, 100))
+    for height in (101, 102, 103):
+        cache.get(height, 100)
+    assert cache.get(100, 100) is not first  # evicted, the least recently used
+    assert cache.get(2000, 2000).shape == (2000, 2000)  # over the bound alone: still given
+    assert not first.flags.writeable  # shared between images: nobody may change it
 
 
 def test_voc2yolo_round_trip_keeps_images_without_objects(voc_root):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,47 +70,48 @@ def render_demo_videos(
     recorded_bag: Path, out_dir: Path, class_names: tuple[str, ...], fps: float = 10.0
 ) -> list[VideoSummary]:
     """Per camera: ``annotated_<cam>.mp4`` (tracked boxes, classes, ids) and
-    ``hazy_vs_dehazed_<cam>.mp4`` (when dehazed images were recorded), frames matched by stamp."""
+    ``hazy_vs_dehazed_<cam>.mp4`` (when dehazed images were recorded), frames matched by stamp.
+
+    Images are read as the videos are written, never all held: the recording of 120 demo
+    frames of vtest.avi alone is 440 MB of images.
+    """
     typestore = create_typestore()
-    inputs: dict[str, dict[int, bytes]] = {}
-    detections: dict[str, dict[int, object]] = {}
-    dehazed: dict[str, dict[int, bytes]] = {}
     with Reader(recorded_bag) as reader:
         types = {c.topic: c.msgtype for c in reader.connections}
-        image_inputs = [
-            t
-            for t, m in types.items()
-            if m in IMAGE_TYPES and not t.endswith(("/dehazed/image_raw", "/debug_image"))
-        ]
-        wanted = {}
-        for topic in image_inputs:
-            names = output_topics(topic)
-            wanted[topic] = ("input", topic)
-            wanted[names.detections] = ("detections", topic)
-            wanted[names.dehazed] = ("dehazed", topic)
-        connections = [c for c in reader.connections if c.topic in wanted]
-        for connection, _, raw in reader.messages(connections=connections):
-            kind, camera = wanted[connection.topic]
-            if kind == "detections":
-                message = typestore.deserialize_cdr(raw, DETECTION2D_ARRAY)
-                decoded = message_to_detections(message, class_names)
-                detections.setdefault(camera, {})[decoded.stamp_ns] = decoded
-            else:
-                message = typestore.deserialize_cdr(raw, connection.msgtype)
-                store = inputs if kind == "input" else dehazed
-                store.setdefault(camera, {})[header_stamp_ns(message.header)] = (
-                    message,
-                    connection.msgtype,
-                )
+    cameras = sorted(
+        t
+        for t, m in types.items()
+        if m in IMAGE_TYPES and not t.endswith(("/dehazed/image_raw", "/debug_image"))
+    )
+    # First the small things: every camera's detections, and how many dehazed images a stamp has.
+    detections: dict[str, dict[int, object]] = {camera: {} for camera in cameras}
+    dehazed_stamps: dict[str, Counter[int]] = {camera: Counter() for camera in cameras}
+    wanted = {}
+    for camera in cameras:
+        names = output_topics(camera)
+        wanted[names.detections] = ("detections", camera)
+        if names.dehazed in types:
+            wanted[names.dehazed] = ("dehazed", camera)
+    for topic, raw in _messages(recorded_bag, set(wanted)):
+        kind, camera = wanted[topic]
+        if kind == "detections":
+            message = typestore.deserialize_cdr(raw, DETECTION2D_ARRAY)
+            decoded = message_to_detections(message, class_names)
+            detections[camera][decoded.stamp_ns] = decoded
+        else:
+            message = typestore.deserialize_cdr(raw, types[topic])
+            dehazed_stamps[camera][header_stamp_ns(message.header)] += 1
     summaries = []
-    for camera in sorted(inputs):
+    for camera in cameras:
         name = camera.strip("/").split("/")[0] or "camera"
         annotated = _Video(out_dir / f"annotated_{name}.mp4", fps)
         side_by_side = _Video(out_dir / f"hazy_vs_dehazed_{name}.mp4", fps)
-        for stamp in sorted(inputs[camera]):
-            message, msgtype = inputs[camera][stamp]
-            image = decode_any_image(message, msgtype, "bgr")
-            found = detections.get(camera, {}).get(stamp)
+        restored = _DehazedStream(recorded_bag, output_topics(camera).dehazed, types, typestore)
+        for _, raw in _messages(recorded_bag, {camera}):
+            message = typestore.deserialize_cdr(raw, types[camera])
+            stamp = header_stamp_ns(message.header)
+            image = decode_any_image(message, types[camera], "bgr")
+            found = detections[camera].get(stamp)
             if found is not None:
                 drawn = draw_detections(
                     image,
@@ -117,9 +120,9 @@ def render_demo_videos(
                     found.track_ids,
                 )
                 annotated.write(_label(drawn, f"{camera}  {len(found)} tracked"))
-            restored = dehazed.get(camera, {}).get(stamp)
-            if restored is not None:
-                clean = decode_any_image(restored[0], restored[1], "bgr")
+            if dehazed_stamps[camera][stamp] > 0:
+                dehazed_stamps[camera][stamp] -= 1
+                clean = restored.take(stamp)
                 if clean.shape != image.shape:
                     clean = cv2.resize(clean, (image.shape[1], image.shape[0]))
                 side_by_side.write(
@@ -130,5 +133,50 @@ def render_demo_videos(
                         ]
                     )
                 )
+        restored.close()
         summaries += [s for s in (annotated.close(), side_by_side.close()) if s is not None]
     return summaries
+
+
+def _messages(bag: Path, topics: set[str]) -> Iterator[tuple[str, bytes]]:
+    """(topic, raw CDR) of ``topics`` in log-time order."""
+    with Reader(bag) as reader:
+        connections = [c for c in reader.connections if c.topic in topics]
+        if not connections:
+            return
+        for connection, _, raw in reader.messages(connections=connections):
+            yield connection.topic, raw
+
+
+class _DehazedStream:
+    """A camera's dehazed images, read alongside its inputs (a second reader of the bag)."""
+
+    def __init__(self, bag: Path, topic: str, types: dict[str, str], typestore: object) -> None:
+        self._messages = _messages(bag, {topic}) if topic in types else iter(())
+        self._msgtype = types.get(topic, "")
+        self._typestore = typestore
+        # Images read past while looking for another stamp (outputs out of input order): few.
+        self._ahead: dict[int, list[np.ndarray]] = {}
+
+    def take(self, stamp: int) -> np.ndarray:
+        """The next dehazed image of ``stamp``, which the recording must still hold."""
+        waiting = self._ahead.get(stamp)
+        if waiting:
+            image = waiting.pop(0)
+            if not waiting:
+                del self._ahead[stamp]
+            return image
+        for _, raw in self._messages:
+            message = self._typestore.deserialize_cdr(raw, self._msgtype)
+            image = decode_any_image(message, self._msgtype, "bgr")
+            found = header_stamp_ns(message.header)
+            if found == stamp:
+                return image
+            self._ahead.setdefault(found, []).append(image)
+        raise LookupError(f"no more dehazed images of stamp {stamp}")
+
+    def close(self) -> None:
+        """Stop reading."""
+        close = getattr(self._messages, "close", None)
+        if close is not None:
+            close()

@@ -15,7 +15,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from togethernet_ros.distill.pseudo_labels import LabelledFrame, PseudoLabelSet
-from togethernet_ros.vision.fog import add_fog, depth_proxy
+from togethernet_ros.vision.fog import DepthCache, add_fog
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class FoggyPseudoLabelled(Dataset):
         self.fog = fog
         self.seed = seed
         self.fog_variants = fog_variants
-        self._depth: dict[tuple[int, int], np.ndarray] = {}
+        self._depth = DepthCache()
 
     def __len__(self) -> int:
         return len(self.frames) * self.fog_variants
@@ -77,11 +77,8 @@ class FoggyPseudoLabelled(Dataset):
             raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         frame = self.frames[index // self.fog_variants]
         clean = cv2.cvtColor(self.label_set.read_clear_bgr(frame), cv2.COLOR_BGR2RGB)
-        size = clean.shape[:2]
-        if size not in self._depth:
-            self._depth[size] = depth_proxy(*size)
         beta, airlight = self.fog_parameters(index)
-        hazy = add_fog(clean, beta, airlight, self._depth[size])
+        hazy = add_fog(clean, beta, airlight, self._depth.get(*clean.shape[:2]))
         difficult = np.zeros(len(frame.labels), bool)
         image_id = f"{frame.source}_{frame.frame_index:06d}_v{index % self.fog_variants}"
         return hazy, clean, frame.boxes.copy(), frame.labels.copy(), difficult, image_id

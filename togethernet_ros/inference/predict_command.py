@@ -118,24 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "(export both variants to get them, or pass --no-dehazed)"
         )
         restore = False
-    writer = _OutputWriter(output, source, detector.class_names, args.no_annotated, restore)
-    records = []
-    try:
-        batch = []
-        with tqdm(total=source.total, unit="img", desc="predict") as progress:
-            for frame in source:
-                batch.append(frame)
-                if len(batch) == args.batch_size:
-                    records += _process(detector, batch, restore, writer)
-                    progress.update(len(batch))
-                    batch = []
-            if batch:
-                records += _process(detector, batch, restore, writer)
-                progress.update(len(batch))
-    finally:
-        writer.close()
-        detector.close()
-    summary = {
+    header = {
         "source": str(args.source),
         "weights": args.weights,
         "onnx": str(args.onnx)
@@ -148,18 +131,78 @@ def run(args: argparse.Namespace) -> int:
         "nms_threshold": args.nms,
         "class_names": list(detector.class_names),
         "box_format": "xyxy source pixels",
-        "images": records,
-        "skipped": [{"source": str(file.path), "problem": file.problem} for file in source.skipped],
     }
-    (output / "detections.json").write_text(json.dumps(summary, indent=1))
-    total = sum(len(record["detections"]) for record in records)
+    writer = _OutputWriter(output, source, detector.class_names, args.no_annotated, restore)
+    detections = _DetectionsFile(output / "detections.json", header)
+    try:
+        batch = []
+        with tqdm(total=source.total, unit="img", desc="predict") as progress:
+            for frame in source:
+                batch.append(frame)
+                if len(batch) == args.batch_size:
+                    detections.add(_process(detector, batch, restore, writer))
+                    progress.update(len(batch))
+                    batch = []
+            if batch:
+                detections.add(_process(detector, batch, restore, writer))
+                progress.update(len(batch))
+    except BaseException:
+        detections.abandon()
+        raise
+    finally:
+        writer.close()
+        detector.close()
+    detections.finish(
+        [{"source": str(file.path), "problem": file.problem} for file in source.skipped]
+    )
     height, width = detector.input_size
     skipped = f", {len(source.skipped)} unreadable skipped" if source.skipped else ""
     print(
-        f"{len(records)} images{skipped}, {total} detections -> {output} "
+        f"{detections.images} images{skipped}, {detections.boxes} detections -> {output} "
         f"({detector.backend}, input {height}x{width})"
     )
     return 0
+
+
+class _DetectionsFile:
+    """detections.json, written as the images go: ``{header..., "images": [...], "skipped"}``.
+
+    An hour of video is some 100,000 records, gigabytes when kept to be written at the end.
+    They go to ``detections.json.part``, renamed once the run is complete; a run that stops
+    midway leaves the part file with every image done so far.
+    """
+
+    def __init__(self, path: Path, header: dict) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".part")
+        self.images = 0
+        self.boxes = 0
+        self._file = self.partial.open("w", encoding="utf-8")
+        # The same text as json.dumps(whole document, indent=1).
+        self._file.write(json.dumps(header, indent=1).removesuffix("\n}") + ',\n "images": [')
+
+    def add(self, records: list[dict]) -> None:
+        """Append image records (and flush, so the part file keeps up with the run)."""
+        for record in records:
+            text = json.dumps(record, indent=1).replace("\n", "\n  ")
+            self._file.write(("\n  " if self.images == 0 else ",\n  ") + text)
+            self.images += 1
+            self.boxes += len(record["detections"])
+        self._file.flush()
+
+    def abandon(self) -> None:
+        """A failed run: the part file stays where it holds images done before the failure."""
+        self._file.close()
+        if self.images == 0:
+            self.partial.unlink(missing_ok=True)
+
+    def finish(self, skipped: list[dict]) -> None:
+        """Complete the document and give it its name."""
+        self._file.write("\n ]" if self.images else "]")
+        self._file.write(',\n "skipped": ' + json.dumps(skipped, indent=1).replace("\n", "\n "))
+        self._file.write("\n}")
+        self._file.close()
+        self.partial.replace(self.path)
 
 
 def _check_sources_kept(source: MediaSource, output: Path, annotate: bool, restore: bool) -> None:

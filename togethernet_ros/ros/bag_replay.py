@@ -9,11 +9,12 @@ matched to frames by camera namespace and header stamp (see bag/replay_metrics.p
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,28 +244,44 @@ def _node_parameter(
     return value
 
 
-def _load_frames(reader: BagReader, max_frames: int | None) -> list[BagRecord]:
-    frames = []
-    for record in reader.records(reader.image_topics):
-        frames.append(record)
-        if max_frames is not None and len(frames) >= max_frames:
-            break
-    return frames
+@dataclass(frozen=True)
+class _BagFrames:
+    """The bag's image frames, read anew from the bag for each playback while they are sent.
+
+    Never all held in memory: an hour of two 720p cameras at 30 Hz is some 580 GB of raw
+    images. A frame is read before the harness waits to send it (its due time, or the node
+    taking the camera's previous frame), so reading stays off the send timing.
+    """
+
+    bag: Path
+    topics: list[str] | None
+    max_frames: int | None
+    total: int  # frames a playback sends, from the bag's index (0: unknown, e.g. a torn mcap)
+
+    def records(self, problems: list[dict] | None = None) -> Iterator[BagRecord]:
+        """The image records in log-time order; ``problems`` gets the reader's at the end."""
+        with BagReader(self.bag, self.topics) as reader:
+            yield from itertools.islice(reader.records(reader.image_topics), self.max_frames)
+            if problems is not None:
+                problems[:] = reader.problems.to_dicts()
 
 
 def _play(
     harness: _Harness,
-    frames: list[BagRecord],
+    frames: _BagFrames,
     rate: float,
     accept_timeout_s: float,
     record: BackgroundBagWriter | None,
     progress: Callable[[int, int], None] | None,
+    problems: list[dict] | None = None,
 ) -> list[SentFrame]:
     sent: list[SentFrame] = []
-    first_log = frames[0].log_time_ns
-    start = time.monotonic()
+    first_log: int | None = None
+    start = 0.0
     last_sent: dict[str, SentFrame] = {}
-    for index, record_in in enumerate(frames):
+    for index, record_in in enumerate(frames.records(problems)):
+        if first_log is None:  # the clock starts once the bag is open and its first frame read
+            first_log, start = record_in.log_time_ns, time.monotonic()
         topic = record_in.topic.topic
         stamp = header_stamp_from_cdr(record_in.raw)
         if rate > 0:
@@ -288,7 +305,7 @@ def _play(
         if record is not None:
             record.put(topic, record_in.topic.msgtype, time.time_ns(), data)
         if progress is not None:
-            progress(index + 1, len(frames))
+            progress(index + 1, max(frames.total, index + 1))
     return sent
 
 
@@ -321,10 +338,16 @@ def run_replay(
     os.environ.update(env)
     with BagReader(bag, options.image_topics) as reader:
         topics = {t: reader.topics[t].msgtype for t in reader.image_topics}
-        frames = _load_frames(reader, options.max_frames)
+        records = reader.records(reader.image_topics)
+        has_frames = next(records, None) is not None
+        records.close()
+        total = reader.image_message_count
         problems = reader.problems.to_dicts()
-    if not frames:
+    if not has_frames:
         raise ReplayError(f"bag {bag} has no frames on {sorted(topics)}")
+    if options.max_frames is not None:
+        total = min(total, options.max_frames) if total else 0
+    frames = _BagFrames(Path(bag), options.image_topics, options.max_frames, total)
     parameters = {"image_topics": sorted(topics), **REPLAY_NODE_DEFAULTS, **options.node_parameters}
     # The node's outputs are subscribed with its own reliability (see _Harness).
     output_reliability = _node_parameter(
@@ -360,7 +383,9 @@ def run_replay(
         if options.record_bag is not None:
             record = BackgroundBagWriter(options.record_bag)
             harness.start_recording(record)
-        trials.append(_trial(harness, frames, options.rate, options, record, progress, monitor))
+        trials.append(
+            _trial(harness, frames, options.rate, options, record, progress, monitor, problems)
+        )
         if peak_search:
             harness.start_recording(None)  # the recorded bag holds the main replay only
             peak = _peak_search(harness, frames, options, monitor, trials, peak_max_trials, log)
@@ -387,7 +412,7 @@ def run_replay(
         settings={
             "rate": options.rate,
             "max_frames": options.max_frames,
-            "frames": len(frames),
+            "frames": len(trials[0].sent),
             "peak_search": peak_search,
             "params_file": None if options.params_file is None else str(options.params_file),
             "node_parameter_overlay": parameters,  # defaults + overrides, as the node got them
@@ -399,17 +424,18 @@ def run_replay(
 
 def _trial(
     harness: _Harness,
-    frames: list[BagRecord],
+    frames: _BagFrames,
     rate: float,
     options: ReplayOptions,
     record: BackgroundBagWriter | None,
     progress: Callable[[int, int], None] | None,
     monitor: ResourceMonitor,
+    problems: list[dict] | None = None,
 ) -> TrialResult:
     with harness._lock:
         first_index = len(harness.received)
     started = time.monotonic()
-    sent = _play(harness, frames, rate, options.accept_timeout_s, record, progress)
+    sent = _play(harness, frames, rate, options.accept_timeout_s, record, progress, problems)
     _drain(harness, sent, options.drain_timeout_s)
     ended = time.monotonic()
     with harness._lock:
@@ -425,7 +451,7 @@ def _trial(
     )
 
 
-def _recorded_fps(frames: list[BagRecord]) -> float:
+def _recorded_fps(frames: Iterable[BagRecord]) -> float:
     """Frames/s of the recording, the cameras' rates added (the unit of throughput_fps).
 
     Counting all cameras' frames over one span would count k cameras × n frames as k·n - 1
@@ -440,7 +466,7 @@ def _recorded_fps(frames: list[BagRecord]) -> float:
 
 def _peak_search(
     harness: _Harness,
-    frames: list[BagRecord],
+    frames: _BagFrames,
     options: ReplayOptions,
     monitor: ResourceMonitor,
     trials: list[TrialResult],
@@ -449,7 +475,7 @@ def _peak_search(
     max_loss: float = 0.05,
 ) -> dict:
     """Highest playback rate factor with ≤ ``max_loss`` dropped frames (bisection)."""
-    recorded_fps = _recorded_fps(frames)
+    recorded_fps = _recorded_fps(frames.records())
     closed_loop = _trial(harness, frames, 0.0, options, None, None, monitor)
     trials.append(closed_loop)
     accepted_fps = closed_loop.metrics["overall"]["throughput_fps"] or 0.0

@@ -14,7 +14,7 @@ from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
-from togethernet_ros.vision.fog import add_fog, depth_proxy
+from togethernet_ros.vision.fog import DepthCache, add_fog
 from togethernet_ros.vision.image_file import image_file_size, read_image_file
 
 JPEG_MAX_SIDE = 65500
@@ -281,7 +281,8 @@ def run_fog(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     rows = []
     skipped = 0
-    depth_cache: dict[tuple[int, int], np.ndarray] = {}
+    depths = DepthCache(args.depth_slope)
+    sizes_seen: set[tuple[int, int]] = set()
     for image_id in ids:
         path = clean_index.get(image_id)
         image = read_image_file(path) if path is not None else None
@@ -293,8 +294,9 @@ def run_fog(args: argparse.Namespace) -> int:
             skipped += 1
             continue
         size = image.shape[:2]
-        if size not in depth_cache:
-            depth = depth_proxy(*size, slope=args.depth_slope)
+        depth = depths.get(*size)
+        if size not in sizes_seen:
+            sizes_seen.add(size)
             if args.depth_slope > 0 and not depth.all():
                 # depth_proxy stops at 0 where the recipe's depth would go negative (images
                 # much larger than VOC's): those corners get no fog at all.
@@ -303,7 +305,6 @@ def run_fog(args: argparse.Namespace) -> int:
                     f"{args.depth_slope}) reaches 0 towards the corners; fog there is set to "
                     "none (use a smaller --depth-slope for fog across the whole image)"
                 )
-            depth_cache[size] = depth
         names: set[str] = set()
         for _ in range(args.versions_per_image):
             for _attempt in range(1000):
@@ -325,7 +326,7 @@ def run_fog(args: argparse.Namespace) -> int:
             airlight = float(
                 np.clip(args.airlight + rng.uniform(-1, 1) * args.airlight_jitter, 0, 1)
             )
-            foggy = add_fog(image, beta, airlight, depth_cache[size])
+            foggy = add_fog(image, beta, airlight, depth)
             # libjpeg stores at most 65500 px a side (cv2.imwrite then returns False): such a
             # panorama is written as PNG; the pairing goes by file stem.
             suffix = ".jpg" if max(size) <= JPEG_MAX_SIDE else ".png"

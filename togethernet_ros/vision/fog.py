@@ -26,6 +26,35 @@ def depth_proxy(height: int, width: int, slope: float = 0.04) -> np.ndarray:
     return np.maximum(depth, 0.0).astype(np.float32)
 
 
+# Depth maps a DepthCache keeps at most (the most recent one always): about 40 VOC-sized ones.
+DEPTH_CACHE_BYTES = 32 * 2**20
+
+
+class DepthCache:
+    """Depth maps of the image sizes seen last, so a dataset of one size computes its map once.
+
+    Bounded: a dataset of many sizes (VOC has hundreds; phone photos 48 MB a map at 12 MP)
+    kept one map per size for the whole run, gigabytes over a large dataset.
+    """
+
+    def __init__(self, slope: float = 0.04, max_bytes: int | None = None) -> None:
+        self.slope = slope
+        self.max_bytes = DEPTH_CACHE_BYTES if max_bytes is None else max_bytes
+        self._maps: dict[tuple[int, int], np.ndarray] = {}  # least recently used first
+
+    def get(self, height: int, width: int) -> np.ndarray:
+        """The (read-only) depth map of an image of this size."""
+        key = (height, width)
+        depth = self._maps.pop(key, None)
+        if depth is None:
+            depth = depth_proxy(height, width, self.slope)
+            depth.flags.writeable = False
+        self._maps[key] = depth
+        while len(self._maps) > 1 and sum(m.nbytes for m in self._maps.values()) > self.max_bytes:
+            del self._maps[next(iter(self._maps))]
+        return depth
+
+
 def add_fog(
     image: np.ndarray,
     beta: float,
