@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -26,6 +28,11 @@ class Subcommand(NamedTuple):
     module: str
     summary: str
     streams_frames: bool = False
+    # SIGTERM (`timeout`, systemd, launch) stops it like Ctrl-C: its `finally` blocks run, so
+    # child processes (the replay's detector_node) are stopped and bags and videos are closed.
+    # Python's default ends the process on the spot. Not for the training commands, whose
+    # launcher (torchrun) terminates its workers with SIGTERM and expects them to go at once.
+    stops_cleanly: bool = True
 
 
 # The order is the order shown in --help. Summaries are repeated here so that listing the
@@ -44,7 +51,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "benchmark backends, batch and input sizes",
         streams_frames=True,
     ),
-    "train": Subcommand("togethernet_ros.training.train_command", "train TogetherNet"),
+    "train": Subcommand(
+        "togethernet_ros.training.train_command", "train TogetherNet", stops_cleanly=False
+    ),
     "eval": Subcommand(
         "togethernet_ros.evaluation.eval_command", "VOC and COCO mAP", streams_frames=True
     ),
@@ -54,6 +63,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "distill": Subcommand(
         "togethernet_ros.distill.distill_command",
         "distil a clear-weather teacher into TogetherNet on fogged video",
+        stops_cleanly=False,
     ),
     "bag": Subcommand(
         "togethernet_ros.bag.bag_command", "rosbag2 tools: run, replay, eval", streams_frames=True
@@ -106,16 +116,39 @@ PATH_ERRORS = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `togethernet` command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
-    if SUBCOMMANDS[args.command].streams_frames:
+    subcommand = SUBCOMMANDS[args.command]
+    if subcommand.streams_frames:
         from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 
         keep_frames_on_the_heap()
+    # Only the main thread may set handlers (an in-process caller on another thread keeps its).
+    handles_sigterm = (
+        subcommand.stops_cleanly and threading.current_thread() is threading.main_thread()
+    )
+    if handles_sigterm:
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args._run(args) or 0)
+    except KeyboardInterrupt as stop:
+        if not handles_sigterm:
+            raise  # the training commands handle their own stops
+        # Cleaned up on the way here; one line, and the shell's code for the signal.
+        name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+        print(f"togethernet {args.command}: stopped by {name}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     except PATH_ERRORS as error:
         print(f"togethernet {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -126,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # usage error (argparse's too), so 1 keeps meaning "ran, and the result is bad".
         print(stop.code, file=sys.stderr)
         return 2
+    finally:
+        if handles_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

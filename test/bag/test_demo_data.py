@@ -88,3 +88,69 @@ def test_demo_data_never_overwrites_its_video(tmp_path, capsys):
         assert main([*command, "--max-frames", "2"]) == 1
         assert f"--output {output} would replace the video {video}" in capsys.readouterr().err
     assert video.is_file() and video.read_bytes() == before
+
+
+def test_two_demos_fetching_the_sample_video_at_once(tmp_path, monkeypatch):
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import threading
+
+    from togethernet_ros.bag import sample_video
+
+    # A stand-in opencv-doc .deb holding the one member we extract, and a stand-in `apt-get`
+    # that hands it out once two downloads are under way (two demos started together).
+    root = tmp_path / "package"
+    member = root / sample_video.MEMBER.removeprefix("./")
+    member.parent.mkdir(parents=True)
+    video = b"RIFF vtest" * 100_000
+    member.write_bytes(video)
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text(
+        "Package: opencv-doc\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n"
+        "Description: stand-in\n"
+    )
+    deb = tmp_path / "opencv-doc_1.0_all.deb"
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    subprocess.run(["dpkg-deb", "--build", str(root), str(deb)], check=True, capture_output=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text(
+        "#!/bin/sh\n"
+        f'touch "{arrivals}/$$"\n'
+        "i=0\n"
+        f'while [ "$(ls "{arrivals}" | wc -l)" -lt 2 ] && [ $i -lt 100 ]; do '
+        "sleep 0.05; i=$((i+1)); done\n"
+        f'cp "{deb}" ./\n'
+    )
+    apt_get.chmod(apt_get.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    cache = tmp_path / "cache"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    killed = cache / f".fetch-{ended.pid}-x1y2"  # a fetch killed with its .deb (~96 MB)
+    killed.mkdir(parents=True)
+    shutil.copy(deb, killed)
+    outcomes: dict[int, object] = {}
+
+    def fetch(index: int) -> None:
+        try:
+            outcomes[index] = sample_video.fetch_sample_video(cache)
+        except Exception as error:  # the outcome is what the test checks
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=fetch, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Was: one of them failed (its .deb deleted by the other, or the shared vtest.avi.part
+    # renamed away under it: FileNotFoundError).
+    assert outcomes == {0: cache / "vtest.avi", 1: cache / "vtest.avi"}
+    assert (cache / "vtest.avi").read_bytes() == video
+    assert [path.name for path in cache.iterdir()] == ["vtest.avi"]  # nor the killed one's

@@ -157,3 +157,32 @@ def test_export_command_writes_and_checks_int8_copies(checkpoint_path, tmp_path)
     )
     assert (tmp_path / "out" / "m.int8.detect.onnx").is_file()
     assert "3 frames × 2 fog densities" in text and "detections found again" in text
+
+
+def test_an_interrupted_quantization_leaves_no_int8_file(tmp_path, monkeypatch):
+    import onnxruntime.quantization
+
+    from .test_onnx_gpu_providers import tiny_detect_file
+
+    source = tiny_detect_file(tmp_path)
+    target = tmp_path / "tiny.int8.detect.onnx"
+
+    def torn_quantize_static(model_input, model_output, *args, **kwargs):
+        # Stopped (Ctrl-C, SIGTERM, a full disk) while the quantizer writes its output.
+        with open(model_output, "wb") as handle:
+            handle.write(source.read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", torn_quantize_static)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_int8(source, target, [np.zeros((1, 3, 32, 32), np.float32)])
+    # Was: a torn tiny.int8.detect.onnx, which a later run reads as an export.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [source.name]
+
+    def copying_quantize_static(model_input, model_output, *args, **kwargs):
+        shutil.copy(model_input, model_output)
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", copying_quantize_static)
+    assert quantize_int8(source, target, [np.zeros((1, 3, 32, 32), np.float32)]) == target
+    assert read_onnx_info(target).metadata["precision"] == "int8"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([source.name, target.name])

@@ -19,6 +19,7 @@ from togethernet_ros.model import (
     build_model,
     save_checkpoint,
 )
+from togethernet_ros.model.file_digest import sha256_of
 
 SIZE = (128, 128)
 
@@ -140,3 +141,113 @@ def test_tensorrt_engine_cache_is_keyed_by_file_content(tmp_path: Path) -> None:
     second = engine_cache_dir(tmp_path, model)
     assert second != first and second.parent == first.parent == tmp_path / "tensorrt"
     assert second.is_dir()
+
+
+def test_an_export_interrupted_between_its_two_files_leaves_neither(
+    weights: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    five, _ = weights
+    onnx_path = tmp_path / "node.onnx"
+    real_export = torch.onnx.export
+    calls = []
+
+    def interrupted_second_export(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C / SIGTERM while the detection-only file is exported
+            raise KeyboardInterrupt
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted_second_export)
+    with pytest.raises(KeyboardInterrupt):
+        _onnx(five, tmp_path, onnx_path=onnx_path)  # exported there on first use
+    # Was: node.onnx stayed alone, and every later start took it for the export (its
+    # detection-only file never made: each frame ran the restoration decoder too).
+    assert not [path for path in onnx_variant_paths(onnx_path) if path.exists()]
+    assert not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.undo()
+    detector = _onnx(five, tmp_path, onnx_path=onnx_path)
+    assert set(detector.files) == {True, False}
+    detector.close()
+
+
+def test_a_full_disk_leaves_no_torn_export_in_the_cache(
+    weights: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from togethernet_ros.inference import export as export_module
+
+    five, _ = weights
+
+    class FullDisk:
+        """A file that takes some bytes and then fails as a full disk does (ENOSPC)."""
+
+        def __init__(self, path: str, mode: str) -> None:
+            self.file = open(path, mode)  # noqa: SIM115
+
+        def write(self, data: bytes) -> int:
+            self.file.write(data[: len(data) // 3])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.file.close()
+
+    monkeypatch.setattr(export_module, "open", FullDisk, raising=False)
+    with pytest.raises(RuntimeError, match=r"cannot write the ONNX export .*No space left"):
+        _onnx(five, tmp_path)
+    leftovers = [path.name for path in (tmp_path / "onnx").iterdir()]
+    assert leftovers == []  # nothing torn under a final name, no temporary file either
+    monkeypatch.undo()
+    detector = _onnx(five, tmp_path)
+    assert set(detector.files) == {True, False}
+    detector.close()
+
+
+def test_an_older_versions_cached_export_is_replaced_with_a_log_line(
+    weights: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    five, _ = weights
+    detector = _onnx(five, tmp_path)
+    cached = detector.files[True].path
+    detector.close()
+    # As an older version wrote it: no weights hash in the metadata.
+    for path in onnx_variant_paths(cached):
+        proto = onnx.load(str(path))
+        kept = [e for e in proto.metadata_props if e.key != "togethernet.weights_sha256"]
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        onnx.save(proto, str(path))
+    with caplog.at_level("WARNING", logger="togethernet_ros"):
+        detector = _onnx(five, tmp_path)
+    assert "replacing the cached ONNX export" in caplog.text
+    assert "does not record the content hash" in caplog.text
+    assert detector.files[False].metadata["weights_sha256"]
+    detector.close()
+
+
+def test_temporary_files_of_killed_exports_do_not_pile_up(
+    weights: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import subprocess
+
+    five, _ = weights
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a pid that no process has any more: an exporter killed mid-write
+    name = f"five-{sha256_of(five)[:16]}_128x128"
+    dead = [
+        folder / f".{name}{suffix}.{ended.pid}.0badf00d.tmp" for suffix in (".onnx", ".detect.onnx")
+    ]
+    live = folder / f".{name}.onnx.1.0badf00d.tmp"  # pid 1: alive (another export under way)
+    for path in [*dead, live]:
+        path.write_bytes(b"half a model")
+    detector = _onnx(five, tmp_path)
+    detector.close()
+    # Was: every killed export's whole-model temporaries stayed in the cache for good.
+    assert not [path for path in dead if path.exists()]
+    assert live.exists()

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
-from togethernet_ros.bag.bag_writer import check_output_apart_from_input
+from togethernet_ros.bag.bag_writer import check_output_apart_from_input, exists_already
 from togethernet_ros.bag.detector_options import (
     add_detector_arguments,
     class_filter,
     create_detector_from_settings,
     resolve_detector_settings,
 )
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.inference.cli_arguments import parse_positive_int
 
 HELP = "Rosbag2 tools: run the pipeline offline, evaluate detections, replay over DDS."
@@ -91,6 +92,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         # Refuse bad options before the model loads (seconds) rather than after it.
         check_output_apart_from_input(args.input, args.output)
+        if args.output.exists() and not args.overwrite:
+            raise BagError(exists_already(args.output))
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])
@@ -147,14 +150,20 @@ def run_run(args: argparse.Namespace) -> int:
         bar.close()
         print(f"bag run: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        if type(error) is not OSError:
+            raise  # a path problem (PermissionError & co.): the CLI's one line, exit 2
+        # E.g. the disk filled up under the output bag.
+        bar.close()
+        print(f"bag run: {error}; the output bag {args.output} is incomplete", file=sys.stderr)
+        return 1
     finally:
         detector.close()
     bar.close()
     summary = report.to_dict()
     summary["backend"] = getattr(detector, "backend", "?")
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(summary, indent=2))
+        write_text_atomically(args.report, json.dumps(summary, indent=2))
     print(
         f"wrote {report.output}: {report.frames_processed} frames from "
         f"{', '.join(report.image_topics)} in {report.wall_s:.1f} s "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.output_topics import camera_namespace
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 
 if TYPE_CHECKING:
     from togethernet_ros.bag.bag_eval import BagDetections
@@ -150,9 +151,8 @@ def run_eval(args: argparse.Namespace) -> int:
             )
     print_problems(loaded.problems)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
         payload = {"class_names": list(loaded.class_names), "cameras": results}
-        args.output.write_text(json.dumps(payload, indent=2))
+        write_text_atomically(args.output, json.dumps(payload, indent=2))
         print(f"wrote {args.output}")
     return 0
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
-from togethernet_ros.bag.bag_writer import check_output_apart_from_input
+from togethernet_ros.bag.bag_writer import check_output_apart_from_input, exists_already
 from togethernet_ros.inference.cli_arguments import parse_positive_int
 
 
@@ -99,7 +99,7 @@ def check_output_paths(args: argparse.Namespace) -> None:
     if args.record is not None:
         check_output_apart_from_input(args.input, args.record, "--record")
         if args.record.exists() and not args.overwrite:
-            raise BagError(f"--record bag {args.record} exists already (use --overwrite)")
+            raise BagError(exists_already(args.record, "--record bag"))
         _check_creatable_parent(args.record, "--record")
     if args.report_dir.exists() and not args.report_dir.is_dir():
         raise BagError(f"--report-dir {args.report_dir} is a file, not a folder")

@@ -44,6 +44,18 @@ def check_output_apart_from_input(
         )
 
 
+def exists_already(path: str | Path, option: str = "output bag") -> str:
+    """The refusal for an output bag that exists, saying when it is an unfinished one.
+
+    A run killed mid-write (SIGKILL, power loss) leaves a bag folder without metadata.yaml;
+    "exists already" alone reads like a finished earlier result.
+    """
+    path = Path(path)
+    unfinished = path.is_dir() and not (path / "metadata.yaml").exists()
+    state = " and is unfinished (no metadata.yaml: a run that was killed?)" if unfinished else ""
+    return f"{option} {path} exists already{state} (use --overwrite)"
+
+
 class BagWriter:
     """A rosbag2 output bag; topics are added on first use. Use as a context manager."""
 
@@ -59,7 +71,7 @@ class BagWriter:
         self.path = Path(path)
         if self.path.exists():
             if not overwrite:
-                raise BagError(f"output bag {self.path} exists already (use --overwrite)")
+                raise BagError(exists_already(self.path))
             if self.path.is_dir():
                 shutil.rmtree(self.path)
             else:

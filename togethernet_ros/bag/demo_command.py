@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from togethernet_ros.bag.demo_videos import render_demo_videos
     from togethernet_ros.bag.replay_report import replay_summary, write_replay_report
     from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
+    from togethernet_ros.evaluation.atomic_write import write_text_atomically
 
     started = time.monotonic()
     out = args.output
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "videos": [str(v.path) for v in videos],
         "wall_time_s": round(time.monotonic() - started, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
     report = written["markdown"]
     lines = report.read_text().splitlines()
     lines[1:1] = [
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             lines.append(
                 f"| {camera} | {kind} | {c['flicker_rate']} | {c['centre_jitter']} | {c['scale_jitter']} |"
             )
-    report.write_text("\n".join(lines) + "\n")
+    write_text_atomically(report, "\n".join(lines) + "\n")
     overall = result.trials[0].metrics["overall"]
     print(f"[4/4] done in {metrics['wall_time_s']:.0f} s; outputs in {out}/")
     for item in videos:

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from togethernet_ros.bag.replay_metrics import latency_series
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 
 
 def _plot_latency(trial: Any, path: Path) -> Path:
@@ -123,7 +124,7 @@ def write_replay_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = replay_summary(result, settings)
     written = {"json": out_dir / "replay.json"}
-    written["json"].write_text(json.dumps(summary, indent=2))
+    write_text_atomically(written["json"], json.dumps(summary, indent=2))
     main = result.trials[0]
     written["latency_plot"] = _plot_latency(main, out_dir / "latency.png")
     resources = _plot_resources(result.resource_samples, main.started_s, out_dir / "resources.png")
@@ -191,5 +192,5 @@ def write_replay_report(
     if "peak_plot" in written:
         lines.append("![peak](peak_throughput.png)")
     written["markdown"] = out_dir / "report.md"
-    written["markdown"].write_text("\n".join(lines) + "\n")
+    write_text_atomically(written["markdown"], "\n".join(lines) + "\n")
     return written

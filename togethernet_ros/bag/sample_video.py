@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 PACKAGE = "opencv-doc"
@@ -52,6 +53,20 @@ def _download_deb(cache_dir: Path) -> Path:
     return debs[-1]
 
 
+def _remove_dead_fetches(cache_dir: Path) -> None:
+    """Delete the folders of fetches that were killed (each may hold the ~96 MB .deb)."""
+    for folder in cache_dir.glob(".fetch-*-*"):
+        pid = folder.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive, another user's
+            continue
+
+
 def fetch_sample_video(cache_dir: Path | None = None) -> Path:
     """Return the path of vtest.avi in ``cache_dir``, fetching it with apt on first use."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -65,9 +80,13 @@ def fetch_sample_video(cache_dir: Path | None = None) -> Path:
                 "fetched on this machine. Pass a video of your own with --video PATH."
             )
     cache_dir.mkdir(parents=True, exist_ok=True)
-    deb = _download_deb(cache_dir)
-    partial = target.with_suffix(".avi.part")
+    # Each fetch downloads and extracts in a folder of its own: two demos starting together
+    # (or a killed one's leftovers) never delete or rename each other's .deb or partial video.
+    _remove_dead_fetches(cache_dir)
+    workdir = Path(tempfile.mkdtemp(prefix=f".fetch-{os.getpid()}-", dir=cache_dir))
+    partial = workdir / f"{VIDEO_NAME}.part"
     try:
+        deb = _download_deb(workdir)
         with partial.open("wb") as sink:
             unpack = subprocess.Popen(
                 ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE
@@ -80,8 +99,7 @@ def fetch_sample_video(cache_dir: Path | None = None) -> Path:
             unpack_status = unpack.wait()
         if extract.returncode != 0 or unpack_status != 0 or partial.stat().st_size == 0:
             raise SampleVideoError(f"could not extract {MEMBER} from {deb}")
-        partial.replace(target)
+        partial.replace(target)  # atomic: a concurrent fetch's identical file, or this one
     finally:
-        partial.unlink(missing_ok=True)
-        deb.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return target

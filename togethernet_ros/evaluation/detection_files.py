@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.evaluation.records import ImageDetections
 
 DETECTIONS_FORMAT = "togethernet_ros.detections/1"
@@ -26,8 +27,7 @@ def save_detections(
             "class_ids": [int(c) for c in found.class_ids],
         }
     payload = {"format": DETECTIONS_FORMAT, "class_names": list(class_names), "images": images}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload))
+    write_text_atomically(path, json.dumps(payload))
 
 
 def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple[str, ...]]:

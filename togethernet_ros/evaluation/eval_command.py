@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.evaluation.coco_map import evaluate_coco
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
 from togethernet_ros.evaluation.pr_curves import plot_pr_curves
@@ -261,7 +262,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
         metrics["pr_curves"] = [path.name for path in plot_pr_curves(curves, args.out_dir)]
-    (args.out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2))
+    write_text_atomically(args.out_dir / "metrics.json", json.dumps(_json_safe(metrics), indent=2))
     print(format_table(metrics, class_names))
     if not any(voc["num_gt"].values()):
         print(

@@ -339,5 +339,6 @@ def write_json(report: dict[str, object], path: str | Path) -> None:
     """Write the report as indented JSON."""
     import json
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=1))
+    from togethernet_ros.evaluation.atomic_write import write_text_atomically
+
+    write_text_atomically(path, json.dumps(report, indent=1))

@@ -9,9 +9,13 @@ deployment needs nothing but the ONNX files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import glob
 import io
 import json
+import os
+import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ import onnx
 import torch
 from torch import nn
 
+from togethernet_ros.evaluation.atomic_write import sync_directory, sync_file
 from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.model import check_input_size
 from togethernet_ros.model.checkpoint import check_class_names, write_atomically
@@ -81,6 +86,23 @@ def export_onnx(
     metadata: dict[str, object] | None = None,
 ) -> Path:
     """Export one variant to `path`; batch is dynamic, the input size is fixed."""
+    proto = _exported_proto(
+        model, input_size, restore=restore, class_names=class_names, opset=opset, metadata=metadata
+    )
+    # Atomic: an interrupted run, or two processes exporting into one cache at once, must never
+    # leave a half-written file where a reader (the export cache) takes it for a whole one.
+    return write_atomically(path, lambda handle: handle.write(proto.SerializeToString()))
+
+
+def _exported_proto(
+    model: nn.Module,
+    input_size: int | tuple[int, int],
+    *,
+    restore: bool,
+    class_names: Sequence[str],
+    opset: int,
+    metadata: dict[str, object] | None,
+) -> onnx.ModelProto:
     input_h, input_w = check_input_size(input_size)
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (LayerNormalization), got {opset}")
@@ -119,9 +141,57 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"togethernet.{key}", value
     proto.doc_string = "TogetherNet (joint dehazing + YOLOX detection) exported by togethernet_ros"
-    # Atomic: an interrupted run, or two processes exporting into one cache at once, must never
-    # leave a half-written file where a reader (the export cache) takes it for a whole one.
-    return write_atomically(path, lambda handle: handle.write(proto.SerializeToString()))
+    return proto
+
+
+def _write_together(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary name first, then rename them all into place.
+
+    A pair whose first file lands seconds before the second (each export takes that long)
+    is left half made by an interruption in between, and a later run takes the one file for
+    the whole export (without its detection-only file every frame runs the restoration
+    decoder too). Here both names appear together, or neither (the old ones stay).
+    """
+    for path in files:
+        _remove_dead_writers_files(path)
+    temporary = {
+        path: path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        for path in files
+    }
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary[path], "xb") as handle:
+                handle.write(data)
+                sync_file(handle)
+        for path, tmp_name in temporary.items():
+            os.replace(tmp_name, path)
+    finally:
+        for tmp_name in temporary.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+    for folder in {path.parent for path in files}:
+        sync_directory(folder)
+
+
+def _remove_dead_writers_files(path: Path) -> None:
+    """Delete temporary files for ``path`` left by writers that were killed (SIGKILL, power).
+
+    Each is a whole model (tens of MB), named ``.NAME.PID.RANDOM.tmp``: a node that is killed
+    while exporting at every start (a start-up timeout) would otherwise fill the disk. Files of
+    live processes (an export under way) are kept.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        except OSError:  # alive, someone else's (EPERM)
+            continue
 
 
 def export_variants(
@@ -142,17 +212,20 @@ def export_variants(
         )
     restore_path, detect_path = onnx_variant_paths(path)
     written = {}
+    files = {}
     for variant in variants:
         target = restore_path if variant == "restore" else detect_path
-        written[variant] = export_onnx(
+        proto = _exported_proto(
             model,
-            target,
             input_size,
             restore=variant == "restore",
             class_names=class_names,
             opset=opset,
             metadata=metadata,
         )
+        written[variant] = target
+        files[target] = proto.SerializeToString()
+    _write_together(files)
     return written
 
 

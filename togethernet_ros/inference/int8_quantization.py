@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from togethernet_ros.inference.export import (
     read_onnx_info,
 )
 from togethernet_ros.inference.media import MediaSource
+from togethernet_ros.model.checkpoint import write_atomically
 from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.fog import add_fog
@@ -98,18 +101,25 @@ def quantize_int8(source: str | Path, target: str | Path, inputs: Sequence[np.nd
     if info.untrained:
         raise ValueError(f"{source} holds UNTRAINED weights: calibrating them means nothing")
     target = Path(target)
-    quantize_static(
-        str(source),
-        str(target),
-        _Reader(inputs),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    # The quantizer drops the metadata that makes the file self-describing; put it back.
-    proto = onnx.load(str(target))
+    # The quantizer writes its file as it goes, and without our metadata: it works on a
+    # temporary name, and only the finished, self-describing file gets the target's name (an
+    # interrupted or disk-full run must not leave a torn or unlabelled copy there).
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx")
+    try:
+        quantize_static(
+            str(source),
+            str(scratch),
+            _Reader(inputs),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        # The quantizer drops the metadata that makes the file self-describing; put it back.
+        proto = onnx.load(str(scratch))
+    finally:
+        scratch.unlink(missing_ok=True)
     source_proto = onnx.load(str(source), load_external_data=False)
     del proto.metadata_props[:]
     for entry in source_proto.metadata_props:
@@ -117,8 +127,7 @@ def quantize_int8(source: str | Path, target: str | Path, inputs: Sequence[np.nd
     for key, value in {"precision": "int8", "int8_calibration_inputs": str(len(inputs))}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"togethernet.{key}", value
-    onnx.save(proto, str(target))
-    return target
+    return write_atomically(target, lambda handle: handle.write(proto.SerializeToString()))
 
 
 def compare_int8(

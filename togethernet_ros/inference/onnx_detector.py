@@ -28,7 +28,9 @@ from togethernet_ros.inference.export import (
 from togethernet_ros.inference.onnx_providers import (
     CPU,
     TENSORRT,
+    clear_engine_cache,
     engine_cache_dir,
+    engine_cache_lock,
     provider_chains,
 )
 from togethernet_ros.model import UntrainedWeightsError
@@ -199,8 +201,26 @@ class OnnxRuntimeDetector(DetectorBase):
             engine_dir=engine_dir,
             cache_engines=engine_dir is not None,
         )
+        if engine_dir is None:
+            return self._first_session(info, options, chains, None)
+        with engine_cache_lock(engine_dir):
+            return self._first_session(info, options, chains, engine_dir)
+
+    def _first_session(
+        self,
+        info: OnnxModelInfo,
+        options: object,
+        chains: list,
+        engine_dir: Path | None,
+    ) -> object:
+        """The session of the first provider chain that initialises."""
+        ort = self._ort
         failures = []
-        for index, chain in enumerate(chains):
+        retried = False
+        index = 0
+        while index < len(chains):
+            chain = chains[index]
+            index += 1
             wanted = chain[0][0]
             try:
                 session = ort.InferenceSession(
@@ -215,6 +235,22 @@ class OnnxRuntimeDetector(DetectorBase):
                     enable_fallback=0,
                 )
             except Exception as error:  # provider libraries missing or failing to initialise
+                if wanted == TENSORRT and engine_dir is not None and not retried:
+                    # A cached engine (or timing cache) that does not load: torn by a build
+                    # that was killed or ran out of disk, or from another TensorRT. onnxruntime
+                    # fails on it at every start and never rebuilds it; rebuild it once here.
+                    removed = clear_engine_cache(engine_dir) if "cache" in str(error) else []
+                    if removed:
+                        LOGGER.warning(
+                            "onnxruntime: %s; removed the TensorRT cache files %s in %s and "
+                            "builds them again",
+                            (str(error).strip().splitlines() or [type(error).__name__])[0],
+                            removed,
+                            engine_dir,
+                        )
+                        retried = True
+                        index -= 1
+                        continue
                 LOGGER.warning(
                     "onnxruntime: %s unavailable (%s); trying the next provider", wanted, error
                 )
@@ -227,7 +263,7 @@ class OnnxRuntimeDetector(DetectorBase):
                 # onnxruntime skips a provider whose library does not load (TensorRT without
                 # libnvinfer) with only a log line. What is left was built with this chain's
                 # options: when that is exactly a later chain, keep it rather than build it again.
-                later = [[name for name, _ in other] for other in chains[index + 1 :]]
+                later = [[name for name, _ in other] for other in chains[index:]]
                 if providers in later:
                     LOGGER.warning(
                         "onnxruntime: %s did not initialise; %s runs %s",

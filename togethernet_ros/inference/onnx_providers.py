@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from togethernet_ros.model.file_digest import sha256_of
@@ -12,6 +16,8 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 ProviderChain = list[tuple[str, dict[str, object]]]
+LOGGER = logging.getLogger("togethernet_ros")
+ENGINE_LOCK_NAME = ".lock"
 
 
 def provider_chains(
@@ -81,3 +87,45 @@ def engine_cache_dir(cache_dir: Path, model_path: Path | None = None) -> Path:
         path = path / sha256_of(model_path)[:16]
     os.makedirs(path, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def engine_cache_lock(engine_dir: Path) -> Iterator[None]:
+    """Hold ``engine_dir`` for one session build, against other processes (and threads).
+
+    ONNX Runtime writes a built engine under its final name as it goes; a session opened
+    meanwhile by another process (two nodes with one model starting together) reads the half
+    written file and fails. Sessions of one folder are therefore built one at a time: the
+    second waits for the first one's engine and then loads it instead of building its own.
+    The lock goes with its process, also when that is killed. A folder where no lock file can
+    be made (read-only) is used unlocked: nothing can be written there anyway.
+    """
+    try:
+        handle = open(engine_dir / ENGINE_LOCK_NAME, "a+b")  # noqa: SIM115 (held across yield)
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            LOGGER.info(
+                "waiting for another process that builds TensorRT engines in %s", engine_dir
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def clear_engine_cache(engine_dir: Path) -> list[str]:
+    """Remove the cached engines (and timing cache) in ``engine_dir``; returns their names."""
+    removed = []
+    for path in sorted(engine_dir.iterdir()):
+        if path.name == ENGINE_LOCK_NAME or not path.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path.name)
+    return removed

@@ -1,0 +1,53 @@
+"""Result files stopped mid-write (a full disk) keep the previous file, never a torn one.
+
+The disk fills for real: the writing process runs with a file-size limit (RLIMIT_FSIZE), so its
+write fails part-way with EFBIG as it would with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from togethernet_ros.evaluation.detection_files import load_detections, save_detections
+from togethernet_ros.evaluation.records import ImageDetections
+
+CLASSES = ["person", "car"]
+
+
+def _detections(images: int) -> dict[str, ImageDetections]:
+    found = ImageDetections([[1.0, 2.0, 30.0, 40.0]] * 20, [0.9] * 20, [1] * 20)
+    return {f"frame_{index:05d}": found for index in range(images)}
+
+
+def test_saved_detections_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
+    path = tmp_path / "detections.json"
+    save_detections(path, _detections(3), CLASSES)  # an earlier run's complete file
+    before = path.read_bytes()
+    limit = 64 * 1024  # the next run's file is ~1 MB: the disk "fills" after 64 KiB
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_interrupted_outputs import CLASSES, _detections
+        from togethernet_ros.evaluation.detection_files import save_detections
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        try:
+            save_detections({str(path)!r}, _detections(1000), CLASSES)
+        except OSError as error:
+            print("write failed:", error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "write failed" in result.stdout, result.stdout + result.stderr
+    # Was: detections.json cut at 64 KiB: the earlier run's file lost, and this one unreadable.
+    assert path.read_bytes() == before
+    detections, names = load_detections(path)
+    assert len(detections) == 3 and names == tuple(CLASSES)
+    assert [p.name for p in tmp_path.iterdir()] == ["detections.json"]  # no temporary left
+    assert json.loads(before)["format"].startswith("togethernet_ros.detections")
