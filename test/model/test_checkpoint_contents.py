@@ -85,3 +85,31 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path: Path) -> None:
         write_atomically(path, write_half_then_fail)
     assert path.read_bytes() == b"previous complete file"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temp file left behind
+
+
+def test_a_new_file_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    # Renamed over last.pt before its data was flushed, a power loss could leave last.pt empty
+    # or partly written on file systems that reorder data and metadata writes (XFS, btrfs, ext4
+    # with data=writeback): the previous checkpoint was gone too. The directory entry is
+    # flushed after the rename, or the rename itself may be lost.
+    from togethernet_ros.model import checkpoint
+
+    events: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(f"fsync {kind}")
+        fsync(fd)
+
+    def recording_replace(source, target) -> None:
+        events.append("replace")
+        replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", recording_fsync)
+    monkeypatch.setattr(checkpoint.os, "replace", recording_replace)
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"previous")
+    checkpoint.write_atomically(path, lambda handle: handle.write(b"new complete file"))
+    assert path.read_bytes() == b"new complete file"
+    assert events == ["fsync file", "replace", "fsync dir"]

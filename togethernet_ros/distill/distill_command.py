@@ -210,6 +210,7 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     from togethernet_ros.bag.sample_video import fetch_sample_video
     from togethernet_ros.distill.frame_sources import iter_source_frames
     from togethernet_ros.distill.pseudo_labels import PseudoLabelSettings, label_frames
+    from togethernet_ros.model.checkpoint import write_atomically
 
     sources = [Path(s) for s in args.sources] or [
         fetch_sample_video(Path(args.cache_dir) if args.cache_dir else None)
@@ -250,17 +251,18 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
         "sources": [source.name for source in sources],
     }
     started = time.perf_counter()
-    label_set = label_frames(frames(), teacher, mapping, settings, root, info)
+    label_set = label_frames(frames(), teacher, mapping, settings, root, info, save=False)
     if skipped:
         label_set.info["skipped_unreadable"] = [str(path) for path in skipped]
-        label_set.save()
         print(f"skipped {len(skipped)} unreadable images: {', '.join(map(str, skipped))}")
-    root.mkdir(parents=True, exist_ok=True)
+    # labels.json marks a finished export, so it comes last; before it the teacher copy that a
+    # --dataset run takes as its teacher, whole or not at all.
     copy = root / TEACHER_COPY
-    # --teacher-onnx may be this very copy (relabelling an earlier export): copying a file
-    # onto itself raises.
+    # --teacher-onnx may be this very copy (relabelling an earlier export).
     if not (copy.exists() and copy.samefile(teacher.onnx_path)):
-        shutil.copyfile(teacher.onnx_path, copy)
+        with open(teacher.onnx_path, "rb") as source:
+            write_atomically(copy, lambda handle: shutil.copyfileobj(source, handle))
+    label_set.save()
     print(
         f"pseudo-labelled {len(label_set.frames)} frames "
         f"({len(label_set.split(heldout=True))} held out) in {time.perf_counter() - started:.0f} s: "
@@ -302,12 +304,33 @@ def _train_config(
 def run(args: argparse.Namespace) -> int:
     """Run the distillation; bad input (sources, teacher, dataset, options) is one error line."""
     from togethernet_ros.distill.teacher_package import TeacherUnavailableError
+    from togethernet_ros.training.interruption import sigterm_as_interrupt, stop_status
 
     try:
-        return _distill(args)
+        with sigterm_as_interrupt():
+            return _distill(args)
     except (ValueError, TeacherUnavailableError) as error:
         print(f"togethernet distill: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the clean-up ran
+        name, status = stop_status(stop)
+        print(f"togethernet distill: stopped by {name}; {_how_to_go_on(args)}", file=sys.stderr)
+        return status
+
+
+def _how_to_go_on(args: argparse.Namespace) -> str:
+    from togethernet_ros.distill.pseudo_labels import LABELS_FILE
+
+    dataset = Path(args.dataset or args.export_dataset or Path(args.output) / "dataset")
+    if not (dataset / LABELS_FILE).is_file():
+        return f"the dataset in {dataset} is unfinished (no {LABELS_FILE}); run again to label"
+    last = Path(args.output) / "train" / "last.pt"
+    if args.export_dataset or not last.is_file():
+        return f"the labelled dataset is complete: train from it with --dataset {dataset}"
+    return (
+        f"go on from the last finished epoch with --dataset {dataset} --train-override "
+        f"resume={last}"
+    )
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -317,6 +340,7 @@ def _distill(args: argparse.Namespace) -> int:
     from togethernet_ros.distill.model_card import write_model_card
     from togethernet_ros.distill.pseudo_labels import load_pseudo_labels
     from togethernet_ros.distill.teacher_package import TeacherUnavailableError
+    from togethernet_ros.training.run_directory import check_run_directory
     from togethernet_ros.training.trainer import train
 
     out_dir = Path(args.output)
@@ -324,7 +348,10 @@ def _distill(args: argparse.Namespace) -> int:
         # Check the training and fog options before labelling, which can take minutes.
         # `--train-override` may set what an option also sets (model.init, model.input_size,
         # train.epochs, ...): from here on the config, not the option, says what the run does.
-        init = _train_config(args, DEFAULT_CLASS_NAMES, out_dir).model.init
+        early = _train_config(args, DEFAULT_CLASS_NAMES, out_dir)
+        init = early.model.init
+        if not args.export_dataset:  # refused now rather than after minutes of labelling
+            check_run_directory(early.output.dir, early.resume)
         fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
         for option, folder in (
             ("--output", args.output),

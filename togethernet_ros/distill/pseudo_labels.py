@@ -186,11 +186,14 @@ def label_frames(
     info: dict | None = None,
     batch_size: int = 4,
     progress: Callable[[int], object] | None = None,
+    save: bool = True,
 ) -> PseudoLabelSet:
     """Run the teacher on clear frames, keep confident mapped boxes, write images + labels.json.
 
     ``teacher`` needs ``detect(list_of_bgr) -> list[Detections]`` with COCO class ids; its
-    ``conf_threshold`` should be at or below every class threshold.
+    ``conf_threshold`` should be at or below every class threshold. ``labels.json`` is written
+    last (by the caller with ``save=False``, after what else it adds): a folder without it is
+    an unfinished export.
     """
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -198,6 +201,11 @@ def label_frames(
     pending: list[SourceFrame] = []
 
     def flush() -> None:
+        if not labelled:
+            # Relabelling an earlier export writes new frames over its images: until the new
+            # labels.json is written the folder is no dataset, rather than one whose labels
+            # describe other frames. (Sources that cannot be read fail before this point.)
+            (root / LABELS_FILE).unlink(missing_ok=True)
         for frame, found in zip(pending, teacher.detect([f.image for f in pending]), strict=True):
             kept = filter_pseudo_labels(mapping.apply(found), mapping.target_names, settings)
             relative = f"images/{frame.source}_{frame.index:06d}.jpg"
@@ -224,7 +232,8 @@ def label_frames(
     if pending:
         flush()
     label_set = PseudoLabelSet(root, mapping.target_names, labelled, dict(info or {}))
-    label_set.save()
+    if save:
+        label_set.save()
     return label_set
 
 

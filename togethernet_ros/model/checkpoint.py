@@ -97,7 +97,10 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Pat
 
     Readers (another process, a cache lookup after an interrupted run) see the old file or the
     complete new one, never a half-written one. The file gets the usual umask permissions
-    (mkstemp's 0600 would lock out e.g. a node running as another user).
+    (mkstemp's 0600 would lock out e.g. a node running as another user). Its data is on the
+    disk before the rename and the rename is flushed after it, so a power loss, too, leaves the
+    old file or the new one (a rename over data still in the page cache can leave an empty file
+    on file systems that reorder the two).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,11 +108,27 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Pat
     try:
         with open(tmp_name, "xb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+    _fsync_directory(path.parent)
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # not openable as a file (some platforms): the rename is still atomic
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def check_class_names(names: Any, where: str) -> tuple[str, ...]:

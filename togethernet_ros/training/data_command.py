@@ -248,6 +248,29 @@ def _check_fog_options(args: argparse.Namespace) -> None:
         raise DataOptionError(f"--jpeg-quality must be in 0..100, got {args.jpeg_quality}")
 
 
+FOG_PARAMS = "fog_params.csv"
+
+
+def _remove_earlier_fog_run(out_dir: Path) -> None:
+    """Delete the images an earlier run listed in ``fog_params.csv``, then the list itself.
+
+    Left in place, a first run's ``<id>.jpg`` sits next to a second run's ``<id>_<beta>.jpg``
+    and the trainer, which pairs the exact name first, never sees the new versions. Only
+    files a finished run listed go; anything else in the folder stays. Until the new list is
+    written at the end, the folder is marked unfinished by having none.
+    """
+    params = out_dir / FOG_PARAMS
+    if not params.is_file():
+        return
+    with params.open(newline="") as handle:
+        names = {row.get("file") or "" for row in csv.DictReader(handle)}
+    for name in sorted(names):
+        path = out_dir / name
+        if name and path.parent == out_dir and path.suffix.lower() in (".jpg", ".png"):
+            path.unlink(missing_ok=True)
+    params.unlink()
+
+
 def run_fog(args: argparse.Namespace) -> int:
     """Fog every clean image; writes images plus fog_params.csv (id, file, β, A)."""
     _check_fog_options(args)
@@ -278,6 +301,7 @@ def run_fog(args: argparse.Namespace) -> int:
         where = f"image set {args.image_set!r}" if args.image_set else clean_dir
         raise DataOptionError(f"no images to fog: {where} is empty")
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_fog_run(out_dir)
     rng = np.random.default_rng(args.seed)
     rows = []
     skipped = 0
@@ -334,10 +358,13 @@ def run_fog(args: argparse.Namespace) -> int:
             if not cv2.imwrite(str(target), foggy, [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality]):
                 raise DataError(f"cannot write {target}")
             rows.append((image_id, target.name, f"{beta:.6g}", f"{airlight:.6g}"))
-    with (out_dir / "fog_params.csv").open("w", newline="") as handle:
+    # Written whole or not at all: it marks a finished run, and the next run deletes what it lists.
+    partial = out_dir / f".{FOG_PARAMS}.part"
+    with partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("image_id", "file", "beta", "airlight"))
         writer.writerows(rows)
+    partial.replace(out_dir / FOG_PARAMS)
     print(
         f"wrote {len(rows)} foggy images to {out_dir}"
         + (f" ({skipped} clean images missing or unreadable, skipped)" if skipped else "")

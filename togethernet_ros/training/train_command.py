@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from togethernet_ros.training.data_issues import DataError, DataIssues
+from togethernet_ros.training.interruption import sigterm_as_interrupt, stop_status
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 from togethernet_ros.training.train_config import DataConfig, TrainConfig, load_train_config
 
@@ -86,10 +88,21 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
     try:
-        train_set, val_set = build_datasets(config.data)
-        result = train(config, train_set, val_set)
+        with sigterm_as_interrupt():
+            train_set, val_set = build_datasets(config.data)
+            result = train(config, train_set, val_set)
     except (DataError, TrainSetupError, CheckpointError) as error:
         raise SystemExit(f"train: {error}") from error
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the trainer cleaned up
+        name, status = stop_status(stop)
+        last = Path(config.output.dir) / "last.pt"
+        where = (
+            f"go on from its last finished epoch with --set resume={last}"
+            if last.is_file()
+            else "no epoch finished, no checkpoint written"
+        )
+        print(f"train: stopped by {name}; {where}", file=sys.stderr)
+        return status
     except FloatingPointError as error:
         # The run diverged: its result is bad, not its input, so 1 (a message in SystemExit is
         # exit 2, the usage error).

@@ -31,13 +31,14 @@ from togethernet_ros.training.lr_schedule import published_schedule
 from togethernet_ros.training.model_ema import ModelEMA
 from togethernet_ros.training.optimizer_groups import build_sgd
 from togethernet_ros.training.pretrained_init import load_shared_weights
+from togethernet_ros.training.run_directory import RunDirectoryError, claim_run_directory
 from togethernet_ros.training.train_config import TrainConfig
 from togethernet_ros.training.training_batches import (
     AugmentedPairs,
     EpochSpanSampler,
     collate_pairs,
 )
-from togethernet_ros.training.training_log import TrainingLog
+from togethernet_ros.training.training_log import TrainingLog, logged_rows
 from togethernet_ros.training.validation import validation_map
 from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -150,6 +151,7 @@ def _training_state(
     step: int,
     best_map: float | None,
     config: TrainConfig,
+    history: list[dict],
 ) -> dict:
     return {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -162,6 +164,8 @@ def _training_state(
         "config": config.to_dict(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # The log.csv rows of every epoch so far: a resumed run rewrites the log from them.
+        "history": history,
     }
 
 
@@ -197,7 +201,9 @@ def _restore(
     raw = read_checkpoint_file(path)
     if not isinstance(raw, dict) or TRAINING_STATE_KEY not in raw:
         raise TrainSetupError(
-            f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY})"
+            f"{path}: not a resumable training checkpoint (no {TRAINING_STATE_KEY}): it holds "
+            "weights only (an upstream TogetherNet file, exported or distilled weights); to "
+            f"start a new run from them set model.init={path} instead of resume"
         )
     state = raw[TRAINING_STATE_KEY]
     _check_resumable(path, state.get("config") or {}, class_names, model_section)
@@ -240,8 +246,31 @@ def train(
     """Train TogetherNet; see module docstring. Runs under torchrun for multi-GPU/multi-node.
 
     ``model`` (optional) is trained in place instead of building one from ``config.model``.
+    The main process holds ``output.dir`` for the run (see run_directory.py): a directory in
+    use by another run, or holding an earlier run that this one does not resume, is refused.
     """
     context = init_distributed(config.device)
+    lock = None
+    if context.is_main:
+        try:
+            lock = claim_run_directory(config.output.dir, config.resume)
+        except RunDirectoryError as error:
+            raise TrainSetupError(str(error)) from error
+    try:
+        return _train(config, dataset_train, dataset_val, model, log, context)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(
+    config: TrainConfig,
+    dataset_train: Dataset,
+    dataset_val: Dataset | None,
+    model: TogetherNet | None,
+    log: Callable[[str], None],
+    context: DistributedContext,
+) -> TrainResult:
     optim = config.train
     if optim.batch_size % context.world_size:
         raise TrainSetupError(
@@ -296,19 +325,35 @@ def train(
     scaler = torch.amp.GradScaler(context.device.type, enabled=optim.amp == "fp16")
 
     start_epoch, step, best_map = 0, 0, None
+    history: list[dict] | None = None  # log rows of the epochs before this run (resumed)
+    out_dir = Path(config.output.dir)
     if config.resume:
         # Compared config to config: a model passed in (distillation) is described by its config.
         model_section = {"depth": config.model.depth, "width": config.model.width}
         state = _restore(config.resume, model, optimizer, ema, scaler, class_names, model_section)
         start_epoch, step, best_map = state["epoch"], state["step"], state["best_map"]
         say(f"resumed from {config.resume} at epoch {start_epoch} (step {step})")
+        step = _resumed_step(step, start_epoch, steps_per_epoch, config.resume, say)
+        history = state.get("history")
+        if history is None:  # written before checkpoints kept their log rows
+            history = logged_rows(out_dir, start_epoch) if context.is_main else []
+            if context.is_main and len(history) < start_epoch:
+                say(
+                    f"warning: {out_dir / 'log.csv'} has rows for {len(history)} of the "
+                    f"{start_epoch} epochs of {config.resume}; the others stay missing"
+                )
+        history = [dict(row) for row in history]
     network = model
     if context.distributed:
         device_ids = [context.device.index] if context.device.type == "cuda" else None
         network = DistributedDataParallel(model, device_ids=device_ids)
 
-    out_dir = Path(config.output.dir)
-    training_log = TrainingLog(out_dir, config.output.tensorboard) if context.is_main else None
+    training_log = (
+        TrainingLog(out_dir, config.output.tensorboard, history, start_epoch + 1)
+        if context.is_main
+        else None
+    )
+    history = history or []
     result = TrainResult(model, None, None, best_map, 0)
     last_epoch = optim.epochs
     if optim.stop_after_epochs is not None:
@@ -419,6 +464,7 @@ def train(
                     best_map=best_map,
                     config=config,
                     class_names=class_names,
+                    history=[*history, {"epoch": epoch + 1, **row}],
                 )
                 if improved:
                     result.best_checkpoint = save_epoch(out_dir / "best.pt")
@@ -429,6 +475,7 @@ def train(
                     + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if v is not None)
                 )
             result.history.append({"epoch": epoch + 1, **row})
+            history.append({"epoch": epoch + 1, **row})
             result.epochs_run += 1
             context.barrier()
     finally:
@@ -438,6 +485,27 @@ def train(
     result.best_map = best_map
     result.model = (ema.module if ema else model).eval()
     return result
+
+
+def _resumed_step(
+    step: int, epochs_done: int, steps_per_epoch: int, path: str, say: Callable[[str], None]
+) -> int:
+    """The schedule position to go on from: the start of the next epoch in this run's steps.
+
+    Checkpoints are written at the end of an epoch, so the saved step is ``epochs_done`` times
+    the steps per epoch of the run that wrote it. Another batch size, number of processes or
+    dataset size changes the steps per epoch; the saved step would then put the LR at another point of the schedule
+    than the epoch the run resumes at.
+    """
+    expected = epochs_done * steps_per_epoch
+    if step != expected:
+        say(
+            f"warning: {path} ended epoch {epochs_done} at step {step}, this run has "
+            f"{steps_per_epoch} steps per epoch (batch size, process count or training set size changed): the "
+            f"learning-rate schedule goes on from step {expected}, the start of epoch "
+            f"{epochs_done + 1}"
+        )
+    return expected
 
 
 _DIVERGENCE_ADVICE = (
@@ -523,6 +591,7 @@ def _save(
     best_map: float | None,
     config: TrainConfig,
     class_names: Sequence[str],
+    history: list[dict],
 ) -> Path:
     weights = ema.module if ema is not None else model
     metadata = {
@@ -532,5 +601,5 @@ def _save(
         "weights": "ema" if ema is not None else "model",
         "input_size": config.model.input_size,
     }
-    state = _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config)
+    state = _training_state(model, optimizer, ema, scaler, epoch, step, best_map, config, history)
     return save_checkpoint(path, weights, class_names, metadata, {TRAINING_STATE_KEY: state})
