@@ -157,6 +157,7 @@ if has_stage distill; then
   echo "=== distillation (demo weights) ==="
   WEIGHTS=/tmp/distill/togethernet_vtest_${DISTILL_SIZE}.pt
   mkdir -p /tmp/teacher/teacher && cp "$TEACHER_DIR"/nanodet.json "$TEACHER_DIR"/nanodet.bin /tmp/teacher/teacher/
+  rm -rf /tmp/distill  # a finished run there is refused (a fresh machine has none)
   # shellcheck disable=SC2086  # DISTILL_OPTIONS is a list of options
   timeout "$DISTILL_SECONDS" python3 -m togethernet_ros.cli distill "$DISTILL_SOURCE" \
     --cache-dir /tmp/teacher $DISTILL_OPTIONS \

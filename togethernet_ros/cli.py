@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from togethernet_ros.training.interruption import sigterm_as_interrupt, stop_status
 
 
 class Subcommand(NamedTuple):
@@ -28,11 +28,6 @@ class Subcommand(NamedTuple):
     module: str
     summary: str
     streams_frames: bool = False
-    # SIGTERM (`timeout`, systemd, launch) stops it like Ctrl-C: its `finally` blocks run, so
-    # child processes (the replay's detector_node) are stopped and bags and videos are closed.
-    # Python's default ends the process on the spot. Not for the training commands, whose
-    # launcher (torchrun) terminates its workers with SIGTERM and expects them to go at once.
-    stops_cleanly: bool = True
 
 
 # The order is the order shown in --help. Summaries are repeated here so that listing the
@@ -51,9 +46,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "benchmark backends, batch and input sizes",
         streams_frames=True,
     ),
-    "train": Subcommand(
-        "togethernet_ros.training.train_command", "train TogetherNet", stops_cleanly=False
-    ),
+    "train": Subcommand("togethernet_ros.training.train_command", "train TogetherNet"),
     "eval": Subcommand(
         "togethernet_ros.evaluation.eval_command", "VOC and COCO mAP", streams_frames=True
     ),
@@ -63,7 +56,6 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "distill": Subcommand(
         "togethernet_ros.distill.distill_command",
         "distil a clear-weather teacher into TogetherNet on fogged video",
-        stops_cleanly=False,
     ),
     "bag": Subcommand(
         "togethernet_ros.bag.bag_command", "rosbag2 tools: run, replay, eval", streams_frames=True
@@ -116,14 +108,6 @@ PATH_ERRORS = (
 )
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread is, as Ctrl-C raises KeyboardInterrupt."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated(signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `togethernet` command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -133,22 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 
         keep_frames_on_the_heap()
-    # Only the main thread may set handlers (an in-process caller on another thread keeps its).
-    handles_sigterm = (
-        subcommand.stops_cleanly and threading.current_thread() is threading.main_thread()
-    )
-    if handles_sigterm:
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return int(args._run(args) or 0)
+        # SIGTERM (`timeout`, systemd, launch) stops a command like Ctrl-C: its `finally` blocks
+        # run, so child processes (the replay's detector_node) are stopped and bags, videos and
+        # checkpoints are closed. Python's default ends the process on the spot.
+        with sigterm_as_interrupt():
+            return int(args._run(args) or 0)
     except KeyboardInterrupt as stop:
-        if not handles_sigterm:
-            raise  # the training commands handle their own stops
         # Cleaned up on the way here; one line, and the shell's code for the signal.
-        name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+        name, status = stop_status(stop)
         print(f"togethernet {args.command}: stopped by {name}", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+        return status
     except PATH_ERRORS as error:
         print(f"togethernet {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -159,9 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # usage error (argparse's too), so 1 keeps meaning "ran, and the result is bad".
         print(stop.code, file=sys.stderr)
         return 2
-    finally:
-        if handles_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":
