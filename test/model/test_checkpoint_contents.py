@@ -72,7 +72,7 @@ def test_saved_checkpoint_has_umask_permissions(saved: Path) -> None:
 
 
 def test_interrupted_write_keeps_the_previous_file(tmp_path: Path) -> None:
-    from togethernet_ros.model.checkpoint import write_atomically
+    from togethernet_ros.evaluation.atomic_write import write_atomically
 
     path = tmp_path / "model.onnx"
     path.write_bytes(b"previous complete file")
@@ -92,7 +92,7 @@ def test_a_new_file_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, mo
     # or partly written on file systems that reorder data and metadata writes (XFS, btrfs, ext4
     # with data=writeback): the previous checkpoint was gone too. The directory entry is
     # flushed after the rename, or the rename itself may be lost.
-    from togethernet_ros.model import checkpoint
+    from togethernet_ros.evaluation import atomic_write
 
     events: list[str] = []
     fsync, replace = os.fsync, os.replace
@@ -106,10 +106,10 @@ def test_a_new_file_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, mo
         events.append("replace")
         replace(source, target)
 
-    monkeypatch.setattr(checkpoint.os, "fsync", recording_fsync)
-    monkeypatch.setattr(checkpoint.os, "replace", recording_replace)
+    monkeypatch.setattr(atomic_write.os, "fsync", recording_fsync)
+    monkeypatch.setattr(atomic_write.os, "replace", recording_replace)
     path = tmp_path / "last.pt"
     path.write_bytes(b"previous")
-    checkpoint.write_atomically(path, lambda handle: handle.write(b"new complete file"))
+    atomic_write.write_atomically(path, lambda handle: handle.write(b"new complete file"))
     assert path.read_bytes() == b"new complete file"
     assert events == ["fsync file", "replace", "fsync dir"]

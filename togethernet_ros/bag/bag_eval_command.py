@@ -11,20 +11,10 @@ from typing import TYPE_CHECKING
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.output_topics import camera_namespace
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
+from togethernet_ros.inference.cli_arguments import parse_iou_threshold
 
 if TYPE_CHECKING:
     from togethernet_ros.bag.bag_eval import BagDetections
-
-
-def _iou_threshold(text: str) -> float:
-    # As `togethernet eval` reads it: 0 would count any overlap at all as a match.
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--voc-camera", default=None, help="camera namespace the VOC files belong to, e.g. /cam"
     )
     parser.add_argument("--classes", default=None, help="comma-separated class names")
-    parser.add_argument("--iou", type=_iou_threshold, default=0.5, help="IoU threshold, in (0, 1]")
+    parser.add_argument(
+        "--iou", type=parse_iou_threshold, default=0.5, help="IoU threshold, in (0, 1]"
+    )
     parser.add_argument("--output", type=Path, default=None, help="write the metrics as JSON")
     parser.set_defaults(_bag_run=run_eval)
 

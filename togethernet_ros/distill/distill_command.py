@@ -210,7 +210,7 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
     from togethernet_ros.bag.sample_video import fetch_sample_video
     from togethernet_ros.distill.frame_sources import iter_source_frames
     from togethernet_ros.distill.pseudo_labels import PseudoLabelSettings, label_frames
-    from togethernet_ros.model.checkpoint import write_atomically
+    from togethernet_ros.evaluation.atomic_write import write_atomically
 
     sources = [Path(s) for s in args.sources] or [
         fetch_sample_video(Path(args.cache_dir) if args.cache_dir else None)

@@ -5,24 +5,28 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 
-def write_text_atomically(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to a temporary file next to ``path``, then rename it into place.
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write`` on a temporary file next to ``path``, then rename it into place.
 
-    A run stopped mid-write (SIGKILL, a full disk) leaves the previous file or none, never a
-    torn one that a later `eval --detections`, a script or a dashboard reads; the data is on
-    the disk before the rename, so a power loss does not leave an empty file either.
-    Permissions follow the umask, as for a plain write.
+    Readers (another process, a cache lookup after an interrupted run, a later `eval
+    --detections`, a dashboard) see the old file or the complete new one, never a torn one
+    (SIGKILL, a full disk). The data is on the disk before the rename and the rename is flushed
+    after it, so a power loss, too, leaves the old file or the new one (a rename over data still
+    in the page cache can leave an empty file on file systems that reorder the two). The file
+    gets the usual umask permissions (mkstemp's 0600 would lock out e.g. a node running as
+    another user).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(temporary, "x", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(temporary, "xb") as handle:
+            write(handle)
             sync_file(handle)
         os.replace(temporary, path)
     finally:
@@ -30,6 +34,11 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
             os.unlink(temporary)
     sync_directory(path.parent)
     return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """:func:`write_atomically` of ``text`` as UTF-8."""
+    return write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def sync_file(handle: IO) -> None:

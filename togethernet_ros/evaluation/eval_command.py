@@ -20,7 +20,11 @@ from togethernet_ros.evaluation.detection_files import load_detections, save_det
 from togethernet_ros.evaluation.pr_curves import plot_pr_curves
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
-from togethernet_ros.inference.cli_arguments import parse_input_size, parse_positive_int
+from togethernet_ros.inference.cli_arguments import (
+    parse_input_size,
+    parse_iou_threshold,
+    parse_positive_int,
+)
 from togethernet_ros.training.data_command import parse_class_names
 from togethernet_ros.training.data_issues import DataError
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
@@ -69,21 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--allow-untrained", action="store_true")
     run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
     out = parser.add_argument_group("output")
-    out.add_argument("--iou", type=_iou_threshold, default=0.5, help="VOC IoU threshold")
+    out.add_argument("--iou", type=parse_iou_threshold, default=0.5, help="VOC IoU threshold")
     out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
     out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")
-
-
-def _iou_threshold(text: str) -> float:
-    # 0 is refused (unlike score thresholds): any overlap at all would count as a match.
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
 
 
 def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) -> RecordDataset:

@@ -35,6 +35,17 @@ def parse_unit_interval(text: str) -> float:
     return value
 
 
+def parse_iou_threshold(text: str) -> float:
+    """An IoU match threshold in (0, 1]: 0 would count any overlap at all as a match."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     """An integer >= 1 (counts, sizes, frames)."""
     return _int_at_least(text, 1)

@@ -26,10 +26,10 @@ import onnx
 import torch
 from torch import nn
 
-from togethernet_ros.evaluation.atomic_write import sync_directory, sync_file
+from togethernet_ros.evaluation.atomic_write import sync_directory, sync_file, write_atomically
 from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.model import check_input_size
-from togethernet_ros.model.checkpoint import check_class_names, write_atomically
+from togethernet_ros.model.checkpoint import check_class_names
 
 ONNX_FORMAT = "togethernet_ros.onnx/1"
 INPUT_NAME = "images"

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import torch
 
+from togethernet_ros.evaluation.atomic_write import write_atomically
 from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import (
     DETECT_SUFFIX,
@@ -33,7 +34,6 @@ from togethernet_ros.inference.export import (
     read_onnx_info,
 )
 from togethernet_ros.inference.media import MediaSource
-from togethernet_ros.model.checkpoint import write_atomically
 from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.fog import add_fog

@@ -6,17 +6,16 @@ plain Python containers/numbers/strings, never code.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
+from togethernet_ros.evaluation.atomic_write import write_atomically
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES, TogetherNetConfig
 from togethernet_ros.model.togethernet import TogetherNet, build_model
 
@@ -90,45 +89,6 @@ def save_checkpoint(
         **extra,
     }
     return write_atomically(path, lambda handle: torch.save(payload, handle))
-
-
-def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write`` on a temporary file next to ``path``, then rename it into place.
-
-    Readers (another process, a cache lookup after an interrupted run) see the old file or the
-    complete new one, never a half-written one. The file gets the usual umask permissions
-    (mkstemp's 0600 would lock out e.g. a node running as another user). Its data is on the
-    disk before the rename and the rename is flushed after it, so a power loss, too, leaves the
-    old file or the new one (a rename over data still in the page cache can leave an empty file
-    on file systems that reorder the two).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp_name, "xb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    _fsync_directory(path.parent)
-    return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:  # not openable as a file (some platforms): the rename is still atomic
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def check_class_names(names: Any, where: str) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from togethernet_ros.model.checkpoint import write_atomically
+from togethernet_ros.evaluation.atomic_write import write_atomically
 
 LOGGER = logging.getLogger("togethernet_ros")
 
