@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -39,6 +40,15 @@ def main() -> None:
     try:
         while not stop:
             rclpy.spin_once(node, timeout_sec=0.05)
+        # Take what DDS already delivered before stopping: on a loaded machine this process can
+        # lag the replay by seconds, and the replay stops it as soon as its own drain ends.
+        idle_since = time.monotonic()
+        deadline = idle_since + 15.0
+        while time.monotonic() - idle_since < 1.0 and time.monotonic() < deadline:
+            before = len(seen)
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if len(seen) != before:
+                idle_since = time.monotonic()
     except ExternalShutdownException:
         pass
     with open(out_path, "w") as sink:

@@ -272,7 +272,7 @@ def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(
 
 
 def test_bag_run_runs_the_onnx_export_its_params_file_names(camera_bag, tmp_path, repo_root):
-    """The node runs `onnx_path` (with `weights: ''`, the export is the model); so must `bag run`."""
+    """The node runs `onnx_path` (with `weights: ''` the export is the model); so must `bag run`."""
     from togethernet_ros.cli import main
 
     onnx = tmp_path / "demo.onnx"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.wait import wait_for
 
 from togethernet_ros.bag.bag_reader import BagReader
 
@@ -32,15 +33,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return False
-
-
-def _wait_until(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def _start(tmp_path: Path, argv: list[str], prelude: str = "") -> subprocess.Popen:
@@ -83,7 +75,7 @@ def _start_replay(camera_bag, tmp_path: Path) -> tuple[subprocess.Popen, int, Pa
                 break
         else:
             raise AssertionError("the replay never started its node")
-        assert _wait_until(lambda: record.is_dir() and any(record.glob("*.mcap")), 60)
+        wait_for(lambda: record.is_dir() and any(record.glob("*.mcap")), 60, "the recording")
     except BaseException:
         command.kill()
         command.wait()
@@ -107,7 +99,7 @@ def test_sigterm_stops_the_replays_node_and_closes_its_recording(camera_bag, tmp
         command.send_signal(signal.SIGTERM)
         output = command.communicate(timeout=60)[0]
         # Was: the replay died on the spot; its node ran on, orphaned, holding DDS (and a GPU).
-        assert _wait_until(lambda: not _alive(node_pid), 20), "detector_node left running"
+        wait_for(lambda: not _alive(node_pid), 20, "detector_node to stop (left running)")
         assert command.returncode == 128 + signal.SIGTERM, output
         assert "stopped by SIGTERM" in output
         # The recording was closed: metadata.yaml written, every message readable.
@@ -126,7 +118,7 @@ def test_a_replay_killed_outright_takes_its_node_along(camera_bag, tmp_path):
         command.kill()  # SIGKILL (the OOM killer, `timeout -s KILL`): no clean-up runs
         command.communicate(timeout=60)
         # Was: the node ran on, orphaned, for good.
-        assert _wait_until(lambda: not _alive(node_pid), 20), "detector_node left running"
+        wait_for(lambda: not _alive(node_pid), 20, "detector_node to stop (left running)")
         # The torn recording is marked as such (no metadata.yaml; what the writer had flushed
         # is salvaged by BagReader), and a re-run is told why it is refused.
         assert not (record / "metadata.yaml").exists()
@@ -146,9 +138,15 @@ def test_sigterm_closes_the_output_bag_of_bag_run(camera_bag, tmp_path):
     )
     try:
         # Processing (the writer opened the bag and wrote the first frames).
-        assert _wait_until(
-            lambda: any(p.stat().st_size > 100_000 for p in output.glob("*.mcap")), 120
-        ), command.communicate(timeout=5)[0] if command.poll() is not None else "no output bag"
+        wait_for(
+            lambda: (
+                command.poll() is not None
+                or any(p.stat().st_size > 100_000 for p in output.glob("*.mcap"))
+            ),
+            120,
+            "the first frames in the output bag",
+        )
+        assert command.poll() is None, command.communicate(timeout=5)[0]
         command.send_signal(signal.SIGTERM)
         out = command.communicate(timeout=60)[0]
         # Was: killed mid-write, an mcap without its summary and no metadata.yaml.

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.wait import wait_for
+from support.stopped_runs import stop_during_second_save
 
 from togethernet_ros.cli import main
 from togethernet_ros.distill import distill_command
@@ -35,7 +35,6 @@ from togethernet_ros.vision.detections import Detections
 
 from .test_distill_overrides import TINY, _prepared_dataset
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = ["--input-size", "128", "--batch-size", "2", "--workers", "0", "--eval-betas", "0.1"]
 
 
@@ -180,36 +179,15 @@ def test_distilling_again_into_a_finished_run_is_refused_before_labelling(
     assert report["recipe"]["final_epoch"]["epoch"] == 2
 
 
-STOPPED_DISTILL = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    import torch
+NO_TEACHER = """
+from togethernet_ros.distill import distill_command
+from togethernet_ros.distill.teacher_package import TeacherUnavailableError
 
-    marker = Path(sys.argv[1])
-    real_save, saves = torch.save, []
+def unavailable(*args):
+    raise TeacherUnavailableError("not used")
 
-    def slow_save(obj, handle, *args, **kwargs):
-        real_save(obj, handle, *args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:  # epoch 2's last.pt: written, not yet renamed into place
-            handle.flush()
-            marker.touch()
-            time.sleep(120)
-
-    torch.save = slow_save
-    from togethernet_ros.distill import distill_command
-    from togethernet_ros.distill.teacher_package import TeacherUnavailableError
-
-    def unavailable(*args):
-        raise TeacherUnavailableError("not used")
-
-    distill_command._open_teacher = unavailable
-    from togethernet_ros.cli import main
-
-    sys.exit(main(sys.argv[2:]))
-    """
-)
+distill_command._open_teacher = unavailable
+"""
 
 
 def test_sigterm_while_distilling_stops_like_ctrl_c_and_says_how_to_go_on(tmp_path):
@@ -218,26 +196,9 @@ def test_sigterm_while_distilling_stops_like_ctrl_c_and_says_how_to_go_on(tmp_pa
     dataset = _prepared_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
     argv = ["distill", "--dataset", str(dataset), "--output", str(run_dir), *TINY, *TRAIN]
-    script, marker = tmp_path / "distill.py", tmp_path / "saving"
-    script.write_text(STOPPED_DISTILL)
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(marker), *argv, "--epochs", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        wait_for(lambda: marker.exists() or process.poll() is not None, 180, "the second save")
-        assert process.poll() is None, process.communicate()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    status, stderr = stop_during_second_save(tmp_path, [*argv, "--epochs", "3"], setup=NO_TEACHER)
     train_dir = run_dir / "train"
-    assert process.returncode in (143, -signal.SIGTERM), (process.returncode, stderr[-3000:])
+    assert status in (143, -signal.SIGTERM), (status, stderr[-3000:])
     assert [path.name for path in train_dir.iterdir() if path.name.endswith(".tmp")] == []
     assert load_checkpoint(train_dir / "last.pt").metadata["epoch"] == 1
     assert "Traceback" not in stderr and f"resume={train_dir / 'last.pt'}" in stderr, stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 import onnxruntime
 import pytest
 import torch
+from support.wait import wait_for
 
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 from togethernet_ros.inference.onnx_providers import CPU, CUDA, TENSORRT
@@ -107,11 +108,10 @@ def test_a_second_process_waits_for_the_engine_being_written(tmp_path, monkeypat
     first = threading.Thread(target=start, args=("first",))
     first.start()
     engine_dirs = cache / "tensorrt"
-    deadline = time.monotonic() + 10
-    while not list(engine_dirs.rglob("*.engine")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: any(engine_dirs.rglob("*.engine")), 60, "the first build's engine file")
     start("second")  # while the first one's engine is half written
-    first.join()
+    first.join(timeout=60)
+    assert not first.is_alive(), "the first detector never finished building"
     # Was: the second read the half-written engine, failed, and ran on CUDA instead.
     assert providers == {"first": TENSORRT, "second": TENSORRT}
     assert fake.builds == 1  # the second used the first one's engine

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.stopped_runs import stop_during_second_save
 from support.train_configs import small_config
 from support.wait import wait_for
 
@@ -205,31 +206,6 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path):
     assert "first run finished" in stdout and _logged_epochs(out) == [1]
 
 
-INTERRUPTED_TRAIN = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    import torch
-
-    marker = Path(sys.argv[1])
-    real_save, saves = torch.save, []
-
-    def slow_save(obj, handle, *args, **kwargs):
-        real_save(obj, handle, *args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:  # epoch 2's last.pt: written, not yet renamed into place
-            handle.flush()
-            marker.touch()
-            time.sleep(120)
-
-    torch.save = slow_save
-    from togethernet_ros.cli import main
-
-    sys.exit(main(sys.argv[2:]))
-    """
-)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_run_stopped_while_writing_a_checkpoint_leaves_no_debris_and_resumes(tmp_path, signum):
     # SIGTERM (what `timeout`, schedulers and torchrun send) killed the process on the spot: no
@@ -255,25 +231,8 @@ def test_a_run_stopped_while_writing_a_checkpoint_leaves_no_debris_and_resumes(t
         "output.progress_bar=false",
     ]
     argv = ["train", *[arg for s in settings for arg in ("--set", s)]]
-    script, marker = tmp_path / "train.py", tmp_path / "saving"
-    script.write_text(INTERRUPTED_TRAIN)
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(marker), *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        wait_for(lambda: marker.exists() or process.poll() is not None, 180, "the second save")
-        assert process.poll() is None, process.communicate()
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode in (128 + signum, -signum), (process.returncode, stderr[-3000:])
+    status, stderr = stop_during_second_save(tmp_path, argv, signum)
+    assert status in (128 + signum, -signum), (status, stderr[-3000:])
     assert sorted(path.name for path in out.iterdir() if path.name.endswith(".tmp")) == []
     assert load_checkpoint(out / "last.pt").metadata["epoch"] == 1
     assert "Traceback" not in stderr and f"resume={out / 'last.pt'}" in stderr, stderr[-3000:]
@@ -323,7 +282,8 @@ def test_under_torchrun_a_refusal_on_rank_0_ends_every_rank(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(REFUSED_UNDER_TORCHRUN)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["--master_port", "29537", str(script), str(out), str(REPO / "test")]
+    # --standalone: a free port of its own (a fixed one collides with a concurrent run).
+    command += ["--standalone", str(script), str(out), str(REPO / "test")]
     completed = subprocess.run(
         command,
         capture_output=True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 from togethernet_ros.bag import bag_problems as problem_kinds
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader
+from togethernet_ros.bag.detection_cdr import header_stamp_from_cdr
 from togethernet_ros.bag.detection_messages import DecodedDetections, message_to_detections
 from togethernet_ros.bag.frame_consistency import frame_consistency
 from togethernet_ros.bag.image_codec import IMAGE_TYPES
@@ -76,13 +78,6 @@ class BagDetections:
 def _kind(topic: str) -> str:
     """The last name of a topic: ``/cam/detections_raw`` (or relative ``detections_raw``)."""
     return topic.rsplit("/", 1)[-1]
-
-
-def _header_stamp(raw: bytes | memoryview) -> int:
-    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header."""
-    little_endian = bytes(raw[1:2]) == b"\x01"
-    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 def _unknown_labels(message: Any, decoded: DecodedDetections, count: int) -> list[str]:
@@ -209,7 +204,7 @@ def _read_detection_messages(
         msgtype = record.topic.msgtype
         if msgtype in IMAGE_TYPES:
             with contextlib.suppress(struct.error):
-                stamp = _header_stamp(record.raw)
+                stamp = header_stamp_from_cdr(record.raw)
                 counts = image_stamps.setdefault(record.topic.topic, {})
                 counts[stamp] = counts.get(stamp, 0) + 1
             continue
@@ -376,7 +371,7 @@ def repeated_stamp_frames(frames: dict[FrameKey, DecodedDetections]) -> int:
     return sum(1 for _, occurrence in frames if occurrence > 0)
 
 
-def _in_order(keys: object) -> list[FrameKey]:
+def _in_order(keys: Iterable[FrameKey]) -> list[FrameKey]:
     # Pass by pass (a looping recording plays its stamps again), by stamp within a pass.
     return sorted(keys, key=lambda key: (key[1], key[0]))
 

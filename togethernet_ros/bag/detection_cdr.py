@@ -28,6 +28,13 @@ _EMPTY_POSE = (
 _ONE_ELEMENT = struct.pack("<I", 1)
 
 
+def header_stamp_from_cdr(raw: bytes | memoryview) -> int:
+    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header."""
+    little_endian = bytes(raw[1:2]) == b"\x01"
+    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
 def cdr_string(text: str) -> bytes:
     """A CDR string: uint32 length including the NUL, UTF-8 bytes, NUL (unaligned part only)."""
     encoded = text.encode("utf-8")

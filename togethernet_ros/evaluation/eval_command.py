@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--allow-untrained", action="store_true")
     run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
     out = parser.add_argument_group("output")
-    out.add_argument("--iou", type=parse_iou_threshold, default=0.5, help="VOC IoU threshold")
+    out.add_argument(
+        "--iou", type=parse_iou_threshold, default=0.5, help="VOC IoU threshold, in (0, 1]"
+    )
     out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
     out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from togethernet_ros.bag.background_bag_writer import BackgroundBagWriter
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord
+from togethernet_ros.bag.detection_cdr import header_stamp_from_cdr
 from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
 from togethernet_ros.bag.output_topics import output_topics
 from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay_metrics
@@ -98,13 +98,6 @@ class ReplayResult:
     # How it was run (rate, frames, the node's parameter overlay) and on what machine.
     settings: dict = field(default_factory=dict)
     machine: dict = field(default_factory=dict)
-
-
-def header_stamp_from_cdr(raw: bytes | memoryview) -> int:
-    """Header stamp (ns) of a CDR message whose first field is std_msgs/Header."""
-    little_endian = bytes(raw[1:2]) == b"\x01"
-    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 class _Harness:

@@ -494,16 +494,16 @@ def _resumed_step(
 
     Checkpoints are written at the end of an epoch, so the saved step is ``epochs_done`` times
     the steps per epoch of the run that wrote it. Another batch size, number of processes or
-    dataset size changes the steps per epoch; the saved step would then put the LR at another point of the schedule
-    than the epoch the run resumes at.
+    dataset size changes the steps per epoch; the saved step would then put the LR at another
+    point of the schedule than the epoch the run resumes at.
     """
     expected = epochs_done * steps_per_epoch
     if step != expected:
         say(
             f"warning: {path} ended epoch {epochs_done} at step {step}, this run has "
-            f"{steps_per_epoch} steps per epoch (batch size, process count or training set size changed): the "
-            f"learning-rate schedule goes on from step {expected}, the start of epoch "
-            f"{epochs_done + 1}"
+            f"{steps_per_epoch} steps per epoch (batch size, process count or training set size "
+            f"changed): the learning-rate schedule goes on from step {expected}, the start of "
+            f"epoch {epochs_done + 1}"
         )
     return expected
 
