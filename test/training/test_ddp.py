@@ -45,8 +45,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
             "torch.distributed.run",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29531",
+            "--standalone",  # a free port: a fixed one can still be held by an earlier run
             str(script),
             str(tmp_path),
         ],

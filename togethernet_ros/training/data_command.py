@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import index_images
@@ -359,12 +361,11 @@ def run_fog(args: argparse.Namespace) -> int:
                 raise DataError(f"cannot write {target}")
             rows.append((image_id, target.name, f"{beta:.6g}", f"{airlight:.6g}"))
     # Written whole or not at all: it marks a finished run, and the next run deletes what it lists.
-    partial = out_dir / f".{FOG_PARAMS}.part"
-    with partial.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("image_id", "file", "beta", "airlight"))
-        writer.writerows(rows)
-    partial.replace(out_dir / FOG_PARAMS)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(("image_id", "file", "beta", "airlight"))
+    writer.writerows(rows)
+    write_text_atomically(out_dir / FOG_PARAMS, table.getvalue())
     print(
         f"wrote {len(rows)} foggy images to {out_dir}"
         + (f" ({skipped} clean images missing or unreadable, skipped)" if skipped else "")
