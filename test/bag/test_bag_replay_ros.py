@@ -50,6 +50,10 @@ def test_replay_report_matches_an_independent_subscriber(camera_bag, tmp_path):
             domain_id=domain_id,
             min_output_subscribers=2,  # the observer must be matched before the first output
             startup_timeout_s=120,
+            # The replay stops counting after the drain timeout while the observer counts on
+            # until the node stops: each camera's last output must be in before that, however
+            # slow the machine (the wait ends as soon as it is).
+            drain_timeout_s=120,
         )
         result = run_replay(bag, options)
     finally:

@@ -81,5 +81,5 @@ def test_the_videos_pair_frames_by_stamp_reading_images_as_they_go(tmp_path):
     assert np.abs(left + right - (left + right).mean()).max() <= 4
     steps = np.diff(left)
     assert steps.argmax() == 6 and steps[6] >= 8 and np.delete(steps, 6).max() <= 7
-    # The 40 inputs and 39 dehazed images are 18 MiB; reading as it goes peaks near 6 MiB.
-    assert peak < 12 * 2**20, f"rendering held {peak / 2**20:.1f} MiB"
+    # The 40 inputs and 39 dehazed images are 18 MiB; reading as it goes peaks near 6.3 MiB.
+    assert peak < 13 * 2**20, f"rendering held {peak / 2**20:.1f} MiB"

@@ -7,11 +7,11 @@ it leaves behind (child processes, output bags) is checked.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -76,11 +76,18 @@ def _start_replay(camera_bag, tmp_path: Path) -> tuple[subprocess.Popen, int, Pa
         else:
             raise AssertionError("the replay never started its node")
         wait_for(lambda: record.is_dir() and any(record.glob("*.mcap")), 60, "the recording")
+        # Mid-run: frames sent (and put to the recording), as its progress bar says. A fixed
+        # sleep raced the first frames on a loaded machine.
+        for line in command.stdout:
+            done = re.search(r"\b(\d+)/300\b", line)
+            if done and int(done.group(1)) >= 10:
+                break
+        else:
+            raise AssertionError("the replay ended before it sent 10 frames")
     except BaseException:
         command.kill()
         command.wait()
         raise
-    time.sleep(1.0)
     return command, node_pid, record
 
 
@@ -99,7 +106,7 @@ def test_sigterm_stops_the_replays_node_and_closes_its_recording(camera_bag, tmp
         command.send_signal(signal.SIGTERM)
         output = command.communicate(timeout=60)[0]
         # Was: the replay died on the spot; its node ran on, orphaned, holding DDS (and a GPU).
-        wait_for(lambda: not _alive(node_pid), 20, "detector_node to stop (left running)")
+        wait_for(lambda: not _alive(node_pid), 60, "detector_node to stop (left running)")
         assert command.returncode == 128 + signal.SIGTERM, output
         assert "stopped by SIGTERM" in output
         # The recording was closed: metadata.yaml written, every message readable.
@@ -118,7 +125,7 @@ def test_a_replay_killed_outright_takes_its_node_along(camera_bag, tmp_path):
         command.kill()  # SIGKILL (the OOM killer, `timeout -s KILL`): no clean-up runs
         command.communicate(timeout=60)
         # Was: the node ran on, orphaned, for good.
-        wait_for(lambda: not _alive(node_pid), 20, "detector_node to stop (left running)")
+        wait_for(lambda: not _alive(node_pid), 60, "detector_node to stop (left running)")
         # The torn recording is marked as such (no metadata.yaml; what the writer had flushed
         # is salvaged by BagReader), and a re-run is told why it is refused.
         assert not (record / "metadata.yaml").exists()

@@ -32,6 +32,10 @@ def _replay(bag: Path, rate: float, *node_args: str):
         node_command=BLOB_NODE + list(node_args),
         node_parameters={"max_batch_wait_ms": 0.0},
         startup_timeout_s=60,
+        # At rate 0 a frame not back within accept_timeout_s is followed anyway and may be
+        # dropped (newest frame wins): wait as long as a loaded machine may need.
+        accept_timeout_s=60.0,
+        drain_timeout_s=60.0,
     )
     return run_replay(bag, options)
 
@@ -45,7 +49,20 @@ def test_a_looping_bag_counts_and_waits_for_every_frame(camera_bag):
     result = _replay(bag, 0.0)
     camera = result.trials[0].metrics["cameras"]["/cam_front/image_raw"]
     assert (camera["sent"], camera["received"], camera["dropped"]) == (8, 8, 0)
-    assert camera["latency_ms"]["max"] < 100  # each output matched to its own loop's frame
+    # Each output matched to its own loop's frame: frame k went out only once output k - 1 was
+    # back, so output k is frame k's. (Not a bound in ms: on a loaded machine a round trip can
+    # take longer than any fixed bound; matched to the first loop's frame, output k's latency
+    # would also hold the 4 round trips in between.)
+    trial = result.trials[0]
+    outputs = sorted(
+        (r for r in trial.received if r.topic == camera["output_topic"]),
+        key=lambda r: r.received_s,
+    )
+    frames = sorted(trial.sent, key=lambda f: f.sent_s)
+    assert [f.stamp_ns for f in frames] == [r.stamp_ns for r in outputs]
+    latencies_ms = [(r.received_s - f.sent_s) * 1000 for f, r in zip(frames, outputs, strict=True)]
+    assert camera["latency_ms"]["max"] == pytest.approx(max(latencies_ms), abs=0.01)
+    assert camera["latency_ms"]["mean"] == pytest.approx(sum(latencies_ms) / 8, abs=0.01)
 
 
 def test_as_fast_as_accepted_waits_for_frames_without_stamp(camera_bag):
@@ -90,8 +107,8 @@ def test_a_replay_reads_the_frames_while_it_sends_them(tmp_path):
     overall = result.trials[0].metrics["overall"]
     assert (overall["sent"], overall["received"]) == (30, 30), result.node_log_tail
     assert result.settings["frames"] == 30
-    # Imports on the way take about 10 MiB.
-    assert peak < 30 * 2**20, f"replay held {peak / 2**20:.0f} MiB (the bag's frames: 79 MiB)"
+    # Imports on the way take most of it: about 19 MiB when this test runs alone.
+    assert peak < 40 * 2**20, f"replay held {peak / 2**20:.0f} MiB (the bag's frames: 79 MiB)"
 
 
 def test_recorded_rate_adds_the_cameras(camera_bag):
@@ -109,8 +126,9 @@ def test_a_node_publishing_best_effort_is_still_measured(camera_bag):
         node_command=BLOB_NODE,
         node_parameters={"max_batch_wait_ms": 0.0, "output_reliability": "best_effort"},
         startup_timeout_s=60,
-        accept_timeout_s=3.0,
-        drain_timeout_s=3.0,
+        # Only a failing run waits this long: a frame that never comes back.
+        accept_timeout_s=30.0,
+        drain_timeout_s=30.0,
     )
     result = run_replay(camera_bag(frames=4, topics=FRONT), options)
     overall = result.trials[0].metrics["overall"]

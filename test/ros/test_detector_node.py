@@ -159,12 +159,12 @@ def harness(ros):
         }
         wait_for(
             lambda: all(p.get_subscription_count() >= 1 for p in publishers.values()),
-            10.0,
+            60.0,
             "the node's camera subscriptions",
         )
         wait_for(
             lambda: detector._cameras[CAM_A].dehazed.get_subscription_count() >= 1,
-            10.0,
+            60.0,
             "the test's dehazed subscription",
         )
         return detector, tester, publishers, recorder
@@ -228,7 +228,7 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     assert all(d.id == "" for d in recorder.get("/cam_a/detections_raw")[-1].detections)
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "frames_processed") not in (None, "0"),
-        10.0,
+        60.0,
         "diagnostics with published frames",
     )
     assert "torch" in _diagnostic_value(recorder, CAM_A, "backend")
@@ -268,7 +268,7 @@ def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
     )
     wait_for(
         lambda: int(_diagnostic_value(recorder, CAM_A, "frames_prepared_ahead") or 0) >= 1,
-        10.0,
+        60.0,
         "frames_prepared_ahead >= 1 for camera A in /diagnostics",
     )
 
@@ -284,7 +284,7 @@ def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     # Depth 10: messages republished in quick succession below must not replace each other
     # in the subscription's queue before the callback sees them.
     late.create_subscription(LabelInfo, "/cam_a/label_info", labels.append, _latched_qos(10))
-    wait_for(lambda: len(labels) == 1, 10.0, "latched label_info for a late subscriber")
+    wait_for(lambda: len(labels) == 1, 60.0, "latched label_info for a late subscriber")
     assert [c.class_name for c in labels[0].class_map] == [
         "person",
         "bicycle",
@@ -299,13 +299,13 @@ def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     # The latched message carries the score threshold: a run-time change republishes it.
     assert labels[0].threshold == pytest.approx(1.0)
     assert detector.set_parameters([Parameter("conf_threshold", value=0.4)])[0].successful
-    wait_for(lambda: len(labels) == 2, 10.0, "label_info republished with the new threshold")
+    wait_for(lambda: len(labels) == 2, 60.0, "label_info republished with the new threshold")
     assert labels[1].threshold == pytest.approx(0.4)
     assert detector.set_parameters([Parameter("nms_threshold", value=0.5)])[0].successful
     # Only a score-threshold change republishes it: the next message must be the 0.3 one below
     # (one publisher, reliable and in order), not a copy sent for the NMS change.
     assert detector.set_parameters([Parameter("conf_threshold", value=0.3)])[0].successful
-    wait_for(lambda: len(labels) >= 3, 10.0, "label_info republished with threshold 0.3")
+    wait_for(lambda: len(labels) >= 3, 60.0, "label_info republished with threshold 0.3")
     assert [label.threshold for label in labels[1:]] == pytest.approx([0.4, 0.3])
 
 
@@ -338,7 +338,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
             detector._cameras[CAM_A].stats.bad_frames == 5
             and detector._cameras[CAM_B].stats.bad_frames == 1
         ),
-        10.0,
+        60.0,
         "5 bad frames on cam_a and 1 on cam_b",
     )
     # A JPEG whose header claims 60000x60000: refused from its header by max_image_pixels,
@@ -348,7 +348,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
     publishers[CAM_B].publish(huge)
     wait_for(
         lambda: detector._cameras[CAM_B].stats.bad_frames == 2,
-        10.0,
+        60.0,
         "the oversized JPEG counted as bad on cam_b",
     )
     assert "60000x60000" in detector._cameras[CAM_B].stats.last_problem
@@ -361,7 +361,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
     )
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "bad_frames") == "5",
-        10.0,
+        60.0,
         "bad_frames=5 in /diagnostics",
     )
 
@@ -638,14 +638,14 @@ def test_restoration_runs_only_while_someone_consumes_it(ros):
     )
     tester = ros.add_node(rclpy.create_node("restoration_probe", context=ros.context))
     publisher = tester.create_publisher(Image, CAM_A, _qos_reliable(5))
-    wait_for(lambda: publisher.get_subscription_count() >= 1, 10.0, "the node's subscription")
+    wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "the node's subscription")
     publisher.publish(_image_message(_scene(120, 160, 8), "cam_a_optical", 1))
     wait_for(lambda: len(calls) == 1, 30.0, "one inference without consumers")
     dehazed = []
     tester.create_subscription(Image, "/cam_a/dehazed/image_raw", dehazed.append, _qos_reliable())
     wait_for(
         lambda: detector._cameras[CAM_A].dehazed.get_subscription_count() >= 1,
-        10.0,
+        60.0,
         "the dehazed subscription",
     )
     publisher.publish(_image_message(_scene(120, 160, 8), "cam_a_optical", 2))
@@ -695,7 +695,7 @@ def test_an_unexpected_decoding_fault_drops_the_frame_not_the_node(harness, monk
     monkeypatch.setattr(detector, "_decode", decode_failing_once)
     frame = _scene(120, 160, 9)
     publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 1))
-    wait_for(lambda: detector._cameras[CAM_A].stats.bad_frames == 1, 10.0, "one bad frame")
+    wait_for(lambda: detector._cameras[CAM_A].stats.bad_frames == 1, 60.0, "one bad frame")
     assert "unexpected RuntimeError" in detector._cameras[CAM_A].stats.last_problem
     publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 2))
     wait_for(
@@ -720,7 +720,7 @@ def test_use_sim_time_measures_latency_on_the_replayed_clock(ros, harness):
     wait_for(lambda: recorder.get("/cam_a/detections"), 30.0, "detections without /clock")
     stats = detector._cameras[CAM_A].stats
     # The latency is recorded after the detections are published: wait until it would be.
-    wait_for(lambda: stats.processed == 1, 10.0, "the frame counted as processed")
+    wait_for(lambda: stats.processed == 1, 60.0, "the frame counted as processed")
     assert len(stats.latency_ms) == 0 and len(stats.receive_delay_ms) == 0
     started = time.monotonic()
     for index in range(1, 40):
@@ -733,7 +733,7 @@ def test_use_sim_time_measures_latency_on_the_replayed_clock(ros, harness):
         time.sleep(0.05)
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "latency_clock") == "ros (use_sim_time)",
-        10.0,
+        60.0,
         "diagnostics on the simulated clock",
     )
     # Frames sent while /clock ran may still be in the model (a loaded machine): wait for them.
@@ -770,7 +770,9 @@ def test_the_node_shadows_none_of_rclpys_own_attributes(ros):
 
 def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
     """Stamp 0 (drivers that never set it): no 55-year latencies, smoothing by arrival time."""
-    detector, _tester, publishers, recorder = harness()
+    # Timed by arrival, the gap between frames is this machine's round trip: on a loaded machine
+    # it can pass the default max_gap_s (1 s) and reset the tracks, whatever the node does.
+    detector, _tester, publishers, recorder = harness(**{"tracking.max_gap_s": 60.0})
     frame = _scene(120, 160, 11)
     for count in range(1, 4):
         publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", 0))
@@ -781,7 +783,7 @@ def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
         )
     stats = detector._cameras[CAM_A].stats
     # The worker counts a frame after publishing it, so the count can trail the messages.
-    wait_for(lambda: stats.processed == 3, 10.0, "3 processed frames")
+    wait_for(lambda: stats.processed == 3, 60.0, "3 processed frames")
     assert stats.unstamped == 3
     assert len(stats.latency_ms) == 0 and len(stats.receive_delay_ms) == 0
     # The same picture three times: its tracks keep their ids, timed by arrival.
@@ -792,7 +794,7 @@ def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
     )
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "frames_without_stamp") == "3",
-        10.0,
+        60.0,
         "frames_without_stamp=3 in /diagnostics",
     )
 
@@ -1066,10 +1068,10 @@ def test_a_fading_object_keeps_its_track_on_boxes_below_conf_threshold(harness, 
         )
         wait_for(
             lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
-            10.0,
+            60.0,
             f"smoothed detections for frame {index}",
         )
-    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3 + faded_frames, 10.0, "raw")
+    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3 + faded_frames, 60.0, "raw")
     raw = [len(array.detections) for array in recorder.get("/cam_a/detections_raw")]
     smoothed = recorder.get("/cam_a/detections")
     assert raw == [1] * 3 + [0] * faded_frames
@@ -1102,7 +1104,7 @@ def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness
         )
         wait_for(
             lambda: len(recorder.get("/cam_a/detections")) >= index + 1,
-            10.0,
+            60.0,
             f"smoothed detections for frame {index}",
         )
 
@@ -1111,7 +1113,7 @@ def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness
     assert len(recorder.get("/cam_a/detections")[-1].detections) == 1
     assert detector.set_parameters([Parameter("classes", value=["car"])])[0].successful
     publish(2)
-    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3, 10.0, "raw detections")
+    wait_for(lambda: len(recorder.get("/cam_a/detections_raw")) >= 3, 60.0, "raw detections")
     assert len(recorder.get("/cam_a/detections_raw")[-1].detections) == 0
     assert [
         d.results[0].hypothesis.class_id for d in recorder.get("/cam_a/detections")[-1].detections
@@ -1139,7 +1141,7 @@ def _publish_and_wait(publishers, recorder, index: int, message) -> list:
     publishers[CAM_A].publish(message)
     wait_for(
         lambda: len(recorder.get("/cam_a/detections")) >= index + 1,
-        10.0,
+        60.0,
         f"smoothed detections for frame {index}",
     )
     return recorder.get("/cam_a/detections")[index].detections
@@ -1214,8 +1216,11 @@ def test_a_stray_unstamped_frame_in_a_stamped_stream_keeps_the_tracks(harness, m
     """
     from support.stand_in_detectors import frame_with_block
 
+    # The stamps are the wall clock at publishing: on a loaded machine a round trip can pass the
+    # default max_gap_s (1 s) and reset the tracks, whatever the node does. The fault (decades
+    # back, then forward) resets them under any max_gap_s.
     _detector, _tester, publishers, recorder = _blob_harness(
-        harness, monkeypatch, **{"tracking.min_hits": 2}
+        harness, monkeypatch, **{"tracking.min_hits": 2, "tracking.max_gap_s": 60.0}
     )
     ids = []
     for index in range(6):
