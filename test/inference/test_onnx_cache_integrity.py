@@ -175,7 +175,7 @@ def test_a_full_disk_leaves_no_torn_export_in_the_cache(
 ) -> None:
     import errno
 
-    from togethernet_ros.inference import export as export_module
+    from togethernet_ros.evaluation import atomic_write
 
     five, _ = weights
 
@@ -196,7 +196,7 @@ def test_a_full_disk_leaves_no_torn_export_in_the_cache(
         def __exit__(self, *exc_info: object) -> None:
             self.file.close()
 
-    monkeypatch.setattr(export_module, "open", FullDisk, raising=False)
+    monkeypatch.setattr(atomic_write, "open", FullDisk, raising=False)
     with pytest.raises(RuntimeError, match=r"cannot write the ONNX export .*No space left"):
         _onnx(five, tmp_path)
     leftovers = [path.name for path in (tmp_path / "onnx").iterdir()]

@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from togethernet_ros.evaluation.atomic_write import process_is_gone
+
 PACKAGE = "opencv-doc"
 MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
 VIDEO_NAME = "vtest.avi"
@@ -57,14 +59,8 @@ def _remove_dead_fetches(cache_dir: Path) -> None:
     """Delete the folders of fetches that were killed (each may hold the ~96 MB .deb)."""
     for folder in cache_dir.glob(".fetch-*-*"):
         pid = folder.name.split("-")[1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and process_is_gone(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # alive, another user's
-            continue
 
 
 def fetch_sample_video(cache_dir: Path | None = None) -> Path:

@@ -9,13 +9,9 @@ deployment needs nothing but the ONNX files.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import glob
 import io
 import json
-import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +22,7 @@ import onnx
 import torch
 from torch import nn
 
-from togethernet_ros.evaluation.atomic_write import sync_directory, sync_file, write_atomically
+from togethernet_ros.evaluation.atomic_write import write_atomically, write_files_together
 from togethernet_ros.inference.model_fusion import fuse_for_inference
 from togethernet_ros.model import check_input_size
 from togethernet_ros.model.checkpoint import check_class_names
@@ -144,56 +140,6 @@ def _exported_proto(
     return proto
 
 
-def _write_together(files: dict[Path, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all into place.
-
-    A pair whose first file lands seconds before the second (each export takes that long)
-    is left half made by an interruption in between, and a later run takes the one file for
-    the whole export (without its detection-only file every frame runs the restoration
-    decoder too). Here both names appear together, or neither (the old ones stay).
-    """
-    for path in files:
-        _remove_dead_writers_files(path)
-    temporary = {
-        path: path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        for path in files
-    }
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary[path], "xb") as handle:
-                handle.write(data)
-                sync_file(handle)
-        for path, tmp_name in temporary.items():
-            os.replace(tmp_name, path)
-    finally:
-        for tmp_name in temporary.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-    for folder in {path.parent for path in files}:
-        sync_directory(folder)
-
-
-def _remove_dead_writers_files(path: Path) -> None:
-    """Delete temporary files for ``path`` left by writers that were killed (SIGKILL, power).
-
-    Each is a whole model (tens of MB), named ``.NAME.PID.RANDOM.tmp``: a node that is killed
-    while exporting at every start (a start-up timeout) would otherwise fill the disk. Files of
-    live processes (an export under way) are kept.
-    """
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        except OSError:  # alive, someone else's (EPERM)
-            continue
-
-
 def export_variants(
     model: nn.Module,
     path: str | Path,
@@ -225,7 +171,7 @@ def export_variants(
         )
         written[variant] = target
         files[target] = proto.SerializeToString()
-    _write_together(files)
+    write_files_together(files)
     return written
 
 

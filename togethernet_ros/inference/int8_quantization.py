@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import onnx
 import torch
 
-from togethernet_ros.evaluation.atomic_write import write_atomically
+from togethernet_ros.evaluation.atomic_write import temporary_path, write_atomically
 from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import (
     DETECT_SUFFIX,
@@ -104,7 +102,7 @@ def quantize_int8(source: str | Path, target: str | Path, inputs: Sequence[np.nd
     # The quantizer writes its file as it goes, and without our metadata: it works on a
     # temporary name, and only the finished, self-describing file gets the target's name (an
     # interrupted or disk-full run must not leave a torn or unlabelled copy there).
-    scratch = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx")
+    scratch = temporary_path(target, ".tmp.onnx")
     try:
         quantize_static(
             str(source),
