@@ -7,7 +7,6 @@ rclpy import, so parallel runs on one machine never see each other's topics.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,22 +51,24 @@ def ros() -> Iterator[RosHarness]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
     context = rclpy.Context()
     rclpy.init(context=context)
     # Not MultiThreadedExecutor: under Python 3.12 (Jazzy on Ubuntu 24.04) it falls behind
     # ~100 messages/s (docs/benchmarks.md, "GPU end to end over DDS").
     executor = SingleThreadedExecutor(context=context)
-    spinner = threading.Thread(target=executor.spin, name="test-executor", daemon=True)
+    spinner = BackgroundSpinner(executor, "test-executor")
     spinner.start()
     try:
         yield RosHarness(context=context, executor=executor)
     finally:
+        spinner.stop()  # before destroying: a callback still running would use dead handles
         for node in list(executor.get_nodes()):
             executor.remove_node(node)
             node.destroy_node()
         executor.shutdown()
         rclpy.shutdown(context=context)
-        spinner.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
 from togethernet_ros.bag.output_topics import output_topics
 from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay_metrics
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
+from togethernet_ros.ros.background_spin import BackgroundSpinner
 from togethernet_ros.ros.local_dds import local_dds_environment
 from togethernet_ros.ros.replay_node_process import NodeProcess
 from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor, machine_description
@@ -159,7 +160,7 @@ class _Harness:
                 self.node.create_subscription(ros_type, name, self._callback(name), qos, raw=True)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self.executor.spin, name="replay-spin", daemon=True)
+        self._spinner = BackgroundSpinner(self.executor, "replay-spin")
         self._spinner.start()
 
     def _callback(self, topic: str) -> Callable[[bytes], None]:
@@ -208,11 +209,11 @@ class _Harness:
         return True
 
     def close(self) -> None:
-        """Shut the executor, node and context down in the order rclpy needs."""
-        self.executor.shutdown()
+        """Stop spinning, then shut the node, executor and context down."""
+        self._spinner.stop()
         self.node.destroy_node()
+        self.executor.shutdown()
         rclpy.shutdown(context=self.context)
-        self._spinner.join(timeout=5)
 
 
 def _node_parameter(

@@ -1,0 +1,74 @@
+"""A background-spun executor stops before its nodes are destroyed (real rclpy, real DDS)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+pytestmark = pytest.mark.ros
+
+
+def test_stop_waits_for_the_running_callback_so_destroying_the_node_is_safe() -> None:
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    thread_errors: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(args.exc_value)
+    try:
+        node = rclpy.create_node("spin_stop_probe", context=context)
+        echo = node.create_publisher(String, "spin_stop_echo", 10)
+        callback_started = threading.Event()
+        callback_finished = threading.Event()
+
+        def slow_callback(message: String) -> None:
+            callback_started.set()
+            time.sleep(0.5)  # the node is being torn down meanwhile (without the fix)
+            echo.publish(message)
+            callback_finished.set()
+
+        node.create_subscription(String, "spin_stop_probe", slow_callback, 10)
+        sender = node.create_publisher(String, "spin_stop_probe", 10)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = BackgroundSpinner(executor, "probe-spin")
+        spinner.start()
+        give_up = time.monotonic() + 60
+        while not callback_started.is_set() and time.monotonic() < give_up:
+            sender.publish(String(data="x"))
+            callback_started.wait(0.1)
+        assert callback_started.is_set(), "the subscription never received a message"
+
+        spinner.stop()
+        assert callback_finished.is_set()  # stop returned only after the callback was done
+        node.destroy_node()
+        executor.shutdown()
+        time.sleep(0.2)  # a spinner still running would fail on the destroyed handles now
+    finally:
+        threading.excepthook = previous_hook
+        rclpy.shutdown(context=context)
+    assert thread_errors == []
+
+
+def test_stopping_a_spinner_that_never_started_returns_at_once() -> None:
+    from rclpy.executors import SingleThreadedExecutor
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        spinner = BackgroundSpinner(SingleThreadedExecutor(context=context), "idle")
+        started = time.monotonic()
+        spinner.stop()
+        assert time.monotonic() - started < 1.0
+    finally:
+        rclpy.shutdown(context=context)
