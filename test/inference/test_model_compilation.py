@@ -25,7 +25,9 @@ SIZE = (128, 128)
     not (shutil.which("g++") or shutil.which("c++")),
     reason="Inductor needs a C++ compiler on the CPU (the failure message is tested below)",
 )
-def test_compiled_detector_finds_what_the_eager_one_finds(informative_model):
+def test_compiled_detector_finds_what_the_eager_one_finds(informative_model, tmp_path, monkeypatch):
+    # Inductor's cache would otherwise pile up ~150 MB per run under /tmp/torchinductor_<user>.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     frames = [scene(120, 160, seed=4)]
     options = dict(input_size=SIZE, conf_threshold=0.05, nms_threshold=0.45, max_batch_size=1)
     eager = TorchDetector(informative_model, DEFAULT_CLASS_NAMES, **options)
