@@ -239,7 +239,7 @@ class OnnxRuntimeDetector(DetectorBase):
                     # A cached engine (or timing cache) that does not load: torn by a build
                     # that was killed or ran out of disk, or from another TensorRT. onnxruntime
                     # fails on it at every start and never rebuilds it; rebuild it once here.
-                    removed = clear_engine_cache(engine_dir) if "cache" in str(error) else []
+                    removed = clear_engine_cache(engine_dir) if _about_engines(error) else []
                     if removed:
                         LOGGER.warning(
                             "onnxruntime: %s; removed the TensorRT cache files %s in %s and "
@@ -368,3 +368,14 @@ class OnnxRuntimeDetector(DetectorBase):
         """Drop the sessions (frees their GPU memory and arenas)."""
         self._sessions.clear()
         self._closed = True
+
+
+def _about_engines(error: Exception) -> bool:
+    """Whether a TensorRT session error is about a cached engine or timing cache.
+
+    Matched loosely (onnxruntime words it "could not deserialize engine from cache"), so that a
+    reworded message in another release still gets the torn engine rebuilt; a wrong guess costs
+    one engine build.
+    """
+    text = str(error).lower()
+    return any(word in text for word in ("cache", "engine", "deserializ"))
