@@ -19,6 +19,7 @@ import torch
 from togethernet_ros.distill.coco_classes import CocoClassMapping
 from togethernet_ros.distill.image_quality import psnr, ssim
 from togethernet_ros.distill.pseudo_labels import PseudoLabelSet, TeacherDetector
+from togethernet_ros.evaluation.atomic_write import write_atomically, write_text_atomically
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.vision.decode import decode_outputs
@@ -159,7 +160,7 @@ def write_report(report: dict, directory: str | Path) -> tuple[Path, Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "heldout_report.json"
-    json_path.write_text(json.dumps(report, indent=1))
+    write_text_atomically(json_path, json.dumps(report, indent=1))
     rows = report["rows"]
     betas = [row["beta"] for row in rows]
 
@@ -182,7 +183,7 @@ def write_report(report: dict, directory: str | Path) -> tuple[Path, Path]:
     figure.suptitle(f"held-out frames: {report['heldout_frames']}")
     figure.tight_layout()
     plot_path = directory / "heldout_report.png"
-    figure.savefig(plot_path, dpi=100)
+    write_atomically(plot_path, lambda handle: figure.savefig(handle, format="png", dpi=100))
     plt.close(figure)
     return json_path, plot_path
 

@@ -6,6 +6,7 @@ import copy
 from collections.abc import Sequence
 from pathlib import Path
 
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.model import TogetherNet
 from togethernet_ros.model.checkpoint import save_checkpoint
 from togethernet_ros.model.file_digest import sha256_of
@@ -116,7 +117,8 @@ def write_model_card(
     digest = sha256_of(weights_path)
     size_mb = weights_path.stat().st_size / 1e6
     card_path = weights_path.with_suffix(".md")
-    card_path.write_text(
+    write_text_atomically(
+        card_path,
         f"# {weights_path.name}\n\n"
         "TogetherNet-S (joint dehazing + detection) distilled without human labels from a "
         "clear-weather teacher on synthetically fogged video (`togethernet distill`).\n\n"
@@ -147,6 +149,6 @@ def write_model_card(
         "TogetherNet reproduces the clear-weather teacher in fog, not absolute accuracy.\n\n"
         + (f"## Scope and limitations\n\n{notes.strip()}\n\n" if notes.strip() else "")
         + "## Licence notes\n\n"
-        f"{LICENCE_NOTES}\n"
+        f"{LICENCE_NOTES}\n",
     )
     return weights_path, card_path, digest

@@ -20,6 +20,7 @@ import numpy as np
 
 from togethernet_ros.distill.coco_classes import CocoClassMapping
 from togethernet_ros.distill.frame_sources import SourceFrame
+from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.tracking.box_geometry import pairwise_iou
 from togethernet_ros.vision.detections import Detections
 from togethernet_ros.vision.image_file import read_image_file
@@ -127,10 +128,7 @@ class PseudoLabelSet:
             "frames": [frame.to_json() for frame in self.frames],
         }
         path = self.root / LABELS_FILE
-        partial = path.with_suffix(".json.part")
-        partial.write_text(json.dumps(payload, indent=1))
-        partial.replace(path)
-        return path
+        return write_text_atomically(path, json.dumps(payload, indent=1))
 
     def label_counts(self) -> dict[str, int]:
         """Number of pseudo boxes per class over all frames."""
