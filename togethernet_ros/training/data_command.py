@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from togethernet_ros.evaluation.atomic_write import write_text_atomically
+from togethernet_ros.evaluation.atomic_write import write_files_together, write_text_atomically
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.data_issues import DataError, DataIssues
-from togethernet_ros.training.image_pairing import index_images
+from togethernet_ros.training.image_pairing import index_images, read_dataset_image
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
 from togethernet_ros.vision.fog import DepthCache, add_fog
-from togethernet_ros.vision.image_file import image_file_size, read_image_file
+from togethernet_ros.vision.image_file import image_file_size
 
 JPEG_MAX_SIDE = 65500
 
@@ -144,7 +145,11 @@ def _class_names(value: str | None) -> tuple[str, ...]:
 
 
 def run_voc2yolo(args: argparse.Namespace) -> int:
-    """Convert Annotations/*.xml to YOLO txt files plus classes.txt."""
+    """Convert Annotations/*.xml to YOLO txt files plus classes.txt.
+
+    A rerun into the same folder removes the label files its image set's earlier run wrote
+    and this one does not (listed in voc2yolo_labels.csv); other image sets' files stay.
+    """
     class_names = _class_names(args.classes)
     issues = DataIssues(strict=args.strict)
     ids = _image_ids(args)
@@ -152,8 +157,11 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         where = f"image set {args.image_set!r}" if args.image_set else args.voc_root / "Annotations"
         raise DataOptionError(f"no annotations to convert: {where} is empty")
     args.out.mkdir(parents=True, exist_ok=True)
-    images = _optional_index(args.voc_root / "JPEGImages")
-    written = 0
+    earlier = _read_label_list(args.out)
+    wanted = set(ids)
+    images = _optional_index(args.voc_root / "JPEGImages", issues, wanted.__contains__)
+    written: list[str] = []
+    skipped: list[str] = []
     for image_id in ids:
         xml_path = args.voc_root / "Annotations" / f"{image_id}.xml"
         # YOLO labels are normalised by the image size: the image's own where it is there (a
@@ -161,25 +169,100 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         path = images.get(image_id)
         size = image_file_size(path) if path is not None else None
         annotation = parse_voc_xml(xml_path, class_names, issues, size)
-        if annotation is None:
-            continue
-        if annotation.width <= 0 or annotation.height <= 0:
+        if annotation is not None and (annotation.width <= 0 or annotation.height <= 0):
             issues.report(
                 xml_path,
                 "no image size in <size> and no readable JPEGImages image to take it from",
                 "sample skipped",
             )
+            annotation = None
+        if annotation is None:
+            skipped.append(f"{image_id}.txt")
             continue
         (args.out / f"{image_id}.txt").write_text(format_yolo_labels(annotation))
-        written += 1
-    (args.out / "classes.txt").write_text("\n".join(class_names) + "\n")
-    print(f"wrote {written} label files to {args.out}")
+        written.append(f"{image_id}.txt")
+    image_set = args.image_set or ""
+    removed = _remove_stale_labels(args.out, earlier, image_set, written, skipped)
+    listed = [row for row in earlier if row[0] != image_set]
+    listed += [(image_set, name) for name in written]
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(("image_set", "file"))
+    writer.writerows(listed)
+    # The list of what this run wrote marks it finished; with classes.txt, both or neither.
+    classes = "\n".join(class_names) + "\n"
+    write_files_together(
+        {
+            args.out / "classes.txt": classes.encode("utf-8"),
+            args.out / LABEL_LIST: table.getvalue().encode("utf-8"),
+        }
+    )
+    print(f"wrote {len(written)} label files to {args.out}")
+    if removed:
+        more = f" and {len(removed) - 5} more" if len(removed) > 5 else ""
+        print(
+            f"removed {len(removed)} label files of an earlier run that this run did not "
+            f"write: {', '.join(removed[:5])}{more}"
+        )
     print(issues.summary())
     return 0
 
 
-def _optional_index(directory: Path) -> dict[str, Path]:
-    return index_images(directory) if directory.is_dir() else {}
+# voc2yolo's record of the label files it wrote, per image set ('' = all annotations).
+LABEL_LIST = "voc2yolo_labels.csv"
+
+
+def _read_label_list(out: Path) -> list[tuple[str, str]]:
+    """(image set, label file name) rows an earlier voc2yolo run into ``out`` recorded."""
+    path = out / LABEL_LIST
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [
+                (row.get("image_set") or "", row.get("file") or "")
+                for row in csv.DictReader(handle)
+            ]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: not a list written by voc2yolo ({error}); remove it") from error
+    return [(image_set, name) for image_set, name in rows if name]
+
+
+def _remove_stale_labels(
+    out: Path,
+    earlier: list[tuple[str, str]],
+    image_set: str,
+    written: list[str],
+    skipped: list[str],
+) -> list[str]:
+    """Delete the label files this run replaces without writing them again; returns their names.
+
+    Left behind, they are read as the labels of their images: an annotation removed or now
+    unusable would go on training with its old boxes. Stale are the files an earlier run of
+    this image set wrote (unless another image set's run did too) and those of ids this run
+    skipped. Files voc2yolo did not write stay.
+    """
+    others = {name for listed_set, name in earlier if listed_set != image_set}
+    ours = {name for listed_set, name in earlier if listed_set == image_set}
+    stale = ((ours - others) | set(skipped)) - set(written)
+    removed = []
+    for name in sorted(stale):
+        path = out / name
+        if (
+            path.parent == out
+            and path.suffix == ".txt"
+            and name != "classes.txt"
+            and path.is_file()
+        ):
+            path.unlink()
+            removed.append(name)
+    return removed
+
+
+def _optional_index(
+    directory: Path, issues: DataIssues, wanted: Callable[[str], bool]
+) -> dict[str, Path]:
+    return index_images(directory, issues, wanted) if directory.is_dir() else {}
 
 
 def split_ids(
@@ -212,9 +295,17 @@ def run_split(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise DataOptionError(f"--ratios: {error}") from error
     out = args.voc_root / "ImageSets" / "Main"
-    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        out / f"{name}.txt": "".join(f"{image_id}\n" for image_id in subset).encode("utf-8")
+        for name, subset in subsets.items()
+    }
+    try:
+        # All three or none: lists of two different splits would share images between train
+        # and val (or test), and the scores would silently measure memorised images.
+        write_files_together(files)
+    except OSError as error:
+        raise DataError(f"cannot write the image-set lists in {out}: {error}") from error
     for (name, subset), ratio in zip(subsets.items(), args.ratios, strict=True):
-        (out / f"{name}.txt").write_text("".join(f"{image_id}\n" for image_id in subset))
         # A small dataset can round a wanted subset down to nothing; training or evaluating
         # on it later would fail far from the cause.
         empty = (
@@ -290,7 +381,11 @@ def run_fog(args: argparse.Namespace) -> int:
             "widen --beta-min/--beta-max, lower --beta-step, or use --beta-step 0 (continuous β)"
         )
     clean_dir = args.voc_root / args.clean_dir
-    clean_index = index_images(clean_dir)
+    issues = DataIssues()
+    listed = _image_ids(args) if args.image_set else None
+    clean_index = index_images(
+        clean_dir, issues, None if listed is None else set(listed).__contains__
+    )
     out_dir = args.voc_root / args.out_dir
     if out_dir.resolve() == clean_dir.resolve():
         # Foggy files take their clean originals' names: writing them there replaces the originals.
@@ -298,7 +393,7 @@ def run_fog(args: argparse.Namespace) -> int:
             f"--out-dir {args.out_dir} is the clean image directory {clean_dir}; "
             "the foggy images would overwrite the clean originals"
         )
-    ids = _image_ids(args) if args.image_set else sorted(clean_index)
+    ids = listed if listed is not None else sorted(clean_index)
     if not ids:
         where = f"image set {args.image_set!r}" if args.image_set else clean_dir
         raise DataOptionError(f"no images to fog: {where} is empty")
@@ -311,12 +406,10 @@ def run_fog(args: argparse.Namespace) -> int:
     sizes_seen: set[tuple[int, int]] = set()
     for image_id in ids:
         path = clean_index.get(image_id)
-        image = read_image_file(path) if path is not None else None
+        image, problem = read_dataset_image(path) if path is not None else (None, "missing")
         if image is None:
-            print(
-                f"warning: {args.voc_root / args.clean_dir / image_id}: "
-                "missing or unreadable, skipped"
-            )
+            # A truncated JPEG, too: fogged, its grey missing rows would pass for real fog.
+            issues.report(path or clean_dir / image_id, f"clean image {problem}", "image skipped")
             skipped += 1
             continue
         size = image.shape[:2]
@@ -370,4 +463,5 @@ def run_fog(args: argparse.Namespace) -> int:
         f"wrote {len(rows)} foggy images to {out_dir}"
         + (f" ({skipped} clean images missing or unreadable, skipped)" if skipped else "")
     )
+    print(issues.summary())
     return 0

@@ -1,4 +1,5 @@
-"""Pair foggy images with their clean originals by file name (the VOC-FOG layout).
+"""The image folders of a dataset: files indexed by id, foggy versions paired with clean
+originals by file name (the VOC-FOG layout), and each file read whole or refused with a reason.
 
 A foggy file is named like its clean original, optionally with a ``_<beta>`` suffix
 (``000012.jpg`` or ``000012_0.07.jpg`` pairs with clean ``000012.jpg``); one clean image may
@@ -9,29 +10,64 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from togethernet_ros.vision.image_file import IMAGE_SUFFIXES
+import numpy as np
+
+from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.vision.image_file import IMAGE_SUFFIXES, read_image_file
+from togethernet_ros.vision.jpeg_integrity import JPEG_END, JPEG_START
 
 _BETA_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<beta>\d+(?:\.\d+)?)$")
 
 
-def index_images(directory: str | Path) -> dict[str, Path]:
-    """Map file stem → image path for every image file directly inside ``directory``."""
+def index_images(
+    directory: str | Path, issues: DataIssues, wanted: Callable[[str], bool] | None = None
+) -> dict[str, Path]:
+    """Map file stem → image path for every image file directly inside ``directory``.
+
+    ``wanted`` (stem → bool) limits the index to the files a dataset uses, so that files of
+    other image sets are neither indexed nor reported. Entries named like images that are no
+    files (a folder ``x.jpg``, a broken link) are reported and left out. Two files with one
+    stem (``a.jpg`` and ``a.png``) are one id: the last in name order is used and the other one
+    reported, never dropped without a word.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"image directory not found: {directory}")
-    return {
-        path.stem: path
-        for path in sorted(directory.iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    }
+    index: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if wanted is not None and not wanted(path.stem):
+            continue
+        if not path.is_file():
+            what = "a directory" if path.is_dir() else "a broken link or not a regular file"
+            issues.report(path, f"named like an image but {what}", "entry ignored")
+            continue
+        earlier = index.get(path.stem)
+        if earlier is not None:
+            issues.report(
+                earlier,
+                f"image id '{path.stem}' has two files, {earlier.name} and {path.name}; "
+                f"{path.name} is used",
+                "duplicate file ignored",
+            )
+        index[path.stem] = path
+    return index
 
 
-def index_foggy_images(directory: str | Path) -> dict[str, list[Path]]:
-    """Map clean image id → its foggy versions (exact-stem file first, then by β suffix)."""
+def index_foggy_images(
+    directory: str | Path, issues: DataIssues, ids: Collection[str] | None = None
+) -> dict[str, list[Path]]:
+    """Map clean image id → its foggy versions (exact-stem file first, then by β suffix).
+
+    ``ids`` limits the index to the foggy files of those clean ids (None: every file).
+    """
     versions: dict[str, list[Path]] = defaultdict(list)
-    images = index_images(directory)
+    wanted = None if ids is None else _foggy_file_of(ids)
+    images = index_images(directory, issues, wanted)
     for stem, path in images.items():
         versions[stem].append(path)
         # "2008_000001" also reads as id "2008" with β 000001; foggy_versions() prefers exact ids.
@@ -41,8 +77,77 @@ def index_foggy_images(directory: str | Path) -> dict[str, list[Path]]:
     return dict(versions)
 
 
+def _foggy_file_of(ids: Collection[str]) -> Callable[[str], bool]:
+    """Whether a foggy file stem is ``<id>`` or ``<id>_<beta>`` of one of ``ids``."""
+    ids = set(ids)
+
+    def wanted(stem: str) -> bool:
+        match = _BETA_SUFFIX.match(stem)
+        return stem in ids or (match is not None and match.group("stem") in ids)
+
+    return wanted
+
+
 def foggy_versions(foggy_index: dict[str, list[Path]], image_id: str) -> list[Path]:
     """Foggy files for ``image_id``: the exact name if present, else all ``<id>_<beta>`` files."""
     candidates = foggy_index.get(image_id, [])
     exact = [path for path in candidates if path.stem == image_id]
     return exact or candidates
+
+
+def read_dataset_image(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """(BGR uint8 image, "") or (None, why it cannot be used) for one dataset image file.
+
+    OpenCV decodes a JPEG cut short (a copy or download that stopped half-way) without an
+    error, the missing rows grey: training on it, scoring it or fogging it would go on with half
+    an image and boxes on nothing, so it is refused here.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(2)
+            if data == JPEG_START:
+                data += handle.read()
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    if jpeg_cut_short(data):
+        return None, "truncated JPEG (no end-of-image marker)"
+    image = read_image_file(path)
+    if image is None:
+        return None, "not a decodable image (corrupt or another format)"
+    return image, ""
+
+
+# Markers without a length field: TEM and the restart markers RST0..RST7.
+_STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD8)))
+_START_OF_SCAN = 0xDA
+_END_OF_IMAGE = 0xD9
+
+
+def jpeg_cut_short(data: bytes) -> bool:
+    """True for JPEG data (by its first bytes) that stops before its end-of-image marker.
+
+    The marker segments before the image data are stepped over by their lengths, so the end
+    marker of an EXIF thumbnail inside them does not count; within the image data every FF byte
+    is stuffed (FF 00) or a restart marker, so FF D9 there is the image's own end. Whatever
+    follows the end marker (a phone's motion-photo video, a maker trailer, padding) is not
+    looked at: such files are whole. Anything else (not a JPEG, broken headers) is left to the
+    decoder: False.
+    """
+    if data[:2] != JPEG_START:
+        return False
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker == _START_OF_SCAN:
+            return data.find(JPEG_END, position + 2) == -1
+        elif marker == _END_OF_IMAGE:
+            return False
+        elif marker in _STANDALONE_MARKERS:
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return True  # the file ends within the headers, before any image data

@@ -19,10 +19,15 @@ from torch.utils.data import Dataset
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.annotation import ImageAnnotation
 from togethernet_ros.training.data_issues import DataError, DataIssues
-from togethernet_ros.training.image_pairing import foggy_versions, index_foggy_images, index_images
+from togethernet_ros.training.image_pairing import (
+    foggy_versions,
+    index_foggy_images,
+    index_images,
+    read_dataset_image,
+)
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import read_yolo_labels
-from togethernet_ros.vision.image_file import image_file_size, read_image_file
+from togethernet_ros.vision.image_file import image_file_size
 
 LOGGER = logging.getLogger("togethernet_ros")
 
@@ -49,11 +54,16 @@ class SampleRecord:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """Decode an image file as RGB uint8, or None when it cannot be read."""
-    image = read_image_file(path)
+    """Decode an image file as RGB uint8, or None when it cannot be used (see load_rgb)."""
+    return load_rgb(path)[0]
+
+
+def load_rgb(path: Path) -> tuple[np.ndarray | None, str]:
+    """(RGB uint8 image, "") or (None, why it cannot be used: unreadable, truncated JPEG...)."""
+    image, problem = read_dataset_image(path)
     if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return None, problem
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), ""
 
 
 class RecordDataset(Dataset):
@@ -77,13 +87,18 @@ class RecordDataset(Dataset):
         raise DataError("no readable image in the whole dataset")
 
     def _load(self, record: SampleRecord) -> PairedSample | None:
-        hazy = read_rgb(record.hazy_path)
-        clean = read_rgb(record.clean_path) if record.clean_path is not None else hazy
-        for path, image in ((record.hazy_path, hazy), (record.clean_path, clean)):
+        hazy, hazy_problem = load_rgb(record.hazy_path)
+        clean, clean_problem = hazy, hazy_problem
+        if record.clean_path is not None:
+            clean, clean_problem = load_rgb(record.clean_path)
+        for path, image, problem in (
+            (record.hazy_path, hazy, hazy_problem),
+            (record.clean_path, clean, clean_problem),
+        ):
             if image is None:
                 if self.strict:
-                    raise DataError(f"{path}: unreadable image (strict data mode)")
-                LOGGER.warning("%s: unreadable image (sample skipped)", path)
+                    raise DataError(f"{path}: {problem} (strict data mode)")
+                LOGGER.warning("%s: %s (sample skipped)", path, problem)
                 return None
         if hazy.shape != clean.shape:
             message = f"{record.hazy_path}: size {hazy.shape} != clean {clean.shape}"
@@ -106,11 +121,13 @@ class RecordDataset(Dataset):
         kept = []
         for record in self.records:
             paths = [record.hazy_path] + ([record.clean_path] if record.clean_path else [])
-            bad = next((path for path in paths if read_rgb(path) is None), None)
-            if bad is None:
-                kept.append(record)
+            for path in paths:
+                problem = load_rgb(path)[1]
+                if problem:
+                    issues.report(path, problem, "sample skipped")
+                    break
             else:
-                issues.report(bad, "unreadable image", "sample skipped")
+                kept.append(record)
         self.records = kept
 
 
@@ -149,8 +166,11 @@ class VocFogDataset(RecordDataset):
         if hazy_dir is None and clean_dir is None:
             raise ValueError("VocFogDataset: need at least one of hazy_dir and clean_dir")
         ids = read_image_set(root / "ImageSets" / "Main" / f"{image_set}.txt")
-        clean_index = index_images(root / clean_dir) if clean_dir else {}
-        foggy_index = index_foggy_images(root / hazy_dir) if hazy_dir else {}
+        wanted = set(ids)
+        clean_index = (
+            index_images(root / clean_dir, issues, wanted.__contains__) if clean_dir else {}
+        )
+        foggy_index = index_foggy_images(root / hazy_dir, issues, wanted) if hazy_dir else {}
         records = []
         for image_id in ids:
             xml_path = root / "Annotations" / f"{image_id}.xml"
@@ -194,9 +214,12 @@ class YoloFogDataset(RecordDataset):
     ):
         issues = issues if issues is not None else DataIssues(strict=strict)
         self.issues = issues
-        clean_index = index_images(clean_dir) if clean_dir else {}
+        images = index_images(images_dir, issues)
+        # Clean originals are named like the foggy files, or like them less a _<beta> suffix.
+        wanted = set(images) | {stem.rsplit("_", 1)[0] for stem in images}
+        clean_index = index_images(clean_dir, issues, wanted.__contains__) if clean_dir else {}
         records = []
-        for stem, hazy_path in index_images(images_dir).items():
+        for stem, hazy_path in images.items():
             image_id = stem
             clean = None
             if clean_dir:
@@ -205,11 +228,13 @@ class YoloFogDataset(RecordDataset):
                 clean = _check_image(clean_index.get(clean_id), "clean", issues, hazy_path)
                 if clean is None:
                     continue
-            size = _image_size(hazy_path)
-            if size is None:
-                issues.report(hazy_path, "unreadable image", "sample skipped")
+            # YOLO labels are normalised, so the pixel size is needed up front; decoding the
+            # image for it also finds the unusable ones (corrupt, truncated) before training.
+            image, problem = read_dataset_image(hazy_path)
+            if image is None:
+                issues.report(hazy_path, problem, "sample skipped")
                 continue
-            height, width = size
+            height, width = image.shape[:2]
             annotation = read_yolo_labels(
                 Path(labels_dir) / f"{stem}.txt", width, height, len(class_names), issues
             )
@@ -217,9 +242,3 @@ class YoloFogDataset(RecordDataset):
                 continue
             records.append(SampleRecord(image_id, hazy_path, clean, annotation))
         super().__init__(records, class_names, issues.strict)
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    # YOLO labels are normalised, so the pixel size is needed up front.
-    image = read_image_file(path, cv2.IMREAD_UNCHANGED)
-    return None if image is None else image.shape[:2]

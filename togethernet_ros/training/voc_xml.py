@@ -41,6 +41,26 @@ def _int_text(element: ET.Element | None, default: int = 0) -> int:
     return int(float(element.text))
 
 
+def _drop_namespaces(root: ET.Element) -> None:
+    """Strip ``{uri}`` prefixes from every tag, in place.
+
+    Some exporters put the annotation in an XML namespace (``<annotation xmlns=...>``); the
+    VOC tags are the same, but ElementTree then names them ``{uri}object``, which no plain
+    ``find("object")`` matches.
+    """
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.startswith("{"):
+            element.tag = element.tag.split("}", 1)[1]
+
+
+def _case_hint(name: str, class_names: Sequence[str]) -> str:
+    """A "did you mean" note where ``name`` differs from a known class only in letter case."""
+    same = [known for known in class_names if known.casefold() == name.casefold()]
+    if not same:
+        return ""
+    return f" (did you mean '{same[0]}'? class names are matched exactly, as upstream does)"
+
+
 def parse_voc_xml(
     path: str | Path,
     class_names: Sequence[str],
@@ -66,6 +86,19 @@ def parse_voc_xml(
     except ET.ParseError as error:
         line = error.position[0] if error.position else None
         issues.report(path, f"corrupt XML: {error}", "sample skipped", line)
+        return None
+    except OSError as error:
+        issues.report(path, f"cannot be read ({error.strerror or error})", "sample skipped")
+        return None
+    _drop_namespaces(root)
+    if root.tag != "annotation":
+        # Another tool's XML (a CVAT or COCO-style export) would otherwise read as an image
+        # without objects: every box in it lost without a word.
+        issues.report(
+            path,
+            f"not a VOC annotation: the root element is <{root.tag}>, not <annotation>",
+            "sample skipped",
+        )
         return None
     size = root.find("size")
     try:
@@ -95,7 +128,11 @@ def parse_voc_xml(
         name_element = obj.find("name")
         name = (name_element.text or "").strip() if name_element is not None else ""
         if name not in class_names:
-            issues.report(path, f"object #{number}: unknown class '{name}'", "object dropped")
+            issues.report(
+                path,
+                f"object #{number}: unknown class '{name}'{_case_hint(name, class_names)}",
+                "object dropped",
+            )
             continue
         bndbox = obj.find("bndbox")
         try:

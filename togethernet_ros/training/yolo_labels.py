@@ -25,9 +25,14 @@ def read_yolo_labels(
         issues.report(path, "label file missing", "sample skipped")
         return None
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors (Notepad) start the file with a byte-order mark, which
+        # would otherwise stick to the first class id and cost the first box.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         issues.report(path, f"not UTF-8 text ({error.reason})", "sample skipped")
+        return None
+    except OSError as error:
+        issues.report(path, f"cannot be read ({error.strerror or error})", "sample skipped")
         return None
     boxes, labels = [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
