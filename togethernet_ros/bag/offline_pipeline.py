@@ -154,7 +154,7 @@ class OfflinePipeline:
             )
             if restart:
                 tracker.reset()
-            tracked = tracker.update(detections, track_time_s)
+            tracked = tracker.update(detections, track_time_s, image_size=(height, width))
             if self.publish_threshold is not None:
                 detections = scoring_at_least(detections, self.publish_threshold)
             self.stats.tracking_s += time.perf_counter() - started

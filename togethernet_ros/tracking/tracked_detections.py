@@ -12,9 +12,10 @@ class TrackedDetections:
     """Published tracks of one frame, sorted by track id.
 
     ``boxes`` (N, 4) float32 xyxy in source pixels (Kalman-smoothed; predicted for a track that
-    missed this frame), ``scores`` (N,) float32 (score of the track's latest matched detection),
-    ``class_ids`` (N,) int64 (fixed for a track's lifetime), ``track_ids`` (N,) int64 (≥ 1, never
-    reused by the same tracker, also not after a reset).
+    missed this frame; clipped to the image when ``Tracker.update`` got its size), ``scores``
+    (N,) float32 (score of the track's latest matched detection), ``class_ids`` (N,) int64
+    (fixed for a track's lifetime), ``track_ids`` (N,) int64 (≥ 1, never reused by the same
+    tracker, also not after a reset).
     """
 
     boxes: np.ndarray

@@ -12,6 +12,11 @@ height, is ignored (as if the detector had not reported it): one NaN in a Kalman
 poison its track for good, raising would lose the frame's other detections (and stop an offline
 bag run), and a degenerate box has IoU 0 with everything, so it would start a new, duplicate
 track on every frame.
+
+Given the frame's ``image_size``, published boxes are clipped to the image like the detector's,
+and a coasting track whose box covers no image pixel ends: its prediction carried an object that
+had left the frame on outside the image, published for up to ``max_misses`` frames, and no
+detection (always inside the image) could match it again.
 """
 
 from __future__ import annotations
@@ -66,8 +71,18 @@ class Tracker:
         self._clear_tracks()
         self._last_stamp = None
 
-    def update(self, detections: Detections, stamp_s: float) -> TrackedDetections:
-        """Associate one frame's detections and return the published, smoothed tracks."""
+    def update(
+        self,
+        detections: Detections,
+        stamp_s: float,
+        image_size: tuple[int, int] | None = None,
+    ) -> TrackedDetections:
+        """Associate one frame's detections and return the published, smoothed tracks.
+
+        ``image_size`` (height, width) of the frame, when given, keeps the published boxes
+        inside the image (see the module docstring).
+        """
+        bounds = None if image_size is None else _image_bounds(image_size)
         boxes, scores, class_ids = _validated_arrays(detections)
         stamp_s = float(stamp_s)
         if not math.isfinite(stamp_s):
@@ -121,7 +136,17 @@ class Tracker:
         new_dets = high[first.unmatched_cols]
         if len(new_dets):
             self._start_tracks(boxes[new_dets], scores[new_dets], class_ids[new_dets])
-        return self._published()
+        if bounds is None:
+            return self._published(None)
+        clipped = np.minimum(np.maximum(cxcywh_to_xyxy(self._states.position), 0.0), bounds)
+        # The detector's rule (vision/postprocess.py): a box must cover a pixel each way. Only
+        # coasting tracks end by it; a track that matched this frame follows a detection.
+        covers_pixels = ((clipped[:, 2:] - clipped[:, :2]) >= 1.0).all(axis=1)
+        alive = covers_pixels | (self._misses == 0)
+        if not alive.all():
+            self._keep(alive)
+            clipped = clipped[alive]
+        return self._published(clipped)
 
     def _class_gated_iou(
         self,
@@ -166,12 +191,14 @@ class Tracker:
         self._misses = np.zeros(0, dtype=np.int64)
         self._confirmed = np.zeros(0, dtype=bool)
 
-    def _published(self) -> TrackedDetections:
+    def _published(self, clipped: np.ndarray | None) -> TrackedDetections:
         # Every surviving confirmed track is published; new tracks are always appended with
-        # larger ids, so the arrays are already sorted by id.
+        # larger ids, so the arrays are already sorted by id. `clipped`: every track's box
+        # clipped to the image, or None to publish the filter's boxes as they are.
         shown = self._confirmed
+        boxes = cxcywh_to_xyxy(self._states.position[shown]) if clipped is None else clipped[shown]
         return TrackedDetections(
-            boxes=cxcywh_to_xyxy(self._states.position[shown]).astype(np.float32),
+            boxes=boxes.astype(np.float32),
             scores=self._scores[shown].astype(np.float32),
             class_ids=self._class_ids[shown].copy(),
             track_ids=self._track_ids[shown].copy(),
@@ -180,6 +207,19 @@ class Tracker:
     @staticmethod
     def _make_filter(config: TrackerConfig) -> BoxKalmanFilter:
         return BoxKalmanFilter(config.process_noise, config.measurement_noise)
+
+
+def _image_bounds(image_size: tuple[int, int]) -> np.ndarray:
+    """(w, h, w, h) clip bounds of an image of (height, width); ValueError unless both are > 0."""
+    try:
+        height, width = (float(side) for side in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"tracker image_size must be (height, width), got {image_size!r}"
+        ) from None
+    if not (math.isfinite(height) and math.isfinite(width) and height > 0 and width > 0):
+        raise ValueError(f"tracker image_size must be two sizes > 0, got {image_size!r}")
+    return np.array([width, height, width, height])
 
 
 def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

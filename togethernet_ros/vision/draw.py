@@ -58,18 +58,23 @@ def draw_detections(
         label += f" {float(detections.scores[index]):.2f}"
         color = class_color(class_id)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+        if x2 < 0 or y2 < 0 or x1 >= width or y1 >= height:
+            continue  # nothing of the box is visible: neither is a label
         (text_w, text_h), baseline = cv2.getTextSize(
             label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
         )
-        # Put the label above the box, or inside it when the box touches the top edge.
-        text_top = y1 - text_h - baseline if y1 - text_h - baseline >= 0 else y1
+        text_left, text_top = label_origin((x1, y1), (text_w, text_h + baseline), (height, width))
         cv2.rectangle(
-            canvas, (x1, text_top), (x1 + text_w, text_top + text_h + baseline), color, cv2.FILLED
+            canvas,
+            (text_left, text_top),
+            (text_left + text_w, text_top + text_h + baseline),
+            color,
+            cv2.FILLED,
         )
         cv2.putText(
             canvas,
             label,
-            (x1, text_top + text_h),
+            (text_left, text_top + text_h),
             cv2.FONT_HERSHEY_SIMPLEX,
             font_scale,
             (0, 0, 0),
@@ -77,3 +82,21 @@ def draw_detections(
             cv2.LINE_AA,
         )
     return canvas
+
+
+def label_origin(
+    box_top_left: tuple[int, int], label_size: tuple[int, int], image_size: tuple[int, int]
+) -> tuple[int, int]:
+    """Top-left (x, y) of a box's label of (w, h) pixels in an image of (h, w) pixels.
+
+    Above the box where it fits, else inside it from its visible top. Tracked (predicted) boxes
+    may start above or left of the image, and a label placed at such a corner was drawn wholly
+    or partly off the image; it is kept inside the image instead, shifted left at the right edge.
+    """
+    x1, y1 = box_top_left
+    label_w, label_h = label_size
+    height, width = image_size
+    visible_top = max(y1, 0)
+    top = visible_top - label_h if visible_top - label_h >= 0 else visible_top
+    left = max(0, min(x1, width - label_w))
+    return left, min(top, max(0, height - label_h))

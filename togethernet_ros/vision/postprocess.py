@@ -236,6 +236,13 @@ def _box_correction(info: LetterboxInfo) -> tuple[np.ndarray, np.ndarray, np.nda
     image_shape = np.array(info.source_size[::-1], dtype=np.float64)
     new_shape = np.round(image_shape * np.min(input_shape / image_shape))
     offset = (input_shape - new_shape) / 2.0
+    # Upstream's rounding collapses a side scaled below half an input pixel (a 1x2000 strip into
+    # 640) to 0, and its gain to inf: every box came out NaN and was dropped. The letterbox still
+    # gave that side one row (see LetterboxInfo), so that axis is mapped back through it.
+    collapsed = new_shape < 1
+    if collapsed.any():
+        new_shape = np.where(collapsed, info.resized_size[::-1], new_shape)
+        offset = np.where(collapsed, info.offset[::-1], offset)
     gain = image_shape / new_shape  # source pixels per input pixel
     bounds = np.concatenate((image_shape, image_shape))  # (w, h, w, h)
     for array in (gain, offset, bounds):
