@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 
 from togethernet_ros.vision.image_file import IMAGE_SUFFIXES as IMAGE_FILE_SUFFIXES
-from togethernet_ros.vision.image_file import read_image_file
-from togethernet_ros.vision.jpeg_integrity import END_SEARCH_BYTES, is_truncated_jpeg
+from togethernet_ros.vision.image_file import read_whole_image_file
 
 IMAGE_SUFFIXES = frozenset(IMAGE_FILE_SUFFIXES)
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"})
@@ -109,7 +108,7 @@ class MediaSource:
         for index, path in enumerate(self.files):
             if self.max_frames is not None and index >= self.max_frames:
                 return
-            image, problem = _read_image(path)
+            image, problem = read_whole_image_file(path)
             if image is None:
                 if not self._folder:
                     raise ValueError(f"cannot read image {path}: {problem}")
@@ -146,24 +145,6 @@ def output_names(files: list[Path]) -> list[str]:
     if len(set(names)) < len(names):  # e.g. "a.png.jpg" next to a clashing "a.png"
         names = [path.name for path in files]
     return names
-
-
-def _read_image(path: Path) -> tuple[np.ndarray | None, str]:
-    """(BGR image, "") or (None, why it cannot be used)."""
-    try:
-        with path.open("rb") as handle:  # only the first and last bytes, for the JPEG check
-            head = handle.read(2)
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - END_SEARCH_BYTES))
-            tail = handle.read()
-    except OSError as error:
-        return None, f"cannot be read ({error.strerror or error})"
-    if is_truncated_jpeg(head, tail):
-        return None, "truncated JPEG (no end-of-image marker)"
-    image = read_image_file(path)
-    if image is None:
-        return None, "not a decodable image (corrupt or another format)"
-    return image, ""
 
 
 class VideoSink:

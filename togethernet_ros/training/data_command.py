@@ -14,11 +14,11 @@ import numpy as np
 from togethernet_ros.evaluation.atomic_write import write_files_together, write_text_atomically
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.data_issues import DataError, DataIssues
-from togethernet_ros.training.image_pairing import index_images, read_dataset_image
+from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import format_yolo_labels
 from togethernet_ros.vision.fog import DepthCache, add_fog
-from togethernet_ros.vision.image_file import image_file_size
+from togethernet_ros.vision.image_file import image_file_size, read_whole_image_file
 
 JPEG_MAX_SIDE = 65500
 
@@ -406,7 +406,7 @@ def run_fog(args: argparse.Namespace) -> int:
     sizes_seen: set[tuple[int, int]] = set()
     for image_id in ids:
         path = clean_index.get(image_id)
-        image, problem = read_dataset_image(path) if path is not None else (None, "missing")
+        image, problem = read_whole_image_file(path) if path is not None else (None, "missing")
         if image is None:
             # A truncated JPEG, too: fogged, its grey missing rows would pass for real fog.
             issues.report(path or clean_dir / image_id, f"clean image {problem}", "image skipped")

@@ -13,11 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-import numpy as np
-
 from togethernet_ros.training.data_issues import DataIssues
-from togethernet_ros.vision.image_file import IMAGE_SUFFIXES, read_image_file
-from togethernet_ros.vision.jpeg_integrity import JPEG_END, JPEG_START
+from togethernet_ros.vision.image_file import IMAGE_SUFFIXES
 
 _BETA_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<beta>\d+(?:\.\d+)?)$")
 
@@ -93,61 +90,3 @@ def foggy_versions(foggy_index: dict[str, list[Path]], image_id: str) -> list[Pa
     candidates = foggy_index.get(image_id, [])
     exact = [path for path in candidates if path.stem == image_id]
     return exact or candidates
-
-
-def read_dataset_image(path: str | Path) -> tuple[np.ndarray | None, str]:
-    """(BGR uint8 image, "") or (None, why it cannot be used) for one dataset image file.
-
-    OpenCV decodes a JPEG cut short (a copy or download that stopped half-way) without an
-    error, the missing rows grey: training on it, scoring it or fogging it would go on with half
-    an image and boxes on nothing, so it is refused here.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(2)
-            if data == JPEG_START:
-                data += handle.read()
-    except OSError as error:
-        return None, f"cannot be read ({error.strerror or error})"
-    if jpeg_cut_short(data):
-        return None, "truncated JPEG (no end-of-image marker)"
-    image = read_image_file(path)
-    if image is None:
-        return None, "not a decodable image (corrupt or another format)"
-    return image, ""
-
-
-# Markers without a length field: TEM and the restart markers RST0..RST7.
-_STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD8)))
-_START_OF_SCAN = 0xDA
-_END_OF_IMAGE = 0xD9
-
-
-def jpeg_cut_short(data: bytes) -> bool:
-    """True for JPEG data (by its first bytes) that stops before its end-of-image marker.
-
-    The marker segments before the image data are stepped over by their lengths, so the end
-    marker of an EXIF thumbnail inside them does not count; within the image data every FF byte
-    is stuffed (FF 00) or a restart marker, so FF D9 there is the image's own end. Whatever
-    follows the end marker (a phone's motion-photo video, a maker trailer, padding) is not
-    looked at: such files are whole. Anything else (not a JPEG, broken headers) is left to the
-    decoder: False.
-    """
-    if data[:2] != JPEG_START:
-        return False
-    position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return False
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
-        elif marker == _START_OF_SCAN:
-            return data.find(JPEG_END, position + 2) == -1
-        elif marker == _END_OF_IMAGE:
-            return False
-        elif marker in _STANDALONE_MARKERS:
-            position += 2
-        else:
-            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return True  # the file ends within the headers, before any image data

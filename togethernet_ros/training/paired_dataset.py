@@ -23,11 +23,10 @@ from togethernet_ros.training.image_pairing import (
     foggy_versions,
     index_foggy_images,
     index_images,
-    read_dataset_image,
 )
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
 from togethernet_ros.training.yolo_labels import read_yolo_labels
-from togethernet_ros.vision.image_file import image_file_size
+from togethernet_ros.vision.image_file import image_file_size, read_whole_image_file
 
 LOGGER = logging.getLogger("togethernet_ros")
 
@@ -60,7 +59,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 def load_rgb(path: Path) -> tuple[np.ndarray | None, str]:
     """(RGB uint8 image, "") or (None, why it cannot be used: unreadable, truncated JPEG...)."""
-    image, problem = read_dataset_image(path)
+    image, problem = read_whole_image_file(path)
     if image is None:
         return None, problem
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), ""
@@ -230,7 +229,7 @@ class YoloFogDataset(RecordDataset):
                     continue
             # YOLO labels are normalised, so the pixel size is needed up front; decoding the
             # image for it also finds the unusable ones (corrupt, truncated) before training.
-            image, problem = read_dataset_image(hazy_path)
+            image, problem = read_whole_image_file(hazy_path)
             if image is None:
                 issues.report(hazy_path, problem, "sample skipped")
                 continue

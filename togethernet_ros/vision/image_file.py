@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from togethernet_ros.vision.encoded_image_size import encoded_image_size
+from togethernet_ros.vision.jpeg_integrity import JPEG_START, is_truncated_jpeg
 
 # The file suffixes (compared in lower case) that every image-folder reader takes: predict's
 # folders, the VOC/YOLO datasets, data fog and distill's frame folders.
@@ -37,6 +38,28 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
         return cv2.imread(str(path), flags | STORED_GRID)
     except cv2.error:
         return None
+
+
+def read_whole_image_file(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """(BGR uint8 image, "") or (None, why it cannot be used) for one image file.
+
+    Unlike :func:`read_image_file` this refuses a JPEG cut short, which `cv2.imread` decodes
+    with its missing rows grey (see vision/jpeg_integrity.py): detecting on it, training on it,
+    scoring or fogging it would go on with half an image.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(2)
+            if data == JPEG_START:
+                data += handle.read()
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    if is_truncated_jpeg(data):
+        return None, "truncated JPEG (no end-of-image marker)"
+    image = read_image_file(path)
+    if image is None:
+        return None, "not a decodable image (corrupt or another format)"
+    return image, ""
 
 
 # JPEG metadata (EXIF with a thumbnail, ICC profiles, XMP) sits before the frame header:
