@@ -16,7 +16,11 @@ from togethernet_ros.bag.detector_options import (
     resolve_detector_settings,
 )
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
-from togethernet_ros.inference.cli_arguments import parse_positive_int
+from togethernet_ros.inference.cli_arguments import (
+    check_output_file,
+    check_output_folder,
+    parse_positive_int,
+)
 
 HELP = "Rosbag2 tools: run the pipeline offline, evaluate detections, replay over DDS."
 
@@ -78,6 +82,40 @@ def print_problems(problems: list[dict]) -> None:
         print(f"  [{problem['kind']}] {where}{problem['detail']}{times}", file=sys.stderr)
 
 
+def input_bag_error(path: Path) -> str | None:
+    """Why ``path`` cannot be an input bag at all (missing, or no rosbag2 storage), else None.
+
+    Checked before a model loads or a node starts: it is the user's input, so exit status 2,
+    not the 1 of a bag that is damaged or holds nothing to process.
+    """
+    from togethernet_ros.bag.bag_reader import STORAGE_SUFFIXES
+
+    if not path.exists():
+        return f"input bag {path} does not exist"
+    storage = "/".join(STORAGE_SUFFIXES)
+    if path.is_file() and path.suffix not in STORAGE_SUFFIXES:
+        return f"input bag {path} is not a rosbag2 folder or a {storage} file"
+    if path.is_dir() and not any(
+        child.name == "metadata.yaml" or child.suffix in STORAGE_SUFFIXES
+        for child in path.iterdir()
+    ):
+        return f"input bag {path} is a folder without metadata.yaml or {storage} files"
+    return None
+
+
+def _check_unit_interval(name: str, value: object) -> None:
+    """ValueError naming the setting unless ``value`` is a number in [0, 1].
+
+    Checked by name: out of range, the tracker's thresholds derived from it would be blamed.
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
 def run_run(args: argparse.Namespace) -> int:
     """`bag run`."""
     from tqdm import tqdm
@@ -91,15 +129,24 @@ def run_run(args: argparse.Namespace) -> int:
 
     try:
         # Refuse bad options before the model loads (seconds) rather than after it.
+        problem = input_bag_error(args.input)
+        if problem:
+            raise ValueError(problem)
         check_output_apart_from_input(args.input, args.output)
         if args.output.exists() and not args.overwrite:
             raise BagError(exists_already(args.output))
+        if not args.output.exists():
+            check_output_folder(args.output, "--output")
+        if args.report is not None:  # written after the whole bag was processed
+            check_output_file(args.report, "--report")
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])
         resolve_batch_wait_ms(wait_ms, on_gpu=False)
         if int(settings["max_batch_size"]) < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {settings['max_batch_size']}")
+        for name in ("conf_threshold", "nms_threshold"):
+            _check_unit_interval(name, settings[name])
         publish_threshold = float(settings["conf_threshold"])
         keep = class_filter(settings)
         tracker_config = tracker_config_behind(

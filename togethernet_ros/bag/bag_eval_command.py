@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run `bag eval`."""
-    from togethernet_ros.bag.bag_command import print_problems
+    from togethernet_ros.bag.bag_command import input_bag_error, print_problems
     from togethernet_ros.bag.bag_eval import (
         evaluate_camera,
         format_eval_table,
@@ -63,6 +63,10 @@ def run_eval(args: argparse.Namespace) -> int:
         unmatched_ground_truth,
     )
 
+    problem = input_bag_error(args.input)
+    if problem:
+        print(f"bag eval: {problem}", file=sys.stderr)
+        return 2
     class_names = tuple(args.classes.split(",")) if args.classes else None
     try:
         with_truth = args.voc_dir is not None or bool(args.gt_topic)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_writer import check_output_apart_from_input, exists_already
-from togethernet_ros.inference.cli_arguments import parse_positive_int
+from togethernet_ros.inference.cli_arguments import parse_positive_int, parse_seconds
 
 
 def _parse_rate(text: str) -> float:
@@ -21,16 +21,6 @@ def _parse_rate(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be > 0 (× recorded rate) or 0 (as fast as accepted), got {text}"
         )
-    return value
-
-
-def _parse_timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
     return value
 
 
@@ -73,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--report-dir", type=Path, default=Path("replay_report"))
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (random)")
-    parser.add_argument("--startup-timeout", type=_parse_timeout, default=180.0, help="seconds")
+    parser.add_argument("--startup-timeout", type=parse_seconds, default=180.0, help="seconds")
     parser.set_defaults(_bag_run=run_replay_command)
 
 
@@ -107,16 +97,22 @@ def check_output_paths(args: argparse.Namespace) -> None:
 
 
 def _check_creatable_parent(path: Path, option: str) -> None:
-    for parent in path.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise BagError(f"{option} {path}: {parent} is a file, not a folder")
-            return
+    from togethernet_ros.inference.cli_arguments import check_parent_writable
+
+    try:
+        check_parent_writable(path, f"{option} {path}")
+    except ValueError as error:
+        raise BagError(str(error)) from None
 
 
 def run_replay_command(args: argparse.Namespace) -> int:
     """Run `bag replay`."""
+    from togethernet_ros.bag.bag_command import input_bag_error
+
     try:
+        problem = input_bag_error(args.input)
+        if problem:
+            raise BagError(problem)
         check_output_paths(args)
     except BagError as error:
         print(f"bag replay: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from togethernet_ros.inference.cli_arguments import parse_positive_int
+from togethernet_ros.inference.cli_arguments import parse_positive_int, parse_seconds
 
 HELP = "End-to-end demo on real footage: sample bag, real node over DDS, videos and a report."
 
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[384, 512],
         metavar="PX",
-        help="network input [h w]; 384x512 fits vtest.avi's 4:3 frames without padding",
+        help="network input: one side, or h w; multiples of 128 (default 384 512, which fits "
+        "vtest.avi's 4:3 frames without padding)",
     )
     parser.add_argument(
         "--device",
@@ -49,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (default): a CUDA GPU when torch sees one, else the CPU",
     )
     parser.add_argument("--cache-dir", type=Path, default=None, help="where vtest.avi is cached")
-    parser.add_argument("--startup-timeout", type=float, default=240.0, help="seconds")
+    parser.add_argument(
+        "--startup-timeout",
+        type=parse_seconds,
+        default=240.0,
+        help="seconds the node may take to start (default 240)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output.exists() and not args.output.is_dir():
             raise ValueError(f"--output {args.output} is a file; give a folder")
+        _check_input_size(args.input_size)
+        if args.video is not None and not args.video.is_file():
+            state = "is a folder; give a video file" if args.video.is_dir() else "does not exist"
+            raise FileNotFoundError(f"--video {args.video} {state}")
         weights = _demo_weights(args.weights, params_file)
     except (ValueError, FileNotFoundError) as error:
         print(f"demo: {error}", file=sys.stderr)
@@ -191,6 +201,21 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  {'WARNING: ' if untrained else ''}{weights_text}")
     return 0
+
+
+def _check_input_size(sides: list[int]) -> None:
+    """ValueError unless ``sides`` is an input size the node accepts.
+
+    The node would refuse it only after the sample bag is built and the node has started.
+    """
+    from togethernet_ros.model import check_input_size
+
+    if len(sides) not in (1, 2):
+        raise ValueError(f"--input-size takes one side or h w, got {len(sides)} numbers")
+    try:
+        check_input_size(sides[0] if len(sides) == 1 else (sides[0], sides[1]))
+    except ValueError as error:
+        raise ValueError(f"--input-size: {error}") from None
 
 
 def _demo_weights(requested: str | None, params_file: Path) -> Path | None:

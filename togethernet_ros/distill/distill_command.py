@@ -353,6 +353,11 @@ def _distill(args: argparse.Namespace) -> int:
         if not args.export_dataset:  # refused now rather than after minutes of labelling
             check_run_directory(early.output.dir, early.resume)
         fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
+        if not args.dataset:
+            # Before the run directory is made: a typo must not leave an empty dataset behind.
+            for source in args.sources:
+                if not Path(source).exists():
+                    raise ValueError(f"frame source {source} does not exist")
         for option, folder in (
             ("--output", args.output),
             ("--export-dataset", args.export_dataset),

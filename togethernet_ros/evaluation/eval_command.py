@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,13 +22,19 @@ from togethernet_ros.evaluation.pr_curves import plot_pr_curves
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.inference.cli_arguments import (
+    check_output_file,
+    check_output_folder,
     parse_input_size,
     parse_iou_threshold,
     parse_positive_int,
+    parse_unit_interval,
 )
 from togethernet_ros.training.data_command import parse_class_names
 from togethernet_ros.training.data_issues import DataError
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
+
+if TYPE_CHECKING:
+    from togethernet_ros.inference.detector import Detector
 
 LOGGER = logging.getLogger("togethernet_ros")
 HELP = "Evaluate detections: VOC AP@0.5 / mAP (published protocol) and COCO AP via pycocotools."
@@ -65,8 +72,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="640 or HxW, e.g. 384x640 (default: the size the checkpoint records it was trained "
         "at, else 640 as the published get_map.py)",
     )
-    run_group.add_argument("--conf", type=float, default=0.001, help="get_map.py setting")
-    run_group.add_argument("--nms", type=float, default=0.65, help="get_map.py setting")
+    run_group.add_argument(
+        "--conf",
+        type=parse_unit_interval,
+        default=0.001,
+        help="score threshold, in [0, 1] (default 0.001, as get_map.py)",
+    )
+    run_group.add_argument(
+        "--nms",
+        type=parse_unit_interval,
+        default=0.65,
+        help="NMS IoU threshold, in [0, 1] (default 0.65, as get_map.py)",
+    )
     run_group.add_argument(
         "--batch-size", type=parse_positive_int, default=8, help="images per forward pass"
     )
@@ -113,21 +130,14 @@ def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTr
 
 def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
     """Run the inference Detector over every image of ``dataset`` (RGB input)."""
-    from togethernet_ros.inference import create_detector
     from togethernet_ros.training.paired_dataset import read_rgb
 
-    detector = create_detector(
-        args.weights,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        input_size=args.input_size,
-        conf_threshold=args.conf,
-        nms_threshold=args.nms,
-        color_order="rgb",
-        allow_untrained=args.allow_untrained,
-        max_batch_size=args.batch_size,  # one --batch-size chunk is one forward pass
-    )
+    try:
+        detector = _create_detector(args)
+    except (ValueError, RuntimeError) as error:
+        # A checkpoint that does not load, untrained weights without --allow-untrained, an
+        # unknown --device: the user's input, one line (CheckpointError is a ValueError).
+        raise SystemExit(f"eval: {error}") from None
     model_classes = tuple(detector.class_names)
     if len(model_classes) != len(dataset.class_names):
         detector.close()
@@ -170,6 +180,23 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
     return found
 
 
+def _create_detector(args: argparse.Namespace) -> Detector:
+    from togethernet_ros.inference import create_detector
+
+    return create_detector(
+        args.weights,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        input_size=args.input_size,
+        conf_threshold=args.conf,
+        nms_threshold=args.nms,
+        color_order="rgb",
+        allow_untrained=args.allow_untrained,
+        max_batch_size=args.batch_size,  # one --batch-size chunk is one forward pass
+    )
+
+
 def _dataset_name(args: argparse.Namespace) -> str:
     if args.voc_root is not None:
         return f"{args.voc_root} (image set {args.image_set!r})"
@@ -205,6 +232,13 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if (args.weights is None) == (args.detections is None):
         raise SystemExit("eval: give exactly one of --weights and --detections")
+    try:
+        # The outputs are written after the whole evaluation: a bad path is refused now.
+        check_output_folder(args.out_dir, "--out-dir")
+        if args.save_detections is not None:
+            check_output_file(args.save_detections, "--save-detections")
+    except ValueError as error:
+        raise SystemExit(f"eval: {error}") from None
     try:
         class_names = parse_class_names(args.classes)
     except ValueError as error:

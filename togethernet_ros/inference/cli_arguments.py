@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 
@@ -46,6 +48,17 @@ def parse_iou_threshold(text: str) -> float:
     return value
 
 
+def parse_seconds(text: str) -> float:
+    """A duration in seconds, > 0 (time-outs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     """An integer >= 1 (counts, sizes, frames)."""
     return _int_at_least(text, 1)
@@ -69,17 +82,45 @@ def _int_at_least(text: str, minimum: int) -> int:
 def check_output_file(path: str | Path, option: str) -> None:
     """Raise ValueError when a file could not be written at ``path`` (checked before long work).
 
-    A folder at the path, or a file where a parent folder must be, would otherwise only fail at
-    the end with a bare "File exists".
+    A folder at the path, a file where a parent folder must be, or a folder nobody may write
+    in would otherwise only fail at the end, naming a temporary file instead of the option.
     """
     target = Path(path)
     if target.is_dir():
         raise ValueError(f"{option} {path} is a folder; give a file name")
-    for parent in target.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
-            return
+    check_parent_writable(target, f"{option} {path}")
+
+
+def check_output_folder(path: str | Path, option: str) -> None:
+    """Raise ValueError when ``path`` cannot be (or be created as) a folder to write in."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{option} {path} is a file; give a folder")
+    check_parent_writable(target / "_", f"{option} {path}")
+
+
+def check_parent_writable(target: str | Path, named: str) -> None:
+    """Raise ValueError unless the nearest existing folder above ``target`` takes new files.
+
+    Folders missing in between are left for the command to create. ``named`` is the option
+    and path as the user gave them, for the message.
+    """
+    for parent in Path(target).absolute().parents:
+        if not parent.exists():
+            continue  # created by the command, inside the nearest existing one
+        if not parent.is_dir():
+            raise ValueError(f"{named}: {parent} is a file, not a folder")
+        # A real write, not os.access: root passes every permission check, yet cannot write
+        # in /proc or on a read-only mount.
+        try:
+            descriptor, probe = tempfile.mkstemp(prefix=".togethernet-write-check-", dir=parent)
+        except OSError as error:
+            raise ValueError(
+                f"{named}: cannot write in {parent} ({error.strerror or error})"
+            ) from None
+        os.close(descriptor)
+        os.unlink(probe)
+        return
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from togethernet_ros.inference.cli_arguments import (
     add_weights_arguments,
     check_output_file,
     parse_input_size,
+    parse_positive_int,
 )
 from togethernet_ros.inference.command_errors import reports_user_errors
 
@@ -19,6 +20,17 @@ if TYPE_CHECKING:
 
 HELP = "export TogetherNet to ONNX (dynamic batch, with and without restoration) and verify it"
 LOGGER = logging.getLogger("togethernet_ros")
+
+
+def _parse_tolerance(text: str) -> float:
+    # A negative tolerance would call every export a mismatch (exit 1) after minutes.
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "calibrated on frames of this video, image or folder (your cameras' footage)",
     )
     parser.add_argument(
-        "--int8-frames", type=int, default=16, help="calibration frames, spread over SOURCE"
+        "--int8-frames",
+        type=parse_positive_int,
+        default=16,
+        help="calibration frames, spread over SOURCE (default 16)",
     )
     parser.add_argument(
         "--int8-fog",
@@ -59,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=_parse_tolerance,
         default=1e-3,
         help="max abs difference allowed in verification (default 1e-3)",
     )
@@ -76,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not str(args.output).endswith(".onnx"):
-        raise SystemExit(f"--output must end with .onnx, got {args.output}")
+        raise ValueError(f"--output must end with .onnx, got {args.output}")
     check_output_file(args.output, "--output")
     # Calibration footage is read first: a wrong or empty source is refused in a second,
     # not after minutes of exporting and verifying.

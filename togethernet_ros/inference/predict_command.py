@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from togethernet_ros.inference.cli_arguments import (
     add_backend_arguments,
     add_weights_arguments,
+    check_output_folder,
     parse_input_size,
     parse_positive_int,
     parse_unit_interval,
@@ -75,12 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     source = MediaSource(args.source, max_frames=args.max_frames)
+    _warn_about_other_files(source)
     output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder")
+    check_output_folder(output, "--output")
     restore = not args.no_dehazed
     _check_sources_kept(source, output, not args.no_annotated, restore)
-    output.mkdir(parents=True, exist_ok=True)
     ignored = [
         option
         for option, value in (("--onnx", args.onnx), ("--cache-dir", args.cache_dir))
@@ -111,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
         compile_mode=args.compile,
         num_threads=args.threads,
     )
+    try:
+        # Made once the weights have loaded: a refused checkpoint leaves no empty output folder.
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        detector.close()
+        raise
     if restore and not detector.supports_restoration:
         # A detection-only ONNX export: detections are still wanted, as the node does.
         LOGGER.warning(
@@ -203,6 +209,32 @@ class _DetectionsFile:
         self._file.write("\n}")
         self._file.close()
         self.partial.replace(self.path)
+
+
+def _warn_about_other_files(source: MediaSource) -> None:
+    """Name the files of a folder source that are not read because they are not images.
+
+    A video or a .heic photo dropped among the images would otherwise get no output and no word.
+    """
+    from togethernet_ros.inference.media import IMAGE_SUFFIXES
+
+    if not source.path.is_dir():
+        return
+    others = sorted(
+        path.name
+        for path in source.path.iterdir()
+        if path.is_file()
+        and not path.name.startswith(".")  # .DS_Store and the like
+        and path.suffix.lower() not in IMAGE_SUFFIXES
+    )
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        LOGGER.warning(
+            "%s: %d files that are not images are not read (%s); predict takes a video on its own",
+            source.path,
+            len(others),
+            shown,
+        )
 
 
 def _check_sources_kept(source: MediaSource, output: Path, annotate: bool, restore: bool) -> None:
