@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from togethernet_ros.evaluation.voc_map import ClassCurve
+
+# Path separators, characters Windows refuses in names and control characters. Class names are
+# the user's own ("car/van", "bus: long"), and one of them used to end `eval` with "No such file
+# or directory" after all the inference, before metrics.json was written.
+_UNSAFE = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
+
+
+def curve_file_name(name: str, taken: set[str]) -> str:
+    """``pr_<name>.png`` with unsafe characters replaced by ``_``, unique within ``taken``.
+
+    ``taken`` holds the case-folded names already used (a case-insensitive disk would merge
+    "Car" and "car") and gets this one added. Spaces and non-ASCII letters are kept; a name
+    longer than a file name may be is cut.
+    """
+    stem = _UNSAFE.sub("_", name).strip()
+    # File names are limited to 255 bytes; leave room for the prefix and a number.
+    stem = stem.encode()[:200].decode(errors="ignore") or "_"
+    if stem in (".", ".."):
+        stem = stem.replace(".", "_")
+    candidate, number = f"pr_{stem}.png", 2
+    while candidate.casefold() in taken:
+        candidate, number = f"pr_{stem}_{number}.png", number + 1
+    taken.add(candidate.casefold())
+    return candidate
 
 
 def plot_pr_curves(curves: Mapping[str, ClassCurve], out_dir: str | Path) -> list[Path]:
@@ -18,6 +43,7 @@ def plot_pr_curves(curves: Mapping[str, ClassCurve], out_dir: str | Path) -> lis
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    taken: set[str] = set()
     for name, curve in curves.items():
         if curve.num_gt == 0:
             continue
@@ -27,7 +53,7 @@ def plot_pr_curves(curves: Mapping[str, ClassCurve], out_dir: str | Path) -> lis
         axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
         axes.set_title(f"{name}: AP@0.5 = {curve.ap:.4f} ({curve.num_gt} objects)")
         axes.grid(alpha=0.3)
-        path = out_dir / f"pr_{name}.png"
+        path = out_dir / curve_file_name(name, taken)
         figure.tight_layout()
         figure.savefig(path)
         plt.close(figure)

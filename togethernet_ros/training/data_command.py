@@ -32,7 +32,8 @@ def parse_class_names(value: str | None) -> tuple[str, ...]:
     path = Path(value)
     if path.is_file():
         try:
-            names = path.read_text(encoding="utf-8").split()
+            # One name per line: "traffic light" is one class, not two; a BOM is not a letter.
+            names = path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"class names file {path} is not UTF-8 text ({error.reason})"

@@ -114,6 +114,7 @@ class TrainConfig:
             raise ValueError(f"train.amp must be none, bf16 or fp16, got {self.train.amp!r}")
         if self.data.format not in ("voc", "yolo"):
             raise ValueError(f"data.format must be voc or yolo, got {self.data.format!r}")
+        _check_class_names(self.data.class_names)
         if self.model.input_size % 128 != 0:
             raise ValueError(
                 f"model.input_size must be a multiple of 128, got {self.model.input_size}"
@@ -141,6 +142,25 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from nested dicts; an unknown key is an error naming it and the known ones."""
         return _build(cls, data or {}, "")
+
+
+def _check_class_names(names: tuple[str, ...]) -> None:
+    """Refuse class names no checkpoint could hold, before any data is read.
+
+    An empty list used to crash in the model config with a traceback, and a repeated or blank
+    name was only refused when the first checkpoint was saved: after a whole epoch of training,
+    with nothing written.
+    """
+    if not names:
+        raise ValueError("data.class_names is empty; list the dataset's classes in label order")
+    for index, name in enumerate(names):
+        if not name.strip():
+            raise ValueError(
+                f"data.class_names[{index}] is {name!r}; class names must not be blank"
+            )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"data.class_names repeats {repeated}; every class needs its own name")
 
 
 def _plain(value: Any) -> Any:

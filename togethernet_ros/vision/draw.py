@@ -2,12 +2,51 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from togethernet_ros.vision.detections import Detections
+
+# Letters that Unicode does not decompose into an ASCII letter plus accents.
+_ASCII_LETTERS = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ı": "i",
+    }
+)
+
+
+def label_text(name: str, class_id: int) -> str:
+    """``name`` as OpenCV's Hershey fonts can draw it: ASCII only.
+
+    OpenCV draws every byte of a non-ASCII character as "?", so "Fußgänger" came out as
+    "Fu??g??nger". Accents are dropped ("Fussganger"); a name with characters that have no
+    ASCII spelling (CJK, Cyrillic) is drawn as "class <id>" (the JSON and ROS outputs keep
+    the real name).
+    """
+    decomposed = unicodedata.normalize("NFKD", name.translate(_ASCII_LETTERS))
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    if plain.isascii() and plain.isprintable() and plain.strip():
+        return plain
+    return f"class {class_id}"
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -51,8 +90,8 @@ def draw_detections(
             continue
         x1, y1, x2, y2 = corners[index].tolist()
         class_id = int(detections.class_ids[index])
-        name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
-        label = name
+        named = 0 <= class_id < len(class_names)
+        label = label_text(class_names[class_id], class_id) if named else str(class_id)
         if track_ids is not None:
             label += f" #{int(track_ids[index])}"
         label += f" {float(detections.scores[index]):.2f}"
