@@ -265,3 +265,24 @@ def test_eval_reads_what_bag_run_writes_for_a_relative_camera_topic(tmp_path):
     loaded = load_bag_detections(tmp_path / "out", None)
     assert list(loaded.cameras) == [""]
     assert len(loaded.cameras[""].raw) == len(loaded.cameras[""].smoothed) == 3
+
+
+def test_classes_are_read_as_eval_reads_them(tmp_path, capsys):
+    # "person, car" (a space after the comma) made the second class " car", and a classes file
+    # was taken as one class name: the bag's person detections then could not be scored.
+    bag = _write_recording(tmp_path / "bag", [Frame(i) for i in range(3)])
+    voc = _voc_files(tmp_path / "voc", range(3))
+    listed = ", ".join(NAMES)
+    metrics, _ = _eval(
+        bag, "--voc-dir", str(voc), "--classes", listed, tmp_path=tmp_path, capsys=capsys
+    )
+    assert list(metrics["raw"]["voc"]["ap"]) == list(NAMES)
+    assert metrics["raw"]["voc"]["mAP"] == pytest.approx(1.0)
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    by_file, _ = _eval(
+        bag, "--voc-dir", str(voc), "--classes", str(names_file), tmp_path=tmp_path, capsys=capsys
+    )
+    assert by_file["raw"]["voc"] == metrics["raw"]["voc"]
+    assert main(["bag", "eval", str(bag), "--classes", "person,person"]) == 2
+    assert "--classes" in capsys.readouterr().err

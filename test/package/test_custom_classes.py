@@ -84,6 +84,17 @@ def test_own_classes_survive_train_export_predict_and_eval(tmp_path, capsys):
     plots = {path.name for path in out.iterdir() if path.suffix == ".png"}
     assert set(metrics["pr_curves"]) == plots and "pr_car_van.png" in plots
 
+    # Without --classes the dataset is read with the model's classes, as with --detections.
+    # Was: read with the five default VOC names, every object dropped as "unknown class".
+    out = tmp_path / "eval_model_classes"
+    args = ["eval", "--voc-root", str(root), "--image-set", "train", "--no-plots"]
+    args += ["--weights", str(weights), "--input-size", "128", "--out-dir", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    by_model = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert by_model["voc"]["num_gt"] == metrics["voc"]["num_gt"]
+    assert sum(by_model["voc"]["num_gt"].values()) > 0
+    assert by_model["voc"]["ap"] == metrics["voc"]["ap"]
+
 
 @pytest.mark.parametrize(
     ("classes", "problem"),

@@ -12,6 +12,7 @@ from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.output_topics import camera_namespace
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.inference.cli_arguments import parse_iou_threshold
+from togethernet_ros.training.class_list import parse_class_names
 
 if TYPE_CHECKING:
     from togethernet_ros.bag.bag_eval import BagDetections
@@ -42,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--voc-camera", default=None, help="camera namespace the VOC files belong to, e.g. /cam"
     )
-    parser.add_argument("--classes", default=None, help="comma-separated class names")
+    parser.add_argument(
+        "--classes", default=None, help="class names: comma-separated, or a file with one per line"
+    )
     parser.add_argument(
         "--iou", type=parse_iou_threshold, default=0.5, help="IoU threshold, in (0, 1]"
     )
@@ -67,7 +70,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if problem:
         print(f"bag eval: {problem}", file=sys.stderr)
         return 2
-    class_names = tuple(args.classes.split(",")) if args.classes else None
+    try:
+        # As `eval --classes`: a comma list (spaces around names dropped) or a file of lines.
+        class_names = parse_class_names(args.classes) if args.classes else None
+    except ValueError as error:
+        print(f"bag eval: --classes: {error}", file=sys.stderr)
+        return 2
     try:
         with_truth = args.voc_dir is not None or bool(args.gt_topic)
         loaded = load_bag_detections(args.input, class_names, args.gt_topic, with_truth)

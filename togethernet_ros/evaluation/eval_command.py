@@ -29,7 +29,7 @@ from togethernet_ros.inference.cli_arguments import (
     parse_positive_int,
     parse_unit_interval,
 )
-from togethernet_ros.training.data_command import parse_class_names
+from togethernet_ros.training.class_list import parse_class_names
 from togethernet_ros.training.data_issues import DataError
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 
@@ -128,19 +128,22 @@ def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTr
     return truth
 
 
-def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
-    """Run the inference Detector over every image of ``dataset`` (RGB input)."""
-    from togethernet_ros.training.paired_dataset import read_rgb
-
+def open_detector(args: argparse.Namespace) -> Detector:
+    """The Detector of ``--weights``; SystemExit with one line when it cannot be built."""
     try:
-        detector = _create_detector(args)
+        return _create_detector(args)
     except (ValueError, RuntimeError) as error:
         # A checkpoint that does not load, untrained weights without --allow-untrained, an
         # unknown --device: the user's input, one line (CheckpointError is a ValueError).
         raise SystemExit(f"eval: {error}") from None
+
+
+def detect_dataset(args: argparse.Namespace, dataset: RecordDataset, detector: Detector) -> dict:
+    """Run ``detector`` over every image of ``dataset`` (RGB input)."""
+    from togethernet_ros.training.paired_dataset import read_rgb
+
     model_classes = tuple(detector.class_names)
     if len(model_classes) != len(dataset.class_names):
-        detector.close()
         raise SystemExit(
             f"eval: the model has {len(model_classes)} classes {list(model_classes)}, the dataset "
             f"is read with {len(dataset.class_names)}: {list(dataset.class_names)}; pass "
@@ -153,30 +156,27 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset) -> dict:
             list(dataset.class_names),
         )
     found = {}
-    try:
-        records = dataset.records
-        for start in range(0, len(records), args.batch_size):
-            batch = records[start : start + args.batch_size]
-            readable = []
-            for record in batch:
-                image = read_rgb(record.hazy_path)
-                if image is not None:
-                    readable.append((record, image))
-                elif args.strict:
-                    raise SystemExit(f"eval: {record.hazy_path}: unreadable image")
-                else:
-                    # Left out, with its ground truth (see run): scored as missed, one bad
-                    # file would look like a detector failure.
-                    dataset.issues.report(
-                        record.hazy_path, "unreadable image", "left out of the evaluation"
-                    )
-            if not readable:
-                continue
-            results = detector.detect([image for _, image in readable])
-            for (record, _), result in zip(readable, results, strict=True):
-                found[record.hazy_path.stem] = result.detections
-    finally:
-        detector.close()
+    records = dataset.records
+    for start in range(0, len(records), args.batch_size):
+        batch = records[start : start + args.batch_size]
+        readable = []
+        for record in batch:
+            image = read_rgb(record.hazy_path)
+            if image is not None:
+                readable.append((record, image))
+            elif args.strict:
+                raise SystemExit(f"eval: {record.hazy_path}: unreadable image")
+            else:
+                # Left out, with its ground truth (see run): scored as missed, one bad
+                # file would look like a detector failure.
+                dataset.issues.report(
+                    record.hazy_path, "unreadable image", "left out of the evaluation"
+                )
+        if not readable:
+            continue
+        results = detector.detect([image for _, image in readable])
+        for (record, _), result in zip(readable, results, strict=True):
+            found[record.hazy_path.stem] = result.detections
     return found
 
 
@@ -243,6 +243,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         class_names = parse_class_names(args.classes)
     except ValueError as error:
         raise SystemExit(f"eval: --classes: {error}") from error
+    detector = None
+    detections = None
     if args.detections is not None:
         try:
             detections, file_classes = load_detections(args.detections)
@@ -254,6 +256,26 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise SystemExit(
                 f"eval: {args.detections} has classes {file_classes}, not {class_names}"
             )
+    else:
+        detector = open_detector(args)
+        if args.classes is None:
+            # The model's own classes, as --detections takes the file's: a model trained on
+            # other classes would otherwise read the dataset with the default VOC names.
+            class_names = tuple(detector.class_names)
+    try:
+        return _score(args, class_names, detector, detections)
+    finally:
+        if detector is not None:
+            detector.close()
+
+
+def _score(
+    args: argparse.Namespace,
+    class_names: tuple[str, ...],
+    detector: Detector | None,
+    detections: dict | None,
+) -> int:
+    """Read the dataset, detect (with ``detector``) or take ``detections``, and report."""
     dataset = dataset_from_args(args, class_names)
     dataset.issues.log_summary()
     truth = ground_truth_from_dataset(dataset)
@@ -269,7 +291,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     left_out: list[str] = []
     if args.weights is not None:
-        detections = detect_dataset(args, dataset)
+        detections = detect_dataset(args, dataset, detector)
         left_out = sorted(set(truth) - set(detections))
         if left_out:
             dataset.issues.log_summary()

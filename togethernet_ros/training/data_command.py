@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from togethernet_ros.evaluation.atomic_write import write_files_together, write_text_atomically
-from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
+from togethernet_ros.training.class_list import parse_class_names
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import index_images
 from togethernet_ros.training.voc_xml import parse_voc_xml, read_image_set
@@ -23,30 +23,6 @@ from togethernet_ros.vision.image_file import image_file_size, read_whole_image_
 JPEG_MAX_SIDE = 65500
 
 HELP = "Dataset tools: convert VOC to YOLO labels, make seeded splits, synthesise fog."
-
-
-def parse_class_names(value: str | None) -> tuple[str, ...]:
-    """Class list from a comma-separated string or a file with one name per line."""
-    if not value:
-        return DEFAULT_CLASS_NAMES
-    path = Path(value)
-    if path.is_file():
-        try:
-            # One name per line: "traffic light" is one class, not two; a BOM is not a letter.
-            names = path.read_text(encoding="utf-8-sig").splitlines()
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"class names file {path} is not UTF-8 text ({error.reason})"
-            ) from error
-    else:
-        names = value.split(",")
-    names = tuple(name.strip() for name in names if name.strip())
-    if not names:
-        raise ValueError(f"no class names in {value!r}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate class names {duplicates} in {value!r}")
-    return names
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
