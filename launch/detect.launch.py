@@ -19,6 +19,20 @@ PACKAGE = "togethernet_ros"
 EXECUTABLE = "detector_node"
 
 
+def _boolean_argument(name: str, text: str) -> bool:
+    """A launch argument's true/false, spelt as launch conditions accept it (true/1, false/0).
+
+    Anything else is refused: `use_sim_time:=yes` once meant false, and the node then measured
+    a replayed bag's latencies against the wall clock without a word.
+    """
+    word = text.strip().lower()
+    if word in ("true", "1"):
+        return True
+    if word in ("false", "0"):
+        return False
+    raise ValueError(f"launch argument '{name}' must be true or false, got {text!r}")
+
+
 def _detector(context, *args, **kwargs):
     parameters = [LaunchConfiguration("params_file").perform(context)]
     # Only an explicit argument overrides the YAML; an empty one leaves its value alone (a
@@ -26,7 +40,7 @@ def _detector(context, *args, **kwargs):
     overrides = {}
     use_sim_time = LaunchConfiguration("use_sim_time").perform(context)
     if use_sim_time:
-        overrides["use_sim_time"] = use_sim_time.lower() == "true"
+        overrides["use_sim_time"] = _boolean_argument("use_sim_time", use_sim_time)
     weights = LaunchConfiguration("weights").perform(context)
     if weights:
         overrides["weights"] = weights

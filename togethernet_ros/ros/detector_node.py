@@ -9,6 +9,7 @@ the model (and GPU memory). With ``autostart`` (the default) it configures and a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import gc
 import os
 import sys
@@ -102,6 +103,9 @@ class CameraFrame:
 class CameraOutputs:
     """Publishers, tracker and statistics of one camera."""
 
+    # The camera topic as subscribed: the parameter's name expanded in the node's namespace and
+    # remapped, which is what users see in `ros2 topic list` and what names it in diagnostics.
+    input_topic: str
     topics: OutputTopics
     detections: Any
     detections_raw: Any
@@ -152,6 +156,7 @@ class DetectorNode(LifecycleNode):
                 value = float(value)
             self.declare_parameter(spec.name, value, _descriptor(spec))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._warn_about_ignored_overrides()
         self._settings: NodeSettings | None = None
         self._detector: Any = None
         self._class_names: tuple[str, ...] = ()
@@ -173,6 +178,27 @@ class DetectorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- parameters
 
+    def _warn_about_ignored_overrides(self) -> None:
+        """Name the parameters given to this node (-p, a params file) that it does not have.
+
+        rclpy drops a value for an undeclared name without a word, so `-p conf_treshold:=0.6`
+        or a misspelt key in a params file left the default in force unnoticed. A warning, not
+        a refusal: a `/**` params file shared by a robot's nodes rightly holds others' names.
+        """
+        # rclpy keeps what -p and the params files gave this node here (no public accessor).
+        given = getattr(self, "_parameter_overrides", {})
+        ignored = sorted(name for name in given if not self.has_parameter(name))
+        if not ignored:
+            return
+        hints = []
+        for name in ignored:
+            close = difflib.get_close_matches(name, SPECS_BY_NAME, n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        self.get_logger().warning(
+            f"{len(ignored)} parameter(s) given for this node are not its own and are ignored: "
+            f"{', '.join(hints)}"
+        )
+
     def _read_parameters(self) -> dict[str, Any]:
         return {spec.name: self.get_parameter(spec.name).value for spec in PARAMETER_SPECS}
 
@@ -190,6 +216,15 @@ class DetectorNode(LifecycleNode):
 
     def _apply_parameters(self, ours: list[Parameter]) -> SetParametersResult:
         if self._settings is None:
+            # Not configured yet (autostart false, or a failed configure): no settings to check
+            # the rules spanning several parameters against, but a value of the wrong type or
+            # out of its choices is refused now, with its reason, rather than kept until
+            # configure fails on it.
+            try:
+                for parameter in ours:
+                    check_value(SPECS_BY_NAME[parameter.name], parameter.value)
+            except SettingsError as error:
+                return SetParametersResult(successful=False, reason=str(error))
             return SetParametersResult(successful=True)
         values = dict(self._settings.values)
         for parameter in ours:
@@ -232,7 +267,7 @@ class DetectorNode(LifecycleNode):
     def _configure(self) -> TransitionCallbackReturn:
         try:
             settings = validate_settings(self._read_parameters())
-            self._check_topic_names(settings["image_topics"])
+            input_topics = self._resolve_camera_topics(settings["image_topics"])
             self._detector = self._create_detector(settings)
             _check_class_filter(settings.class_filter, tuple(self._detector.class_names))
         except (SettingsError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
@@ -291,6 +326,7 @@ class DetectorNode(LifecycleNode):
             for topic in settings["image_topics"]:
                 names = output_topics(topic)
                 self._cameras[topic] = CameraOutputs(
+                    input_topic=input_topics[topic],
                     topics=names,
                     detections=publisher(Detection2DArray, names.detections, output_qos),
                     detections_raw=publisher(Detection2DArray, names.detections_raw, output_qos),
@@ -314,6 +350,38 @@ class DetectorNode(LifecycleNode):
             raise
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return TransitionCallbackReturn.SUCCESS
+
+    def _resolve_camera_topics(self, image_topics: Sequence[str]) -> dict[str, str]:
+        """Each camera topic's full name as subscribed (namespace and remapping applied).
+
+        SettingsError naming a camera topic (or an output derived from it) that ROS would
+        refuse, and two entries that are one camera, or one set of outputs, once resolved:
+        ``camera/image_raw`` and ``/camera/image_raw`` in the root namespace would process every
+        frame twice and publish both results on ``/camera/detections``.
+        """
+        self._check_topic_names(image_topics)
+        inputs: dict[str, str] = {}
+        outputs: dict[str, str] = {}
+        for topic in image_topics:
+            resolved = self.resolve_topic_name(topic)
+            for other, other_resolved in inputs.items():
+                if other_resolved == resolved:
+                    raise SettingsError(
+                        f"parameter 'image_topics': {other!r} and {topic!r} are both the topic "
+                        f"{resolved!r} (after the node's namespace and remapping): list each "
+                        "camera once"
+                    )
+            inputs[topic] = resolved
+            # Expanded, not remapped: remapping two cameras' outputs together is deliberate.
+            detections = self.resolve_topic_name(output_topics(topic).detections, only_expand=True)
+            if detections in outputs:
+                raise SettingsError(
+                    f"parameter 'image_topics': camera topics {outputs[detections]!r} and "
+                    f"{topic!r} would both publish on {detections!r} (outputs go to the camera "
+                    "topic's namespace): give each camera its own namespace"
+                )
+            outputs[detections] = topic
+        return inputs
 
     def _check_topic_names(self, image_topics: Sequence[str]) -> None:
         """SettingsError naming a camera topic (or an output derived from it) ROS would refuse."""
@@ -370,7 +438,9 @@ class DetectorNode(LifecycleNode):
             else ReliabilityPolicy.RELIABLE,
         )
         for topic in settings["image_topics"]:
-            compressed = topic.rstrip("/").endswith("/compressed")
+            # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
+            # CompressedImage however the parameter spells it.
+            compressed = self._cameras[topic].input_topic.endswith("/compressed")
             message_type = CompressedImage if compressed else Image
             self._camera_subscriptions.append(
                 self.create_subscription(
@@ -385,7 +455,8 @@ class DetectorNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(
             settings["diagnostics_period_s"], self._publish_diagnostics
         )
-        self.get_logger().info(f"active: listening to {list(settings['image_topics'])}")
+        listening = [camera.input_topic for camera in self._cameras.values()]
+        self.get_logger().info(f"active: listening to {listening}")
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
@@ -528,14 +599,14 @@ class DetectorNode(LifecycleNode):
             camera.stats.record_unstamped()
             if self._unstamped_warnings.due(topic):
                 self.get_logger().warning(
-                    f"frames on {topic} have no header stamp (0): their latency cannot be "
+                    f"frames on {camera.input_topic} have no header stamp (0): their latency cannot be "
                     "measured and box smoothing times them by arrival; set header.stamp in the "
                     "camera driver"
                 )
         try:
             image = self._decode(message, compressed)
         except ImageDecodeError as error:
-            problem = f"bad frame on {topic}: {error}; frame dropped"
+            problem = f"bad frame on {camera.input_topic}: {error}; frame dropped"
             camera.stats.record_bad_frame(str(error))
             if self._warnings.due(("bad frame", topic)):
                 self.get_logger().warning(problem)
@@ -544,7 +615,7 @@ class DetectorNode(LifecycleNode):
             problem = f"unexpected {type(error).__name__} decoding a frame: {error}"
             camera.stats.record_bad_frame(problem)
             if self._warnings.due(("decoding fault", topic)):
-                self.get_logger().error(f"{problem} on {topic}; frame dropped")
+                self.get_logger().error(f"{problem} on {camera.input_topic}; frame dropped")
             return
         batcher.put(
             topic,
@@ -680,11 +751,11 @@ class DetectorNode(LifecycleNode):
             camera.tracker.reset()
             if self._warnings.due(("source changed", topic)):
                 self.get_logger().warning(
-                    f"frames on {topic} changed from {_describe_source(previous)} to "
+                    f"frames on {camera.input_topic} changed from {_describe_source(previous)} to "
                     f"{_describe_source(source)}: tracks restarted (their boxes are in the "
                     "old frame's pixels); two publishers on one topic restart them every frame"
                 )
-        return camera.tracker.update(candidates, track_time_s)
+        return camera.tracker.update(candidates, track_time_s, image_size=(height, width))
 
     @staticmethod
     def _image_message(pixels: np.ndarray, header: Any) -> Image:
@@ -741,7 +812,9 @@ class DetectorNode(LifecycleNode):
             batches = stats.batch_sizes.summary()
             dropped = counters[topic].dropped if topic in counters else 0
             status = DiagnosticStatus()
-            status.name = f"{self.get_name()}: {topic}"
+            # The resolved topic: detectors in two namespaces given the same relative topic
+            # would otherwise report under one name, which aggregators merge.
+            status.name = f"{self.get_name()}: {camera.input_topic}"
             status.hardware_id = backend
             healthy, message = stats.health()
             status.level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN
