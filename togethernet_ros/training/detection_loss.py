@@ -7,6 +7,7 @@ total = 0.2·L_det + 0.8·MSE(dehazed, clean normalised).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,35 @@ class LossConfig:
     center_radius: float = 2.5
     topk: int = 10
     assign_iou_cost: float = 3.0
+
+    def __post_init__(self) -> None:
+        # Checked when the config is read: topk=0 used to crash in the first training step,
+        # after the data had been loaded, and a negative weight, exponent or radius trained
+        # without a word on another objective (a negative IoU weight rewards bad boxes).
+        weights = (
+            "detection_weight",
+            "restoration_weight",
+            "iou_weight",
+            "obj_positive_alpha",
+            "obj_negative_alpha",
+            "obj_gamma",
+            "assign_iou_cost",
+        )
+        for name in weights:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"loss.{name} must be a finite number >= 0, got {value}")
+        if not (math.isfinite(self.center_radius) and self.center_radius > 0):
+            raise ValueError(
+                f"loss.center_radius must be a finite number of strides > 0, "
+                f"got {self.center_radius}"
+            )
+        if self.topk < 1:
+            raise ValueError(f"loss.topk must be >= 1, got {self.topk}")
+        if self.detection_weight == 0 and self.restoration_weight == 0:
+            raise ValueError(
+                "loss.detection_weight and loss.restoration_weight are both 0: nothing would train"
+            )
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """The published learning-rate schedule: quadratic warm-up, cosine, then a flat minimum.
 
-Evaluated per iteration from the global step, so resuming only needs the step count.
+Evaluated per iteration from the global step, so resuming only needs the step count. Upstream
+sets it once per epoch; per iteration (as Megvii's YOLOX does) gives the same value at every
+epoch start and moves smoothly in between instead of in steps (0.1, 0.2, 0.5, 1 × lr over
+the published warm-up).
 """
 
 from __future__ import annotations

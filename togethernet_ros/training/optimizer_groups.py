@@ -1,8 +1,12 @@
 """SGD with weight decay on conv/linear/attention weights only (norm weights and biases free).
 
-Upstream sorted parameters by ``isinstance(module, nn.Conv2d)`` etc., which left
-``MultiheadAttention.in_proj_weight`` in no group at all (never trained). Here every
-parameter lands in exactly one group, decided by its role, and that is checked.
+Upstream sorted parameters by ``isinstance(module, nn.BatchNorm2d) or "bn" in name``, which
+left ``MultiheadAttention.in_proj_weight`` and ``in_proj_bias`` in no group at all (never
+trained). Here every parameter lands in exactly one group, decided by its role, and that is
+checked. One deliberate difference: upstream's name test missed the transformer's two
+LayerNorms (``layernorm1/2``), so it decayed their 2 × 256 weights; here a norm's scale is
+free of decay like every BatchNorm's, as the published recipe states it (decay on conv and
+linear weights only).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ v 0.4). Both images get exactly the same draws, so the restoration target stays 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -27,6 +28,29 @@ class AugmentationConfig:
     saturation: float = 0.7
     value: float = 0.4
     min_box_size: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Checked when the config is read. Out of these ranges nothing crashed: an aspect
+        # jitter >= 1 can draw a zero or negative aspect ratio (images squashed to one pixel),
+        # a gain above 1 a negative saturation or value (black images), scale_min > scale_max
+        # silently swapped the bounds; the run trained on broken images instead.
+        if not (0 < self.scale_min <= self.scale_max and math.isfinite(self.scale_max)):
+            raise ValueError(
+                "augmentation.scale_min and augmentation.scale_max must satisfy "
+                f"0 < scale_min <= scale_max, got {self.scale_min} and {self.scale_max}"
+            )
+        if not 0 <= self.aspect_jitter < 1:
+            raise ValueError(
+                f"augmentation.aspect_jitter must be in [0, 1), got {self.aspect_jitter}"
+            )
+        for name in ("flip_probability", "hue", "saturation", "value"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"augmentation.{name} must be in [0, 1], got {value}")
+        if not (math.isfinite(self.min_box_size) and self.min_box_size >= 0):
+            raise ValueError(
+                f"augmentation.min_box_size must be a finite number >= 0, got {self.min_box_size}"
+            )
 
 
 def _place(
