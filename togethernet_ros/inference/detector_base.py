@@ -12,7 +12,7 @@ import torch
 from togethernet_ros.inference.result import ImageResult
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.dehazed import dehazed_to_images
-from togethernet_ros.vision.letterbox import LetterboxInfo
+from togethernet_ros.vision.letterbox import LetterboxInfo, validate_image
 from togethernet_ros.vision.postprocess import (
     ScoredAnchors,
     check_thresholds,
@@ -109,6 +109,10 @@ class DetectorBase:
         """Detect objects in a batch of HxWx3 uint8 images (see `Detector`)."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
             raise ValueError("detect() takes a sequence of images; wrap a single image in a list")
+        # Checked here, before batches are split, so an error names the caller's index (not
+        # the index within a batch) and no batch is run for a call that is going to fail.
+        for index, image in enumerate(images):
+            validate_image(image, name=f"images[{index}]")
         with self._detect_lock:
             results: list[ImageResult] = []
             timings = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}

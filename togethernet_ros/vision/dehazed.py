@@ -23,8 +23,9 @@ def dehazed_to_images(
     """N x 3 x H x W restoration output -> N uint8 HxWx3 images at their source sizes.
 
     Recovers pixels as (out * std + mean) * 255 (the network was trained against normalised
-    clean images), clips, crops away the letterbox padding, resizes (bilinear) to the source
-    size, and returns channels in `color_order` like the input images.
+    clean images), clips, crops away the letterbox padding, resizes to the source size
+    (bilinear when enlarging, area-averaging when shrinking) and returns channels in
+    `color_order` like the input images.
     """
     order = check_color_order(color_order)
     if dehazed.ndim != 4 or dehazed.shape[1] != 3:
@@ -48,15 +49,33 @@ def dehazed_to_images(
         crop = pixels[index : index + 1, :, top : top + height, left : left + width]
         if resize_on_device:
             if tuple(crop.shape[-2:]) != info.source_size:
-                crop = F.interpolate(
-                    crop, size=info.source_size, mode="bilinear", align_corners=False
-                )
+                if _shrinks(info):
+                    # Not bilinear with antialias=True: its CUDA kernel refuses large factors
+                    # (a frame of a few pixels), which would fail the whole batch.
+                    crop = F.interpolate(crop, size=info.source_size, mode="area")
+                else:
+                    crop = F.interpolate(
+                        crop, size=info.source_size, mode="bilinear", align_corners=False
+                    )
             image = crop.round().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
             images.append(np.ascontiguousarray(image.cpu().numpy()))
         else:
             image = np.ascontiguousarray(crop[0].permute(1, 2, 0).numpy())
             if image.shape[:2] != info.source_size:
                 source_h, source_w = info.source_size
-                image = cv2.resize(image, (source_w, source_h), interpolation=cv2.INTER_LINEAR)
+                interpolation = cv2.INTER_AREA if _shrinks(info) else cv2.INTER_LINEAR
+                image = cv2.resize(image, (source_w, source_h), interpolation=interpolation)
             images.append(image)
     return images
+
+
+def _shrinks(info: LetterboxInfo) -> bool:
+    """Whether un-letterboxing shrinks the crop (a source smaller than the network input).
+
+    Bilinear shrinking reads only the 2 x 2 network pixels nearest each output pixel, so
+    pixel-level restoration artefacts (the decoder's transposed convolutions leave a
+    checkerboard) alias into moire; averaging the whole footprint removes them.
+    """
+    resized_h, resized_w = info.resized_size
+    source_h, source_w = info.source_size
+    return resized_h > source_h or resized_w > source_w
