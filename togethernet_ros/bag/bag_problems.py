@@ -36,7 +36,11 @@ TRUNCATED = "truncated"
 OUT_OF_ORDER = "out_of_order"
 DECODE_ERROR = "decode_error"
 NO_METADATA = "no_metadata"
-PER_MESSAGE_KINDS = (DECODE_ERROR, OUT_OF_ORDER)
+BAD_METADATA = "bad_metadata"
+UNREAD_TOPIC = "unread_topic"
+NOT_A_CAMERA = "not_a_camera"
+UNSTAMPED = "unstamped"
+PER_MESSAGE_KINDS = (DECODE_ERROR, OUT_OF_ORDER, UNSTAMPED)
 
 
 @dataclass

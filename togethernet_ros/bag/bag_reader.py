@@ -8,8 +8,9 @@ reader processes whatever can be read and records the rest in :class:`BagProblem
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ from rosbags.typesys.store import Typestore
 
 from togethernet_ros.bag import bag_problems as kinds
 from togethernet_ros.bag.bag_problems import BagError, BagProblems
-from togethernet_ros.bag.image_codec import IMAGE_TYPES, decode_any_image, header_stamp_ns
+from togethernet_ros.bag.image_codec import (
+    IMAGE_TYPES,
+    decode_any_image,
+    header_stamp_ns,
+    is_depth_topic,
+)
 from togethernet_ros.bag.mcap_salvage import (
     SalvagedChannel,
     SalvagedMessage,
@@ -30,6 +36,8 @@ from togethernet_ros.bag.mcap_salvage import (
 from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
+# `ros2 bag record --compression-mode file` stores bag_0.mcap.zstd (listed in metadata.yaml).
+FILE_COMPRESSION_SUFFIX = ".zstd"
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,37 @@ class ImageFrame:
     header: Any = field(repr=False, default=None)
 
 
+def storage_kind(path: Path) -> str | None:
+    """The storage ("mcap" or "sqlite3") of a file, also when zstd-compressed; else None."""
+    name = path.name
+    if name.endswith(FILE_COMPRESSION_SUFFIX):
+        name = name[: -len(FILE_COMPRESSION_SUFFIX)]
+    return STORAGE_SUFFIXES.get(Path(name).suffix)
+
+
+def _is_file_compressed(path: Path) -> bool:
+    return path.name.endswith(FILE_COMPRESSION_SUFFIX)
+
+
+def _split_order(path: Path) -> tuple:
+    # A split recording names its files bag_0, bag_1, ..., bag_10: compare numbers as numbers,
+    # or bag_10 would be read before bag_2.
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", path.name)
+    )
+
+
 def _storage_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in STORAGE_SUFFIXES)
+    files = [p for p in directory.iterdir() if p.is_file() and storage_kind(p) is not None]
+    return sorted(files, key=_split_order)
+
+
+@dataclass
+class _ScannedFiles:
+    """Storage files read record by record (no usable index), in order."""
+
+    files: list[Path]
 
 
 class BagReader:
@@ -93,8 +130,8 @@ class BagReader:
         self.messages_read = 0
         self._requested = list(image_topics) if image_topics else None
         self._require_images = require_images
-        self._reader: Reader | None = None
-        self._scan_files: list[Path] = []
+        # Read one after another: a Reader per bag (or per storage file without metadata.yaml).
+        self._sources: list[Reader | _ScannedFiles] = []
         self._last_stamp: dict[str, int] = {}
 
     # -- opening -------------------------------------------------------------------------
@@ -102,52 +139,123 @@ class BagReader:
         """Open the bag; raises BagError when nothing in it is readable."""
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
-        files = [self.path] if self.path.is_file() else _storage_files(self.path)
         if self.path.is_file() and self.path.suffix not in STORAGE_SUFFIXES:
             raise BagError(
                 f"bag {self.path}: unknown file type (expected a directory, .mcap or .db3)"
             )
+        files = [self.path] if self.path.is_file() else _storage_files(self.path)
         if not files:
             raise BagError(f"bag {self.path}: no metadata.yaml and no .mcap/.db3 file inside")
-        self.storage = STORAGE_SUFFIXES[files[0].suffix]
-        target: Path = self.path
-        if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
+        self.storage = storage_kind(files[0]) or ""
+        if self.path.is_file():
+            self._open_files(files)
+        elif not (self.path / "metadata.yaml").exists():
+            self._open_files(self._readable_without_metadata(files))
+        else:
+            self._open_directory(files)
+        self._select_image_topics()
+        return self
+
+    def _open_directory(self, files: list[Path]) -> None:
+        # metadata.yaml lists the split files and says how they are compressed.
+        try:
+            reader = Reader(self.path)
+            reader.open()
+        except Exception as error:
+            plain = [f for f in files if not _is_file_compressed(f)]
+            if not plain:
+                raise BagError(
+                    f"bag {self.path}: cannot read its zstd-compressed storage ({error}); the "
+                    "file is damaged or truncated. Try `zstd -d` on it and read the result"
+                ) from error
+            # A torn storage file, or a metadata.yaml this reader cannot use (hand-edited, a
+            # newer rosbag2): the storage files describe themselves.
+            self.problems.add(
+                kinds.BAD_METADATA,
+                None,
+                f"cannot open the bag through its metadata.yaml ({error}); "
+                f"reading its {len(plain)} storage file(s) directly",
+            )
+            self._open_files(plain)
+            return
+        self._sources.append(reader)
+        self._load_connections(reader)
+
+    def _readable_without_metadata(self, files: list[Path]) -> list[Path]:
+        plain = [f for f in files if not _is_file_compressed(f)]
+        compressed = [f.name for f in files if _is_file_compressed(f)]
+        if not plain:
+            raise BagError(
+                f"bag {self.path}: no metadata.yaml and only zstd-compressed storage files "
+                f"({', '.join(compressed)}); decompress them with `zstd -d` first"
+            )
+        self.problems.add(
+            kinds.NO_METADATA,
+            None,
+            f"{self.path} has no metadata.yaml (recording not closed cleanly?); reading "
+            + (
+                f"its {len(plain)} storage files in name order"
+                if len(plain) > 1
+                else f"{plain[0].name} directly"
+            ),
+        )
+        if compressed:
             self.problems.add(
                 kinds.NO_METADATA,
                 None,
-                f"{self.path} has no metadata.yaml (recording not closed cleanly?); "
-                f"reading {files[0].name} directly",
+                f"skipped {len(compressed)} zstd-compressed storage file(s) "
+                f"({', '.join(compressed)}): without metadata.yaml they cannot be read here; "
+                "decompress them with `zstd -d` next to the others",
             )
-            target = files[0]
-            if len(files) > 1:
-                self.problems.add(
-                    kinds.NO_METADATA, None, f"only the first of {len(files)} storage files is read"
-                )
+        return plain
+
+    def _open_files(self, files: list[Path]) -> None:
+        for file in files:
+            self._open_file(file, only=len(files) == 1)
+
+    def _open_file(self, file: Path, only: bool) -> None:
         try:
-            self._reader = Reader(target)
-            self._reader.open()
-            self._load_connections()
+            reader = Reader(file)
+            reader.open()
         except Exception as error:
-            self._reader = None
-            if self.storage != "mcap":
+            self._unreadable_index(file, error, only)
+            return
+        self._sources.append(reader)
+        self._load_connections(reader)
+
+    def _unreadable_index(self, file: Path, error: Exception, only: bool) -> None:
+        where = f"{file.name}: " if not only else ""
+        if self.storage != "mcap":
+            if only:
                 raise BagError(
                     f"bag {self.path}: cannot open sqlite3 storage ({error}); the file is damaged "
-                    "or truncated. Try `sqlite3 FILE .recover | sqlite3 FIXED.db3`, or record mcap, "
-                    "which this reader can read up to a tear"
+                    "or truncated. Try `sqlite3 FILE .recover | sqlite3 FIXED.db3`, or record "
+                    "mcap, which this reader can read up to a tear"
                 ) from error
             self.problems.add(
                 kinds.TRUNCATED,
                 None,
-                f"mcap index unreadable ({error}); scanning records sequentially",
+                f"{where}cannot open sqlite3 storage ({error}); its messages are lost",
             )
-            self._scan_files = files
-            self._scan_connections()
-        self._select_image_topics()
-        return self
+            return
+        self.problems.add(
+            kinds.TRUNCATED,
+            None,
+            f"{where}mcap index unreadable ({error}); scanning records sequentially",
+        )
+        scanned = _ScannedFiles([file])
+        self._sources.append(scanned)
+        self._scan_connections(scanned)
 
-    def _load_connections(self) -> None:
-        assert self._reader is not None
-        for connection in self._reader.connections:
+    def _load_connections(self, reader: Reader) -> None:
+        for connection in reader.connections:
+            known = self.topics.get(connection.topic)
+            if known is not None:
+                # The same topic in another split file: one topic, counts added up.
+                self.topics[connection.topic] = replace(
+                    known, count=known.count + connection.msgcount
+                )
+                continue
             digest = connection.digest or self._known_digest(connection.msgtype)
             self.topics[connection.topic] = BagTopic(
                 topic=connection.topic,
@@ -163,11 +271,11 @@ class BagReader:
             return self.typestore.hash_rihs01(msgtype)
         return ""
 
-    def _scan_connections(self) -> None:
+    def _scan_connections(self, scanned: _ScannedFiles) -> None:
         # Schemas and channels precede their messages in an mcap, so a first pass finds every
         # topic that has readable messages.
         schemas: dict[int, SalvagedSchema] = {}
-        for record in self._scan_records(report=True):
+        for record in self._scan_records(scanned.files, report=True):
             if isinstance(record, SalvagedSchema):
                 schemas[record.id] = record
             elif isinstance(record, SalvagedChannel) and record.topic not in self.topics:
@@ -180,8 +288,8 @@ class BagReader:
                     digest=self._known_digest(msgtype),
                 )
 
-    def _scan_records(self, report: bool) -> Iterator[object]:
-        for file in self._scan_files:
+    def _scan_records(self, files: list[Path], report: bool) -> Iterator[object]:
+        for file in files:
             result = SalvageResult()
             try:
                 yield from salvage_mcap(file, result)
@@ -198,13 +306,19 @@ class BagReader:
                 )
 
     def _select_image_topics(self) -> None:
-        available = sorted(t for t, info in self.topics.items() if info.msgtype in IMAGE_TYPES)
+        images = sorted(t for t, info in self.topics.items() if info.msgtype in IMAGE_TYPES)
+        available = [t for t in images if not is_depth_topic(t)]
         if self._requested is None:
             self.image_topics = available
+            for topic in images:
+                if is_depth_topic(topic):
+                    self._skip_depth(topic)
         else:
             for topic in self._requested:
                 info = self.topics.get(topic)
-                if info is None:
+                if info is not None and is_depth_topic(topic):
+                    self._skip_depth(topic)
+                elif info is None:
                     self.problems.add(
                         kinds.MISSING_TOPIC,
                         topic,
@@ -225,12 +339,20 @@ class BagReader:
             details = "; ".join(self.problems.lines()) or "the bag has no image topics"
             raise BagError(f"bag {self.path}: no readable image topic ({details})")
 
+    def _skip_depth(self, topic: str) -> None:
+        self.problems.add(
+            kinds.NOT_A_CAMERA,
+            topic,
+            "depth image (image_transport compressedDepth), not a camera: not processed",
+        )
+
     def close(self) -> None:
         """Close the underlying storage."""
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                self._reader.close()
-            self._reader = None
+        for source in self._sources:
+            if isinstance(source, Reader):
+                with contextlib.suppress(Exception):
+                    source.close()
+        self._sources = []
 
     def __enter__(self) -> BagReader:
         return self.open()
@@ -250,13 +372,32 @@ class BagReader:
         Stops (and records a TRUNCATED problem) at the first unreadable part of the file.
         """
         wanted = set(topics) if topics is not None else set(self.topics)
-        if self._reader is None:
-            yield from self._scanned_records(wanted)
-            return
-        connections = [c for c in self._reader.connections if c.topic in wanted]
+        read: dict[str, int] = dict.fromkeys(wanted, 0)
+        for source in self._sources:
+            if isinstance(source, _ScannedFiles):
+                records = self._scanned_records(source, wanted)
+            else:
+                records = self._indexed_records(source, wanted)
+            for record in records:
+                read[record.topic.topic] += 1
+                yield record
+        for topic, count in sorted(read.items()):
+            recorded = self.topics[topic].count if topic in self.topics else 0
+            if count == 0 and recorded > 0:
+                # rosbags matches a topic's connection in metadata.yaml to the storage's by
+                # type and QoS; a mismatch yields nothing rather than an error.
+                self.problems.add(
+                    kinds.UNREAD_TOPIC,
+                    topic,
+                    f"the bag index lists {recorded} messages but none could be read "
+                    "(metadata.yaml does not match the storage file?)",
+                )
+
+    def _indexed_records(self, reader: Reader, wanted: set[str]) -> Iterator[BagRecord]:
+        connections = [c for c in reader.connections if c.topic in wanted]
         if not connections:
             return
-        iterator = self._reader.messages(connections=connections)
+        iterator = reader.messages(connections=connections)
         while True:
             try:
                 connection, timestamp, raw = next(iterator)
@@ -272,9 +413,9 @@ class BagReader:
             self.messages_read += 1
             yield BagRecord(self.topics[connection.topic], timestamp, raw)
 
-    def _scanned_records(self, wanted: set[str]) -> Iterator[BagRecord]:
+    def _scanned_records(self, scanned: _ScannedFiles, wanted: set[str]) -> Iterator[BagRecord]:
         channels: dict[int, str] = {}
-        for record in self._scan_records(report=False):
+        for record in self._scan_records(scanned.files, report=False):
             if isinstance(record, SalvagedChannel):
                 channels[record.id] = record.topic
             elif isinstance(record, SalvagedMessage):
@@ -294,14 +435,24 @@ class BagReader:
             return None
         stamp = header_stamp_ns(message.header)
         previous = self._last_stamp.get(topic)
-        if previous is not None and stamp < previous:
+        if stamp == 0:
+            # Not a step back in time: the pipeline times an unstamped frame by its log time,
+            # and the next stamped frame is compared with the last stamp seen.
+            self.problems.add(
+                kinds.UNSTAMPED,
+                topic,
+                "header stamp is zero (the driver did not stamp it); timed by the bag's "
+                "receive time, outputs keep the zero stamp",
+            )
+        elif previous is not None and stamp < previous:
             self.problems.add(
                 kinds.OUT_OF_ORDER,
                 topic,
                 f"header stamp {stamp} ns is before the previous {previous} ns "
                 "(processed in bag order; the tracker restarts)",
             )
-        self._last_stamp[topic] = stamp
+        if stamp:
+            self._last_stamp[topic] = stamp
         return ImageFrame(
             topic=topic,
             msgtype=record.topic.msgtype,

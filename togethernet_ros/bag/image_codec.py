@@ -27,6 +27,10 @@ RAW_ENCODINGS: dict[str, tuple[int, str]] = {
     "rgba8": (4, "rgb"),
 }
 COMPRESSED_FORMATS = ("jpeg", "png")
+# sensor_msgs colour encodings (image_encodings::isColor) as named in a CompressedImage format.
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16")
+# image_transport's depth codec: a 12-byte header before a PNG of 16-bit depth, not a camera.
+COMPRESSED_DEPTH = "compressedDepth"
 
 
 class ImageDecodeError(ValueError):
@@ -79,10 +83,36 @@ def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
     )
 
 
+def is_depth_topic(topic: str) -> bool:
+    """Whether ``topic`` is an image_transport compressedDepth topic (depth, not a camera)."""
+    return topic.rstrip("/").endswith("/" + COMPRESSED_DEPTH)
+
+
+def compressed_in_rgb_order(image_format: str) -> bool:
+    """Whether a CompressedImage of this ``format`` decodes to RGB- rather than BGR-ordered pixels.
+
+    image_transport writes ``"<encoding>; <codec> compressed <stored encoding>"``. Its
+    subscriber takes colour data that was not stored as ``bgr…`` to be in RGB order, i.e.
+    the publisher compressed RGB pixels without converting them (e.g. "rgb8; png compressed
+    rgb8"). Formats without the ``;`` part ("jpeg", "png") are BGR, as OpenCV writes them.
+    """
+    source, separator, stored = image_format.partition(";")
+    return (
+        bool(separator)
+        and source.strip().lower() in COLOR_ENCODINGS
+        and "compressed bgr" not in stored.lower()
+    )
+
+
 def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3."""
     _check_color_order(color_order)
     buffer = np.asarray(message.data, dtype=np.uint8)
+    if COMPRESSED_DEPTH.lower() in message.format.lower():
+        raise ImageDecodeError(
+            f"CompressedImage with format {message.format!r} is a depth image "
+            "(image_transport compressedDepth), not a camera image"
+        )
     try:
         # The stored pixel grid, as image_transport's compressed subscriber decodes by default
         # (IMREAD_UNCHANGED) and as image files are read (vision/image_file.py): an EXIF
@@ -107,7 +137,10 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
             f"CompressedImage with format {message.format!r} ({buffer.size} bytes) "
             "could not be decoded (not a valid jpeg/png)"
         )
-    return pixels if color_order == "bgr" else np.ascontiguousarray(pixels[:, :, ::-1])
+    stored_order = "rgb" if compressed_in_rgb_order(message.format) else "bgr"
+    if stored_order == color_order:
+        return pixels
+    return np.ascontiguousarray(pixels[:, :, ::-1])
 
 
 def decode_any_image(message: Any, msgtype: str, color_order: str = "bgr") -> np.ndarray:
