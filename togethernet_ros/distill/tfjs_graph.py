@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,11 +69,30 @@ class TfjsGraph:
     metadata: dict = field(default_factory=dict)
 
 
-def _decode_group(group: dict, directory: Path) -> dict[str, np.ndarray]:
+def _shard_path(relative: object, directory: Path, model_json: Path) -> Path:
+    """The weight shard a manifest names, which must lie inside the model's folder.
+
+    A manifest from elsewhere could otherwise name ``../../.ssh/id_rsa`` (or an absolute path,
+    or a link out of the folder) and have that file read as weights, into a teacher ONNX file
+    that distill then copies into the dataset it exports.
+    """
+    if not isinstance(relative, str) or not relative:
+        raise TfjsModelError(f"{model_json}: weight shard path {relative!r} is not a file name")
+    shard = directory / relative
+    root = directory.resolve()
+    if Path(relative).is_absolute() or not shard.resolve().is_relative_to(root):
+        raise TfjsModelError(
+            f"{model_json}: weight shard path {relative!r} points outside {root}; refusing to "
+            "read it (shards must sit in the model's folder)"
+        )
+    return shard
+
+
+def _decode_group(group: dict, directory: Path, model_json: Path) -> dict[str, np.ndarray]:
     paths = group.get("paths") or []
     blobs = []
     for relative in paths:
-        shard = directory / relative
+        shard = _shard_path(relative, directory, model_json)
         if not shard.is_file():
             raise TfjsModelError(f"weight shard {shard} listed in the manifest does not exist")
         blobs.append(shard.read_bytes())
@@ -81,7 +101,9 @@ def _decode_group(group: dict, directory: Path) -> dict[str, np.ndarray]:
     tensors = {}
     for entry in group["weights"]:
         shape = [int(s) for s in entry["shape"]]
-        count = int(np.prod(shape)) if shape else 1
+        if any(size < 0 for size in shape):
+            raise TfjsModelError(f"weight {entry['name']}: negative size in shape {shape}")
+        count = math.prod(shape)  # Python ints: a claimed 2^32 × 2^32 cannot wrap around to 0
         quantization = entry.get("quantization")
         stored = quantization["dtype"] if quantization else entry["dtype"]
         if stored not in _STORED_DTYPES:
@@ -113,13 +135,14 @@ def read_tfjs_graph(model_json: str | Path) -> TfjsGraph:
         spec = json.loads(model_json.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise TfjsModelError(f"{model_json} is not valid JSON: {error}") from error
-    if spec.get("format") != "graph-model" or "modelTopology" not in spec:
-        raise TfjsModelError(
-            f"{model_json} is not a TF.js graph model (format {spec.get('format')!r})"
-        )
+    except RecursionError:  # "[[[[..." a few hundred KB deep: no model is nested like that
+        raise TfjsModelError(f"{model_json} is nested too deeply to be a TF.js model") from None
+    found = spec.get("format") if isinstance(spec, dict) else type(spec).__name__
+    if found != "graph-model" or "modelTopology" not in spec:
+        raise TfjsModelError(f"{model_json} is not a TF.js graph model (format {found!r})")
     weights: dict[str, np.ndarray] = {}
     for group in spec.get("weightsManifest", []):
-        weights.update(_decode_group(group, model_json.parent))
+        weights.update(_decode_group(group, model_json.parent, model_json))
     nodes, constants, input_shapes = [], {}, {}
     for raw in spec["modelTopology"].get("node", []):
         node = TfjsNode(raw["name"], raw["op"], list(raw.get("input", [])), raw.get("attr", {}))

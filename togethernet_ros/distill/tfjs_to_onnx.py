@@ -8,6 +8,7 @@ Nodes whose inputs are all constants (shape arithmetic, SparseToDense) are folde
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 
@@ -20,6 +21,9 @@ from togethernet_ros.distill.tfjs_graph import TfjsGraph, TfjsModelError, TfjsNo
 OPSET = 18
 _NHWC_TO_NCHW = (0, 3, 1, 2)
 _NCHW_TO_NHWC = (0, 2, 3, 1)
+# Folding evaluates shape arithmetic (a few dozen values); a constant this large is a model that
+# asks for gigabytes from a few bytes of weights (SparseToDense's shape, a broadcasting Add).
+MAX_FOLDED_VALUES = 1 << 24
 
 
 def _tensor_name(reference: str) -> str:
@@ -101,18 +105,30 @@ class _OnnxBuilder:
             self.alias[f"{node.name}:{index}"] = value
 
 
+def _check_folded_size(node: TfjsNode, shape: tuple[int, ...] | list[int]) -> None:
+    """Refuse to fold a constant of a negative or an outsized shape (before allocating it)."""
+    if any(size < 0 for size in shape) or math.prod(shape) > MAX_FOLDED_VALUES:
+        raise TfjsModelError(
+            f"node {node.name} ({node.op}) would fold into a constant of shape {list(shape)}; "
+            f"more than {MAX_FOLDED_VALUES} values or a negative size is no shape arithmetic"
+        )
+
+
 def _fold(builder: _OnnxBuilder, node: TfjsNode) -> np.ndarray | None:
     """Evaluate shape arithmetic whose inputs are all constant; None when not foldable."""
     if not node.inputs or not all(builder.is_constant(ref) for ref in node.inputs):
         return None
     args = [builder.constant(ref) for ref in node.inputs]
     if node.op in ("Add", "AddV2"):
+        _check_folded_size(node, np.broadcast_shapes(args[0].shape, args[1].shape))
         return args[0] + args[1]
     if node.op == "Identity":
         return args[0]
     if node.op == "SparseToDense":
         indices, shape, values, default = args
-        dense = np.full(np.atleast_1d(shape).astype(np.int64), default, dtype=values.dtype)
+        shape = [int(size) for size in np.atleast_1d(shape)]
+        _check_folded_size(node, shape)
+        dense = np.full(shape, default, dtype=values.dtype)
         if indices.size:
             dense[tuple(np.atleast_2d(indices.reshape(len(values), -1)).T)] = values
         return dense

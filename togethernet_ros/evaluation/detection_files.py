@@ -43,6 +43,8 @@ def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
+    except RecursionError:  # "[[[[..." nested past the parser's depth: not our format
+        raise ValueError(f"{path}: JSON nested too deeply to be a detections file") from None
     if not isinstance(payload, dict) or payload.get("format") != DETECTIONS_FORMAT:
         raise ValueError(f"{path}: not a detections file (expected format {DETECTIONS_FORMAT!r})")
     class_names = payload.get("class_names")

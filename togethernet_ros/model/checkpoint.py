@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ _RESERVED_KEYS = ("format", "config", "class_names", "state_dict", "metadata")
 # Upstream train.py pickles model.state_dict() directly; other trainers wrap it under one of these.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "ema")
 _CLASS_LOGITS_KEY = "head.cls_preds.0.weight"
+# torch.save stores zip records uncompressed, so what a checkpoint's records expand to is about
+# its size on disk; more than this many times that is a decompression bomb, not weights.
+_MAX_EXPANSION = 4
 
 
 class CheckpointError(ValueError):
@@ -119,6 +123,7 @@ def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
         raise CheckpointError(f"checkpoint path is not a file: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint file is empty: {path}")
+    _check_zip_expansion(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -139,6 +144,34 @@ def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
             f"{path} is not a readable PyTorch checkpoint (corrupt, truncated or another file "
             f"type): {_first_line(exc)}"
         ) from exc
+
+
+def _check_zip_expansion(path: Path) -> None:
+    """Refuse a zip checkpoint whose records expand far beyond the file (a decompression bomb).
+
+    torch.load reads deflated records too, and allocates every record's declared size before
+    any tensor is checked: a few MB of zeros could claim tens of GB and end the process.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (the legacy format) or a broken one: torch.load says what is wrong
+    on_disk = path.stat().st_size
+    if declared > _MAX_EXPANSION * on_disk:
+        raise CheckpointError(
+            f"refusing to load {path}: its compressed records expand to {_size_text(declared)} "
+            f"from a {_size_text(on_disk)} file (a decompression bomb?); torch.save writes "
+            f"checkpoints uncompressed"
+        )
+
+
+def _size_text(size: int) -> str:
+    if size < 1 << 20:
+        return f"{size} bytes"
+    if size < 1 << 30:
+        return f"{size / (1 << 20):.1f} MiB"
+    return f"{size / (1 << 30):.1f} GiB"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
     fields = {item.name: item for item in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    # YAML keys need not be strings (`1: 2`); they are named as written, never concatenated raw.
+    unknown = sorted(k if isinstance(k, str) else _short_repr(k) for k in data if k not in fields)
     if unknown:
         raise ValueError(
             f"unknown config key(s) {', '.join(prefix + key for key in unknown)}; "
@@ -218,7 +220,20 @@ def _typed(value: Any, annotation: str, key: str) -> Any:
     strings = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
     if "tuple[str, ...]" in accepted and strings:
         return tuple(value)
-    raise ValueError(f"config key {key} must be {annotation}, got {value!r}")
+    raise ValueError(f"config key {key} must be {annotation}, got {_short_repr(value)}")
+
+
+def _short_repr(value: Any) -> str:
+    """``repr(value)`` cut short, for error messages.
+
+    A YAML alias bomb (a few lines nesting lists of lists by reference) has a full repr of
+    gigabytes, which would hang or kill the process that tries to report it.
+    """
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict = 2, 4, 4
+    shortener.maxstring = shortener.maxother = 80
+    text = shortener.repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -233,7 +248,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {override!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ValueError(
+                f"override {override!r}: value is not valid YAML{_yaml_problem(error)}"
+            ) from None
     return data
 
 
@@ -244,5 +264,28 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _read_yaml(path)
     return TrainConfig.from_dict(apply_overrides(data, overrides or []))
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed config file; a file that is not YAML (or not safe YAML) is one ValueError."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ValueError(f"training config {path} is not UTF-8 text ({error.reason})") from None
+    except RecursionError:
+        raise ValueError(f"training config {path} is nested too deeply to be a config") from None
+    except yaml.YAMLError as error:
+        # safe_load also refuses tags such as !!python/object (code to run): say which line.
+        raise ValueError(
+            f"training config {path} is not valid YAML{_yaml_problem(error)}"
+        ) from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error's place and problem as ` (line N: what)`; PyYAML's own text spans lines."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return ""
+    return f" (line {mark.line + 1}: {getattr(error, 'problem', None) or 'parse error'})"
