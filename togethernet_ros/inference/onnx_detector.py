@@ -25,6 +25,7 @@ from togethernet_ros.inference.export import (
     onnx_variant_paths,
     read_onnx_info,
 )
+from togethernet_ros.inference.factory import default_cache_dir
 from togethernet_ros.inference.onnx_providers import (
     CPU,
     TENSORRT,
@@ -168,7 +169,9 @@ class OnnxRuntimeDetector(DetectorBase):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = self.num_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
-        cache_dir = self.cache_dir or info.path.parent
+        # Not next to the model by default: a downloaded model folder could ship a "cached"
+        # engine for TensorRT to deserialize, and an installed package folder is read-only.
+        cache_dir = self.cache_dir or default_cache_dir()
         available = ort.get_available_providers()
         if info.metadata.get("precision") == "int8" and TENSORRT in available:
             # The int8 export quantizes activations to uint8 with non-zero zero points, which
