@@ -93,12 +93,18 @@ class FrameBatcher:
         return self._max_wait_s * 1000.0
 
     def put(self, camera_id: str, frame: Any) -> bool:
-        """Offer a camera's newest frame; True when it overwrote a waiting one (a drop).
+        """Offer a camera's newest frame; True when a frame was dropped by it.
 
+        That is the waiting frame it overwrote, or, once the batcher is closed, the offered frame
+        itself (a subscription callback may still deliver one while the node deactivates).
         An overwrite keeps the slot's place and age: the deadline counts from when the camera
         started waiting, so a fast camera cannot postpone its own batch forever.
         """
         with self._condition:
+            if self._closed:
+                self._received[camera_id] = self._received.get(camera_id, 0) + 1
+                self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
+                return True
             now = self._clock()
             slot = self._slots.get(camera_id)
             if slot is None:
@@ -177,11 +183,20 @@ class FrameBatcher:
         with self._condition:
             self._condition.notify_all()
 
-    def close(self) -> None:
-        """Wake every waiter; ``next_batch`` returns [] from now on."""
+    def close(self) -> list[tuple[str, Any]]:
+        """Wake every waiter; ``next_batch`` returns [] from now on.
+
+        Returns the frames that were still waiting, counted as dropped: the caller learns what
+        never reached inference instead of losing it without a trace.
+        """
         with self._condition:
             self._closed = True
+            left = [(camera, slot.frame) for camera, slot in self._slots.items()]
+            self._slots.clear()
+            for camera, _ in left:
+                self._dropped[camera] = self._dropped.get(camera, 0) + 1
             self._condition.notify_all()
+            return left
 
     @property
     def closed(self) -> bool:

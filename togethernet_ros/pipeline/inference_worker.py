@@ -126,7 +126,8 @@ class InferenceWorker:
                 cancel=self._stop_requested,
                 on_waiting=self._prepare if self._prepare_fn is not None else None,
             )
-            if batch and not self._stop_requested.is_set():
+            # A batch taken just as the stop came is the current batch: finished, not lost.
+            if batch:
                 self._process(batch)
 
     def _process(self, batch: list[tuple[str, Any]]) -> None:

@@ -31,6 +31,7 @@ class CameraStats:
         self._outputs: deque[float] = deque()
         self.received = 0
         self.processed = 0
+        self.dropped = 0
         self.bad_frames = 0
         self.prepared_ahead = 0
         self.unstamped = 0
@@ -53,6 +54,11 @@ class CameraStats:
             self._forget_old(self._inputs, self._last_input_at)
         if receive_delay_ms is not None:
             self.receive_delay_ms.record(receive_delay_ms)
+
+    def record_dropped(self, count: int = 1) -> None:
+        """Count received frames that never reached inference (overwritten, or left at stop)."""
+        with self._lock:
+            self.dropped += count
 
     def record_bad_frame(self, problem: str) -> None:
         """Count a rejected frame and keep its problem for the diagnostics message."""

@@ -505,7 +505,12 @@ class DetectorNode(LifecycleNode):
                 self._worker.stop(timeout_s=30.0)
                 self._worker = None
             if self._batcher is not None:
-                self._batcher.close()
+                # Counted here, in the camera's statistics, rather than by the batcher: a new
+                # batcher starts at every activate, the statistics live from configure to
+                # cleanup like the other counts they are reported with.
+                for topic, _ in self._batcher.close():
+                    if topic in self._cameras:
+                        self._cameras[topic].stats.record_dropped()
                 self._batcher = None
 
     def _release_model_and_publishers(self) -> None:
@@ -617,10 +622,11 @@ class DetectorNode(LifecycleNode):
             if self._warnings.due(("decoding fault", topic)):
                 self.get_logger().error(f"{problem} on {camera.input_topic}; frame dropped")
             return
-        batcher.put(
-            topic,
-            CameraFrame(topic=topic, image=image, header=message.header, received_at=received_at),
+        frame = CameraFrame(
+            topic=topic, image=image, header=message.header, received_at=received_at
         )
+        if batcher.put(topic, frame):
+            camera.stats.record_dropped()
 
     def _latency_clock_s(self) -> float | None:
         """Now, on the clock the stamps are on: the system clock, or /clock under use_sim_time.
@@ -797,11 +803,10 @@ class DetectorNode(LifecycleNode):
     def _publish_diagnostics_locked(self) -> None:
         if self._diagnostics_pub is None or self._batcher is None:
             return
-        counters = self._batcher.counters()
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         backend = getattr(self._detector, "backend", "unknown")
-        for topic, camera in self._cameras.items():
+        for camera in self._cameras.values():
             stats = camera.stats
             input_hz, output_hz = stats.rates_hz()
             latency = stats.latency_ms.summary()
@@ -810,7 +815,6 @@ class DetectorNode(LifecycleNode):
             receive_delay = stats.receive_delay_ms.summary()
             batch_wait = stats.batch_wait_ms.summary()
             batches = stats.batch_sizes.summary()
-            dropped = counters[topic].dropped if topic in counters else 0
             status = DiagnosticStatus()
             # The resolved topic: detectors in two namespaces given the same relative topic
             # would otherwise report under one name, which aggregators merge.
@@ -824,7 +828,7 @@ class DetectorNode(LifecycleNode):
                 "output_rate_hz": f"{output_hz:.2f}",
                 "frames_received": str(stats.received),
                 "frames_processed": str(stats.processed),
-                "dropped_frames": str(dropped),
+                "dropped_frames": str(stats.dropped),
                 "bad_frames": str(stats.bad_frames),
                 "frames_prepared_ahead": str(stats.prepared_ahead),
                 "frames_without_stamp": str(stats.unstamped),
