@@ -110,7 +110,27 @@ def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) ->
         )
     if args.yolo_images is not None and args.yolo_labels is not None:
         return YoloFogDataset(args.yolo_images, args.yolo_labels, class_names, strict=args.strict)
-    raise SystemExit("eval: give --voc-root, or --yolo-images with --yolo-labels")
+    raise SystemExit(_NO_DATASET)
+
+
+_NO_DATASET = "eval: give --voc-root, or --yolo-images with --yolo-labels"
+
+
+def check_dataset_folders(args: argparse.Namespace) -> None:
+    """SystemExit naming a dataset option that is missing or names no folder.
+
+    Checked before the model is opened (seconds; minutes for a TensorRT engine), which with
+    --weights comes before the dataset is read: the model's classes are needed to read it.
+    """
+    if args.voc_root is not None:
+        folders = (("--voc-root", args.voc_root),)
+    elif args.yolo_images is not None and args.yolo_labels is not None:
+        folders = (("--yolo-images", args.yolo_images), ("--yolo-labels", args.yolo_labels))
+    else:
+        raise SystemExit(_NO_DATASET)
+    for option, folder in folders:
+        if not Path(folder).is_dir():
+            raise SystemExit(f"eval: {option} {folder} is not a folder")
 
 
 def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
@@ -257,6 +277,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"eval: {args.detections} has classes {file_classes}, not {class_names}"
             )
     else:
+        check_dataset_folders(args)
         detector = open_detector(args)
         if args.classes is None:
             # The model's own classes, as --detections takes the file's: a model trained on

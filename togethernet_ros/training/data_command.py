@@ -217,11 +217,13 @@ def _remove_stale_labels(
     Left behind, they are read as the labels of their images: an annotation removed or now
     unusable would go on training with its old boxes. Stale are the files an earlier run of
     this image set wrote (unless another image set's run did too) and those of ids this run
-    skipped. Files voc2yolo did not write stay.
+    skipped, where an earlier run wrote them. Files voc2yolo did not write stay.
     """
     others = {name for listed_set, name in earlier if listed_set != image_set}
     ours = {name for listed_set, name in earlier if listed_set == image_set}
-    stale = ((ours - others) | set(skipped)) - set(written)
+    # Only recorded files: a skipped id's file that no run listed is the user's own label.
+    skipped_recorded = set(skipped) & (ours | others)
+    stale = ((ours - others) | skipped_recorded) - set(written)
     removed = []
     for name in sorted(stale):
         path = out / name
