@@ -51,3 +51,41 @@ def test_saved_detections_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
     assert len(detections) == 3 and names == tuple(CLASSES)
     assert [p.name for p in tmp_path.iterdir()] == ["detections.json"]  # no temporary left
     assert json.loads(before)["format"].startswith("togethernet_ros.detections")
+
+
+def _curves(ap: float) -> dict:
+    import numpy as np
+
+    from togethernet_ros.evaluation.voc_map import ClassCurve
+
+    recall = np.linspace(0.0, 1.0, 50)
+    return {"car": ClassCurve(recall, 1.0 - 0.5 * recall, recall[::-1], 7, ap)}
+
+
+def test_pr_plots_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
+    from togethernet_ros.evaluation.pr_curves import plot_pr_curves
+
+    (plot,) = plot_pr_curves(_curves(0.75), tmp_path)  # an earlier run's complete plot
+    before = plot.read_bytes()
+    limit = 4 * 1024
+    assert len(before) > limit
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_interrupted_outputs import _curves
+        from togethernet_ros.evaluation.pr_curves import plot_pr_curves
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        try:
+            plot_pr_curves(_curves(0.5), {str(tmp_path)!r})
+        except OSError as error:
+            print("write failed:", error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert "write failed" in result.stdout, result.stdout + result.stderr
+    # Was: pr_car.png cut at 4 KiB, an unreadable image where the last run's was.
+    assert plot.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [plot.name]

@@ -58,7 +58,7 @@ def test_stop_waits_for_the_running_callback_so_destroying_the_node_is_safe() ->
     assert thread_errors == []
 
 
-def test_stopping_a_spinner_that_never_started_returns_at_once() -> None:
+def test_stopping_a_spinner_that_never_started_is_allowed() -> None:
     from rclpy.executors import SingleThreadedExecutor
 
     from togethernet_ros.ros.background_spin import BackgroundSpinner
@@ -67,8 +67,6 @@ def test_stopping_a_spinner_that_never_started_returns_at_once() -> None:
     rclpy.init(context=context)
     try:
         spinner = BackgroundSpinner(SingleThreadedExecutor(context=context), "idle")
-        started = time.monotonic()
-        spinner.stop()
-        assert time.monotonic() - started < 1.0
+        spinner.stop()  # a set-up that failed before start() still tears down (join would raise)
     finally:
         rclpy.shutdown(context=context)

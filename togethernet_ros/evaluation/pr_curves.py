@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from togethernet_ros.evaluation.atomic_write import write_atomically
 from togethernet_ros.evaluation.voc_map import ClassCurve
 
 # Path separators, characters Windows refuses in names and control characters. Class names are
@@ -55,7 +56,11 @@ def plot_pr_curves(curves: Mapping[str, ClassCurve], out_dir: str | Path) -> lis
         axes.grid(alpha=0.3)
         path = out_dir / curve_file_name(name, taken)
         figure.tight_layout()
-        figure.savefig(path)
-        plt.close(figure)
+        try:  # a full disk leaves the previous plot, never a torn one
+            write_atomically(
+                path, lambda handle, figure=figure: figure.savefig(handle, format="png")
+            )
+        finally:
+            plt.close(figure)
         written.append(path)
     return written

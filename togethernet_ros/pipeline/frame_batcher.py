@@ -34,7 +34,8 @@ class CameraCounters:
 
     received: int
     dropped: int
-    """Frames overwritten by a newer one before inference took them."""
+    """Frames that never reached inference: overwritten by a newer one, still waiting when the
+    batcher was closed, or offered after it was closed."""
     batched: int
 
 
