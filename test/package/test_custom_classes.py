@@ -99,7 +99,7 @@ def test_own_classes_survive_train_export_predict_and_eval(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("classes", "problem"),
     [
-        (["car", "truck", "car"], r"data\.class_names repeats \['car'\]"),
+        (["car", "truck", "car"], r"data\.class_names repeats class name\(s\) \['car'\]"),
         ([], r"data\.class_names is empty"),
         (["car", " "], r"data\.class_names\[1\] is ' '"),
     ],

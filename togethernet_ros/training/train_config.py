@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from togethernet_ros.model.checkpoint import check_class_names
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.detection_loss import LossConfig
 from togethernet_ros.training.paired_augmentation import AugmentationConfig
@@ -150,18 +151,11 @@ def _check_class_names(names: tuple[str, ...]) -> None:
 
     An empty list used to crash in the model config with a traceback, and a repeated or blank
     name was only refused when the first checkpoint was saved: after a whole epoch of training,
-    with nothing written.
+    with nothing written. The rule is the checkpoint's own (``check_class_names``).
     """
     if not names:
         raise ValueError("data.class_names is empty; list the dataset's classes in label order")
-    for index, name in enumerate(names):
-        if not name.strip():
-            raise ValueError(
-                f"data.class_names[{index}] is {name!r}; class names must not be blank"
-            )
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"data.class_names repeats {repeated}; every class needs its own name")
+    check_class_names(list(names), "data.class_names")
 
 
 def _plain(value: Any) -> Any:
