@@ -6,7 +6,9 @@ import pytest
 
 from togethernet_ros.ros.node_settings import (
     PARAMETER_SPECS,
+    SPECS_BY_NAME,
     SettingsError,
+    check_value,
     default_config_path,
     load_default_parameters,
     validate_settings,
@@ -119,3 +121,16 @@ def test_unknown_and_missing_parameters(defaults):
     del defaults["weights"]
     with pytest.raises(SettingsError, match="missing parameter"):
         validate_settings(defaults)
+
+
+def test_a_bare_off_is_read_as_torch_compile_off():
+    # `-p torch_compile:=off` reaches the node as false (YAML 1.1) and was refused as "must be
+    # a string, got False" although off is the documented value.
+    import yaml
+
+    spec = SPECS_BY_NAME["torch_compile"]
+    assert check_value(spec, yaml.safe_load("off")) == "off"
+    with pytest.raises(SettingsError, match="must be a string"):
+        check_value(spec, True)
+    with pytest.raises(SettingsError, match="must be true or false"):
+        check_value(SPECS_BY_NAME["publish_dehazed"], "maybe")

@@ -68,15 +68,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``name:=value`` strings -> dict (values parsed as YAML, like ros2 param)."""
+    """``name:=value`` strings -> dict (values parsed as YAML, like ros2 param), each checked.
+
+    Checked here because the node cannot: rcl keeps the params file's value when a later
+    override has another type, so `-p publish_dehazed:=maybe` would run with the file's value.
+    """
     import yaml
+
+    from togethernet_ros.ros.node_settings import SPECS_BY_NAME, check_value
 
     overrides = {}
     for item in items:
         name, separator, value = item.partition(":=")
         if not separator or not name:
             raise ValueError(f"parameter override {item!r} must look like name:=value")
-        overrides[name] = yaml.safe_load(value)
+        if name not in SPECS_BY_NAME:
+            raise ValueError(f"-p {name}: the node has no parameter {name!r}")
+        parsed = yaml.safe_load(value)
+        checked = check_value(SPECS_BY_NAME[name], parsed)
+        # Lists as lists (check_value gives tuples), the YAML the params file is written as.
+        overrides[name] = list(checked) if isinstance(checked, tuple) else checked
     return overrides
 
 

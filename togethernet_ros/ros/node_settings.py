@@ -328,6 +328,9 @@ def check_value(spec: ParameterSpec, value: Any) -> Any:
                 )
         return tuple(value)
     if spec.kind is str:
+        if value is False and "off" in spec.choices:
+            # `-p torch_compile:=off` arrives as false: a bare off is YAML 1.1 for false.
+            value = "off"
         if not isinstance(value, str):
             raise SettingsError(f"{where} must be a string, got {value!r}")
         if spec.choices and value not in spec.choices:
