@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from togethernet_ros.training.data_issues import DataError, DataIssues
+from togethernet_ros.training.distributed_context import shutdown_distributed
 from togethernet_ros.training.interruption import sigterm_as_interrupt, stop_status
 from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset, YoloFogDataset
 from togethernet_ros.training.train_config import DataConfig, TrainConfig, load_train_config
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         with sigterm_as_interrupt():
             train_set, val_set = build_datasets(config.data)
             result = train(config, train_set, val_set)
+            # Every rank reached the end: leaving the process group now is collective and safe
+            # (after a failure torchrun ends the ranks). Left to exit, each NCCL rank warns
+            # that destroy_process_group() was not called.
+            shutdown_distributed()
     except (DataError, TrainSetupError, CheckpointError) as error:
         raise SystemExit(f"train: {error}") from error
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the trainer cleaned up

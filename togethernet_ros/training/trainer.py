@@ -26,7 +26,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from togethernet_ros.model import TogetherNet, TogetherNetConfig, build_model
 from togethernet_ros.model.checkpoint import read_checkpoint_file, save_checkpoint
 from togethernet_ros.training.detection_loss import together_loss
-from togethernet_ros.training.distributed_context import DistributedContext, init_distributed
+from togethernet_ros.training.distributed_context import (
+    DeviceSetupError,
+    DistributedContext,
+    init_distributed,
+)
 from togethernet_ros.training.lr_schedule import published_schedule
 from togethernet_ros.training.model_ema import ModelEMA
 from togethernet_ros.training.optimizer_groups import build_sgd
@@ -249,7 +253,10 @@ def train(
     The main process holds ``output.dir`` for the run (see run_directory.py): a directory in
     use by another run, or holding an earlier run that this one does not resume, is refused.
     """
-    context = init_distributed(config.device)
+    try:
+        context = init_distributed(config.device)
+    except DeviceSetupError as error:
+        raise TrainSetupError(str(error)) from error
     lock = None
     if context.is_main:
         try:
@@ -304,6 +311,12 @@ def _train(
         say(load_shared_weights(model, config.model.init).summary())
     model.to(context.device).train()
     if optim.sync_bn and context.distributed:
+        if context.device.type != "cuda":
+            # DDP would refuse later with "SyncBatchNorm layers only work with GPU modules".
+            raise TrainSetupError(
+                f"train.sync_bn needs CUDA GPUs, this run is on {context.device.type}: "
+                "set train.sync_bn=false"
+            )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     normalise = ImageNormaliser().to(context.device)
 
@@ -363,6 +376,7 @@ def _train(
         f"× {context.world_size}: {len(dataset_train)} samples, batch {optim.batch_size}, "
         f"{steps_per_epoch} steps/epoch, lr {base_lr:.5g}, amp {optim.amp}"
     )
+    saved_last: Path | None = None  # last.pt once this run finished an epoch (every rank)
     sampler = EpochSpanSampler(base_sampler, per_rank_batch, start_epoch, last_epoch)
     batches = iter(_run_batches(pairs, sampler, config, context))
     try:
@@ -400,7 +414,7 @@ def _train(
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(
                         f"loss became {loss_value} in epoch {epoch + 1} (step {step}); stopped "
-                        f"before the update, {_kept_checkpoint(result.last_checkpoint, epoch)}. "
+                        f"before the update, {_kept_checkpoint(saved_last, epoch)}. "
                         f"{_DIVERGENCE_ADVICE}"
                     )
                 optimizer.zero_grad(set_to_none=True)
@@ -429,7 +443,7 @@ def _train(
             bad = _non_finite_tensors(model) or (_non_finite_tensors(ema.module) if ema else [])
             if bad:
                 more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-                kept = _kept_checkpoint(result.last_checkpoint, epoch)
+                kept = _kept_checkpoint(saved_last, epoch)
                 raise FloatingPointError(
                     f"weights became non-finite in epoch {epoch + 1} ({bad[0]}{more}) although "
                     f"every loss was finite; not saved, {kept}. "
@@ -478,6 +492,8 @@ def _train(
             history.append({"epoch": epoch + 1, **row})
             result.epochs_run += 1
             context.barrier()
+            # Also on the other ranks, whose own diverging step names what rank 0 has kept.
+            saved_last = out_dir / "last.pt"
     finally:
         del batches  # stops the loader's workers now, also when training failed
         if training_log is not None:
@@ -573,8 +589,12 @@ def _maybe_validate(
         )
         value = float(metrics["mAP"])
     if context.distributed:
-        # Every rank needs the number to keep the best-checkpoint logic identical.
-        shared = torch.tensor([value if value is not None else 0.0], device=context.device)
+        # Every rank needs the number to keep the best-checkpoint logic identical. float64:
+        # float32 would round the mAP that log.csv and best_map record away from the value a
+        # single-process run (or `togethernet eval`) computes for the same weights.
+        shared = torch.tensor(
+            [value if value is not None else 0.0], dtype=torch.float64, device=context.device
+        )
         torch.distributed.broadcast(shared, src=0)
         value = float(shared)
     return value
