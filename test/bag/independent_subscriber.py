@@ -2,6 +2,12 @@
 
 Run: python independent_subscriber.py OUT.json TOPIC...; stops on SIGINT and writes OUT.json.
 Used to check that the replay report counts what any other subscriber sees.
+
+It subscribes only once it sees a publisher on every topic (the detector node, started later by
+the replay). Subscribed from the start, its readers were known to the replay at once, so the
+replay's wait for two subscribers per topic passed before the node and this process had
+discovered each other: on a loaded machine the node published its first outputs, or all of them,
+before matching this reader, which then missed them (VOLATILE: no late delivery).
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ def main() -> None:
     qos = QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
     )
+    print("ready", flush=True)
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    while not stop and not all(node.count_publishers(topic) > 0 for topic in topics):
+        rclpy.spin_once(node, timeout_sec=0.05)
     for topic in topics:
         node.create_subscription(
             Detection2DArray,
@@ -34,9 +45,6 @@ def main() -> None:
             ),
             qos,
         )
-    stop = []
-    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
-    print("ready", flush=True)
     try:
         while not stop:
             rclpy.spin_once(node, timeout_sec=0.05)

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from support.wait import wait_for
 
 from togethernet_ros.pipeline import CameraCounters, FrameBatcher
 
@@ -141,7 +142,8 @@ def test_put_wakes_a_waiting_consumer_immediately():
 
 
 def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():
-    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=3000.0)
+    # A deadline far beyond any scheduling delay: the batch is due only when l1 completes it.
+    batcher = FrameBatcher(max_batch_size=4, max_batch_wait_ms=60_000.0)
     batcher.put("front", "f0")
     batcher.put("left", "l0")
     assert len(batcher.next_batch(0.5)) == 2  # both cameras are active from now on
@@ -156,12 +158,15 @@ def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():
     batcher.put("front", "f1")
     got = []
     consumer = threading.Thread(
-        target=lambda: got.append(batcher.next_batch(4.0, None, on_waiting))
+        target=lambda: got.append(batcher.next_batch(60.0, None, on_waiting))
     )
     consumer.start()
-    time.sleep(0.3)  # generous: a loaded CI machine may start the consumer late
+    # l1 must come while the consumer waits: a fixed sleep lost that race whenever a loaded
+    # machine started the consumer late (l1 completed the batch before anything was handed out).
+    wait_for(lambda: len(handed) >= 2, 30.0, "the consumer to hand out f1 and f2")
+    time.sleep(0.3)  # room for a frame handed out twice to show up (cannot make this flaky)
     batcher.put("left", "l1")
-    consumer.join(5.0)
+    consumer.join(30.0)
     # f1 and its replacement f2 are handed out once each; l1 completes the batch, so it goes
     # to detect() straight away.
     assert handed == [("front", "f1"), ("front", "f2")]

@@ -195,6 +195,11 @@ def test_stop_times_out_on_a_hung_detector():
     assert not worker.running
 
 
+def _prepared(entries: list[tuple[str, int, str]]) -> list[tuple[str, int]]:
+    """(camera, frame index) of each preparation so far, read safely from another thread."""
+    return [entry[:2] for entry in list(entries)]
+
+
 def test_waiting_frames_are_prepared_on_the_worker_thread_and_a_failure_is_harmless(
     no_leftover_threads,
 ):
@@ -217,14 +222,16 @@ def test_waiting_frames_are_prepared_on_the_worker_thread_and_a_failure_is_harml
     worker.start()
     for camera in ("front", "left", "rear"):
         batcher.put(camera, Frame(camera, 0))
-    wait_for(lambda: len(collector.results) == 3, 2.0, "the first batch")
+    wait_for(lambda: len(collector.results) == 3, 30.0, "the first batch")
     # Every camera is active now: the second round waits for all three, preparing the first two.
+    # Each next frame only once the worker prepared the previous one: fixed sleeps let a late
+    # worker see left and front together on a loaded machine (left then never prepared).
     batcher.put("rear", Frame("rear", 1))
-    time.sleep(0.3)
+    wait_for(lambda: ("rear", 1) in _prepared(prepared), 30.0, "rear's preparation")
     batcher.put("left", Frame("left", 1))
-    time.sleep(0.3)
+    wait_for(lambda: ("left", 1) in _prepared(prepared), 30.0, "left's preparation")
     batcher.put("front", Frame("front", 1))
-    wait_for(lambda: len(collector.results) == 6, 2.0, "the second batch")
+    wait_for(lambda: len(collector.results) == 6, 30.0, "the second batch")
     worker.stop()
     second_round = [entry[:2] for entry in prepared if entry[1] == 1]
     assert second_round == [("rear", 1), ("left", 1)]  # front completed the batch

@@ -167,7 +167,9 @@ def test_twenty_lifecycle_cycles_leave_no_threads_descriptors_or_entities_behind
     for index in range(3, 23):
         one_cycle(index)
     after = _process_resources()
-    assert after["python_threads"] == before["python_threads"], (before, after)
+    # At most as many: a leak adds one a cycle, while a thread an earlier test of the session
+    # left winding down may end meanwhile.
+    assert after["python_threads"] <= before["python_threads"], (before, after)
     # Native threads come and go with DDS discovery and the executor; a leak adds one a cycle.
     assert after["native_threads"] <= before["native_threads"] + 3, (before, after)
     assert after["file_descriptors"] <= before["file_descriptors"] + 3, (before, after)
