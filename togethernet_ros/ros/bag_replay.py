@@ -67,7 +67,9 @@ class ReplayOptions:
     node_log: Path | None = None
     node_command: list[str] | None = None
     # Subscribers each detections topic must have before playback (this harness counts as one);
-    # raise it when other observers must not miss the first outputs.
+    # raise it when other observers must not miss the first outputs. It counts what this
+    # harness sees: an observer that subscribed before the node existed must itself wait until
+    # it sees the node's publishers, or it may still miss outputs the node sent first.
     min_output_subscribers: int = 1
 
 
