@@ -206,7 +206,11 @@ def test_demo_refuses_bad_input_before_building_anything(capsys, tmp_path):
     )
     refused(capsys, ["demo", "--output", str(output), "--video", str(video)], f"{video} does not")
     refused(capsys, ["demo", "--output", str(output), "--video", str(tmp_path)], "is a folder")
-    refused(capsys, ["demo", "--startup-timeout", "0"], "argument --startup-timeout: must be a finite number of seconds > 0")
+    refused(
+        capsys,
+        ["demo", "--startup-timeout", "0"],
+        "argument --startup-timeout: must be a finite number of seconds > 0",
+    )
     assert not output.exists()
 
 
