@@ -12,6 +12,7 @@ and QoS options are not read (`bag run` has its own output flags), nor `class_id
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,55 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
 
 
 def read_node_parameters(path: Path) -> dict[str, Any]:
-    """The ``ros__parameters`` of the detector node in a ROS 2 params file."""
+    """The ``ros__parameters`` a detector node named ``/detector`` gets from a ROS 2 params file.
+
+    As rcl gives them: every section whose node name matches ``/detector`` (``detector``,
+    ``/detector``, ``/**``, ``/*``, ``/**/detector``...) applies, later sections overriding
+    earlier ones key by key (nested keys such as ``tracking:`` flattened first). A file with
+    ``/**:`` for a robot's shared settings and ``detector:`` for the node's own thus configures
+    the bag commands as it configures the node; taking one section alone lost the other's keys.
+    """
+    from togethernet_ros.ros.node_settings import flatten_parameters  # plain Python, no rclpy
+
     try:
         document = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ValueError(f"cannot read params file {path}: {error}") from error
-    for key in (NODE_NAME, f"/{NODE_NAME}", f"/**/{NODE_NAME}", "/**"):
-        section = document.get(key)
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
-            return dict(section["ros__parameters"])
-    raise ValueError(f"params file {path} has no '{NODE_NAME}: ros__parameters:' section")
+    if not isinstance(document, dict):
+        raise ValueError(f"params file {path} is not a mapping of node names to ros__parameters")
+    parameters: dict[str, Any] = {}
+    found = False
+    for key, section in document.items():
+        if not _names_this_node(str(key)) or not isinstance(section, dict):
+            continue
+        values = section.get("ros__parameters")
+        if isinstance(values, dict):
+            parameters.update(flatten_parameters(values))
+            found = True
+    if not found:
+        raise ValueError(
+            f"params file {path} has no 'ros__parameters:' section for the node /{NODE_NAME} "
+            f"(e.g. '{NODE_NAME}:' or '/**:'; sections of {sorted(map(str, document))} apply "
+            "to other nodes or namespaces)"
+        )
+    return parameters
+
+
+def _names_this_node(section: str) -> bool:
+    """Whether a params-file section name matches the node's fully qualified name.
+
+    rcl's rules: a relative name is taken from the root namespace, ``*`` matches one name
+    token and ``**`` any number of them (none included).
+    """
+    pattern = ""
+    for token in section.strip("/").split("/"):
+        if token == "**":
+            pattern += r"(?:/[^/]+)*"
+        elif token == "*":
+            pattern += r"/[^/]+"
+        else:
+            pattern += "/" + re.escape(token)
+    return re.fullmatch(pattern, f"/{NODE_NAME}") is not None
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:

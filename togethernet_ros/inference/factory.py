@@ -51,7 +51,7 @@ def create_detector(
     backend: str = "torch",
     device: str = "cpu",
     precision: str = "fp32",
-    input_size: int | tuple[int, int] | None = (640, 640),
+    input_size: int | tuple[int, int] | None = None,
     conf_threshold: float = 0.5,
     nms_threshold: float = 0.3,
     color_order: str = "bgr",
@@ -68,7 +68,8 @@ def create_detector(
     backend "onnxruntime": uses `onnx_path` when that file exists; otherwise exports `weights`
     (both variants) to `onnx_path`, or into `cache_dir` (default ~/.cache/togethernet_ros)
     keyed by the weights' hash and the input size, and reuses that export next time.
-    `input_size` None means the size the checkpoint was trained at, where our trainer or
+    `input_size` None (the default, as `togethernet predict` and `eval` without
+    `--input-size`) means the size the checkpoint was trained at, where our trainer or
     distiller recorded it (640x640 otherwise), and "as exported" for an existing ONNX file.
     `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
     `compile_mode` (torch only) runs the model through `torch.compile` (see `TorchDetector`).
