@@ -393,3 +393,17 @@ def test_misspelt_parameters_from_the_command_line_and_a_params_file_are_named(t
         "conf_treshold (did you mean conf_threshold?), "
         "tracking.min_hit (did you mean tracking.min_hits?)"
     ) in result.stdout, result.stdout[-2000:]
+
+
+def test_a_command_line_value_rcl_drops_for_the_params_files_is_named(repo_root):
+    """rcl keeps the params file's value when -p gives another kind: it ran silently with it."""
+    # weights '' without allow_untrained_weights: configure fails and the process ends at once.
+    result = _run_node_process(
+        "--params-file", str(repo_root / "config" / "detect.yaml"),
+        "-p", "weights:=''", "-p", "publish_dehazed:=maybe", "-p", "max_batch_wait_ms:=5",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "-p publish_dehazed:='maybe' did not reach the node, which runs with True" in (
+        result.stdout
+    ), result.stdout[-2000:]
+    assert "max_batch_wait_ms" not in result.stdout  # an integer for a double does arrive

@@ -134,3 +134,33 @@ def test_a_bare_off_is_read_as_torch_compile_off():
         check_value(spec, True)
     with pytest.raises(SettingsError, match="must be true or false"):
         check_value(SPECS_BY_NAME["publish_dehazed"], "maybe")
+
+
+def test_command_line_values_that_rcl_dropped_are_found():
+    from togethernet_ros.ros.node_settings import command_line_values, values_not_received
+
+    argv = [
+        "detector_node", "--ros-args", "--params-file", "detect.yaml",
+        "-p", "publish_dehazed:=maybe", "-p", "max_batch_wait_ms:=5",
+        "--param", "conf_threshold:=1e-1", "-p", "input_size:=[384, 640]",
+        "-p", "detector:classes:=[car]", "-r", "__ns:=/robot", "--", "-p", "other:=1",
+    ]  # fmt: skip
+    given = command_line_values(argv)
+    assert given == {
+        "publish_dehazed": "maybe",
+        "max_batch_wait_ms": 5,
+        "conf_threshold": "1e-1",
+        "input_size": [384, 640],
+    }
+    # What the node received: rcl kept the file's true for the text, the rest arrived.
+    received = {
+        "publish_dehazed": True,
+        "max_batch_wait_ms": 5,
+        "conf_threshold": 0.1,
+        "input_size": [384, 640],
+    }
+    assert values_not_received(given, received) == ["publish_dehazed"]
+    assert values_not_received({"publish_dehazed": 1}, {"publish_dehazed": True}) == [
+        "publish_dehazed"
+    ]
+    assert values_not_received({"conf_threshold": 2}, {"conf_threshold": 2.0}) == []

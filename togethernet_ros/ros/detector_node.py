@@ -69,9 +69,11 @@ from togethernet_ros.ros.node_settings import (
     ParameterSpec,
     SettingsError,
     check_value,
+    command_line_values,
     default_config_path,
     load_default_parameters,
     validate_settings,
+    values_not_received,
 )
 from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
@@ -198,6 +200,22 @@ class DetectorNode(LifecycleNode):
             f"{len(ignored)} parameter(s) given for this node are not its own and are ignored: "
             f"{', '.join(hints)}"
         )
+
+    def warn_about_lost_command_line_values(self, argv: Sequence[str]) -> None:
+        """Name the ``-p`` values of ``argv`` that did not reach this node (see below).
+
+        rcl keeps a ``--params-file`` value when ``-p`` gives the same name a value of another
+        kind, so `-p publish_dehazed:=maybe` ran with the file's true without a word. A warning,
+        not a refusal: the comparison re-reads the command line, not what rcl parsed.
+        """
+        given = command_line_values(argv)
+        received = self._read_parameters()
+        for name in values_not_received(given, received):
+            self.get_logger().warning(
+                f"-p {name}:={given[name]!r} did not reach the node, which runs with "
+                f"{received[name]!r} from the params file: rcl keeps a params file's value when "
+                "-p gives another kind (write booleans as true/false, numbers as numbers)"
+            )
 
     def _read_parameters(self) -> dict[str, Any]:
         return {spec.name: self.get_parameter(spec.name).value for spec in PARAMETER_SPECS}
@@ -903,6 +921,7 @@ def main(args: Sequence[str] | None = None) -> int:
     rclpy.init(args=args)
     node = DetectorNode()
     forward_library_logs(node.get_logger())
+    node.warn_about_lost_command_line_values(sys.argv if args is None else args)
     node.get_logger().info(
         "glibc heap tuned: frame-sized buffers are reused instead of mapped afresh"
         if heap_tuned

@@ -8,7 +8,7 @@ default values come only from ``config/detect.yaml`` (the single source of defau
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,3 +405,58 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
     except ValueError as error:
         raise SettingsError(f"tracking parameters: {error}") from error
     return settings
+
+
+def command_line_values(argv: Sequence[str]) -> dict[str, Any]:
+    """The ``-p name:=value`` values in the ``--ros-args`` sections of ``argv``, read as YAML.
+
+    Node-qualified rules (``node:name:=value``) and values YAML cannot read are left out.
+    """
+    values: dict[str, Any] = {}
+    in_ros_args = False
+    words = list(argv)
+    for index, word in enumerate(words):
+        if word == "--ros-args":
+            in_ros_args = True
+        elif word == "--":
+            in_ros_args = False
+        elif in_ros_args and word in ("-p", "--param") and index + 1 < len(words):
+            name, separator, text = words[index + 1].partition(":=")
+            if not separator or ":" in name:
+                continue
+            try:
+                values[name] = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+    return values
+
+
+def values_not_received(given: Mapping[str, Any], received: Mapping[str, Any]) -> list[str]:
+    """Names of ``given`` command-line values that differ from what the node ``received``.
+
+    rcl keeps a params file's value when ``-p`` gives the same name a value of another kind
+    (``maybe`` or ``0`` for a boolean, text for a number), and the node then runs with the
+    file's value without a word.
+    """
+    return [
+        name
+        for name, value in given.items()
+        if name in received and not _same_value(value, received[name])
+    ]
+
+
+def _same_value(given: Any, received: Any) -> bool:
+    if isinstance(given, bool) or isinstance(received, bool):
+        return isinstance(given, bool) and isinstance(received, bool) and given == received
+    if isinstance(given, (list, tuple)) and isinstance(received, (list, tuple)):
+        return len(given) == len(received) and all(
+            _same_value(a, b) for a, b in zip(given, received, strict=True)
+        )
+    if isinstance(given, str) and isinstance(received, (int, float)):
+        try:  # YAML 1.1 reads 1e-3 as text; rcl reads it as a number
+            return float(given) == float(received)
+        except ValueError:
+            return False
+    if isinstance(given, (int, float)) and isinstance(received, (int, float)):
+        return float(given) == float(received)
+    return given == received
