@@ -102,14 +102,10 @@ def _assert_same(offline: DecodedDetections, online: DecodedDetections, what: st
     assert offline.track_ids.tolist() == online.track_ids.tolist(), what
 
 
-@pytest.mark.ros
-def test_bag_run_and_the_node_give_the_same_detections_and_tracks_from_one_params_file(
-    ros, tmp_path
-):
-    """`bag run --params-file F` writes what `detector_node --params-file F` publishes.
+def _node_outputs(ros, params: Path, frames: list[np.ndarray]) -> tuple[dict, tuple]:
+    """What a real detector node configured by ``params`` publishes for ``frames``, one by one.
 
-    Was: `bag run` read only the first section naming the node (`detector:`), so the file's
-    `/**:` settings (threshold, input size, tracking) configured the node but not `bag run`.
+    Returns the received Detection2DArray messages by output name and the node's class names.
     """
     import rclpy
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -118,14 +114,6 @@ def test_bag_run_and_the_node_give_the_same_detections_and_tracks_from_one_param
     from vision_msgs.msg import Detection2DArray
 
     from togethernet_ros.ros.detector_node import DetectorNode
-
-    frames = _vtest_frames(8)
-    params = tmp_path / "params.yaml"
-    params.write_text(PARAMS)
-    bag = _write_bag(tmp_path / "bag", frames)
-    output = tmp_path / "out"
-    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
-    assert main([*command, "--weights", WEIGHTS, "--no-dehazed", "--no-copy-inputs"]) == 0
 
     node = DetectorNode(
         context=ros.context,
@@ -176,17 +164,76 @@ def test_bag_run_and_the_node_give_the_same_detections_and_tracks_from_one_param
             120.0,
             f"the node's outputs for frame {index}",
         )
+    return received, class_names
+
+
+def _assert_bag_run_matches(output: Path, received: dict, class_names: tuple, count: int) -> None:
     for name, online in received.items():
         offline = _bag_detections(output, f"/cam/{name}", class_names)
-        assert len(offline) == len(online) == len(frames), name
+        assert len(offline) == len(online) == count, name
         for index, (written, message) in enumerate(zip(offline, online, strict=True)):
             decoded = message_to_detections(message, class_names)
             _assert_same(written, decoded, f"{name} of frame {index}")
+
+
+@pytest.mark.ros
+def test_bag_run_and_the_node_give_the_same_detections_and_tracks_from_one_params_file(
+    ros, tmp_path
+):
+    """`bag run --params-file F` writes what `detector_node --params-file F` publishes.
+
+    Was: `bag run` read only the first section naming the node (`detector:`), so the file's
+    `/**:` settings (threshold, input size, tracking) configured the node but not `bag run`.
+    """
+    frames = _vtest_frames(8)
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS)
+    bag = _write_bag(tmp_path / "bag", frames)
+    output = tmp_path / "out"
+    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
+    assert main([*command, "--weights", WEIGHTS, "--no-dehazed", "--no-copy-inputs"]) == 0
+
+    received, class_names = _node_outputs(ros, params, frames)
+    _assert_bag_run_matches(output, received, class_names, len(frames))
     raw = [message_to_detections(m, class_names) for m in received["detections_raw"]]
     assert min(float(d.scores.min(initial=1.0)) for d in raw) >= 0.45, "the /** threshold"
     assert sum(len(d) for d in raw) > 0, "the demo weights find people on these frames"
     tracked = [message_to_detections(m, class_names) for m in received["detections"]]
     assert len(tracked[0]) == 0 and len(tracked[1]) > 0, "min_hits 2 from the /** section"
+
+
+@pytest.mark.ros
+def test_bag_run_with_tracking_off_writes_what_the_node_publishes_with_tracking_off(ros, tmp_path):
+    """`tracking.enabled: false`: `detections` is the unsmoothed detections, no track ids.
+
+    Was: `bag run` dropped `tracking.enabled` and always tracked, so its `detections` held
+    smoothed boxes with track ids (none in the first min_hits frames) where the node published
+    every detection at once; `bag eval` then lumped a topic without ids into one track.
+    """
+    frames = _vtest_frames(6)
+    params = tmp_path / "params.yaml"
+    # In the node's own section, beside its other tracking keys.
+    params.write_text(PARAMS.replace("max_misses: 2\n", "max_misses: 2\n      enabled: false\n"))
+    bag = _write_bag(tmp_path / "bag", frames)
+    output = tmp_path / "out"
+    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
+    assert main([*command, "--weights", WEIGHTS, "--no-dehazed", "--no-copy-inputs"]) == 0
+
+    received, class_names = _node_outputs(ros, params, frames)
+    _assert_bag_run_matches(output, received, class_names, len(frames))
+    written = _bag_detections(output, "/cam/detections", class_names)
+    raw = _bag_detections(output, "/cam/detections_raw", class_names)
+    assert len(written[0]) > 0, "no min_hits wait: frame 0's people are published at once"
+    for smoothed, unsmoothed in zip(written, raw, strict=True):
+        assert (smoothed.track_ids == -1).all(), "no track ids without a tracker"
+        np.testing.assert_array_equal(smoothed.boxes, unsmoothed.boxes)
+        np.testing.assert_array_equal(smoothed.scores, unsmoothed.scores)
+
+    metrics = tmp_path / "metrics.json"
+    assert main(["bag", "eval", str(output), "--output", str(metrics)]) == 0
+    camera = json.loads(metrics.read_text())["cameras"]["/cam"]
+    # Same boxes in both topics: the same flicker, chained by IoU, not one track -1.
+    assert camera["smoothed"]["consistency"] == camera["raw"]["consistency"], camera
 
 
 def test_the_python_api_detects_as_predict_does_with_the_same_weights(tmp_path, repo_root):
@@ -273,3 +320,60 @@ def test_a_params_file_bag_run_cannot_use_is_one_error_line(tmp_path, capsys, te
     error = capsys.readouterr().err
     assert error.startswith(f"bag run: params file {params} {message}"), error
     assert "Traceback" not in error and not output.exists()
+
+
+def test_bag_run_with_tracking_off_annotates_and_writes_the_unsmoothed_detections(tmp_path):
+    """Tracking off: `detections` equals `detections_raw` from frame 0, and the debug image.
+
+    Was: `tracking.enabled: false` was dropped, so frame 0's `detections` was empty (the
+    tracker's min_hits wait) and later frames carried smoothed boxes with track ids.
+    """
+    from rosbags.highlevel import AnyReader
+
+    from togethernet_ros.bag.image_codec import decode_image_message
+    from togethernet_ros.vision.detections import Detections
+    from togethernet_ros.vision.draw import draw_detections
+
+    frames = _vtest_frames(2)
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.replace("max_misses: 2\n", "max_misses: 2\n      enabled: false\n"))
+    bag = _write_bag(tmp_path / "bag", frames)
+    output = tmp_path / "out"
+    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
+    assert main([*command, "--weights", WEIGHTS, "--no-dehazed", "--annotated"]) == 0
+
+    detector = create_detector(WEIGHTS, device="cpu")
+    class_names = tuple(detector.class_names)
+    detector.close()
+    written = _bag_detections(output, "/cam/detections", class_names)
+    raw = _bag_detections(output, "/cam/detections_raw", class_names)
+    assert len(written) == len(raw) == len(frames)
+    assert len(written[0]) > 0, "the demo weights find people on frame 0, published at once"
+    for smoothed, unsmoothed in zip(written, raw, strict=True):
+        assert (smoothed.track_ids == -1).all(), smoothed.track_ids
+        np.testing.assert_array_equal(smoothed.boxes, unsmoothed.boxes)
+        np.testing.assert_array_equal(smoothed.scores, unsmoothed.scores)
+    with AnyReader([output]) as reader:
+        connections = [c for c in reader.connections if c.topic == "/cam/debug_image"]
+        drawn = [
+            decode_image_message(reader.deserialize(raw_bytes, c.msgtype))
+            for c, _, raw_bytes in reader.messages(connections=connections)
+        ]
+    assert len(drawn) == len(frames)
+    for image, frame, found in zip(drawn, frames, written, strict=True):
+        boxes = Detections(found.boxes.astype(np.float32), found.scores, found.class_ids)
+        np.testing.assert_array_equal(image, draw_detections(frame, boxes, class_names))
+
+
+def test_a_tracking_enabled_that_is_not_a_bool_is_one_error_line(tmp_path, capsys):
+    """The node takes `tracking.enabled` as a bool; a quoted 'false' must not mean true."""
+    bag = _write_bag(tmp_path / "bag", [np.zeros((32, 48, 3), np.uint8)])
+    params = tmp_path / "params.yaml"
+    params.write_text("detector:\n  ros__parameters:\n    tracking:\n      enabled: 'false'\n")
+    output = tmp_path / "out"
+    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    expected = f"bag run: params file {params}: tracking.enabled must be true or false, got 'false'"
+    assert error.strip() == expected, error
+    assert not output.exists()

@@ -149,8 +149,16 @@ def run_run(args: argparse.Namespace) -> int:
             _check_unit_interval(name, settings[name])
         publish_threshold = float(settings["conf_threshold"])
         keep = class_filter(settings)
-        tracker_config = tracker_config_behind(
-            publish_threshold, TrackerConfig.from_dict(tracker) if tracker else TrackerConfig()
+        tracking = bool(settings["tracking_enabled"])
+        # As the node: with tracking off no tracker follows, so the detector keeps no
+        # low-score boxes for one (tracking/score_gate.py).
+        tracker_config = (
+            tracker_config_behind(
+                publish_threshold,
+                TrackerConfig.from_dict(tracker) if tracker else TrackerConfig(),
+            )
+            if tracking
+            else None
         )
         # The detector keeps the tracker's low-score boxes too; raw detections are cut back.
         detector = create_detector_from_settings(
@@ -176,6 +184,7 @@ def run_run(args: argparse.Namespace) -> int:
             copy_inputs=not args.no_copy_inputs,
             overwrite=args.overwrite,
             max_frames=args.max_frames,
+            tracking=tracking,
             tracker_config=tracker_config,
             publish_threshold=publish_threshold,
             class_filter=keep,

@@ -403,7 +403,10 @@ def evaluate_camera(
         if not frames:
             continue
         ordered = [frames[key] for key in _in_order(frames)]
-        ids = [d.track_ids for d in ordered] if kind == "smoothed" else None
+        # A node with tracking off publishes `detections` without track ids (-1): chained by
+        # IoU as the raw ones, not lumped into one track -1, and no ID switches to count.
+        tracked = kind == "smoothed" and all((d.track_ids >= 0).all() for d in ordered)
+        ids = [d.track_ids for d in ordered] if tracked else None
         entry: dict = {
             "frames": len(ordered),
             "repeated_stamp_frames": repeated_stamp_frames(frames),
@@ -443,9 +446,7 @@ def evaluate_camera(
                 [gt[str(s)].boxes[~gt[str(s)].difficult] for s in stamps],
                 [predictions[str(s)].boxes for s in stamps],
                 gt_ids=gt_ids if have_gt_ids else None,
-                pred_ids=[predictions[str(s)].track_ids for s in stamps]
-                if kind == "smoothed"
-                else None,
+                pred_ids=[predictions[str(s)].track_ids for s in stamps] if tracked else None,
                 iou_threshold=iou_threshold,
             )
             entry["stability"] = {

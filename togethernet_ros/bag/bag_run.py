@@ -42,6 +42,8 @@ class BagRunOptions:
     copy_inputs: bool = True
     overwrite: bool = False
     max_frames: int | None = None
+    # The node's `tracking.enabled`: off, `detections` holds the unsmoothed detections.
+    tracking: bool = True
     tracker_config: TrackerConfig | None = None
     # Score of the published raw detections when the detector keeps lower ones for the tracker
     # (tracking/score_gate.py); None: the detector's own threshold.
@@ -136,6 +138,7 @@ def run_bag(
             max_batch_size=options.max_batch_size,
             max_batch_wait_ms=options.max_batch_wait_ms,
             restore=options.dehazed,
+            tracking=options.tracking,
             tracker_config=options.tracker_config,
             publish_threshold=options.publish_threshold,
             class_filter=options.class_filter,

@@ -4,7 +4,8 @@ Defaults come from the node's parameters file: ``--params-file``, else the node'
 config/detect.yaml (the YAML is the single source of defaults, so `bag run` without options
 detects as the node does); explicit command-line values win. Read from the file: the detector
 keys below (the ONNX export `onnx_path` and `engine_cache_dir` included), `classes` and
-`tracking.*` (not `tracking.enabled`: both outputs are always written). The node's publishing
+`tracking.*` (with `tracking.enabled: false`, `detections` holds the unsmoothed detections
+without track ids, as the node publishes them). The node's publishing
 and QoS options are not read (`bag run` has its own output flags), nor `class_id_as_index`,
 `torch_compile` or `prepare_frames_ahead`.
 """
@@ -143,14 +144,18 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
     """
     settings = dict(FALLBACK_DEFAULTS)
     tracker: dict[str, Any] = {}
+    enabled = True  # the node's default
     for params_file in (_node_config_file(), getattr(args, "params_file", None)):
         if params_file is None:
             continue
         parameters = read_node_parameters(params_file)
         settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
-        tracker.update(_tracking_parameters(parameters) or {})
+        values = _tracking_parameters(parameters) or {}
+        enabled = _tracking_enabled(values.pop("enabled", enabled), params_file)
+        tracker.update(values)
     if tracker:
         settings["tracker"] = tracker
+    settings["tracking_enabled"] = enabled
     for key in DETECTOR_KEYS:
         value = getattr(args, key, None)
         if value is not None:
@@ -173,11 +178,7 @@ def _node_config_file() -> Path | None:
 
 
 def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any] | None:
-    """The node's `tracking` settings (a nested mapping or dotted `tracking.*` keys).
-
-    `enabled` is left out: the bag commands always write both the smoothed and the raw
-    detections.
-    """
+    """The node's `tracking` settings (a nested mapping or dotted `tracking.*` keys)."""
     nested = parameters.get("tracking")
     values = dict(nested) if isinstance(nested, dict) else {}
     values.update(
@@ -187,8 +188,17 @@ def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any] | None:
             if name.startswith("tracking.")
         }
     )
-    values.pop("enabled", None)
     return values or None
+
+
+def _tracking_enabled(value: Any, params_file: Path) -> bool:
+    """`tracking.enabled` as the node takes it: a bool, else a ValueError naming the file."""
+    # The node declares it a bool parameter; a quoted 'false' would otherwise count as true.
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"params file {params_file}: tracking.enabled must be true or false, got {value!r}"
+        )
+    return value
 
 
 def create_detector_from_settings(settings: dict[str, Any]) -> Any:

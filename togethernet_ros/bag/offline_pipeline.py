@@ -31,7 +31,7 @@ class FrameResult:
 
     frame: ImageFrame
     detections: Any  # inference Detections (raw, after NMS)
-    tracked: Any  # tracking TrackedDetections (smoothed, with track ids)
+    tracked: Any  # tracking TrackedDetections (smoothed, with track ids); None: tracking off
     dehazed: np.ndarray | None
     batch_size: int
 
@@ -82,8 +82,11 @@ class OfflinePipeline:
         detect_fn: Callable[[list[np.ndarray]], list[Any]] | None = None,
         publish_threshold: float | None = None,
         class_filter: frozenset[str] | None = None,
+        tracking: bool = True,
     ) -> None:
         self.detector = detector
+        # The node's `tracking.enabled`: off, no tracker runs and FrameResult.tracked is None.
+        self.tracking = tracking
         # The detector may keep lower scores for the tracker's low stage (tracking/score_gate.py);
         # the raw detections are cut back to this. None: keep what the detector returns.
         self.publish_threshold = publish_threshold
@@ -137,24 +140,11 @@ class OfflinePipeline:
         self.stats.batch_sizes[len(frames)] = self.stats.batch_sizes.get(len(frames), 0) + 1
         for frame, result in zip(frames, results, strict=True):
             started = time.perf_counter()
-            tracker = self._trackers.get(frame.topic)
-            if tracker is None:
-                tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
-                self._timelines[frame.topic] = FrameTimeline()
             detections = result.detections
             if self.class_filter is not None:
                 names = tuple(self.detector.class_names)
                 detections = keep_classes(detections, names, self.class_filter)
-            # As the node: an unstamped frame (stamp 0) is timed by its arrival (the log time),
-            # so the tracker still predicts motion and resets after max_gap_s; a frame of
-            # another frame_id or size restarts the tracks (tracking/frame_timeline.py).
-            height, width = frame.image.shape[:2]
-            track_time_s, restart = self._timelines[frame.topic].place(
-                frame.stamp_ns / 1e9, frame.log_time_ns / 1e9, (frame.frame_id, height, width)
-            )
-            if restart:
-                tracker.reset()
-            tracked = tracker.update(detections, track_time_s, image_size=(height, width))
+            tracked = self._track(frame, detections) if self.tracking else None
             if self.publish_threshold is not None:
                 detections = scoring_at_least(detections, self.publish_threshold)
             self.stats.tracking_s += time.perf_counter() - started
@@ -163,3 +153,20 @@ class OfflinePipeline:
                 self.stats.frames_per_topic.get(frame.topic, 0) + 1
             )
             yield FrameResult(frame, detections, tracked, result.dehazed, len(frames))
+
+    def _track(self, frame: ImageFrame, detections: Any) -> Any:
+        """Smooth one frame's detections with its camera's tracker."""
+        tracker = self._trackers.get(frame.topic)
+        if tracker is None:
+            tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
+            self._timelines[frame.topic] = FrameTimeline()
+        # As the node: an unstamped frame (stamp 0) is timed by its arrival (the log time),
+        # so the tracker still predicts motion and resets after max_gap_s; a frame of
+        # another frame_id or size restarts the tracks (tracking/frame_timeline.py).
+        height, width = frame.image.shape[:2]
+        track_time_s, restart = self._timelines[frame.topic].place(
+            frame.stamp_ns / 1e9, frame.log_time_ns / 1e9, (frame.frame_id, height, width)
+        )
+        if restart:
+            tracker.reset()
+        return tracker.update(detections, track_time_s, image_size=(height, width))

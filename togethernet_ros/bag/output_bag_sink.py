@@ -1,6 +1,7 @@
 """Writes pipeline results into an output bag the way the node publishes them.
 
-Per camera: ``<ns>/detections`` (smoothed, track id in Detection2D.id), ``<ns>/detections_raw``,
+Per camera: ``<ns>/detections`` (smoothed, track id in Detection2D.id; with tracking off the
+unsmoothed detections, no ids, as the node publishes them), ``<ns>/detections_raw``,
 ``<ns>/dehazed/image_raw`` (source size, same header), optional ``<ns>/debug_image`` and one
 ``<ns>/label_info``. Messages carry the input frame's header and are logged at its log time.
 """
@@ -66,15 +67,17 @@ class OutputBagSink:
                 typestore, header, self.class_names, self.options.conf_threshold
             )
             self.writer.write(topics.label_info, LABEL_INFO, log_time, label_info)
-        tracked = result.tracked
+        # Tracking off (no tracker result): the node publishes the unsmoothed detections.
+        output = result.detections if result.tracked is None else result.tracked
+        track_ids = None if result.tracked is None else result.tracked.track_ids
         message = detections_to_message(
             typestore,
             header,
-            tracked.boxes,
-            tracked.scores,
-            tracked.class_ids,
+            output.boxes,
+            output.scores,
+            output.class_ids,
             self.class_names,
-            track_ids=tracked.track_ids,
+            track_ids=track_ids,
         )
         self.writer.write(topics.detections, DETECTION2D_ARRAY, log_time, message)
         if self.options.raw_detections:
@@ -89,6 +92,6 @@ class OutputBagSink:
             self.writer.write(topics.dehazed, IMAGE_TYPE, log_time, image)
         if self.options.annotated and self._annotate is not None:
             bgr = frame.image if self.color_order == "bgr" else frame.image[:, :, ::-1]
-            drawn = self._annotate(bgr, tracked, self.class_names, tracked.track_ids)
+            drawn = self._annotate(bgr, output, self.class_names, track_ids)
             image = encode_image_message(typestore, np.ascontiguousarray(drawn), header, "bgr8")
             self.writer.write(topics.debug_image, IMAGE_TYPE, log_time, image)
