@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -84,8 +85,17 @@ def parse_overrides(items: list[str]) -> dict:
             raise ValueError(f"parameter override {item!r} must look like name:=value")
         if name not in SPECS_BY_NAME:
             raise ValueError(f"-p {name}: the node has no parameter {name!r}")
-        parsed = yaml.safe_load(value)
-        checked = check_value(SPECS_BY_NAME[name], parsed)
+        spec = SPECS_BY_NAME[name]
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0]
+            raise ValueError(f"-p {name}: {value!r} is not a YAML value ({problem})") from None
+        if spec.kind is float and isinstance(parsed, str):
+            # PyYAML (YAML 1.1) reads 1e-2 as text; rcl, as the node gets `-p`, as a number.
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        checked = check_value(spec, parsed)
         # Lists as lists (check_value gives tuples), the YAML the params file is written as.
         overrides[name] = list(checked) if isinstance(checked, tuple) else checked
     return overrides
