@@ -377,3 +377,17 @@ def test_a_tracking_enabled_that_is_not_a_bool_is_one_error_line(tmp_path, capsy
     expected = f"bag run: params file {params}: tracking.enabled must be true or false, got 'false'"
     assert error.strip() == expected, error
     assert not output.exists()
+
+
+def test_tracking_settings_are_checked_with_tracking_off_as_the_node_checks_them(tmp_path, capsys):
+    """The node refuses a bad tracking.* value whether or not it tracks; bag run ran on."""
+    bag = _write_bag(tmp_path / "bag", [np.zeros((32, 48, 3), np.uint8)])
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "detector:\n  ros__parameters:\n    tracking:\n      enabled: false\n      min_hits: 0\n"
+    )
+    output = tmp_path / "out"
+    command = ["bag", "run", str(bag), "--output", str(output), "--params-file", str(params)]
+    assert main(command) == 2
+    assert "min_hits" in capsys.readouterr().err
+    assert not output.exists()

@@ -152,13 +152,10 @@ def run_run(args: argparse.Namespace) -> int:
         tracking = bool(settings["tracking_enabled"])
         # As the node: with tracking off no tracker follows, so the detector keeps no
         # low-score boxes for one (tracking/score_gate.py).
+        # Checked also with tracking off, as the node checks every tracking.* value.
+        configured_tracker = TrackerConfig.from_dict(tracker) if tracker else TrackerConfig()
         tracker_config = (
-            tracker_config_behind(
-                publish_threshold,
-                TrackerConfig.from_dict(tracker) if tracker else TrackerConfig(),
-            )
-            if tracking
-            else None
+            tracker_config_behind(publish_threshold, configured_tracker) if tracking else None
         )
         # The detector keeps the tracker's low-score boxes too; raw detections are cut back.
         detector = create_detector_from_settings(
