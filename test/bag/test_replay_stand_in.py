@@ -145,3 +145,16 @@ def test_the_output_reliability_is_read_from_the_params_file_under_the_overlay(t
     assert _node_parameter(params, overlay, "output_reliability", "?") == "reliable"
     # No params file: the node's own config/detect.yaml.
     assert _node_parameter(None, {}, "output_reliability", "?") == "reliable"
+
+
+def test_another_nodes_section_of_a_shared_params_file_is_not_the_replayed_nodes(tmp_path):
+    # A robot's params file holds other nodes' sections too: the replay took the last section
+    # naming the key, subscribing best effort to a node publishing reliable (or the reverse).
+    from togethernet_ros.ros.bag_replay import _node_parameter
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "detector:\n  ros__parameters:\n    output_reliability: reliable\n"
+        "lidar_driver:\n  ros__parameters:\n    output_reliability: best_effort\n"
+    )
+    assert _node_parameter(params, {}, "output_reliability", "?") == "reliable"

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -227,17 +226,14 @@ def _node_parameter(
     """
     if name in overrides:
         return overrides[name]
-    from togethernet_ros.ros.node_settings import default_config_path, flatten_parameters
+    from togethernet_ros.bag.detector_options import read_node_parameters
+    from togethernet_ros.ros.node_settings import default_config_path
 
     try:
-        document = yaml.safe_load(Path(params_file or default_config_path()).read_text())
-    except (OSError, ImportError, LookupError, yaml.YAMLError):
-        return default  # the node will refuse it and say why
-    value = default
-    for entry in document.values() if isinstance(document, dict) else ():
-        if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
-            value = flatten_parameters(entry["ros__parameters"]).get(name, value)
-    return value
+        # The sections the node itself applies (its name, /**, ...), not every node's.
+        return read_node_parameters(Path(params_file or default_config_path())).get(name, default)
+    except (ValueError, ImportError, LookupError):
+        return default  # the node will refuse the file and say why
 
 
 @dataclass(frozen=True)
