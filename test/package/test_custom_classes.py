@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from support.train_configs import tiny_train_command
 
 from togethernet_ros.cli import main
 from togethernet_ros.evaluation.detection_files import save_detections
@@ -25,21 +26,9 @@ CLASSES = ["traffic light", "Fußgänger", "car/van"]
 
 def _train_args(root, out, classes):
     """`togethernet train` on ``root`` with a tiny CPU model (seconds per epoch)."""
-    settings = [
-        f"data.root={root}",
-        "data.val_set=train",
-        f"data.class_names={json.dumps(classes)}",
-        "data.workers=0",
-        "model.input_size=128",
-        "model.width=0.125",
-        "train.batch_size=2",
-        "train.epochs=1",
-        "eval.interval=1",
-        f"output.dir={out}",
-        "output.tensorboard=false",
-        "output.progress_bar=false",
-    ]
-    return ["train", *[arg for setting in settings for arg in ("--set", setting)]]
+    return tiny_train_command(
+        root, out, "data.val_set=train", f"data.class_names={json.dumps(classes)}"
+    )
 
 
 def _dataset(tmp_path, classes, count=4):

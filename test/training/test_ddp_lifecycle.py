@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.train_configs import CLASSES
+from support.train_configs import CLASSES, SMALL_SETTINGS
 
 from togethernet_ros.cli import main
 from togethernet_ros.model.checkpoint import load_checkpoint
@@ -23,18 +23,7 @@ from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write
 from togethernet_ros.training.validation import validation_map
 
 TEST_DIR = Path(__file__).resolve().parents[1]
-SETTINGS = (
-    "data.class_names=[a,b,c]",
-    "data.workers=0",
-    "model.input_size=128",
-    "model.width=0.125",
-    "train.batch_size=4",
-    "train.warmup_epochs=1",
-    "train.flat_epochs=0",
-    "output.progress_bar=false",
-    "output.tensorboard=false",
-    "device=cpu",
-)
+SETTINGS = (*SMALL_SETTINGS, "device=cpu")
 TINY = [part for setting in SETTINGS for part in ("--set", setting)]
 
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from support.cli_refusal import refused
+from support.train_configs import tiny_train_command
 
 from togethernet_ros.cli import main
 from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
@@ -46,29 +47,12 @@ def test_train_then_eval_from_weights_agree(tmp_path):
     assert metrics["voc"]["mAP"] == pytest.approx(float(rows[0]["val_mAP"]), abs=1e-5)
 
 
-def _tiny_run(root, out, *extra):
-    settings = [
-        f"data.root={root}",
-        "data.workers=0",
-        "model.input_size=128",
-        "model.width=0.125",
-        "train.batch_size=2",
-        "train.epochs=1",
-        "eval.interval=1",
-        f"output.dir={out}",
-        "output.tensorboard=false",
-        "output.progress_bar=false",
-        *extra,
-    ]
-    return ["train", *[arg for s in settings for arg in ("--set", s)]]
-
-
 def test_train_setup_errors_exit_in_one_line_naming_the_problem(tmp_path, capsys):
     classes = ["person", "bicycle", "car"]
     scenes = SyntheticFogDataset(2, 128, 128, num_classes=3, seed=5)
     root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
     classes_set = f"data.class_names=[{','.join(classes)}]"
-    run = _tiny_run(root, tmp_path / "run", classes_set, "data.val_set=null")
+    run = tiny_train_command(root, tmp_path / "run", classes_set, "data.val_set=null")
     message = refused(capsys, [*run, "--set", "train.batch_size=4"])
     assert message.splitlines()[-1] == (
         "train: training set has 2 samples: fewer than one batch of 4 per process "
@@ -92,13 +76,13 @@ def test_empty_validation_set_and_resume_with_other_classes(tmp_path, capsys):
     root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
     (root / "ImageSets" / "Main" / "val.txt").write_text("")
     out = tmp_path / "run"
-    run = _tiny_run(root, out, f"data.class_names=[{','.join(classes)}]")
+    run = tiny_train_command(root, out, f"data.class_names=[{','.join(classes)}]")
     assert main(run) == 0
     printed = capsys.readouterr().out
     # An empty validation set scores NaN: no validation and no "best" checkpoint from it.
     assert "validation set has no usable samples" in printed
     assert (out / "last.pt").is_file() and not (out / "best.pt").exists()
-    other = _tiny_run(root, tmp_path / "run2", "data.class_names=[person,car]")
+    other = tiny_train_command(root, tmp_path / "run2", "data.class_names=[person,car]")
     resume = [*other, "--set", f"resume={out / 'last.pt'}", "--set", "train.epochs=2"]
     message = refused(capsys, resume).splitlines()[-1]
     assert message.startswith(f"train: {out / 'last.pt'} was trained with 3 classes")
