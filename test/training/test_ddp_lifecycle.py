@@ -42,6 +42,17 @@ def _torchrun(script: str, *args: str, tmp_path: Path) -> subprocess.CompletedPr
     )
 
 
+def _train_argv(tmp_path: Path, out: Path, *settings: str) -> list[str]:
+    """`togethernet train` on a small VOC set, no validation, writing into ``out``."""
+    extra = [
+        f"data.root={_voc_root(tmp_path)}",
+        "data.val_set=null",
+        *settings,
+        f"output.dir={out}",
+    ]
+    return ["train", *TINY, *[part for setting in extra for part in ("--set", setting)]]
+
+
 def _val_set() -> SyntheticFogDataset:
     return SyntheticFogDataset(3, 128, 128, num_classes=3, seed=9)
 
@@ -189,15 +200,7 @@ def test_the_train_command_leaves_the_process_group_when_it_finishes(tmp_path):
     # Left to process exit, every NCCL rank printed "destroy_process_group() was not called
     # before program exit, which can leak resources" at the end of each multi-GPU run.
     out = tmp_path / "run"
-    argv = [
-        "train",
-        *TINY,
-        "--set",
-        f"data.root={_voc_root(tmp_path)}",
-        "--set",
-        "data.val_set=null",
-    ]
-    argv += ["--set", "train.epochs=1", "--set", f"output.dir={out}"]
+    argv = _train_argv(tmp_path, out, "train.epochs=1")
     completed = _torchrun(CLI_RUN, *argv, tmp_path=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     for rank in (0, 1):
@@ -212,15 +215,7 @@ def test_sync_bn_without_gpus_is_refused_in_one_line(tmp_path):
     # DDP refused it deep in its constructor ("SyncBatchNorm layers only work with GPU
     # modules"), a traceback per rank that named no setting.
     out = tmp_path / "run"
-    argv = [
-        "train",
-        *TINY,
-        "--set",
-        f"data.root={_voc_root(tmp_path)}",
-        "--set",
-        "data.val_set=null",
-    ]
-    argv += ["--set", "train.sync_bn=true", "--set", f"output.dir={out}"]
+    argv = _train_argv(tmp_path, out, "train.sync_bn=true")
     completed = _torchrun(CLI_RUN, *argv, tmp_path=tmp_path)
     for rank in (0, 1):
         assert f"rank {rank} status 2" in completed.stdout, completed.stderr[-3000:]
@@ -241,15 +236,7 @@ def test_sync_bn_without_gpus_is_refused_in_one_line(tmp_path):
 def test_an_unusable_device_is_one_line_not_a_traceback(tmp_path, capsys, device, message):
     # Both ended in a RuntimeError traceback (torch's own for an unknown name).
     out = tmp_path / "run"
-    argv = [
-        "train",
-        *TINY,
-        "--set",
-        f"data.root={_voc_root(tmp_path)}",
-        "--set",
-        "data.val_set=null",
-    ]
-    argv += ["--set", f"device={device}", "--set", f"output.dir={out}"]
+    argv = _train_argv(tmp_path, out, f"device={device}")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == message and "Traceback" not in err
