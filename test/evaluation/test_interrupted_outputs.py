@@ -7,10 +7,9 @@ write fails part-way with EFBIG as it would with ENOSPC.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from support.full_disk import write_on_a_full_disk
 
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
 from togethernet_ros.evaluation.records import ImageDetections
@@ -28,23 +27,14 @@ def test_saved_detections_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
     save_detections(path, _detections(3), CLASSES)  # an earlier run's complete file
     before = path.read_bytes()
     limit = 64 * 1024  # the next run's file is ~1 MB: the disk "fills" after 64 KiB
-    script = textwrap.dedent(
-        f"""
-        import resource, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_interrupted_outputs import CLASSES, _detections
-        from togethernet_ros.evaluation.detection_files import save_detections
-        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-        try:
-            save_detections({str(path)!r}, _detections(1000), CLASSES)
-        except OSError as error:
-            print("write failed:", error)
+    write_on_a_full_disk(
         """
+        from evaluation.test_interrupted_outputs import CLASSES, _detections
+        from togethernet_ros.evaluation.detection_files import save_detections
+        """,
+        f"save_detections({str(path)!r}, _detections(1000), CLASSES)",
+        limit,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert "write failed" in result.stdout, result.stdout + result.stderr
     # Was: detections.json cut at 64 KiB: the earlier run's file lost, and this one unreadable.
     assert path.read_bytes() == before
     detections, names = load_detections(path)
@@ -69,23 +59,14 @@ def test_pr_plots_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
     before = plot.read_bytes()
     limit = 4 * 1024
     assert len(before) > limit
-    script = textwrap.dedent(
-        f"""
-        import resource, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_interrupted_outputs import _curves
-        from togethernet_ros.evaluation.pr_curves import plot_pr_curves
-        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-        try:
-            plot_pr_curves(_curves(0.5), {str(tmp_path)!r})
-        except OSError as error:
-            print("write failed:", error)
+    write_on_a_full_disk(
         """
+        from evaluation.test_interrupted_outputs import _curves
+        from togethernet_ros.evaluation.pr_curves import plot_pr_curves
+        """,
+        f"plot_pr_curves(_curves(0.5), {str(tmp_path)!r})",
+        limit,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False
-    )
-    assert "write failed" in result.stdout, result.stdout + result.stderr
     # Was: pr_car.png cut at 4 KiB, an unreadable image where the last run's was.
     assert plot.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [plot.name]
