@@ -56,7 +56,16 @@ def read_whole_image_file(path: str | Path) -> tuple[np.ndarray | None, str]:
         return None, f"cannot be read ({error.strerror or error})"
     if is_truncated_jpeg(data):
         return None, "truncated JPEG (no end-of-image marker)"
-    image = read_image_file(path)
+    if data[:2] == JPEG_START:
+        # Decoded from the bytes already read for the check: the data loader reads every
+        # training image this way, and reading a JPEG from disk twice would double its I/O.
+        try:
+            raw = np.frombuffer(data, dtype=np.uint8)
+            image = cv2.imdecode(raw, cv2.IMREAD_COLOR | STORED_GRID)
+        except cv2.error:
+            image = None
+    else:
+        image = read_image_file(path)
     if image is None:
         return None, "not a decodable image (corrupt or another format)"
     return image, ""
