@@ -5,13 +5,15 @@ Idempotent: a stamp file records what was installed; a second run with unchanged
 files only re-checks that the key imports work. Steps:
 
 1. Python >= 3.10, then `.venv`.
-2. The pinned Python dependencies (tools/requirements.txt); onnxruntime-gpu where a GPU is present.
+2. The pinned Python dependencies (tools/requirements.txt); onnxruntime-gpu where a GPU is present,
+   the NumPy 1.x set where a sourced distribution's NumPy is 1.x (its messages are built for it).
 3. A ROS 2 runtime: the sourced distribution when there is one, else the Jazzy wheels from PyPI
    (Kilted only when Jazzy cannot work; the two families are never mixed).
 4. vision_msgs: from the distribution when it has it, else built with cmake into the venv.
 5. This package, editable.
 
-Run with any Python >= 3.10: `python3 tools/setup_env.py`.
+Run with any Python >= 3.10: `python3 tools/setup_env.py`. `--print-requirements` only lists the
+pins it would install for the running Python (the ROS 2 workstation steps in README.md use it).
 
 Offline (a machine with no registry access, e.g. the GPU machine): `python3 tools/setup_env.py
 --offline-wheels DIR` installs ROS 2 and rosbags from the wheels that `tools/offline_wheels.py`
@@ -25,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -53,7 +56,7 @@ class SetupError(RuntimeError):
 
 
 def log(message: str) -> None:
-    print(f"[setup] {message}", flush=True)
+    print(f"[setup] {message}", file=sys.stderr, flush=True)
 
 
 def run(command: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> None:
@@ -109,19 +112,57 @@ def sourced_ros_distro() -> str | None:
     return distro
 
 
-def python_requirements(gpu: bool) -> list[str]:
-    """Read tools/requirements.txt, swapping in the `# gpu:` alternative of a line on GPU hosts."""
-    lines = []
+def python_requirements(gpu: bool, numpy1: bool = False) -> list[str]:
+    """Read tools/requirements.txt for this host.
+
+    On GPU hosts a line's `# gpu:` alternative replaces it. With ``numpy1`` the lines tagged
+    `# numpy1` (the NumPy 1.x set, otherwise only for Python < 3.11) apply on every Python and
+    replace the other pins of their packages: a sourced distribution built against NumPy 1.x
+    cannot load its messages under NumPy 2.
+    """
+    chosen: list[tuple[str, bool]] = []
     for raw in REQUIREMENTS.read_text().splitlines():
         requirement, _, comment = raw.partition("#")
         requirement = requirement.strip()
         if not requirement:
             continue
         comment = comment.strip()
-        if gpu and comment.startswith("gpu:"):
-            requirement = comment.removeprefix("gpu:").strip()
-        lines.append(requirement)
-    return lines
+        tagged_numpy1 = comment.split(";")[0].split(" ")[0] == "numpy1"
+        _, gpu_marker, alternative = comment.partition("gpu:")
+        if gpu and gpu_marker:
+            requirement = alternative.strip()
+        chosen.append((requirement, tagged_numpy1))
+    if not numpy1:
+        return [requirement for requirement, _ in chosen]
+    numpy1_names = {requirement_name(r) for r, tagged in chosen if tagged}
+    return [
+        requirement.split(";")[0].strip() if tagged else requirement
+        for requirement, tagged in chosen
+        if tagged or requirement_name(requirement) not in numpy1_names
+    ]
+
+
+def requirement_name(requirement: str) -> str:
+    """The project name of a requirement line (`numpy==1.26.4; ...` → `numpy`)."""
+    return re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower().replace("_", "-")
+
+
+def numpy_major_of(python: str) -> int | None:
+    """Major version of the NumPy that `python` imports, or None when it has none."""
+    probe = subprocess.run(
+        [python, "-c", "import numpy; print(numpy.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return None
+    return int(probe.stdout.strip().split(".")[0])
+
+
+def distribution_needs_numpy1(distro: str | None) -> bool:
+    """Whether the sourced distribution's Python sees NumPy 1.x (its messages are built for it)."""
+    return distro is not None and numpy_major_of(sys.executable) == 1
 
 
 def fingerprint(mode: dict[str, object]) -> str:
@@ -169,8 +210,8 @@ def pip_install(arguments: list[str], env: dict[str, str] | None = None) -> None
     )
 
 
-def install_python_dependencies(gpu: bool) -> None:
-    requirements = python_requirements(gpu)
+def install_python_dependencies(gpu: bool, numpy1: bool = False) -> None:
+    requirements = python_requirements(gpu, numpy1)
     env = dict(os.environ)
     if gpu:
         # A local CPU-only torch wheel (find-links) would win over PyPI's CUDA build.
@@ -281,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="install ROS 2 from this wheel folder (tools/offline_wheels.py), no registry",
     )
+    parser.add_argument(
+        "--print-requirements",
+        action="store_true",
+        help="print the pinned requirements for this Python (GPU builds where a GPU answers, the "
+        "NumPy 1.x set where a sourced ROS 2 distribution has NumPy 1.x) and exit",
+    )
     args = parser.parse_args(argv)
     if sys.version_info < MIN_PYTHON:
         print(
@@ -296,7 +343,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         gpu = has_gpu()
         distro = sourced_ros_distro()
-        mode = {"gpu": gpu, "ros_distro": distro, "python": sys.version.split()[0]}
+        numpy1 = distribution_needs_numpy1(distro)
+        if args.print_requirements:
+            print("\n".join(python_requirements(gpu, numpy1)))
+            return 0
+        mode = {
+            "gpu": gpu,
+            "ros_distro": distro,
+            "numpy1": numpy1,
+            "python": sys.version.split()[0],
+        }
         stamp = fingerprint(mode)
         if (
             STAMP_FILE.exists()
@@ -306,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             log(".venv is up to date")
             return 0
         create_venv()
-        install_python_dependencies(gpu)
+        install_python_dependencies(gpu, numpy1)
         ros_family = distro if distro else install_ros_wheels()
         finish_venv("finished")
         STAMP_FILE.write_text(
