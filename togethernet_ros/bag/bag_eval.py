@@ -4,6 +4,8 @@ Detections are the ``<ns>/detections`` (smoothed) and ``<ns>/detections_raw`` to
 by `bag run` or recorded from the node. Ground truth, when given, is a Detection2DArray topic
 (``<ns>/<name>``, matched to camera ``<ns>`` by header stamp) or VOC XML files named by stamp
 (nanoseconds) or by frame index (the camera's n-th distinct stamp among its frames in the bag).
+Stamps must be equal unless a tolerance is given (:func:`align_truth_stamps`: each ground-truth
+stamp without an equal frame stamp goes to the nearest frame within it, one per frame).
 Without ground truth only the label-free consistency figures are computed.
 
 Every message is a frame, also when its stamp repeats (a looping recording, a camera without a
@@ -12,7 +14,8 @@ being occurrence k. Ground truth given once per stamp (VOC files, a topic that n
 stamp) labels every occurrence; a ground-truth topic that repeats stamps is paired in order.
 Only frames with ground truth are scored: detections of unlabelled frames are not counted
 (labels are often sparse), while a labelled frame without a detections message counts as
-missed. VOC ``difficult`` objects are neither required nor penalised, as in `togethernet eval`.
+missed. VOC ``difficult`` objects are neither required nor penalised, and boxes are truncated to
+whole pixels (get_map.py), as in `togethernet eval`.
 """
 
 from __future__ import annotations
@@ -327,6 +330,96 @@ def load_voc_ground_truth(
     return truth, notes
 
 
+@dataclass
+class StampAlignment:
+    """How a camera's ground-truth stamps were paired with its frame stamps.
+
+    ``exact``/``within_tolerance``/``unmatched`` count distinct ground-truth stamps;
+    ``max_offset_ns`` is the largest |ground truth − frame| among the tolerant pairs;
+    ``unmatched_stamps`` the first stamps that found no frame and ``nearest_offset_ns`` the
+    nearest frame's stamp minus each (one value throughout: a clock offset, not a tolerance).
+    """
+
+    tolerance_ns: int
+    exact: int = 0
+    within_tolerance: int = 0
+    max_offset_ns: int = 0
+    unmatched: int = 0
+    unmatched_stamps: list[int] = field(default_factory=list)
+    nearest_offset_ns: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON form, offsets in milliseconds."""
+        return {
+            "tolerance_ms": self.tolerance_ns / 1e6,
+            "exact": self.exact,
+            "within_tolerance": self.within_tolerance,
+            "max_offset_ms": self.max_offset_ns / 1e6,
+            "unmatched": self.unmatched,
+            "unmatched_stamps": self.unmatched_stamps,
+            "unmatched_nearest_frame_offset_ms": [v / 1e6 for v in self.nearest_offset_ns],
+        }
+
+
+# Unmatched stamps listed (with their nearest-frame offsets) in the report.
+_LISTED_UNMATCHED = 20
+
+
+def align_truth_stamps(
+    camera: CameraDetections,
+    truth: dict[FrameKey, DecodedDetections],
+    frame_stamps: dict[int, int] | None,
+    tolerance_ns: int,
+) -> tuple[dict[FrameKey, DecodedDetections], StampAlignment]:
+    """Move each ground-truth stamp with no frame of that exact stamp to the nearest frame stamp
+    at most ``tolerance_ns`` away (labels re-stamped through float seconds, or rounded to µs).
+
+    Frames are the camera's detections messages and, where given, its ``frame_stamps``. A
+    frame takes at most one ground-truth stamp, the nearest (an exact one always wins); what
+    finds none keeps its stamp and is scored as a missed frame, as before.
+    """
+    if tolerance_ns < 0:
+        raise ValueError(f"stamp tolerance must be >= 0 ns, got {tolerance_ns}")
+    frames = np.array(
+        sorted({stamp for stamp, _ in camera.keys} | set(frame_stamps or {})), np.int64
+    )
+    labelled = sorted({stamp for stamp, _ in truth})
+    report = StampAlignment(tolerance_ns)
+    frame_set = set(frames.tolist())
+    taken = {stamp for stamp in labelled if stamp in frame_set}
+    report.exact = len(taken)
+    candidates = []  # (distance, ground-truth stamp, frame stamp)
+    for stamp in labelled:
+        if stamp in frame_set or len(frames) == 0:
+            continue
+        low = int(np.searchsorted(frames, stamp - tolerance_ns, side="left"))
+        high = int(np.searchsorted(frames, stamp + tolerance_ns, side="right"))
+        candidates += [(abs(int(f) - stamp), stamp, int(f)) for f in frames[low:high]]
+    moved: dict[int, int] = {}
+    for distance, stamp, frame in sorted(candidates):
+        if stamp in moved or frame in taken:
+            continue
+        moved[stamp] = frame
+        taken.add(frame)
+        report.max_offset_ns = max(report.max_offset_ns, distance)
+    report.within_tolerance = len(moved)
+    for stamp in labelled:
+        if stamp in frame_set or stamp in moved:
+            continue
+        report.unmatched += 1
+        if len(report.unmatched_stamps) < _LISTED_UNMATCHED:
+            report.unmatched_stamps.append(stamp)
+            if len(frames):
+                at = int(np.searchsorted(frames, stamp))
+                near = [int(frames[i]) for i in (at - 1, at) if 0 <= i < len(frames)]
+                report.nearest_offset_ns.append(min((f - stamp for f in near), key=abs))
+    aligned = {
+        (moved.get(stamp, stamp), occurrence): labels
+        for (stamp, occurrence), labels in truth.items()
+    }
+    return aligned, report
+
+
 def truth_for_frames(
     camera: CameraDetections,
     truth: dict[FrameKey, DecodedDetections],
@@ -390,11 +483,13 @@ def evaluate_camera(
     truth: dict[FrameKey, DecodedDetections] | None,
     iou_threshold: float = 0.5,
     frame_stamps: dict[int, int] | None = None,
+    whole_pixel_boxes: bool = True,
 ) -> dict:
     """Metrics of one camera: consistency always, AP and stability with ground truth.
 
     ``frame_stamps``: the camera's frames in the bag ({stamp: count}; see
-    :func:`truth_for_frames`).
+    :func:`truth_for_frames`). ``whole_pixel_boxes``: VOC AP as get_map.py scores boxes
+    (see :func:`evaluate_voc`).
     """
     result: dict = {}
     paired = truth_for_frames(camera, truth, frame_stamps) if truth else {}
@@ -433,7 +528,9 @@ def evaluate_camera(
                 )
                 for s in stamps
             }
-            voc = evaluate_voc(predictions, gt, class_names, iou_threshold)
+            voc = evaluate_voc(
+                predictions, gt, class_names, iou_threshold, whole_pixel_boxes=whole_pixel_boxes
+            )
             entry["voc"] = {"mAP": voc["mAP"], "ap": voc["ap"], "num_gt": voc["num_gt"]}
             entry["frames_without_detections_message"] = sum(1 for s in stamps if s not in frames)
             entry["frames_without_ground_truth"] = sum(1 for s in frames if s not in paired)

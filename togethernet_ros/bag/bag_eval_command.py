@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from togethernet_ros.bag.bag_eval import BagDetections
 
 
+# Exact by default: ground truth is expected to copy the frames' stamps, and a mismatch is
+# reported with its size (a constant offset is a clock problem no tolerance should hide).
+DEFAULT_STAMP_TOLERANCE_MS = 0.0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `eval` action to the `bag` subparsers."""
     parser = sub.add_parser(
@@ -47,16 +52,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--classes", default=None, help="class names: comma-separated, or a file with one per line"
     )
     parser.add_argument(
+        "--stamp-tolerance-ms",
+        type=_parse_tolerance_ms,
+        default=DEFAULT_STAMP_TOLERANCE_MS,
+        metavar="MS",
+        help="pair a ground-truth stamp with no frame of that exact stamp with the nearest frame "
+        "at most MS away, one frame per stamp: labels re-stamped through float seconds or "
+        "rounded to microseconds (default %(default)s: exact stamps only; 1 is far below any "
+        "camera's frame period)",
+    )
+    parser.add_argument(
         "--iou", type=parse_iou_threshold, default=0.5, help="IoU threshold, in (0, 1]"
+    )
+    parser.add_argument(
+        "--exact-boxes",
+        action="store_true",
+        help="VOC AP of the boxes as they are (default: truncated to whole pixels, as "
+        "get_map.py and `togethernet eval` score them)",
     )
     parser.add_argument("--output", type=Path, default=None, help="write the metrics as JSON")
     parser.set_defaults(_bag_run=run_eval)
+
+
+def _parse_tolerance_ms(text: str) -> float:
+    """A stamp tolerance in milliseconds, finite and >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of ms >= 0, got {text}")
+    return value
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run `bag eval`."""
     from togethernet_ros.bag.bag_command import input_bag_error, print_problems
     from togethernet_ros.bag.bag_eval import (
+        align_truth_stamps,
         evaluate_camera,
         format_eval_table,
         load_bag_detections,
@@ -105,6 +138,14 @@ def run_eval(args: argparse.Namespace) -> int:
     except (BagError, ValueError) as error:
         print(f"bag eval: {error}", file=sys.stderr)
         return 1
+    alignments = {}
+    for camera in sorted(truth):
+        truth[camera], alignments[camera] = align_truth_stamps(
+            loaded.cameras[camera],
+            truth[camera],
+            loaded.frame_stamps.get(camera),
+            round(args.stamp_tolerance_ms * 1e6),
+        )
     results = {
         camera: evaluate_camera(
             detections,
@@ -112,6 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
             truth.get(camera),
             args.iou,
             loaded.frame_stamps.get(camera),
+            whole_pixel_boxes=not args.exact_boxes,
         )
         for camera, detections in sorted(loaded.cameras.items())
     }
@@ -141,6 +183,23 @@ def run_eval(args: argparse.Namespace) -> int:
             )
     for camera, camera_truth in sorted(truth.items()):
         frame_stamps = loaded.frame_stamps.get(camera)
+        alignment = alignments[camera]
+        if alignment.within_tolerance:
+            print(
+                f"note: ground truth of {camera}: {alignment.within_tolerance} stamps paired with "
+                f"the nearest frame, at most {alignment.max_offset_ns / 1e6:.3f} ms away "
+                f"(--stamp-tolerance-ms {args.stamp_tolerance_ms:g})",
+                file=sys.stderr,
+            )
+        if alignment.unmatched:
+            offsets = ", ".join(f"{v / 1e6:+.3f}" for v in alignment.nearest_offset_ns[:5])
+            print(
+                f"warning: ground truth of {camera}: {alignment.unmatched} stamps match no frame "
+                f"of the camera within {args.stamp_tolerance_ms:g} ms (first: "
+                f"{alignment.unmatched_stamps[0]} ns; nearest frame {offsets} ms away; "
+                "--stamp-tolerance-ms pairs labels that are a little off)",
+                file=sys.stderr,
+            )
         labelled = truth_for_frames(loaded.cameras[camera], camera_truth, frame_stamps)
         missing = unmatched_ground_truth(loaded.cameras[camera], camera_truth, frame_stamps)
         if missing:
@@ -155,7 +214,13 @@ def run_eval(args: argparse.Namespace) -> int:
             )
     print_problems(loaded.problems)
     if args.output:
-        payload = {"class_names": list(loaded.class_names), "cameras": results}
+        payload = {
+            "class_names": list(loaded.class_names),
+            "cameras": results,
+            "ground_truth_stamps": {
+                camera: alignment.to_dict() for camera, alignment in alignments.items()
+            },
+        }
         write_text_atomically(args.output, json.dumps(payload, indent=2))
         print(f"wrote {args.output}")
     return 0

@@ -85,6 +85,28 @@ def to_coco_dicts(
     return dataset, results
 
 
+# COCOeval's area ranges ("all", small, medium, large); an object counts where lo <= area <= hi.
+_AREA_RANGES = {
+    "all": (0.0, 1e10),
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e10),
+}
+_STAT_AREAS = (
+    ("all",) * 3 + ("small", "medium", "large") + ("all",) * 3 + ("small", "medium", "large")
+)
+
+
+def _nothing_detected(annotations: list[dict]) -> dict:
+    """COCO stats without a single detection: 0, or NaN where no object is scored (crowd only)."""
+    scored = [a["area"] for a in annotations if not a["iscrowd"]]
+    stats = {}
+    for name, area in zip(COCO_STAT_NAMES, _STAT_AREAS, strict=True):
+        low, high = _AREA_RANGES[area]
+        stats[name] = 0.0 if any(low <= value <= high for value in scored) else float("nan")
+    return stats
+
+
 def evaluate_coco(
     detections_by_image: Mapping[str, object],
     ground_truth_by_image: Mapping[str, ImageGroundTruth],
@@ -101,7 +123,9 @@ def evaluate_coco(
     if not dataset["annotations"]:
         return {name: float("nan") for name in COCO_STAT_NAMES}
     if not results:
-        return {name: 0.0 for name in COCO_STAT_NAMES}
+        # pycocotools cannot load an empty result list (IndexError in loadRes). Nothing found
+        # scores 0 where there is something to find, and stays undefined where there is not.
+        return _nothing_detected(dataset["annotations"])
     # pycocotools prints progress; keep our output clean.
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO()

@@ -93,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--iou", type=parse_iou_threshold, default=0.5, help="VOC IoU threshold, in (0, 1]"
     )
+    out.add_argument(
+        "--exact-boxes",
+        action="store_true",
+        help="VOC AP of the detection boxes as they are (default: truncated to whole pixels, "
+        "as get_map.py writes them before scoring; COCO AP always takes them as they are)",
+    )
     out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
     out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")
@@ -326,14 +332,23 @@ def _score(
         raise SystemExit(
             f"eval: detections for {len(missing)} images not in the dataset: {missing[:5]}"
         )
-    voc = evaluate_voc(detections, truth, class_names, args.iou, return_curves=True)
+    voc = evaluate_voc(
+        detections,
+        truth,
+        class_names,
+        args.iou,
+        return_curves=True,
+        whole_pixel_boxes=not args.exact_boxes,
+    )
     curves = voc.pop("curves")
     metrics = {"voc": voc, "num_images": len(truth), "images_left_out": left_out}
     if not args.no_coco:
         metrics["coco"] = evaluate_coco(detections, truth, class_names)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
-        metrics["pr_curves"] = [path.name for path in plot_pr_curves(curves, args.out_dir)]
+        metrics["pr_curves"] = [
+            path.name for path in plot_pr_curves(curves, args.out_dir, args.iou)
+        ]
     write_text_atomically(args.out_dir / "metrics.json", json.dumps(_json_safe(metrics), indent=2))
     print(format_table(metrics, class_names))
     if not any(voc["num_gt"].values()):

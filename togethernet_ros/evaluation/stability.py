@@ -7,8 +7,9 @@ Per ground-truth trajectory k (T_k frames):
 - scale and ratio error  σ(e_s) + σ(e_r), e_s = √(w_p·h_p / (w_g·h_g)), e_r = (w_p/h_p)/(w_g/h_g);
 each averaged over trajectories. These are standard deviations, i.e. jitter: a constant offset
 costs nothing. Predictions are matched to ground truth per frame by maximum-IoU assignment at
-IoU ≥ ``iou_threshold``. Extras: ID switches (when predicted ids are given) and the lag of the
-predicted centres behind the true motion, in frames.
+IoU ≥ ``iou_threshold``; with predicted ids, a trajectory first keeps the track it was last
+matched to while that still overlaps it (CLEAR MOT). Extras: ID switches (when predicted ids
+are given) and the lag of the predicted centres behind the true motion, in frames.
 """
 
 from __future__ import annotations
@@ -91,12 +92,16 @@ def evaluate_stability(
 
     trajectories: dict[int, _TrajectoryFrames] = {}
     matched_total = 0
+    last_pred_id: dict[int, int] = {}  # true trajectory → predicted id it was last matched to
     for t, (gt, pred) in enumerate(zip(gt_list, pred_list, strict=True)):
-        pairs = match_by_iou(pairwise_iou(gt, pred), iou_threshold).pairs
-        matched_pred: list[int | None] = [None] * len(gt)
-        for g, p in pairs.tolist():
-            matched_pred[g] = p
-        matched_total += len(pairs)
+        matched_pred = _match_frame(
+            pairwise_iou(gt, pred),
+            gt_id_list[t],
+            None if pred_id_list is None else pred_id_list[t],
+            last_pred_id,
+            iou_threshold,
+        )
+        matched_total += sum(p is not None for p in matched_pred)
         for g, track in enumerate(gt_id_list[t].tolist()):
             entry = trajectories.setdefault(track, _TrajectoryFrames([], [], [], []))
             p = matched_pred[g]
@@ -154,6 +159,43 @@ def evaluate_stability(
         recall=matched_total / total_gt if total_gt else math.nan,
         num_trajectories=len(trajectories),
     )
+
+
+def _match_frame(
+    iou: np.ndarray,
+    gt_ids: np.ndarray,
+    pred_ids: np.ndarray | None,
+    last_pred_id: dict[int, int],
+    iou_threshold: float,
+) -> list[int | None]:
+    """The prediction matched to each true box of one frame (None: missed).
+
+    As CLEAR MOT (Bernardin & Stiefelhagen 2008): a trajectory keeps the predicted id it was
+    last matched to while that track still overlaps it by ``iou_threshold``; only the rest is
+    assigned by maximum IoU. Re-assigning everything each frame counted a switch whenever a
+    duplicate box overlapped a little better for a frame, with the track never lost.
+    ``last_pred_id`` is updated.
+    """
+    matched: list[int | None] = [None] * iou.shape[0]
+    free_pred = np.ones(iou.shape[1], bool)
+    if pred_ids is not None:
+        column_of = {int(track): p for p, track in enumerate(pred_ids.tolist())}
+        for g, track in enumerate(gt_ids.tolist()):
+            if track not in last_pred_id:
+                continue
+            p = column_of.get(last_pred_id[track])
+            if p is not None and free_pred[p] and iou[g, p] >= iou_threshold:
+                matched[g] = p
+                free_pred[p] = False
+    rows = np.array([g for g, p in enumerate(matched) if p is None], np.int64)
+    cols = np.flatnonzero(free_pred)
+    for r, c in match_by_iou(iou[np.ix_(rows, cols)], iou_threshold).pairs.tolist():
+        matched[int(rows[r])] = int(cols[c])
+    if pred_ids is not None:
+        for g, p in enumerate(matched):
+            if p is not None:
+                last_pred_id[int(gt_ids[g])] = int(pred_ids[p])
+    return matched
 
 
 def _mean(values: list[float]) -> float:

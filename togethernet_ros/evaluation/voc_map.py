@@ -1,6 +1,12 @@
 """VOC AP@IoU as in upstream get_map.py: all-point interpolation, +1-pixel IoU, difficult ignored.
 
-mAP is the mean over classes that have at least one non-difficult ground-truth object.
+mAP is the mean over classes that have at least one non-difficult ground-truth object (a class
+without any is left out of the mean, as get_map.py does). Like get_map.py, which scores the
+detection-results files it wrote with ``int(left)`` etc., detection boxes are truncated to whole
+pixels by default; equal scores are ranked in get_map.py's file order (image ids sorted as
+``<id>.txt``, then the image's own order), so the mAP never depends on the order images come in.
+get_map.py also cuts scores to 6 characters (4 decimals); that only reorders detections whose
+scores differ by less than 1e-4 and is not reproduced.
 """
 
 from __future__ import annotations
@@ -44,13 +50,19 @@ class ClassCurve:
     ap: float
 
 
+def _file_order(image_id: str) -> str:
+    # get_map.py reads one detection-results file per image in sorted path order, then
+    # stable-sorts by score: ties go to the image whose "<id>.txt" sorts first.
+    return f"{image_id}.txt"
+
+
 def class_curve(
     detections: Mapping[str, ImageDetections],
     ground_truth: Mapping[str, ImageGroundTruth],
     class_id: int,
     iou_threshold: float,
 ) -> ClassCurve:
-    """Match one class's detections (highest score first) to its ground truth."""
+    """Match one class's detections (best score first, ties in file order) to its ground truth."""
     gt_boxes, gt_difficult, gt_used = {}, {}, {}
     num_gt = 0
     for image_id, truth in ground_truth.items():
@@ -60,7 +72,8 @@ def class_curve(
         gt_used[image_id] = np.zeros(int(mask.sum()), bool)
         num_gt += int((~truth.difficult[mask]).sum())
     image_ids, scores, boxes = [], [], []
-    for image_id, found in detections.items():
+    for image_id in sorted(detections, key=_file_order):
+        found = detections[image_id]
         mask = found.class_ids == class_id
         image_ids += [image_id] * int(mask.sum())
         scores.append(found.scores[mask])
@@ -101,18 +114,27 @@ def evaluate_voc(
     class_names: Sequence[str],
     iou_threshold: float = 0.5,
     return_curves: bool = False,
+    whole_pixel_boxes: bool = True,
 ) -> dict:
     """Per-class AP and mAP with the published VOC protocol.
 
     ``detections_by_image`` maps image id → anything with ``boxes``/``scores``/``class_ids``;
     images missing there simply have no detections. Detections on images without ground truth
     count as false positives. Returns ``{"mAP", "ap": {class: AP}, "num_gt": {...},
-    "iou_threshold"}`` (+ ``"curves"`` with :class:`ClassCurve` when ``return_curves``).
+    "iou_threshold", "whole_pixel_boxes"}`` (+ ``"curves"`` with :class:`ClassCurve` when
+    ``return_curves``).
     AP of a class without ground truth is None and excluded from the mAP.
+    ``whole_pixel_boxes``: truncate detection boxes toward zero as get_map.py does (False
+    scores them as given).
     """
     detections = {
         key: ImageDetections.from_any(value) for key, value in detections_by_image.items()
     }
+    if whole_pixel_boxes:
+        detections = {
+            key: ImageDetections(np.trunc(found.boxes), found.scores, found.class_ids)
+            for key, found in detections.items()
+        }
     unknown = {int(c) for found in detections.values() for c in found.class_ids} - set(
         range(len(class_names))
     )
@@ -130,6 +152,7 @@ def evaluate_voc(
         "ap": {name: (None if curve.num_gt == 0 else curve.ap) for name, curve in curves.items()},
         "num_gt": {name: curve.num_gt for name, curve in curves.items()},
         "iou_threshold": iou_threshold,
+        "whole_pixel_boxes": whole_pixel_boxes,
     }
     if return_curves:
         result["curves"] = curves

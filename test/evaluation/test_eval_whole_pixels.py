@@ -1,0 +1,50 @@
+"""`togethernet eval` scores boxes as get_map.py does: truncated to whole pixels, unless asked."""
+
+import json
+import math
+
+import numpy as np
+
+from togethernet_ros.cli import main
+from togethernet_ros.evaluation.detection_files import save_detections
+from togethernet_ros.evaluation.eval_command import ground_truth_from_dataset
+from togethernet_ros.evaluation.records import ImageDetections
+from togethernet_ros.evaluation.voc_map import iou_plus_one
+from togethernet_ros.training.paired_dataset import VocFogDataset
+from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
+
+CLASSES = ("person", "bicycle", "car")
+
+
+def _just_over_half(truth: np.ndarray) -> np.ndarray:
+    """A box inside ``truth`` ending in .99 that overlaps it (get_map.py's +1 IoU) by ≥ 0.5 as
+    given and by < 0.5 once int() drops the .99."""
+    for rows in range(int(truth[3] - truth[1])):
+        box = truth + np.array([0, 0, -0.01, rows + 0.99 - (truth[3] - truth[1])])
+        exact = iou_plus_one(box, truth[None])[0]
+        if exact >= 0.5 > iou_plus_one(np.trunc(box), truth[None])[0]:
+            return box
+    raise AssertionError(f"no such box for {truth}")
+
+
+def test_eval_truncates_detection_boxes_unless_exact_boxes(tmp_path, capsys):
+    scenes = SyntheticFogDataset(4, 96, 128, num_classes=3, seed=2)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    truth = ground_truth_from_dataset(VocFogDataset(root, "test", CLASSES))
+    detections = {}
+    for image_id, gt in truth.items():
+        boxes = np.array([_just_over_half(box) for box in gt.boxes])
+        detections[image_id] = ImageDetections(boxes, np.full(len(boxes), 0.9), gt.class_ids)
+    path = tmp_path / "dets.json"
+    save_detections(path, detections, CLASSES)
+    command = ["eval", "--voc-root", str(root), "--detections", str(path), "--no-plots"]
+    assert main([*command, "--out-dir", str(tmp_path / "a")]) == 0
+    assert main([*command, "--out-dir", str(tmp_path / "b"), "--exact-boxes"]) == 0
+    capsys.readouterr()
+    truncated = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    exact = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert sum(truncated["voc"]["num_gt"].values()) > 4
+    assert truncated["voc"]["mAP"] == 0.0 and truncated["voc"]["whole_pixel_boxes"] is True
+    assert exact["voc"]["mAP"] == 1.0 and exact["voc"]["whole_pixel_boxes"] is False
+    # COCO (continuous boxes, no +1) is the same either way.
+    assert truncated["coco"]["AP"] == exact["coco"]["AP"] or math.isnan(exact["coco"]["AP"])
