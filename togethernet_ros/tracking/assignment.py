@@ -1,20 +1,34 @@
-"""Optimal one-to-one assignment (Hungarian / shortest augmenting path) and IoU gating.
+"""Optimal one-to-one assignment (Jonker-Volgenant shortest augmenting paths) and IoU gating.
 
-Own implementation so the tracker needs no SciPy. ``match_by_iou`` splits the gated IoU graph into
-independent pieces first: in a typical frame almost every track overlaps exactly one detection, so
-those pairs are taken directly and the O(n³) solver only runs on the few clusters of crowded boxes.
+Own implementation so the tracker needs no SciPy. The solver keeps the Python loop short:
+
+- a warm start (each row's cheapest column, then Jonker & Volgenant's augmenting row reduction)
+  assigns most rows without any path search;
+- each remaining row runs one Dijkstra search whose steps are whole-row numpy operations, and
+  columns that tie at the current distance (integer costs, the gate's single "infeasible" cost)
+  are settled together in one step instead of one Python iteration each;
+- small matrices (a tracker frame's crowded part, typically under 10 × 10) run the same search
+  on Python lists, where numpy's per-call overhead would dominate.
+
+``match_by_iou`` takes the pairs that only see each other directly and runs the solver once on
+the remaining, crowded part of the gated IoU graph.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple
 
 import numpy as np
 
-# Below this many candidate permutations brute force in plain Python beats the numpy solver's
-# per-step call overhead.
-_BRUTE_FORCE_MAX_PERMUTATIONS = 24
+# Up to this many cost entries a search step over Python lists beats numpy's per-call overhead
+# (a tracker frame's crowded part is typically well below it).
+_PLAIN_PYTHON_MAX_ENTRIES = 1024
+# Warm-start budget, in row reductions per row: it ends price wars between rows that want the
+# same column (each step may move a price by a tiny amount); the path search finishes the rest.
+_ROW_REDUCTION_STEPS_PER_ROW = 4
+# Columns tied at the current search distance are settled in one batch from this many on; fewer
+# are cheaper one at a time.
+_TIE_BATCH_MIN = 8
 
 
 class IouMatches(NamedTuple):
@@ -43,10 +57,11 @@ def solve_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
-    if _permutation_count(n, m) <= _BRUTE_FORCE_MAX_PERMUTATIONS:
-        row_ids, col_ids = _brute_force(cost)
+    if n * m <= _PLAIN_PYTHON_MAX_ENTRIES:
+        row_ids, col_ids = _small_shortest_augmenting_paths(cost)
     else:
-        row_ids, col_ids = _shortest_augmenting_path(cost)
+        # Row-contiguous, so each search step reads one row of memory.
+        row_ids, col_ids = _shortest_augmenting_paths(np.ascontiguousarray(cost))
     if transposed:
         row_ids, col_ids = col_ids, row_ids
     order = np.argsort(row_ids, kind="stable")
@@ -56,133 +71,257 @@ def solve_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def match_by_iou(iou: np.ndarray, min_iou: float) -> IouMatches:
     """Match rows to columns maximising total IoU among pairs with IoU ≥ ``min_iou``.
 
-    Within each cluster the number of gated pairs is maximised first and then their summed IoU,
-    which is what a gated Hungarian matcher (e.g. ByteTrack's ``linear_assignment``) does.
+    The number of gated pairs is maximised first and then their summed IoU, which is what a
+    gated Hungarian matcher (e.g. ByteTrack's ``linear_assignment``) does.
     """
     iou = np.asarray(iou, dtype=np.float64)
     num_rows, num_cols = iou.shape
+    if num_rows == 0 or num_cols == 0:
+        return IouMatches(
+            pairs=np.zeros((0, 2), dtype=np.int64),
+            unmatched_rows=np.arange(num_rows, dtype=np.int64),
+            unmatched_cols=np.arange(num_cols, dtype=np.int64),
+        )
     feasible = iou >= min_iou
     row_degree = feasible.sum(axis=1)
     col_degree = feasible.sum(axis=0)
-    # Pairs that only see each other need no solver.
-    exclusive = feasible & (row_degree[:, None] == 1) & (col_degree[None, :] == 1)
-    direct_rows, direct_cols = np.nonzero(exclusive)
-    pair_rows = [direct_rows]
-    pair_cols = [direct_cols]
-
-    crowded = feasible & ~exclusive
-    edge_rows, edge_cols = np.nonzero(crowded)
-    for rows, cols in _connected_clusters(edge_rows, edge_cols):
-        sub_iou = iou[np.ix_(rows, cols)]
-        sub_feasible = feasible[np.ix_(rows, cols)]
-        # An infeasible pair costs more than every feasible pair together, so the solver first
-        # maximises the count of feasible pairs; those infeasible picks are dropped below.
-        cost = np.where(sub_feasible, 1.0 - sub_iou, float(len(rows) + len(cols) + 1))
+    # Pairs that only see each other need no solver: a row with one gated column that has no
+    # other gated row. (argmax finds that one column; this runs for every camera frame.)
+    only_col = feasible.argmax(axis=1)
+    exclusive_row = (row_degree == 1) & (col_degree[only_col] == 1)
+    matched_rows = np.nonzero(exclusive_row)[0]
+    matched_cols = only_col[matched_rows]
+    exclusive_col = np.zeros(num_cols, dtype=bool)
+    exclusive_col[matched_cols] = True
+    crowded_rows = np.nonzero((row_degree > 0) & ~exclusive_row)[0]
+    if len(crowded_rows):
+        crowded_cols = np.nonzero((col_degree > 0) & ~exclusive_col)[0]
+        sub_iou = iou[np.ix_(crowded_rows, crowded_cols)]
+        sub_feasible = sub_iou >= min_iou
+        # A gated pair costs < 1, so an infeasible pick costing more than a feasible pick for
+        # every row makes the solver maximise the number of gated pairs first; those infeasible
+        # picks are dropped below. Independent clusters need no separate solves: their rows
+        # reach each other's columns only at that cost, after every gated path.
+        infeasible_cost = float(min(sub_iou.shape) + 1)
+        cost = np.where(sub_feasible, 1.0 - sub_iou, infeasible_cost)
         sel_rows, sel_cols = solve_assignment(cost)
         keep = sub_feasible[sel_rows, sel_cols]
-        pair_rows.append(rows[sel_rows[keep]])
-        pair_cols.append(cols[sel_cols[keep]])
+        matched_rows = np.concatenate([matched_rows, crowded_rows[sel_rows[keep]]])
+        matched_cols = np.concatenate([matched_cols, crowded_cols[sel_cols[keep]]])
+        order = np.argsort(matched_rows, kind="stable")
+        matched_rows, matched_cols = matched_rows[order], matched_cols[order]
 
-    matched_rows = np.concatenate(pair_rows).astype(np.int64)
-    matched_cols = np.concatenate(pair_cols).astype(np.int64)
-    order = np.argsort(matched_rows, kind="stable")
-    pairs = np.stack([matched_rows[order], matched_cols[order]], axis=1)
     row_free = np.ones(num_rows, dtype=bool)
     row_free[matched_rows] = False
     col_free = np.ones(num_cols, dtype=bool)
     col_free[matched_cols] = False
     return IouMatches(
-        pairs=pairs,
-        unmatched_rows=np.flatnonzero(row_free).astype(np.int64),
-        unmatched_cols=np.flatnonzero(col_free).astype(np.int64),
+        pairs=np.stack([matched_rows, matched_cols], axis=1).astype(np.int64, copy=False),
+        unmatched_rows=np.nonzero(row_free)[0].astype(np.int64, copy=False),
+        unmatched_cols=np.nonzero(col_free)[0].astype(np.int64, copy=False),
     )
 
 
-def _permutation_count(n: int, m: int) -> int:
-    count = 1
-    for k in range(m - n + 1, m + 1):
-        count *= k
-    return count
+def _small_shortest_augmenting_paths(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_shortest_augmenting_paths`` on Python lists, for small matrices (rows ≤ cols).
 
-
-def _brute_force(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    Same method without the warm start's row reduction: rows take their cheapest free column,
+    the others each run one Dijkstra search over the reduced costs.
+    """
     n, m = cost.shape
     table = cost.tolist()
-    best_total = float("inf")
-    best_cols: tuple[int, ...] = ()
-    for cols in itertools.permutations(range(m), n):
-        total = sum(table[r][c] for r, c in enumerate(cols))
-        if total < best_total:
-            best_total = total
-            best_cols = cols
-    return np.arange(n, dtype=np.int64), np.asarray(best_cols, dtype=np.int64)
-
-
-def _shortest_augmenting_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hungarian algorithm with potentials, O(n²·m); rows ≤ cols. Column 0 / row 0 are dummies."""
-    n, m = cost.shape
-    padded = np.zeros((n + 1, m + 1), dtype=np.float64)
-    padded[1:, 1:] = cost
-    row_potential = np.zeros(n + 1)
-    col_potential = np.zeros(m + 1)
-    col_owner = np.zeros(m + 1, dtype=np.int64)  # row assigned to each column, 0 = none
-    came_from = np.zeros(m + 1, dtype=np.int64)
-    for row in range(1, n + 1):
-        col_owner[0] = row
-        current_col = 0
-        min_slack = np.full(m + 1, np.inf)
-        visited = np.zeros(m + 1, dtype=bool)
+    u = [min(row) for row in table]
+    v = [0.0] * m
+    row_of_col = [-1] * m
+    col_of_row = [-1] * n
+    for row in range(n):
+        col = table[row].index(u[row])
+        if row_of_col[col] < 0:
+            row_of_col[col] = row
+            col_of_row[row] = col
+    infinity = float("inf")
+    for start in range(n):
+        if col_of_row[start] >= 0:
+            continue
+        distance = [infinity] * m
+        came_from = [0] * m
+        done = [False] * m
+        settled: list[int] = []
+        row = start
+        reached = 0.0
         while True:
-            visited[current_col] = True
-            owner = col_owner[current_col]
-            open_cols = ~visited
-            reduced = padded[owner] - row_potential[owner] - col_potential
-            improves = open_cols & (reduced < min_slack)
-            min_slack[improves] = reduced[improves]
-            came_from[improves] = current_col
-            candidates = np.where(open_cols, min_slack, np.inf)
-            next_col = int(np.argmin(candidates))
-            delta = candidates[next_col]
-            row_potential[col_owner[visited]] += delta
-            col_potential[visited] -= delta
-            min_slack[open_cols] -= delta
-            current_col = next_col
-            if col_owner[current_col] == 0:
+            costs = table[row]
+            offset = reached - u[row]
+            nearest = infinity
+            col = -1
+            for j in range(m):
+                if done[j]:
+                    continue
+                through_row = costs[j] - v[j] + offset
+                if through_row < distance[j]:
+                    distance[j] = through_row
+                    came_from[j] = row
+                # The nearest open column; among equals a free one ends the search sooner.
+                if distance[j] < nearest or (distance[j] == nearest and row_of_col[j] < 0):
+                    nearest = distance[j]
+                    col = j
+            reached = nearest
+            if row_of_col[col] < 0:
                 break
-        while current_col:
-            previous = came_from[current_col]
-            col_owner[current_col] = col_owner[previous]
-            current_col = previous
-    cols = np.flatnonzero(col_owner[1:])
-    rows = col_owner[1:][cols] - 1
-    return rows.astype(np.int64), cols.astype(np.int64)
+            done[col] = True
+            settled.append(col)
+            row = row_of_col[col]
+        u[start] += reached
+        for j in settled:
+            shift = reached - distance[j]
+            u[row_of_col[j]] += shift
+            v[j] -= shift
+        while True:
+            row = came_from[col]
+            row_of_col[col] = row
+            col_of_row[row], col = col, col_of_row[row]
+            if row == start:
+                break
+    return np.arange(n, dtype=np.int64), np.asarray(col_of_row, dtype=np.int64)
 
 
-def _connected_clusters(
-    edge_rows: np.ndarray, edge_cols: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Connected components of a bipartite edge list, as (row indices, col indices) pairs."""
-    if len(edge_rows) == 0:
-        return []
-    parent: dict[tuple[int, int], tuple[int, int]] = {}
+class _DualState(NamedTuple):
+    """Partial assignment with dual potentials: cost[i, j] − u[i] − v[j] ≥ 0 everywhere, = 0 on
+    assigned pairs, v ≤ 0 and v = 0 on unassigned columns (optimality for rows ≤ cols)."""
 
-    def find(node: tuple[int, int]) -> tuple[int, int]:
-        root = node
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[node] != root:  # path compression keeps later finds O(1)
-            parent[node], node = root, parent[node]
-        return root
+    u: np.ndarray  # (n,) row potentials
+    v: np.ndarray  # (m,) column potentials
+    col_of_row: np.ndarray  # (n,) int64, −1 = free
+    row_of_col: np.ndarray  # (m,) int64, −1 = free
 
-    for r, c in zip(edge_rows.tolist(), edge_cols.tolist(), strict=True):
-        root_r, root_c = find((0, r)), find((1, c))
-        if root_r != root_c:
-            parent[root_c] = root_r
-    members: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
-    for node in list(parent):
-        side, index = node
-        members.setdefault(find(node), ([], []))[side].append(index)
-    return [
-        (np.asarray(sorted(rows), dtype=np.int64), np.asarray(sorted(cols), dtype=np.int64))
-        for rows, cols in members.values()
-    ]
+
+def _warm_start(cost: np.ndarray) -> _DualState:
+    """Assign most rows cheaply: cheapest columns first, then augmenting row reduction.
+
+    Needs rows ≤ cols and at least two columns (the reduction compares a row's two cheapest).
+    """
+    n, m = cost.shape
+    u = cost.min(axis=1)
+    v = np.zeros(m)
+    col_of_row = np.full(n, -1, dtype=np.int64)
+    row_of_col = np.full(m, -1, dtype=np.int64)
+    # Every row's cheapest column is tight (v = 0); where rows share one, the first row takes it.
+    cols, first_rows = np.unique(cost.argmin(axis=1), return_index=True)
+    col_of_row[first_rows] = cols
+    row_of_col[cols] = first_rows
+    # Augmenting row reduction (Jonker & Volgenant 1987): a free row takes its cheapest column,
+    # whose price rises to the row's second-cheapest reduced cost, and evicts the owner.
+    free = np.flatnonzero(col_of_row < 0).tolist()
+    budget = _ROW_REDUCTION_STEPS_PER_ROW * n
+    reduced = np.empty(m)
+    for _ in range(2):
+        next_free: list[int] = []
+        k = 0
+        while k < len(free) and budget > 0:
+            budget -= 1
+            row = free[k]
+            k += 1
+            np.subtract(cost[row], v, out=reduced)
+            best = int(reduced.argmin())
+            best_value = float(reduced[best])
+            reduced[best] = np.inf
+            second = int(reduced.argmin())
+            second_value = float(reduced[second])
+            owner = int(row_of_col[best])
+            if best_value < second_value:
+                v[best] -= second_value - best_value
+            elif owner >= 0:
+                best = second  # a tie: take the other column, maybe a free one
+                owner = int(row_of_col[best])
+            if owner >= 0:
+                col_of_row[owner] = -1
+                if best_value < second_value:
+                    k -= 1  # the evicted row goes next, against the raised price
+                    free[k] = owner
+                else:
+                    next_free.append(owner)
+            row_of_col[best] = row
+            col_of_row[row] = best
+            u[row] = cost[row, best] - v[best]
+        free = next_free + free[k:]
+    return _DualState(u, v, col_of_row, row_of_col)
+
+
+def _shortest_augmenting_paths(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal assignment of every row (rows ≤ cols) by Dijkstra searches on reduced costs."""
+    n, m = cost.shape
+    u, v, col_of_row, row_of_col = _warm_start(cost)
+    came_from = np.empty(m, dtype=np.int64)  # row through which each column was reached
+    settled_distance = np.empty(m)
+    distance = np.empty(m)  # tentative distance of unsettled columns; inf once settled
+    # v with settled columns at −inf, so that a scan gives them +inf and never reopens them.
+    scan_v = np.empty(m)
+    candidate = np.empty(m)
+    shorter = np.empty(m, dtype=bool)
+    all_cols = np.arange(m)
+    for start in np.flatnonzero(col_of_row < 0).tolist():
+        distance.fill(np.inf)
+        scan_v[:] = v
+        settled: list[int] = []
+        scan_rows: np.ndarray | None = None  # a batch of rows to scan, or None: just `row`
+        row = start
+        reached = 0.0
+        previous = np.nan
+        while True:
+            if scan_rows is None:
+                np.subtract(cost[row], scan_v, out=candidate)
+                candidate += reached - u[row]
+                np.less(candidate, distance, out=shorter)
+                np.copyto(distance, candidate, where=shorter)
+                came_from[shorter] = row
+            else:
+                block = cost[scan_rows] - scan_v
+                block += (reached - u[scan_rows])[:, None]
+                best_row = block.argmin(axis=0)
+                through_batch = block[best_row, all_cols]
+                np.less(through_batch, distance, out=shorter)
+                np.copyto(distance, through_batch, where=shorter)
+                came_from[shorter] = scan_rows[best_row[shorter]]
+            col = int(distance.argmin())
+            reached = float(distance[col])
+            if row_of_col[col] < 0:
+                sink = col
+                break
+            ties = None
+            if reached == previous:  # a run of equal distances: settle them together
+                ties = np.flatnonzero(distance == reached)
+                free_ties = ties[row_of_col[ties] < 0]
+                if len(free_ties):
+                    sink = int(free_ties[0])
+                    break
+                if len(ties) < _TIE_BATCH_MIN:
+                    ties = None
+            if ties is None:
+                settled_distance[col] = reached
+                distance[col] = np.inf
+                scan_v[col] = -np.inf
+                settled.append(col)
+                scan_rows = None
+                row = int(row_of_col[col])
+            else:
+                settled_distance[ties] = reached
+                distance[ties] = np.inf
+                scan_v[ties] = -np.inf
+                settled.extend(ties.tolist())
+                scan_rows = row_of_col[ties]
+            previous = reached
+        # Potentials that keep every reduced cost ≥ 0 and make the new path tight.
+        u[start] += reached
+        if settled:
+            settled_cols = np.asarray(settled, dtype=np.int64)
+            shift = reached - settled_distance[settled_cols]
+            u[row_of_col[settled_cols]] += shift
+            v[settled_cols] -= shift
+        col = sink
+        while True:
+            row = int(came_from[col])
+            row_of_col[col] = row
+            col_of_row[row], col = col, int(col_of_row[row])
+            if row == start:
+                break
+    return np.arange(n, dtype=np.int64), col_of_row

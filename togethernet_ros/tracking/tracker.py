@@ -97,24 +97,22 @@ class Tracker:
         self._last_stamp = stamp_s
         self._filter.predict(self._states, dt)
 
-        high = np.flatnonzero(scores >= config.high_score_threshold)
-        low = np.flatnonzero(
-            (scores >= config.low_score_threshold) & (scores < config.high_score_threshold)
+        candidates = np.nonzero(scores >= config.low_score_threshold)[0]
+        is_high = scores[candidates] >= config.high_score_threshold
+        high = candidates[is_high]
+        low = candidates[~is_high]
+        # One IoU matrix for both stages (each call costs more in numpy overhead than in size).
+        iou = self._class_gated_iou(
+            cxcywh_to_xyxy(self._states.position), boxes[candidates], class_ids[candidates]
         )
-        track_boxes = cxcywh_to_xyxy(self._states.position)
 
-        first = match_by_iou(
-            self._class_gated_iou(track_boxes, boxes[high], class_ids[high]), config.match_iou
-        )
+        first = match_by_iou(iou[:, is_high], config.match_iou)
         matched_tracks = [first.pairs[:, 0]]
         matched_dets = [high[first.pairs[:, 1]]]
 
         leftover = first.unmatched_rows[self._confirmed[first.unmatched_rows]]
         if len(leftover) and len(low):
-            second = match_by_iou(
-                self._class_gated_iou(track_boxes[leftover], boxes[low], class_ids[low], leftover),
-                config.low_score_match_iou,
-            )
+            second = match_by_iou(iou[np.ix_(leftover, ~is_high)], config.low_score_match_iou)
             matched_tracks.append(leftover[second.pairs[:, 0]])
             matched_dets.append(low[second.pairs[:, 1]])
 
@@ -149,15 +147,10 @@ class Tracker:
         return self._published(clipped)
 
     def _class_gated_iou(
-        self,
-        track_boxes: np.ndarray,
-        det_boxes: np.ndarray,
-        det_classes: np.ndarray,
-        track_index: np.ndarray | None = None,
+        self, track_boxes: np.ndarray, det_boxes: np.ndarray, det_classes: np.ndarray
     ) -> np.ndarray:
         iou = pairwise_iou(track_boxes, det_boxes)
-        track_classes = self._class_ids if track_index is None else self._class_ids[track_index]
-        iou[track_classes[:, None] != det_classes[None, :]] = _CLASS_MISMATCH_IOU
+        np.putmask(iou, self._class_ids[:, None] != det_classes[None, :], _CLASS_MISMATCH_IOU)
         return iou
 
     def _start_tracks(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> None:
