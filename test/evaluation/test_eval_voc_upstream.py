@@ -145,7 +145,7 @@ def test_map_equals_get_map_on_the_files_it_would_write(tmp_path, seed):
     detections, truth = _random_case(seed)
     _write_get_map_files(tmp_path, detections, truth)
     expected_map, expected_ap = _reference_map(tmp_path)
-    result = evaluate_voc(detections, truth, NAMES)
+    result = evaluate_voc(detections, truth, NAMES, whole_pixel_boxes=True)
     assert result["mAP"] == pytest.approx(expected_map, abs=1e-12)
     for name in NAMES:
         if name in expected_ap:
@@ -172,13 +172,13 @@ def test_detection_boxes_are_truncated_to_whole_pixels_as_get_map_writes_them():
     # Exact: (9.9 · 5.9) / 100 = 0.584, a hit. As get_map.py writes it, [0, 0, 8, 4]:
     # (9 · 5) / 100 = 0.45, a miss.
     found = {"a": ImageDetections([[0, 0, 8.9, 4.9]], [0.9], [0])}
-    result = evaluate_voc(found, truth, NAMES)
+    result = evaluate_voc(found, truth, NAMES, whole_pixel_boxes=True)
     assert result["ap"]["person"] == 0.0
     assert result["whole_pixel_boxes"] is True
     assert evaluate_voc(found, truth, NAMES, whole_pixel_boxes=False)["ap"]["person"] == 1.0
     # int() truncates toward zero, also below zero: -0.7 → 0, so [-0.7, ...] still hits.
     edge = {"a": ImageDetections([[-0.7, 0, 9.2, 9.5]], [0.9], [0])}
-    assert evaluate_voc(edge, truth, NAMES)["ap"]["person"] == 1.0
+    assert evaluate_voc(edge, truth, NAMES, whole_pixel_boxes=True)["ap"]["person"] == 1.0
 
 
 def test_only_difficult_objects_leave_the_class_out_of_the_mean():

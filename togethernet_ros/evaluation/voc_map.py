@@ -2,9 +2,10 @@
 
 mAP is the mean over classes that have at least one non-difficult ground-truth object (a class
 without any is left out of the mean, as get_map.py does). Like get_map.py, which scores the
-detection-results files it wrote with ``int(left)`` etc., detection boxes are truncated to whole
-pixels by default; equal scores are ranked in get_map.py's file order (image ids sorted as
-``<id>.txt``, then the image's own order), so the mAP never depends on the order images come in.
+detection-results files it wrote with ``int(left)`` etc., detection boxes can be truncated to
+whole pixels (``eval`` and ``bag eval`` do by default). Equal scores are ranked in get_map.py's
+file order (image ids sorted as ``<id>.txt``, then the image's own order), so the mAP never
+depends on the order images come in.
 get_map.py also cuts scores to 6 characters (4 decimals); that only reorders detections whose
 scores differ by less than 1e-4 and is not reproduced.
 """
@@ -114,7 +115,7 @@ def evaluate_voc(
     class_names: Sequence[str],
     iou_threshold: float = 0.5,
     return_curves: bool = False,
-    whole_pixel_boxes: bool = True,
+    whole_pixel_boxes: bool = False,
 ) -> dict:
     """Per-class AP and mAP with the published VOC protocol.
 
@@ -124,8 +125,11 @@ def evaluate_voc(
     "iou_threshold", "whole_pixel_boxes"}`` (+ ``"curves"`` with :class:`ClassCurve` when
     ``return_curves``).
     AP of a class without ground truth is None and excluded from the mAP.
-    ``whole_pixel_boxes``: truncate detection boxes toward zero as get_map.py does (False
-    scores them as given).
+    ``whole_pixel_boxes``: truncate detection boxes toward zero as get_map.py does. That is
+    only faithful against whole-pixel ground truth (VOC XML), which is what ``eval`` and
+    ``bag eval`` pass it for; against sub-pixel ground truth (YOLO labels, a teacher's
+    pseudo-labels) truncation shifts every box up-left by up to a pixel, so the default scores
+    boxes as given.
     """
     detections = {
         key: ImageDetections.from_any(value) for key, value in detections_by_image.items()
