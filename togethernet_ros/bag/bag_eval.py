@@ -483,7 +483,7 @@ def evaluate_camera(
     truth: dict[FrameKey, DecodedDetections] | None,
     iou_threshold: float = 0.5,
     frame_stamps: dict[int, int] | None = None,
-    whole_pixel_boxes: bool = True,
+    whole_pixel_boxes: bool = False,
 ) -> dict:
     """Metrics of one camera: consistency always, AP and stability with ground truth.
 

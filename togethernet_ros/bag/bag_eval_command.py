@@ -67,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--exact-boxes",
         action="store_true",
-        help="VOC AP of the boxes as they are (default: truncated to whole pixels, as "
-        "get_map.py and `togethernet eval` score them)",
+        help="VOC AP of the boxes as they are against --voc-dir ground truth (default: "
+        "truncated to whole pixels, as get_map.py and `togethernet eval` score them against "
+        "whole-pixel VOC boxes; --gt-topic ground truth is always scored as it is)",
     )
     parser.add_argument("--output", type=Path, default=None, help="write the metrics as JSON")
     parser.set_defaults(_bag_run=run_eval)
@@ -114,6 +115,7 @@ def run_eval(args: argparse.Namespace) -> int:
         loaded = load_bag_detections(args.input, class_names, args.gt_topic, with_truth)
         truth = dict(loaded.ground_truth)
         notes: list[str] = []
+        whole_pixel_cameras: set[str] = set()
         if args.voc_dir is not None:
             camera = args.voc_camera or (
                 next(iter(loaded.cameras)) if len(loaded.cameras) == 1 else None
@@ -133,6 +135,10 @@ def run_eval(args: argparse.Namespace) -> int:
             truth[camera], voc_notes = load_voc_ground_truth(
                 args.voc_dir, args.voc_key, stamps, loaded.class_names
             )
+            # Truncating only pays against whole-pixel boxes: sub-pixel ground truth from a
+            # topic would see every detection shifted up-left by up to a pixel.
+            if not args.exact_boxes:
+                whole_pixel_cameras.add(camera)
             notes += voc_notes
         _check_classes(loaded, truth, class_names is not None)
     except (BagError, ValueError) as error:
@@ -153,7 +159,7 @@ def run_eval(args: argparse.Namespace) -> int:
             truth.get(camera),
             args.iou,
             loaded.frame_stamps.get(camera),
-            whole_pixel_boxes=not args.exact_boxes,
+            whole_pixel_boxes=camera in whole_pixel_cameras,
         )
         for camera, detections in sorted(loaded.cameras.items())
     }
