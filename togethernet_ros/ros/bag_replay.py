@@ -9,6 +9,7 @@ matched to frames by camera namespace and header stamp (see bag/replay_metrics.p
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -21,7 +22,6 @@ from typing import Any
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -35,7 +35,16 @@ from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
 from togethernet_ros.ros.background_spin import BackgroundSpinner
 from togethernet_ros.ros.local_dds import local_dds_environment
-from togethernet_ros.ros.replay_node_process import NodeProcess
+from togethernet_ros.ros.node_settings import SPECS_BY_NAME, SettingsError, check_value
+from togethernet_ros.ros.params_file import ParamsFileError, read_sections
+from togethernet_ros.ros.qos_profiles import qos_profile
+from togethernet_ros.ros.qos_settings import (
+    PUBLISHER,
+    SUBSCRIPTION,
+    QosSettings,
+    detector_entities,
+)
+from togethernet_ros.ros.replay_node_process import NodeProcess, overlay_section
 from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor, machine_description
 
 ROS_TYPES = {IMAGE_TYPE: Image, COMPRESSED_IMAGE_TYPE: CompressedImage}
@@ -102,12 +111,34 @@ class ReplayResult:
     machine: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _NodeQos:
+    """The QoS the node gives its camera subscriptions and its publishers, by resolved topic."""
+
+    inputs: dict[str, QosSettings]
+    outputs: dict[str, QosSettings]
+
+    def camera_publisher(self, topic: str) -> QosSettings:
+        """The harness's publisher for a camera: matches the node's subscription whatever it is.
+
+        Reliable serves a best-effort subscription too (and loses no frames in the harness);
+        durability, deadline and liveliness are the subscription's, the strictest it accepts.
+        """
+        return dataclasses.replace(
+            self.inputs[topic], reliability="reliable", history="keep_last", depth=10, lifespan=0
+        )
+
+    def output_subscription(self, topic: str, depth: int = 100) -> QosSettings:
+        """The harness's subscription to a node output: the publisher's own QoS always matches."""
+        return dataclasses.replace(
+            self.outputs[topic], history="keep_last", depth=depth, lifespan=0
+        )
+
+
 class _Harness:
     """The rclpy side: publishers, subscriptions, executor thread, optional recording."""
 
-    def __init__(
-        self, topics: dict[str, str], options: ReplayOptions, output_reliability: str = "reliable"
-    ) -> None:
+    def __init__(self, topics: dict[str, str], options: ReplayOptions, qos: _NodeQos) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("togethernet_replay", context=self.context)
@@ -121,44 +152,36 @@ class _Harness:
         self.unrecorded = 0  # outputs lost because the recording had failed
         # Reliable, and the node's input made reliable too (REPLAY_NODE_DEFAULTS): over Fast DDS
         # loopback about half of the 1.3 MB best-effort frames were lost on a 2-core test machine
-        # (0/20 when published pre-serialized), which would measure DDS, not the node.
-        publisher_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
-        )
-        # A reliable subscription never matches a best-effort publisher: follow the node's
-        # `output_reliability`, or nothing would come back (and every frame count as dropped).
-        output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=100,
-            reliability=ReliabilityPolicy.BEST_EFFORT
-            if output_reliability == "best_effort"
-            else ReliabilityPolicy.RELIABLE,
-        )
-        latched = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+        # (0/20 when published pre-serialized), which would measure DDS, not the node. Each QoS
+        # follows what the node applies (its parameters and qos_overrides): a subscription the
+        # node's publisher cannot serve (reliable to best effort, transient local to volatile)
+        # would hear nothing and count every frame as dropped.
         self.publishers = {
-            topic: self.node.create_publisher(ROS_TYPES[msgtype], topic, publisher_qos)
+            topic: self.node.create_publisher(
+                ROS_TYPES[msgtype], topic, qos_profile(qos.camera_publisher(topic))
+            )
             for topic, msgtype in topics.items()
         }
         self.output_types: dict[str, str] = {}
         self.detection_topics: list[str] = []
         for topic in topics:
             names = output_topics(topic)
-            wanted = [(names.detections, Detection2DArray, DETECTION2D_ARRAY, output_qos)]
-            wanted.append((names.detections_raw, Detection2DArray, DETECTION2D_ARRAY, output_qos))
-            wanted.append((names.label_info, LabelInfo, LABEL_INFO, latched))
+            wanted = [(names.detections, Detection2DArray, DETECTION2D_ARRAY)]
+            wanted.append((names.detections_raw, Detection2DArray, DETECTION2D_ARRAY))
+            if names.label_info in qos.outputs:  # publish_label_info
+                wanted.append((names.label_info, LabelInfo, LABEL_INFO))
             # Subscribing makes the node compute these (it skips unused outputs), so only on request.
             if options.record_dehazed:
-                wanted.append((names.dehazed, Image, IMAGE_TYPE, output_qos))
+                wanted.append((names.dehazed, Image, IMAGE_TYPE))
             if options.record_debug:
-                wanted.append((names.debug_image, Image, IMAGE_TYPE, output_qos))
+                wanted.append((names.debug_image, Image, IMAGE_TYPE))
             self.detection_topics.append(names.detections)
-            for name, ros_type, type_name, qos in wanted:
+            for name, ros_type, type_name in wanted:
                 self.output_types[name] = type_name
-                self.node.create_subscription(ros_type, name, self._callback(name), qos, raw=True)
+                profile = qos_profile(qos.output_subscription(name))
+                self.node.create_subscription(
+                    ros_type, name, self._callback(name), profile, raw=True
+                )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spinner = BackgroundSpinner(self.executor, "replay-spin")
@@ -217,23 +240,49 @@ class _Harness:
         rclpy.shutdown(context=self.context)
 
 
+def _node_values(params_file: Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the replayed node gets: its config/detect.yaml defaults, the params file,
+    then the overlay NodeProcess writes, merged as rcl merges them (ros/params_file.py).
+
+    ParamsFileError where a file cannot be read as rcl would read it.
+    """
+    from togethernet_ros.ros.node_settings import DEFAULT_NODE_FQN, default_config_path
+
+    defaults = read_sections([default_config_path()]).for_node(DEFAULT_NODE_FQN)
+    sections = read_sections([params_file] if params_file is not None else [])
+    for name, value in overrides.items():
+        sections.set(name, value, overlay_section(params_file))
+    return {**defaults, **sections.for_node(DEFAULT_NODE_FQN)}
+
+
 def _node_parameter(
     params_file: Path | None, overrides: dict[str, Any], name: str, default: Any
 ) -> Any:
-    """The value of one node parameter as the node gets it: the overlay, else the params file.
-
-    Without a params file the node reads its own config/detect.yaml.
-    """
-    if name in overrides:
-        return overrides[name]
-    from togethernet_ros.bag.detector_options import read_node_parameters
-    from togethernet_ros.ros.node_settings import default_config_path
-
+    """The value of one node parameter as the node gets it (``default`` where unreadable)."""
     try:
-        # The sections the node itself applies (its name, /**, ...), not every node's.
-        return read_node_parameters(Path(params_file or default_config_path())).get(name, default)
-    except (ValueError, ImportError, LookupError):
+        return _node_values(params_file, overrides).get(name, default)
+    except (ParamsFileError, ImportError, LookupError):
         return default  # the node will refuse the file and say why
+
+
+def _node_qos(params_file: Path | None, overrides: dict[str, Any], topics: list[str]) -> _NodeQos:
+    """The QoS the node applies on each camera and output topic, its qos_overrides included.
+
+    ReplayError naming the file or parameter the node would refuse.
+    """
+    try:
+        values = _node_values(params_file, overrides)
+        for name in ("input_reliability", "input_depth", "output_reliability", "output_depth"):
+            check_value(SPECS_BY_NAME[name], values[name])
+        # The node runs in the root namespace without remapping: bag topics are the names.
+        entities = detector_entities(values, {topic: topic for topic in topics}, lambda n: n)
+        resolved = [(entity, entity.resolve(values)) for entity in entities]
+    except (ParamsFileError, SettingsError, KeyError) as error:
+        raise ReplayError(f"the detector node's parameters: {error}") from error
+    return _NodeQos(
+        inputs={e.topic: qos for e, qos in resolved if e.entity == SUBSCRIPTION},
+        outputs={e.topic: qos for e, qos in resolved if e.entity == PUBLISHER},
+    )
 
 
 @dataclass(frozen=True)
@@ -341,14 +390,12 @@ def run_replay(
         total = min(total, options.max_frames) if total else 0
     frames = _BagFrames(Path(bag), options.image_topics, options.max_frames, total)
     parameters = {"image_topics": sorted(topics), **REPLAY_NODE_DEFAULTS, **options.node_parameters}
-    # The node's outputs are subscribed with its own reliability (see _Harness).
-    output_reliability = _node_parameter(
-        options.params_file, parameters, "output_reliability", "reliable"
-    )
+    # The harness's QoS follows the node's (see _Harness).
+    node_qos = _node_qos(options.params_file, parameters, sorted(topics))
     process = NodeProcess(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
-    harness = _Harness(topics, options, output_reliability)
+    harness = _Harness(topics, options, node_qos)
     record: BackgroundBagWriter | None = None
     monitor = None
     trials: list[TrialResult] = []

@@ -33,12 +33,6 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-)
 from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
@@ -63,6 +57,7 @@ from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
+    DEFAULT_NODE_FQN,
     PARAMETER_SPECS,
     SPECS_BY_NAME,
     NodeSettings,
@@ -74,6 +69,15 @@ from togethernet_ros.ros.node_settings import (
     load_default_parameters,
     validate_settings,
     values_not_received,
+)
+from togethernet_ros.ros.params_file import ParamsFileError, params_file_paths, read_sections
+from togethernet_ros.ros.qos_profiles import overriding_options, qos_profile
+from togethernet_ros.ros.qos_settings import (
+    PUBLISHER,
+    SUBSCRIPTION,
+    QosEntity,
+    detector_entities,
+    unmatched_overrides,
 )
 from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
@@ -142,6 +146,17 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return descriptor
 
 
+def _value_kind(value: Any) -> str:
+    """What rcl tells apart when a -p value meets a params file's value of the same name."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    return "list" if isinstance(value, (list, tuple)) else "text"
+
+
 def _stamp_seconds(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
@@ -168,6 +183,8 @@ class DetectorNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._diagnostics_timer: Any = None
         self._diagnostics_pub: Any = None
+        # Base QoS of every publisher and subscription by (resolved topic, kind), from configure.
+        self._qos: dict[tuple[str, str], QosEntity] = {}
         # Transitions, parameter changes, the diagnostics timer and destroy_node may each run on
         # a different thread (trigger_* from the application, a multi-threaded executor, the
         # parameter service): each holds this while it reads or replaces the settings, model,
@@ -187,19 +204,68 @@ class DetectorNode(LifecycleNode):
         or a misspelt key in a params file left the default in force unnoticed. A warning, not
         a refusal: a `/**` params file shared by a robot's nodes rightly holds others' names.
         """
-        # rclpy keeps what -p and the params files gave this node here (no public accessor).
-        given = getattr(self, "_parameter_overrides", {})
-        ignored = sorted(name for name in given if not self.has_parameter(name))
+        given = self._given_parameters()
+        # The standard QoS overrides are declared when their publisher or subscription is
+        # created (configure, activate): judged against the entities the node will create.
+        qos_names = [name for name in given if name.startswith("qos_overrides.")]
+        try:
+            qos_unmatched = unmatched_overrides(
+                qos_names, self._qos_entities(self._read_parameters())
+            )
+        except (RuntimeError, ValueError, TypeError, KeyError):  # topics configure will refuse
+            qos_unmatched = {}
+        ignored = sorted(
+            name
+            for name in given
+            if not self.has_parameter(name)
+            and (not name.startswith("qos_overrides.") or name in qos_unmatched)
+        )
         if not ignored:
             return
         hints = []
         for name in ignored:
+            if name in qos_unmatched:
+                hints.append(f"{name} ({qos_unmatched[name]})")
+                continue
             close = difflib.get_close_matches(name, SPECS_BY_NAME, n=1)
             hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
         self.get_logger().warning(
             f"{len(ignored)} parameter(s) given for this node are not its own and are ignored: "
             f"{', '.join(hints)}"
         )
+
+    def _given_parameters(self) -> dict[str, Any]:
+        """What -p and the params files gave this node (name -> value)."""
+        # rclpy keeps them here (no public accessor).
+        given = getattr(self, "_parameter_overrides", {})
+        return {name: parameter.value for name, parameter in given.items()}
+
+    def _qos_entities(self, values: dict[str, Any]) -> list[QosEntity]:
+        """The node's publishers and subscriptions (resolved topics) with their base QoS."""
+        topics = [topic for topic in values["image_topics"] if topic]
+        inputs = {topic: self.resolve_topic_name(topic) for topic in topics}
+        return detector_entities(values, inputs, self.resolve_topic_name)
+
+    def warn_about_params_files_for_other_names(self, argv: Sequence[str]) -> None:
+        """Name the ``--params-file`` of ``argv`` none of whose sections applies to this node.
+
+        A file keyed ``detector:`` configures ``/detector`` only: pushed into a namespace
+        (``namespace:=front``) or renamed, the node ran on its defaults without a word.
+        """
+        fqn = self.get_fully_qualified_name()
+        for path in params_file_paths(argv):
+            try:
+                sections = read_sections([path])
+            except ParamsFileError:
+                continue  # rcl read it; a difference in our reading is no reason to warn
+            if sections.sections and not sections.matching_sections(fqn):
+                self.get_logger().warning(
+                    f"params file {path} has no section for this node ({fqn}): its sections "
+                    f"{list(sections.sections)} apply to other nodes, so none of its values are "
+                    "used; "
+                    f"key it '/**:' (any node) or '{fqn}:' (a plain 'detector:' is "
+                    f"{DEFAULT_NODE_FQN}, in the root namespace)"
+                )
 
     def warn_about_lost_command_line_values(self, argv: Sequence[str]) -> None:
         """Name the ``-p`` values of ``argv`` that did not reach this node (see below).
@@ -211,10 +277,23 @@ class DetectorNode(LifecycleNode):
         given = command_line_values(argv)
         received = self._read_parameters()
         for name in values_not_received(given, received):
+            kinds = (_value_kind(given[name]), _value_kind(received[name]))
+            if kinds[0] == kinds[1] or kinds == ("integer", "double"):  # an integer does arrive
+                # Same kind, yet lost: rcl files -p under `/**`, and a section naming the node
+                # placed after the file's `/**` section is merged later and wins.
+                reason = (
+                    "rcl files -p values under '/**', and a params-file section naming this "
+                    "node that comes after the file's '/**' section wins over them (set the "
+                    "value in that section)"
+                )
+            else:
+                reason = (
+                    "rcl keeps a params file's value when -p gives another kind (write "
+                    "booleans as true/false, numbers as numbers)"
+                )
             self.get_logger().warning(
                 f"-p {name}:={given[name]!r} did not reach the node, which runs with "
-                f"{received[name]!r} from the params file: rcl keeps a params file's value when "
-                "-p gives another kind (write booleans as true/false, numbers as numbers)"
+                f"{received[name]!r} from the params file: {reason}"
             )
 
     def _read_parameters(self) -> dict[str, Any]:
@@ -286,6 +365,8 @@ class DetectorNode(LifecycleNode):
         try:
             settings = validate_settings(self._read_parameters())
             input_topics = self._resolve_camera_topics(settings["image_topics"])
+            # Bad QoS overrides fail here, named, before minutes of model loading.
+            qos = self._check_qos_overrides(settings)
             self._detector = self._create_detector(settings)
             _check_class_filter(settings.class_filter, tuple(self._detector.class_names))
         except (SettingsError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
@@ -322,22 +403,12 @@ class DetectorNode(LifecycleNode):
             f"model ready: backend {self._detector.backend}, input {settings.input_size}, "
             f"classes {list(self._class_names)}, {source}"
         )
-        reliable = settings["output_reliability"] == "reliable"
-        output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=settings["output_depth"],
-            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-        )
-        latched_qos = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+        self._qos = qos
         tracker_config = settings.tracker_config()
         created: list[Any] = []
 
-        def publisher(message_type: Any, topic: str, qos: QoSProfile) -> Any:
-            created.append(self.create_publisher(message_type, topic, qos))
+        def publisher(message_type: Any, topic: str) -> Any:
+            created.append(self._create_publisher_with_overrides(message_type, topic))
             return created[-1]
 
         try:
@@ -346,12 +417,12 @@ class DetectorNode(LifecycleNode):
                 self._cameras[topic] = CameraOutputs(
                     input_topic=input_topics[topic],
                     topics=names,
-                    detections=publisher(Detection2DArray, names.detections, output_qos),
-                    detections_raw=publisher(Detection2DArray, names.detections_raw, output_qos),
-                    dehazed=publisher(Image, names.dehazed, output_qos),
-                    debug_image=publisher(Image, names.debug_image, output_qos),
+                    detections=publisher(Detection2DArray, names.detections),
+                    detections_raw=publisher(Detection2DArray, names.detections_raw),
+                    dehazed=publisher(Image, names.dehazed),
+                    debug_image=publisher(Image, names.debug_image),
                     label_info=(
-                        publisher(LabelInfo, names.label_info, latched_qos)
+                        publisher(LabelInfo, names.label_info)
                         if settings["publish_label_info"]
                         else None
                     ),
@@ -366,8 +437,31 @@ class DetectorNode(LifecycleNode):
                 self.destroy_publisher(made)
             self._cameras.clear()
             raise
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_pub = self._create_publisher_with_overrides(
+            DiagnosticArray, "/diagnostics"
+        )
         return TransitionCallbackReturn.SUCCESS
+
+    def _check_qos_overrides(self, settings: NodeSettings) -> dict[tuple[str, str], QosEntity]:
+        """Each entity's base QoS by (resolved topic, kind), its overrides checked first.
+
+        rclpy applies the ``qos_overrides.*`` parameters when it creates the entity; a bad value
+        there raised a bare RuntimeError (or a type error) naming neither parameter nor topic.
+        """
+        entities = self._qos_entities(dict(settings.values))
+        given = self._given_parameters()
+        for entity in entities:
+            entity.resolve(given)  # SettingsError naming the parameter
+        return {(entity.topic, entity.entity): entity for entity in entities}
+
+    def _create_publisher_with_overrides(self, message_type: Any, topic: str) -> Any:
+        entity = self._qos[(self.resolve_topic_name(topic), PUBLISHER)]
+        return self.create_publisher(
+            message_type,
+            topic,
+            qos_profile(entity.base),
+            qos_overriding_options=overriding_options(entity),
+        )
 
     def _resolve_camera_topics(self, image_topics: Sequence[str]) -> dict[str, str]:
         """Each camera topic's full name as subscribed (namespace and remapping applied).
@@ -447,19 +541,12 @@ class DetectorNode(LifecycleNode):
             prepare_fn=self._prepare_ahead if settings["prepare_frames_ahead"] else None,
         )
         self._worker.start()
-        best_effort = settings["input_reliability"] == "best_effort"
-        input_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=settings["input_depth"],
-            reliability=ReliabilityPolicy.BEST_EFFORT
-            if best_effort
-            else ReliabilityPolicy.RELIABLE,
-        )
         for topic in settings["image_topics"]:
             # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
             # CompressedImage however the parameter spells it.
             compressed = self._cameras[topic].input_topic.endswith("/compressed")
             message_type = CompressedImage if compressed else Image
+            entity = self._qos[(self._cameras[topic].input_topic, SUBSCRIPTION)]
             self._camera_subscriptions.append(
                 self.create_subscription(
                     message_type,
@@ -467,7 +554,8 @@ class DetectorNode(LifecycleNode):
                     lambda message, topic=topic, compressed=compressed: self._on_image(
                         topic, message, compressed
                     ),
-                    input_qos,
+                    qos_profile(entity.base),
+                    qos_overriding_options=overriding_options(entity),
                 )
             )
         self._diagnostics_timer = self.create_timer(
@@ -922,6 +1010,7 @@ def main(args: Sequence[str] | None = None) -> int:
     node = DetectorNode()
     forward_library_logs(node.get_logger())
     node.warn_about_lost_command_line_values(sys.argv if args is None else args)
+    node.warn_about_params_files_for_other_names(sys.argv if args is None else args)
     node.get_logger().info(
         "glibc heap tuned: frame-sized buffers are reused instead of mapped afresh"
         if heap_tuned

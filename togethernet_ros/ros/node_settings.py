@@ -17,10 +17,13 @@ import yaml
 
 from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
+from togethernet_ros.ros.params_file import ParamsFileError, read_sections, ros_scalar
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
 
 CONFIG_FILE_NAME = "detect.yaml"
+# The node's name and namespace unless remapped: whose sections of the defaults file apply.
+DEFAULT_NODE_FQN = "/detector"
 ALL_CLASSES = "all"
 TRACKING_PREFIX = "tracking."
 
@@ -265,26 +268,28 @@ def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return flat
 
 
-def load_default_parameters(path: Path) -> dict[str, Any]:
-    """Read the node's defaults from a params YAML (`/**:` or any node key; first match)."""
+def load_default_parameters(path: Path, node_fqn: str = DEFAULT_NODE_FQN) -> dict[str, Any]:
+    """Read the node's defaults from a params YAML, as rcl would give them to ``node_fqn``.
+
+    Every section matching the node applies, merged as rcl merges them (ros/params_file.py), and
+    scalars are typed as rcl types them, so the declared defaults equal what the same file given
+    as ``--params-file`` sets.
+    """
     try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SettingsError(f"cannot read parameter defaults from {path}: {error}") from error
-    if not isinstance(document, Mapping):
-        raise SettingsError(f"{path}: expected a mapping of node names to ros__parameters")
-    for node_entry in document.values():
-        if isinstance(node_entry, Mapping) and "ros__parameters" in node_entry:
-            defaults = flatten_parameters(node_entry["ros__parameters"])
-            missing = sorted(set(SPECS_BY_NAME) - set(defaults))
-            unknown = sorted(set(defaults) - set(SPECS_BY_NAME))
-            if missing or unknown:
-                raise SettingsError(
-                    f"{path}: parameters missing {missing} / unknown {unknown}; "
-                    "every declared parameter needs exactly one default there"
-                )
-            return defaults
-    raise SettingsError(f"{path}: no 'ros__parameters' section found")
+        sections = read_sections([path])
+    except ParamsFileError as error:
+        raise SettingsError(f"cannot read parameter defaults: {error}") from error
+    if not sections.matching_sections(node_fqn):
+        raise SettingsError(f"{path}: no 'ros__parameters' section for {node_fqn}")
+    defaults = sections.for_node(node_fqn)
+    missing = sorted(set(SPECS_BY_NAME) - set(defaults))
+    unknown = sorted(set(defaults) - set(SPECS_BY_NAME))
+    if missing or unknown:
+        raise SettingsError(
+            f"{path}: parameters missing {missing} / unknown {unknown}; "
+            "every declared parameter needs exactly one default there"
+        )
+    return defaults
 
 
 def default_config_path() -> Path:
@@ -453,10 +458,9 @@ def _same_value(given: Any, received: Any) -> bool:
             _same_value(a, b) for a, b in zip(given, received, strict=True)
         )
     if isinstance(given, str) and isinstance(received, (int, float)):
-        try:  # YAML 1.1 reads 1e-3 as text; rcl reads it as a number
-            return float(given) == float(received)
-        except ValueError:
-            return False
+        # PyYAML (YAML 1.1) read 1e-3 as text; rcl, which gave the node its value, a number.
+        number = ros_scalar(given)
+        return not isinstance(number, (str, bool)) and float(number) == float(received)
     if isinstance(given, (int, float)) and isinstance(received, (int, float)):
         return float(given) == float(received)
     return given == received

@@ -13,9 +13,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from togethernet_ros.ros.params_file import ParamsFileError, dump_params_file, read_sections
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Section names matching any node. rcl merges sections in the order each name first appears,
+# so the overlay must use one the params file does not: `/**` after a file's `/**:` and
+# `detector:` sections joined the file's `/**` and lost to its `detector:` values.
+OVERLAY_SECTIONS = ("/**", "/**/*", "/*/**", "/**/**")
+
+
+def overlay_section(params_file: Path | None) -> str:
+    """The section of the replay's overlay file: one that ``params_file`` does not name."""
+    if params_file is None:
+        return OVERLAY_SECTIONS[0]
+    try:
+        used = read_sections([params_file]).sections
+    except ParamsFileError:
+        return OVERLAY_SECTIONS[0]  # the node refuses the file and says why
+    return next((name for name in OVERLAY_SECTIONS if name not in used), OVERLAY_SECTIONS[-1])
 
 
 def detector_node_command() -> list[str]:
@@ -66,8 +81,9 @@ class NodeProcess:
     ) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="togethernet_replay_"))
         self.overlay_path = self._workdir / "replay_overrides.yaml"
-        # `/**` matches the node whatever its name or namespace; later files override earlier.
-        self.overlay_path.write_text(yaml.safe_dump({"/**": {"ros__parameters": overrides}}))
+        # Matches the node whatever its name or namespace, in a section placed after the params
+        # file's (see OVERLAY_SECTIONS); strings quoted, as rcl would read a bare 1e-3 as a number.
+        self.overlay_path.write_text(dump_params_file({overlay_section(params_file): overrides}))
         self.log_path = log_path or self._workdir / "detector_node.log"
         arguments = ["--ros-args"]
         if params_file is not None:

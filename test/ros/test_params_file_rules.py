@@ -1,0 +1,216 @@
+"""Our one params-file reader (ros/params_file.py) against rcl itself, on real files.
+
+Each case is read twice: by our reader, and by rcl through rclpy (``--ros-args --params-file``),
+whose parameter overrides for the node are what the node really gets.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from togethernet_ros.ros.node_settings import (
+    SettingsError,
+    default_config_path,
+    load_default_parameters,
+)
+from togethernet_ros.ros.params_file import (
+    ParamsFileError,
+    node_parameters,
+    read_sections,
+    ros_value,
+)
+
+pytestmark = pytest.mark.ros
+
+SECTIONS = """
+detector:
+  ros__parameters: {x: 1, order: plain_name}
+/**:
+  ros__parameters: {x: 2, y: 2, order: any_node}
+/**/detector:
+  ros__parameters: {z: 3}
+/*:
+  ros__parameters: {root_only: 4}
+/front/detector:
+  ros__parameters: {front: 5}
+front:
+  detector:
+    ros__parameters: {nested: 6, tracking: {min_hits: 7}}
+/front/*:
+  ros__parameters: {front_any: 8}
+/lidar_driver:
+  ros__parameters: {x: 99}
+"""
+LATER = """
+/**:
+  ros__parameters: {order: any_node_again, later: true}
+"""
+
+
+def _rcl_overrides(tmp_path: Path, files: list[Path], fqn: str, *extra: str) -> dict:
+    """The parameter overrides rcl gives a node named ``fqn`` for these params files."""
+    import rclpy
+
+    namespace, _, name = fqn.rpartition("/")
+    arguments = ["node", "--ros-args", *extra]
+    for path in files:
+        arguments += ["--params-file", str(path)]
+    context = rclpy.Context()
+    rclpy.init(args=arguments, context=context)
+    try:
+        node = rclpy.create_node(name, namespace=namespace or "/", context=context)
+        try:
+            return {key: p.value for key, p in node._parameter_overrides.items()}
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("fqn", ["/detector", "/front/detector", "/a/b/detector", "/fog"])
+def test_sections_apply_and_merge_as_rcl_merges_them(tmp_path, fqn):
+    sections = _write(tmp_path, "sections.yaml", SECTIONS)
+    later = _write(tmp_path, "later.yaml", LATER)
+    for files in ([sections], [sections, later], [later, sections]):
+        ours = node_parameters(files, fqn)
+        assert ours == _rcl_overrides(tmp_path, files, fqn), (fqn, files)
+    # What the cases show: in /front, `/**`, `/**/detector`, `/front/detector`, the nested
+    # `front: detector:` and `/front/*` apply, a plain `detector:` section does not; and a
+    # section named again in a later file keeps its first place among the sections.
+    assert node_parameters([sections], "/front/detector") == {
+        "x": 2, "y": 2, "order": "any_node", "z": 3, "front": 5, "nested": 6,
+        "tracking.min_hits": 7, "front_any": 8,
+    }  # fmt: skip
+    assert node_parameters([later, sections], "/detector")["order"] == "plain_name"
+
+
+SCALARS = [
+    "1e-3", "-1E3", "+5", "+1.5", "0x1F", "017", "08", ".5", "5.", "1_000", "0o17", "0b101",
+    ".inf", "-.inf", "Infinity", "true", "Yes", "y", "N", "off", "OFF", "tRue", "~", "null",
+    "'1e-3'", '"y"', "!!str 5", "!!float 5", "2024-01-01", "1e400", "12abc",
+    "9223372036854775808", "[1e-3, 2.0]", "[a, b]", "[true, n]", "[]",
+]  # fmt: skip
+
+
+def test_scalars_are_typed_as_rcl_types_them_not_as_yaml_1_1(tmp_path):
+    lines = "".join(f"    k{index}: {text}\n" for index, text in enumerate(SCALARS))
+    path = _write(tmp_path, "scalars.yaml", f"/**:\n  ros__parameters:\n{lines}")
+    ours = node_parameters([path], "/detector")
+    rcl = _rcl_overrides(tmp_path, [path], "/detector")
+    for index, text in enumerate(SCALARS):
+        mine, theirs = ours[f"k{index}"], rcl[f"k{index}"]
+        assert type(mine) is type(theirs) and mine == theirs, (text, mine, theirs)
+    # The cases that PyYAML (YAML 1.1) reads otherwise: 1e-3 as text, 017 and 0o17 as octal...
+    assert ours["k0"] == 0.001 and ours["k5"] == 15 and ours["k10"] == "0o17"
+    assert ours["k17"] is True and ours["k22"] == "~"
+    assert ros_value("1e-3") == 0.001 and ros_value("'1e-3'") == "1e-3"
+    assert ros_value("[384, 640]") == [384, 640]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "/**:\n  ros__parameters:\n    k: [0.5, 0]\n",
+            "line 3: the list mixes double and integer",
+        ),
+        ("/**:\n  ros__parameters:\n    k:\n", "line 3: no value"),
+        ("/det*:\n  ros__parameters:\n    k: 1\n", r"line 1: section '/det\*' is not a node name"),
+    ],
+)
+def test_files_rcl_refuses_are_refused_naming_file_and_line(tmp_path, text, message):
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    path = _write(tmp_path, "bad.yaml", text)
+    with pytest.raises(ParamsFileError, match=message) as refused:
+        read_sections([path])
+    assert str(path) in str(refused.value)
+    with pytest.raises(_rclpy.RCLError, match="Couldn't parse params file"):
+        _rcl_overrides(tmp_path, [path], "/detector")
+
+
+def test_the_node_defaults_merge_every_section_and_read_numbers_as_rcl(tmp_path):
+    """The defaults reader took the first section only and read 1e-3 as text."""
+    shipped = default_config_path().read_text()
+    path = _write(
+        tmp_path,
+        "detect.yaml",
+        shipped
+        + "/**/detector:\n  ros__parameters:\n    conf_threshold: 1e-1\n"
+        + "    tracking:\n      process_noise: 2.5e-1\n",
+    )
+    defaults = load_default_parameters(path)
+    assert defaults["conf_threshold"] == 0.1 and defaults["tracking.process_noise"] == 0.25
+    assert defaults == {**load_default_parameters(default_config_path()), **defaults}
+    with pytest.raises(SettingsError, match="no 'ros__parameters' section for /detector"):
+        load_default_parameters(_write(tmp_path, "other.yaml", "lidar:\n  ros__parameters: {}\n"))
+
+
+def test_the_replay_overlay_wins_over_every_section_of_the_params_file(tmp_path):
+    """The overlay went into `/**`, which rcl places before a file's `detector:` section."""
+    from togethernet_ros.ros.bag_replay import _node_parameter
+    from togethernet_ros.ros.replay_node_process import NodeProcess
+
+    params = _write(
+        tmp_path,
+        "robot.yaml",
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+        "detector:\n  ros__parameters:\n    output_reliability: best_effort\n"
+        "    conf_threshold: 0.3\n",
+    )
+    overlay = {"output_reliability": "reliable", "weights": "1e-3", "conf_threshold": 0.5}
+    process = NodeProcess(params, overlay, env={})
+    try:
+        arguments = process.command[process.command.index("--ros-args") + 1 :]
+        received = _rcl_overrides(tmp_path, [], "/detector", *arguments)
+    finally:
+        process.cleanup()
+    # The string stays a string: a bare 1e-3 in the overlay file is a number to rcl.
+    assert received["weights"] == "1e-3"
+    assert (received["output_reliability"], received["conf_threshold"]) == ("reliable", 0.5)
+    # And the replay predicts what the node gets, for its own subscriptions' QoS.
+    assert _node_parameter(params, overlay, "output_reliability", "?") == "reliable"
+    assert _node_parameter(params, {}, "output_reliability", "?") == "best_effort"
+    assert math.isclose(_node_parameter(params, {}, "conf_threshold", 0.0), 0.3)
+
+
+def test_a_command_line_value_lost_to_a_node_section_is_named_with_its_cause(tmp_path):
+    """rcl files -p under `/**`; a later `detector:` section wins: the warning blamed the kind."""
+    import os
+    import subprocess
+    import sys
+
+    params = _write(
+        tmp_path,
+        "robot.yaml",
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+        "detector:\n  ros__parameters:\n    conf_threshold: 0.3\n",
+    )
+    assert (
+        _rcl_overrides(tmp_path, [params], "/detector", "-p", "conf_threshold:=0.6")[
+            "conf_threshold"
+        ]
+        == 0.3
+    )  # rcl itself
+    # weights '' without allow_untrained_weights: configure fails and the process ends at once.
+    node = Path(sys.executable).parent / "detector_node"
+    result = subprocess.run(
+        [str(node), "--ros-args", "--params-file", str(params), "-p", "conf_threshold:=0.6",
+         "-p", "weights:=''"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert (
+        "-p conf_threshold:=0.6 did not reach the node, which runs with 0.3 from the params "
+        "file: rcl files -p values under '/**', and a params-file section naming this node"
+    ) in result.stdout, result.stdout[-2000:]
