@@ -214,7 +214,8 @@ def test_predict_skips_unreadable_and_truncated_images_and_reports_them(
     assert skipped == {
         "b_cut.jpg": "truncated JPEG (no end-of-image marker)",
         "c_noise.png": "not a decodable image (corrupt or another format)",
-        "d_huge.jpg": "not a decodable image (corrupt or another format)",
+        "d_huge.jpg": "60000x60000 pixels, more than OpenCV decodes (2^30 unless the environment "
+        "variable OPENCV_IO_MAX_IMAGE_PIXELS raises it); scale it down first",
     }
     assert "1 images, 3 unreadable skipped" in capsys.readouterr().out
     # Nothing readable at all, or a single unreadable file: an error naming it.

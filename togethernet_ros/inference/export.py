@@ -24,6 +24,7 @@ from torch import nn
 
 from togethernet_ros.evaluation.atomic_write import write_atomically, write_files_together
 from togethernet_ros.inference.model_fusion import fuse_for_inference
+from togethernet_ros.inference.onnx_signature import GraphSignature, read_graph_signature
 from togethernet_ros.model import check_input_size
 from togethernet_ros.model.checkpoint import check_class_names
 
@@ -45,6 +46,8 @@ class OnnxModelInfo:
     class_names: tuple[str, ...]
     untrained: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    # The graph's declared interface (float16 I/O, a fixed batch), checked against the metadata.
+    signature: GraphSignature = field(default_factory=lambda: GraphSignature("float32", {}, None))
 
 
 def onnx_variant_paths(path: str | Path) -> tuple[Path, Path]:
@@ -184,6 +187,12 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and friends for non-ONNX files
         raise ValueError(f"{path} is not a readable ONNX model: {error}") from error
+    if not proto.HasField("graph"):
+        # An empty file, or one cut short before its graph, parses as an empty model.
+        raise ValueError(
+            f"{path} is not a readable ONNX model: it holds no graph (empty or cut short, "
+            f"{path.stat().st_size} bytes)"
+        )
     properties = {
         entry.key.removeprefix("togethernet."): entry.value
         for entry in proto.metadata_props
@@ -200,6 +209,14 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
         restore = {"1": True, "0": False}[properties["restore"]]
     except (KeyError, ValueError) as error:  # CheckpointError is a ValueError
         raise ValueError(f"{path} has broken togethernet metadata: {error}") from error
+    signature = read_graph_signature(
+        path,
+        proto.graph,
+        input_name=INPUT_NAME,
+        output_names=[*MAP_OUTPUT_NAMES, *([DEHAZED_OUTPUT_NAME] if restore else [])],
+        input_size=(height, width),
+        num_classes=len(class_names),
+    )
     return OnnxModelInfo(
         path=path,
         input_size=(height, width),
@@ -207,6 +224,7 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
         class_names=class_names,
         untrained=properties.get("untrained", "0") in ("1", "True", "true"),
         metadata=properties,
+        signature=signature,
     )
 
 

@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             "weights_sha256": sha256_of(resolve_weights_path(args.weights)) if args.weights else "",
         },
     )
+    if len(written) == 1:
+        _warn_about_a_stale_partner(next(iter(written.values())))
     height, width = args.input_size
     status = 0
     for variant, path in written.items():
@@ -137,6 +139,47 @@ def run(args: argparse.Namespace) -> int:
     if calibration is not None and status == 0:
         status = _write_int8(args, written, *calibration)
     return status
+
+
+def _warn_about_a_stale_partner(path: Path) -> None:
+    """Warn when the other file of the pair next to a one-variant export is from another one.
+
+    A detector reads both files of the pair and refuses them when they disagree; a file from an
+    earlier export of other weights would otherwise be found only when the detector starts.
+    """
+    from togethernet_ros.inference.export import onnx_variant_paths, read_onnx_info
+
+    partner = next(other for other in onnx_variant_paths(path) if other != path)
+    if not partner.is_file():
+        return
+    ours = read_onnx_info(path)
+    try:
+        theirs = read_onnx_info(partner)
+    except ValueError as error:
+        problem = str(error)
+    else:
+        hashes = [info.metadata.get("weights_sha256", "")[:16] for info in (ours, theirs)]
+        differences = [
+            f"{what} {mine} vs {other}"
+            for what, mine, other in (
+                ("input", ours.input_size, theirs.input_size),
+                ("classes", list(ours.class_names), list(theirs.class_names)),
+                # As the detector compares them: only where both files record one.
+                ("weights sha256", *(hashes if all(hashes) else ("", ""))),
+            )
+            if mine != other
+        ]
+        if not differences:
+            return
+        problem = "it is from another export (" + ", ".join(differences) + ")"
+    LOGGER.warning(
+        "%s, next to %s, was not written by this export: %s. A detector given either file "
+        "refuses the pair; delete %s or export --variant both",
+        partner,
+        path,
+        problem,
+        partner.name,
+    )
 
 
 def _read_calibration(args: argparse.Namespace) -> tuple[list[np.ndarray], list[float]]:

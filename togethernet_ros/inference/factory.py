@@ -147,6 +147,9 @@ def _existing_or_exported_onnx(
             raise CheckpointNotFoundError(f"checkpoint file not found: {weights}")
         if not weights.is_file():
             raise CheckpointError(f"checkpoint path is not a file: {weights}")
+    if onnx_path is not None and Path(onnx_path).is_dir():
+        # Not "not found" (it is there), and not an export into it (that fails on the folder).
+        raise ValueError(f"ONNX path {onnx_path} is a folder; give the .onnx file in it")
     if onnx_path is not None and any(path.is_file() for path in onnx_variant_paths(onnx_path)):
         if weights:
             _check_exported_from(Path(onnx_path), weights)

@@ -17,6 +17,10 @@ from togethernet_ros.vision.image_file import read_whole_image_file
 IMAGE_SUFFIXES = frozenset(IMAGE_FILE_SUFFIXES)
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"})
 LOGGER = logging.getLogger("togethernet_ros")
+# A frame that does not decode (a torn packet in a dashcam file, a recording cut by a power
+# loss) fails one read and the next read goes on with the following frame; only this many
+# failures in a row mean the end of the video.
+BAD_FRAMES_IN_A_ROW = 50
 
 
 @dataclass
@@ -72,8 +76,9 @@ class MediaSource:
             try:
                 if not capture.isOpened():
                     raise ValueError(f"cannot open video {self.path}")
-                # A container without a decodable frame would otherwise "succeed" with nothing.
-                if not capture.grab():
+                # A container without a decodable frame would otherwise "succeed" with nothing;
+                # one whose first frames are damaged goes on after them.
+                if not any(capture.grab() for _ in range(BAD_FRAMES_IN_A_ROW)):
                     raise ValueError(f"video {self.path} has no readable frames")
                 self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
                 self._frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -121,28 +126,66 @@ class MediaSource:
             raise ValueError(f"none of the {len(self.skipped)} images in {self.path} could be read")
 
     def _video(self) -> Iterator[Frame]:
+        """Every decodable frame; ``index`` counts damaged frames too, so it stays the position.
+
+        A damaged frame is skipped (listed in `skipped`), not taken for the end of the video:
+        stopping there would drop the rest of the file without a word.
+        """
+        self.skipped = []
         capture = cv2.VideoCapture(str(self.path))
         try:
             index = 0
+            failed: list[int] = []
             while self.max_frames is None or index < self.max_frames:
                 ok, image = capture.read()
                 if not ok:
-                    return
+                    failed.append(index)
+                    index += 1
+                    if len(failed) >= BAD_FRAMES_IN_A_ROW:
+                        break
+                    continue
+                self._skip_frames(failed)
+                failed = []
                 yield Frame(f"{self.path.stem}_{index:06d}", index, image)
                 index += 1
+            else:
+                self._skip_frames(failed)  # damaged frames up to --max-frames
+                return
+            # Failures until the end: the end of the video, unless its header counts well past
+            # them (its frame count can be an estimate, a frame or two off, in some containers).
+            first = failed[0]
+            if self._frame_count >= first + BAD_FRAMES_IN_A_ROW:
+                problem = (
+                    f"frames {first} to {self._frame_count - 1} could not be decoded "
+                    f"({BAD_FRAMES_IN_A_ROW} in a row failed; the rest is not read)"
+                )
+                LOGGER.warning("%s: %s", self.path, problem)
+                self.skipped.append(SkippedFile(self.path, problem))
         finally:
             capture.release()
+
+    def _skip_frames(self, indices: list[int]) -> None:
+        """Report damaged frames of the video (one warning per run of them)."""
+        if not indices:
+            return
+        span = f"frame {indices[0]}" if len(indices) == 1 else f"frames {indices[0]}-{indices[-1]}"
+        LOGGER.warning("%s: skipping %s: could not be decoded", self.path, span)
+        self.skipped.extend(
+            SkippedFile(self.path, f"frame {index} could not be decoded") for index in indices
+        )
 
 
 def output_names(files: list[Path]) -> list[str]:
     """Names for the outputs of ``files``: the stem, or the whole file name where stems clash.
 
     ``a.png`` and ``a.jpg`` of one folder would otherwise both write ``annotated/a.jpg``, and
-    the second image's outputs would replace the first's.
+    the second image's outputs would replace the first's. Stems are compared ignoring case:
+    ``Cam.png`` and ``cam.jpg`` would be one file on a case-insensitive output disk (exFAT or
+    NTFS USB drives, macOS).
     """
-    stems = Counter(path.stem for path in files)
-    names = [path.name if stems[path.stem] > 1 else path.stem for path in files]
-    if len(set(names)) < len(names):  # e.g. "a.png.jpg" next to a clashing "a.png"
+    stems = Counter(path.stem.casefold() for path in files)
+    names = [path.name if stems[path.stem.casefold()] > 1 else path.stem for path in files]
+    if len({name.casefold() for name in names}) < len(names):  # "a.png.jpg" next to "a.png"
         names = [path.name for path in files]
     return names
 

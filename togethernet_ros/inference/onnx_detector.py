@@ -37,6 +37,7 @@ from togethernet_ros.inference.onnx_providers import (
 from togethernet_ros.model import UntrainedWeightsError
 
 LOGGER = logging.getLogger("togethernet_ros")
+TORCH_TYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 class OnnxRuntimeDetector(DetectorBase):
@@ -81,6 +82,8 @@ class OnnxRuntimeDetector(DetectorBase):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.num_threads = num_threads
         self._sessions: dict[bool, object] = {}
+        self._session_files: dict[bool, OnnxModelInfo] = {}
+        max_batch_size = self._fit_fixed_batch(max_batch_size)
         self._closed = False
         gpu_preprocess = device.startswith("cuda") and torch.cuda.is_available()
         super().__init__(
@@ -100,6 +103,8 @@ class OnnxRuntimeDetector(DetectorBase):
     def _read_pair(self, onnx_path: str | Path) -> dict[bool, OnnxModelInfo]:
         """Metadata of the existing files of the pair, keyed by `restore`."""
         files: dict[bool, OnnxModelInfo] = {}
+        if Path(onnx_path).is_dir():
+            raise ValueError(f"ONNX path {onnx_path} is a folder; give the .onnx file in it")
         for candidate in onnx_variant_paths(onnx_path):
             if candidate.is_file():
                 info = read_onnx_info(candidate)
@@ -110,15 +115,45 @@ class OnnxRuntimeDetector(DetectorBase):
                 "create it with `togethernet export`"
             )
         infos = list(files.values())
-        if len(infos) == 2 and (
-            infos[0].input_size != infos[1].input_size
-            or infos[0].class_names != infos[1].class_names
-        ):
-            raise ValueError(
-                f"{infos[0].path} and {infos[1].path} disagree on input size or classes; "
-                "export them together"
-            )
+        if len(infos) == 2:
+            hashes = [info.metadata.get("weights_sha256", "") for info in infos]
+            if (
+                infos[0].input_size != infos[1].input_size
+                or infos[0].class_names != infos[1].class_names
+                # A file left from an earlier export of other weights (`--variant restore`
+                # rewrites only one file): detections would come from one model, dehazed
+                # images from another.
+                or (all(hashes) and hashes[0] != hashes[1])
+            ):
+                raise ValueError(
+                    f"{infos[0].path} and {infos[1].path} come from different exports "
+                    f"(input {infos[0].input_size} vs {infos[1].input_size}, classes "
+                    f"{list(infos[0].class_names)} vs {list(infos[1].class_names)}, weights "
+                    f"sha256 {hashes[0][:16] or '?'} vs {hashes[1][:16] or '?'}); export "
+                    "them together (togethernet export --variant both) or delete the stale one"
+                )
         return files
+
+    def _fit_fixed_batch(self, max_batch_size: int) -> int:
+        """``max_batch_size`` capped to a batch size the files fix (dynamic in our exports).
+
+        Larger batches are split by `detect`, smaller ones padded up to it in `_forward`.
+        """
+        fixed = [
+            info.signature.fixed_batch
+            for info in self.files.values()
+            if info.signature.fixed_batch is not None
+        ]
+        if not fixed or max_batch_size <= min(fixed):
+            return max_batch_size
+        LOGGER.warning(
+            "%s has a fixed batch size of %d (not dynamic, as `togethernet export` writes it): "
+            "batches are split to %d images",
+            next(info.path for info in self.files.values() if info.signature.fixed_batch),
+            min(fixed),
+            min(fixed),
+        )
+        return min(fixed)
 
     @property
     def supports_restoration(self) -> bool:
@@ -158,6 +193,7 @@ class OnnxRuntimeDetector(DetectorBase):
                 )
         session = self._create_session(info)
         self._sessions[restore] = session
+        self._session_files[restore] = info
         if not restore:
             self._update_backend_name(session)
         return session
@@ -203,6 +239,7 @@ class OnnxRuntimeDetector(DetectorBase):
             available,
             engine_dir=engine_dir,
             cache_engines=engine_dir is not None,
+            fixed_batch=info.signature.fixed_batch,
         )
         if engine_dir is None:
             return self._first_session(info, options, chains, None)
@@ -308,15 +345,24 @@ class OnnxRuntimeDetector(DetectorBase):
         if self._closed:
             raise RuntimeError("detector is closed")
         session = self._session(restore)
+        signature = self._session_files[restore].signature
         names = [*MAP_OUTPUT_NAMES, *([DEHAZED_OUTPUT_NAME] if restore else [])]
+        count = batch.shape[0]
+        if signature.fixed_batch is not None and count < signature.fixed_batch:
+            # A file with a fixed batch takes exactly that many images: pad with blank inputs.
+            padding = batch.new_zeros((signature.fixed_batch - count, *batch.shape[1:]))
+            batch = torch.cat([batch, padding])
+        # A float16 conversion of an export (e.g. onnxconverter-common) takes and gives fp16.
+        batch = batch.to(TORCH_TYPES[signature.input_type])
         on_gpu = session.get_providers()[0] != CPU
         if on_gpu and batch.device.type == "cuda":
-            outputs = self._run_bound_to_torch(session, batch, names)
+            outputs = self._run_bound_to_torch(session, batch, names, signature.output_types)
         elif on_gpu:
             outputs = self._run_bound_to_host(session, batch, names)
         else:
             arrays = session.run(names, {INPUT_NAME: batch.cpu().numpy()})
             outputs = [torch.from_numpy(array) for array in arrays]
+        outputs = [output[:count].float() for output in outputs]
         return outputs[:3], (outputs[3] if restore else None)
 
     def _output_shapes(self, batch_size: int, num_channels: int) -> dict[str, tuple[int, ...]]:
@@ -329,21 +375,28 @@ class OnnxRuntimeDetector(DetectorBase):
         return shapes
 
     def _run_bound_to_torch(
-        self, session: object, batch: torch.Tensor, names: list[str]
+        self,
+        session: object,
+        batch: torch.Tensor,
+        names: list[str],
+        output_types: dict[str, str],
     ) -> list[torch.Tensor]:
         """IO binding straight between torch CUDA tensors and the ORT session."""
         batch = batch.contiguous()
         device_id = batch.device.index or 0
         binding = session.io_binding()
+        input_type = np.float16 if batch.dtype == torch.float16 else np.float32
         binding.bind_input(
-            INPUT_NAME, "cuda", device_id, np.float32, tuple(batch.shape), batch.data_ptr()
+            INPUT_NAME, "cuda", device_id, input_type, tuple(batch.shape), batch.data_ptr()
         )
         shapes = self._output_shapes(batch.shape[0], 5 + len(self.class_names))
         outputs = []
         for name in names:
-            tensor = torch.empty(shapes[name], dtype=torch.float32, device=batch.device)
+            dtype = TORCH_TYPES[output_types.get(name, "float32")]
+            tensor = torch.empty(shapes[name], dtype=dtype, device=batch.device)
+            numpy_type = np.float16 if dtype == torch.float16 else np.float32
             binding.bind_output(
-                name, "cuda", device_id, np.float32, shapes[name], tensor.data_ptr()
+                name, "cuda", device_id, numpy_type, shapes[name], tensor.data_ptr()
             )
             outputs.append(tensor)
         # ORT works on its own stream: make sure torch's pre-processing has finished.

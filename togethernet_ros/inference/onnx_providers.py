@@ -29,12 +29,14 @@ def provider_chains(
     available: list[str],
     engine_dir: Path | None = None,
     cache_engines: bool = True,
+    fixed_batch: int | None = None,
 ) -> list[ProviderChain]:
     """Provider lists to try in order of preference (the first that initialises wins).
 
     device "cpu" -> CPU only. device "cuda[:N]" -> TensorRT (fp16 when asked, engines cached in
     `engine_dir`, default `cache_dir/tensorrt`, unless `cache_engines` is False), then CUDA,
-    then CPU, each only if this onnxruntime build has it.
+    then CPU, each only if this onnxruntime build has it. `fixed_batch`: the file's input has
+    a fixed batch size (no TensorRT optimisation profile: it has no dynamic dimension).
     """
     if device == "cpu":
         return [[(CPU, {})]]
@@ -54,11 +56,12 @@ def provider_chains(
         "trt_engine_cache_enable": cache_engines,
         "trt_timing_cache_enable": cache_engines,
         "trt_max_workspace_size": 4 << 30,
-        # One optimisation profile covering every batch size the detector sends.
-        "trt_profile_min_shapes": f"images:1x3x{height}x{width}",
-        "trt_profile_opt_shapes": f"images:{max_batch_size}x3x{height}x{width}",
-        "trt_profile_max_shapes": f"images:{max_batch_size}x3x{height}x{width}",
     }
+    if fixed_batch is None:
+        # One optimisation profile covering every batch size the detector sends.
+        tensorrt_options["trt_profile_min_shapes"] = f"images:1x3x{height}x{width}"
+        tensorrt_options["trt_profile_opt_shapes"] = f"images:{max_batch_size}x3x{height}x{width}"
+        tensorrt_options["trt_profile_max_shapes"] = f"images:{max_batch_size}x3x{height}x{width}"
     if cache_engines:
         tensorrt_options["trt_engine_cache_path"] = str(engine_dir)
         tensorrt_options["trt_timing_cache_path"] = str(engine_dir)

@@ -67,8 +67,26 @@ def read_whole_image_file(path: str | Path) -> tuple[np.ndarray | None, str]:
     else:
         image = read_image_file(path)
     if image is None:
-        return None, "not a decodable image (corrupt or another format)"
+        return None, _undecodable_problem(path, data)
     return image, ""
+
+
+def _undecodable_problem(path: str | Path, data: bytes) -> str:
+    """Why a file did not decode: too many pixels for OpenCV (a drone orthophoto, a stitched
+    panorama), else corrupt or another format."""
+    if data[:2] != JPEG_START:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(HEADER_BYTES[0])
+        except OSError:
+            data = b""
+    size = encoded_image_size(data)
+    if size is not None and size[0] * size[1] > OPENCV_MAX_PIXELS:
+        return (
+            f"{size[0]}x{size[1]} pixels, more than OpenCV decodes (2^30 unless the "
+            "environment variable OPENCV_IO_MAX_IMAGE_PIXELS raises it); scale it down first"
+        )
+    return "not a decodable image (corrupt or another format)"
 
 
 # JPEG metadata (EXIF with a thumbnail, ICC profiles, XMP) sits before the frame header:
