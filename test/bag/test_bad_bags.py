@@ -63,13 +63,13 @@ def test_unsupported_encoding_skips_those_messages(tmp_path):
                 typestore, scene(index), make_header(typestore, index, "")
             )
             if index == 1:
-                message.encoding = "bayer_rggb8"
+                message.encoding = "32FC1"
             writer.write("/cam/image_raw", IMAGE_TYPE, index, message)
     with BagReader(path) as reader:
         frames = list(reader.frames())
     assert [f.stamp_ns for f in frames] == [0, 2]
     [problem] = reader.problems.of_kind(kinds.DECODE_ERROR)
-    assert "bayer_rggb8" in problem.detail
+    assert "32FC1" in problem.detail
 
 
 def test_out_of_order_stamps_are_processed_and_reported(camera_bag):

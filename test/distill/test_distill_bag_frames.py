@@ -275,14 +275,14 @@ def test_undecodable_frames_are_skipped_counted_and_named_without_moving_the_spl
     typestore = create_typestore()
     frames = footage(10, 96)
     messages = camera_messages(typestore, frames)
-    # A Bayer frame (common on automotive cameras, not decodable here) and a torn JPEG.
-    bayer_at = next(
+    # A depth frame (32FC1: not a camera image) and a torn JPEG.
+    depth_at = next(
         i
         for i, m in enumerate(messages)
         if m[0] == FRONT and m[3].header.stamp.nanosec == 400_000_000
     )
-    bayer = messages[bayer_at][3]
-    bayer.encoding = "bayer_rggb8"
+    depth = messages[depth_at][3]
+    depth.encoding = "32FC1"
     torn = cv2.imencode(".jpg", frames[2])[1].reshape(-1)[:600]
     torn_at = next(
         i
@@ -309,10 +309,7 @@ def test_undecodable_frames_are_skipped_counted_and_named_without_moving_the_spl
             "skipped": 1,
         }
     lines = "\n".join(report.lines())
-    assert (
-        f"[decode_error] {FRONT}: message skipped: unsupported Image encoding 'bayer_rggb8'"
-        in lines
-    )
+    assert f"[decode_error] {FRONT}: message skipped: unsupported Image encoding '32FC1'" in lines
     assert f"[decode_error] {SIDE}: message skipped: CompressedImage" in lines
     assert "truncated JPEG" in lines
     assert (

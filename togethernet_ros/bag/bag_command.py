@@ -32,9 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_parser = sub.add_parser(
         "run", help="run the node's pipeline offline as fast as possible into an output bag"
     )
-    run_parser.add_argument("input", type=Path, help="rosbag2 directory, .mcap or .db3")
+    # Optional to argparse only: `--topics A B BAG` takes BAG as a topic, and run_run then
+    # takes it back as the input (input_from_topics).
+    run_parser.add_argument(
+        "input", type=Path, nargs="?", help="rosbag2 directory, .mcap or .db3 (required)"
+    )
     run_parser.add_argument("--output", type=Path, required=True, help="output bag directory")
-    _add_topic_arguments(run_parser)
+    add_topic_arguments(run_parser)
     run_parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     run_parser.add_argument("--no-dehazed", action="store_true", help="skip dehazed images")
     run_parser.add_argument("--no-raw", action="store_true", help="skip unsmoothed detections")
@@ -56,13 +60,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bag_replay_command.register(sub)
 
 
-def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
+def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``--topic T`` (repeatable) and ``--topics T …`` into ``args.topics``.
+
+    A command whose input bag is positional makes it ``nargs="?"`` and calls
+    :func:`input_from_topics`: ``--topics A B BAG`` would otherwise take BAG as a topic.
+    """
+    # --topic (repeatable, as distill's) never swallows the input bag; --topics A B stays.
     parser.add_argument(
-        "--topics",
-        nargs="+",
+        "--topic",
+        dest="topics",
+        action="append",
         default=None,
         metavar="TOPIC",
-        help="image topics to process (default: every Image/CompressedImage topic)",
+        help="image topic to process (repeatable; default: every Image/CompressedImage topic)",
+    )
+    parser.add_argument(
+        "--topics",
+        dest="topics",
+        nargs="+",
+        action="extend",
+        metavar="TOPIC",
+        help="image topics to process (as --topic; put the input bag before it)",
+    )
+
+
+def input_from_topics(args: argparse.Namespace) -> None:
+    """Give ``args.input`` back when ``--topics A B BAG`` took the input bag as a topic.
+
+    argparse gives a ``nargs="+"`` option every word up to the next option, the positional
+    input bag too. With no input left, the last topic is the input when it names an existing
+    path; ValueError (naming --topic) otherwise.
+    """
+    if args.input is not None:
+        return
+    topics = args.topics or []
+    if len(topics) > 1 and Path(topics[-1]).exists():
+        args.input = Path(topics.pop())
+        return
+    taken = f" (--topics took {topics[-1]!r} as a topic)" if topics else ""
+    raise ValueError(
+        f"no input bag given{taken}: give the input bag first, or choose topics with "
+        "--topic TOPIC, once per topic"
     )
 
 
@@ -88,18 +127,31 @@ def input_bag_error(path: Path) -> str | None:
     Checked before a model loads or a node starts: it is the user's input, so exit status 2,
     not the 1 of a bag that is damaged or holds nothing to process.
     """
-    from togethernet_ros.bag.bag_reader import STORAGE_SUFFIXES
+    from togethernet_ros.bag.bag_reader import (
+        STORAGE_SUFFIXES,
+        compressed_file_advice,
+        storage_kind,
+    )
 
     if not path.exists():
         return f"input bag {path} does not exist"
     storage = "/".join(STORAGE_SUFFIXES)
     if path.is_file() and path.suffix not in STORAGE_SUFFIXES:
+        advice = compressed_file_advice(path)
+        if advice:
+            return f"input bag {path}: {advice}"
         return f"input bag {path} is not a rosbag2 folder or a {storage} file"
-    if path.is_dir() and not any(
-        child.name == "metadata.yaml" or child.suffix in STORAGE_SUFFIXES
-        for child in path.iterdir()
-    ):
-        return f"input bag {path} is a folder without metadata.yaml or {storage} files"
+    if path.is_dir() and not (path / "metadata.yaml").exists():
+        stored = [child for child in path.iterdir() if child.is_file() and storage_kind(child)]
+        if not stored:
+            return f"input bag {path} is a folder without metadata.yaml or {storage} files"
+        if all(compressed_file_advice(child) for child in stored):
+            # Only metadata.yaml says how they are compressed: nothing here can be read.
+            return (
+                f"input bag {path} has no metadata.yaml and only zstd-compressed storage "
+                f"files ({', '.join(sorted(c.name for c in stored))}): decompress them with "
+                "`zstd -d` and pass the folder again"
+            )
     return None
 
 
@@ -129,6 +181,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     try:
         # Refuse bad options before the model loads (seconds) rather than after it.
+        input_from_topics(args)
         problem = input_bag_error(args.input)
         if problem:
             raise ValueError(problem)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
@@ -86,6 +87,83 @@ def _is_file_compressed(path: Path) -> bool:
     return path.name.endswith(FILE_COMPRESSION_SUFFIX)
 
 
+def compressed_file_advice(path: Path) -> str | None:
+    """What to give instead of one zstd-compressed storage file (``bag_0.mcap.zstd``), else None.
+
+    Only the bag's metadata.yaml says how its files are compressed, so such a file is read
+    through its bag folder; without a metadata.yaml next to it, it must be decompressed first.
+    """
+    kind = storage_kind(path)
+    if kind is None or not _is_file_compressed(path):
+        return None
+    folder = path.parent
+    if (folder / "metadata.yaml").is_file():
+        return (
+            f"{path.name} is one zstd-compressed storage file of the bag {folder}: "
+            f"pass the bag folder {folder} instead"
+        )
+    plain = path.name[: -len(FILE_COMPRESSION_SUFFIX)]
+    return (
+        f"{path.name} is a zstd-compressed storage file without the bag's metadata.yaml: "
+        f"decompress it with `zstd -d {path}` and pass the resulting {plain}"
+    )
+
+
+@dataclass(frozen=True)
+class ListedTopic:
+    """A topic as a bag's metadata.yaml lists it: name, type and recorded message count."""
+
+    topic: str
+    msgtype: str
+    count: int
+
+
+def list_topics_from_metadata(path: str | Path) -> dict[str, ListedTopic] | None:
+    """A bag folder's topics read from its metadata.yaml alone, storage left unopened.
+
+    Cheap whatever the bag's size: no storage file is opened, so a zstd-compressed bag is not
+    decompressed. The counts are what the recorder wrote; a damaged storage file may hold
+    fewer messages (:class:`BagReader` reads and reports that). None when ``path`` is not a
+    folder with a metadata.yaml (a storage file, or a recording killed before it wrote one):
+    open a :class:`BagReader` then. BagError names the file when its content is not a
+    rosbag2 metadata.yaml.
+    """
+    metadata = Path(path) / "metadata.yaml"
+    if not metadata.is_file():
+        return None
+    try:
+        document = yaml.safe_load(metadata.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise BagError(f"{metadata} cannot be read: {error}") from error
+    information = (
+        document.get("rosbag2_bagfile_information") if isinstance(document, dict) else None
+    )
+    entries = (
+        information.get("topics_with_message_count") if isinstance(information, dict) else None
+    )
+    if not isinstance(entries, list):
+        raise BagError(
+            f"{metadata} is not a rosbag2 metadata.yaml "
+            "(no rosbag2_bagfile_information.topics_with_message_count list)"
+        )
+    topics: dict[str, ListedTopic] = {}
+    for index, entry in enumerate(entries):
+        described = entry.get("topic_metadata") if isinstance(entry, dict) else None
+        name = described.get("name") if isinstance(described, dict) else None
+        msgtype = described.get("type") if isinstance(described, dict) else None
+        count = entry.get("message_count", 0) if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not isinstance(msgtype, str) or not isinstance(count, int):
+            raise BagError(
+                f"{metadata}: topics_with_message_count entry {index} has no topic name, "
+                "type or message count"
+            )
+        known = topics.get(name)
+        # One topic listed twice (e.g. offered with two QoS): one topic, counts added up.
+        total = count + (known.count if known is not None and known.msgtype == msgtype else 0)
+        topics[name] = ListedTopic(name, msgtype, total)
+    return topics
+
+
 def _split_order(path: Path) -> tuple:
     # A split recording names its files bag_0, bag_1, ..., bag_10: compare numbers as numbers,
     # or bag_10 would be read before bag_2.
@@ -140,8 +218,10 @@ class BagReader:
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
         if self.path.is_file() and self.path.suffix not in STORAGE_SUFFIXES:
+            advice = compressed_file_advice(self.path)
             raise BagError(
-                f"bag {self.path}: unknown file type (expected a directory, .mcap or .db3)"
+                f"bag {self.path}: "
+                + (advice or "unknown file type (expected a directory, .mcap or .db3)")
             )
         files = [self.path] if self.path.is_file() else _storage_files(self.path)
         if not files:

@@ -2,11 +2,13 @@
 
 Messages are the rosbags dataclasses of a typestore from :mod:`vision_msgs_definitions`.
 Decoding always yields an H×W×3 uint8 array in the requested colour order, because that is
-what every detector backend consumes; mono and alpha inputs are expanded / dropped.
+what every detector backend consumes; mono and alpha inputs are expanded / dropped, Bayer
+mosaics are demosaiced, YUV 4:2:2 is converted and 16-bit samples are scaled to 8 bits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -18,7 +20,7 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 
-# encoding -> (channels, channel order as stored)
+# Encodings encode_image_message writes: encoding -> (channels, channel order as stored).
 RAW_ENCODINGS: dict[str, tuple[int, str]] = {
     "bgr8": (3, "bgr"),
     "rgb8": (3, "rgb"),
@@ -26,6 +28,48 @@ RAW_ENCODINGS: dict[str, tuple[int, str]] = {
     "bgra8": (4, "bgr"),
     "rgba8": (4, "rgb"),
 }
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """How a sensor_msgs/Image encoding stores a pixel, and how it becomes BGR."""
+
+    channels: int  # samples per pixel in the buffer
+    sample_bytes: int  # 1, or 2 for 16-bit samples (byte order from is_bigendian)
+    stored_order: str  # "bgr", "rgb", "mono", or "cv" (cvtColor with cv_code gives BGR)
+    cv_code: int = -1
+
+
+# OpenCV names a Bayer pattern by the 2nd and 3rd pixel of its 2nd row, i.e. shifted by one
+# row and column from ROS's top-left 2×2 (bayer_rggb8 is OpenCV's BayerBG). Edge-aware
+# demosaicing: fewer colour fringes than bilinear, and no slower (0.5 ms at 1080p).
+_BAYER_CODES = {
+    "rggb": cv2.COLOR_BayerBG2BGR_EA,
+    "bggr": cv2.COLOR_BayerRG2BGR_EA,
+    "gbrg": cv2.COLOR_BayerGR2BGR_EA,
+    "grbg": cv2.COLOR_BayerGB2BGR_EA,
+}
+DECODABLE_ENCODINGS: dict[str, PixelLayout] = {
+    **{name: PixelLayout(channels, 1, order) for name, (channels, order) in RAW_ENCODINGS.items()},
+    "mono16": PixelLayout(1, 2, "mono"),
+    "bgr16": PixelLayout(3, 2, "bgr"),
+    "rgb16": PixelLayout(3, 2, "rgb"),
+    "bgra16": PixelLayout(4, 2, "bgr"),
+    "rgba16": PixelLayout(4, 2, "rgb"),
+    **{f"bayer_{p}8": PixelLayout(1, 1, "cv", code) for p, code in _BAYER_CODES.items()},
+    **{f"bayer_{p}16": PixelLayout(1, 2, "cv", code) for p, code in _BAYER_CODES.items()},
+    # 4:2:2, two bytes a pixel, one U and one V per pixel pair. "yuv422" is UYVY and
+    # "yuv422_yuy2" YUYV (usb_cam, V4L2 drivers); newer sensor_msgs names them uyvy / yuyv.
+    "yuv422": PixelLayout(2, 1, "cv", cv2.COLOR_YUV2BGR_UYVY),
+    "uyvy": PixelLayout(2, 1, "cv", cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422_yuy2": PixelLayout(2, 1, "cv", cv2.COLOR_YUV2BGR_YUYV),
+    "yuyv": PixelLayout(2, 1, "cv", cv2.COLOR_YUV2BGR_YUYV),
+}
+_PAIRED_ENCODINGS = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
+# Sample depths a 16-bit container commonly holds (10/12/14-bit sensors store their values
+# in the low bits): the smallest that holds a frame's brightest value sets its 8-bit scale.
+_SENSOR_BITS = (10, 12, 14, 16)
+
 COMPRESSED_FORMATS = ("jpeg", "png")
 # sensor_msgs colour encodings (image_encodings::isColor) as named in a CompressedImage format.
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16")
@@ -53,19 +97,27 @@ def _to_three_channels(pixels: np.ndarray, stored_order: str, color_order: str) 
     return pixels.copy() if not pixels.flags.writeable or not pixels.flags.c_contiguous else pixels
 
 
-def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
-    """Decode a sensor_msgs/Image (bgr8, rgb8, mono8, bgra8, rgba8) to H×W×3 uint8."""
-    _check_color_order(color_order)
-    encoding = message.encoding.lower()
-    if encoding not in RAW_ENCODINGS:
-        raise ImageDecodeError(
-            f"unsupported Image encoding {message.encoding!r} "
-            f"(supported: {', '.join(RAW_ENCODINGS)})"
-        )
-    channels, stored_order = RAW_ENCODINGS[encoding]
+def scale_to_8_bits(samples: np.ndarray) -> np.ndarray:
+    """uint16 samples as uint8: ``round(value * 255 / (2**bits - 1))``, never clipped.
+
+    ``bits`` is the smallest of 10, 12, 14 and 16 that holds the frame's brightest value. A
+    16-bit container may hold a 10-, 12- or 14-bit sensor's values in its low bits (many
+    machine-vision drivers publish Mono12 as mono16): scaled by the full 16-bit range they
+    would come out nearly black. Full-range data (HDR cameras, MSB-aligned 12-bit) uses 16
+    bits; only a frame darker than a quarter of the range is brightened, in steps of 4× (at
+    most 64×), like a camera's auto-exposure.
+    """
+    brightest = int(samples.max()) if samples.size else 0
+    bits = next(b for b in _SENSOR_BITS if brightest < 1 << b or b == _SENSOR_BITS[-1])
+    # convertScaleAbs rounds and saturates in one pass, without a float copy of the frame.
+    return cv2.convertScaleAbs(samples, alpha=255.0 / ((1 << bits) - 1))
+
+
+def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarray:
+    """The H×W(×C) samples of ``message`` (uint8 / native uint16), step and size checked."""
     height, width, step = int(message.height), int(message.width), int(message.step)
-    row_bytes = width * channels
-    data = np.asarray(message.data, dtype=np.uint8)
+    row_bytes = width * layout.channels * layout.sample_bytes
+    data = np.asarray(message.data, dtype=np.uint8).reshape(-1)
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"Image has an empty size {width}x{height}")
     if step < row_bytes or data.size < step * (height - 1) + row_bytes:
@@ -73,14 +125,59 @@ def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
             f"Image {width}x{height} {encoding}: data has {data.size} bytes, step {step}, "
             f"needs at least {step * (height - 1) + row_bytes}"
         )
+    if encoding in _PAIRED_ENCODINGS and width % 2:
+        raise ImageDecodeError(
+            f"Image {width}x{height} {encoding}: YUV 4:2:2 needs an even width "
+            "(each U/V pair is shared by two pixels)"
+        )
     if data.size < step * height:
         # A final row without padding is legal; pad so the strided view below is valid.
         data = np.concatenate([data, np.zeros(step * height - data.size, np.uint8)])
     rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    pixels = rows.reshape(height, width, channels)
-    return _to_three_channels(
-        pixels if channels > 1 else pixels[:, :, 0], stored_order, color_order
-    )
+    if layout.sample_bytes == 2:
+        big_endian = bool(getattr(message, "is_bigendian", 0))
+        # A contiguous copy of the rows can be viewed as 16-bit whatever the step's parity;
+        # astype then swaps the bytes of big-endian data (e.g. dc1394 cameras) to native.
+        rows = np.ascontiguousarray(rows).view(">u2" if big_endian else "<u2")
+        rows = rows.astype(np.uint16, copy=False)
+    samples = rows.reshape(height, width, layout.channels)
+    return samples[:, :, 0] if layout.channels == 1 else samples
+
+
+def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
+    """Decode a sensor_msgs/Image to H×W×3 uint8 in ``color_order``.
+
+    Encodings: bgr8, rgb8, mono8, bgra8, rgba8; mono16, bgr16, rgb16, bgra16, rgba16
+    (``is_bigendian`` honoured; scaled to 8 bits by :func:`scale_to_8_bits`); Bayer
+    bayer_{rggb,bggr,gbrg,grbg}{8,16} (edge-aware demosaicing); YUV 4:2:2 yuv422 / uyvy
+    (UYVY) and yuv422_yuy2 / yuyv (YUYV), converted as OpenCV does (BT.601, video range).
+    Alpha is dropped. Anything else raises :class:`ImageDecodeError`, as do bad sizes.
+    """
+    _check_color_order(color_order)
+    encoding = message.encoding.lower()
+    layout = DECODABLE_ENCODINGS.get(encoding)
+    if layout is None:
+        raise ImageDecodeError(
+            f"unsupported Image encoding {message.encoding!r} "
+            f"(supported: {', '.join(DECODABLE_ENCODINGS)})"
+        )
+    pixels = _buffer_pixels(message, encoding, layout)
+    stored_order = layout.stored_order
+    if stored_order == "cv":
+        try:
+            # Contiguous: OpenCV's edge-aware demosaicing ignores a row stride wider than the
+            # row (padded rows came out scrambled), so padding is dropped first.
+            pixels = cv2.cvtColor(np.ascontiguousarray(pixels), layout.cv_code)
+        except cv2.error as error:
+            raise ImageDecodeError(
+                f"Image {message.width}x{message.height} {encoding} could not be converted: "
+                f"OpenCV refused it ({error.err})"
+            ) from error
+        stored_order = "bgr"
+    if pixels.dtype == np.uint16:
+        # Alpha dropped first: an opaque alpha (65535) must not set the colour's scale.
+        pixels = scale_to_8_bits(pixels[:, :, :3] if pixels.ndim == 3 else pixels)
+    return _to_three_channels(pixels, stored_order, color_order)
 
 
 def is_depth_topic(topic: str) -> bool:
@@ -155,9 +252,14 @@ def decode_any_image(message: Any, msgtype: str, color_order: str = "bgr") -> np
 def encode_image_message(
     typestore: Any, pixels: np.ndarray, header: Any, encoding: str = "bgr8"
 ) -> Any:
-    """Build a sensor_msgs/Image from uint8 pixels (H×W×C matching ``encoding``)."""
+    """Build a sensor_msgs/Image from uint8 pixels (H×W×C matching ``encoding``).
+
+    ``encoding`` is one of bgr8, rgb8, mono8, bgra8, rgba8 (what the outputs publish).
+    """
     if encoding not in RAW_ENCODINGS:
-        raise ValueError(f"unsupported Image encoding {encoding!r}")
+        raise ValueError(
+            f"cannot encode an Image as {encoding!r} (supported: {', '.join(RAW_ENCODINGS)})"
+        )
     channels = RAW_ENCODINGS[encoding][0]
     if pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be uint8, got {pixels.dtype}")

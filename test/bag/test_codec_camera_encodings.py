@@ -1,0 +1,267 @@
+"""Raw camera encodings as drivers publish them: Bayer, YUV 4:2:2, 16-bit, big-endian.
+
+Every message is built here from a real frame (OpenCV's vtest.avi, people on a campus path)
+or from flat colour patches, with encoders written independently of the decoder (a Bayer
+mosaic by sampling, BT.601 YUV by its formula), serialized to CDR and decoded back.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader
+
+from togethernet_ros.bag.bag_reader import BagReader
+from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
+from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.detection_messages import message_to_detections
+from togethernet_ros.bag.image_codec import (
+    IMAGE_TYPE,
+    ImageDecodeError,
+    decode_image_message,
+    encode_image_message,
+    make_header,
+    scale_to_8_bits,
+)
+from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
+from togethernet_ros.bag.vision_msgs_definitions import create_typestore
+
+from .bag_samples import START_NS, scene
+from .blob_detector import BlobDetector
+
+TYPESTORE = create_typestore()
+BAYER_PATTERNS = ("rggb", "bggr", "gbrg", "grbg")
+# BGR values of flat 16×16 patches: red, green, blue, yellow, white, dark grey.
+PATCHES = ((0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 255, 255), (60, 60, 60))
+
+
+@pytest.fixture(scope="module")
+def real_frame() -> np.ndarray:
+    """Frame 700 of OpenCV's vtest.avi (768×576 BGR), or skip with the reason."""
+    try:
+        video = fetch_sample_video()
+    except SampleVideoError as error:
+        pytest.skip(f"sample video unavailable: {error}")
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 700)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok, f"cannot read frame 700 of {video}"
+    return frame
+
+
+def _patches() -> np.ndarray:
+    image = np.zeros((16, 16 * len(PATCHES), 3), np.uint8)
+    for index, colour in enumerate(PATCHES):
+        image[:, 16 * index : 16 * (index + 1)] = colour
+    return image
+
+
+def _patch_centres(decoded: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(v) for v in decoded[8, 16 * i + 8]) for i in range(len(PATCHES))]
+
+
+def bayer_mosaic(bgr: np.ndarray, pattern: str) -> np.ndarray:
+    """The Bayer mosaic a sensor with ``pattern`` (its top-left 2×2, row by row) records."""
+    channel = {"b": 0, "g": 1, "r": 2}
+    mosaic = np.zeros(bgr.shape[:2], bgr.dtype)
+    for letter, (dy, dx) in zip(pattern, ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True):
+        mosaic[dy::2, dx::2] = bgr[dy::2, dx::2, channel[letter]]
+    return mosaic
+
+
+def yuv422_packed(bgr: np.ndarray, layout: str) -> np.ndarray:
+    """BT.601 video-range YUV 4:2:2 (chroma averaged over pixel pairs), packed H×W×2."""
+    blue, green, red = (bgr[:, :, i].astype(np.float64) / 255.0 for i in range(3))
+    y = 16 + 65.481 * red + 128.553 * green + 24.966 * blue
+    u = 128 - 37.797 * red - 74.203 * green + 112.0 * blue
+    v = 128 + 112.0 * red - 93.786 * green - 18.214 * blue
+    u_pair = (u[:, 0::2] + u[:, 1::2]) / 2
+    v_pair = (v[:, 0::2] + v[:, 1::2]) / 2
+    packed = np.zeros((*bgr.shape[:2], 2), np.float64)
+    packed[:, :, 0] = y
+    chroma = packed[:, :, 1]
+    chroma[:, 0::2], chroma[:, 1::2] = u_pair, v_pair
+    if layout == "uyvy":  # U Y0 V Y1: chroma first
+        packed = packed[:, :, ::-1]
+    return np.clip(np.round(packed), 0, 255).astype(np.uint8)
+
+
+def _message(samples: np.ndarray, encoding: str, big_endian: bool = False, pad: int = 0):
+    """A CDR round-tripped sensor_msgs/Image of ``samples`` (uint8 or uint16), rows padded."""
+    height, width = samples.shape[:2]
+    dtype = ">u2" if big_endian else "<u2"
+    stored = samples.astype(dtype) if samples.dtype == np.uint16 else samples
+    rows = np.ascontiguousarray(stored).view(np.uint8).reshape(height, -1)
+    rows = np.hstack([rows, np.full((height, pad), 77, np.uint8)])
+    message = TYPESTORE.types[IMAGE_TYPE](
+        header=make_header(TYPESTORE, START_NS, "camera"),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(big_endian),
+        step=rows.shape[1],
+        data=rows.reshape(-1),
+    )
+    raw = TYPESTORE.serialize_cdr(message, IMAGE_TYPE)
+    return TYPESTORE.deserialize_cdr(raw, IMAGE_TYPE)
+
+
+def _mean_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+
+@pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+def test_bayer_patches_keep_their_colours(pattern):
+    patches = _patches()
+    message = _message(bayer_mosaic(patches, pattern), f"bayer_{pattern}8")
+    assert _patch_centres(decode_image_message(message, "bgr")) == list(PATCHES)
+    rgb = decode_image_message(message, "rgb")
+    assert _patch_centres(rgb) == [colour[::-1] for colour in PATCHES]
+
+
+@pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+def test_bayer_real_frame_demosaics_close_to_the_original(real_frame, pattern):
+    mosaic = bayer_mosaic(real_frame, pattern)
+    # Padded rows: OpenCV's edge-aware demosaicing scrambled them when given the stride.
+    decoded = decode_image_message(_message(mosaic, f"bayer_{pattern}8", pad=2))
+    assert decoded.shape == real_frame.shape and decoded.dtype == np.uint8
+    # Demosaicing interpolates two thirds of the samples: ~2.6 levels off on this frame; a
+    # pattern read one pixel shifted (OpenCV's naming taken literally) is ~25 levels off.
+    assert _mean_error(decoded, real_frame) < 4.0
+    # 16-bit Bayer (full range) demosaics the same way and scales back to these values.
+    wide = bayer_mosaic(real_frame.astype(np.uint16) * 257, pattern)
+    decoded16 = decode_image_message(_message(wide, f"bayer_{pattern}16", big_endian=True, pad=3))
+    assert _mean_error(decoded16, real_frame) < 4.0
+
+
+@pytest.mark.parametrize(("encoding", "layout"), [("yuv422", "uyvy"), ("uyvy", "uyvy"),
+                                                  ("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv")])  # fmt: skip
+def test_yuv422_patches_and_real_frame(real_frame, encoding, layout):
+    patches = _patches()
+    decoded = decode_image_message(_message(yuv422_packed(patches, layout), encoding), "bgr")
+    for got, want in zip(_patch_centres(decoded), PATCHES, strict=True):
+        assert np.abs(np.subtract(got, want)).max() <= 3, (got, want)
+    real = decode_image_message(_message(yuv422_packed(real_frame, layout), encoding, pad=4), "rgb")
+    # Chroma at half horizontal resolution: small errors at colour edges only.
+    assert _mean_error(real[:, :, ::-1], real_frame) < 3.0
+
+
+def test_yuv422_with_an_odd_width_is_refused_by_name():
+    message = _message(np.zeros((4, 5, 2), np.uint8), "yuv422")
+    with pytest.raises(ImageDecodeError, match=r"5x4 yuv422: YUV 4:2:2 needs an even width"):
+        decode_image_message(message)
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("encoding", ["bgr16", "rgb16", "bgra16", "rgba16", "mono16"])
+def test_16_bit_full_range_real_frame_is_exact(real_frame, encoding, big_endian):
+    wide = real_frame.astype(np.uint16) * 257  # 0..255 -> 0..65535
+    samples = {
+        "bgr16": wide,
+        "rgb16": wide[:, :, ::-1],
+        "bgra16": np.dstack([wide, np.full(wide.shape[:2], 65535, np.uint16)]),
+        "rgba16": np.dstack([wide[:, :, ::-1], np.zeros(wide.shape[:2], np.uint16)]),
+        "mono16": wide[:, :, 1],
+    }[encoding]
+    # An odd padding: 16-bit rows need not start at an even byte offset.
+    decoded = decode_image_message(_message(samples, encoding, big_endian, pad=3), "bgr")
+    expected = np.repeat(real_frame[:, :, 1:2], 3, axis=2) if encoding == "mono16" else real_frame
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_16_bit_byte_order_follows_is_bigendian(real_frame):
+    wide = real_frame.astype(np.uint16) * 256 + np.uint16(100)  # low byte differs from high
+    message = _message(wide, "bgr16", big_endian=True)
+    decoded = decode_image_message(message)
+    np.testing.assert_array_equal(decoded, decode_image_message(_message(wide, "bgr16")))
+    assert _mean_error(decoded, real_frame) < 0.5
+    message.is_bigendian = 0  # the same bytes read the wrong way round are another image
+    assert _mean_error(decode_image_message(message), real_frame) > 20
+
+
+def test_12_bit_values_in_16_bit_containers_are_not_black(real_frame):
+    # Mono12 / RGB12 sensors published as mono16 / rgb16 with their values in the low bits.
+    twelve = np.round(real_frame.astype(np.float64) * 4095 / 255).astype(np.uint16)
+    np.testing.assert_array_equal(decode_image_message(_message(twelve, "bgr16")), real_frame)
+    # An opaque 16-bit alpha channel does not set the colour's scale.
+    with_alpha = np.dstack([twelve, np.full(twelve.shape[:2], 65535, np.uint16)])
+    np.testing.assert_array_equal(decode_image_message(_message(with_alpha, "bgra16")), real_frame)
+    gray = decode_image_message(_message(twelve[:, :, 0], "mono16"))
+    np.testing.assert_array_equal(gray[:, :, 0], real_frame[:, :, 0])
+
+
+def test_scale_to_8_bits_numbers():
+    def scaled(*values: int) -> list[int]:
+        return scale_to_8_bits(np.array([values], np.uint16))[0].tolist()
+
+    assert scaled(0, 512, 1023) == [0, 128, 255]  # 10-bit
+    assert scaled(0, 2048, 4095) == [0, 128, 255]  # 12-bit
+    assert scaled(4096, 16383) == [64, 255]  # 14-bit
+    assert scaled(16384, 32768, 65535) == [64, 128, 255]  # 16-bit
+    assert scaled(0, 0) == [0, 0]
+    assert scale_to_8_bits(np.zeros((2, 3, 3), np.uint16)).dtype == np.uint8
+
+
+def test_bad_sizes_and_unsupported_encodings_are_named():
+    mosaic = bayer_mosaic(scene(0, height=6, width=8), "rggb")
+    message = _message(mosaic, "bayer_rggb8", pad=2)
+    message.data = message.data[:-20]
+    with pytest.raises(ImageDecodeError, match=r"8x6 bayer_rggb8: data has 40 bytes, step 10"):
+        decode_image_message(message)
+    wide = _message(np.zeros((4, 4), np.uint16), "mono16")
+    wide.step = 7  # fewer bytes than a row of 4 16-bit samples
+    with pytest.raises(ImageDecodeError, match=r"4x4 mono16: .* step 7, needs at least"):
+        decode_image_message(wide)
+    for encoding in ("nv12", "32FC1", "16UC1"):
+        message = _message(np.zeros((4, 4), np.uint8), encoding)
+        with pytest.raises(ImageDecodeError, match=rf"unsupported Image encoding '{encoding}'"):
+            decode_image_message(message)
+    with pytest.raises(ImageDecodeError, match=r"supported: .*bayer_rggb8.*yuv422"):
+        decode_image_message(message)
+
+
+def test_encode_image_message_writes_only_8_bit_encodings_and_round_trips():
+    header = make_header(TYPESTORE, START_NS, "camera")
+    image = scene(2)
+    message = encode_image_message(TYPESTORE, image, header, "bgr8")
+    assert (message.step, message.is_bigendian) == (128 * 3, 0)
+    np.testing.assert_array_equal(decode_image_message(message), image)
+    for encoding in ("mono16", "bayer_rggb8", "yuv422"):
+        with pytest.raises(ValueError, match=rf"cannot encode an Image as '{encoding}'"):
+            encode_image_message(TYPESTORE, image, header, encoding)
+
+
+def test_bag_run_processes_bayer_and_yuv_cameras(tmp_path):
+    """A GMSL-style Bayer camera and a usb_cam YUV camera, recorded and run offline."""
+    bag = tmp_path / "drive"
+    topics = {"/gmsl/image_raw": "bayer_grbg8", "/usb_cam/image_raw": "yuv422_yuy2"}
+    with BagWriter(bag, storage="mcap", typestore=TYPESTORE) as writer:
+        for index in range(4):
+            for topic, encoding in topics.items():
+                frame = scene(index)
+                samples = bayer_mosaic(frame, "grbg") if encoding.startswith("bayer") else None
+                samples = yuv422_packed(frame, "yuyv") if samples is None else samples
+                message = _message(samples, encoding)
+                message.header = make_header(TYPESTORE, START_NS + index * 10**8, "cam")
+                writer.write(topic, IMAGE_TYPE, START_NS + index * 10**8, message)
+    with BagReader(bag) as reader:
+        assert [f.image.shape for f in reader.frames()] == [(96, 128, 3)] * 8
+        assert reader.problems.lines() == []
+    report = run_bag(bag, tmp_path / "out", BlobDetector(), BagRunOptions())
+    assert report.frames_processed == 8
+    assert report.problems == []
+    boxes: dict[str, list] = {}
+    with Reader(tmp_path / "out") as reader:
+        for connection, _, raw in reader.messages():
+            if connection.topic.endswith("/detections_raw"):
+                message = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
+                found = message_to_detections(message, BlobDetector.class_names)
+                boxes.setdefault(connection.topic, []).append(found.boxes)
+    assert sorted(boxes) == ["/gmsl/detections_raw", "/usb_cam/detections_raw"]
+    for found in boxes.values():
+        # The bright rectangle of scene(i), where it was drawn (demosaicing and chroma
+        # subsampling may soften its edge by a pixel).
+        for index, box in enumerate(found):
+            np.testing.assert_allclose(box, [[8 + 4 * index, 20, 41 + 4 * index, 71]], atol=1)

@@ -1,0 +1,89 @@
+"""The detector node over real DDS takes Bayer, YUV 4:2:2 and 16-bit big-endian cameras.
+
+rclpy messages differ from the rosbags dataclasses the other codec tests use (``data`` is an
+``array.array``, ``is_bigendian`` an int): the node must decode them, not count bad frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.wait import wait_for
+
+from .bag_samples import scene
+from .test_codec_camera_encodings import bayer_mosaic, yuv422_packed
+
+pytestmark = pytest.mark.ros
+
+CAMERA = "/cam_a/image_raw"
+DETECTIONS = "/cam_a/detections"
+
+
+def _message(samples: np.ndarray, encoding: str, stamp_ns: int, big_endian: bool = False):
+    from sensor_msgs.msg import Image
+
+    message = Image()
+    message.header.frame_id = "cam_a"
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.height, message.width = samples.shape[:2]
+    message.encoding = encoding
+    message.is_bigendian = int(big_endian)
+    stored = (
+        samples.astype(">u2" if big_endian else "<u2") if samples.dtype == np.uint16 else samples
+    )
+    rows = np.ascontiguousarray(stored).view(np.uint8).reshape(samples.shape[0], -1)
+    message.step = rows.shape[1]
+    message.data = rows.tobytes()
+    return message
+
+
+def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    parameters = {
+        "image_topics": [CAMERA],
+        "weights": "",
+        "allow_untrained_weights": True,
+        "input_size": [128, 128],
+        "max_batch_wait_ms": 0.0,
+    }
+    node = DetectorNode(
+        parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()],
+        context=ros.context,
+    )
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ros.add_node(node)
+    tester = ros.add_node(rclpy.create_node("codec_node_test", context=ros.context))
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    received: list = []
+    tester.create_subscription(Detection2DArray, DETECTIONS, received.append, reliable)
+    publisher = tester.create_publisher(Image, CAMERA, reliable)
+    wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "the node's subscription")
+    wait_for(
+        lambda: node.count_publishers(DETECTIONS) >= 1 and tester.count_subscribers(DETECTIONS),
+        60.0,
+        "the detections topic",
+    )
+    frame = scene(1)
+    frames = [
+        _message(bayer_mosaic(frame, "grbg"), "bayer_grbg8", 1_000_000_001),
+        _message(yuv422_packed(frame, "uyvy"), "yuv422", 1_000_000_002),
+        _message(frame[:, :, ::-1].astype(np.uint16) * 257, "rgb16", 1_000_000_003, True),
+    ]
+    stamps = []
+    for count, message in enumerate(frames, start=1):
+        publisher.publish(message)
+        stamps.append(message.header.stamp.nanosec)
+        # One at a time: the sensor-data subscription keeps only the newest frame.
+        wait_for(lambda n=count: len(received) >= n, 60.0, f"detections of {stamps[-1]}")
+    assert [m.header.stamp.nanosec for m in received] == stamps
+    stats = node._cameras[CAMERA].stats
+    assert (stats.bad_frames, stats.last_problem) == (0, "")
