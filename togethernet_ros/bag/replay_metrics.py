@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from togethernet_ros.bag.output_topics import camera_namespace
+from togethernet_ros.pipeline.latency_stats import PERCENTILE_METHOD, percentile_reliable
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,27 @@ class ReceivedOutput:
 
 
 def _stats_ms(values_s: Sequence[float]) -> dict:
-    if len(values_s) == 0:
-        return {k: None for k in ("count", "mean", "p50", "p95", "p99", "max", "min", "std")}
+    """Statistics in ms, with how the percentiles were estimated and whether to trust the tail.
+
+    ``count`` samples, ``percentile_method`` numpy's estimator; ``p95_reliable`` /
+    ``p99_reliable`` are false below 20 / 100 samples, where the value is an interpolation
+    between the largest samples (see `percentile_reliable`). ``std`` is the population one.
+    """
+    count = len(values_s)
+    stats: dict = {
+        "count": count,
+        "percentile_method": PERCENTILE_METHOD,
+        "p95_reliable": percentile_reliable(95.0, count),
+        "p99_reliable": percentile_reliable(99.0, count),
+    }
+    if count == 0:
+        return {**stats, **dict.fromkeys(("mean", "p50", "p95", "p99", "max", "min", "std"))}
     values = np.asarray(values_s, np.float64) * 1000.0
+    # numpy's default estimator, PERCENTILE_METHOD in every version (the `method=` keyword
+    # itself is NumPy >= 1.22).
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
     return {
-        "count": len(values),
+        **stats,
         "mean": round(float(values.mean()), 3),
         "p50": round(float(p50), 3),
         "p95": round(float(p95), 3),
@@ -112,6 +128,9 @@ def replay_metrics(
     sent: Sequence[SentFrame], received: Sequence[ReceivedOutput], output_suffix: str = "detections"
 ) -> dict:
     """Per camera and overall: sent/received/dropped, rates, latency and jitter statistics.
+
+    Each statistics block states its sample count and percentile method, and flags a p95 or
+    p99 taken from too few samples to mean it (see `_stats_ms`).
 
     Only outputs on ``<ns>/<output_suffix>`` count, each matched to one sent frame
     (:func:`match_outputs`); every frame sent counts, repeated stamps included. Throughput is

@@ -20,6 +20,7 @@ from togethernet_ros.evaluation.coco_map import evaluate_coco
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
 from togethernet_ros.evaluation.pr_curves import plot_pr_curves
 from togethernet_ros.evaluation.records import ImageGroundTruth
+from togethernet_ros.evaluation.voc_ground_truth import EvalDataIssues, voc_ground_truth
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.inference.cli_arguments import (
     check_output_file,
@@ -113,6 +114,8 @@ def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) ->
             class_names,
             hazy_dir=args.hazy_dir or None,
             strict=args.strict,
+            # Boxes are judged by the get_map.py reader (see voc_ground_truth), not clipped.
+            issues=EvalDataIssues(strict=args.strict),
         )
     if args.yolo_images is not None and args.yolo_labels is not None:
         return YoloFogDataset(args.yolo_images, args.yolo_labels, class_names, strict=args.strict)
@@ -140,7 +143,12 @@ def check_dataset_folders(args: argparse.Namespace) -> None:
 
 
 def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
-    """Ground truth keyed by the (foggy) image file stem, the key detections use too."""
+    """Ground truth keyed by the (foggy) image file stem, the key detections use too.
+
+    The boxes as the dataset's reader checked them (clipped, degenerate ones dropped): eval
+    takes these for YOLO labels; VOC ground truth is read as get_map.py reads it
+    (:func:`voc_ground_truth`).
+    """
     truth = {}
     for record in dataset.records:
         annotation = record.annotation
@@ -165,7 +173,11 @@ def open_detector(args: argparse.Namespace) -> Detector:
 
 
 def detect_dataset(args: argparse.Namespace, dataset: RecordDataset, detector: Detector) -> dict:
-    """Run ``detector`` over every image of ``dataset`` (RGB input)."""
+    """Run ``detector`` over every image of ``dataset`` (RGB input).
+
+    Boxes are not clipped to the image, as get_map.py scores them: upstream's get_map_txt
+    writes the boxes of yolo_correct_boxes as they are, only detect_image (drawing) clips.
+    """
     from togethernet_ros.training.paired_dataset import read_rgb
 
     model_classes = tuple(detector.class_names)
@@ -181,6 +193,8 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset, detector: D
             list(model_classes),
             list(dataset.class_names),
         )
+    # Our detectors have the switch; a stand-in without it is scored as it returns boxes.
+    detector.clip_boxes = False
     found = {}
     records = dataset.records
     for start in range(0, len(records), args.batch_size):
@@ -304,8 +318,11 @@ def _score(
 ) -> int:
     """Read the dataset, detect (with ``detector``) or take ``detections``, and report."""
     dataset = dataset_from_args(args, class_names)
+    if isinstance(dataset, VocFogDataset):
+        truth = voc_ground_truth(dataset, args.voc_root / "Annotations")
+    else:
+        truth = ground_truth_from_dataset(dataset)
     dataset.issues.log_summary()
-    truth = ground_truth_from_dataset(dataset)
     if not truth:
         # Scores over no images would read as a real (zero or undefined) result.
         raise SystemExit(

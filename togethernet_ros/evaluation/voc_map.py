@@ -7,7 +7,9 @@ whole pixels (``eval`` and ``bag eval`` do by default). Equal scores are ranked 
 file order (image ids sorted as ``<id>.txt``, then the image's own order), so the mAP never
 depends on the order images come in.
 get_map.py also cuts scores to 6 characters (4 decimals); that only reorders detections whose
-scores differ by less than 1e-4 and is not reproduced.
+scores differ by less than 1e-4 and is not reproduced. Boxes are scored as given: `eval` gives
+them as get_map.py has them, detections unclipped and VOC ground truth as written in the XML
+(see `DetectorBase.clip_boxes` and voc_ground_truth).
 """
 
 from __future__ import annotations
@@ -31,13 +33,23 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def iou_plus_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box against many with the VOC "+1 pixel" width/height convention."""
+    """IoU of one xyxy box against many with the VOC "+1 pixel" width/height convention.
+
+    0 where the boxes do not overlap by a positive +1 width and height: get_map.py leaves such
+    a pair out. Ground truth is scored as written, so an inverted box (xmax < xmin) can be
+    here: its +1 area can be 0 or negative, and the plain ratio would be NaN, which ranks
+    first in an argmax and would hide a real match.
+    """
     iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + 1.0
     ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + 1.0
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    overlapping = (iw > 0.0) & (ih > 0.0)
+    inter = np.where(overlapping, iw * ih, 0.0)
     area = (box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
     areas = (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0)
-    return inter / (area + areas - inter)
+    # Where both overlap positively, each +1 side is at least the overlap's, so the union is
+    # positive; elsewhere the ratio is not used.
+    union = np.where(overlapping, area + areas - inter, 1.0)
+    return inter / union
 
 
 @dataclass

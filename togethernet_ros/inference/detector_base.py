@@ -66,6 +66,9 @@ class DetectorBase:
         self._detect_lock = threading.Lock()
         # True when the weights are random (set by whoever loaded them); reported in outputs.
         self.untrained = False
+        # Boxes clipped to the image (the node, predict). `eval` turns it off: the published
+        # get_map.py scores boxes as decoded, and clipping moves a border box's IoU.
+        self.clip_boxes = True
 
     @property
     def conf_threshold(self) -> float:
@@ -130,7 +133,9 @@ class DetectorBase:
         preprocessed = time.perf_counter()
         scored, dehazed = self._infer(prepared, restore)
         forwarded = time.perf_counter()
-        detections = postprocess_scored(scored, infos, self._conf_threshold, self._nms_threshold)
+        detections = postprocess_scored(
+            scored, infos, self._conf_threshold, self._nms_threshold, clip=self.clip_boxes
+        )
         if restore:
             if dehazed is None:
                 raise RuntimeError(f"{self.backend} returned no dehazed output for restore=True")

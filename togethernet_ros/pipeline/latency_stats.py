@@ -1,17 +1,49 @@
-"""Sliding-window latency percentiles for diagnostics (p50 / p95 / p99)."""
+"""Sliding-window latency percentiles for diagnostics (p50 / p95 / p99), and when to trust one.
+
+Percentiles are numpy's default estimate (``method="linear"``: interpolated between the two
+order statistics around rank ``p / 100 * (n - 1)``). A tail percentile from few samples is
+not a measurement of the tail: of 30 samples, "p99" lies between the two largest, 0.71 of the
+way to the max. The rule used here and in every latency report: the p-th percentile is
+reliable from ``100 / (100 - p)`` samples on, where at least one sample is expected above it
+(p95 from 20 samples, p99 from 100). Below that it is still reported, and flagged.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+# The name numpy gives the estimator (np.percentile's ``method``), as reports state it.
+PERCENTILE_METHOD = "linear"
+
+
+def min_samples_for_percentile(percent: float) -> int:
+    """Fewest samples for a reliable ``percent``-th percentile: ceil(100 / (100 - percent)).
+
+    p50: 2, p95: 20, p99: 100, p99.9: 1000. ValueError outside [0, 100).
+    """
+    if not 0.0 <= percent < 100.0:
+        raise ValueError(f"percent must be in [0, 100), got {percent!r}")
+    # Rounded before the ceiling: 100 / (100 - 99.9) is 1000.0000000000114 in floating point.
+    return max(1, math.ceil(round(100.0 / (100.0 - percent), 9)))
+
+
+def percentile_reliable(percent: float, count: int) -> bool:
+    """Whether ``count`` samples are enough for the ``percent``-th percentile to mean it."""
+    return count >= min_samples_for_percentile(percent)
 
 
 @dataclass(frozen=True)
 class LatencySummary:
-    """Statistics of the samples in the window, in the unit they were recorded in."""
+    """Statistics of the samples in the window, in the unit they were recorded in.
+
+    p95 and p99 are reported from any number of samples; :attr:`p95_reliable` and
+    :attr:`p99_reliable` say whether there were enough for them (see the module docstring).
+    """
 
     count: int
     mean: float
@@ -19,6 +51,17 @@ class LatencySummary:
     p95: float
     p99: float
     max: float
+    method: ClassVar[str] = PERCENTILE_METHOD
+
+    @property
+    def p95_reliable(self) -> bool:
+        """At least 20 samples: p95 is more than an interpolation near the max."""
+        return percentile_reliable(95.0, self.count)
+
+    @property
+    def p99_reliable(self) -> bool:
+        """At least 100 samples: p99 is more than an interpolation near the max."""
+        return percentile_reliable(99.0, self.count)
 
 
 class LatencyWindow:
@@ -75,7 +118,7 @@ class LatencyWindow:
 
 
 def _sorted_percentile(ordered: np.ndarray, percent: float) -> float:
-    """``np.percentile``'s default (linear) estimate, from already sorted samples."""
+    """``np.percentile``'s default (:data:`PERCENTILE_METHOD`) estimate, from sorted samples."""
     position = percent / 100.0 * (len(ordered) - 1)
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)

@@ -9,6 +9,11 @@ import numpy as np
 
 from togethernet_ros.training.data_issues import DataIssues
 
+# What `checked_box` did, as reported: readers with their own box rule (eval's get_map.py-style
+# ground truth) recognise these reports by them.
+BOX_CLIPPED = "box clipped"
+BOX_DROPPED = "box dropped"
+
 
 @dataclass
 class ImageAnnotation:
@@ -47,7 +52,7 @@ def checked_box(
     """
     x1, y1, x2, y2 = (float(v) for v in box)
     if not all(np.isfinite(v) for v in (x1, y1, x2, y2)):
-        issues.report(path, f"non-finite box {box}", "box dropped", line)
+        issues.report(path, f"non-finite box {box}", BOX_DROPPED, line)
         return None
     if width > 0 and height > 0:
         clipped = (
@@ -60,11 +65,11 @@ def checked_box(
             issues.report(
                 path,
                 f"box {[x1, y1, x2, y2]} outside the {width}x{height} image",
-                "box clipped",
+                BOX_CLIPPED,
                 line,
             )
             x1, y1, x2, y2 = clipped
     if x2 <= x1 or y2 <= y1:
-        issues.report(path, f"degenerate box {[x1, y1, x2, y2]} (no area)", "box dropped", line)
+        issues.report(path, f"degenerate box {[x1, y1, x2, y2]} (no area)", BOX_DROPPED, line)
         return None
     return x1, y1, x2, y2
