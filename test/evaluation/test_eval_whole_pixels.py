@@ -3,6 +3,7 @@
 import json
 import math
 
+import cv2
 import numpy as np
 
 from togethernet_ros.cli import main
@@ -48,3 +49,26 @@ def test_eval_truncates_detection_boxes_unless_exact_boxes(tmp_path, capsys):
     assert exact["voc"]["mAP"] == 1.0 and exact["voc"]["whole_pixel_boxes"] is False
     # COCO (continuous boxes, no +1) is the same either way.
     assert truncated["coco"]["AP"] == exact["coco"]["AP"] or math.isnan(exact["coco"]["AP"])
+
+
+def test_yolo_labels_are_sub_pixel_so_their_detections_are_not_truncated(tmp_path, capsys):
+    # A 2x2 px object at a sub-pixel place (YOLO's normalised coordinates) detected exactly:
+    # truncated to [10, 10, 12, 12] it would overlap the object by IoU 0.4 and miss.
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    width, height = 100, 80
+    cv2.imwrite(str(images / "a.png"), np.full((height, width, 3), 128, np.uint8))
+    box = np.array([10.9, 10.9, 12.9, 12.9])
+    centre_x, centre_y = (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
+    size_x, size_y = (box[2] - box[0]) / width, (box[3] - box[1]) / height
+    (labels / "a.txt").write_text(f"2 {centre_x} {centre_y} {size_x} {size_y}\n")
+    path = tmp_path / "dets.json"
+    save_detections(path, {"a": ImageDetections(box[None], [0.9], [2])}, CLASSES)
+    command = ["eval", "--yolo-images", str(images), "--yolo-labels", str(labels)]
+    command += ["--classes", ",".join(CLASSES), "--detections", str(path), "--no-plots"]
+    assert main([*command, "--out-dir", str(tmp_path / "out"), "--no-coco"]) == 0
+    capsys.readouterr()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["voc"]["whole_pixel_boxes"] is False
+    assert metrics["voc"]["ap"]["car"] == 1.0

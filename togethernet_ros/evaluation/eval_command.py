@@ -97,8 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--exact-boxes",
         action="store_true",
-        help="VOC AP of the detection boxes as they are (default: truncated to whole pixels, "
-        "as get_map.py writes them before scoring; COCO AP always takes them as they are)",
+        help="VOC AP of the detection boxes as they are against --voc-root ground truth "
+        "(default: truncated to whole pixels, as get_map.py writes them before scoring its "
+        "whole-pixel XML boxes; YOLO labels are sub-pixel and always scored as they are, and "
+        "so is COCO AP)",
     )
     out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
@@ -355,7 +357,9 @@ def _score(
         class_names,
         args.iou,
         return_curves=True,
-        whole_pixel_boxes=not args.exact_boxes,
+        # Truncating only pays against whole-pixel ground truth: against YOLO labels'
+        # sub-pixel boxes it would shift every detection up-left by up to a pixel.
+        whole_pixel_boxes=isinstance(dataset, VocFogDataset) and not args.exact_boxes,
     )
     curves = voc.pop("curves")
     metrics = {"voc": voc, "num_images": len(truth), "images_left_out": left_out}
