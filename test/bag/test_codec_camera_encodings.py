@@ -19,6 +19,7 @@ from togethernet_ros.bag.detection_messages import message_to_detections
 from togethernet_ros.bag.image_codec import (
     IMAGE_TYPE,
     ImageDecodeError,
+    SensorBitDepth,
     decode_image_message,
     encode_image_message,
     make_header,
@@ -202,6 +203,43 @@ def test_scale_to_8_bits_numbers():
     assert scaled(16384, 32768, 65535) == [64, 128, 255]  # 16-bit
     assert scaled(0, 0) == [0, 0]
     assert scale_to_8_bits(np.zeros((2, 3, 3), np.uint16)).dtype == np.uint8
+
+
+def _hot_pixel_frames() -> list[np.ndarray]:
+    """A 14-bit-range scene at 3000 counts; in the second frame one pixel reaches 16384."""
+    frames = [np.full((4, 6), 3000, np.uint16) for _ in range(3)]
+    for frame in frames:
+        frame[0, 0] = 16383
+    frames[1][0, 0] = 16384
+    return frames
+
+
+def test_one_camera_keeps_one_16_bit_scale_once_a_frame_needed_a_larger_one():
+    # Per frame, one pixel crossing 16384 would make the whole scene 4x darker for that frame
+    # only: the detector would see the brightness flicker.
+    depth = SensorBitDepth()
+    first, crossing, after = (scale_to_8_bits(f, depth)[1, 1] for f in _hot_pixel_frames())
+    assert first == 47  # 3000 * 255 / 16383, scaled as 14-bit
+    assert crossing == after == 12  # 3000 * 255 / 65535: 16-bit from then on
+    assert depth.bits == 16
+    assert [scale_to_8_bits(f)[1, 1] for f in _hot_pixel_frames()] == [47, 12, 47]
+
+
+def test_the_bag_reader_keeps_one_16_bit_scale_per_camera(tmp_path):
+    bag = tmp_path / "hdr"
+    with BagWriter(bag, storage="mcap", typestore=TYPESTORE) as writer:
+        for index, frame in enumerate(_hot_pixel_frames()):
+            for topic in ("/hdr/image_raw", "/other/image_raw"):
+                # The other camera never leaves the 14-bit range: its scale must not change.
+                samples = frame if topic == "/hdr/image_raw" else np.minimum(frame, 16383)
+                message = _message(samples, "mono16")
+                message.header = make_header(TYPESTORE, START_NS + index * 10**8, "cam")
+                writer.write(topic, IMAGE_TYPE, START_NS + index * 10**8, message)
+    with BagReader(bag) as reader:
+        values: dict[str, list[int]] = {}
+        for frame in reader.frames():
+            values.setdefault(frame.topic, []).append(int(frame.image[1, 1, 0]))
+    assert values == {"/hdr/image_raw": [47, 12, 12], "/other/image_raw": [47, 47, 47]}
 
 
 def test_bad_sizes_and_unsupported_encodings_are_named():

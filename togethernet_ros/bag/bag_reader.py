@@ -23,6 +23,7 @@ from togethernet_ros.bag import bag_problems as kinds
 from togethernet_ros.bag.bag_problems import BagError, BagProblems
 from togethernet_ros.bag.image_codec import (
     IMAGE_TYPES,
+    SensorBitDepth,
     decode_any_image,
     header_stamp_ns,
     is_depth_topic,
@@ -211,6 +212,8 @@ class BagReader:
         # Read one after another: a Reader per bag (or per storage file without metadata.yaml).
         self._sources: list[Reader | _ScannedFiles] = []
         self._last_stamp: dict[str, int] = {}
+        # One 16-bit scale per camera topic, so its frames' brightness stays steady.
+        self._bit_depths: dict[str, SensorBitDepth] = {}
 
     # -- opening -------------------------------------------------------------------------
     def open(self) -> BagReader:
@@ -509,7 +512,8 @@ class BagReader:
         topic = record.topic.topic
         try:
             message = self.typestore.deserialize_cdr(record.raw, record.topic.msgtype)
-            image = decode_any_image(message, record.topic.msgtype, color_order)
+            depth = self._bit_depths.setdefault(topic, SensorBitDepth())
+            image = decode_any_image(message, record.topic.msgtype, color_order, depth)
         except Exception as error:
             self.problems.add(kinds.DECODE_ERROR, topic, f"message skipped: {error}")
             return None

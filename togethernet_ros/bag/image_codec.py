@@ -97,18 +97,34 @@ def _to_three_channels(pixels: np.ndarray, stored_order: str, color_order: str) 
     return pixels.copy() if not pixels.flags.writeable or not pixels.flags.c_contiguous else pixels
 
 
-def scale_to_8_bits(samples: np.ndarray) -> np.ndarray:
+class SensorBitDepth:
+    """The bit depth one camera's 16-bit frames are scaled by; it only ever grows.
+
+    Chosen per frame, one hot pixel or a headlight crossing 1024, 4096 or 16384 would change the
+    whole frame's brightness 4× from one frame to the next (and the detector's scores with it).
+    Keeping the largest depth seen so far on a camera steadies its scale: it can step up at most
+    three times, and never back down.
+    """
+
+    def __init__(self) -> None:
+        self.bits = _SENSOR_BITS[0]
+
+
+def scale_to_8_bits(samples: np.ndarray, depth: SensorBitDepth | None = None) -> np.ndarray:
     """uint16 samples as uint8: ``round(value * 255 / (2**bits - 1))``, never clipped.
 
-    ``bits`` is the smallest of 10, 12, 14 and 16 that holds the frame's brightest value. A
-    16-bit container may hold a 10-, 12- or 14-bit sensor's values in its low bits (many
+    ``bits`` is the smallest of 10, 12, 14 and 16 that holds the brightest value seen: this
+    frame's, and with ``depth`` (one per camera) every earlier frame's too, which it records.
+    A 16-bit container may hold a 10-, 12- or 14-bit sensor's values in its low bits (many
     machine-vision drivers publish Mono12 as mono16): scaled by the full 16-bit range they
     would come out nearly black. Full-range data (HDR cameras, MSB-aligned 12-bit) uses 16
-    bits; only a frame darker than a quarter of the range is brightened, in steps of 4× (at
-    most 64×), like a camera's auto-exposure.
+    bits once a frame reaches that range; until then a dark stream is brightened, in steps of
+    4× (at most 64×).
     """
     brightest = int(samples.max()) if samples.size else 0
     bits = next(b for b in _SENSOR_BITS if brightest < 1 << b or b == _SENSOR_BITS[-1])
+    if depth is not None:
+        bits = depth.bits = max(bits, depth.bits)
     # convertScaleAbs rounds and saturates in one pass, without a float copy of the frame.
     return cv2.convertScaleAbs(samples, alpha=255.0 / ((1 << bits) - 1))
 
@@ -144,7 +160,9 @@ def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarr
     return samples[:, :, 0] if layout.channels == 1 else samples
 
 
-def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
+def decode_image_message(
+    message: Any, color_order: str = "bgr", depth: SensorBitDepth | None = None
+) -> np.ndarray:
     """Decode a sensor_msgs/Image to H×W×3 uint8 in ``color_order``.
 
     Encodings: bgr8, rgb8, mono8, bgra8, rgba8; mono16, bgr16, rgb16, bgra16, rgba16
@@ -152,6 +170,7 @@ def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
     bayer_{rggb,bggr,gbrg,grbg}{8,16} (edge-aware demosaicing); YUV 4:2:2 yuv422 / uyvy
     (UYVY) and yuv422_yuy2 / yuyv (YUYV), converted as OpenCV does (BT.601, video range).
     Alpha is dropped. Anything else raises :class:`ImageDecodeError`, as do bad sizes.
+    ``depth``: the camera's :class:`SensorBitDepth`, so 16-bit frames keep one scale.
     """
     _check_color_order(color_order)
     encoding = message.encoding.lower()
@@ -176,7 +195,7 @@ def decode_image_message(message: Any, color_order: str = "bgr") -> np.ndarray:
         stored_order = "bgr"
     if pixels.dtype == np.uint16:
         # Alpha dropped first: an opaque alpha (65535) must not set the colour's scale.
-        pixels = scale_to_8_bits(pixels[:, :, :3] if pixels.ndim == 3 else pixels)
+        pixels = scale_to_8_bits(pixels[:, :, :3] if pixels.ndim == 3 else pixels, depth)
     return _to_three_channels(pixels, stored_order, color_order)
 
 
@@ -240,10 +259,12 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
     return np.ascontiguousarray(pixels[:, :, ::-1])
 
 
-def decode_any_image(message: Any, msgtype: str, color_order: str = "bgr") -> np.ndarray:
-    """Decode an Image or CompressedImage given its ROS type name."""
+def decode_any_image(
+    message: Any, msgtype: str, color_order: str = "bgr", depth: SensorBitDepth | None = None
+) -> np.ndarray:
+    """Decode an Image or CompressedImage given its ROS type name (``depth``: see above)."""
     if msgtype == IMAGE_TYPE:
-        return decode_image_message(message, color_order)
+        return decode_image_message(message, color_order, depth)
     if msgtype == COMPRESSED_IMAGE_TYPE:
         return decode_compressed_message(message, color_order)
     raise ImageDecodeError(f"{msgtype} is not an image type (expected one of {IMAGE_TYPES})")
