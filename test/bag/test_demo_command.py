@@ -21,18 +21,20 @@ def test_missing_weights_are_an_error_not_a_silent_untrained_demo(tmp_path, caps
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a: [b\n", "is not valid YAML (line 2)"),
-        ("- a\n- b\n", "is not a ROS 2 parameters file"),
-        ("train:\n  epochs: 3\n", "is not a ROS 2 parameters file"),
+        ("a: [b\n", " is not valid YAML: "),
+        ("- a\n- b\n", ": expected a mapping of node names to ros__parameters"),
+        ("train:\n  epochs: 3\n", ", line 2: 'epochs' must hold ros__parameters"),
+        ("", " has no 'ros__parameters:' section for the node /detector"),
     ],
 )
-def test_a_broken_params_file_is_one_error_line(tmp_path, capsys, text, message):
+def test_a_broken_params_file_is_one_error(tmp_path, capsys, text, message):
+    # Read as the node reads it (ros/params_file.py), worded as the node and `bag run` say it.
     params = tmp_path / "params.yaml"
     params.write_text(text)
     output = tmp_path / "demo"
     assert main(["demo", *SMALL, "--output", str(output), "--params-file", str(params)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"demo: --params-file {params} {message}")
+    assert err.startswith(f"demo: params file {params}{message}")
     assert "Traceback" not in err and not output.exists()
 
 

@@ -35,5 +35,5 @@ def test_a_value_yaml_cannot_read_is_a_one_line_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert status == 2, error
     assert error.strip().splitlines() == [
-        "bag replay: -p classes: '[car' is not a YAML value (while parsing a flow sequence)"
+        "bag replay: -p classes: '[car' is not a YAML value: while parsing a flow sequence"
     ]

@@ -131,7 +131,10 @@ def test_topic_without_a_bag_and_a_zstd_part_are_refused_by_name(tmp_path, capsy
     refused(
         capsys,
         ["distill", str(part), "--output", str(output)],
-        re.escape(f"is one zstd-compressed file of the bag {bag}: give the bag folder {bag}"),
+        re.escape(
+            f"{part.name} is one zstd-compressed storage file of the bag {bag}: "
+            f"pass the bag folder {bag} instead"
+        ),
     )
     assert not output.exists()
 

@@ -271,6 +271,41 @@ def test_a_topic_the_bag_lacks_is_named_with_the_bag_and_its_camera_topics(tmp_p
     assert choose_cameras(bag).topics == (FRONT, SIDE)
 
 
+def test_cameras_are_chosen_from_metadata_without_decompressing_the_bag(tmp_path):
+    # Listing a zstd bag's topics through BagReader decompressed its storage first (minutes
+    # and gigabytes for a long drive); its metadata.yaml lists them. A torn storage file shows
+    # that it is left unopened: choosing works, reading the frames names the damage.
+    messages = camera_messages(create_typestore(), footage(2, 96))
+    bag = write_bag(tmp_path / "zipped", messages, "zstd")
+    [part] = bag.glob("*.zstd")
+    part.write_bytes(part.read_bytes()[:64])
+    cameras = choose_cameras(bag, [FRONT])
+    assert cameras.topics == (FRONT,) and cameras.image_topics == (FRONT, SIDE)
+    with pytest.raises(ValueError) as refused:
+        list(iter_bag_frames(cameras, 1, 0.5))
+    assert str(refused.value).startswith(f"bag {bag}: cannot read its zstd-compressed storage")
+
+
+def test_a_metadata_yaml_that_is_not_rosbag2s_leaves_the_listing_to_the_storage(tmp_path):
+    bag = write_bag(tmp_path / "drive", camera_messages(create_typestore(), footage(2, 96)))
+    (bag / "metadata.yaml").write_text("edited: by hand\n")
+    assert choose_cameras(bag).topics == (FRONT, SIDE)
+
+
+def test_a_bag_without_a_camera_topic_is_named_with_its_topics(tmp_path):
+    typestore = create_typestore()
+    text = typestore.types["std_msgs/msg/String"](data="gear: D")
+    bag = write_bag(
+        tmp_path / "drive", [("/vehicle/status", "std_msgs/msg/String", START_NS, text)]
+    )
+    with pytest.raises(ValueError) as refused:
+        choose_cameras(bag)
+    assert str(refused.value) == (
+        f"bag {bag}: no camera image topic (sensor_msgs/Image or CompressedImage; its topics: "
+        "/vehicle/status (std_msgs/msg/String))"
+    )
+
+
 def test_undecodable_frames_are_skipped_counted_and_named_without_moving_the_split(tmp_path):
     typestore = create_typestore()
     frames = footage(10, 96)
@@ -392,9 +427,18 @@ def test_bag_sources_are_told_apart_from_videos_and_folders(tmp_path):
     assert not is_bag_source(image_folder(tmp_path / "frames", footage(2, 96)))
     compressed = write_bag(tmp_path / "zipped", camera_messages(typestore, footage(2, 96)), "zstd")
     [part] = compressed.glob("*.zstd")
+    # Worded by bag_reader.compressed_file_advice, as the bag commands word it.
     assert bag_file_error(part) == (
-        f"frame source {part} is one zstd-compressed file of the bag {compressed}: "
-        f"give the bag folder {compressed}"
+        f"frame source {part}: {part.name} is one zstd-compressed storage file of the bag "
+        f"{compressed}: pass the bag folder {compressed} instead"
+    )
+    alone = tmp_path / "alone" / part.name
+    alone.parent.mkdir()
+    shutil.copy(part, alone)
+    assert bag_file_error(alone) == (
+        f"frame source {alone}: {alone.name} is a zstd-compressed storage file without the "
+        f"bag's metadata.yaml: decompress it with `zstd -d {alone}` and pass the resulting "
+        f"{alone.name.removesuffix('.zstd')}"
     )
     ros1 = tmp_path / "old.bag"
     ros1.write_bytes(b"#ROSBAG V2.0\n")

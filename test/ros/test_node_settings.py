@@ -146,12 +146,14 @@ def test_command_line_values_that_rcl_dropped_are_found():
         "-p", "detector:classes:=[car]", "-r", "__ns:=/robot", "--", "-p", "other:=1",
     ]  # fmt: skip
     given = command_line_values(argv)
+    # Typed as rcl types -p values: 1e-1 is the double 0.1 (YAML 1.1 would make it text).
     assert given == {
         "publish_dehazed": "maybe",
         "max_batch_wait_ms": 5,
-        "conf_threshold": "1e-1",
+        "conf_threshold": 0.1,
         "input_size": [384, 640],
     }
+    assert isinstance(given["conf_threshold"], float)
     # What the node received: rcl kept the file's true for the text, the rest arrived.
     received = {
         "publish_dehazed": True,
@@ -164,3 +166,31 @@ def test_command_line_values_that_rcl_dropped_are_found():
         "publish_dehazed"
     ]
     assert values_not_received({"conf_threshold": 2}, {"conf_threshold": 2.0}) == []
+
+
+def test_command_line_values_are_typed_as_rcl_types_them():
+    # rcl, not YAML 1.1: y is true, ~ is text, 1e-3 a double; quoted stays text.
+    from togethernet_ros.ros.node_settings import command_line_values, values_not_received
+
+    argv = [
+        "detector_node", "--ros-args", "-p", "prepare_frames_ahead:=y", "-p", "weights:=~",
+        "-p", "nms_threshold:=1e-3", "-p", "conf_threshold:='0.1'", "-p", "classes:=[car, 0.5]",
+        "-p", "onnx_path:=",
+    ]  # fmt: skip
+    given = command_line_values(argv)
+    # A mixed list and an empty value are left out: rcl refuses them, the node never starts.
+    assert given == {
+        "prepare_frames_ahead": True,
+        "weights": "~",
+        "nms_threshold": 0.001,
+        "conf_threshold": "0.1",
+    }
+    received = {
+        "prepare_frames_ahead": True,
+        "weights": "~",
+        "nms_threshold": 0.001,
+        "conf_threshold": 0.1,
+    }
+    # Quoted, the value is text, which rcl does not give a double parameter: the node runs
+    # with the params file's number, whatever it is.
+    assert values_not_received(given, received) == ["conf_threshold"]

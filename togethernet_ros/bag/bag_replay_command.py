@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 from pathlib import Path
 
+from togethernet_ros.bag.bag_command import add_topic_arguments, input_from_topics
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_writer import check_output_apart_from_input, exists_already
 from togethernet_ros.inference.cli_arguments import parse_positive_int, parse_seconds
@@ -30,10 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "replay", help="replay images over DDS into a real detector_node and measure it"
     )
-    parser.add_argument("input", type=Path, help="rosbag2 directory, .mcap or .db3")
+    # Optional to argparse only, as `bag run`'s: `--topics A B BAG` takes BAG as a topic, and
+    # run_replay_command then takes it back as the input (input_from_topics).
     parser.add_argument(
-        "--topics", nargs="+", default=None, metavar="TOPIC", help="image topics (default: all)"
+        "input", type=Path, nargs="?", help="rosbag2 directory, .mcap or .db3 (required)"
     )
+    add_topic_arguments(parser)
     parser.add_argument(
         "--rate",
         type=_parse_rate,
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME:=VALUE",
-        help="node parameter override (YAML value), repeatable",
+        help="node parameter override, the value read as the node reads -p (rcl), repeatable",
     )
     parser.add_argument("--record", type=Path, default=None, help="record inputs+outputs (mcap)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --record bag")
@@ -69,14 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``name:=value`` strings -> dict (values parsed as YAML, like ros2 param), each checked.
+    """``name:=value`` strings -> dict, each value read as rcl reads ``-p`` and then checked.
 
-    Checked here because the node cannot: rcl keeps the params file's value when a later
-    override has another type, so `-p publish_dehazed:=maybe` would run with the file's value.
+    Read by ros/params_file.py, so ``1e-2`` is the number the node gets. Checked here because
+    the node cannot: rcl keeps the params file's value when a later override has another type,
+    so `-p publish_dehazed:=maybe` would run with the file's value.
     """
-    import yaml
-
     from togethernet_ros.ros.node_settings import SPECS_BY_NAME, check_value
+    from togethernet_ros.ros.params_file import ParamsFileError, ros_value
 
     overrides = {}
     for item in items:
@@ -85,17 +87,11 @@ def parse_overrides(items: list[str]) -> dict:
             raise ValueError(f"parameter override {item!r} must look like name:=value")
         if name not in SPECS_BY_NAME:
             raise ValueError(f"-p {name}: the node has no parameter {name!r}")
-        spec = SPECS_BY_NAME[name]
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as error:
-            problem = str(error).splitlines()[0]
-            raise ValueError(f"-p {name}: {value!r} is not a YAML value ({problem})") from None
-        if spec.kind is float and isinstance(parsed, str):
-            # PyYAML (YAML 1.1) reads 1e-2 as text; rcl, as the node gets `-p`, as a number.
-            with contextlib.suppress(ValueError):
-                parsed = float(parsed)
-        checked = check_value(spec, parsed)
+            parsed = ros_value(value)
+        except ParamsFileError as error:
+            raise ValueError(f"-p {name}: {error}") from None
+        checked = check_value(SPECS_BY_NAME[name], parsed)
         # Lists as lists (check_value gives tuples), the YAML the params file is written as.
         overrides[name] = list(checked) if isinstance(checked, tuple) else checked
     return overrides
@@ -131,11 +127,12 @@ def run_replay_command(args: argparse.Namespace) -> int:
     from togethernet_ros.bag.bag_command import input_bag_error
 
     try:
+        input_from_topics(args)
         problem = input_bag_error(args.input)
         if problem:
             raise BagError(problem)
         check_output_paths(args)
-    except BagError as error:
+    except (BagError, ValueError) as error:
         print(f"bag replay: {error}", file=sys.stderr)
         return 2
     try:

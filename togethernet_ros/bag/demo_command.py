@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from togethernet_ros.inference.cli_arguments import parse_positive_int, parse_seconds
 
@@ -226,11 +225,11 @@ def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
     """
     from togethernet_ros.model.weights_path import resolve_weights_path
 
-    parameters = _node_parameters(params_file)
+    params_weights = _params_file_weights(params_file)
     source = "--weights"
     if requested is None:
         source = str(params_file)
-        requested = str(parameters.get("weights", "") or "")
+        requested = params_weights
     if not requested:
         return None
     path = resolve_weights_path(requested)
@@ -248,24 +247,16 @@ def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
     return path
 
 
-def _node_parameters(params_file: Path) -> dict[str, Any]:
-    """The flattened ``ros__parameters`` of the params file (ValueError when it has none)."""
-    import yaml
+def _params_file_weights(params_file: Path) -> str:
+    """The `weights` the demo's node gets from ``params_file`` on top of config/detect.yaml.
 
-    from togethernet_ros.ros.node_settings import flatten_parameters
+    Read as the bag commands and the node read it (ros/params_file.py: every section matching
+    the node, rcl's merge order and scalars); a file that sets no `weights` keeps the node's
+    default. ValueError names the file and the problem.
+    """
+    from togethernet_ros.bag.detector_options import resolve_detector_settings
 
     if not Path(params_file).is_file():
         raise FileNotFoundError(f"--params-file {params_file} does not exist")
-    try:
-        document = yaml.safe_load(Path(params_file).read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ValueError(f"--params-file {params_file} is not valid YAML{where}") from None
-    for entry in document.values() if isinstance(document, dict) else ():
-        if isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict):
-            return flatten_parameters(entry["ros__parameters"])
-    raise ValueError(
-        f"--params-file {params_file} is not a ROS 2 parameters file: no "
-        "`<node>: ros__parameters:` section"
-    )
+    settings = resolve_detector_settings(argparse.Namespace(params_file=params_file))
+    return str(settings["weights"] or "")

@@ -13,13 +13,14 @@ and QoS options are not read (`bag run` has its own output flags), nor `class_id
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from togethernet_ros.ros.params_file import ParamsFileError, read_sections
 
 NODE_NAME = "detector"
+# The node's fully qualified name as `bag run` stands in for it: root namespace, not remapped.
+NODE_FQN = f"/{NODE_NAME}"
 DETECTOR_KEYS = (
     "weights",
     "allow_untrained_weights",
@@ -54,55 +55,27 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
 
 
 def read_node_parameters(path: Path) -> dict[str, Any]:
-    """The ``ros__parameters`` a detector node named ``/detector`` gets from a ROS 2 params file.
+    """The parameters a detector node named ``/detector`` gets from the params file ``path``.
 
-    As rcl gives them: every section whose node name matches ``/detector`` (``detector``,
-    ``/detector``, ``/**``, ``/*``, ``/**/detector``...) applies, later sections overriding
-    earlier ones key by key (nested keys such as ``tracking:`` flattened first). A file with
-    ``/**:`` for a robot's shared settings and ``detector:`` for the node's own thus configures
-    the bag commands as it configures the node; taking one section alone lost the other's keys.
+    Read by ros/params_file.py, as rcl reads the file given to the node with ``--params-file``:
+    every section matching ``/detector`` applies (``detector``, ``/**``, ``/**: {detector:
+    ...}``; not ``robot: {detector: ...}``, which is ``/robot/detector``), merged in the order
+    the sections appear, and ``1e-3`` is a number. A ParamsFileError (a ValueError) names the
+    file and the problem, also when no section of the file applies to the node (the node would
+    then get none of its values).
     """
-    from togethernet_ros.ros.node_settings import flatten_parameters  # plain Python, no rclpy
-
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read params file {path}: {error}") from error
-    if not isinstance(document, dict):
-        raise ValueError(f"params file {path} is not a mapping of node names to ros__parameters")
-    parameters: dict[str, Any] = {}
-    found = False
-    for key, section in document.items():
-        if not _names_this_node(str(key)) or not isinstance(section, dict):
-            continue
-        values = section.get("ros__parameters")
-        if isinstance(values, dict):
-            parameters.update(flatten_parameters(values))
-            found = True
-    if not found:
-        raise ValueError(
-            f"params file {path} has no 'ros__parameters:' section for the node /{NODE_NAME} "
-            f"(e.g. '{NODE_NAME}:' or '/**:'; sections of {sorted(map(str, document))} apply "
-            "to other nodes or namespaces)"
+    sections = read_sections([path])
+    if not sections.matching_sections(NODE_FQN):
+        others = (
+            f"; its sections ({', '.join(sections.sections)}) apply to other nodes or namespaces"
+            if sections.sections
+            else ""
         )
-    return parameters
-
-
-def _names_this_node(section: str) -> bool:
-    """Whether a params-file section name matches the node's fully qualified name.
-
-    rcl's rules: a relative name is taken from the root namespace, ``*`` matches one name
-    token and ``**`` any number of them (none included).
-    """
-    pattern = ""
-    for token in section.strip("/").split("/"):
-        if token == "**":
-            pattern += r"(?:/[^/]+)*"
-        elif token == "*":
-            pattern += r"/[^/]+"
-        else:
-            pattern += "/" + re.escape(token)
-    return re.fullmatch(pattern, f"/{NODE_NAME}") is not None
+        raise ParamsFileError(
+            f"params file {path} has no 'ros__parameters:' section for the node {NODE_FQN} "
+            f"(key one '{NODE_NAME}:' or '/**:'{others})"
+        )
+    return sections.for_node(NODE_FQN)
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +123,7 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
             continue
         parameters = read_node_parameters(params_file)
         settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
-        values = _tracking_parameters(parameters) or {}
+        values = _tracking_parameters(parameters)
         enabled = _tracking_enabled(values.pop("enabled", enabled), params_file)
         tracker.update(values)
     if tracker:
@@ -177,18 +150,13 @@ def _node_config_file() -> Path | None:
     return path if path.is_file() else None
 
 
-def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any] | None:
-    """The node's `tracking` settings (a nested mapping or dotted `tracking.*` keys)."""
-    nested = parameters.get("tracking")
-    values = dict(nested) if isinstance(nested, dict) else {}
-    values.update(
-        {
-            name.removeprefix("tracking."): v
-            for name, v in parameters.items()
-            if name.startswith("tracking.")
-        }
-    )
-    return values or None
+def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The node's `tracking.*` settings (params_file gives nested keys dotted)."""
+    return {
+        name.removeprefix("tracking."): value
+        for name, value in parameters.items()
+        if name.startswith("tracking.")
+    }
 
 
 def _tracking_enabled(value: Any, params_file: Path) -> bool:

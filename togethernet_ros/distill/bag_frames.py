@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from togethernet_ros.bag.bag_problems import BagError
-from togethernet_ros.bag.bag_reader import FILE_COMPRESSION_SUFFIX, BagReader, storage_kind
+from togethernet_ros.bag.bag_reader import (
+    BagReader,
+    compressed_file_advice,
+    list_topics_from_metadata,
+    storage_kind,
+)
 from togethernet_ros.bag.image_codec import IMAGE_TYPES, is_depth_topic
 from togethernet_ros.distill.frame_sources import (
     FrameOrigin,
@@ -51,23 +56,16 @@ def is_bag_source(path: Path) -> bool:
 
 def bag_file_error(path: Path) -> str | None:
     """Why a file given as a source cannot be read as a bag or video, else None."""
-    if path.is_file() and path.name.endswith(FILE_COMPRESSION_SUFFIX) and storage_kind(path):
-        # Without its metadata.yaml the reader cannot decompress a storage file.
-        folder = path.parent
-        if (folder / "metadata.yaml").is_file():
+    if path.is_file():
+        # Without its metadata.yaml the reader cannot decompress a zstd storage file.
+        advice = compressed_file_advice(path)
+        if advice:
+            return f"frame source {path}: {advice}"
+        if path.suffix == ROS1_SUFFIX:
             return (
-                f"frame source {path} is one zstd-compressed file of the bag {folder}: "
-                f"give the bag folder {folder}"
+                f"frame source {path} is a ROS 1 bag: convert it to rosbag2 first "
+                f"(`rosbags-convert --src {path} --dst DIR`)"
             )
-        return (
-            f"frame source {path} is a zstd-compressed bag file without its metadata.yaml: "
-            f"decompress it with `zstd -d {path}` and give the .{storage_kind(path)} file"
-        )
-    if path.is_file() and path.suffix == ROS1_SUFFIX:
-        return (
-            f"frame source {path} is a ROS 1 bag: convert it to rosbag2 first "
-            f"(`rosbags-convert --src {path} --dst DIR`)"
-        )
     return None
 
 
@@ -91,18 +89,25 @@ class BagCameras:
 
 
 def choose_cameras(path: str | Path, requested: Sequence[str] | None = None) -> BagCameras:
-    """Open ``path`` and pick its camera topics: ``requested``, or every image topic.
+    """List the topics of ``path`` and pick its camera topics: ``requested``, or every one.
 
     ValueError names the bag and the problem: not readable, no camera topic, or a requested
     topic it does not have (listing the ones it has) or that is not a camera image.
     """
     path = Path(path)
     try:
-        with BagReader(path) as reader:
-            image_topics = tuple(reader.image_topics)
-            types = {topic: info.msgtype for topic, info in reader.topics.items()}
+        types = _topic_types(path)
     except BagError as error:
         raise ValueError(str(error)) from error
+    image_topics = tuple(
+        sorted(t for t, kind in types.items() if kind in IMAGE_TYPES and not is_depth_topic(t))
+    )
+    if not image_topics:
+        listing = ", ".join(f"{t} ({kind})" for t, kind in sorted(types.items())) or "none"
+        raise ValueError(
+            f"bag {path}: no camera image topic (sensor_msgs/Image or CompressedImage; "
+            f"its topics: {listing})"
+        )
     available = f"its image topics: {', '.join(image_topics)}"
     if not requested:
         _warn_about_twins(path, image_topics)
@@ -123,6 +128,24 @@ def choose_cameras(path: str | Path, requested: Sequence[str] | None = None) -> 
             )
         chosen.append(topic)
     return BagCameras(path, tuple(chosen), image_topics)
+
+
+def _topic_types(path: Path) -> dict[str, str]:
+    """Each topic of the bag at ``path`` and its message type (BagError when unreadable).
+
+    From its metadata.yaml alone where it has one: opening the storage would decompress a
+    zstd bag (minutes and gigabytes for a long drive) only to list it. A storage file, a
+    recording killed before its metadata.yaml, or a metadata.yaml that is not rosbag2's are
+    opened with BagReader, which reads what the storage says of itself.
+    """
+    try:
+        listed = list_topics_from_metadata(path)
+    except BagError:
+        listed = None  # BagReader reads the storage files directly and says so
+    if listed is not None:
+        return {topic: entry.msgtype for topic, entry in listed.items()}
+    with BagReader(path, require_images=False) as reader:
+        return {topic: info.msgtype for topic, info in reader.topics.items()}
 
 
 def _warn_about_twins(path: Path, topics: Sequence[str]) -> None:

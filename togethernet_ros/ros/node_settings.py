@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
-from togethernet_ros.ros.params_file import ParamsFileError, read_sections, ros_scalar
+from togethernet_ros.ros.params_file import ParamsFileError, read_sections, ros_value
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
 
@@ -413,9 +411,11 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
 
 
 def command_line_values(argv: Sequence[str]) -> dict[str, Any]:
-    """The ``-p name:=value`` values in the ``--ros-args`` sections of ``argv``, read as YAML.
+    """The ``-p name:=value`` values in the ``--ros-args`` sections of ``argv``, read as rcl does.
 
-    Node-qualified rules (``node:name:=value``) and values YAML cannot read are left out.
+    Typed by ros/params_file.py (``1e-1`` is a number, ``maybe`` text), so they compare with
+    what the node received. Node-qualified rules (``node:name:=value``) and values rcl would
+    refuse are left out.
     """
     values: dict[str, Any] = {}
     in_ros_args = False
@@ -430,8 +430,8 @@ def command_line_values(argv: Sequence[str]) -> dict[str, Any]:
             if not separator or ":" in name:
                 continue
             try:
-                values[name] = yaml.safe_load(text)
-            except yaml.YAMLError:
+                values[name] = ros_value(text)
+            except ParamsFileError:
                 continue
     return values
 
@@ -457,10 +457,6 @@ def _same_value(given: Any, received: Any) -> bool:
         return len(given) == len(received) and all(
             _same_value(a, b) for a, b in zip(given, received, strict=True)
         )
-    if isinstance(given, str) and isinstance(received, (int, float)):
-        # PyYAML (YAML 1.1) read 1e-3 as text; rcl, which gave the node its value, a number.
-        number = ros_scalar(given)
-        return not isinstance(number, (str, bool)) and float(number) == float(received)
     if isinstance(given, (int, float)) and isinstance(received, (int, float)):
         return float(given) == float(received)
     return given == received
