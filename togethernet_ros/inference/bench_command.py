@@ -72,7 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=parse_positive_int, default=3, help="interleaved measurement rounds"
     )
     parser.add_argument(
-        "--iterations", type=parse_positive_int, default=3, help="timed calls per round"
+        "--iterations",
+        type=parse_positive_int,
+        default=3,
+        help="timed calls per round; p95 needs rounds x iterations >= 20 calls and p99 >= 100, "
+        "fewer are marked * in the table and p95_reliable/p99_reliable false in --json",
     )
     parser.add_argument("--warmup", type=parse_non_negative_int, default=2)
     parser.add_argument(

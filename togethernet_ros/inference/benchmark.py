@@ -25,6 +25,11 @@ from togethernet_ros.inference.compute_floor import (
     measure_matmul_gflops,
     published_gflops,
 )
+from togethernet_ros.pipeline.latency_stats import (
+    PERCENTILE_METHOD,
+    min_samples_for_percentile,
+    percentile_reliable,
+)
 
 LOGGER = logging.getLogger("togethernet_ros")
 
@@ -216,7 +221,14 @@ def run_benchmark(plan: BenchmarkPlan) -> dict[str, object]:
 
 
 def _summarise(case: _Case, matmul_gflops: float) -> dict[str, object]:
+    """One configuration's row; ``latency_ms`` states its sample count and percentile method,
+    and flags p95/p99 from fewer timed calls than they need (20 / 100, see
+    pipeline/latency_stats.py): the default 3 rounds x 3 iterations give 9, where "p99" is
+    0.92 of the way from the second largest call to the largest.
+    """
     latencies_ms = np.array(case.latencies) * 1e3
+    count = len(latencies_ms)
+    # numpy's default estimator: PERCENTILE_METHOD, as the reports state it.
     p50, p95, p99 = (float(np.percentile(latencies_ms, q)) for q in (50, 95, 99))
     per_image_ms = p50 / case.batch_size
     floor_ms = published_gflops(case.input_size, case.restore) / matmul_gflops * 1e3
@@ -226,8 +238,17 @@ def _summarise(case: _Case, matmul_gflops: float) -> dict[str, object]:
         "input_size": list(case.input_size),
         "batch_size": case.batch_size,
         "restore": case.restore,
-        "iterations": len(latencies_ms),
-        "latency_ms": {"p50": p50, "p95": p95, "p99": p99, "min": float(latencies_ms.min())},
+        "iterations": count,
+        "latency_ms": {
+            "p50": p50,
+            "p95": p95,
+            "p99": p99,
+            "min": float(latencies_ms.min()),
+            "count": count,
+            "percentile_method": PERCENTILE_METHOD,
+            "p95_reliable": percentile_reliable(95.0, count),
+            "p99_reliable": percentile_reliable(99.0, count),
+        },
         "throughput_ips": case.batch_size / (p50 / 1e3),
         "per_image_ms": per_image_ms,
         "floor_ms": floor_ms,
@@ -307,7 +328,7 @@ def format_table(report: dict[str, object]) -> str:
         f"{report['matmul_gflops']['median']:.1f} (median)",
         "",
         f"{'config':<12}{'size':>9}{'batch':>6}{'restore':>8}{'img/s':>8}{'p50 ms':>9}"
-        f"{'p95 ms':>9}{'p99 ms':>9}{'ms/img':>9}{'floor':>8}{'x floor':>8}{'best':>6}  backend",
+        f"{'p95 ms':>8} {'p99 ms':>8} {'ms/img':>9}{'floor':>8}{'x floor':>8}{'best':>6}  backend",
     ]
     for row in report["results"]:
         height, width = row["input_size"]
@@ -315,11 +336,14 @@ def format_table(report: dict[str, object]) -> str:
         lines.append(
             f"{row['label']:<12}{f'{height}x{width}':>9}{row['batch_size']:>6}"
             f"{'on' if row['restore'] else 'off':>8}{row['throughput_ips']:>8.2f}"
-            f"{latency['p50']:>9.1f}{latency['p95']:>9.1f}{latency['p99']:>9.1f}"
+            f"{latency['p50']:>9.1f}{_tail_cell(latency, 'p95')}{_tail_cell(latency, 'p99')}"
             f"{row['per_image_ms']:>9.1f}{row['floor_ms']:>8.1f}{row['floor_ratio']:>8.2f}"
             f"{row['floor_ratio_best']:>6.2f}"
             f"  {row['backend']}"
         )
+    footnote = _unreliable_tail_footnote(report["results"])
+    if footnote:
+        lines.append(footnote)
     savings = report["targets"]["restoration_off_saving"]
     if savings:
         lines.append("")
@@ -333,6 +357,33 @@ def format_table(report: dict[str, object]) -> str:
             f"ours {counts['ours_restore']:.2f} ({counts['ours_detect']:.2f})"
         )
     return "\n".join(lines)
+
+
+def _tail_cell(latency: dict, name: str) -> str:
+    """A 9-wide p95/p99 cell, marked ``*`` when from too few calls (reports before the flags
+    existed count as reliable)."""
+    flagged = not latency.get(f"{name}_reliable", True)
+    return f"{latency[name]:>8.1f}{'*' if flagged else ' '}"
+
+
+def _unreliable_tail_footnote(results: list[dict]) -> str:
+    """What ``*`` means, with the sample counts of the marked rows (empty when none is)."""
+    counts = sorted(
+        {
+            row["latency_ms"]["count"]
+            for row in results
+            if not row["latency_ms"].get("p95_reliable", True)
+            or not row["latency_ms"].get("p99_reliable", True)
+        }
+    )
+    if not counts:
+        return ""
+    p95_needs, p99_needs = min_samples_for_percentile(95.0), min_samples_for_percentile(99.0)
+    return (
+        f"* from {', '.join(map(str, counts))} timed calls (--rounds x --iterations): p95 needs "
+        f"{p95_needs} and p99 {p99_needs} to be more than an interpolation between the slowest "
+        f"calls; the default 3 x 3 = 9 flags both (e.g. --rounds 4 --iterations 25 for p99)"
+    )
 
 
 def write_json(report: dict[str, object], path: str | Path) -> None:

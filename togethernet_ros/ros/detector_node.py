@@ -54,7 +54,14 @@ from togethernet_ros.pipeline.batch_wait import AUTO_BATCH_WAIT_MS, resolve_batc
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
+from togethernet_ros.pipeline.latency_stats import PERCENTILE_METHOD
 from togethernet_ros.ros.camera_stats import CameraStats
+from togethernet_ros.ros.diagnostics_latency import latency_values
+from togethernet_ros.ros.diagnostics_tracker_resets import (
+    EVERY_FRAME_RESETS,
+    TrackerResetCounts,
+    every_frame_reset_warning,
+)
 from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
     DEFAULT_NODE_FQN,
@@ -123,6 +130,8 @@ class CameraOutputs:
     tracker_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     # The tracker's time of each frame, and when its tracks stop applying (inference thread).
     timeline: FrameTimeline = dataclasses.field(default_factory=FrameTimeline)
+    # Why and how often its tracks restarted (diagnostics, and the every-frame warning).
+    resets: TrackerResetCounts = dataclasses.field(default_factory=TrackerResetCounts)
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -867,7 +876,26 @@ class DetectorNode(LifecycleNode):
                     f"{_describe_source(source)}: tracks restarted (their boxes are in the "
                     "old frame's pixels); two publishers on one topic restart them every frame"
                 )
-        return camera.tracker.update(candidates, track_time_s, image_size=(height, width))
+        tracked = camera.tracker.update(candidates, track_time_s, image_size=(height, width))
+        reset = camera.tracker.last_reset
+        consecutive_gaps = camera.resets.record(reset, source_changed=restart)
+        # One gap is a pause; gaps on consecutive frames mean the tracks never outlive a
+        # frame, which silently empties the smoothed output when min_hits >= 2.
+        if (
+            reset is not None
+            and consecutive_gaps >= EVERY_FRAME_RESETS
+            and self._warnings.due(("tracks restart every frame", topic))
+        ):
+            self.get_logger().warning(
+                every_frame_reset_warning(
+                    camera.input_topic,
+                    reset,
+                    camera.tracker.config.min_hits,
+                    self.resolve_topic_name(camera.topics.detections),
+                    camera.stats.dropped,
+                )
+            )
+        return tracked
 
     @staticmethod
     def _image_message(pixels: np.ndarray, header: Any) -> Image:
@@ -927,6 +955,10 @@ class DetectorNode(LifecycleNode):
             status.name = f"{self.get_name()}: {camera.input_topic}"
             status.hardware_id = backend
             healthy, message = stats.health()
+            resets = camera.resets.snapshot()
+            if healthy and resets.every_frame and self._settings["tracking.enabled"]:
+                # Frames flow, yet the smoothed output may be empty: say why.
+                healthy, message = False, resets.status_message()
             status.level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN
             status.message = message[:200]
             values = {
@@ -938,16 +970,15 @@ class DetectorNode(LifecycleNode):
                 "bad_frames": str(stats.bad_frames),
                 "frames_prepared_ahead": str(stats.prepared_ahead),
                 "frames_without_stamp": str(stats.unstamped),
-                "latency_p50_ms": f"{latency.p50:.2f}",
-                "latency_p95_ms": f"{latency.p95:.2f}",
-                "latency_p99_ms": f"{latency.p99:.2f}",
-                "receive_delay_p50_ms": f"{receive_delay.p50:.2f}",
-                "receive_delay_p99_ms": f"{receive_delay.p99:.2f}",
-                "batch_wait_p50_ms": f"{batch_wait.p50:.2f}",
-                "batch_wait_p99_ms": f"{batch_wait.p99:.2f}",
-                "inference_p50_ms": f"{inference.p50:.2f}",
-                "node_overhead_p50_ms": f"{overhead.p50:.2f}",
-                "node_overhead_p95_ms": f"{overhead.p95:.2f}",
+                # Each window states its sample count (<window>_samples) and flags a p95/p99
+                # from too few samples (the first seconds) with <window>_p95_reliable "false".
+                **latency_values("latency", latency, (50, 95, 99)),
+                **latency_values("receive_delay", receive_delay, (50, 99)),
+                **latency_values("batch_wait", batch_wait, (50, 99)),
+                **latency_values("inference", inference, (50,)),
+                **latency_values("node_overhead", overhead, (50, 95)),
+                "percentile_method": PERCENTILE_METHOD,
+                **resets.values(),
                 "batch_size_mean": f"{batches.mean:.2f}",
                 "backend": backend,
                 "latency_clock": "ros (use_sim_time)"

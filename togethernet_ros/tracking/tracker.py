@@ -5,7 +5,10 @@ tracks pick up low-score detections (in fog a real object's score often dips bel
 threshold), while low-score boxes never start tracks, so clutter stays out. Detections only match
 tracks of their own class. New tracks are published after ``min_hits`` consecutive matches and
 coast on their prediction for up to ``max_misses`` unmatched frames, which removes detect/miss
-flicker. A backward stamp (a looping bag) or a gap longer than ``max_gap_s`` starts afresh.
+flicker. A backward stamp (a looping bag) or a gap longer than ``max_gap_s`` starts afresh;
+``last_reset`` says which, and by how much, so a caller can tell a camera whose frames always
+come too far apart (every frame restarts the tracks, and with ``min_hits`` >= 2 none is ever
+published) from an occasional gap.
 
 A detection with a NaN or infinite box coordinate or score, or with zero or negative width or
 height, is ignored (as if the detector had not reported it): one NaN in a Kalman state would
@@ -22,6 +25,7 @@ detection (always inside the image) could match it again.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +42,21 @@ if TYPE_CHECKING:
 # IoU given to track/detection pairs of different classes: below any valid match threshold.
 _CLASS_MISMATCH_IOU = -1.0
 
+STAMP_BACK = "stamp_back"
+GAP = "gap"
+
+
+@dataclass(frozen=True)
+class TrackerReset:
+    """Why an ``update`` started afresh: its frame's time against the previous frame's."""
+
+    reason: str
+    """``STAMP_BACK`` (the stamp went back in time) or ``GAP`` (more than ``max_gap_s``)."""
+    interval_s: float
+    """This frame's time minus the previous frame's (negative for ``STAMP_BACK``)."""
+    max_gap_s: float
+    """The ``max_gap_s`` in force when it happened."""
+
 
 class Tracker:
     """Tracks the detections of one camera; call ``update`` once per frame in stamp order."""
@@ -47,6 +66,7 @@ class Tracker:
         self._filter = self._make_filter(self._config)
         self._next_id = 1
         self._last_stamp: float | None = None
+        self._last_reset: TrackerReset | None = None
         self._clear_tracks()
 
     @property
@@ -66,10 +86,19 @@ class Tracker:
         """Live tracks, including unconfirmed and coasting ones (for diagnostics)."""
         return len(self._track_ids)
 
+    @property
+    def last_reset(self) -> TrackerReset | None:
+        """The reset the latest ``update`` did by its stamp (None: the tracks went on).
+
+        ``reset()`` is not one: its caller knows why it asked.
+        """
+        return self._last_reset
+
     def reset(self) -> None:
         """Forget every track; new tracks get fresh ids (ids are never reused)."""
         self._clear_tracks()
         self._last_stamp = None
+        self._last_reset = None
 
     def update(
         self,
@@ -82,6 +111,7 @@ class Tracker:
         ``image_size`` (height, width) of the frame, when given, keeps the published boxes
         inside the image (see the module docstring).
         """
+        self._last_reset = None
         bounds = None if image_size is None else _image_bounds(image_size)
         boxes, scores, class_ids = _validated_arrays(detections)
         stamp_s = float(stamp_s)
@@ -92,6 +122,9 @@ class Tracker:
         if self._last_stamp is not None:
             dt = stamp_s - self._last_stamp
             if dt < 0.0 or dt > config.max_gap_s:
+                self._last_reset = TrackerReset(
+                    STAMP_BACK if dt < 0.0 else GAP, dt, config.max_gap_s
+                )
                 self._clear_tracks()
                 dt = 0.0
         self._last_stamp = stamp_s
