@@ -46,6 +46,7 @@ from togethernet_ros.bag.detection_cdr import encode_detection2d_array
 from togethernet_ros.bag.detection_messages import class_labels
 from togethernet_ros.bag.image_codec import (
     ImageDecodeError,
+    SensorBitDepth,
     decode_compressed_message,
     decode_image_message,
 )
@@ -132,6 +133,8 @@ class CameraOutputs:
     timeline: FrameTimeline = dataclasses.field(default_factory=FrameTimeline)
     # Why and how often its tracks restarted (diagnostics, and the every-frame warning).
     resets: TrackerResetCounts = dataclasses.field(default_factory=TrackerResetCounts)
+    # The scale of its 16-bit frames, kept so their brightness does not flicker.
+    bit_depth: SensorBitDepth = dataclasses.field(default_factory=SensorBitDepth)
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -724,7 +727,7 @@ class DetectorNode(LifecycleNode):
                     "camera driver"
                 )
         try:
-            image = self._decode(message, compressed)
+            image = self._decode(message, compressed, camera.bit_depth)
         except ImageDecodeError as error:
             problem = f"bad frame on {camera.input_topic}: {error}; frame dropped"
             camera.stats.record_bad_frame(str(error))
@@ -755,7 +758,7 @@ class DetectorNode(LifecycleNode):
         nanoseconds = clock.now().nanoseconds
         return nanoseconds * 1e-9 if nanoseconds else None
 
-    def _decode(self, message: Any, compressed: bool) -> np.ndarray:
+    def _decode(self, message: Any, compressed: bool, bit_depth: SensorBitDepth) -> np.ndarray:
         max_pixels = self._settings["max_image_pixels"]
         if compressed:
             if len(message.data) == 0:
@@ -771,7 +774,7 @@ class DetectorNode(LifecycleNode):
             # Check before decoding so an oversized frame costs no copy.
             height, width = int(message.height), int(message.width)
         _check_pixel_count(width, height, max_pixels)
-        return image if compressed else decode_image_message(message)
+        return image if compressed else decode_image_message(message, depth=bit_depth)
 
     def _infer(self, frames: list[CameraFrame]) -> Sequence[Any]:
         return self._detector.detect(
