@@ -125,6 +125,14 @@ def test_scalars_are_typed_as_rcl_types_them_not_as_yaml_1_1(tmp_path):
         ),
         ("/**:\n  ros__parameters:\n    k:\n", "line 3: no value"),
         ("/det*:\n  ros__parameters:\n    k: 1\n", r"line 1: section '/det\*' is not a node name"),
+        (
+            "/**:\n  ros__parameters:\n    conf_threshold: {}\n    iou_threshold: 0.5\n",
+            r"line 3: 'conf_threshold' is an empty mapping \{\}, which rcl refuses or misreads",
+        ),
+        (
+            "/**:\n  ros__parameters:\n    tracking:\n      max_age: {}\n    k: 1\n",
+            r"line 4: 'tracking.max_age' is an empty mapping \{\}",
+        ),
     ],
 )
 def test_files_rcl_refuses_are_refused_naming_file_and_line(tmp_path, text, message):
@@ -136,6 +144,46 @@ def test_files_rcl_refuses_are_refused_naming_file_and_line(tmp_path, text, mess
     assert str(path) in str(refused.value)
     with pytest.raises(_rclpy.RCLError, match="Couldn't parse params file"):
         _rcl_overrides(tmp_path, [path], "/detector")
+
+
+def test_an_empty_mapping_rcl_misreads_without_refusing_is_refused_too(tmp_path):
+    """`{}` read as "no value": where no key follows, rcl starts but files keys wrongly."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    nested = _write(
+        tmp_path, "nested.yaml", "/**:\n  ros__parameters:\n    t:\n      a: {}\n      b: 1\n"
+    )
+    # rcl never closes the empty `a`: `b` becomes t.a.b instead of t.b.
+    assert _rcl_overrides(tmp_path, [nested], "/detector") == {"t.a.b": 1}
+    with pytest.raises(ParamsFileError, match=rf"{nested}, line 4: 't.a' is an empty mapping"):
+        read_sections([nested])
+    last = _write(tmp_path, "last.yaml", "/**:\n  ros__parameters:\n    x: 1\n    k: {}\n")
+    with pytest.raises(ParamsFileError, match=r"line 4: 'k' is an empty mapping"):
+        read_sections([last])
+    # rcl refuses the same value given with -p, as we do.
+    with pytest.raises(ParamsFileError, match="expected a value"):
+        ros_value("{}")
+    with pytest.raises(_rclpy.RCLError, match="Couldn't parse parameter override rule"):
+        _rcl_overrides(tmp_path, [], "/detector", "-p", "k:={}")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("/**:\n  ros__parameters: {k: [1, 2\n", "line 3, column 1: expected ',' or ']'"),
+        ("/**:\n  ros__parameters:\n    k: 1\n   j: 2\n", "line 4, column 4: expected <block end>"),
+        ("/**:\n  ros__parameters:\n    k: 'x\x00'\n", "line 3, column 10: unacceptable character"),
+        ("a: 1\n---\nb: 2\n", "line 2, column 1: but found another document"),
+    ],
+)
+def test_invalid_yaml_is_one_line_naming_file_line_column_and_problem(tmp_path, text, problem):
+    """The message was PyYAML's dump over several lines, `in "<unicode string>"` and a caret."""
+    path = _write(tmp_path, "broken.yaml", text)
+    with pytest.raises(ParamsFileError) as refused:
+        read_sections([path])
+    message = str(refused.value)
+    assert message.startswith(f"params file {path} is not valid YAML: {problem}"), message
+    assert "\n" not in message and "<unicode string>" not in message and "^" not in message
 
 
 def test_the_node_defaults_merge_every_section_and_read_numbers_as_rcl(tmp_path):
@@ -181,6 +229,39 @@ def test_the_replay_overlay_wins_over_every_section_of_the_params_file(tmp_path)
     assert _node_parameter(params, overlay, "output_reliability", "?") == "reliable"
     assert _node_parameter(params, {}, "output_reliability", "?") == "best_effort"
     assert math.isclose(_node_parameter(params, {}, "conf_threshold", 0.0), 0.3)
+
+
+def test_the_overlay_wins_when_the_params_file_names_every_usual_match_all_section(tmp_path):
+    """With all of OVERLAY_SECTIONS in the file, the overlay joined its `/**/**` and lost."""
+    from togethernet_ros.ros.bag_replay import _node_parameter
+    from togethernet_ros.ros.replay_node_process import (
+        OVERLAY_SECTIONS,
+        NodeProcess,
+        overlay_section,
+    )
+
+    usual = "".join(
+        f"{name}:\n  ros__parameters:\n    use_sim_time: false\n" for name in OVERLAY_SECTIONS
+    )
+    node_section = "detector:\n  ros__parameters:\n    conf_threshold: 0.3\n"
+    params = _write(tmp_path, "robot.yaml", usual + node_section)
+    taken = _write(
+        tmp_path, "taken.yaml", usual + "/**/**/**:\n  ros__parameters: {}\n" + node_section
+    )
+    for path in (params, taken):
+        process = NodeProcess(path, {"conf_threshold": 0.5}, env={})
+        try:
+            arguments = process.command[process.command.index("--ros-args") + 1 :]
+            for fqn in ("/detector", "/front/detector"):
+                received = _rcl_overrides(tmp_path, [], fqn, *arguments)
+                assert received["conf_threshold"] == 0.5, (path, fqn)
+        finally:
+            process.cleanup()
+        # And the replay predicts what the node gets.
+        assert math.isclose(
+            _node_parameter(path, {"conf_threshold": 0.5}, "conf_threshold", 0), 0.5
+        )
+    assert (overlay_section(params), overlay_section(taken)) == ("/**/**/**", "/**/**/**/**")
 
 
 def test_a_command_line_value_lost_to_a_node_section_is_named_with_its_cause(tmp_path):

@@ -202,3 +202,70 @@ def test_our_parameters_are_the_defaults_the_overrides_change_policy_by_policy()
             "did you mean qos_overrides./cam/detections.publisher.depth?"
         ),
     }
+
+
+def test_best_available_follows_the_installed_rclpy():
+    """Accepted on every rclpy; Humble's has no BEST_AVAILABLE and failed with a bare KeyError."""
+    from enum import Enum
+
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from togethernet_ros.ros.qos_profiles import (
+        RCLPY_POLICY_ENUMS,
+        available_policy_choices,
+        policy_choices,
+        qos_profile,
+    )
+    from togethernet_ros.ros.qos_settings import POLICY_CHOICES
+
+    # Shaped as Humble's rclpy.qos enums (no Humble here).
+    humble_enums = {
+        **RCLPY_POLICY_ENUMS,
+        "reliability": Enum("ReliabilityPolicy", "SYSTEM_DEFAULT RELIABLE BEST_EFFORT UNKNOWN"),
+        "durability": Enum("DurabilityPolicy", "SYSTEM_DEFAULT TRANSIENT_LOCAL VOLATILE UNKNOWN"),
+        "liveliness": Enum("LivelinessPolicy", "SYSTEM_DEFAULT AUTOMATIC MANUAL_BY_TOPIC UNKNOWN"),
+    }
+    humble = policy_choices(humble_enums)
+    assert humble["reliability"] == ("system_default", "reliable", "best_effort")
+    assert humble["history"] == POLICY_CHOICES["history"]
+    camera = next(e for e in _entities() if e.entity == SUBSCRIPTION)
+    for policy in ("reliability", "durability", "liveliness"):
+        name = f"qos_overrides./cam/image_raw.subscription.{policy}"
+        with pytest.raises(
+            SettingsError,
+            match=(
+                rf"^parameter '{name}' is 'Best_Available', which is not available in this ROS 2 "
+                rf"distribution's rclpy \(it came with Iron\); use one of "
+                rf"\['system_default', '{humble[policy][1]}', '{humble[policy][2]}'\]$"
+            ),
+        ):
+            camera.resolve({name: "Best_Available"}, humble)
+    with pytest.raises(SettingsError, match=r"must be one of \['system_default', 'reliable', "):
+        camera.resolve({"qos_overrides./cam/image_raw.subscription.reliability": "x"}, humble)
+    # The installed (Jazzy) rclpy has it: accepted by default, and rclpy builds the profile.
+    assert available_policy_choices() == POLICY_CHOICES
+    resolved = camera.resolve(
+        {
+            "qos_overrides./cam/image_raw.subscription.reliability": "best_available",
+            "qos_overrides./cam/image_raw.subscription.durability": "BEST_AVAILABLE",
+        }
+    )
+    assert (resolved.reliability, resolved.durability) == ("best_available", "best_available")
+    profile = qos_profile(resolved)
+    assert profile.reliability == ReliabilityPolicy.BEST_AVAILABLE
+    assert profile.durability == DurabilityPolicy.BEST_AVAILABLE
+
+
+def test_a_params_file_rcl_misreads_is_named_at_start_up(tmp_path):
+    """rcl starts with a trailing `name: {}` (the name gets no value); the node says so."""
+    misread = tmp_path / "misread.yaml"
+    misread.write_text("/**:\n  ros__parameters:\n    conf_threshold: 0.3\n    classes: {}\n")
+    result = subprocess.run(
+        [*_node_command(), "--params-file", str(misread), "-p", "weights:=''"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120,
+    )  # fmt: skip
+    output = result.stdout
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert f"params file {misread}, line 4: 'classes' is an empty mapping" in output, output
+    assert "rcl read it, so check what the node got" in output, output

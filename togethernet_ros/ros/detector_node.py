@@ -268,8 +268,11 @@ class DetectorNode(LifecycleNode):
         for path in params_file_paths(argv):
             try:
                 sections = read_sections([path])
-            except ParamsFileError:
-                continue  # rcl read it; a difference in our reading is no reason to warn
+            except ParamsFileError as error:
+                # rcl started with it, but reads some such files other than they mean (a
+                # trailing `name: {}` is no value; a nested one files later keys wrongly).
+                self.get_logger().warning(f"{error}; rcl read it, so check what the node got")
+                continue
             if sections.sections and not sections.matching_sections(fqn):
                 self.get_logger().warning(
                     f"params file {path} has no section for this node ({fqn}): its sections "

@@ -15,6 +15,8 @@ as the node started with ``--params-file``:
   ``017`` octal and ``0x1F`` hexadecimal integers, ``~`` is text, quoted or ``!!str`` is text.
 - A list mixing types (``[0.5, 0]``), an empty value or a name token other than letters,
   digits, ``_``, ``*`` and ``**`` is an error, as rcl refuses to start with it.
+- So is an empty mapping as a parameter's value (``conf_threshold: {}``): rcl refuses the file
+  where a key follows it and otherwise files the keys after it under wrong names or no value.
 """
 
 from __future__ import annotations
@@ -115,6 +117,28 @@ def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error as one line, ``line L, column C: problem (context, line N)``.
+
+    PyYAML's own text spans lines and names ``"<unicode string>"`` with a caret under a copy of
+    the line, which reads badly in a log or a CLI error.
+    """
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        message = f"line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+        if error.context:
+            started = error.context_mark
+            since = f", line {started.line + 1}" if started is not None else ""
+            message += f" ({error.context}{since})"
+        return message
+    if isinstance(error, yaml.reader.ReaderError):
+        # A character YAML does not allow; PyYAML gives its offset in the text only.
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - text.rfind("\n", 0, error.position)
+        return f"line {line}, column {column}: {_first_line(error)}"
+    return _first_line(error)
+
+
 def _where(node: yaml.Node, source: str) -> str:
     return f"{source}, line {node.start_mark.line + 1}"
 
@@ -142,8 +166,7 @@ def _value(node: yaml.Node, source: str) -> Any:
                 "which rcl refuses (write 0.0, not 0, among doubles)"
             )
         return items or None  # rcl gives an empty list no value at all
-    if isinstance(node, yaml.MappingNode) and not node.value:
-        return None
+    # A mapping, empty ones included: rcl refuses `-p name:={}` ("Unknown YAML event").
     raise ParamsFileError(f"{_where(node, source)}: expected a value")
 
 
@@ -185,7 +208,9 @@ class ParameterSections:
         try:
             root = yaml.compose(text, Loader=_Loader)
         except yaml.YAMLError as error:
-            raise ParamsFileError(f"{source} is not valid YAML: {error}") from None
+            raise ParamsFileError(
+                f"{source} is not valid YAML: {_yaml_problem(error, text)}"
+            ) from None
         if root is None:
             return  # rcl accepts an empty file
         if not isinstance(root, yaml.MappingNode):
@@ -238,7 +263,14 @@ class ParameterSections:
     ) -> None:
         for key_node, value_node in mapping.value:
             name = f"{prefix}{key_node.value}"
-            if isinstance(value_node, yaml.MappingNode) and value_node.value:
+            if isinstance(value_node, yaml.MappingNode) and not value_node.value:
+                # rcl refuses the file ("Cannot have a value before ros__parameters") when a key
+                # follows; when none does, it gives the name no value or files later keys wrongly.
+                raise ParamsFileError(
+                    f"{_where(key_node, source)}: {name!r} is an empty mapping {{}}, which rcl "
+                    "refuses or misreads: give it a value, or nested names under it"
+                )
+            if isinstance(value_node, yaml.MappingNode):
                 self._add_parameters(value_node, f"{name}.", values, source)
             else:
                 values[name] = _value(value_node, source)

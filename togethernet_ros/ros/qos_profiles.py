@@ -1,6 +1,10 @@
-"""rclpy QoS objects from the plain QoS values of ros/qos_settings.py."""
+"""rclpy QoS objects from the plain QoS values of ros/qos_settings.py, and the policy names
+the installed rclpy knows."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
 
 from rclpy.duration import Duration
 from rclpy.qos import (
@@ -13,7 +17,28 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from togethernet_ros.ros.qos_settings import QosEntity, QosSettings
+from togethernet_ros.ros.qos_settings import POLICY_CHOICES, QosEntity, QosSettings
+
+# The enum rclpy looks a policy's override value up in (QoSOverridingOptions: Enum[value.upper()]).
+RCLPY_POLICY_ENUMS: dict[str, type[Enum]] = {
+    "reliability": ReliabilityPolicy,
+    "history": HistoryPolicy,
+    "durability": DurabilityPolicy,
+    "liveliness": LivelinessPolicy,
+}
+
+
+def policy_choices(enums: Mapping[str, type[Enum]]) -> dict[str, tuple[str, ...]]:
+    """The names of POLICY_CHOICES that ``enums`` (policy -> rclpy enum class) have."""
+    return {
+        policy: tuple(name for name in names if name.upper() in enums[policy].__members__)
+        for policy, names in POLICY_CHOICES.items()
+    }
+
+
+def available_policy_choices() -> dict[str, tuple[str, ...]]:
+    """The policy names the installed rclpy accepts (Humble's has no ``best_available``)."""
+    return policy_choices(RCLPY_POLICY_ENUMS)
 
 
 def qos_profile(settings: QosSettings) -> QoSProfile:

@@ -4,15 +4,16 @@ The node's own parameters (``input_reliability``/``input_depth`` for the cameras
 ``output_reliability``/``output_depth`` for the outputs) give each entity's QoS; the standard
 ROS 2 parameters ``qos_overrides./<topic>.<publisher|subscription>.<policy>`` (read-only, from a
 params file or ``-p``) override it policy by policy, exactly as rclpy's ``QoSOverridingOptions``
-applies them. Plain Python (no rclpy) so the node, ``bag replay`` and the tests derive one QoS
-from the same settings; ros/qos_profiles.py turns it into rclpy objects.
+applies them. Plain Python so the node, ``bag replay`` and the tests derive one QoS from the
+same settings; ros/qos_profiles.py turns it into rclpy objects and says which policy names the
+installed rclpy has (only :meth:`QosEntity.resolve` without ``choices`` asks it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ from togethernet_ros.ros.node_settings import SettingsError
 QOS_OVERRIDES_PREFIX = "qos_overrides."
 PUBLISHER = "publisher"
 SUBSCRIPTION = "subscription"
-# rclpy's policy enums by their parameter spelling (rclpy matches them case-insensitively).
+# rclpy's policy enums by their parameter spelling (rclpy matches them case-insensitively), as
+# the newest rclpy has them: best_available came with Iron, Humble's rclpy has no such member.
 POLICY_CHOICES: dict[str, tuple[str, ...]] = {
     "reliability": ("system_default", "reliable", "best_effort", "best_available"),
     "history": ("system_default", "keep_last", "keep_all"),
@@ -95,26 +97,46 @@ class QosEntity:
         """The override parameters rclpy declares for this entity."""
         return [override_name(self.topic, self.entity, policy) for policy in self.policies]
 
-    def resolve(self, given: Mapping[str, Any]) -> QosSettings:
+    def resolve(
+        self, given: Mapping[str, Any], choices: Mapping[str, Sequence[str]] | None = None
+    ) -> QosSettings:
         """The QoS once the overrides in ``given`` (parameter name -> value) apply.
 
-        SettingsError naming the parameter for a value rclpy would refuse or fail on.
+        ``choices``: the names each enum policy accepts, by default the installed rclpy's
+        (ros/qos_profiles.py). SettingsError naming the parameter for a value rclpy would
+        refuse or fail on.
         """
+        if choices is None:
+            # Imported here: qos_profiles imports this module, and only it imports rclpy.
+            from togethernet_ros.ros.qos_profiles import available_policy_choices
+
+            choices = available_policy_choices()
         changes = {}
         for policy in self.policies:
             name = override_name(self.topic, self.entity, policy)
             if name in given:
-                changes[policy] = check_policy_value(name, policy, given[name])
+                changes[policy] = check_policy_value(name, policy, given[name], choices)
         return dataclasses.replace(self.base, **changes)
 
 
-def check_policy_value(name: str, policy: str, value: Any) -> str | int:
-    """One override value as rclpy applies it (enum names lower-cased); else SettingsError."""
+def check_policy_value(
+    name: str, policy: str, value: Any, choices: Mapping[str, Sequence[str]]
+) -> str | int:
+    """One override value as rclpy applies it (enum names lower-cased); else SettingsError.
+
+    ``choices`` gives the names each enum policy accepts in the installed rclpy (a subset of
+    POLICY_CHOICES): rclpy fails with a bare KeyError on a name its enum lacks.
+    """
     where = f"parameter '{name}'"
     if policy in POLICY_CHOICES:
-        choices = POLICY_CHOICES[policy]
-        if not isinstance(value, str) or value.lower() not in choices:
-            raise SettingsError(f"{where} must be one of {list(choices)}, got {value!r}")
+        accepted = list(choices[policy])
+        if not isinstance(value, str) or value.lower() not in POLICY_CHOICES[policy]:
+            raise SettingsError(f"{where} must be one of {accepted}, got {value!r}")
+        if value.lower() not in accepted:
+            raise SettingsError(
+                f"{where} is {value!r}, which is not available in this ROS 2 distribution's "
+                f"rclpy (it came with Iron); use one of {accepted}"
+            )
         return value.lower()
     if isinstance(value, bool) or not isinstance(value, int):
         unit = "a depth" if policy == "depth" else "nanoseconds"

@@ -23,14 +23,24 @@ OVERLAY_SECTIONS = ("/**", "/**/*", "/*/**", "/**/**")
 
 
 def overlay_section(params_file: Path | None) -> str:
-    """The section of the replay's overlay file: one that ``params_file`` does not name."""
+    """The section of the replay's overlay file: one matching any node that ``params_file``
+    does not name (the first of OVERLAY_SECTIONS, else ``/**/**/**``, ``/**/**/**/**``, ...).
+    """
     if params_file is None:
         return OVERLAY_SECTIONS[0]
     try:
         used = read_sections([params_file]).sections
     except ParamsFileError:
         return OVERLAY_SECTIONS[0]  # the node refuses the file and says why
-    return next((name for name in OVERLAY_SECTIONS if name not in used), OVERLAY_SECTIONS[-1])
+    unused = next((name for name in OVERLAY_SECTIONS if name not in used), None)
+    if unused is not None:
+        return unused
+    # A name the file uses would join that section's place and lose to the file's later
+    # sections without a word; `/**` repeated matches any node too, and one is always free.
+    repeats = 3
+    while "/**" * repeats in used:
+        repeats += 1
+    return "/**" * repeats
 
 
 def detector_node_command() -> list[str]:
