@@ -687,10 +687,10 @@ def test_an_unexpected_decoding_fault_drops_the_frame_not_the_node(harness, monk
     detector, _tester, publishers, recorder = harness()
     real_decode = detector._decode
 
-    def decode_failing_once(message, compressed):
+    def decode_failing_once(message, *arguments):
         if _stamp_ns(message.header) == 1:
             raise RuntimeError("injected fault")
-        return real_decode(message, compressed)
+        return real_decode(message, *arguments)
 
     monkeypatch.setattr(detector, "_decode", decode_failing_once)
     frame = _scene(120, 160, 9)
