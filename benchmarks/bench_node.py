@@ -28,7 +28,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from latency_report import describe, is_flagged, percentile_stats, sample_needs
 from machine import cpu_model_name
+
+from togethernet_ros.pipeline.latency_stats import percentile_reliable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -255,8 +258,6 @@ def run(
     received = int(all_latency.size)
     first_topic = f"detector: {topics[0]}"
     inference_p50 = float(diagnostics.get(first_topic, {}).get("inference_p50_ms", "nan"))
-    in_node_p50 = float(diagnostics.get(first_topic, {}).get("node_overhead_p50_ms", "nan"))
-    in_node_p95 = float(diagnostics.get(first_topic, {}).get("node_overhead_p95_ms", "nan"))
     dropped = sum(int(d.get("dropped_frames", "0")) for d in diagnostics.values())
     processed = sum(int(d.get("frames_processed", "0")) for d in diagnostics.values())
     result = {
@@ -276,12 +277,9 @@ def run(
         "frames_with_detections": received,
         "dropped_reported_by_node": dropped,
         "processed_reported_by_node": processed,
-        "latency_ms": {
-            "p50": float(np.percentile(all_latency, 50)) if received else None,
-            "p95": float(np.percentile(all_latency, 95)) if received else None,
-            "p99": float(np.percentile(all_latency, 99)) if received else None,
-            "max": float(all_latency.max()) if received else None,
-        },
+        # With their sample count and p95_reliable/p99_reliable: the overhead mode's default
+        # 40 frames give a p99 that is an interpolation between the two slowest.
+        "latency_ms": percentile_stats(all_latency),
         "detector_p50_ms": inference_p50,
         # The node's diagnostics cover its last 500 frames per camera: compare them with the
         # receiver's last 500 of that camera, not the whole run (a drifting run skews that).
@@ -291,7 +289,7 @@ def run(
             if latencies[topics[0]]
             else None
         ),
-        "in_node_overhead_ms": {"p50": in_node_p50, "p95": in_node_p95},
+        "in_node_overhead_ms": node_overhead_ms(diagnostics.get(first_topic, {})),
         "rss_mib": rss_samples,
         "exit_code_after_sigint": exit_code,
         # The node's last /diagnostics per camera: its own latency (publish time - stamp),
@@ -300,16 +298,96 @@ def run(
     }
     if mode == "soak" and received:
         times = np.array([t for topic in topics for t, _ in latencies[topic]])
-        order = np.argsort(times)
-        times, ordered = times[order], all_latency[order]
-        minute = 60.0 if seconds >= 180 else seconds / 3
-        first = ordered[times - times[0] <= minute]
-        last = ordered[times >= times[-1] - minute]
-        result["latency_first_window_p99_ms"] = float(np.percentile(first, 99))
-        result["latency_last_window_p99_ms"] = float(np.percentile(last, 99))
+        result.update(soak_windows_p99(times, all_latency, seconds))
         rss = np.array([value for _, value in rss_samples])
         result["rss_first_mib"], result["rss_last_mib"] = float(rss[1]), float(rss[-1])
     return result
+
+
+def node_overhead_ms(values: dict[str, str]) -> dict:
+    """The node's own overhead percentiles from one camera's /diagnostics key-values.
+
+    ``count`` is the window's ``node_overhead_samples`` and ``p95_reliable`` the shared rule on
+    it; both None when the node published no count (an older node, or no diagnostics at all).
+    """
+    samples = values.get("node_overhead_samples")
+    count = int(samples) if samples is not None and samples.isdigit() else None
+    return {
+        "p50": float(values.get("node_overhead_p50_ms", "nan")),
+        "p95": float(values.get("node_overhead_p95_ms", "nan")),
+        "count": count,
+        "percentile_method": values.get("percentile_method"),
+        "p95_reliable": None if count is None else percentile_reliable(95.0, count),
+    }
+
+
+def soak_windows_p99(times: np.ndarray, latencies_ms: np.ndarray, seconds: float) -> dict:
+    """p99 of the soak's first and last windows (a minute, or a third of a short run), each
+    with its sample count and whether that count is enough for a p99 (100 samples).
+
+    ``times`` are the receive times of ``latencies_ms``, in any order.
+    """
+    order = np.argsort(times)
+    times, ordered = np.asarray(times)[order], np.asarray(latencies_ms)[order]
+    minute = 60.0 if seconds >= 180 else seconds / 3
+    windows = {
+        "first": ordered[times - times[0] <= minute],
+        "last": ordered[times >= times[-1] - minute],
+    }
+    result: dict = {}
+    for name, window in windows.items():
+        stats = percentile_stats(window, (99,), include_max=False)
+        result[f"latency_{name}_window_p99_ms"] = stats["p99"]
+        result[f"latency_{name}_window_samples"] = stats["count"]
+        result[f"latency_{name}_window_p99_reliable"] = stats["p99_reliable"]
+    return result
+
+
+def report_lines(result: dict) -> list[str]:
+    """The printed table: one line per result key, each p95/p99 with its sample count and
+    marked ``*`` when from too few samples, then one line per camera's last /diagnostics."""
+    lines, marked = [], False
+    for key, value in result.items():
+        if key in ("rss_mib", "node_diagnostics") or key.endswith(
+            ("_window_samples", "_window_p99_reliable")
+        ):
+            continue  # the last two are printed with their window's p99
+        if key == "latency_ms":
+            marked |= is_flagged(value, 95) or is_flagged(value, 99)
+            value = describe(value)
+        elif key == "in_node_overhead_ms":
+            flagged = value.get("p95_reliable") is False
+            marked |= flagged
+            value = (
+                f"p50 {value['p50']:.2f}  p95 {value['p95']:.2f}{'*' if flagged else ''} ms "
+                f"(n={value['count']})"
+            )
+        elif key.endswith("_window_p99_ms") and value is not None:
+            window = key.removesuffix("_p99_ms")
+            flagged = result.get(f"{window}_p99_reliable") is False
+            marked |= flagged
+            value = f"{value:.1f}{'*' if flagged else ''} (n={result.get(f'{window}_samples')})"
+        lines.append(f"{key:32s} {value}")
+    if marked:
+        lines.append(f"{'':32s} * from too few samples for a tail ({sample_needs()})")
+    # The node's own latency p99 with the sample count and the flag that say whether it is one.
+    shown = (
+        "frames_processed",
+        "frames_prepared_ahead",
+        "batch_size_mean",
+        "receive_delay_p50_ms",
+        "batch_wait_p50_ms",
+        "inference_p50_ms",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "latency_samples",
+        "latency_p99_reliable",
+    )
+    for name, values in result.get("node_diagnostics", {}).items():
+        lines.append(f"{name:32s} " + " ".join(f"{key}={values.get(key)}" for key in shown))
+    rss = [round(value) for _, value in result.get("rss_mib", [])]
+    lines.append(f"{'rss_mib (every 5 s)':32s} {rss[:6]} ... {rss[-6:]}")
+    return lines
 
 
 def main() -> int:
@@ -381,23 +459,7 @@ def main() -> int:
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    for key, value in result.items():
-        if key not in ("rss_mib", "node_diagnostics"):
-            print(f"{key:32s} {value}")
-    for name, values in result["node_diagnostics"].items():
-        shown = (
-            "frames_processed",
-            "frames_prepared_ahead",
-            "batch_size_mean",
-            "receive_delay_p50_ms",
-            "batch_wait_p50_ms",
-            "inference_p50_ms",
-            "latency_p50_ms",
-            "latency_p99_ms",
-        )
-        print(f"{name:32s} " + " ".join(f"{key}={values.get(key)}" for key in shown))
-    rss = [round(value) for _, value in result["rss_mib"]]
-    print(f"{'rss_mib (every 5 s)':32s} {rss[:6]} ... {rss[-6:]}")
+    print("\n".join(report_lines(result)))
     return 0
 
 

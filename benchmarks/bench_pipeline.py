@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from latency_report import cell, footnote, summary_stats
 from machine import cpu_model_name
 
 from togethernet_ros.pipeline import BatchInfo, FrameBatcher, InferenceWorker, LatencyWindow
@@ -108,16 +109,16 @@ def run_scenario(scenario: Scenario, seconds: float) -> dict:
     time.sleep(0.2)
     worker.stop()
     counters = batcher.counters()
-    lat = latency.summary()
-    wait = queue_wait.summary()
     return {
         "scenario": scenario.__dict__,
         "received": sum(c.received for c in counters.values()),
         "processed": sum(c.batched for c in counters.values()),
         "dropped": sum(c.dropped for c in counters.values()),
         "mean_batch_size": float(np.mean(batch_sizes)) if batch_sizes else 0.0,
-        "latency_ms": {"p50": lat.p50, "p95": lat.p95, "p99": lat.p99, "max": lat.max},
-        "queue_wait_ms": {"p50": wait.p50, "p99": wait.p99},
+        # Each with its sample count and p95_reliable/p99_reliable (a short --seconds gives
+        # too few frames for a p99).
+        "latency_ms": summary_stats(latency.summary()),
+        "queue_wait_ms": summary_stats(queue_wait.summary(), (50, 99), include_max=False),
     }
 
 
@@ -128,6 +129,23 @@ def put_cost_us(calls: int = 200_000) -> float:
     for index in range(calls):
         batcher.put("cam0" if index % 2 else "cam1", frame)
     return (time.perf_counter() - start) / calls * 1e6
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    """The printed table; a p95/p99 from too few frames is marked ``*`` (footnote below)."""
+    lines = [
+        f"{'scenario':34}{'in':>6}{'done':>6}{'drop':>6}{'batch':>7}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'queue p50':>10}{'queue p99':>10}"
+    ]
+    for row in rows:
+        lat, wait = row["latency_ms"], row["queue_wait_ms"]
+        lines.append(
+            f"{row['scenario']['name']:34}{row['received']:>6}{row['processed']:>6}"
+            f"{row['dropped']:>6}{row['mean_batch_size']:>7.2f}{cell(lat, 50)}"
+            f"{cell(lat, 95)}{cell(lat, 99)}{cell(wait, 50, 10)}{cell(wait, 99, 10)}"
+        )
+    note = footnote([row[key] for row in rows for key in ("latency_ms", "queue_wait_ms")], "frames")
+    return [*lines, note] if note else lines
 
 
 def main() -> int:
@@ -141,19 +159,7 @@ def main() -> int:
         "scenarios": [run_scenario(s, args.seconds) for s in SCENARIOS],
     }
     print(f"FrameBatcher.put: {result['put_cost_us']:.2f} µs per call")
-    header = (
-        f"{'scenario':34}{'in':>6}{'done':>6}{'drop':>6}{'batch':>7}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'queue p50':>10}{'queue p99':>10}"
-    )
-    print(header)
-    for row in result["scenarios"]:
-        lat = row["latency_ms"]
-        print(
-            f"{row['scenario']['name']:34}{row['received']:>6}{row['processed']:>6}"
-            f"{row['dropped']:>6}{row['mean_batch_size']:>7.2f}{lat['p50']:>8.1f}"
-            f"{lat['p95']:>8.1f}{lat['p99']:>8.1f}{row['queue_wait_ms']['p50']:>10.1f}"
-            f"{row['queue_wait_ms']['p99']:>10.1f}"
-        )
+    print("\n".join(table_lines(result["scenarios"])))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

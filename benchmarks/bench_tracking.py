@@ -24,6 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+from latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
 from machine import cpu_model_name
 
 from togethernet_ros.evaluation.stability import StabilityReport, evaluate_stability
@@ -270,20 +271,48 @@ def timing_table(object_counts: list[int], repeats: int, config: TrackerConfig) 
                 if index >= 10:  # skip the start-up frames before tracks exist
                     cpu.append(time.thread_time() - cpu_start)
                     wall.append(time.perf_counter() - wall_start)
-        wall_ms, cpu_ms = np.array(wall) * 1e3, np.array(cpu) * 1e3
-        timing[str(count)] = {
-            "boxes_per_frame": float(np.mean([len(d) for d in scene.detections])),
-            "wall_median_ms": float(np.median(wall_ms)),
-            "wall_p95_ms": float(np.percentile(wall_ms, 95)),
-            "cpu_median_ms": float(np.median(cpu_ms)),
-            "cpu_p95_ms": float(np.percentile(cpu_ms, 95)),
-            "cpu_p99_ms": float(np.percentile(cpu_ms, 99)),
-            "cpu_max_ms": float(cpu_ms.max()),
-            # The same frame's work in every repeat: the slowest frame's median over repeats is
-            # what the tracker itself costs at worst; cpu_max_ms above adds the machine's noise.
-            "cpu_slowest_frame_ms": float(np.median(cpu_ms.reshape(repeats, -1), axis=0).max()),
-        }
+        boxes = float(np.mean([len(d) for d in scene.detections]))
+        timing[str(count)] = timing_row(np.array(wall) * 1e3, np.array(cpu) * 1e3, repeats, boxes)
     return timing
+
+
+def timing_row(wall_ms: np.ndarray, cpu_ms: np.ndarray, repeats: int, boxes: float) -> dict:
+    """One object count's update times: medians, tails with the number of timed updates
+    (``samples``) and ``<clock>_p<P>_reliable`` (p95 needs 20 updates, p99 100).
+
+    ``wall_ms`` / ``cpu_ms`` hold ``repeats`` runs over the same frames, one after another.
+    """
+    wall = percentile_stats(wall_ms, (50, 95), include_max=False)
+    cpu = percentile_stats(cpu_ms, (50, 95, 99))
+    return {
+        "boxes_per_frame": boxes,
+        "samples": cpu["count"],
+        "percentile_method": cpu["percentile_method"],
+        "wall_median_ms": wall["p50"],
+        "wall_p95_ms": wall["p95"],
+        "wall_p95_reliable": wall["p95_reliable"],
+        "cpu_median_ms": cpu["p50"],
+        "cpu_p95_ms": cpu["p95"],
+        "cpu_p95_reliable": cpu["p95_reliable"],
+        "cpu_p99_ms": cpu["p99"],
+        "cpu_p99_reliable": cpu["p99_reliable"],
+        "cpu_max_ms": cpu["max"],
+        # The same frame's work in every repeat: the slowest frame's median over repeats is
+        # what the tracker itself costs at worst; cpu_max_ms above adds the machine's noise.
+        "cpu_slowest_frame_ms": float(np.median(cpu_ms.reshape(repeats, -1), axis=0).max()),
+    }
+
+
+def timing_line(count: str, row: dict) -> str:
+    """One printed timing row; a p95/p99 from too few updates is marked ``*``."""
+    cells = []
+    for key, value in row.items():
+        if key.endswith("_reliable") or key == "percentile_method":
+            continue  # shown as the mark on its value
+        flagged = row.get(key.removesuffix("_ms") + "_reliable") is False
+        shown = str(value) if key == "samples" else _fmt(value)
+        cells.append(f"{key}={shown:>8}{UNRELIABLE_MARK if flagged else ' '} ")
+    return f"{count:>4} objects " + "".join(cells)
 
 
 def assignment_table(repeats: int) -> dict:
@@ -380,7 +409,14 @@ def main() -> int:
         print(f"q={name:6}" + "".join(f"{k}={_fmt(v):>8}  " for k, v in row.items()))
     print("\nTracker.update time per frame")
     for name, row in result["timing"].items():
-        print(f"{name:>4} objects " + "".join(f"{k}={_fmt(v):>8}  " for k, v in row.items()))
+        print(timing_line(name, row))
+    if any(
+        flag is False
+        for row in result["timing"].values()
+        for key, flag in row.items()
+        if key.endswith("_reliable")
+    ):
+        print(f"* from too few timed updates ({sample_needs()}; raise --repeats)")
     print("\nAssignment on dense cases (CPU ms)")
     for name, row in result["assignment"].items():
         print(f"{name:45}" + "".join(f"{k}={_fmt(v):>8}  " for k, v in row.items()))

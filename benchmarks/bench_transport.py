@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from latency_report import cell, footnote, percentile_stats  # noqa: E402
 from machine import cpu_model_name  # noqa: E402
 
 from togethernet_ros.ros.local_dds import fastdds_profile_path, local_dds_environment  # noqa: E402
@@ -147,22 +148,31 @@ def run_publisher(cameras: int, reliability: str, rate_hz: float, seconds: float
             time.sleep(delay)
         else:
             late_ticks += 1
-    print(
-        json.dumps(
-            {
-                "sent": sent,
-                "publish_call_ms_p50": float(np.percentile(publish_ms, 50)),
-                "publish_call_ms_p95": float(np.percentile(publish_ms, 95)),
-                "late_ticks": late_ticks,
-            }
-        ),
-        flush=True,
-    )
+    report = {"sent": sent, **publish_call_stats(publish_ms), "late_ticks": late_ticks}
+    print(json.dumps(report), flush=True)
     # Reliable writers may still be repairing the last samples; let them finish before leaving.
     time.sleep(1.0)
     node.destroy_node()
     rclpy.shutdown()
     return 0
+
+
+def publish_call_stats(publish_ms: list[float]) -> dict:
+    """The publisher's ``publish()`` call times: p50, p95 with the sample count and the flag
+    that says whether there were enough for a p95 (20)."""
+    stats = percentile_stats(publish_ms, (50, 95), include_max=False)
+    return {
+        "publish_call_ms_p50": stats["p50"],
+        "publish_call_ms_p95": stats["p95"],
+        "publish_call_samples": stats["count"],
+        "publish_call_ms_p95_reliable": stats["p95_reliable"],
+    }
+
+
+def latency_summary(records: list) -> dict:
+    """Receive latency (ms, 2 decimals) of the subscriber's ``(camera, latency)`` records, with
+    the sample count and p95_reliable/p99_reliable."""
+    return percentile_stats([latency for _, latency in records], digits=2)
 
 
 def _wait_with_cpu(process: subprocess.Popen, timeout: float) -> float:
@@ -230,21 +240,17 @@ def measure(profile: Path, cameras: int, rate_hz: float, seconds: float, reliabi
         complaints += [line for line in stdout.splitlines() if not line.startswith("{")]
 
     records = sub_report["records"]
-    latencies = np.array([latency for _, latency in records], dtype=float)
+    latency = latency_summary(records)
     sent = pub_report.get("sent", [0] * cameras)
     received = [sum(1 for index, _ in records if index == cam) for cam in range(cameras)]
     total_sent = sum(sent)
-
-    def pct(q: float) -> float | None:
-        return round(float(np.percentile(latencies, q)), 2) if latencies.size else None
-
     return {
         "qos": reliability,
         "sent": total_sent,
-        "received": int(latencies.size),
-        "delivery": round(latencies.size / total_sent, 4) if total_sent else 0.0,
+        "received": latency["count"],
+        "delivery": round(latency["count"] / total_sent, 4) if total_sent else 0.0,
         "received_per_camera": received,
-        "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": pct(100)},
+        "latency_ms": latency,
         "bad_frames": sub_report.get("bad_frames", 0),
         "publisher": pub_report,
         "publisher_exit": publisher.returncode,
@@ -252,6 +258,23 @@ def measure(profile: Path, cameras: int, rate_hz: float, seconds: float, reliabi
         "subscriber_cpu_s": round(subscriber_cpu_s, 2),
         "fastdds_stderr": complaints[:20],
     }
+
+
+def table_lines(runs: list[dict]) -> list[str]:
+    """The printed table: a p95/p99 from too few received images is marked ``*`` (footnote)."""
+    lines = [
+        f"{'qos':<12}{'delivered':>18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'sub CPU s':>11}"
+    ]
+    for run in runs:
+        lat = run["latency_ms"]
+        delivered = f"{run['received']}/{run['sent']} ({run['delivery']:.0%})"
+        lines.append(
+            f"{run['qos']:<12}{delivered:>18}{cell(lat, 50, 9)}{cell(lat, 95, 9)}"
+            f"{cell(lat, 99, 9)}{run['subscriber_cpu_s']:>10.1f}"
+        )
+        lines += [f"  fast dds: {line}" for line in run["fastdds_stderr"]]
+    note = footnote([run["latency_ms"] for run in runs], "received images")
+    return [*lines, note] if note else lines
 
 
 def main() -> int:
@@ -295,17 +318,7 @@ def main() -> int:
     }
     print(f"profile {profile.name}, {args.cameras} cameras x {args.rate:g} Hz x {args.seconds:g} s")
     print(f"load average before {result['loadavg_before']}, after {result['loadavg_after']}")
-    print(f"{'qos':<12}{'delivered':>18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'sub CPU s':>11}")
-    for run in runs:
-        lat = run["latency_ms"]
-        delivered = f"{run['received']}/{run['sent']} ({run['delivery']:.0%})"
-        print(
-            f"{run['qos']:<12}{delivered:>18}{lat['p50'] or float('nan'):>9.1f}"
-            f"{lat['p95'] or float('nan'):>9.1f}{lat['p99'] or float('nan'):>9.1f}"
-            f"{run['subscriber_cpu_s']:>11.1f}"
-        )
-        for line in run["fastdds_stderr"]:
-            print(f"  fast dds: {line}")
+    print("\n".join(table_lines(runs)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -30,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
+
 from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import export_variants
 from togethernet_ros.inference.factory import create_detector
@@ -169,15 +171,34 @@ def time_detect(detector, frames: list, restore: bool, iterations: int, device: 
         detector.detect(frames, restore=restore)
         synchronize(device)
         latencies.append(time.perf_counter() - started)
-    latencies_ms = np.array(latencies) * 1e3
-    p50 = float(np.percentile(latencies_ms, 50))
+    return timing_entry(np.array(latencies) * 1e3, len(frames), restore)
+
+
+def timing_entry(latencies_ms: np.ndarray, batch: int, restore: bool) -> dict:
+    """One timing row: p50, p95 with the number of timed calls (``samples``) and whether they
+    are enough for a p95 (``p95_reliable``: 20; batch 16 times only a third of --iterations)."""
+    stats = percentile_stats(latencies_ms, (50, 95), include_max=False)
     return {
-        "batch": len(frames),
+        "batch": batch,
         "restore": restore,
-        "p50_ms": p50,
-        "p95_ms": float(np.percentile(latencies_ms, 95)),
-        "images_per_s": len(frames) / p50 * 1e3,
+        "p50_ms": stats["p50"],
+        "p95_ms": stats["p95"],
+        "samples": stats["count"],
+        "percentile_method": stats["percentile_method"],
+        "p95_reliable": stats["p95_reliable"],
+        "images_per_s": batch / stats["p50"] * 1e3,
     }
+
+
+def timing_line(name: str, entry: dict) -> str:
+    """The printed TIME line: p95 marked ``*`` when from fewer calls than a p95 needs."""
+    mark = " " if entry["p95_reliable"] else UNRELIABLE_MARK
+    restore = "on " if entry["restore"] else "off"
+    return (
+        f"TIME {name:12s} batch {entry['batch']:2d} restore {restore} "
+        f"p50 {entry['p50_ms']:7.2f} ms  p95 {entry['p95_ms']:7.2f}{mark}ms "
+        f"(n={entry['samples']:3d})  {entry['images_per_s']:8.1f} img/s"
+    )
 
 
 def synchronize(device: str) -> None:
@@ -342,10 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 **time_detect(detector, speed_frames[:batch_size], restore, iterations, device),
             }
             report["timings"].append(entry)
-            print(
-                f"TIME {name:12s} batch {batch_size:2d} restore {'on ' if restore else 'off'} "
-                f"p50 {entry['p50_ms']:7.2f} ms  {entry['images_per_s']:8.1f} img/s"
-            )
+            print(timing_line(name, entry))
 
     # Speed first where it matters most (fp16 on the GPU; TF32 is irrelevant there). A CPU dry
     # run only exercises the timing code.
@@ -416,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             compile_mode=args.compile,
         )
         timings("torch fp16 compiled", ((1, False),))
+    if any(not entry["p95_reliable"] for entry in report["timings"]):
+        print(f"* p95 from too few timed calls ({sample_needs((95,))}; raise --iterations)")
     report["elapsed_s"] = time.perf_counter() - started
     report["all_ok"] = all(check["ok"] for check in report["checks"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

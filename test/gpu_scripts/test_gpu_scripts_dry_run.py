@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "models" / "togethernet_vtest_384.pt"
 
 
-def run_script(name: str, *arguments: str) -> None:
+def run_script(name: str, *arguments: str) -> str:
+    """Run ``benchmarks/<name>`` as the GPU session does; its stdout."""
     completed = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / name), *arguments],
         cwd=REPO,
@@ -30,6 +31,7 @@ def run_script(name: str, *arguments: str) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout
 
 
 def test_session_script_parses():
@@ -41,12 +43,17 @@ def test_session_script_parses():
 
 def test_gpu_check_dry_run_passes_its_own_checks(tmp_path):
     out = tmp_path / "check.json"
-    run_script(
+    stdout = run_script(
         "gpu_check.py", "--device", "cpu", "--size", "128", "--iterations", "1", "--out", str(out)
     )
     report = json.loads(out.read_text())
     assert report["checks"] and all(check["ok"] for check in report["checks"])
     assert {entry["batch"] for entry in report["timings"]} >= {1}
+    # A CPU dry run times 2 calls: its p95 is reported with that count, flagged and marked.
+    for entry in report["timings"]:
+        assert entry["samples"] == 2 and entry["p95_reliable"] is False
+        assert entry["p95_ms"] >= entry["p50_ms"] > 0
+    assert "*ms (n=  2)" in stdout and "p95 needs 20 samples" in stdout
 
 
 def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
