@@ -110,6 +110,17 @@ def run(args: argparse.Namespace) -> int:
     return int(args._bag_run(args) or 0)
 
 
+def print_tracker_resets(resets: dict[str, dict]) -> None:
+    """Print, per tracked camera, how often its tracks restarted and why."""
+    for topic, counts in sorted(resets.items()):
+        total = counts["gap"] + counts["stamp_back"] + counts["source_changed"]
+        print(
+            f"  tracks restarted on {topic}: {total} time(s) (gap > tracking.max_gap_s "
+            f"{counts['max_gap_s']:g} s: {counts['gap']}, stamp back: {counts['stamp_back']}, "
+            f"frame_id or size changed: {counts['source_changed']})"
+        )
+
+
 def print_problems(problems: list[dict]) -> None:
     """Print reader problems to stderr as a short list."""
     if not problems:
@@ -278,6 +289,9 @@ def run_run(args: argparse.Namespace) -> int:
     )
     for topic, count in sorted(report.written.items()):
         print(f"  {topic}: {count}")
+    print_tracker_resets(report.tracker_resets)
+    for warning in report.tracker_warnings():
+        print(f"bag run: warning: {warning}", file=sys.stderr)
     print_problems(report.problems)
     if report.frames_processed == 0:
         # An output without a single frame is a failed run for scripts that chain on it.

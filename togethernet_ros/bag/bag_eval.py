@@ -287,9 +287,11 @@ def load_voc_ground_truth(
     """VOC XML ground truth keyed by (stamp, 0): it labels every frame of that stamp.
 
     ``key`` 'stamp' (file stem = ns) or 'index' (file stem = position in ``stamps``, the
-    camera's distinct frame stamps).
+    camera's distinct frame stamps). Boxes are read as get_map.py and `togethernet eval` read
+    them (evaluation/voc_ground_truth.py): as written, not clipped to the image, and a
+    zero-width box is a one-pixel object, not dropped; such boxes are noted.
     """
-    from togethernet_ros.training.data_issues import DataIssues
+    from togethernet_ros.evaluation.voc_ground_truth import EvalDataIssues, read_get_map_boxes
     from togethernet_ros.training.voc_xml import parse_voc_xml
 
     if key not in ("stamp", "index"):
@@ -298,7 +300,9 @@ def load_voc_ground_truth(
     files = sorted(directory.glob("*.xml"))
     if not files:
         raise BagError(f"no VOC .xml files in {directory}")
-    issues = DataIssues()
+    # The training reader checks the file and its objects (class, <bndbox>, <difficult>); its
+    # verdicts on box geometry (clipped, dropped) are not eval's and are left out.
+    issues = EvalDataIssues()
     ordered = sorted(set(stamps))
     truth: dict[FrameKey, DecodedDetections] = {}
     unmatched = []
@@ -317,14 +321,17 @@ def load_voc_ground_truth(
         annotation = parse_voc_xml(file, class_names, issues)
         if annotation is None:
             continue
+        boxes, labels, difficult = read_get_map_boxes(
+            file, class_names, annotation.width, annotation.height, issues
+        )
         truth[(stamp, 0)] = DecodedDetections(
             stamp_ns=stamp,
             frame_id="",
-            boxes=annotation.boxes,
-            scores=np.ones(len(annotation.labels), np.float32),
-            class_ids=annotation.labels,
-            track_ids=np.full(len(annotation.labels), -1, np.int64),
-            difficult=annotation.difficult,
+            boxes=boxes,  # float64, as written in the XML
+            scores=np.ones(len(labels), np.float32),
+            class_ids=labels,
+            track_ids=np.full(len(labels), -1, np.int64),
+            difficult=difficult,
         )
     notes = unmatched + [issue.describe() for issue in issues.issues]
     return truth, notes
@@ -469,6 +476,12 @@ def _in_order(keys: Iterable[FrameKey]) -> list[FrameKey]:
     return sorted(keys, key=lambda key: (key[1], key[0]))
 
 
+def _has_area(boxes: np.ndarray) -> np.ndarray:
+    """Which xyxy boxes have a positive width and height."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+
+
 def _clean(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -537,13 +550,20 @@ def evaluate_camera(
             # Ground-truth ids name a trajectory within one pass of a looping recording: the
             # node's tracks restart when the stamp goes back, so each pass is its own trajectory.
             top = max((int(paired[s].track_ids.max(initial=-1)) for s in stamps), default=-1) + 1
-            gt_ids = [(paired[s].track_ids + s[1] * top)[~gt[str(s)].difficult] for s in stamps]
+            # Stability measures boxes against the objects' widths and heights: objects a VOC
+            # file draws without area (xmin == xmax, scored by AP as one pixel) are left out,
+            # and so are boxes without area in the recording (they overlap nothing anyway).
+            kept = {s: ~gt[str(s)].difficult & _has_area(gt[str(s)].boxes) for s in stamps}
+            found = {s: _has_area(predictions[str(s)].boxes) for s in stamps}
+            gt_ids = [(paired[s].track_ids + s[1] * top)[kept[s]] for s in stamps]
             have_gt_ids = all((paired[s].track_ids >= 0).all() for s in stamps)
             stability = evaluate_stability(
-                [gt[str(s)].boxes[~gt[str(s)].difficult] for s in stamps],
-                [predictions[str(s)].boxes for s in stamps],
+                [gt[str(s)].boxes[kept[s]] for s in stamps],
+                [predictions[str(s)].boxes[found[s]] for s in stamps],
                 gt_ids=gt_ids if have_gt_ids else None,
-                pred_ids=[predictions[str(s)].track_ids for s in stamps] if tracked else None,
+                pred_ids=(
+                    [predictions[str(s)].track_ids[found[s]] for s in stamps] if tracked else None
+                ),
                 iou_threshold=iou_threshold,
             )
             entry["stability"] = {

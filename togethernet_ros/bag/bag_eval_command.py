@@ -37,7 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="TOPIC",
         help="Detection2DArray ground-truth topic(s) <ns>/<name>, matched to camera <ns> by stamp",
     )
-    parser.add_argument("--voc-dir", type=Path, default=None, help="VOC XML ground truth")
+    parser.add_argument(
+        "--voc-dir",
+        type=Path,
+        default=None,
+        help="VOC XML ground truth; boxes as written, as get_map.py and `togethernet eval` read "
+        "them (not clipped to the image; zero-width and inverted boxes kept and noted)",
+    )
     parser.add_argument(
         "--voc-key",
         choices=("stamp", "index"),

@@ -21,7 +21,8 @@ from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
 from togethernet_ros.bag.bag_writer import BagWriter, check_output_apart_from_input
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
-from togethernet_ros.bag.output_topics import check_distinct_outputs
+from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
+from togethernet_ros.ros.diagnostics_tracker_resets import EVERY_FRAME_RESETS
 from togethernet_ros.tracking.config import TrackerConfig
 
 _END = object()
@@ -68,6 +69,19 @@ class BagRunReport:
     problems: list[dict] = field(default_factory=list)
 
     @property
+    def tracker_resets(self) -> dict[str, dict]:
+        """Per camera topic, how often its tracks restarted and why (tracking on)."""
+        return self.pipeline.get("tracker_resets", {})
+
+    def tracker_warnings(self) -> list[str]:
+        """One warning per camera whose tracks restarted by gap on consecutive frames."""
+        return [
+            every_frame_reset_advice(topic, resets)
+            for topic, resets in sorted(self.tracker_resets.items())
+            if resets["longest_consecutive_gap_resets"] >= EVERY_FRAME_RESETS
+        ]
+
+    @property
     def overhead_fraction(self) -> float:
         """Share of wall time not spent inside the detector (bag I/O + pipeline)."""
         return 0.0 if self.wall_s <= 0 else max(0.0, 1.0 - self.inference_s / self.wall_s)
@@ -87,7 +101,33 @@ class BagRunReport:
             "pipeline": self.pipeline,
             "written": self.written,
             "problems": self.problems,
+            "tracker_warnings": self.tracker_warnings(),
         }
+
+
+def every_frame_reset_advice(camera_topic: str, resets: dict) -> str:
+    """The warning for a camera whose tracks restarted on every frame for a while: why, and
+    what to do (the node's advice, for frames that lie that far apart in the bag itself).
+
+    ``resets`` is one camera's ``CameraResets.to_dict()``.
+    """
+    gap_s = resets["every_frame_gap_s"]
+    max_gap_s = resets["max_gap_s"]
+    min_hits = resets["min_hits"]
+    detections = output_topics(camera_topic).detections
+    consequence = (
+        f"so {detections} holds no box for those frames (tracking.min_hits={min_hits} needs "
+        "that many frames in a row; detections_raw has the boxes)"
+        if min_hits >= 2
+        else "so box smoothing did nothing there and every box got a new track id"
+    )
+    return (
+        f"tracks on {camera_topic} restarted on every frame "
+        f"({resets['longest_consecutive_gap_resets']} frames in a row): its frames are up to "
+        f"{gap_s:.2f} s apart in the bag, more than tracking.max_gap_s={max_gap_s:g} s, "
+        f"{consequence}. The camera was recorded that seldom: raise tracking.max_gap_s above "
+        f"{gap_s:.2f} (tracking: {{max_gap_s: ...}} in a --params-file)"
+    )
 
 
 class _Worker(threading.Thread):

@@ -19,6 +19,7 @@ from typing import Any
 from togethernet_ros.ros.params_file import ParamsFileError, read_sections
 
 NODE_NAME = "detector"
+TRACKING_PREFIX = "tracking."
 # The node's fully qualified name as `bag run` stands in for it: root namespace, not remapped.
 NODE_FQN = f"/{NODE_NAME}"
 DETECTOR_KEYS = (
@@ -114,29 +115,59 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
 
     Layered as the node layers them: a params file that sets only some keys (a threshold)
     keeps the node's other defaults (its weights, its tracking) instead of the built-in ones.
+    A name whose last params-file value is none (``input_size: []``) and that the command line
+    does not set is a ValueError naming the parameter and the file, as the node refuses it.
     """
     settings = dict(FALLBACK_DEFAULTS)
     tracker: dict[str, Any] = {}
-    enabled = True  # the node's default
+    given_by: dict[str, Path] = {}  # the params file each name's value came from
     for params_file in (_node_config_file(), getattr(args, "params_file", None)):
         if params_file is None:
             continue
-        parameters = read_node_parameters(params_file)
-        settings.update({k: parameters[k] for k in DETECTOR_KEYS if k in parameters})
-        values = _tracking_parameters(parameters)
-        enabled = _tracking_enabled(values.pop("enabled", enabled), params_file)
-        tracker.update(values)
-    if tracker:
-        settings["tracker"] = tracker
-    settings["tracking_enabled"] = enabled
+        for name, value in read_node_parameters(params_file).items():
+            if name in DETECTOR_KEYS:
+                settings[name] = value
+            elif name.startswith(TRACKING_PREFIX):
+                tracker[name.removeprefix(TRACKING_PREFIX)] = value
+            else:
+                continue
+            given_by[name] = params_file
     for key in DETECTOR_KEYS:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
-    size = settings["input_size"]
-    size = [size] if isinstance(size, int) else list(size)
+            given_by.pop(key, None)
+    for name, params_file in given_by.items():
+        value = (
+            settings[name] if name in DETECTOR_KEYS else tracker[name.removeprefix(TRACKING_PREFIX)]
+        )
+        if value is None:
+            raise ValueError(_no_value_message(name, params_file))
+    enabled = True  # the node's default
+    if "enabled" in tracker:
+        enabled = _tracking_enabled(tracker.pop("enabled"), given_by["tracking.enabled"])
+    if tracker:
+        settings["tracker"] = tracker
+    settings["tracking_enabled"] = enabled
+    size = _checked_input_size(settings["input_size"], given_by.get("input_size"))
     settings["input_size"] = (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
     return settings
+
+
+def _checked_input_size(value: Any, params_file: Path | None) -> list[int]:
+    """``input_size`` as [side] or [height, width]; ValueError naming where it came from."""
+    sides = [value] if isinstance(value, int) else value
+    if (
+        isinstance(sides, (list, tuple))
+        and len(sides) in (1, 2)
+        and all(isinstance(side, int) and not isinstance(side, bool) for side in sides)
+    ):
+        return list(sides)
+    # As the node refuses it (ros/node_settings.py), not a TypeError or a silently cut list.
+    where = f"params file {params_file}: " if params_file is not None else "--input-size: "
+    raise ValueError(
+        f"{where}parameter 'input_size' must be [side] or [height, width] integers, got {value!r}"
+    )
 
 
 def _node_config_file() -> Path | None:
@@ -150,13 +181,15 @@ def _node_config_file() -> Path | None:
     return path if path.is_file() else None
 
 
-def _tracking_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The node's `tracking.*` settings (params_file gives nested keys dotted)."""
-    return {
-        name.removeprefix("tracking."): value
-        for name, value in parameters.items()
-        if name.startswith("tracking.")
-    }
+def _no_value_message(name: str, params_file: Path) -> str:
+    """Why a parameter the file names has no value (``input_size: []``), and what to do."""
+    # rcl gives an empty list no value and no type; the node then holds no value either (not
+    # its default) and refuses to configure, so the bag commands refuse it by name as well.
+    return (
+        f"params file {params_file}: parameter '{name}' has no value (rcl reads an empty "
+        "list [] as none, and the node refuses to start without one); give it a value, or "
+        "leave it out to keep the node's default"
+    )
 
 
 def _tracking_enabled(value: Any, params_file: Path) -> bool:

@@ -5,6 +5,10 @@ The batcher's clock is the bag's log time, so batches form exactly as they would
 ``max_batch_wait_ms``) without waiting in real time. Offline nothing may be lost: a camera's
 waiting frame is sent to inference before that camera's next frame is put, instead of being
 overwritten as the live node would under overload.
+
+Each camera's tracker restarts are counted as the node counts them for /diagnostics (gap,
+stamp back, source changed), with the longest run of gap resets on consecutive frames: then the
+tracks never outlive a frame (a camera recorded more than ``tracking.max_gap_s`` apart).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import numpy as np
 
 from togethernet_ros.bag.bag_reader import ImageFrame
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
+
+# Plain Python (no rclpy): the node's own counting, so `bag run` and /diagnostics agree.
+from togethernet_ros.ros.diagnostics_tracker_resets import EVERY_FRAME_RESETS, TrackerResetCounts
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
 from togethernet_ros.tracking.score_gate import scoring_at_least
-from togethernet_ros.tracking.tracker import Tracker
+from togethernet_ros.tracking.tracker import GAP, Tracker, TrackerReset
 from togethernet_ros.vision.class_filter import keep_classes
 
 
@@ -36,6 +43,45 @@ class FrameResult:
     batch_size: int
 
 
+class CameraResets:
+    """How often one camera's tracks restarted, and why; ``record`` every tracked frame."""
+
+    def __init__(self, config: TrackerConfig) -> None:
+        self.config = config
+        self._counts = TrackerResetCounts()
+        self._previous_gap: TrackerReset | None = None  # the last frame's, if a gap reset
+        # Most gap resets on consecutive frames (>= EVERY_FRAME_RESETS: every frame reset).
+        self.longest_gap_run = 0
+        # The longest interval between frames among gap resets on consecutive frames.
+        self.every_frame_gap_s: float | None = None
+
+    def record(self, reset: TrackerReset | None, source_changed: bool) -> None:
+        """One frame's outcome: ``Tracker.last_reset``, and whether the source changed."""
+        run = self._counts.record(reset, source_changed=source_changed)
+        self.longest_gap_run = max(self.longest_gap_run, run)
+        if reset is not None and reset.reason == GAP and run >= EVERY_FRAME_RESETS:
+            intervals = [reset.interval_s]
+            if run == EVERY_FRAME_RESETS and self._previous_gap is not None:
+                intervals.append(self._previous_gap.interval_s)  # the run's first frame
+            self.every_frame_gap_s = max([*intervals, self.every_frame_gap_s or 0.0])
+        self._previous_gap = reset if reset is not None and reset.reason == GAP else None
+
+    def to_dict(self) -> dict:
+        """JSON-ready counts, with the tracker settings they depend on."""
+        counts = self._counts.snapshot()
+        return {
+            "gap": counts.gap,
+            "stamp_back": counts.stamp_back,
+            "source_changed": counts.source_changed,
+            "longest_consecutive_gap_resets": self.longest_gap_run,
+            "every_frame_gap_s": (
+                None if self.every_frame_gap_s is None else round(self.every_frame_gap_s, 4)
+            ),
+            "max_gap_s": self.config.max_gap_s,
+            "min_hits": self.config.min_hits,
+        }
+
+
 @dataclass
 class PipelineStats:
     """Counters and timings of one run."""
@@ -46,6 +92,8 @@ class PipelineStats:
     inference_s: float = 0.0
     tracking_s: float = 0.0
     frames_per_topic: dict[str, int] = field(default_factory=dict)
+    # Per camera topic, with tracking on (see CameraResets).
+    tracker_resets: dict[str, CameraResets] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready copy."""
@@ -56,6 +104,9 @@ class PipelineStats:
             "inference_s": round(self.inference_s, 4),
             "tracking_s": round(self.tracking_s, 4),
             "frames_per_topic": dict(sorted(self.frames_per_topic.items())),
+            "tracker_resets": {
+                topic: resets.to_dict() for topic, resets in sorted(self.tracker_resets.items())
+            },
         }
 
 
@@ -160,6 +211,7 @@ class OfflinePipeline:
         if tracker is None:
             tracker = self._trackers[frame.topic] = Tracker(self._tracker_config)
             self._timelines[frame.topic] = FrameTimeline()
+            self.stats.tracker_resets[frame.topic] = CameraResets(self._tracker_config)
         # As the node: an unstamped frame (stamp 0) is timed by its arrival (the log time),
         # so the tracker still predicts motion and resets after max_gap_s; a frame of
         # another frame_id or size restarts the tracks (tracking/frame_timeline.py).
@@ -169,4 +221,6 @@ class OfflinePipeline:
         )
         if restart:
             tracker.reset()
-        return tracker.update(detections, track_time_s, image_size=(height, width))
+        tracked = tracker.update(detections, track_time_s, image_size=(height, width))
+        self.stats.tracker_resets[frame.topic].record(tracker.last_reset, source_changed=restart)
+        return tracked

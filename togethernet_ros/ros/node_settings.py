@@ -15,7 +15,13 @@ from typing import Any
 
 from togethernet_ros.bag.output_topics import check_distinct_outputs
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
-from togethernet_ros.ros.params_file import ParamsFileError, read_sections, ros_value
+from togethernet_ros.ros.params_file import (
+    PARAM_FLAGS,
+    ParamsFileError,
+    read_sections,
+    ros_args_options,
+    ros_value,
+)
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
 
@@ -418,21 +424,16 @@ def command_line_values(argv: Sequence[str]) -> dict[str, Any]:
     refuse are left out.
     """
     values: dict[str, Any] = {}
-    in_ros_args = False
-    words = list(argv)
-    for index, word in enumerate(words):
-        if word == "--ros-args":
-            in_ros_args = True
-        elif word == "--":
-            in_ros_args = False
-        elif in_ros_args and word in ("-p", "--param") and index + 1 < len(words):
-            name, separator, text = words[index + 1].partition(":=")
-            if not separator or ":" in name:
-                continue
-            try:
-                values[name] = ros_value(text)
-            except ParamsFileError:
-                continue
+    for flag, rule in ros_args_options(argv):
+        if flag not in PARAM_FLAGS:
+            continue
+        name, separator, text = rule.partition(":=")
+        if not separator or ":" in name:
+            continue
+        try:
+            values[name] = ros_value(text)
+        except ParamsFileError:
+            continue
     return values
 
 

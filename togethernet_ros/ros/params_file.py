@@ -17,6 +17,8 @@ as the node started with ``--params-file``:
   digits, ``_``, ``*`` and ``**`` is an error, as rcl refuses to start with it.
 - So is an empty mapping as a parameter's value (``conf_threshold: {}``): rcl refuses the file
   where a key follows it and otherwise files the keys after it under wrong names or no value.
+- On a command line, ``split_ros_args`` finds the ``--ros-args`` sections and their flags as
+  rcl does, for every reader of ``--params-file`` and ``-p`` there.
 """
 
 from __future__ import annotations
@@ -298,19 +300,73 @@ def node_parameters(paths: Iterable[Path | str], node_fqn: str) -> dict[str, Any
     return read_sections(paths).for_node(node_fqn)
 
 
+# rcl's command-line words (rcl/arguments.h). A section of ROS arguments runs from
+# ``--ros-args`` to ``--`` or the end of the command line; there may be several.
+ROS_ARGS_FLAG = "--ros-args"
+ROS_ARGS_END = "--"
+PARAM_FLAGS = ("-p", "--param")
+PARAMS_FILE_FLAG = "--params-file"
+# Flags that take the next word as their value, whatever it looks like (rcl does not check
+# it for a leading dash: `--log-file-name --` names a log file `--`, it ends nothing).
+_VALUE_FLAGS = frozenset(
+    {
+        *PARAM_FLAGS,
+        PARAMS_FILE_FLAG,
+        "-r",
+        "--remap",
+        "-e",
+        "--enclave",
+        "--log-level",
+        "--log-file-name",
+        "--log-config-file",
+    }
+)
+
+
+def split_ros_args(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``argv`` split as rcl splits it: (ROS options in order, the program's other words).
+
+    Each ROS option is ``(flag, value)``; the value of a switch such as
+    ``--disable-rosout-logs`` is ``''``, as is that of a word rcl does not know (rcl refuses to
+    start with one, and so with a value flag that ends the command line, which is left out).
+    The other words are what rclpy's ``remove_ros_args`` leaves the program, ``argv[0]`` first.
+    """
+    options: list[tuple[str, str]] = []
+    others: list[str] = []
+    in_ros_args = False
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        index += 1
+        if not in_ros_args:
+            if word == ROS_ARGS_FLAG:
+                in_ros_args = True
+            else:
+                others.append(word)
+        elif word == ROS_ARGS_END:
+            in_ros_args = False
+        elif word == ROS_ARGS_FLAG:
+            continue  # a repeated --ros-args inside a section changes nothing
+        elif word in _VALUE_FLAGS:
+            if index < len(argv):
+                options.append((word, argv[index]))
+                index += 1
+        else:
+            options.append((word, ""))
+    return options, others
+
+
+def ros_args_options(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``(flag, value)`` options inside the ``--ros-args`` sections of ``argv``, in order.
+
+    See :func:`split_ros_args`; e.g. ``[("--params-file", "a.yaml"), ("-p", "x:=1")]``.
+    """
+    return split_ros_args(argv)[0]
+
+
 def params_file_paths(argv: Sequence[str]) -> list[Path]:
     """The ``--params-file`` paths inside ``--ros-args`` of ``argv``, in order."""
-    paths: list[Path] = []
-    in_ros_args = False
-    words = list(argv)
-    for index, word in enumerate(words):
-        if word == "--ros-args":
-            in_ros_args = True
-        elif word == "--":
-            in_ros_args = False
-        elif in_ros_args and word == "--params-file" and index + 1 < len(words):
-            paths.append(Path(words[index + 1]))
-    return paths
+    return [Path(value) for flag, value in ros_args_options(argv) if flag == PARAMS_FILE_FLAG]
 
 
 class _QuotingDumper(yaml.SafeDumper):
