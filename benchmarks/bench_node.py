@@ -34,6 +34,8 @@ from machine import cpu_model_name
 from togethernet_ros.pipeline.latency_stats import percentile_reliable
 
 REPO = Path(__file__).resolve().parents[1]
+# How often the soak samples the node's memory (RSS).
+RSS_INTERVAL_S = 5.0
 
 
 def _start_node(
@@ -245,7 +247,7 @@ def run(
             for camera in alive:
                 camera.kill()
             break
-        alive[0].join(5.0)
+        alive[0].join(RSS_INTERVAL_S)
     sent = sum(sent_counts.get(timeout=10) for _ in camera_processes)
     time.sleep(3.0)
     process.send_signal(2)
@@ -299,9 +301,33 @@ def run(
     if mode == "soak" and received:
         times = np.array([t for topic in topics for t, _ in latencies[topic]])
         result.update(soak_windows_p99(times, all_latency, seconds))
-        rss = np.array([value for _, value in rss_samples])
-        result["rss_first_mib"], result["rss_last_mib"] = float(rss[1]), float(rss[-1])
+    if mode == "soak":
+        result.update(rss_trend(rss_samples))
     return result
+
+
+def rss_trend(rss_samples: list[tuple[float, float]]) -> dict:
+    """The node's RSS after warm-up and at the end, from ``(seconds, MiB)`` samples every 5 s.
+
+    The first sample is taken as the cameras start, before the node has processed a frame, so
+    ``rss_first_mib`` is the second (None without one) and the trend runs from there to the
+    last: it needs three samples, a soak longer than 10 s. A shorter soak reports what it has
+    and ``rss_trend_note`` says why there is no trend, instead of failing after the whole run
+    (its latencies would be lost).
+    """
+    values = [float(value) for _, value in rss_samples]
+    first = values[1] if len(values) >= 2 else None
+    last = values[-1] if values else None
+    if len(values) >= 3:
+        return {"rss_first_mib": first, "rss_last_mib": last}
+    return {
+        "rss_first_mib": first,
+        "rss_last_mib": last,
+        "rss_trend_note": (
+            f"{len(values)} memory sample(s), taken every {RSS_INTERVAL_S:g} s: the memory trend "
+            f"needs a soak longer than {2 * RSS_INTERVAL_S:g} s"
+        ),
+    }
 
 
 def node_overhead_ms(values: dict[str, str]) -> dict:

@@ -23,6 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# benchmarks/latency_report.py: a top-level module when this runs as a script, as in the session.
+from latency_report import describe, is_flagged, percentile_stats, sample_needs
+
 from togethernet_ros.inference import create_detector
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.inference_worker import InferenceWorker
@@ -112,7 +115,6 @@ def main() -> int:
         thread.join()
     worker.stop()
     counters = batcher.counters()
-    values = np.array(latencies)
     result = {
         "backend": detector.backend,
         "cameras": args.cameras,
@@ -125,15 +127,33 @@ def main() -> int:
         "frames_in": sum(c.received for c in counters.values()),
         "frames_out": len(latencies),
         "dropped": sum(c.dropped for c in counters.values()),
-        "latency_ms": {q: float(np.percentile(values, p)) for q, p in (("p50", 50), ("p99", 99))},
-        "latency_max_ms": float(values.max()),
-        "mean_batch_size": float(np.mean(batch_sizes)),
-        "inference_ms_p50": float(np.percentile(inference_ms, 50)),
+        # With its count and p99_reliable: a 20 s GPU run has thousands of frames, a dry run
+        # a few dozen, whose p99 is an interpolation between the slowest two.
+        "latency_ms": percentile_stats(latencies, (50, 99), include_max=False),
+        # None, not a crash that loses the run's JSON, when no frame came out.
+        "latency_max_ms": max(latencies) if latencies else None,
+        "mean_batch_size": float(np.mean(batch_sizes)) if batch_sizes else None,
+        "inference_ms_p50": float(np.percentile(inference_ms, 50)) if inference_ms else None,
     }
     detector.close()
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print("\n".join(report_lines(result)))
     return 0
+
+
+def report_lines(result: dict) -> list[str]:
+    """The printed summary: one line per result key, the latency with its sample count and
+    ``*`` on a percentile from too few samples (short enough for gpu_session.sh's log tail)."""
+    lines = []
+    for key, value in result.items():
+        if key == "latency_ms":
+            value = describe(value, precision=2)
+        elif isinstance(value, float):
+            value = f"{value:.2f}"
+        lines.append(f"{key:22s} {value}")
+    if is_flagged(result["latency_ms"], 99):
+        lines.append(f"{'':22s} * from too few samples for a tail ({sample_needs((99,))})")
+    return lines
 
 
 if __name__ == "__main__":

@@ -54,12 +54,14 @@ def test_bag_run_names_the_parameter_without_a_value(camera_bag, tmp_path, capsy
 
 
 def test_demo_names_the_parameter_without_a_value(tmp_path, capsys):
-    params = _params(tmp_path, "    input_size: []\n")
+    # conf_threshold: the demo sets input_size, device and allow_untrained itself, not this.
+    params = _params(tmp_path, "    conf_threshold: []\n")
     output = tmp_path / "demo"
-    assert main(["demo", "--params-file", str(params), "--output", str(output)]) == 2
+    command = ["demo", "--params-file", str(params), "--output", str(output)]
+    assert main([*command, "--frames", "1", "--input-size", "128", "--device", "cpu"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("demo: ")
-    assert f"params file {params}: parameter 'input_size' has no value" in error
+    assert f"params file {params}: parameter 'conf_threshold' has no value" in error
 
 
 def test_a_tracking_value_without_one_is_named_too(tmp_path):

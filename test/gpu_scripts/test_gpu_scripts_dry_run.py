@@ -87,10 +87,18 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
 
 def test_gpu_pipeline_check_dry_run_processes_frames(tmp_path):
     out = tmp_path / "pipeline.json"
-    run_script(
+    stdout = run_script(
         "gpu_pipeline_check.py",
         "--device", "cpu", "--precision", "fp32", "--seconds", "3", "--cameras", "2",
         "--rate-hz", "5", "--input-size", "128", "128", "--out", str(out),
     )  # fmt: skip
     report = json.loads(out.read_text())
-    assert report["frames_out"] > 0 and report["latency_ms"]["p99"] > 0
+    latency = report["latency_ms"]
+    assert report["frames_out"] > 0 and latency["p99"] >= latency["p50"] > 0
+    # Its p99 comes with the count it was computed from and, from a few dozen frames (fewer
+    # than the 100 a p99 needs), flagged in the JSON and marked in the printed summary.
+    assert latency["count"] == report["frames_out"] < 100
+    assert latency["percentile_method"] == "linear" and latency["p99_reliable"] is False
+    assert report["latency_max_ms"] >= latency["p99"]
+    assert f"p99 {latency['p99']:.2f}* ms (n={latency['count']})" in stdout
+    assert "p99 needs 100 samples" in stdout

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from togethernet_ros.inference.cli_arguments import parse_positive_int, parse_seconds
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if args.video is not None and not args.video.is_file():
             state = "is a folder; give a video file" if args.video.is_dir() else "does not exist"
             raise FileNotFoundError(f"--video {args.video} {state}")
-        weights = _demo_weights(args.weights, params_file)
+        weights = _demo_weights(args.weights, params_file, _demo_node_values(args))
     except (ValueError, FileNotFoundError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 2
@@ -107,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = {
             "weights": str(weights) if weights else "",
             "allow_untrained_weights": untrained,
-            "device": args.device,
-            "input_size": list(args.input_size),
+            **_demo_node_values(args),  # also what the params file check counted as set
             "publish_dehazed": True,
         }
         options = ReplayOptions(
@@ -217,15 +217,29 @@ def _check_input_size(sides: list[int]) -> None:
         raise ValueError(f"--input-size: {error}") from None
 
 
-def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
+def _demo_node_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The node parameters the demo's options set (run()'s overrides), as detector settings.
+
+    `weights` and `allow_untrained_weights` are left out: the demo picks them from --weights
+    or the params file (see _params_file_weights).
+    """
+    return {"input_size": list(args.input_size), "device": args.device}
+
+
+def _demo_weights(
+    requested: str | None, params_file: Path, demo_values: dict[str, Any] | None = None
+) -> Path | None:
     """The checkpoint to demo: --weights, else the params file's; None means untrained.
 
     A missing --weights is an error (running untrained instead would hide the typo); a
     missing default from the params file falls back to untrained weights, said plainly.
+    ``demo_values`` are the other node parameters the demo sets (_demo_node_values).
     """
     from togethernet_ros.model.weights_path import resolve_weights_path
 
-    params_weights = _params_file_weights(params_file)
+    params_weights = _params_file_weights(
+        params_file, {**(demo_values or {}), "weights": requested}
+    )
     source = "--weights"
     if requested is None:
         source = str(params_file)
@@ -247,16 +261,28 @@ def _demo_weights(requested: str | None, params_file: Path) -> Path | None:
     return path
 
 
-def _params_file_weights(params_file: Path) -> str:
+def _params_file_weights(params_file: Path, demo_values: dict[str, Any]) -> str:
     """The `weights` the demo's node gets from ``params_file`` on top of config/detect.yaml.
 
     Read as the bag commands and the node read it (ros/params_file.py: every section matching
     the node, rcl's merge order and scalars); a file that sets no `weights` keeps the node's
-    default. ValueError names the file and the problem.
+    default. The parameters the demo sets for the node itself (``demo_values``, None = not set)
+    win over the file, as they do for the node, so only a value the node would lack is refused
+    (``input_size: []`` is not when the demo passes its own); ValueError names the file and
+    the problem.
     """
     from togethernet_ros.bag.detector_options import resolve_detector_settings
 
     if not Path(params_file).is_file():
         raise FileNotFoundError(f"--params-file {params_file} does not exist")
-    settings = resolve_detector_settings(argparse.Namespace(params_file=params_file))
+    settings = resolve_detector_settings(
+        argparse.Namespace(
+            params_file=params_file,
+            **demo_values,
+            # The demo always sets it, from the weights it picks: the file's value never reaches
+            # the node. (A `weights` of None is not set: the demo takes the file's, so it must
+            # have one.)
+            allow_untrained_weights=True,
+        )
+    )
     return str(settings["weights"] or "")
