@@ -111,9 +111,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_tracker_resets(resets: dict[str, dict]) -> None:
-    """Print, per tracked camera, how often its tracks restarted and why."""
+    """Print, per tracked camera whose tracks restarted, how often and why."""
     for topic, counts in sorted(resets.items()):
         total = counts["gap"] + counts["stamp_back"] + counts["source_changed"]
+        if not total:
+            continue
         print(
             f"  tracks restarted on {topic}: {total} time(s) (gap > tracking.max_gap_s "
             f"{counts['max_gap_s']:g} s: {counts['gap']}, stamp back: {counts['stamp_back']}, "

@@ -111,7 +111,8 @@ def every_frame_reset_advice(camera_topic: str, resets: dict) -> str:
 
     ``resets`` is one camera's ``CameraResets.to_dict()``.
     """
-    gap_s = resets["every_frame_gap_s"]
+    gap_s = resets["every_frame_gap_s"]  # the median: one hole in the recording is no cadence
+    longest_s = resets["every_frame_gap_max_s"]
     max_gap_s = resets["max_gap_s"]
     min_hits = resets["min_hits"]
     detections = output_topics(camera_topic).detections
@@ -123,8 +124,9 @@ def every_frame_reset_advice(camera_topic: str, resets: dict) -> str:
     )
     return (
         f"tracks on {camera_topic} restarted on every frame "
-        f"({resets['longest_consecutive_gap_resets']} frames in a row): its frames are up to "
-        f"{gap_s:.2f} s apart in the bag, more than tracking.max_gap_s={max_gap_s:g} s, "
+        f"({resets['longest_consecutive_gap_resets']} frames in a row): its frames are "
+        f"{gap_s:.2f} s apart in the bag (median; up to {longest_s:.2f} s), more than "
+        f"tracking.max_gap_s={max_gap_s:g} s, "
         f"{consequence}. The camera was recorded that seldom: raise tracking.max_gap_s above "
         f"{gap_s:.2f} (tracking: {{max_gap_s: ...}} in a --params-file)"
     )

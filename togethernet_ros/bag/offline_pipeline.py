@@ -13,6 +13,7 @@ tracks never outlive a frame (a camera recorded more than ``tracking.max_gap_s``
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,31 +53,31 @@ class CameraResets:
         self._previous_gap: TrackerReset | None = None  # the last frame's, if a gap reset
         # Most gap resets on consecutive frames (>= EVERY_FRAME_RESETS: every frame reset).
         self.longest_gap_run = 0
-        # The longest interval between frames among gap resets on consecutive frames.
-        self.every_frame_gap_s: float | None = None
+        # The frame intervals of gap resets on consecutive frames: their median is the
+        # camera's cadence; the largest may be one hole in the recording (split files).
+        self._every_frame_gaps_s: list[float] = []
 
     def record(self, reset: TrackerReset | None, source_changed: bool) -> None:
         """One frame's outcome: ``Tracker.last_reset``, and whether the source changed."""
         run = self._counts.record(reset, source_changed=source_changed)
         self.longest_gap_run = max(self.longest_gap_run, run)
         if reset is not None and reset.reason == GAP and run >= EVERY_FRAME_RESETS:
-            intervals = [reset.interval_s]
             if run == EVERY_FRAME_RESETS and self._previous_gap is not None:
-                intervals.append(self._previous_gap.interval_s)  # the run's first frame
-            self.every_frame_gap_s = max([*intervals, self.every_frame_gap_s or 0.0])
+                self._every_frame_gaps_s.append(self._previous_gap.interval_s)  # run's first
+            self._every_frame_gaps_s.append(reset.interval_s)
         self._previous_gap = reset if reset is not None and reset.reason == GAP else None
 
     def to_dict(self) -> dict:
         """JSON-ready counts, with the tracker settings they depend on."""
         counts = self._counts.snapshot()
+        gaps = self._every_frame_gaps_s
         return {
             "gap": counts.gap,
             "stamp_back": counts.stamp_back,
             "source_changed": counts.source_changed,
             "longest_consecutive_gap_resets": self.longest_gap_run,
-            "every_frame_gap_s": (
-                None if self.every_frame_gap_s is None else round(self.every_frame_gap_s, 4)
-            ),
+            "every_frame_gap_s": round(statistics.median(gaps), 4) if gaps else None,
+            "every_frame_gap_max_s": round(max(gaps), 4) if gaps else None,
             "max_gap_s": self.config.max_gap_s,
             "min_hits": self.config.min_hits,
         }
