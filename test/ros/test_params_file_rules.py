@@ -295,3 +295,20 @@ def test_a_command_line_value_lost_to_a_node_section_is_named_with_its_cause(tmp
         "-p conf_threshold:=0.6 did not reach the node, which runs with 0.3 from the params "
         "file: rcl files -p values under '/**', and a params-file section naming this node"
     ) in result.stdout, result.stdout[-2000:]
+
+
+def test_the_overlay_wins_over_a_file_rcl_reads_but_we_cannot(tmp_path):
+    """A trailing `name: {}`: rcl starts with the file; the overlay joined its `/**` and lost."""
+    from togethernet_ros.ros.replay_node_process import NodeProcess
+
+    text = (
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+        "detector:\n  ros__parameters:\n    conf_threshold: 0.3\n    classes: {}\n"
+    )
+    params = _write(tmp_path, "robot.yaml", text)
+    process = NodeProcess(params, {"conf_threshold": 0.5}, env={})
+    try:
+        arguments = process.command[process.command.index("--ros-args") + 1 :]
+        assert _rcl_overrides(tmp_path, [], "/detector", *arguments)["conf_threshold"] == 0.5
+    finally:
+        process.cleanup()

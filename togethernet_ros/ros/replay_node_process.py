@@ -31,7 +31,9 @@ def overlay_section(params_file: Path | None) -> str:
     try:
         used = read_sections([params_file]).sections
     except ParamsFileError:
-        return OVERLAY_SECTIONS[0]  # the node refuses the file and says why
+        # rcl may still start with a file we cannot read (a trailing `name: {}`), so its
+        # sections are unknown here: take a match-all name no real file uses.
+        return "/**" * 8
     unused = next((name for name in OVERLAY_SECTIONS if name not in used), None)
     if unused is not None:
         return unused
