@@ -117,7 +117,9 @@ def every_frame_reset_warning(
         else "so box smoothing does nothing and every box gets a new track id"
     )
     why = (
-        f"the node could not keep up and dropped {dropped_frames} of its frames so far"
+        # Drops counted since start-up may be old (warm-up): name them as one possible cause.
+        f"the camera publishes that seldom, or the node does not keep up (it dropped "
+        f"{dropped_frames} of its frames so far)"
         if dropped_frames
         else "the camera publishes that seldom, or the node takes that long per batch"
     )
