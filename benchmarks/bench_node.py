@@ -175,6 +175,8 @@ def run(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Detection2DArray
 
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
     process = _start_node(
         topics, input_size, input_reliability, weights, env, extra_parameters or {}
@@ -185,7 +187,9 @@ def run(
     # detections/s (1,776 of 2,400 received, p50 124 ms); this one gets all at p50 15 ms.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    # Stopped before the node is destroyed: a daemon thread still inside executor.spin() at
+    # exit aborted the process ("terminate called without an active exception").
+    spinner = BackgroundSpinner(executor, "bench_receiver")
     spinner.start()
     latencies: dict[str, list[tuple[float, float]]] = {topic: [] for topic in topics}
     diagnostics: dict[str, dict[str, str]] = {}
@@ -252,6 +256,7 @@ def run(
     time.sleep(3.0)
     process.send_signal(2)
     exit_code = process.wait(timeout=60)
+    spinner.stop()
     executor.shutdown()
     node.destroy_node()
     rclpy.shutdown()
