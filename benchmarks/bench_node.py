@@ -28,9 +28,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from latency_report import describe, is_flagged, percentile_stats, sample_needs
 from machine import cpu_model_name
 
+from togethernet_ros.pipeline.latency_report import (
+    describe,
+    is_flagged,
+    percentile_stats,
+    sample_needs,
+)
 from togethernet_ros.pipeline.latency_stats import percentile_reliable
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from latency_report import cell, footnote, summary_stats
 from machine import cpu_model_name
 
 from togethernet_ros.pipeline import BatchInfo, FrameBatcher, InferenceWorker, LatencyWindow
+from togethernet_ros.pipeline.latency_report import cell, footnote, summary_stats
 
 
 @dataclass

@@ -24,11 +24,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
 from machine import cpu_model_name
 
 from togethernet_ros.evaluation.stability import StabilityReport, evaluate_stability
 from togethernet_ros.inference import Detections
+from togethernet_ros.pipeline.latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
 from togethernet_ros.tracking import Tracker, TrackerConfig
 from togethernet_ros.tracking.assignment import match_by_iou, solve_assignment
 from togethernet_ros.tracking.box_geometry import cxcywh_to_xyxy, pairwise_iou, xyxy_to_cxcywh

@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency_report import cell, footnote, percentile_stats  # noqa: E402
 from machine import cpu_model_name  # noqa: E402
 
+from togethernet_ros.pipeline.latency_report import cell, footnote, percentile_stats  # noqa: E402
 from togethernet_ros.ros.local_dds import fastdds_profile_path, local_dds_environment  # noqa: E402
 from togethernet_ros.ros.shm_segments import fastdds_segments, remove_stale_segments  # noqa: E402
 

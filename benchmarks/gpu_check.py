@@ -30,8 +30,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
-
 from togethernet_ros.inference.detector_base import STRIDES
 from togethernet_ros.inference.export import export_variants
 from togethernet_ros.inference.factory import create_detector
@@ -39,6 +37,7 @@ from togethernet_ros.inference.int8_quantization import calibration_frames
 from togethernet_ros.model import DEFAULT_CLASS_NAMES, build_model, save_checkpoint
 from togethernet_ros.model.checkpoint import load_checkpoint
 from togethernet_ros.model.informative_init import fill_informative
+from togethernet_ros.pipeline.latency_report import UNRELIABLE_MARK, percentile_stats, sample_needs
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch

@@ -23,12 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# benchmarks/latency_report.py: a top-level module when this runs as a script, as in the session.
-from latency_report import describe, is_flagged, percentile_stats, sample_needs
-
 from togethernet_ros.inference import create_detector
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.inference_worker import InferenceWorker
+from togethernet_ros.pipeline.latency_report import (
+    describe,
+    is_flagged,
+    percentile_stats,
+    sample_needs,
+)
 from togethernet_ros.tracking.tracker import Tracker
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/latency_report.py: how every benchmark script reports a percentile.
+"""pipeline/latency_report.py: how every benchmark script and `bench` report a percentile.
 
 Values are numpy's linear percentiles; each p95/p99 carries the sample count and the shared
 rule's flag (p95 from 20 samples, p99 from 100), and tables mark a flagged value with ``*``.
@@ -7,22 +7,16 @@ rule's flag (p95 from 20 samples, p99 from 100), and tables mark a flagged value
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from togethernet_ros.pipeline import LatencyWindow
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def report(monkeypatch):
-    # The scripts import their helpers as top-level modules (python benchmarks/x.py puts
-    # benchmarks/ first on sys.path): import them the same way.
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("latency_report")
+def report():
+    return importlib.import_module("togethernet_ros.pipeline.latency_report")
 
 
 def test_values_are_numpy_linear_percentiles_with_count_and_flags(report):

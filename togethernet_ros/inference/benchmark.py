@@ -25,6 +25,7 @@ from togethernet_ros.inference.compute_floor import (
     measure_matmul_gflops,
     published_gflops,
 )
+from togethernet_ros.pipeline.latency_report import cell, is_flagged
 from togethernet_ros.pipeline.latency_stats import (
     PERCENTILE_METHOD,
     min_samples_for_percentile,
@@ -336,7 +337,7 @@ def format_table(report: dict[str, object]) -> str:
         lines.append(
             f"{row['label']:<12}{f'{height}x{width}':>9}{row['batch_size']:>6}"
             f"{'on' if row['restore'] else 'off':>8}{row['throughput_ips']:>8.2f}"
-            f"{latency['p50']:>9.1f}{_tail_cell(latency, 'p95')}{_tail_cell(latency, 'p99')}"
+            f"{latency['p50']:>9.1f}{cell(latency, 95, width=9)}{cell(latency, 99, width=9)}"
             f"{row['per_image_ms']:>9.1f}{row['floor_ms']:>8.1f}{row['floor_ratio']:>8.2f}"
             f"{row['floor_ratio_best']:>6.2f}"
             f"  {row['backend']}"
@@ -359,21 +360,13 @@ def format_table(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _tail_cell(latency: dict, name: str) -> str:
-    """A 9-wide p95/p99 cell, marked ``*`` when from too few calls (reports before the flags
-    existed count as reliable)."""
-    flagged = not latency.get(f"{name}_reliable", True)
-    return f"{latency[name]:>8.1f}{'*' if flagged else ' '}"
-
-
 def _unreliable_tail_footnote(results: list[dict]) -> str:
     """What ``*`` means, with the sample counts of the marked rows (empty when none is)."""
     counts = sorted(
         {
             row["latency_ms"]["count"]
             for row in results
-            if not row["latency_ms"].get("p95_reliable", True)
-            or not row["latency_ms"].get("p99_reliable", True)
+            if is_flagged(row["latency_ms"], 95) or is_flagged(row["latency_ms"], 99)
         }
     )
     if not counts:

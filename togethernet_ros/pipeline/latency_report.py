@@ -4,7 +4,8 @@ The rule is togethernet_ros/pipeline/latency_stats.py's (numpy's linear estimate
 percentile is reliable from ``100 / (100 - p)`` samples: p95 from 20, p99 from 100). This module
 only puts it into the scripts' JSON (``count``, ``percentile_method``, ``p95_reliable``, ...) and
 tables (an unreliable value is still printed, marked ``*``, with a footnote giving the counts).
-Needs numpy and togethernet_ros only (no torch, no rclpy: the GPU scripts import it too).
+Needs numpy only (no torch, no rclpy): the benchmark scripts, the GPU scripts included, and
+`togethernet bench` use it.
 """
 
 from __future__ import annotations
