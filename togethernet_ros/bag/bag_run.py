@@ -22,7 +22,10 @@ from togethernet_ros.bag.bag_writer import BagWriter, check_output_apart_from_in
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
 from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
-from togethernet_ros.ros.diagnostics_tracker_resets import EVERY_FRAME_RESETS
+from togethernet_ros.ros.diagnostics_tracker_resets import (
+    EVERY_FRAME_RESETS,
+    every_frame_reset_consequence,
+)
 from togethernet_ros.tracking.config import TrackerConfig
 
 _END = object()
@@ -115,13 +118,7 @@ def every_frame_reset_advice(camera_topic: str, resets: dict) -> str:
     longest_s = resets["every_frame_gap_max_s"]
     max_gap_s = resets["max_gap_s"]
     min_hits = resets["min_hits"]
-    detections = output_topics(camera_topic).detections
-    consequence = (
-        f"so {detections} holds no box for those frames (tracking.min_hits={min_hits} needs "
-        "that many frames in a row; detections_raw has the boxes)"
-        if min_hits >= 2
-        else "so box smoothing did nothing there and every box got a new track id"
-    )
+    consequence = every_frame_reset_consequence(output_topics(camera_topic).detections, min_hits)
     return (
         f"tracks on {camera_topic} restarted on every frame "
         f"({resets['longest_consecutive_gap_resets']} frames in a row): its frames are "

@@ -102,6 +102,16 @@ class TrackerResetCounts:
             )
 
 
+def every_frame_reset_consequence(detections_topic: str, min_hits: int) -> str:
+    """What tracks restarting on every frame do to ``detections_topic`` (node and `bag run`)."""
+    if min_hits >= 2:
+        return (
+            f"so {detections_topic} holds no box while they do (tracking.min_hits={min_hits} "
+            "needs that many frames in a row; detections_raw has the boxes)"
+        )
+    return "so box smoothing does nothing and every box gets a new track id"
+
+
 def every_frame_reset_warning(
     camera_topic: str,
     reset: TrackerReset,
@@ -110,12 +120,7 @@ def every_frame_reset_warning(
     dropped_frames: int,
 ) -> str:
     """The warning for gap resets on consecutive frames of ``camera_topic``: why, and what to do."""
-    consequence = (
-        f"so no box is ever published on {detections_topic} (tracking.min_hits={min_hits} "
-        "needs that many frames in a row; detections_raw has the boxes)"
-        if min_hits >= 2
-        else "so box smoothing does nothing and every box gets a new track id"
-    )
+    consequence = every_frame_reset_consequence(detections_topic, min_hits)
     why = (
         # Drops counted since start-up may be old (warm-up): name them as one possible cause.
         f"the camera publishes that seldom, or the node does not keep up (it dropped "
