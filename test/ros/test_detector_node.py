@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from support.oversized_jpeg import jpeg_claiming_size
+from support.ros_messages import MessageRecorder
 from support.wait import wait_for
 
 pytestmark = pytest.mark.ros
@@ -80,25 +81,6 @@ def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-class Recorder:
-    """Collects messages per topic from callbacks on the executor threads."""
-
-    def __init__(self) -> None:
-        self.messages: dict[str, list] = {}
-        self._lock = threading.Lock()
-
-    def callback(self, topic: str):
-        def store(message) -> None:
-            with self._lock:
-                self.messages.setdefault(topic, []).append(message)
-
-        return store
-
-    def get(self, topic: str) -> list:
-        with self._lock:
-            return list(self.messages.get(topic, []))
-
-
 def _node_parameters(**overrides):
     from rclpy.parameter import Parameter
 
@@ -138,7 +120,7 @@ def harness(ros):
         assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
         ros.add_node(detector)
         tester = ros.add_node(rclpy.create_node("detector_test_harness", context=ros.context))
-        recorder = Recorder()
+        recorder = MessageRecorder()
         for topic, message_type in [
             ("/cam_a/detections", Detection2DArray),
             ("/cam_a/detections_raw", Detection2DArray),
@@ -172,7 +154,7 @@ def harness(ros):
     yield start
 
 
-def _diagnostic_value(recorder: Recorder, camera_topic: str, key: str) -> str | None:
+def _diagnostic_value(recorder: MessageRecorder, camera_topic: str, key: str) -> str | None:
     for array in reversed(recorder.get("/diagnostics")):
         for status in array.status:
             if status.name.endswith(camera_topic):

@@ -12,8 +12,8 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
+from support.ros_messages import noise_frame
 from support.wait import wait_for
 
 pytestmark = pytest.mark.ros
@@ -49,17 +49,7 @@ def _reliable(depth: int = 10):
 
 
 def _frame(stamp_ns: int):
-    from sensor_msgs.msg import Image
-
-    pixels = np.random.default_rng(stamp_ns % 1000).integers(0, 255, (96, 128, 3), np.uint8)
-    message = Image()
-    message.header.frame_id = "cam_a_optical"
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    message.height, message.width = pixels.shape[:2]
-    message.encoding = "bgr8"
-    message.step = pixels.shape[1] * 3
-    message.data = pixels.tobytes()
-    return message
+    return noise_frame(stamp_ns, "cam_a_optical")
 
 
 def _stamp_ns(header) -> int:

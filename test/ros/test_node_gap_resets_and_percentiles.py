@@ -11,11 +11,11 @@ A stand-in detector (one person in every frame) keeps the frames fast and the bo
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import numpy as np
 import pytest
+from support.ros_messages import MessageRecorder, bgr8_image
 from support.wait import wait_for
 
 pytestmark = pytest.mark.ros
@@ -25,35 +25,10 @@ EVERY_FRAME_WARNING = "restart on every frame"
 
 
 def _image(stamp_ns: int, index: int):
-    from sensor_msgs.msg import Image
-
-    pixels = np.full((96, 128, 3), 40 + index, dtype=np.uint8)
-    message = Image()
-    message.header.frame_id = "cam_a"
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    message.height, message.width = pixels.shape[:2]
-    message.encoding = "bgr8"
-    message.step = pixels.shape[1] * 3
-    message.data = pixels.tobytes()
-    return message
+    return bgr8_image(np.full((96, 128, 3), 40 + index, dtype=np.uint8), stamp_ns, "cam_a")
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.messages: dict[str, list] = {}
-        self._lock = threading.Lock()
-
-    def callback(self, topic: str):
-        def store(message) -> None:
-            with self._lock:
-                self.messages.setdefault(topic, []).append(message)
-
-        return store
-
-    def get(self, topic: str) -> list:
-        with self._lock:
-            return list(self.messages.get(topic, []))
-
+class _Recorder(MessageRecorder):
     def status(self):
         """The latest /diagnostics status of CAM (None before the first)."""
         for array in reversed(self.get("/diagnostics")):
