@@ -26,6 +26,7 @@ from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.training.annotation import BOX_CLIPPED, BOX_DROPPED
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.paired_dataset import VocFogDataset
+from togethernet_ros.training.voc_xml import drop_namespaces
 
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
 
@@ -86,10 +87,7 @@ def read_get_map_boxes(
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as error:
         raise DataError(f"{path}: cannot be read again for evaluation ({error})") from error
-    for element in root.iter():
-        # Namespaced annotations (<annotation xmlns=...>) use the plain VOC tags underneath.
-        if isinstance(element.tag, str) and element.tag.startswith("{"):
-            element.tag = element.tag.split("}", 1)[1]
+    drop_namespaces(root)  # as the dataset's reader: <annotation xmlns=...>
     boxes, labels, difficult = [], [], []
     for number, obj in enumerate(root.iter("object"), start=1):
         chosen = _object(obj, class_names)

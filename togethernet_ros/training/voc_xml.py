@@ -41,7 +41,7 @@ def _int_text(element: ET.Element | None, default: int = 0) -> int:
     return int(float(element.text))
 
 
-def _drop_namespaces(root: ET.Element) -> None:
+def drop_namespaces(root: ET.Element) -> None:
     """Strip ``{uri}`` prefixes from every tag, in place.
 
     Some exporters put the annotation in an XML namespace (``<annotation xmlns=...>``); the
@@ -90,7 +90,7 @@ def parse_voc_xml(
     except OSError as error:
         issues.report(path, f"cannot be read ({error.strerror or error})", "sample skipped")
         return None
-    _drop_namespaces(root)
+    drop_namespaces(root)
     if root.tag != "annotation":
         # Another tool's XML (a CVAT or COCO-style export) would otherwise read as an image
         # without objects: every box in it lost without a word.
