@@ -15,7 +15,8 @@
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak),
-#             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead";
+#             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]"
+#             (camera_publish: serialized, the default, or message; see bench_node.py);
 #   latency   where detect() spends its time with the shipped weights on real frames (FRAMES)
 #             at LATENCY_SIZES (default 640x640 and 384x640), batch 1 and 16 unless
 #             LATENCY_OPTIONS says otherwise, plus operator and kernel tables for batch 1
@@ -45,8 +46,8 @@ DISTILL_SIZE=${DISTILL_SIZE:-384}
 DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
-# Node runs of the ros stage, each "max_batch_wait_ms:prepare_frames_ahead".
-ROS_RUNS=${ROS_RUNS:-"1:true 1:false 0:true"}
+# Node runs of the ros stage, each "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]".
+ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
 # Input sizes ("H W", comma-separated) the latency stage profiles.
 LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 # More gpu_profile options for those rows, e.g. "--batches 1 4 --frame-size 1280 720" (the node's).
@@ -141,14 +142,16 @@ if has_stage ros; then
   IMAGE_OPTION=""
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for run in $ROS_RUNS; do
-    wait_ms=${run%%:*} prepare=${run##*:} name=node_gpu_wait${run%%:*}_prepare_${run##*:}
+    IFS=: read -r wait_ms prepare publish <<< "$run"
+    publish=${publish:-serialized}
+    name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}
     # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
     # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
     timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
       --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
-      --param "prepare_frames_ahead:=$prepare" $IMAGE_OPTION \
+      --param "prepare_frames_ahead:=$prepare" --camera-publish "$publish" $IMAGE_OPTION \
       --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-    echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare"
+    echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish"
     grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
   done
 fi

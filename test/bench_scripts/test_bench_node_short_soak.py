@@ -60,20 +60,26 @@ def test_a_short_soaks_report_prints_and_serialises(bench_node):
 
 
 @pytest.mark.ros
-def test_a_two_second_soak_writes_its_results(tmp_path):
+@pytest.mark.parametrize("camera_publish", ["serialized", "message"])
+def test_a_two_second_soak_writes_its_results(tmp_path, camera_publish):
     # The real benchmark (about 10 s): the node, untrained at 128 px, fed by one camera.
     out = tmp_path / "soak.json"
     completed = subprocess.run(
         [
             sys.executable, str(REPO / "benchmarks" / "bench_node.py"), "soak",
             "--seconds", "2", "--cameras", "1", "--rate-hz", "10", "--weights", "",
-            "--input-size", "128", "128", "--out", str(out),
+            "--input-size", "128", "128", "--camera-publish", camera_publish, "--out", str(out),
         ],
         cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["frames_with_detections"] > 0
+    assert result["camera_publish"] == camera_publish
+    # The stamp written into the camera's bytes is the send time: latencies of a CPU node at
+    # 128 px are milliseconds to a second, not the decades since a zero stamp.
+    assert result["latency_ms"]["count"] == result["frames_with_detections"]
+    assert 0 < result["latency_ms"]["p50"] < 5_000
     assert len(result["rss_mib"]) == 1 and result["rss_first_mib"] is None
     assert result["rss_last_mib"] == result["rss_mib"][0][1] > 0
     assert "needs a soak longer than 10 s" in result["rss_trend_note"]

@@ -348,6 +348,39 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
     )
 
 
+def test_malformed_serialized_frames_are_bad_frames_and_the_node_keeps_running(harness):
+    # The node reads camera messages from their CDR bytes (ros/serialized_images.py): bytes no
+    # middleware type check stands behind, so a cut or garbled message must drop one frame.
+    from rclpy.serialization import serialize_message
+
+    detector, _tester, publishers, recorder = harness()
+    frame = _scene(120, 160, 11)
+    serialized = serialize_message(_image_message(frame, "cam_a_optical", 1))
+    stats = detector._cameras[CAM_A].stats
+    malformed = {
+        "Invalid sequence length": serialized[:60],  # cut after the pixel count
+        "Invalid string length": b"\x00\x01\x00\x00" + b"\xff" * 40,  # frame_id of 4 GB
+    }
+    for problem, payload in malformed.items():
+        # Sent until it arrives: the node's input is best effort (sensor-data QoS), and a
+        # first sample can go out before its reader has matched the publisher.
+        bad_before = stats.bad_frames
+        deadline = time.monotonic() + 60.0
+        while stats.bad_frames == bad_before and time.monotonic() < deadline:
+            publishers[CAM_A].publish(payload)
+            time.sleep(0.5)
+        assert stats.bad_frames > bad_before, f"no bad frame counted for {problem}"
+        assert "malformed serialized sensor_msgs/msg/Image" in stats.last_problem
+        assert problem in stats.last_problem
+    assert stats.received == stats.bad_frames  # counted as received, then dropped
+    publishers[CAM_A].publish(serialized)
+    wait_for(
+        lambda: any(_stamp_ns(a.header) == 1 for a in recorder.get("/cam_a/detections")),
+        30.0,
+        "detections for the well-formed frame",
+    )
+
+
 def test_run_time_parameter_changes_are_validated(harness):
     from rclpy.parameter import Parameter
 

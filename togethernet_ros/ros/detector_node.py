@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -36,6 +37,7 @@ from rclpy.parameter import Parameter
 from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import (
     Detection2DArray,
     LabelInfo,
@@ -87,6 +89,7 @@ from togethernet_ros.ros.qos_settings import (
     detector_entities,
     unmatched_overrides,
 )
+from togethernet_ros.ros.serialized_images import SerializedImageReader
 from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
 from togethernet_ros.tracking.score_gate import scoring_at_least
@@ -109,7 +112,7 @@ class CameraFrame:
 
     topic: str
     image: np.ndarray  # H x W x 3 uint8, BGR
-    header: Any  # std_msgs/Header of the source message
+    header: Any  # the source message's std_msgs/Header (rosbags' or rclpy's type)
     received_at: float  # time.monotonic() when the subscription callback got it
 
 
@@ -192,6 +195,7 @@ class DetectorNode(LifecycleNode):
         self._cameras: dict[str, CameraOutputs] = {}
         self._camera_subscriptions: list[Any] = []
         self._batcher: FrameBatcher | None = None
+        self._image_reader = SerializedImageReader()
         self._worker: InferenceWorker | None = None
         self._diagnostics_timer: Any = None
         self._diagnostics_pub: Any = None
@@ -566,11 +570,14 @@ class DetectorNode(LifecycleNode):
                 self.create_subscription(
                     message_type,
                     topic,
-                    lambda message, topic=topic, compressed=compressed: self._on_image(
-                        topic, message, compressed
+                    lambda serialized, topic=topic, compressed=compressed: (
+                        self._on_serialized_image(topic, serialized, compressed)
                     ),
                     qos_profile(entity.base),
                     qos_overriding_options=overriding_options(entity),
+                    # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
+                    # GIL for 1.4 ms (see ros/serialized_images.py).
+                    raw=True,
                 )
             )
         self._diagnostics_timer = self.create_timer(
@@ -709,13 +716,30 @@ class DetectorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- data path
 
-    def _on_image(self, topic: str, message: Any, compressed: bool) -> None:
-        """Subscription callback: decode and queue; never waits on inference."""
+    def _on_serialized_image(self, topic: str, serialized: bytes, compressed: bool) -> None:
+        """Subscription callback: read the message from its CDR bytes, then `_on_image`."""
+        camera = self._cameras.get(topic)
+        if camera is None or self._batcher is None:
+            return
+        received_at = time.monotonic()
+        try:
+            message = self._image_reader.read(serialized, compressed)
+        except ImageDecodeError as error:
+            camera.stats.record_input(receive_delay_ms=None)
+            self._drop_bad_frame(topic, camera, error)
+            return
+        self._on_image(topic, message, compressed, received_at)
+
+    def _on_image(
+        self, topic: str, message: Any, compressed: bool, received_at: float | None = None
+    ) -> None:
+        """Decode and queue a frame (rclpy or rosbags message); never waits on inference."""
         camera = self._cameras.get(topic)
         batcher = self._batcher
         if camera is None or batcher is None:
             return
-        received_at = time.monotonic()
+        if received_at is None:
+            received_at = time.monotonic()
         stamp_s = _stamp_seconds(message.header)
         now_s = self._latency_clock_s() if stamp_s else None
         camera.stats.record_input(
@@ -732,10 +756,7 @@ class DetectorNode(LifecycleNode):
         try:
             image = self._decode(message, compressed, camera.bit_depth)
         except ImageDecodeError as error:
-            problem = f"bad frame on {camera.input_topic}: {error}; frame dropped"
-            camera.stats.record_bad_frame(str(error))
-            if self._warnings.due(("bad frame", topic)):
-                self.get_logger().warning(problem)
+            self._drop_bad_frame(topic, camera, error)
             return
         except Exception as error:  # an exception escaping a callback would end the node's spin
             problem = f"unexpected {type(error).__name__} decoding a frame: {error}"
@@ -748,6 +769,11 @@ class DetectorNode(LifecycleNode):
         )
         if batcher.put(topic, frame):
             camera.stats.record_dropped()
+
+    def _drop_bad_frame(self, topic: str, camera: CameraOutputs, error: ImageDecodeError) -> None:
+        camera.stats.record_bad_frame(str(error))
+        if self._warnings.due(("bad frame", topic)):
+            self.get_logger().warning(f"bad frame on {camera.input_topic}: {error}; frame dropped")
 
     def _latency_clock_s(self) -> float | None:
         """Now, on the clock the stamps are on: the system clock, or /clock under use_sim_time.
@@ -906,7 +932,7 @@ class DetectorNode(LifecycleNode):
     @staticmethod
     def _image_message(pixels: np.ndarray, header: Any) -> Image:
         message = Image()
-        message.header = header
+        message.header = _rclpy_header(header)
         message.height, message.width = int(pixels.shape[0]), int(pixels.shape[1])
         message.encoding = "bgr8"
         message.step = message.width * 3
@@ -1015,6 +1041,14 @@ def _detections_cdr(
         class_labels(found.class_ids, class_names),
         None if track_ids is None else [str(track) for track in track_ids.tolist()],
     )
+
+
+def _rclpy_header(header: Any) -> Header:
+    """``header`` as an rclpy Header: frames read from CDR bytes carry rosbags' dataclass."""
+    if isinstance(header, Header):
+        return header
+    stamp = Time(sec=int(header.stamp.sec), nanosec=int(header.stamp.nanosec))
+    return Header(stamp=stamp, frame_id=str(header.frame_id))
 
 
 def _describe_source(source: Any) -> str:
