@@ -3,7 +3,7 @@
     python benchmarks/gpu_profile.py --out profile.json
 
 Splits `Detector.last_timings` (wall time per stage, synchronised by the stage boundaries'
-host copies) for batch 1 and 16 at 640x640, fp16, restoration off, with many candidate boxes
+host copies) for batch 1 and 16 at 640x640, fp16, restoration off (the trained rows also on), with many candidate boxes
 (conf 0.3 on random weights) and few (conf 0.95), and times the graphed model stage alone
 (normalise → forward → decode → score). With `--weights` and `--source` (an image, a folder or
 a video) it adds the same rows for trained weights on real frames, an operator table of
@@ -40,16 +40,21 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def profile_stages(detector, images: list, iterations: int, device: str = "cuda") -> dict:
-    """Median stage times of detect() (restoration off) and the number of boxes found."""
+def profile_stages(
+    detector, images: list, iterations: int, device: str = "cuda", restore: bool = False
+) -> dict:
+    """Median stage times of detect() and the number of boxes found.
+
+    With ``restore`` the postprocess stage includes turning the restoration output into
+    dehazed images at the source size (`vision/dehazed.py`)."""
     for _ in range(min(5, iterations)):
-        detector.detect(images)
+        detector.detect(images, restore=restore)
     stages = {"preprocess": [], "forward": [], "postprocess": [], "total": []}
     boxes = 0
     for _ in range(iterations):
         synchronize(device)
         started = time.perf_counter()
-        results = detector.detect(images)
+        results = detector.detect(images, restore=restore)
         stages["total"].append(time.perf_counter() - started)
         for key in ("preprocess", "forward", "postprocess"):
             stages[key].append(detector.last_timings[key])
@@ -59,11 +64,12 @@ def profile_stages(detector, images: list, iterations: int, device: str = "cuda"
     for _ in range(iterations):
         synchronize(device)
         started = time.perf_counter()
-        detector._pipeline.infer(len(images), False, detector.color_order)
+        detector._pipeline.infer(len(images), restore, detector.color_order)
         synchronize(device)
         model_stage.append(time.perf_counter() - started)
     return {
         "batch": len(images),
+        "restore": restore,
         "boxes": boxes,
         # False where a CUDA graph capture failed and the stage fell back to eager.
         "graphed_stages": dict(detector._pipeline.graphed_stages),
@@ -203,21 +209,25 @@ def main() -> int:
         )  # fmt: skip
         compile_seconds = time.perf_counter() - started if args.compile else None
         eager_model = detector.model  # BatchNorm folded, never compiled
-        for batch in args.batches:
-            rows.append(profile_stages(detector, video_frames[:batch], args.iterations, device))
-            rows[-1].update(
-                {
-                    "weights": args.weights,
-                    "frames": args.source,
-                    "frame_size": list(frames[0].shape[1::-1]),
-                    "input_size": args.input_size,
-                    "compile": args.compile,
-                    "first_compile_s": compile_seconds,
-                    "fuse_modules": True,
-                    "grouped_sampling": device.startswith("cuda"),
-                }
-            )
-            print(json.dumps(rows[-1]))
+        trained_row = {
+            "weights": args.weights,
+            "frames": args.source,
+            "frame_size": list(frames[0].shape[1::-1]),
+            "input_size": args.input_size,
+            "compile": args.compile,
+            "first_compile_s": compile_seconds,
+            "fuse_modules": True,
+            "grouped_sampling": device.startswith("cuda"),
+        }
+        # Restoration off, then on: the fourth session's H100 run took 5.94 ms at batch 1 with
+        # it, the twelfth's 7.7-8.7 ms; the stage split says where the difference lies.
+        for restore in (False, True):
+            for batch in args.batches:
+                row = profile_stages(
+                    detector, video_frames[:batch], args.iterations, device, restore=restore
+                )
+                rows.append({**row, **trained_row})
+                print(json.dumps(rows[-1]))
         if not args.compile:
             # A/B of the fused module forms (model_fusion.py), batch 1.
             for row in module_form_rows(args, frames[:1], device, precision):

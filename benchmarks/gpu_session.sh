@@ -17,6 +17,9 @@
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak),
 #             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]"
 #             (camera_publish: serialized, the default, or message; see bench_node.py);
+#   transport with ros (after its install): the DDS transport alone on this host, 4 x 720p at
+#             30 Hz between two Python processes (bench_transport.py, reliable QoS), the part
+#             of the node's latency before its callback;
 #   latency   where detect() spends its time with the shipped weights on real frames (FRAMES)
 #             at LATENCY_SIZES (default 640x640 and 384x640), batch 1 and 16 unless
 #             LATENCY_OPTIONS says otherwise, plus operator and kernel tables for batch 1
@@ -33,7 +36,7 @@
 #   .venv/bin/python tools/offline_wheels.py .dev_ros --python-version 3.12 --pieces 2
 #   .venv/bin/python benchmarks/gpu_frames.py ~/.cache/togethernet_ros/vtest.avi .dev_ros/frames
 # then call 1 carries .dev_ros/part1 + .dev_ros/frames with STAGES="check latency", and call 2
-# carries .dev_ros/part2 + .dev_ros/frames with STAGES="ros".
+# carries .dev_ros/part2 + .dev_ros/frames with STAGES="ros transport".
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 STAGES=${STAGES:-"check train pipeline distill"}
@@ -139,6 +142,11 @@ if has_stage ros; then
   echo "=== ROS 2 offline install, then detector_node on the GPU over DDS ==="
   timeout 240 python3 tools/setup_env.py --offline-wheels /tmp/ros_wheels > "$OUT/ros_setup.log" 2>&1
   echo "rc=$?"; tail -n 3 "$OUT/ros_setup.log"
+  if has_stage transport; then
+    timeout 90 .venv/bin/python benchmarks/bench_transport.py --cameras 4 --rate 30 --seconds 15 \
+      --qos reliable --json "$OUT/transport.json" > "$OUT/transport.log" 2>&1
+    echo "rc=$? transport"; tail -n 6 "$OUT/transport.log"
+  fi
   IMAGE_OPTION=""
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for run in $ROS_RUNS; do

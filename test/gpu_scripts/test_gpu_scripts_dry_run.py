@@ -73,10 +73,20 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
         "--frame-size", "640", "360", "--out", str(out),
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
-    # The trained batches, then batch 1 again in the published module forms and fused without
-    # grouped sampling (the A/B of model_fusion; a CPU never groups).
-    forms = [(row["batch"], row["fuse_modules"], row["grouped_sampling"]) for row in rows]
-    assert forms == [(1, True, False), (4, True, False), (1, False, None), (1, True, False)]
+    # The trained batches without and with restoration, then batch 1 again in the published
+    # module forms and fused without grouped sampling (the A/B of model_fusion; a CPU never
+    # groups).
+    forms = [
+        (row["batch"], row["restore"], row["fuse_modules"], row["grouped_sampling"]) for row in rows
+    ]
+    assert forms == [
+        (1, False, True, False),
+        (4, False, True, False),
+        (1, True, True, False),
+        (4, True, True, False),
+        (1, False, False, None),
+        (1, False, True, False),
+    ]
     assert all(row["frame_size"] == [640, 360] for row in rows)
     for row in rows:
         assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU
