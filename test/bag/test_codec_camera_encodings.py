@@ -1,4 +1,4 @@
-"""Raw camera encodings as drivers publish them: Bayer, YUV 4:2:2, 16-bit, big-endian.
+"""Raw camera encodings as drivers publish them: Bayer, YUV 4:2:2 and 4:2:0, 16-bit, big-endian.
 
 Every message is built here from a real frame (OpenCV's vtest.avi, people on a campus path)
 or from flat colour patches, with encoders written independently of the decoder (a Bayer
@@ -72,12 +72,22 @@ def bayer_mosaic(bgr: np.ndarray, pattern: str) -> np.ndarray:
     return mosaic
 
 
-def yuv422_packed(bgr: np.ndarray, layout: str) -> np.ndarray:
-    """BT.601 video-range YUV 4:2:2 (chroma averaged over pixel pairs), packed H×W×2."""
+def _bt601(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V (float) of BGR pixels: ITU-R BT.601, video range (Y 16..235, chroma 16..240)."""
     blue, green, red = (bgr[:, :, i].astype(np.float64) / 255.0 for i in range(3))
     y = 16 + 65.481 * red + 128.553 * green + 24.966 * blue
     u = 128 - 37.797 * red - 74.203 * green + 112.0 * blue
     v = 128 + 112.0 * red - 93.786 * green - 18.214 * blue
+    return y, u, v
+
+
+def _to_bytes(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
+
+
+def yuv422_packed(bgr: np.ndarray, layout: str) -> np.ndarray:
+    """BT.601 video-range YUV 4:2:2 (chroma averaged over pixel pairs), packed H×W×2."""
+    y, u, v = _bt601(bgr)
     u_pair = (u[:, 0::2] + u[:, 1::2]) / 2
     v_pair = (v[:, 0::2] + v[:, 1::2]) / 2
     packed = np.zeros((*bgr.shape[:2], 2), np.float64)
@@ -86,16 +96,44 @@ def yuv422_packed(bgr: np.ndarray, layout: str) -> np.ndarray:
     chroma[:, 0::2], chroma[:, 1::2] = u_pair, v_pair
     if layout == "uyvy":  # U Y0 V Y1: chroma first
         packed = packed[:, :, ::-1]
-    return np.clip(np.round(packed), 0, 255).astype(np.uint8)
+    return _to_bytes(packed)
 
 
-def _message(samples: np.ndarray, encoding: str, big_endian: bool = False, pad: int = 0):
-    """A CDR round-tripped sensor_msgs/Image of ``samples`` (uint8 or uint16), rows padded."""
-    height, width = samples.shape[:2]
+def yuv420_semi_planar(bgr: np.ndarray, layout: str) -> np.ndarray:
+    """BT.601 video-range NV12 / NV21: the Y rows, then (H/2) rows of interleaved chroma.
+
+    Chroma is averaged over 2×2 blocks; each chroma row holds U,V pairs (nv12) or V,U (nv21).
+    """
+    y, u, v = _bt601(bgr)
+    height, width = y.shape
+
+    def block_mean(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    first, second = (u, v) if layout == "nv12" else (v, u)
+    chroma = np.zeros((height // 2, width), np.float64)
+    chroma[:, 0::2], chroma[:, 1::2] = block_mean(first), block_mean(second)
+    return _to_bytes(np.vstack([y, chroma]))
+
+
+def _message(
+    samples: np.ndarray,
+    encoding: str,
+    big_endian: bool = False,
+    pad: int = 0,
+    height: int | None = None,
+):
+    """A CDR round-tripped sensor_msgs/Image of ``samples`` (uint8 or uint16), rows padded.
+
+    ``height``: the image height the message states, when it differs from the sample rows
+    (nv12 / nv21 store 1.5 rows of samples per image row).
+    """
+    sample_rows, width = samples.shape[:2]
+    height = sample_rows if height is None else height
     dtype = ">u2" if big_endian else "<u2"
     stored = samples.astype(dtype) if samples.dtype == np.uint16 else samples
-    rows = np.ascontiguousarray(stored).view(np.uint8).reshape(height, -1)
-    rows = np.hstack([rows, np.full((height, pad), 77, np.uint8)])
+    rows = np.ascontiguousarray(stored).view(np.uint8).reshape(sample_rows, -1)
+    rows = np.hstack([rows, np.full((sample_rows, pad), 77, np.uint8)])
     message = TYPESTORE.types[IMAGE_TYPE](
         header=make_header(TYPESTORE, START_NS, "camera"),
         height=height,
@@ -152,6 +190,72 @@ def test_yuv422_patches_and_real_frame(real_frame, encoding, layout):
 def test_yuv422_with_an_odd_width_is_refused_by_name():
     message = _message(np.zeros((4, 5, 2), np.uint8), "yuv422")
     with pytest.raises(ImageDecodeError, match=r"5x4 yuv422: YUV 4:2:2 needs an even width"):
+        decode_image_message(message)
+
+
+@pytest.mark.parametrize("encoding", ["nv12", "nv21"])
+def test_yuv420_patches_keep_their_colours_in_both_orders(encoding):
+    planes = yuv420_semi_planar(_patches(), encoding)
+    message = _message(planes, encoding, height=16)
+    decoded = decode_image_message(message, "bgr")
+    assert decoded.shape == (16, 16 * len(PATCHES), 3) and decoded.dtype == np.uint8
+    for got, want in zip(_patch_centres(decoded), PATCHES, strict=True):
+        assert np.abs(np.subtract(got, want)).max() <= 3, (got, want)
+    np.testing.assert_array_equal(decode_image_message(message, "rgb"), decoded[:, :, ::-1])
+    # The chroma order matters: the same bytes read as the other encoding turn red to blue.
+    message.encoding = "nv21" if encoding == "nv12" else "nv12"
+    red = _patch_centres(decode_image_message(message, "bgr"))[0]
+    assert red[0] > 200 and red[2] < 220, red
+
+
+@pytest.mark.parametrize("encoding", ["nv12", "nv21"])
+def test_yuv420_real_frame_with_a_padded_step(real_frame, encoding):
+    planes = yuv420_semi_planar(real_frame, encoding)
+    height = real_frame.shape[0]
+    decoded = decode_image_message(_message(planes, encoding, height=height), "rgb")
+    # Chroma at a quarter of the resolution: ~0.4 levels off on this frame.
+    assert _mean_error(decoded[:, :, ::-1], real_frame) < 1.0
+    # Both planes padded to the same step (bytes 77) decode to the same pixels, also when
+    # the last chroma row comes without its padding.
+    padded = _message(planes, encoding, pad=6, height=height)
+    assert padded.step == real_frame.shape[1] + 6
+    np.testing.assert_array_equal(decode_image_message(padded, "rgb"), decoded)
+    padded.data = padded.data[:-6]
+    np.testing.assert_array_equal(decode_image_message(padded, "rgb"), decoded)
+
+
+def test_yuv420_sizes_that_do_not_match_the_planes_are_refused_with_the_numbers():
+    planes = yuv420_semi_planar(scene(0, height=6, width=8), "nv12")
+    message = _message(planes, "nv12", pad=2, height=6)  # step 10, 9 rows: 90 bytes
+    full = message.data
+    message.data = full[:-5]
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"8x6 nv12: data has 85 bytes, expected 90 \(or 88 without the last row's "
+        r"padding\): step 10 x 9 rows, a Y plane of 6 rows then 3 rows of interleaved chroma",
+    ):
+        decode_image_message(message)
+    # Trailing bytes would leave the chroma plane's start a guess.
+    message.data = np.concatenate([full, np.zeros(20, np.uint8)])
+    with pytest.raises(ImageDecodeError, match=r"8x6 nv12: data has 110 bytes, expected 90"):
+        decode_image_message(message)
+    # A publisher stating the buffer's rows (1.5 x 8) rather than the image height (8).
+    stated_rows = _message(yuv420_semi_planar(scene(0, height=8, width=8), "nv21"), "nv21")
+    assert stated_rows.height == 12
+    with pytest.raises(ImageDecodeError, match=r"8x12 nv21: data has 96 bytes, expected 144"):
+        decode_image_message(stated_rows)
+    message.data, message.step = full, 6
+    with pytest.raises(ImageDecodeError, match=r"8x6 nv12: step 6 is shorter than a row of 8"):
+        decode_image_message(message)
+
+
+@pytest.mark.parametrize(("width", "height"), [(5, 4), (4, 3)])
+def test_yuv420_with_an_odd_size_is_refused_by_name(width, height):
+    rows = height + (height + 1) // 2
+    message = _message(np.zeros((rows, width), np.uint8), "nv21", height=height)
+    with pytest.raises(
+        ImageDecodeError, match=rf"{width}x{height} nv21: YUV 4:2:0 needs an even width and height"
+    ):
         decode_image_message(message)
 
 
@@ -252,11 +356,12 @@ def test_bad_sizes_and_unsupported_encodings_are_named():
     wide.step = 7  # fewer bytes than a row of 4 16-bit samples
     with pytest.raises(ImageDecodeError, match=r"4x4 mono16: .* step 7, needs at least"):
         decode_image_message(wide)
-    for encoding in ("nv12", "32FC1", "16UC1"):
+    # nv24 (4:4:4 semi-planar) is a sensor_msgs name OpenCV has no conversion for.
+    for encoding in ("nv24", "32FC1", "16UC1"):
         message = _message(np.zeros((4, 4), np.uint8), encoding)
         with pytest.raises(ImageDecodeError, match=rf"unsupported Image encoding '{encoding}'"):
             decode_image_message(message)
-    with pytest.raises(ImageDecodeError, match=r"supported: .*bayer_rggb8.*yuv422"):
+    with pytest.raises(ImageDecodeError, match=r"supported: .*bayer_rggb8.*yuv422.*nv12, nv21\)"):
         decode_image_message(message)
 
 

@@ -1,4 +1,4 @@
-"""The detector node over real DDS takes Bayer, YUV 4:2:2 and 16-bit big-endian cameras.
+"""The detector node over real DDS takes Bayer, YUV 4:2:2 / 4:2:0 and 16-bit big-endian cameras.
 
 rclpy messages differ from the rosbags dataclasses the other codec tests use (``data`` is an
 ``array.array``, ``is_bigendian`` an int): the node must decode them, not count bad frames.
@@ -11,7 +11,7 @@ import pytest
 from support.wait import wait_for
 
 from .bag_samples import scene
-from .test_codec_camera_encodings import bayer_mosaic, yuv422_packed
+from .test_codec_camera_encodings import bayer_mosaic, yuv420_semi_planar, yuv422_packed
 
 pytestmark = pytest.mark.ros
 
@@ -19,13 +19,22 @@ CAMERA = "/cam_a/image_raw"
 DETECTIONS = "/cam_a/detections"
 
 
-def _message(samples: np.ndarray, encoding: str, stamp_ns: int, big_endian: bool = False):
+def _message(
+    samples: np.ndarray,
+    encoding: str,
+    stamp_ns: int,
+    big_endian: bool = False,
+    height: int | None = None,
+):
+    """An rclpy Image of ``samples``; ``height`` when the image has fewer rows (nv12 / nv21)."""
     from sensor_msgs.msg import Image
 
     message = Image()
     message.header.frame_id = "cam_a"
     message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
     message.height, message.width = samples.shape[:2]
+    if height is not None:
+        message.height = height
     message.encoding = encoding
     message.is_bigendian = int(big_endian)
     stored = (
@@ -38,6 +47,7 @@ def _message(samples: np.ndarray, encoding: str, stamp_ns: int, big_endian: bool
 
 
 def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
+    """Each encoding's frame is decoded and detected on; none is counted as a bad frame."""
     import rclpy
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
@@ -77,6 +87,7 @@ def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
         _message(bayer_mosaic(frame, "grbg"), "bayer_grbg8", 1_000_000_001),
         _message(yuv422_packed(frame, "uyvy"), "yuv422", 1_000_000_002),
         _message(frame[:, :, ::-1].astype(np.uint16) * 257, "rgb16", 1_000_000_003, True),
+        _message(yuv420_semi_planar(frame, "nv12"), "nv12", 1_000_000_004, height=frame.shape[0]),
     ]
     stamps = []
     for count, message in enumerate(frames, start=1):

@@ -3,7 +3,7 @@
 Messages are the rosbags dataclasses of a typestore from :mod:`vision_msgs_definitions`.
 Decoding always yields an H×W×3 uint8 array in the requested colour order, because that is
 what every detector backend consumes; mono and alpha inputs are expanded / dropped, Bayer
-mosaics are demosaiced, YUV 4:2:2 is converted and 16-bit samples are scaled to 8 bits.
+mosaics are demosaiced, YUV 4:2:2 and 4:2:0 are converted and 16-bit samples are scaled to 8 bits.
 """
 
 from __future__ import annotations
@@ -66,6 +66,15 @@ DECODABLE_ENCODINGS: dict[str, PixelLayout] = {
     "yuyv": PixelLayout(2, 1, "cv", cv2.COLOR_YUV2BGR_YUYV),
 }
 _PAIRED_ENCODINGS = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
+# YUV 4:2:0 semi-planar: a Y plane of height rows, then height/2 rows of interleaved chroma, one
+# U/V pair per 2×2 block (UV in nv12, VU in nv21), both planes with the message's step. OpenCV
+# writes either colour order directly, so no channel flip follows. sensor_msgs also names
+# "nv24" (4:4:4 semi-planar), which OpenCV has no conversion for: it stays unsupported.
+_SEMI_PLANAR_CODES: dict[str, dict[str, int]] = {
+    "nv12": {"bgr": cv2.COLOR_YUV2BGR_NV12, "rgb": cv2.COLOR_YUV2RGB_NV12},
+    "nv21": {"bgr": cv2.COLOR_YUV2BGR_NV21, "rgb": cv2.COLOR_YUV2RGB_NV21},
+}
+SUPPORTED_ENCODINGS = (*DECODABLE_ENCODINGS, *_SEMI_PLANAR_CODES)
 # Sample depths a 16-bit container commonly holds (10/12/14-bit sensors store their values
 # in the low bits): the smallest that holds a frame's brightest value sets its 8-bit scale.
 _SENSOR_BITS = (10, 12, 14, 16)
@@ -160,6 +169,44 @@ def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarr
     return samples[:, :, 0] if layout.channels == 1 else samples
 
 
+def _decode_semi_planar(message: Any, encoding: str, color_order: str) -> np.ndarray:
+    """An nv12 / nv21 Image as H×W×3 uint8 in ``color_order``, sizes and step checked."""
+    height, width, step = int(message.height), int(message.width), int(message.step)
+    name = f"Image {width}x{height} {encoding}"
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"Image has an empty size {width}x{height}")
+    if height % 2 or width % 2:
+        raise ImageDecodeError(
+            f"{name}: YUV 4:2:0 needs an even width and height "
+            "(each U/V pair is shared by a 2x2 block of pixels)"
+        )
+    if step < width:
+        raise ImageDecodeError(f"{name}: step {step} is shorter than a row of {width} bytes")
+    data = np.asarray(message.data, dtype=np.uint8).reshape(-1)
+    rows = height + height // 2
+    expected = step * rows
+    # A final row without its padding is legal, as for the other encodings. More data than
+    # the planes need is refused: the chroma plane's start would then be a guess (some
+    # hardware buffers align it further down), and a wrong guess gives plausible false colours.
+    shortest = expected - (step - width)
+    if not shortest <= data.size <= expected:
+        unpadded = f" (or {shortest} without the last row's padding)" if shortest < expected else ""
+        raise ImageDecodeError(
+            f"{name}: data has {data.size} bytes, expected {expected}{unpadded}: step {step} x "
+            f"{rows} rows, a Y plane of {height} rows then {height // 2} rows of interleaved chroma"
+        )
+    if data.size < expected:
+        data = np.concatenate([data, np.zeros(expected - data.size, np.uint8)])
+    # Contiguous: OpenCV takes the stacked Y-then-chroma rows as one single-channel matrix.
+    planes = np.ascontiguousarray(data.reshape(rows, step)[:, :width])
+    try:
+        return cv2.cvtColor(planes, _SEMI_PLANAR_CODES[encoding][color_order])
+    except cv2.error as error:
+        raise ImageDecodeError(
+            f"{name} could not be converted: OpenCV refused it ({error.err})"
+        ) from error
+
+
 def decode_image_message(
     message: Any, color_order: str = "bgr", depth: SensorBitDepth | None = None
 ) -> np.ndarray:
@@ -168,17 +215,20 @@ def decode_image_message(
     Encodings: bgr8, rgb8, mono8, bgra8, rgba8; mono16, bgr16, rgb16, bgra16, rgba16
     (``is_bigendian`` honoured; scaled to 8 bits by :func:`scale_to_8_bits`); Bayer
     bayer_{rggb,bggr,gbrg,grbg}{8,16} (edge-aware demosaicing); YUV 4:2:2 yuv422 / uyvy
-    (UYVY) and yuv422_yuy2 / yuyv (YUYV), converted as OpenCV does (BT.601, video range).
+    (UYVY) and yuv422_yuy2 / yuyv (YUYV), and YUV 4:2:0 nv12 / nv21 (``height`` the image's,
+    ``step`` the stride of both planes), converted as OpenCV does (BT.601, video range).
     Alpha is dropped. Anything else raises :class:`ImageDecodeError`, as do bad sizes.
     ``depth``: the camera's :class:`SensorBitDepth`, so 16-bit frames keep one scale.
     """
     _check_color_order(color_order)
     encoding = message.encoding.lower()
+    if encoding in _SEMI_PLANAR_CODES:
+        return _decode_semi_planar(message, encoding, color_order)
     layout = DECODABLE_ENCODINGS.get(encoding)
     if layout is None:
         raise ImageDecodeError(
             f"unsupported Image encoding {message.encoding!r} "
-            f"(supported: {', '.join(DECODABLE_ENCODINGS)})"
+            f"(supported: {', '.join(SUPPORTED_ENCODINGS)})"
         )
     pixels = _buffer_pixels(message, encoding, layout)
     stored_order = layout.stored_order
