@@ -43,6 +43,7 @@ def untrained_detector():
         nms_threshold=0.65,
         color_order="rgb",
         max_batch_size=2,
+        max_detections=None,  # as eval builds it: mAP over every detection
     )
     yield detector
     detector.close()

@@ -46,7 +46,8 @@ def plain_detect(detector: TorchDetector, images: list[np.ndarray]):
     batch, infos = preprocess_batch(images, INPUT_SIZE, "bgr")
     maps, dehazed = detector._forward(batch, restore=True)
     decoded = decode_outputs(maps, (8, 16, 32), INPUT_SIZE)
-    return postprocess(decoded, infos, CONF, NMS), dehazed_to_images(dehazed, infos, "bgr")
+    found = postprocess(decoded, infos, CONF, NMS, max_detections=detector.max_detections)
+    return found, dehazed_to_images(dehazed, infos, "bgr")
 
 
 def assert_same_results(results, detections, dehazed) -> None:

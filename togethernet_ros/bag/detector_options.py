@@ -31,6 +31,7 @@ DETECTOR_KEYS = (
     "input_size",
     "conf_threshold",
     "nms_threshold",
+    "max_detections",
     "max_batch_size",
     "max_batch_wait_ms",
     "onnx_path",
@@ -47,6 +48,7 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "input_size": [384, 640],
     "conf_threshold": 0.5,
     "nms_threshold": 0.3,
+    "max_detections": 300,
     "max_batch_size": 4,
     "max_batch_wait_ms": -1.0,  # auto: see pipeline/batch_wait.py
     "onnx_path": "",
@@ -104,6 +106,13 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--input-size", type=int, nargs="+", default=None, metavar="PX")
     group.add_argument("--conf-threshold", type=float, default=None)
     group.add_argument("--nms-threshold", type=float, default=None)
+    group.add_argument(
+        "--max-detections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most detections per image, the highest scores (node parameter max_detections)",
+    )
     group.add_argument("--max-batch-size", type=int, default=None)
     group.add_argument(
         "--max-batch-wait-ms", type=float, default=None, help="-1 = auto (1 ms GPU, 20 ms CPU)"
@@ -214,6 +223,8 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
         input_size=settings["input_size"],
         conf_threshold=float(settings["conf_threshold"]),
         nms_threshold=float(settings["nms_threshold"]),
+        # As the node: the cap applies to the boxes the tracker gets, low-score ones included.
+        max_detections=_checked_max_detections(settings["max_detections"]),
         color_order="bgr",
         allow_untrained=bool(settings["allow_untrained_weights"]),
         # As the node: an existing `onnx_path` is the model (weights '' allowed), else the
@@ -223,6 +234,13 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
         # Sizes GPU buffers, CUDA graphs and TensorRT profiles for the batches that will come.
         max_batch_size=int(settings["max_batch_size"]),
     )
+
+
+def _checked_max_detections(value: Any) -> int:
+    """`max_detections` as the node takes it: an integer >= 1 (a ROS parameter has no None)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"parameter 'max_detections' must be an integer >= 1, got {value!r}")
+    return value
 
 
 def class_filter(settings: dict[str, Any]) -> frozenset[str] | None:

@@ -236,6 +236,9 @@ def _create_detector(args: argparse.Namespace) -> Detector:
         color_order="rgb",
         allow_untrained=args.allow_untrained,
         max_batch_size=args.batch_size,  # one --batch-size chunk is one forward pass
+        # No cap: mAP is computed over every detection, as get_map.py does (the node's default
+        # cap of 300 would drop low-score boxes and change the AP of a crowded image).
+        max_detections=None,
     )
 
 

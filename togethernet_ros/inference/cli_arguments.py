@@ -64,6 +64,24 @@ def parse_positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+def parse_max_detections(text: str) -> int | None:
+    """A per-image detection cap: an integer >= 1, or 'none' for no cap.
+
+    0 is refused, not read as "no cap": it reads just as well as "no detections".
+    """
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1 or 'none' (no cap), got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 or 'none' (no cap), got {value}")
+    return value
+
+
 def parse_non_negative_int(text: str) -> int:
     """An integer >= 0 (warm-up calls)."""
     return _int_at_least(text, 0)

@@ -9,6 +9,11 @@ import numpy as np
 
 from togethernet_ros.inference.result import ImageResult
 
+# Most detections kept per image by default (the highest scores, after NMS): a poorly trained
+# model or a low threshold can leave thousands of boxes, and ~4,000 in one frame cost the
+# tracker 2-4 s. Tracks and published arrays rarely need more than a few dozen.
+DEFAULT_MAX_DETECTIONS = 300
+
 
 @runtime_checkable
 class Detector(Protocol):
@@ -24,6 +29,7 @@ class Detector(Protocol):
     color_order: str
     conf_threshold: float
     nms_threshold: float
+    max_detections: int | None  # most boxes per image, the best scores; None = no cap
 
     def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[ImageResult]:
         """Detect objects in a batch; with `restore` also return dehazed images."""

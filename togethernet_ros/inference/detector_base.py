@@ -9,12 +9,14 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import torch
 
+from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS
 from togethernet_ros.inference.result import ImageResult
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.dehazed import dehazed_to_images
 from togethernet_ros.vision.letterbox import LetterboxInfo, validate_image
 from togethernet_ros.vision.postprocess import (
     ScoredAnchors,
+    check_max_detections,
     check_thresholds,
     postprocess_scored,
     score_anchors,
@@ -33,6 +35,9 @@ class DetectorBase:
     A backend that keeps pre-processing or decoding on its own device overrides `_prepare` and
     `_infer` instead (see `TorchDetector`); thresholding, NMS and the dehazed images are shared.
 
+    At most `max_detections` boxes per image are returned, the highest-scoring across classes
+    (None: no cap, as `togethernet eval` needs for mAP over every detection).
+
     Batches larger than `max_batch_size` are split. `last_timings` holds host-side seconds of
     the last call split into preprocess / forward / postprocess (on CUDA, asynchronous work is
     attributed to whichever step waits for it).
@@ -48,8 +53,10 @@ class DetectorBase:
         color_order: str,
         preprocess_device: torch.device | str = "cpu",
         max_batch_size: int = 16,
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         check_thresholds(conf_threshold, nms_threshold)
+        self._max_detections = check_max_detections(max_detections)
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         self.class_names = tuple(class_names)
@@ -89,6 +96,16 @@ class DetectorBase:
     def nms_threshold(self, value: float) -> None:
         check_thresholds(self._conf_threshold, value)
         self._nms_threshold = float(value)
+
+    @property
+    def max_detections(self) -> int | None:
+        """Most detections per image, the highest-scoring (None: no cap; settable at run time)."""
+        return self._max_detections
+
+    @max_detections.setter
+    def max_detections(self, value: int | None) -> None:
+        # One attribute store: a detect() running meanwhile reads the old or the new cap whole.
+        self._max_detections = check_max_detections(value)
 
     def _forward(
         self, batch: torch.Tensor, restore: bool
@@ -134,7 +151,12 @@ class DetectorBase:
         scored, dehazed = self._infer(prepared, restore)
         forwarded = time.perf_counter()
         detections = postprocess_scored(
-            scored, infos, self._conf_threshold, self._nms_threshold, clip=self.clip_boxes
+            scored,
+            infos,
+            self._conf_threshold,
+            self._nms_threshold,
+            clip=self.clip_boxes,
+            max_detections=self._max_detections,
         )
         if restore:
             if dehazed is None:

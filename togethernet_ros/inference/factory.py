@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from togethernet_ros.inference.detector import Detector
+from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS, Detector
 from togethernet_ros.model.file_digest import sha256_of
 
 LOGGER = logging.getLogger("togethernet_ros")
@@ -61,6 +61,7 @@ def create_detector(
     max_batch_size: int = 16,
     num_threads: int | None = None,
     compile_mode: str | None = None,
+    max_detections: int | None = DEFAULT_MAX_DETECTIONS,
 ) -> Detector:
     """Build a Detector.
 
@@ -74,12 +75,17 @@ def create_detector(
     `num_threads` sets ONNX Runtime's intra-op threads (torch uses its global setting).
     `compile_mode` (torch only) runs the model through `torch.compile` (see `TorchDetector`).
     `device` and `precision` may be "auto" (see `resolve_auto_device`, `resolve_auto_precision`).
+    `max_detections` keeps at most that many boxes per image, the highest-scoring across classes
+    after NMS (default 300; None: no cap, for mAP over every detection); 0 or less is refused.
     """
     # Imported here so that importing the inference package does not pull in the model.
     from togethernet_ros.model import check_input_size, load_model_weights, recorded_input_size
+    from togethernet_ros.vision.postprocess import check_max_detections
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    # Before minutes of loading or exporting, not after.
+    max_detections = check_max_detections(max_detections)
     device = resolve_auto_device(device)
     if backend == "torch":
         # ONNX Runtime resolves "auto" itself: fp16 only where TensorRT runs (see its detector).
@@ -104,6 +110,7 @@ def create_detector(
             color_order=color_order,
             max_batch_size=max_batch_size,
             compile_mode=compile_mode,
+            max_detections=max_detections,
         )
         detector.untrained = bool(loaded.metadata.get("untrained"))
         return detector
@@ -124,6 +131,7 @@ def create_detector(
         allow_untrained=allow_untrained,
         max_batch_size=max_batch_size,
         num_threads=num_threads,
+        max_detections=max_detections,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS
 from togethernet_ros.inference.detector_base import STRIDES, DetectorBase
 from togethernet_ros.inference.export import (
     DEHAZED_OUTPUT_NAME,
@@ -57,6 +58,7 @@ class OnnxRuntimeDetector(DetectorBase):
         allow_untrained: bool = False,
         max_batch_size: int = 16,
         num_threads: int | None = None,
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         import onnxruntime as ort
 
@@ -95,6 +97,7 @@ class OnnxRuntimeDetector(DetectorBase):
             color_order=color_order,
             preprocess_device=torch.device(device) if gpu_preprocess else "cpu",
             max_batch_size=max_batch_size,
+            max_detections=max_detections,
         )
         self.untrained = first.untrained
         # Open the session that restore=False uses now, so `backend` names the real provider.

@@ -13,10 +13,12 @@ from togethernet_ros.inference.cli_arguments import (
     add_weights_arguments,
     check_output_folder,
     parse_input_size,
+    parse_max_detections,
     parse_positive_int,
     parse_unit_interval,
 )
 from togethernet_ros.inference.command_errors import reports_user_errors
+from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS
 from togethernet_ros.inference.model_compilation import COMPILE_MODES
 
 if TYPE_CHECKING:
@@ -43,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--conf", type=parse_unit_interval, default=0.5, help="score threshold")
     parser.add_argument("--nms", type=parse_unit_interval, default=0.3, help="NMS IoU threshold")
+    parser.add_argument(
+        "--max-detections",
+        type=parse_max_detections,
+        default=DEFAULT_MAX_DETECTIONS,
+        metavar="N",
+        help="keep at most N detections per image, the highest-scoring across classes after "
+        f"NMS; 'none' = no cap (default: {DEFAULT_MAX_DETECTIONS})",
+    )
     parser.add_argument(
         "--batch-size", type=parse_positive_int, default=1, help="images per forward pass"
     )
@@ -110,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=max(args.batch_size, 1),
         compile_mode=args.compile,
         num_threads=args.threads,
+        max_detections=args.max_detections,
     )
     try:
         # Made once the weights have loaded: a refused checkpoint leaves no empty output folder.
@@ -135,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "input_size": list(detector.input_size),
         "conf_threshold": args.conf,
         "nms_threshold": args.nms,
+        "max_detections": args.max_detections,
         "class_names": list(detector.class_names),
         "box_format": "xyxy source pixels",
     }

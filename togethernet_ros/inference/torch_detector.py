@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from togethernet_ros.inference.batch_norm_folding import fold_batch_norms
+from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS
 from togethernet_ros.inference.detector_base import DetectorBase
 from togethernet_ros.inference.device_pipeline import DevicePipeline
 from togethernet_ros.inference.model_compilation import check_compile_mode, compile_for_inference
@@ -85,6 +86,7 @@ class TorchDetector(DetectorBase):
         fuse_modules: bool = True,
         max_batch_size: int = 16,
         compile_mode: str | None = None,
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         self.compile_mode = check_compile_mode(compile_mode)
         self.device = resolve_device(device)
@@ -100,6 +102,7 @@ class TorchDetector(DetectorBase):
             color_order=color_order,
             preprocess_device=self.device,
             max_batch_size=max_batch_size,
+            max_detections=max_detections,
         )
         # channels_last lets cuDNN use tensor-core NHWC kernels and saves oneDNN its layout
         # reorders on the CPU (measured 330 -> 292 ms at 640x640 on 2 cores).

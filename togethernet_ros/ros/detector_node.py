@@ -357,6 +357,7 @@ class DetectorNode(LifecycleNode):
         if self._detector is not None:
             self._detector.conf_threshold = settings.detector_threshold()
             self._detector.nms_threshold = settings["nms_threshold"]
+            self._detector.max_detections = settings["max_detections"]
         tracker_config = settings.tracker_config()
         for camera in self._cameras.values():
             with camera.tracker_lock:
@@ -694,6 +695,7 @@ class DetectorNode(LifecycleNode):
             input_size=settings.input_size,
             conf_threshold=settings.detector_threshold(),
             nms_threshold=settings["nms_threshold"],
+            max_detections=settings["max_detections"],
             color_order="bgr",
             allow_untrained=settings["allow_untrained_weights"],
             onnx_path=settings["onnx_path"] or None,

@@ -86,6 +86,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "nms_threshold", float, "IoU above which NMS suppresses", minimum=0.0, maximum=1.0
     ),
+    ParameterSpec(
+        "max_detections",
+        int,
+        "Most detections kept per image after NMS, the highest scores across classes (the "
+        "tracker's low-score boxes included); bounds the tracker's and the messages' work",
+        minimum=1,
+        maximum=100_000,
+    ),
     ParameterSpec("classes", list, "Class names to publish; ['all'] publishes every class"),
     ParameterSpec(
         "class_id_as_index", bool, "Publish the class index instead of the name as class_id"

@@ -6,7 +6,9 @@ overflow, a corrupt checkpoint) is never a candidate: it is dropped before NMS o
 so it can neither suppress a real box nor reach the published detections. The whole batch goes
 through one NMS call with (image, class) as the group, so the work is vectorised over the batch.
 When the best anchors were packed on the device (`score_anchors(top_k=...)`), only those are
-copied to the host and selected there.
+copied to the host and selected there. `max_detections` then keeps only the highest-scoring
+boxes of each image (across classes), after NMS: a poorly trained model or a low threshold can
+leave thousands of boxes per frame, which stall the tracker (2-4 s per frame at ~4,000 boxes).
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def check_thresholds(conf_threshold: float, nms_threshold: float) -> None:
     for name, value in (("conf_threshold", conf_threshold), ("nms_threshold", nms_threshold)):
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def check_max_detections(value: int | None) -> int | None:
+    """Validate a per-image detection cap: None = no cap, else an integer >= 1.
+
+    0 is refused rather than read as "no cap" or "nothing": either reading would surprise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"max_detections must be an integer >= 1 (or None for no cap), got {value!r}"
+        )
+    if value < 1:
+        raise ValueError(
+            f"max_detections must be >= 1 (or None for no cap), got {int(value)}; "
+            "0 would drop every detection"
+        )
+    return int(value)
 
 
 class ScoredAnchors(NamedTuple):
@@ -256,10 +277,20 @@ def postprocess(
     conf_threshold: float,
     nms_threshold: float,
     clip: bool = True,
+    *,
+    max_detections: int | None = None,
 ) -> list[Detections]:
-    """Decoded batch -> one Detections per image, boxes in source pixels (clipped to the image)."""
+    """Decoded batch -> one Detections per image, boxes in source pixels (clipped to the image).
+
+    `max_detections` keeps at most that many boxes per image, the highest-scoring (None: all).
+    """
     return postprocess_scored(
-        score_anchors(decoded), infos, conf_threshold, nms_threshold, clip=clip
+        score_anchors(decoded),
+        infos,
+        conf_threshold,
+        nms_threshold,
+        clip=clip,
+        max_detections=max_detections,
     )
 
 
@@ -269,8 +300,16 @@ def postprocess_scored(
     conf_threshold: float,
     nms_threshold: float,
     clip: bool = True,
+    *,
+    max_detections: int | None = None,
 ) -> list[Detections]:
-    """Scored anchors (see `score_anchors`) -> one Detections per image in source pixels."""
+    """Scored anchors (see `score_anchors`) -> one Detections per image in source pixels.
+
+    `max_detections` keeps at most that many boxes per image, the highest-scoring across
+    classes, in their usual descending-score order (None: all). It applies after NMS, so a
+    capped image keeps exactly the first boxes the uncapped one would list.
+    """
+    max_detections = check_max_detections(max_detections)
     if len(infos) != scored.scores.shape[0]:
         raise ValueError(
             f"got {len(infos)} letterbox infos for a batch of {scored.scores.shape[0]}"
@@ -316,5 +355,9 @@ def postprocess_scored(
             covers_pixels = (sides >= 1.0).all(axis=1)
             if not covers_pixels.all():
                 detections = detections.select(covers_pixels)
+        if max_detections is not None and len(detections) > max_detections:
+            # Rows are in descending score order (see SelectedAnchors), so the best boxes are
+            # a prefix. Cut after the zero-area filter: a dropped box does not use up the cap.
+            detections = detections.select(slice(0, max_detections))
         results.append(detections)
     return results

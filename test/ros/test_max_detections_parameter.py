@@ -1,0 +1,88 @@
+"""The node parameter `max_detections`: declared, defaulted, validated and applied at run time."""
+
+from __future__ import annotations
+
+import pytest
+
+from togethernet_ros.ros.node_settings import (
+    SPECS_BY_NAME,
+    SettingsError,
+    default_config_path,
+    load_default_parameters,
+    validate_settings,
+)
+
+
+@pytest.fixture
+def defaults():
+    values = load_default_parameters(default_config_path())
+    values["allow_untrained_weights"] = True
+    return values
+
+
+def test_max_detections_defaults_to_300_and_may_change_at_run_time(defaults):
+    spec = SPECS_BY_NAME["max_detections"]
+    assert spec.kind is int and not spec.read_only
+    assert (spec.minimum, spec.maximum) == (1, 100_000)
+    assert defaults["max_detections"] == 300  # config/detect.yaml
+    assert validate_settings(defaults)["max_detections"] == 300
+    for value in (1, 100_000):
+        defaults["max_detections"] = value
+        assert validate_settings(defaults)["max_detections"] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "parameter 'max_detections' must be >= 1, got 0"),
+        (-1, "parameter 'max_detections' must be >= 1, got -1"),
+        (100_001, "parameter 'max_detections' must be <= 100000, got 100001"),
+        (2.5, "parameter 'max_detections' must be an integer, got 2.5"),
+        (True, "parameter 'max_detections' must be an integer, got True"),
+    ],
+)
+def test_bad_max_detections_are_refused_naming_the_parameter(defaults, value, message):
+    defaults["max_detections"] = value
+    with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
+        validate_settings(defaults)
+
+
+@pytest.mark.ros
+def test_the_node_builds_its_detector_with_the_cap_and_changes_it_at_run_time(ros):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    overrides = {
+        "image_topics": ["/cam_a/image_raw"],
+        "weights": "",
+        "allow_untrained_weights": True,
+        "input_size": [128, 128],
+        "device": "cpu",
+        "max_detections": 25,
+    }
+    node = ros.add_node(
+        DetectorNode(
+            parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()],
+            context=ros.context,
+        )
+    )
+    (descriptor,) = node.describe_parameters(["max_detections"])
+    assert not descriptor.read_only
+    assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (
+        1,
+        100_000,
+    )
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node._detector.max_detections == 25
+    assert node.set_parameters([Parameter("max_detections", value=40)])[0].successful
+    assert node._detector.max_detections == 40
+    # rclpy checks the declared range itself; the node's own check refuses what is not an int.
+    refused = node.set_parameters([Parameter("max_detections", value=0)])[0]
+    assert not refused.successful and "max_detections out of range" in refused.reason
+    refused = node.set_parameters([Parameter("max_detections", value=2.5)])[0]
+    assert not refused.successful
+    assert "'max_detections' must be an integer, got 2.5" in refused.reason
+    assert node._detector.max_detections == 40
+    assert node.get_parameter("max_detections").value == 40
