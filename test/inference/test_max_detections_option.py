@@ -149,6 +149,7 @@ def test_eval_runs_the_detector_without_a_cap(checkpoint_path):
 def test_bag_run_takes_max_detections_from_the_node_parameters(tmp_path, checkpoint_path):
     from togethernet_ros.bag.detector_options import (
         add_detector_arguments,
+        checked_max_detections,
         create_detector_from_settings,
         resolve_detector_settings,
     )
@@ -167,8 +168,32 @@ def test_bag_run_takes_max_detections_from_the_node_parameters(tmp_path, checkpo
     chosen.update(weights=str(checkpoint_path), device="cpu", input_size=(256, 256))
     detector = create_detector_from_settings(chosen)
     try:
-        assert detector.max_detections == 9
+        # As the node: the cap follows the class filter (OfflinePipeline), not the detector.
+        assert detector.max_detections is None
     finally:
         detector.close()
+    assert checked_max_detections(chosen["max_detections"]) == 9
     with pytest.raises(ValueError, match="parameter 'max_detections' must be an integer >= 1"):
-        create_detector_from_settings(dict(chosen, max_detections=0))
+        checked_max_detections(0)
+
+
+def test_the_offline_pipeline_caps_after_the_class_filter():
+    from support.stand_in_detectors import CrowdDetector
+
+    from togethernet_ros.bag.bag_reader import ImageFrame
+    from togethernet_ros.bag.offline_pipeline import OfflinePipeline
+
+    def classes_of(**options) -> list[int]:
+        pipeline = OfflinePipeline(
+            CrowdDetector(cars=350, conf_threshold=0.3), max_batch_size=1, restore=False,
+            tracking=False, **options,
+        )  # fmt: skip
+        image = np.zeros((96, 128, 3), np.uint8)
+        frame = ImageFrame("/cam/image_raw", "sensor_msgs/msg/Image", 1, 1, "cam", image)
+        (result,) = list(pipeline.push(frame)) + list(pipeline.finish())
+        return result.detections.class_ids.tolist()
+
+    car = 2
+    assert classes_of(class_filter=frozenset({"person"}), max_detections=300) == [0]
+    assert classes_of(max_detections=300) == [car] * 300
+    assert classes_of(max_detections=None) == [car] * 350 + [0]

@@ -1135,6 +1135,43 @@ def test_a_class_taken_out_of_classes_at_run_time_is_no_longer_published(harness
     ] == []
 
 
+def test_max_detections_counts_only_the_published_classes_and_changes_at_run_time(
+    harness, monkeypatch
+):
+    """350 cars and one person with classes ['person']: the cars take none of the 300 places."""
+    from rclpy.parameter import Parameter
+    from support.stand_in_detectors import CrowdDetector
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    stand_in = CrowdDetector(cars=350)
+
+    def create(node, settings):
+        stand_in.conf_threshold = settings.detector_threshold()
+        return stand_in
+
+    monkeypatch.setattr(DetectorNode, "_create_detector", create)
+    detector, _tester, publishers, recorder = harness(
+        conf_threshold=0.3, classes=["person"], max_detections=300, **{"tracking.min_hits": 1}
+    )
+
+    def raw_classes(index: int) -> list[str]:
+        publishers[CAM_A].publish(_image_message(_scene(96, 128, index), "cam_a", index + 1))
+        wait_for(
+            lambda: len(recorder.get("/cam_a/detections_raw")) >= index + 1,
+            60.0,
+            f"raw detections for frame {index}",
+        )
+        raw = recorder.get("/cam_a/detections_raw")[index].detections
+        return [d.results[0].hypothesis.class_id for d in raw]
+
+    assert raw_classes(0) == ["person"]
+    assert detector.set_parameters([Parameter("classes", value=["all"])])[0].successful
+    assert raw_classes(1) == ["car"] * 300  # all classes: the 300 highest scores
+    assert detector.set_parameters([Parameter("max_detections", value=20)])[0].successful
+    assert raw_classes(2) == ["car"] * 20
+
+
 def _blob_harness(harness, monkeypatch, **overrides):
     """The harness with `BrightBlockDetector`: each frame's bright rectangle is one person."""
     from support.stand_in_detectors import BrightBlockDetector

@@ -118,3 +118,26 @@ def frame_with_block(height: int, width: int, box: tuple[int, int, int, int]) ->
     x1, y1, x2, y2 = box
     image[y1:y2, x1:x2] = 250
     return image
+
+
+class CrowdDetector(_StandInDetector):
+    """Every frame: ``cars`` cars scoring 0.9 in a grid of separate boxes, then one person
+    scoring 0.5 (rows sorted by descending score, as the real detectors return them)."""
+
+    backend = "scripted"
+    supports_restoration = False
+
+    def __init__(self, cars: int, **thresholds: float) -> None:
+        super().__init__(**thresholds)
+        self.cars = cars
+
+    def detect(self, images: Sequence[np.ndarray], restore: bool = False) -> list[StandInResult]:
+        index = np.arange(self.cars)
+        x, y = (index % 20) * 6.0, (index // 20) * 6.0
+        car_boxes = np.stack([x, y, x + 5.0, y + 5.0], axis=1)
+        boxes = np.vstack([car_boxes, [[40.0, 30.0, 80.0, 90.0]]]).astype(np.float32)
+        scores = np.float32([0.9] * self.cars + [0.5])
+        class_ids = np.int64([VOC_CLASSES.index("car")] * self.cars + [0])
+        found = Detections(boxes, scores, class_ids)
+        found = found.select(found.scores >= self.conf_threshold)
+        return [StandInResult(found, None) for _ in images]

@@ -11,6 +11,7 @@ from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_writer import check_output_apart_from_input, exists_already
 from togethernet_ros.bag.detector_options import (
     add_detector_arguments,
+    checked_max_detections,
     class_filter,
     create_detector_from_settings,
     resolve_detector_settings,
@@ -215,6 +216,7 @@ def run_run(args: argparse.Namespace) -> int:
             _check_unit_interval(name, settings[name])
         publish_threshold = float(settings["conf_threshold"])
         keep = class_filter(settings)
+        max_detections = checked_max_detections(settings["max_detections"])
         tracking = bool(settings["tracking_enabled"])
         # As the node: with tracking off no tracker follows, so the detector keeps no
         # low-score boxes for one (tracking/score_gate.py).
@@ -251,6 +253,7 @@ def run_run(args: argparse.Namespace) -> int:
             tracker_config=tracker_config,
             publish_threshold=publish_threshold,
             class_filter=keep,
+            max_detections=max_detections,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # BagError is a RuntimeError.

@@ -54,6 +54,9 @@ class BagRunOptions:
     publish_threshold: float | None = None
     # The node's `classes` parameter: class names to write (raw and smoothed); None: all.
     class_filter: frozenset[str] | None = None
+    # The node's `max_detections`: the highest-scoring boxes kept per frame after the class
+    # filter (tracker's low-score boxes included); None: all.
+    max_detections: int | None = None
 
 
 @dataclass
@@ -181,6 +184,7 @@ def run_bag(
             tracker_config=options.tracker_config,
             publish_threshold=options.publish_threshold,
             class_filter=options.class_filter,
+            max_detections=options.max_detections,
         )
         # Opened and closed inside the writer thread: sqlite3 connections are thread-bound.
         writer = BagWriter(output_path, options.storage, reader.typestore, options.overwrite)

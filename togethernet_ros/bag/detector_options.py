@@ -223,8 +223,8 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
         input_size=settings["input_size"],
         conf_threshold=float(settings["conf_threshold"]),
         nms_threshold=float(settings["nms_threshold"]),
-        # As the node: the cap applies to the boxes the tracker gets, low-score ones included.
-        max_detections=_checked_max_detections(settings["max_detections"]),
+        # As the node: capped after the class filter (OfflinePipeline), not here.
+        max_detections=None,
         color_order="bgr",
         allow_untrained=bool(settings["allow_untrained_weights"]),
         # As the node: an existing `onnx_path` is the model (weights '' allowed), else the
@@ -236,7 +236,7 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
     )
 
 
-def _checked_max_detections(value: Any) -> int:
+def checked_max_detections(value: Any) -> int:
     """`max_detections` as the node takes it: an integer >= 1 (a ROS parameter has no None)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"parameter 'max_detections' must be an integer >= 1, got {value!r}")

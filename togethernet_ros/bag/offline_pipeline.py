@@ -135,6 +135,7 @@ class OfflinePipeline:
         publish_threshold: float | None = None,
         class_filter: frozenset[str] | None = None,
         tracking: bool = True,
+        max_detections: int | None = None,
     ) -> None:
         self.detector = detector
         # The node's `tracking.enabled`: off, no tracker runs and FrameResult.tracked is None.
@@ -144,6 +145,8 @@ class OfflinePipeline:
         self.publish_threshold = publish_threshold
         # As the node's `classes`: other classes reach neither the tracker nor the raw output.
         self.class_filter = class_filter
+        # As the node's `max_detections`, applied after the class filter; None: all.
+        self.max_detections = max_detections
         self.restore = restore
         self.stats = PipelineStats()
         self._clock = _BagClock()
@@ -196,6 +199,7 @@ class OfflinePipeline:
             if self.class_filter is not None:
                 names = tuple(self.detector.class_names)
                 detections = keep_classes(detections, names, self.class_filter)
+            detections = detections.strongest(self.max_detections)
             tracked = self._track(frame, detections) if self.tracking else None
             if self.publish_threshold is not None:
                 detections = scoring_at_least(detections, self.publish_threshold)

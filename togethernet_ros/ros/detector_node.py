@@ -357,7 +357,6 @@ class DetectorNode(LifecycleNode):
         if self._detector is not None:
             self._detector.conf_threshold = settings.detector_threshold()
             self._detector.nms_threshold = settings["nms_threshold"]
-            self._detector.max_detections = settings["max_detections"]
         tracker_config = settings.tracker_config()
         for camera in self._cameras.values():
             with camera.tracker_lock:
@@ -695,7 +694,9 @@ class DetectorNode(LifecycleNode):
             input_size=settings.input_size,
             conf_threshold=settings.detector_threshold(),
             nms_threshold=settings["nms_threshold"],
-            max_detections=settings["max_detections"],
+            # Capped in _on_result after the class filter, which can change at run time:
+            # boxes of unpublished classes must not take the published ones' places.
+            max_detections=None,
             color_order="bgr",
             allow_untrained=settings["allow_untrained_weights"],
             onnx_path=settings["onnx_path"] or None,
@@ -838,7 +839,9 @@ class DetectorNode(LifecycleNode):
             return
         # The detector may keep lower scores than conf_threshold for the tracker's low stage
         # (see tracking/score_gate.py); only the tracker sees those.
-        candidates = keep_classes(result.detections, self._class_names, settings.class_filter)
+        candidates = keep_classes(
+            result.detections, self._class_names, settings.class_filter
+        ).strongest(settings["max_detections"])
         detections = scoring_at_least(candidates, settings["conf_threshold"])
         names = (
             tuple(str(index) for index in range(len(self._class_names)))

@@ -89,8 +89,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "max_detections",
         int,
-        "Most detections kept per image after NMS, the highest scores across classes (the "
-        "tracker's low-score boxes included); bounds the tracker's and the messages' work",
+        "Most detections kept per image after NMS and the classes filter, the highest scores "
+        "(the tracker's low-score boxes included); bounds the tracker's and the messages' work",
         minimum=1,
         maximum=100_000,
     ),

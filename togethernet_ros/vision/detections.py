@@ -40,6 +40,12 @@ class Detections:
         """A subset (boolean mask, index array or slice) as new Detections."""
         return Detections(self.boxes[index], self.scores[index], self.class_ids[index])
 
+    def strongest(self, limit: int | None) -> Detections:
+        """The ``limit`` highest-scoring rows (all of them when None or fewer)."""
+        if limit is None or len(self) <= limit:
+            return self
+        return self.select(slice(0, limit))  # rows are sorted by descending score
+
     def to_records(self, class_names: tuple[str, ...] | None = None) -> list[dict]:
         """JSON-ready list of {box_xyxy, score, class_id[, class_name]} dicts."""
         records = []
