@@ -1,50 +1,8 @@
-"""The node parameter `max_detections`: declared, defaulted, validated and applied at run time."""
+"""The node parameter `max_detections` in a running node (settings checks: test_node_settings.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from togethernet_ros.ros.node_settings import (
-    SPECS_BY_NAME,
-    SettingsError,
-    default_config_path,
-    load_default_parameters,
-    validate_settings,
-)
-
-
-@pytest.fixture
-def defaults():
-    values = load_default_parameters(default_config_path())
-    values["allow_untrained_weights"] = True
-    return values
-
-
-def test_max_detections_defaults_to_300_and_may_change_at_run_time(defaults):
-    spec = SPECS_BY_NAME["max_detections"]
-    assert spec.kind is int and not spec.read_only
-    assert (spec.minimum, spec.maximum) == (1, 100_000)
-    assert defaults["max_detections"] == 300  # config/detect.yaml
-    assert validate_settings(defaults)["max_detections"] == 300
-    for value in (1, 100_000):
-        defaults["max_detections"] = value
-        assert validate_settings(defaults)["max_detections"] == value
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (0, "parameter 'max_detections' must be >= 1, got 0"),
-        (-1, "parameter 'max_detections' must be >= 1, got -1"),
-        (100_001, "parameter 'max_detections' must be <= 100000, got 100001"),
-        (2.5, "parameter 'max_detections' must be an integer, got 2.5"),
-        (True, "parameter 'max_detections' must be an integer, got True"),
-    ],
-)
-def test_bad_max_detections_are_refused_naming_the_parameter(defaults, value, message):
-    defaults["max_detections"] = value
-    with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
-        validate_settings(defaults)
 
 
 @pytest.mark.ros

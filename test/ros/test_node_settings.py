@@ -194,3 +194,30 @@ def test_command_line_values_are_typed_as_rcl_types_them():
     # Quoted, the value is text, which rcl does not give a double parameter: the node runs
     # with the params file's number, whatever it is.
     assert values_not_received(given, received) == ["conf_threshold"]
+
+
+def test_max_detections_defaults_to_300_and_may_change_at_run_time(defaults):
+    spec = SPECS_BY_NAME["max_detections"]
+    assert spec.kind is int and not spec.read_only
+    assert (spec.minimum, spec.maximum) == (1, 100_000)
+    assert defaults["max_detections"] == 300  # config/detect.yaml
+    assert validate_settings(defaults)["max_detections"] == 300
+    for value in (1, 100_000):
+        defaults["max_detections"] = value
+        assert validate_settings(defaults)["max_detections"] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "parameter 'max_detections' must be >= 1, got 0"),
+        (-1, "parameter 'max_detections' must be >= 1, got -1"),
+        (100_001, "parameter 'max_detections' must be <= 100000, got 100001"),
+        (2.5, "parameter 'max_detections' must be an integer, got 2.5"),
+        (True, "parameter 'max_detections' must be an integer, got True"),
+    ],
+)
+def test_bad_max_detections_are_refused_naming_the_parameter(defaults, value, message):
+    defaults["max_detections"] = value
+    with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
+        validate_settings(defaults)
