@@ -78,6 +78,29 @@ def profile_stages(
     }
 
 
+def upload_times(frames: list, iterations: int, device: str) -> dict:
+    """Median ms to copy the frames to the device one by one, from pageable and from pinned
+    host memory (synchronised after the last), as `detect()`'s upload stage does."""
+    if not device.startswith("cuda"):
+        return {}
+    pinned = [torch.from_numpy(frame).pin_memory() for frame in frames]
+    times: dict[str, list[float]] = {"pageable_ms": [], "pinned_ms": []}
+    for _ in range(iterations):
+        for key, sources in (("pageable_ms", frames), ("pinned_ms", pinned)):
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for source in sources:
+                tensor = torch.from_numpy(source) if isinstance(source, np.ndarray) else source
+                tensor.to(device, non_blocking=key == "pinned_ms")
+            torch.cuda.synchronize()
+            times[key].append(time.perf_counter() - started)
+    return {
+        "frames": len(frames),
+        "frame_shape": list(frames[0].shape),
+        **{key: 1e3 * float(np.median(values)) for key, values in times.items()},
+    }
+
+
 def kernel_table(model: torch.nn.Module, input_size: tuple[int, int], device: str) -> str:
     """Where the batch-1 forward pass spends device time, kernel by kernel (eager, no graph).
 
@@ -209,6 +232,13 @@ def main() -> int:
         )  # fmt: skip
         compile_seconds = time.perf_counter() - started if args.compile else None
         eager_model = detector.model  # BatchNorm folded, never compiled
+        # The upload alone (the fourth session's batch-16 upload + letterbox took 2.67 ms,
+        # the twelfth's 5.5 ms): is it the host's copy speed?
+        for batch in args.batches:
+            report[f"upload_batch_{batch}"] = upload_times(
+                video_frames[:batch], args.iterations, device
+            )
+            print({f"upload_batch_{batch}": report[f"upload_batch_{batch}"]})
         trained_row = {
             "weights": args.weights,
             "frames": args.source,
