@@ -223,8 +223,21 @@ def test_a_partial_params_file_keeps_the_node_defaults_it_does_not_set(tmp_path,
     settings = resolve_detector_settings(argparse.Namespace(params_file=partial))
     assert settings["conf_threshold"] == 0.4
     assert settings["weights"] == node["weights"] != FALLBACK_DEFAULTS["weights"]
-    assert settings["nms_threshold"] == node["nms_threshold"] != FALLBACK_DEFAULTS["nms_threshold"]
+    assert settings["nms_threshold"] == node["nms_threshold"]
     assert settings["tracker"]["min_hits"] == node["tracking"]["min_hits"]
+
+
+def test_the_fallback_defaults_are_the_nodes_own_but_for_the_weights(repo_root):
+    """Without config/detect.yaml (no share folder) bag run must not detect differently."""
+    import yaml
+
+    from togethernet_ros.bag.detector_options import FALLBACK_DEFAULTS
+
+    node = yaml.safe_load((repo_root / "config" / "detect.yaml").read_text())["/**"][
+        "ros__parameters"
+    ]
+    differing = {key for key, value in FALLBACK_DEFAULTS.items() if node[key] != value}
+    assert differing == {"weights"}
 
 
 def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(

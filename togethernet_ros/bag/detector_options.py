@@ -38,7 +38,8 @@ DETECTOR_KEYS = (
     "engine_cache_dir",
     "classes",
 )
-# Only where config/detect.yaml cannot be found (an install without its share folder).
+# Only where config/detect.yaml cannot be found (an install without its share folder): the
+# node's defaults, except the weights, whose relative path would name nothing there.
 FALLBACK_DEFAULTS: dict[str, Any] = {
     "weights": "",
     "allow_untrained_weights": False,
@@ -46,8 +47,8 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # as the node: a GPU when torch sees one
     "precision": "auto",
     "input_size": [384, 640],
-    "conf_threshold": 0.5,
-    "nms_threshold": 0.3,
+    "conf_threshold": 0.3,
+    "nms_threshold": 0.45,
     "max_detections": 300,
     "max_batch_size": 4,
     "max_batch_wait_ms": -1.0,  # auto: see pipeline/batch_wait.py
