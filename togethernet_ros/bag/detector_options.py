@@ -34,6 +34,7 @@ DETECTOR_KEYS = (
     "max_detections",
     "max_batch_size",
     "max_batch_wait_ms",
+    "num_threads",
     "onnx_path",
     "engine_cache_dir",
     "classes",
@@ -52,6 +53,7 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "max_detections": 300,
     "max_batch_size": 4,
     "max_batch_wait_ms": -1.0,  # auto: see pipeline/batch_wait.py
+    "num_threads": 0,  # torch's and ONNX Runtime's default: every core
     "onnx_path": "",
     "engine_cache_dir": "",
     "classes": ["all"],
@@ -117,6 +119,14 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-batch-size", type=int, default=None)
     group.add_argument(
         "--max-batch-wait-ms", type=float, default=None, help="-1 = auto (1 ms GPU, 20 ms CPU)"
+    )
+    group.add_argument(
+        "--num-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for inference, torch's and ONNX Runtime's; 0 = every core (node "
+        "parameter num_threads)",
     )
 
 
@@ -213,9 +223,18 @@ def _tracking_enabled(value: Any, params_file: Path) -> bool:
 
 
 def create_detector_from_settings(settings: dict[str, Any]) -> Any:
-    """Build the Detector (imports the inference package only now: it pulls in torch)."""
-    from togethernet_ros.inference import create_detector
+    """Build the Detector (imports the inference package only now: it pulls in torch).
 
+    As the node: `num_threads` above 0 bounds torch's CPU threads (process-wide) and ONNX
+    Runtime's; a value the node refuses is a ValueError with the node's message.
+    """
+    from togethernet_ros.inference import create_detector
+    from togethernet_ros.inference.cpu_threads import limit_cpu_threads
+    from togethernet_ros.ros.node_settings import SPECS_BY_NAME, check_value  # no rclpy
+
+    num_threads = limit_cpu_threads(
+        check_value(SPECS_BY_NAME["num_threads"], settings["num_threads"])
+    )
     return create_detector(
         settings["weights"] or None,
         backend=settings["backend"],
@@ -234,6 +253,7 @@ def create_detector_from_settings(settings: dict[str, Any]) -> Any:
         cache_dir=settings["engine_cache_dir"] or None,
         # Sizes GPU buffers, CUDA graphs and TensorRT profiles for the batches that will come.
         max_batch_size=int(settings["max_batch_size"]),
+        num_threads=num_threads,
     )
 
 

@@ -77,14 +77,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the detector over the source and write everything into --output."""
     from tqdm import tqdm
 
+    from togethernet_ros.inference.cpu_threads import limit_cpu_threads
     from togethernet_ros.inference.factory import create_detector
     from togethernet_ros.inference.media import MediaSource
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    num_threads = limit_cpu_threads(args.threads)
     source = MediaSource(args.source, max_frames=args.max_frames)
     _warn_about_other_files(source)
     output = Path(args.output)
@@ -119,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         max_batch_size=max(args.batch_size, 1),
         compile_mode=args.compile,
-        num_threads=args.threads,
+        num_threads=num_threads,
         max_detections=args.max_detections,
     )
     try:

@@ -681,11 +681,14 @@ class DetectorNode(LifecycleNode):
 
     def _create_detector(self, settings: NodeSettings) -> Any:
         from togethernet_ros.inference import create_detector
+        from togethernet_ros.inference.cpu_threads import limit_cpu_threads
         from togethernet_ros.inference.factory import resolve_auto_device
 
         device = resolve_auto_device(settings["device"])
         if settings["precision"] == "fp16" and device != "cuda":
             raise SettingsError("parameter 'precision' fp16 needs a CUDA device, none was found")
+        # Before the model loads, so loading and warm-up stay within the limit too.
+        num_threads = limit_cpu_threads(settings["num_threads"])
         return create_detector(
             settings["weights"] or None,
             backend=settings["backend"],
@@ -703,6 +706,7 @@ class DetectorNode(LifecycleNode):
             cache_dir=settings["engine_cache_dir"] or None,
             max_batch_size=settings["max_batch_size"],
             compile_mode=settings.compile_mode,
+            num_threads=num_threads,
         )
 
     def _restoration_wanted(self) -> bool:

@@ -71,6 +71,17 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         choices=("auto", "fp32", "fp16"),
     ),
     ParameterSpec(
+        "num_threads",
+        int,
+        "CPU threads for inference, 0 = every core (the libraries' default): torch's thread "
+        "pool, which is process-wide (every torch operation in the node's process; the "
+        "onnxruntime backend pre- and post-processes in torch), and ONNX Runtime's intra-op "
+        "threads; bounds the node's share of a CPU shared with other nodes",
+        read_only=True,
+        minimum=0,
+        maximum=1024,
+    ),
+    ParameterSpec(
         "input_size",
         tuple,
         "Network input [height, width] or [side]; multiples of 128",
