@@ -74,3 +74,16 @@ def ros() -> Iterator[RosHarness]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[None]:
+    """Two torch threads during the test (a limit to 1 is then visible), the old count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # process-wide: later tests must not run on one thread

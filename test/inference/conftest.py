@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 from pathlib import Path
@@ -32,6 +33,18 @@ def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         cv2.rectangle(image, (x, y), (x + size, y + size // 2), color, cv2.FILLED)
     return image
+
+
+def bag_run_settings(*options: str) -> dict:
+    """`bag run`'s detector settings for these command-line options (node YAML underneath)."""
+    from togethernet_ros.bag.detector_options import (
+        add_detector_arguments,
+        resolve_detector_settings,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_detector_arguments(parser)
+    return resolve_detector_settings(parser.parse_args(list(options)))
 
 
 @pytest.fixture(scope="session")

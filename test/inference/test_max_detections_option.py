@@ -13,7 +13,7 @@ from togethernet_ros.cli import build_parser, main
 from togethernet_ros.inference import create_detector
 from togethernet_ros.inference.detector import DEFAULT_MAX_DETECTIONS
 
-from .conftest import scene
+from .conftest import bag_run_settings, scene
 
 # Every anchor passes (score >= 0) and none is suppressed (IoU > 1 never holds): at 256x256 an
 # image has 1344 candidates, far more than the default cap.
@@ -148,17 +148,11 @@ def test_eval_runs_the_detector_without_a_cap(checkpoint_path):
 
 def test_bag_run_takes_max_detections_from_the_node_parameters(tmp_path, checkpoint_path):
     from togethernet_ros.bag.detector_options import (
-        add_detector_arguments,
         checked_max_detections,
         create_detector_from_settings,
-        resolve_detector_settings,
     )
 
-    def settings(*options: str) -> dict:
-        parser = argparse.ArgumentParser()
-        add_detector_arguments(parser)
-        return resolve_detector_settings(parser.parse_args(list(options)))
-
+    settings = bag_run_settings
     assert settings()["max_detections"] == 300  # config/detect.yaml, as the node
     params = tmp_path / "params.yaml"
     params.write_text("detector:\n  ros__parameters:\n    max_detections: 40\n")

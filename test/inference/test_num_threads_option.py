@@ -5,27 +5,13 @@ The node's parameter `num_threads` is tested in test/ros/test_num_threads_parame
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterator
-
 import cv2
 import pytest
 import torch
 
 from togethernet_ros.inference.cpu_threads import limit_cpu_threads
 
-from .conftest import scene
-
-
-@pytest.fixture
-def torch_threads() -> Iterator[None]:
-    """Two torch threads during the test (a limit to 1 is then visible), the old count after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)  # process-wide: later tests must not run on one thread
+from .conftest import bag_run_settings, scene
 
 
 def test_a_positive_count_limits_torch_and_is_passed_on(torch_threads):
@@ -66,30 +52,19 @@ def test_predict_runs_on_the_threads_it_is_given(tmp_path, checkpoint_path, torc
     assert torch.get_num_threads() == 1
 
 
-def _bag_run_settings(*options: str) -> dict:
-    from togethernet_ros.bag.detector_options import (
-        add_detector_arguments,
-        resolve_detector_settings,
-    )
-
-    parser = argparse.ArgumentParser()
-    add_detector_arguments(parser)
-    return resolve_detector_settings(parser.parse_args(list(options)))
-
-
 def test_bag_run_takes_num_threads_from_the_node_parameters(tmp_path):
-    assert _bag_run_settings()["num_threads"] == 0  # config/detect.yaml, as the node
+    assert bag_run_settings()["num_threads"] == 0  # config/detect.yaml, as the node
     params = tmp_path / "params.yaml"
     params.write_text("detector:\n  ros__parameters:\n    num_threads: 3\n")
-    assert _bag_run_settings("--params-file", str(params))["num_threads"] == 3
-    chosen = _bag_run_settings("--params-file", str(params), "--num-threads", "1")
+    assert bag_run_settings("--params-file", str(params))["num_threads"] == 3
+    chosen = bag_run_settings("--params-file", str(params), "--num-threads", "1")
     assert chosen["num_threads"] == 1  # the command line wins
 
 
 def test_bag_run_limits_torch_and_onnxruntime(onnx_pair, torch_threads):
     from togethernet_ros.bag.detector_options import create_detector_from_settings
 
-    settings = _bag_run_settings("--num-threads", "1")
+    settings = bag_run_settings("--num-threads", "1")
     settings.update(
         weights="", backend="onnxruntime", onnx_path=str(onnx_pair), device="cpu",
         input_size=(256, 256), allow_untrained_weights=True,
@@ -116,7 +91,7 @@ def test_bag_run_refuses_what_the_node_refuses(tmp_path, torch_threads, value, m
 
     params = tmp_path / "params.yaml"
     params.write_text(f"detector:\n  ros__parameters:\n    num_threads: {value}\n")
-    settings = _bag_run_settings("--params-file", str(params))
+    settings = bag_run_settings("--params-file", str(params))
     with pytest.raises(ValueError) as refused:
         create_detector_from_settings(settings)  # before any model loads
     assert str(refused.value) == message

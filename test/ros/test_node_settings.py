@@ -221,3 +221,32 @@ def test_bad_max_detections_are_refused_naming_the_parameter(defaults, value, me
     defaults["max_detections"] = value
     with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
         validate_settings(defaults)
+
+
+def test_num_threads_defaults_to_every_core_and_is_set_at_start(defaults):
+    spec = SPECS_BY_NAME["num_threads"]
+    assert spec.kind is int and spec.read_only  # applied when configure loads the model
+    assert (spec.minimum, spec.maximum) == (0, 1024)
+    assert "process-wide" in spec.description
+    assert defaults["num_threads"] == 0  # config/detect.yaml: the libraries' default
+    assert validate_settings(defaults)["num_threads"] == 0
+    for value in (1, 4, 1024):
+        defaults["num_threads"] = value
+        assert validate_settings(defaults)["num_threads"] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, "parameter 'num_threads' must be >= 0, got -1"),
+        (1025, "parameter 'num_threads' must be <= 1024, got 1025"),
+        (2.5, "parameter 'num_threads' must be an integer, got 2.5"),
+        (True, "parameter 'num_threads' must be an integer, got True"),
+        ("4", "parameter 'num_threads' must be an integer, got '4'"),
+    ],
+)
+def test_bad_num_threads_are_refused_naming_the_parameter(defaults, value, message):
+    defaults["num_threads"] = value
+    with pytest.raises(SettingsError) as refused:
+        validate_settings(defaults)
+    assert str(refused.value) == message

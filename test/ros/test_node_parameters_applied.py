@@ -1,70 +1,14 @@
-"""The node parameter `num_threads`: its checks, and the CPU threads a configured node uses."""
+"""Node parameters in a configured in-process node: `max_detections` (changes at run time)
+and `num_threads` (applied when configure loads the model). Their value checks are in
+test_node_settings.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from togethernet_ros.ros.node_settings import (
-    SPECS_BY_NAME,
-    SettingsError,
-    default_config_path,
-    load_default_parameters,
-    validate_settings,
-)
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def defaults() -> dict:
-    values = load_default_parameters(default_config_path())
-    values["allow_untrained_weights"] = True
-    return values
-
-
-@pytest.fixture
-def torch_threads() -> Iterator[None]:
-    """Two torch threads during the test (a limit to 1 is then visible), the old count after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)  # process-wide: later tests must not run on one thread
-
-
-def test_num_threads_defaults_to_every_core_and_is_set_at_start(defaults):
-    spec = SPECS_BY_NAME["num_threads"]
-    assert spec.kind is int and spec.read_only  # applied when configure loads the model
-    assert (spec.minimum, spec.maximum) == (0, 1024)
-    assert "process-wide" in spec.description
-    assert defaults["num_threads"] == 0  # config/detect.yaml: the libraries' default
-    assert validate_settings(defaults)["num_threads"] == 0
-    for value in (1, 4, 1024):
-        defaults["num_threads"] = value
-        assert validate_settings(defaults)["num_threads"] == value
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (-1, "parameter 'num_threads' must be >= 0, got -1"),
-        (1025, "parameter 'num_threads' must be <= 1024, got 1025"),
-        (2.5, "parameter 'num_threads' must be an integer, got 2.5"),
-        (True, "parameter 'num_threads' must be an integer, got True"),
-        ("4", "parameter 'num_threads' must be an integer, got '4'"),
-    ],
-)
-def test_bad_num_threads_are_refused_naming_the_parameter(defaults, value, message):
-    defaults["num_threads"] = value
-    with pytest.raises(SettingsError) as refused:
-        validate_settings(defaults)
-    assert str(refused.value) == message
 
 
 def _node(ros, **parameters):
@@ -86,6 +30,35 @@ def _node(ros, **parameters):
             context=ros.context,
         )
     )
+
+
+@pytest.mark.ros
+def test_the_node_takes_the_cap_and_changes_it_at_run_time(ros):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    node = _node(ros, max_detections=25)
+    (descriptor,) = node.describe_parameters(["max_detections"])
+    assert not descriptor.read_only
+    assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (
+        1,
+        100_000,
+    )
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    # The node caps after its class filter (test_detector_node.py has the behaviour), so its
+    # detector returns every box.
+    assert node._detector.max_detections is None
+    assert node._settings["max_detections"] == 25
+    assert node.set_parameters([Parameter("max_detections", value=40)])[0].successful
+    assert node._settings["max_detections"] == 40
+    # rclpy checks the declared range itself; the node's own check refuses what is not an int.
+    refused = node.set_parameters([Parameter("max_detections", value=0)])[0]
+    assert not refused.successful and "max_detections out of range" in refused.reason
+    refused = node.set_parameters([Parameter("max_detections", value=2.5)])[0]
+    assert not refused.successful
+    assert "'max_detections' must be an integer, got 2.5" in refused.reason
+    assert node._settings["max_detections"] == 40
+    assert node.get_parameter("max_detections").value == 40
 
 
 @pytest.mark.ros
