@@ -17,10 +17,13 @@ from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.detection_messages import message_to_detections
 from togethernet_ros.bag.image_codec import (
+    COMPRESSED_IMAGE_TYPE,
     IMAGE_TYPE,
     ImageDecodeError,
     SensorBitDepth,
+    decode_any_image,
     decode_image_message,
+    encode_compressed_message,
     encode_image_message,
     make_header,
     scale_to_8_bits,
@@ -344,6 +347,73 @@ def test_the_bag_reader_keeps_one_16_bit_scale_per_camera(tmp_path):
         for frame in reader.frames():
             values.setdefault(frame.topic, []).append(int(frame.image[1, 1, 0]))
     assert values == {"/hdr/image_raw": [47, 12, 12], "/other/image_raw": [47, 47, 47]}
+
+
+def _scaled(value: int, bits: int) -> int:
+    """``value`` scaled to 8 bits by a ``bits``-bit sensor's range, as the decoder must."""
+    return round(value * 255 / (2**bits - 1))
+
+
+def _camera_frame(frame_id: str, shape: tuple[int, int], stamp_ns: int, hot: bool = False):
+    """A mono16 frame of 3000 counts (12-bit range); ``hot``: one pixel in the 16-bit range."""
+    samples = np.full(shape, 3000, np.uint16)
+    if hot:
+        samples[0, 0] = 40000
+    message = _message(samples, "mono16")
+    message.header = make_header(TYPESTORE, stamp_ns, frame_id)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("frame_id", "shape", "bits"),
+    [
+        ("cam", (4, 6), 16),  # same source, later stamp: the 16-bit scale stays (no flicker)
+        ("cam_replaced", (4, 6), 12),  # another frame_id: a new camera, scale restarts
+        ("cam", (6, 4), 12),  # another resolution: restarted
+        ("cam", (4, 8), 12),  # another width only: restarted
+    ],
+)
+def test_a_camera_whose_source_changes_restarts_its_16_bit_scale(frame_id, shape, bits):
+    depth = SensorBitDepth()
+    first = decode_image_message(_camera_frame("cam", (4, 6), START_NS, hot=True), depth=depth)
+    assert first[1, 1, 0] == _scaled(3000, 16) == 12
+    # A compressed frame carries no bit depth and no source for it: the scale is left alone.
+    header = make_header(TYPESTORE, START_NS, "cam_replaced")
+    jpeg = encode_compressed_message(TYPESTORE, np.zeros((8, 8, 3), np.uint8), header)
+    decode_any_image(jpeg, COMPRESSED_IMAGE_TYPE, "bgr", depth)
+    assert (depth.bits, depth.source) == (16, ("cam", 4, 6))
+    later = decode_image_message(_camera_frame(frame_id, shape, START_NS + 10**8), depth=depth)
+    assert later[1, 1, 0] == _scaled(3000, bits)
+    assert (depth.bits, depth.source) == (bits, (frame_id, *shape))
+
+
+def test_the_bag_reader_restarts_a_topics_16_bit_scale_when_its_source_changes(tmp_path):
+    bag = tmp_path / "replaced"
+    sequence = [  # (frame_id, shape, hot) of each frame on /cam/image_raw
+        ("cam", (4, 6), True),
+        ("cam", (4, 6), False),  # later stamp, same camera: stays at 16 bits
+        ("cam_new", (4, 6), False),  # replaced camera: 12 bits
+        ("cam_new", (4, 6), True),
+        ("cam_new", (6, 4), False),  # restarted at another resolution: 12 bits
+    ]
+    with BagWriter(bag, storage="mcap", typestore=TYPESTORE) as writer:
+        for index, (frame_id, shape, hot) in enumerate(sequence):
+            stamp = START_NS + index * 10**8
+            writer.write(
+                "/cam/image_raw", IMAGE_TYPE, stamp, _camera_frame(frame_id, shape, stamp, hot)
+            )
+            # One source throughout on another topic: the first camera's changes are not its.
+            writer.write(
+                "/other/image_raw", IMAGE_TYPE, stamp, _camera_frame("other", (4, 6), stamp, hot)
+            )
+    with BagReader(bag) as reader:
+        values: dict[str, list[int]] = {}
+        for frame in reader.frames():
+            values.setdefault(frame.topic, []).append(int(frame.image[1, 1, 0]))
+    assert values == {
+        "/cam/image_raw": [_scaled(3000, bits) for bits in (16, 16, 12, 16, 12)],
+        "/other/image_raw": [_scaled(3000, 16)] * 5,
+    }
 
 
 def test_bad_sizes_and_unsupported_encodings_are_named():

@@ -46,8 +46,8 @@ def _message(
     return message
 
 
-def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
-    """Each encoding's frame is decoded and detected on; none is counted as a bad frame."""
+def _start_node(ros):
+    """An active detector node on CAMERA, a reliable publisher to it, and its detections."""
     import rclpy
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
@@ -82,6 +82,12 @@ def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
         60.0,
         "the detections topic",
     )
+    return node, publisher, received
+
+
+def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
+    """Each encoding's frame is decoded and detected on; none is counted as a bad frame."""
+    node, publisher, received = _start_node(ros)
     frame = scene(1)
     frames = [
         _message(bayer_mosaic(frame, "grbg"), "bayer_grbg8", 1_000_000_001),
@@ -96,5 +102,43 @@ def test_node_detects_on_bayer_yuv_and_16_bit_cameras(ros):
         # One at a time: the sensor-data subscription keeps only the newest frame.
         wait_for(lambda n=count: len(received) >= n, 60.0, f"detections of {stamps[-1]}")
     assert [m.header.stamp.nanosec for m in received] == stamps
+    stats = node._cameras[CAMERA].stats
+    assert (stats.bad_frames, stats.last_problem) == (0, "")
+
+
+def test_node_restarts_a_cameras_16_bit_scale_when_its_source_changes(ros):
+    """A replaced or restarted camera (frame_id or size) is not kept at its predecessor's scale.
+
+    The frames the model is given are recorded on their way in (the real detector still runs).
+    """
+    node, publisher, received = _start_node(ros)
+    seen: list[np.ndarray] = []
+    detector = node._detector
+    real_detect = detector.detect
+
+    def recording_detect(images, *arguments, **keywords):
+        seen.extend(image.copy() for image in images)
+        return real_detect(images, *arguments, **keywords)
+
+    detector.detect = recording_detect
+    sequence = [  # (frame_id, shape, one pixel in the 16-bit range)
+        ("cam_a", (48, 64), True),
+        ("cam_a", (48, 64), False),  # later stamp, same camera: stays at 16 bits
+        ("cam_b", (48, 64), False),  # replaced camera: 12 bits
+        ("cam_b", (48, 64), True),
+        ("cam_b", (64, 48), False),  # restarted at another resolution: 12 bits
+    ]
+    for count, (frame_id, shape, hot) in enumerate(sequence, start=1):
+        samples = np.full(shape, 3000, np.uint16)
+        if hot:
+            samples[0, 0] = 40000
+        message = _message(samples, "mono16", 1_000_000_000 + count)
+        message.header.frame_id = frame_id
+        publisher.publish(message)
+        wait_for(lambda n=count: len(received) >= n, 60.0, f"detections of frame {count}")
+    assert [image.shape[:2] for image in seen] == [shape for _, shape, _ in sequence]
+    # round(3000 * 255 / (2**bits - 1)): 12 at 16 bits, 187 at 12 bits.
+    expected = [round(3000 * 255 / (2**bits - 1)) for bits in (16, 16, 12, 16, 12)]
+    assert [int(image[1, 1, 0]) for image in seen] == expected
     stats = node._cameras[CAMERA].stats
     assert (stats.bad_frames, stats.last_problem) == (0, "")

@@ -212,7 +212,8 @@ class BagReader:
         # Read one after another: a Reader per bag (or per storage file without metadata.yaml).
         self._sources: list[Reader | _ScannedFiles] = []
         self._last_stamp: dict[str, int] = {}
-        # One 16-bit scale per camera topic, so its frames' brightness stays steady.
+        # One 16-bit scale per camera topic, so its frames' brightness stays steady; decoding
+        # restarts it when the topic's frame_id or size changes (SensorBitDepth.follow).
         self._bit_depths: dict[str, SensorBitDepth] = {}
 
     # -- opening -------------------------------------------------------------------------

@@ -106,17 +106,39 @@ def _to_three_channels(pixels: np.ndarray, stored_order: str, color_order: str) 
     return pixels.copy() if not pixels.flags.writeable or not pixels.flags.c_contiguous else pixels
 
 
+ImageSource = tuple[str, int, int]
+"""Where a frame comes from: its ``(header.frame_id, height, width)``."""
+
+
+def image_source(message: Any) -> ImageSource:
+    """The :data:`ImageSource` of a sensor_msgs/Image (the stamp plays no part)."""
+    return (str(message.header.frame_id), int(message.height), int(message.width))
+
+
 class SensorBitDepth:
-    """The bit depth one camera's 16-bit frames are scaled by; it only ever grows.
+    """The bit depth one camera's 16-bit frames are scaled by; it only grows while its source stays.
 
     Chosen per frame, one hot pixel or a headlight crossing 1024, 4096 or 16384 would change the
     whole frame's brightness 4× from one frame to the next (and the detector's scores with it).
     Keeping the largest depth seen so far on a camera steadies its scale: it can step up at most
-    three times, and never back down.
+    three times, and never back down, until :meth:`follow` sees the camera's source change.
     """
 
     def __init__(self) -> None:
         self.bits = _SENSOR_BITS[0]
+        # The previous frame's source; None before the first frame.
+        self.source: ImageSource | None = None
+
+    def follow(self, source: ImageSource) -> None:
+        """Record the source of the next frame; start again from 10 bits when it changed.
+
+        Another frame_id or resolution is a restarted or replaced camera, possibly another
+        sensor: a 12-bit one kept at the 16-bit scale its predecessor reached would come out
+        16× too dark. A new stamp alone is the same camera and keeps the scale.
+        """
+        if source != self.source:
+            self.bits = _SENSOR_BITS[0]
+            self.source = source
 
 
 def scale_to_8_bits(samples: np.ndarray, depth: SensorBitDepth | None = None) -> np.ndarray:
@@ -218,9 +240,13 @@ def decode_image_message(
     (UYVY) and yuv422_yuy2 / yuyv (YUYV), and YUV 4:2:0 nv12 / nv21 (``height`` the image's,
     ``step`` the stride of both planes), converted as OpenCV does (BT.601, video range).
     Alpha is dropped. Anything else raises :class:`ImageDecodeError`, as do bad sizes.
-    ``depth``: the camera's :class:`SensorBitDepth`, so 16-bit frames keep one scale.
+    ``depth``: the camera's :class:`SensorBitDepth`, so 16-bit frames keep one scale while
+    the frame_id and size stay those of the camera's previous frame.
     """
     _check_color_order(color_order)
+    if depth is not None:
+        # Here, before any scaling, so the node and the bag reader restart the scale alike.
+        depth.follow(image_source(message))
     encoding = message.encoding.lower()
     if encoding in _SEMI_PLANAR_CODES:
         return _decode_semi_planar(message, encoding, color_order)

@@ -136,7 +136,8 @@ class CameraOutputs:
     timeline: FrameTimeline = dataclasses.field(default_factory=FrameTimeline)
     # Why and how often its tracks restarted (diagnostics, and the every-frame warning).
     resets: TrackerResetCounts = dataclasses.field(default_factory=TrackerResetCounts)
-    # The scale of its 16-bit frames, kept so their brightness does not flicker.
+    # The scale of its 16-bit frames, kept so their brightness does not flicker; decoding
+    # (callback thread) restarts it when the frame_id or size changes (SensorBitDepth.follow).
     bit_depth: SensorBitDepth = dataclasses.field(default_factory=SensorBitDepth)
 
 
