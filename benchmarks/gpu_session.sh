@@ -151,7 +151,7 @@ if has_stage ros; then
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for run in $ROS_RUNS; do
     IFS=: read -r wait_ms prepare publish <<< "$run"
-    publish=${publish:-serialized}
+    prepare=${prepare:-true} publish=${publish:-serialized}
     name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}
     # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
     # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
