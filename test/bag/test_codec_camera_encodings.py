@@ -7,10 +7,10 @@ mosaic by sampling, BT.601 YUV by its formula), serialized to CDR and decoded ba
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
+from support.sample_video_frames import sample_video, video_frame
 
 from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
@@ -28,7 +28,6 @@ from togethernet_ros.bag.image_codec import (
     make_header,
     scale_to_8_bits,
 )
-from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
 from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 
 from .bag_samples import START_NS, scene
@@ -43,16 +42,7 @@ PATCHES = ((0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 255, 255)
 @pytest.fixture(scope="module")
 def real_frame() -> np.ndarray:
     """Frame 700 of OpenCV's vtest.avi (768×576 BGR), or skip with the reason."""
-    try:
-        video = fetch_sample_video()
-    except SampleVideoError as error:
-        pytest.skip(f"sample video unavailable: {error}")
-    capture = cv2.VideoCapture(str(video))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 700)
-    ok, frame = capture.read()
-    capture.release()
-    assert ok, f"cannot read frame 700 of {video}"
-    return frame
+    return video_frame(sample_video(), 700)
 
 
 def _patches() -> np.ndarray:

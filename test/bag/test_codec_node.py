@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.detector_nodes import active_detector_node
 from support.wait import wait_for
 
 from .bag_samples import scene
@@ -49,13 +50,9 @@ def _message(
 def _start_node(ros):
     """An active detector node on CAMERA, a reliable publisher to it, and its detections."""
     import rclpy
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
-
-    from togethernet_ros.ros.detector_node import DetectorNode
 
     parameters = {
         "image_topics": [CAMERA],
@@ -64,13 +61,7 @@ def _start_node(ros):
         "input_size": [128, 128],
         "max_batch_wait_ms": 0.0,
     }
-    node = DetectorNode(
-        parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()],
-        context=ros.context,
-    )
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    ros.add_node(node)
+    node = active_detector_node(ros, parameters)
     tester = ros.add_node(rclpy.create_node("codec_node_test", context=ros.context))
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     received: list = []

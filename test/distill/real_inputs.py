@@ -8,13 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
 from togethernet_ros.distill.nanodet_teacher import NanoDetTeacher
 from togethernet_ros.distill.teacher_package import TeacherUnavailableError, teacher_onnx_path
 from togethernet_ros.inference.factory import default_cache_dir
@@ -52,21 +50,3 @@ def bus_photo() -> np.ndarray:
     image = cv2.imread(str(target))
     assert image is not None, f"{target} is not a readable image"
     return image
-
-
-def sample_video() -> Path:
-    """OpenCV's vtest.avi (Debian opencv-doc), via BAGS' fetcher."""
-    try:
-        return fetch_sample_video()
-    except SampleVideoError as error:
-        pytest.skip(f"sample video unavailable: {error}")
-
-
-def video_frame(path: Path, index: int) -> np.ndarray:
-    """Frame ``index`` of a video as BGR."""
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = capture.read()
-    capture.release()
-    assert ok, f"cannot read frame {index} of {path}"
-    return frame

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from ruamel.yaml import YAML
+from support.sample_video_frames import sample_video
 
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.image_codec import (
@@ -35,8 +36,6 @@ from togethernet_ros.distill.bag_frames import (
 )
 from togethernet_ros.distill.frame_sources import iter_source_frames
 from togethernet_ros.distill.source_plan import plan_sources
-
-from .real_inputs import sample_video
 
 FRONT = "/sensing/camera/front/image_raw"
 SIDE = "/sensing/camera/side/image_raw/compressed"

@@ -7,13 +7,14 @@ import json
 import pytest
 import torch
 from support.cli_refusal import refused
+from support.sample_video_frames import sample_video
 
 from togethernet_ros.cli import main
 from togethernet_ros.distill.model_card import sha256_of
 from togethernet_ros.distill.pseudo_labels import load_pseudo_labels
 from togethernet_ros.model import load_checkpoint
 
-from .real_inputs import real_teacher, sample_video
+from .real_inputs import real_teacher
 
 
 @pytest.mark.slow

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.sample_video_frames import sample_video, video_frame
 
 from togethernet_ros.distill.model_card import sha256_of
 from togethernet_ros.evaluation.voc_map import iou_plus_one
 from togethernet_ros.inference.torch_detector import TorchDetector
 from togethernet_ros.model import load_checkpoint
 from togethernet_ros.vision.fog import add_fog, depth_proxy
-
-from .real_inputs import sample_video, video_frame
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "togethernet_vtest_384.pt"
 CARD = WEIGHTS.with_suffix(".md")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.sample_video_frames import sample_video, video_frame
 
 from togethernet_ros.distill.coco_classes import COCO_CLASS_NAMES, map_coco_classes
 from togethernet_ros.vision.fog import add_fog
 
-from .real_inputs import bus_photo, real_teacher, sample_video, video_frame
+from .real_inputs import bus_photo, real_teacher
 
 PERSON, BUS = COCO_CLASS_NAMES.index("person"), COCO_CLASS_NAMES.index("bus")
 

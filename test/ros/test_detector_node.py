@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from support.oversized_jpeg import jpeg_claiming_size
 from support.ros_messages import MessageRecorder
+from support.sample_video_frames import sample_video, video_frame
 from support.wait import wait_for
 
 pytestmark = pytest.mark.ros
@@ -577,17 +578,7 @@ def test_node_process_refuses_a_corrupt_checkpoint(tmp_path):
 @pytest.fixture(scope="module")
 def vtest_frame():
     """A real frame of OpenCV's vtest.avi (people on a campus path), or skip with the reason."""
-    from togethernet_ros.bag.sample_video import SampleVideoError, fetch_sample_video
-
-    try:
-        video = fetch_sample_video()
-    except SampleVideoError as error:
-        pytest.skip(f"sample video unavailable: {error}")
-    capture = cv2.VideoCapture(str(video))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 700)
-    ok, frame = capture.read()
-    assert ok, f"cannot read frame 700 of {video}"
-    return frame
+    return video_frame(sample_video(), 700)
 
 
 def test_demo_weights_keep_track_ids_on_people_moving_across_the_image(harness, vtest_frame):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.detector_nodes import active_detector_node, detector_node
 from support.ros_messages import noise_frame
 from support.wait import wait_for
 
@@ -63,11 +64,6 @@ def _stamp_ns(header) -> int:
 
 def _start_detector(ros, namespace: str = "", arguments: tuple[str, ...] = (), **parameters):
     """An in-process DetectorNode, configured and active, spun by the test's executor."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
-
-    from togethernet_ros.ros.detector_node import DetectorNode
-
     # Reliable input: each test sends few frames and waits for every one's outputs.
     values = {
         **UNTRAINED,
@@ -76,15 +72,12 @@ def _start_detector(ros, namespace: str = "", arguments: tuple[str, ...] = (), *
         "input_depth": 5,
         **parameters,
     }
-    detector = DetectorNode(
+    return active_detector_node(
+        ros,
+        values,
         namespace=namespace,
         cli_args=["--ros-args", *arguments] if arguments else None,
-        parameter_overrides=[Parameter(name, value=value) for name, value in values.items()],
-        context=ros.context,
     )
-    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return ros.add_node(detector)
 
 
 def _diagnostic_names(arrays: list) -> set[str]:
@@ -248,16 +241,7 @@ def test_parameters_set_before_configure_are_checked_over_the_parameter_service(
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
 
-    from togethernet_ros.ros.detector_node import DetectorNode
-
-    detector = ros.add_node(
-        DetectorNode(
-            "waiting_detector",
-            namespace="/perception",
-            parameter_overrides=[Parameter(name, value=value) for name, value in UNTRAINED.items()],
-            context=ros.context,
-        )
-    )
+    detector = detector_node(ros, UNTRAINED, node_name="waiting_detector", namespace="/perception")
     tester = ros.add_node(rclpy.create_node("param_set_tester", context=ros.context))
     client = AsyncParameterClient(tester, "/perception/waiting_detector")
     assert client.wait_for_services(timeout_sec=60.0), "the node's parameter services"

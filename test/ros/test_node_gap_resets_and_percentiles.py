@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from support.detector_nodes import active_detector_node
 from support.ros_messages import MessageRecorder, bgr8_image
 from support.wait import wait_for
 
@@ -58,8 +59,6 @@ def one_camera(ros, monkeypatch):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rcl_interfaces.msg import Log
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from support.stand_in_detectors import FadingObjectDetector
@@ -97,13 +96,7 @@ def one_camera(ros, monkeypatch):
                 durability=DurabilityPolicy.TRANSIENT_LOCAL,
             ),
         )
-        detector = DetectorNode(
-            parameter_overrides=[Parameter(name, value=value) for name, value in values.items()],
-            context=ros.context,
-        )
-        assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        ros.add_node(detector)
+        detector = active_detector_node(ros, values)
         for topic in ("/cam_a/detections", "/cam_a/detections_raw"):
             tester.create_subscription(Detection2DArray, topic, recorder.callback(topic), reliable)
         tester.create_subscription(

@@ -7,29 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.detector_nodes import detector_node
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _node(ros, **parameters):
-    from rclpy.parameter import Parameter
-
-    from togethernet_ros.ros.detector_node import DetectorNode
-
-    overrides = {
+    untrained_on_cpu = {
         "image_topics": ["/cam_a/image_raw"],
         "weights": "",
         "allow_untrained_weights": True,
         "input_size": [128, 128],
         "device": "cpu",
-        **parameters,
     }
-    return ros.add_node(
-        DetectorNode(
-            parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()],
-            context=ros.context,
-        )
-    )
+    return detector_node(ros, {**untrained_on_cpu, **parameters})
 
 
 @pytest.mark.ros

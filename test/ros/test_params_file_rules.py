@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support.rcl_overrides import rcl_parameter_overrides
 
 from togethernet_ros.ros.node_settings import (
     SettingsError,
@@ -52,22 +53,11 @@ LATER = """
 
 def _rcl_overrides(tmp_path: Path, files: list[Path], fqn: str, *extra: str) -> dict:
     """The parameter overrides rcl gives a node named ``fqn`` for these params files."""
-    import rclpy
-
     namespace, _, name = fqn.rpartition("/")
     arguments = ["node", "--ros-args", *extra]
     for path in files:
         arguments += ["--params-file", str(path)]
-    context = rclpy.Context()
-    rclpy.init(args=arguments, context=context)
-    try:
-        node = rclpy.create_node(name, namespace=namespace or "/", context=context)
-        try:
-            return {key: p.value for key, p in node._parameter_overrides.items()}
-        finally:
-            node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    return rcl_parameter_overrides(arguments, name, namespace or "/")
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

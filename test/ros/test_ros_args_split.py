@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.rcl_overrides import rcl_parameter_overrides
 
 from togethernet_ros.ros.node_settings import command_line_values
 from togethernet_ros.ros.params_file import (
@@ -79,22 +80,6 @@ def test_a_flag_value_that_looks_like_the_end_of_the_section_is_a_value(tmp_path
     assert command_line_values(argv) == {"max_batch_size": 2}
 
 
-def _rcl_overrides(argv: list[str]) -> dict:
-    """The parameter overrides rcl gives a node ``/detector`` started with ``argv``."""
-    import rclpy
-
-    context = rclpy.Context()
-    rclpy.init(args=argv, context=context)
-    try:
-        node = rclpy.create_node("detector", context=context)
-        try:
-            return {key: p.value for key, p in node._parameter_overrides.items()}
-        finally:
-            node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
-
-
 def test_files_and_values_found_are_the_ones_rcl_applies(tmp_path: Path):
     first = tmp_path / "first.yaml"
     first.write_text("/**:\n  ros__parameters:\n    from_first: 1\n    shared: 1\n")
@@ -108,7 +93,7 @@ def test_files_and_values_found_are_the_ones_rcl_applies(tmp_path: Path):
         "-p", "ignored:=5", "--ros-args", "--param", "also:=[1, 2]", "--params-file",
         str(second), "-p", "detector:qualified:=7",
     ]  # fmt: skip
-    rcl = _rcl_overrides(argv)
+    rcl = rcl_parameter_overrides(argv)
     assert params_file_paths(argv) == [first, second]
     assert "from_outside" not in rcl and "ignored" not in rcl
     assert rcl["from_first"] == 1 and rcl["from_second"] == 2 and rcl["qualified"] == 7

@@ -725,9 +725,10 @@ class DetectorNode(LifecycleNode):
     # ---------------------------------------------------------------- data path
 
     def _on_serialized_image(self, topic: str, serialized: bytes, compressed: bool) -> None:
-        """Subscription callback: read the message from its CDR bytes, then `_on_image`."""
+        """Subscription callback: read, decode and queue a frame; never waits on inference."""
         camera = self._cameras.get(topic)
-        if camera is None or self._batcher is None:
+        batcher = self._batcher
+        if camera is None or batcher is None:
             return
         received_at = time.monotonic()
         try:
@@ -736,18 +737,18 @@ class DetectorNode(LifecycleNode):
             camera.stats.record_input(receive_delay_ms=None)
             self._drop_bad_frame(topic, camera, error)
             return
-        self._on_image(topic, message, compressed, received_at)
+        self._queue_frame(topic, camera, batcher, message, compressed, received_at)
 
-    def _on_image(
-        self, topic: str, message: Any, compressed: bool, received_at: float | None = None
+    def _queue_frame(
+        self,
+        topic: str,
+        camera: CameraOutputs,
+        batcher: FrameBatcher,
+        message: Any,
+        compressed: bool,
+        received_at: float,
     ) -> None:
-        """Decode and queue a frame (rclpy or rosbags message); never waits on inference."""
-        camera = self._cameras.get(topic)
-        batcher = self._batcher
-        if camera is None or batcher is None:
-            return
-        if received_at is None:
-            received_at = time.monotonic()
+        """Decode one camera message (rosbags' Image or CompressedImage) into the batcher."""
         stamp_s = _stamp_seconds(message.header)
         now_s = self._latency_clock_s() if stamp_s else None
         camera.stats.record_input(

@@ -355,9 +355,6 @@ def postprocess_scored(
             covers_pixels = (sides >= 1.0).all(axis=1)
             if not covers_pixels.all():
                 detections = detections.select(covers_pixels)
-        if max_detections is not None and len(detections) > max_detections:
-            # Rows are in descending score order (see SelectedAnchors), so the best boxes are
-            # a prefix. Cut after the zero-area filter: a dropped box does not use up the cap.
-            detections = detections.select(slice(0, max_detections))
-        results.append(detections)
+        # After the zero-area filter: a dropped box does not use up the cap.
+        results.append(detections.strongest(max_detections))
     return results
