@@ -23,6 +23,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def _start_node(
     weights: str,
     env: dict[str, str],
     extra_parameters: dict[str, str],
+    log_path: Path,
 ) -> subprocess.Popen:
     topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
     size = "[" + ",".join(str(s) for s in input_size) + "]"
@@ -76,9 +78,25 @@ def _start_node(
             *[f for key, value in extra_parameters.items() for f in ("-p", f"{key}:={value}")],
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # A file, not a pipe nobody reads: the node's reason for failing to start is in it.
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
     )
+
+
+def _abort_when_node_exits(
+    process: subprocess.Popen, ready: multiprocessing.synchronize.Barrier, started: threading.Event
+) -> None:
+    """Break the start barrier as soon as the node exits, instead of after its 150 s timeout."""
+    while not started.wait(0.2):
+        if process.poll() is not None:
+            ready.abort()
+            return
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing)"
 
 
 def _cdr_header_stamp(serialized: bytes) -> float:
@@ -197,8 +215,9 @@ def run(
     from togethernet_ros.ros.background_spin import BackgroundSpinner
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
+    node_log = Path(tempfile.mkstemp(prefix="bench_node_", suffix=".log")[1])
     process = _start_node(
-        topics, input_size, input_reliability, weights, env, extra_parameters or {}
+        topics, input_size, input_reliability, weights, env, extra_parameters or {}, node_log
     )
     rclpy.init(args=[])  # not sys.argv: "--param name:=value" would read as a remap rule
     node = rclpy.create_node("node_benchmark")
@@ -259,13 +278,28 @@ def run(
     ]
     for camera_process in camera_processes:
         camera_process.start()
+    started = threading.Event()
+    threading.Thread(
+        target=_abort_when_node_exits, args=(process, ready, started), daemon=True
+    ).start()
     try:
         ready.wait(timeout=150)
     except threading.BrokenBarrierError as error:
         for camera_process in camera_processes:
             camera_process.terminate()
         process.terminate()
-        raise RuntimeError("the detector node or a camera did not come up") from error
+        exit_code = process.wait(timeout=30)
+        # As at the normal end: a spinning thread left at exit aborts the process.
+        spinner.stop()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+        raise RuntimeError(
+            f"the detector node or a camera did not come up (node exit code {exit_code}); "
+            f"the node's last lines ({node_log}):\n{_log_tail(node_log)}"
+        ) from error
+    finally:
+        started.set()
     node_process = psutil.Process(process.pid)
     rss_samples: list[tuple[float, float]] = []
     start = time.monotonic()

@@ -1,11 +1,14 @@
 """Batching pipeline benchmark: FrameBatcher + InferenceWorker with simulated cameras and model.
 
 Cameras publish from their own threads at a fixed rate; the "model" is a function that sleeps
-``base + per_frame × batch`` milliseconds (a batched GPU model's cost shape). Reported per
-scenario: frames in/processed/dropped, mean batch size, latency from ``put`` to ``on_result``
-(p50/p95/p99) and its queue part (``put`` to the model call starting: batch deadline plus
-waiting for a busy model). Unless synchronised, cameras are evenly phase-shifted: the worst case for batching.
-Also the cost of one ``put`` call.
+``base + per_frame × batch`` milliseconds (a batched GPU model's cost shape). Unless synchronised,
+cameras are evenly phase-shifted: the worst case for batching. Synchronised cameras are triggered
+together, and each frame can reach the batcher ``index × arrival_spread + U(0, arrival_jitter)``
+ms after its trigger, as frames taken one after another from DDS do. Each scenario runs with the
+batcher's arrival forecast on or off (``forecast``). Reported per scenario: frames
+in/processed/dropped, mean batch size, latency from the trigger to ``on_result`` (p50/p95/p99)
+and its queue part (trigger to the model call starting: arrival, batch deadline and waiting for
+a busy model). Also the cost of one ``put`` call.
 
 Writes JSON to --out (default benchmarks/results/pipeline.json) and prints a table.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from togethernet_ros.pipeline.latency_report import cell, footnote, summary_stat
 class Frame:
     camera: str
     index: int
-    sent_at: float
+    triggered_at: float
 
 
 @dataclass(frozen=True)
@@ -44,20 +48,51 @@ class Scenario:
     max_batch_wait_ms: float
     synchronised: bool = False
     """Cameras triggered together (hardware sync) instead of evenly phase-shifted."""
+    arrival_spread_ms: float = 0.0
+    """Camera i's frames reach the batcher i × this after their trigger."""
+    arrival_jitter_ms: float = 0.0
+    """Plus a uniform random delay up to this."""
+    forecast: bool = True
+    """The batcher's arrival forecast (FrameBatcher ``forecast_arrivals``)."""
 
+
+# The H100's node-side cost shape (docs/benchmarks.md, twelfth session): ~3 ms for one 720p
+# frame, ~5.5 ms for four.
+GPU_BASE_MS, GPU_PER_FRAME_MS = 2.2, 0.8
+FOUR_30 = (30.0,) * 4
+# Free-running cameras at slightly different rates: their phases sweep through each other.
+DRIFTING = (30.0, 29.9, 30.1, 29.8)
+SYNCED_DDS = {"synchronised": True, "arrival_spread_ms": 1.5, "arrival_jitter_ms": 3.0}
 
 SCENARIOS = (
-    Scenario("4 cams 30 Hz, fast model", (30.0,) * 4, 3.0, 1.0, 4, 5.0),
-    Scenario("  same, max_batch_wait_ms 0", (30.0,) * 4, 3.0, 1.0, 4, 0.0),
-    Scenario("  same, cameras synchronised", (30.0,) * 4, 3.0, 1.0, 4, 5.0, True),
-    Scenario("4 cams 30 Hz, model at capacity", (30.0,) * 4, 20.0, 3.0, 4, 5.0),
-    Scenario("4 cams 30 Hz, overloaded model", (30.0,) * 4, 60.0, 10.0, 4, 5.0),
+    Scenario("4 cams 30 Hz, fast model", FOUR_30, 3.0, 1.0, 4, 5.0),
+    Scenario("  same, no forecast", FOUR_30, 3.0, 1.0, 4, 5.0, forecast=False),
+    Scenario("  same, max_batch_wait_ms 0", FOUR_30, 3.0, 1.0, 4, 0.0),
+    Scenario("  same, cameras synchronised", FOUR_30, 3.0, 1.0, 4, 5.0, True),
+    Scenario("4 cams 30 Hz, model at capacity", FOUR_30, 20.0, 3.0, 4, 5.0),
+    Scenario("4 cams 30 Hz, overloaded model", FOUR_30, 60.0, 10.0, 4, 5.0),
     Scenario("3 cams 30/30/5 Hz, fast model", (30.0, 30.0, 5.0), 3.0, 1.0, 4, 10.0),
-)
+    Scenario("  same, no forecast", (30.0, 30.0, 5.0), 3.0, 1.0, 4, 10.0, forecast=False),
+    # GPU-like: which max_batch_wait_ms, with and without the forecast, per arrival pattern.
+    *(
+        Scenario(f"GPU {pattern}, wait {wait:g}{'' if forecast else ', no forecast'}",
+                 rates, GPU_BASE_MS, GPU_PER_FRAME_MS, 4, wait, forecast=forecast, **extra)
+        for pattern, rates, extra in (
+            ("phase-shifted", FOUR_30, {}),
+            ("synced + DDS spread", FOUR_30, SYNCED_DDS),
+            ("drifting rates", DRIFTING, {}),
+        )
+        for wait, forecast in ((1.0, False), (5.0, False), (1.0, True), (5.0, True), (8.0, True))
+    ),
+)  # fmt: skip
 
 
 def run_scenario(scenario: Scenario, seconds: float) -> dict:
-    batcher = FrameBatcher(scenario.max_batch_size, scenario.max_batch_wait_ms)
+    batcher = FrameBatcher(
+        scenario.max_batch_size,
+        scenario.max_batch_wait_ms,
+        forecast_arrivals=scenario.forecast,
+    )
     latency = LatencyWindow(100_000)
     queue_wait = LatencyWindow(100_000)
     batch_sizes: list[int] = []
@@ -70,8 +105,8 @@ def run_scenario(scenario: Scenario, seconds: float) -> dict:
 
     def on_result(camera: str, frame: Frame, result: int, info: BatchInfo) -> None:
         done = time.monotonic()
-        latency.record((done - frame.sent_at) * 1e3)
-        queue_wait.record((info.started_at - frame.sent_at) * 1e3)
+        latency.record((done - frame.triggered_at) * 1e3)
+        queue_wait.record((info.started_at - frame.triggered_at) * 1e3)
         with lock:
             if info.batch_index not in seen_batches:
                 seen_batches.add(info.batch_index)
@@ -83,18 +118,24 @@ def run_scenario(scenario: Scenario, seconds: float) -> dict:
 
     num_cameras = len(scenario.rates_hz)
 
+    start = time.monotonic()
+
     def camera_loop(camera_index: int) -> None:
         period = 1.0 / scenario.rates_hz[camera_index]
         phase = 0.0 if scenario.synchronised else camera_index * period / num_cameras
-        next_at = time.monotonic() + phase
+        # Seeded per camera: the same arrival jitter for every policy compared.
+        jitter = random.Random(camera_index)
+        trigger_at = start + phase
         index = 0
         while not stop.is_set():
-            delay = next_at - time.monotonic()
+            arrival_ms = camera_index * scenario.arrival_spread_ms
+            arrival_ms += jitter.uniform(0.0, scenario.arrival_jitter_ms)
+            delay = trigger_at + arrival_ms / 1e3 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            batcher.put(f"cam{camera_index}", Frame(f"cam{camera_index}", index, time.monotonic()))
+            batcher.put(f"cam{camera_index}", Frame(f"cam{camera_index}", index, trigger_at))
             index += 1
-            next_at += period
+            trigger_at += period
 
     threads = [
         threading.Thread(target=camera_loop, args=(i,), name=f"camera-{i}")

@@ -57,6 +57,12 @@ def main() -> int:
         default=True,
         help="letterbox waiting frames before their batch is due (node: prepare_frames_ahead)",
     )
+    parser.add_argument(
+        "--forecast",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the batcher's arrival forecast: wait only for cameras due before the deadline",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -75,7 +81,7 @@ def main() -> int:
     # Warm-up: allocations, kernels and one CUDA graph per batch size the batcher can form
     # (without it, a 1-2 s capture stall mid-run shows up as drops and p99 latency).
     detector.warm_up(restore_modes=(False,))
-    batcher = FrameBatcher(args.cameras, args.max_batch_wait_ms)
+    batcher = FrameBatcher(args.cameras, args.max_batch_wait_ms, forecast_arrivals=args.forecast)
     trackers = {f"cam{i}": Tracker() for i in range(args.cameras)}
     latencies: list[float] = []
     batch_sizes: list[int] = []
@@ -126,6 +132,7 @@ def main() -> int:
         "input_size": args.input_size,
         "max_batch_wait_ms": args.max_batch_wait_ms,
         "prepare_ahead": args.prepare_ahead,
+        "forecast_arrivals": args.forecast,
         "frames_prepared_ahead": worker.frames_prepared,
         "frames_in": sum(c.received for c in counters.values()),
         "frames_out": len(latencies),

@@ -10,7 +10,8 @@
 #             default the shipped weights on frames of DISTILL_SOURCE);
 #   train     a short AMP (bf16) training run at batch 16 and 640x640, images/s;
 #   pipeline  the node processing path: 4 x 720p cameras at 30 Hz through batcher, detector,
-#             tracker (no DDS), with and without frames prepared ahead, 1 ms wait;
+#             tracker (no DDS), 1 ms wait: as shipped, without frames prepared ahead, and
+#             without the batcher's arrival forecast;
 #   ros       install ROS 2 offline from the wheels in ROS_WHEEL_DIRS (tools/offline_wheels.py,
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
@@ -112,10 +113,10 @@ fi
 
 if has_stage pipeline; then
   echo "=== node processing path, 4 x 720p at 30 Hz (no DDS) ==="
-  for prepare in prepare-ahead no-prepare-ahead; do
-    timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --max-batch-wait-ms 1 --$prepare \
-      --out "$OUT/gpu_pipeline_$prepare.json" > "$OUT/gpu_pipeline_$prepare.log" 2>&1
-    echo "rc=$? $prepare"; tail -n 22 "$OUT/gpu_pipeline_$prepare.log"
+  for variant in prepare-ahead no-prepare-ahead no-forecast; do
+    timeout 60 python3 benchmarks/gpu_pipeline_check.py --seconds 20 --max-batch-wait-ms 1 --$variant \
+      --out "$OUT/gpu_pipeline_$variant.json" > "$OUT/gpu_pipeline_$variant.log" 2>&1
+    echo "rc=$? $variant"; tail -n 22 "$OUT/gpu_pipeline_$variant.log"
   done
 fi
 

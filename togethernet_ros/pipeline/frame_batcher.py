@@ -4,14 +4,18 @@ Subscription callbacks call ``put`` (never blocks on inference); the inference w
 ``next_batch``. Each camera has one waiting slot, so latency stays bounded under overload and
 every overwritten frame is counted as dropped. A batch is released as soon as
 
-- every *active* camera (one that delivered a frame within ``camera_timeout_s``) has a frame
-  waiting, or
+- every *active* camera (one that delivered a frame within ``camera_timeout_s``) whose next
+  frame is due before the deadline has a frame waiting, or
 - ``max_batch_size`` frames are waiting, or
-- the oldest waiting frame has waited ``max_batch_wait_ms``,
+- the oldest waiting frame has waited ``max_batch_wait_ms`` (the deadline),
 
 so a camera that went silent stops being waited for after ``camera_timeout_s`` and, before that,
-delays the others by at most ``max_batch_wait_ms``. Frames leave oldest first (by when their
-camera's slot started waiting).
+delays the others by at most ``max_batch_wait_ms``. When a camera's next frame is due is learned
+from its rhythm (pipeline/arrival_forecast.py): a camera out of phase with the waiting frames,
+whose next frame cannot arrive before the deadline, is not waited for, and one whose frame is
+overdue (lost on the way) stops being waited for at the end of its jitter window. With
+``forecast_arrivals=False``, or while a camera's rhythm is unknown, every active camera is waited
+for up to the deadline. Frames leave oldest first (by when their camera's slot started waiting).
 
 While ``next_batch`` waits, it can hand each newly waiting frame to ``on_waiting`` once, so the
 caller pre-processes it (e.g. uploads and letterboxes it on the GPU) instead of sitting idle
@@ -26,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from togethernet_ros.pipeline.arrival_forecast import ArrivalForecast
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class FrameBatcher:
         max_batch_wait_ms: float,
         clock: Callable[[], float] = time.monotonic,
         camera_timeout_s: float = 1.0,
+        forecast_arrivals: bool = True,
     ) -> None:
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
             raise ValueError(f"max_batch_size must be an integer, got {max_batch_size!r}")
@@ -82,6 +89,9 @@ class FrameBatcher:
         self._dropped: dict[str, int] = {}
         self._batched: dict[str, int] = {}
         self._closed = False
+        self._forecast = (
+            ArrivalForecast(max_interval_s=self._camera_timeout_s) if forecast_arrivals else None
+        )
 
     @property
     def max_batch_size(self) -> int:
@@ -115,6 +125,8 @@ class FrameBatcher:
                 slot.handed_out = False
                 self._dropped[camera_id] = self._dropped.get(camera_id, 0) + 1
             self._last_seen[camera_id] = now
+            if self._forecast is not None:
+                self._forecast.record(camera_id, now)
             self._received[camera_id] = self._received.get(camera_id, 0) + 1
             self._condition.notify_all()
             return slot is not None
@@ -143,8 +155,7 @@ class FrameBatcher:
                     continue  # that took time: the batch may be due now
                 wait = None
                 if self._slots:
-                    oldest = next(iter(self._slots.values())).arrived_at
-                    wait = max(0.0, oldest + self._max_wait_s - now)
+                    wait = max(0.0, self._recheck_at(now) - now)
                 if give_up_at is not None:
                     remaining = give_up_at - time.monotonic()
                     if remaining <= 0:
@@ -229,15 +240,36 @@ class FrameBatcher:
     def _active(self, now: float) -> set[str]:
         return {c for c, seen in self._last_seen.items() if now - seen <= self._camera_timeout_s}
 
+    def _deadline(self) -> float:
+        return next(iter(self._slots.values())).arrived_at + self._max_wait_s
+
     def _is_ready(self, now: float) -> bool:
         if not self._slots:
             return False
         if len(self._slots) >= self._max_batch_size:
             return True
-        oldest = next(iter(self._slots.values())).arrived_at
-        if now - oldest >= self._max_wait_s:
+        deadline = self._deadline()
+        if now >= deadline:
             return True
-        return self._active(now) <= self._slots.keys()
+        return not self._awaited(now, deadline)
+
+    def _awaited(self, now: float, deadline: float) -> dict[str, float]:
+        """Active cameras without a waiting frame worth waiting for, each with the time after
+        which its frame counts as lost (``inf`` while its rhythm is unknown)."""
+        awaited = {}
+        for camera in self._active(now) - self._slots.keys():
+            slot = None if self._forecast is None else self._forecast.next_slot(camera, now)
+            if slot is None:
+                awaited[camera] = math.inf
+            elif slot[0] <= deadline:
+                awaited[camera] = slot[1]
+        return awaited
+
+    def _recheck_at(self, now: float) -> float:
+        """When the batch may become due without another frame arriving: the deadline, or an
+        awaited camera's frame turning overdue before it."""
+        deadline = self._deadline()
+        return min(deadline, *self._awaited(now, deadline).values())
 
     def _take(self) -> list[tuple[str, Any]]:
         cameras = list(self._slots)[: self._max_batch_size]
