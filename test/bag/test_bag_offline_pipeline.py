@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from support.stand_in_detectors import frame_with_block
 
 from togethernet_ros.bag.bag_reader import ImageFrame
@@ -52,3 +54,28 @@ def test_frames_of_another_frame_id_get_none_of_the_first_ones_tracks():
     for index, result in enumerate(_run(frames)):
         assert len(result.tracked.boxes) == 1, (index, result.tracked.boxes)
         assert result.tracked.boxes[0][0] == (8 if index % 2 == 0 else 80)
+
+
+def test_log_time_going_backwards_neither_hangs_nor_loses_a_frame():
+    # A frame waits for a second camera (no rhythm yet) when the log time steps back by 95 s:
+    # before, its batch deadline stayed in the "future" and finish() spun for ever.
+    pipeline = OfflinePipeline(BlobDetector(), max_batch_size=4, restore=False)
+    image = frame_with_block(96, 128, (8, 20, 40, 70))
+    pushed = [("/a/image_raw", 100.0), ("/b/image_raw", 100.001), ("/a/image_raw", 100.034)]
+    pushed.append(("/a/image_raw", 5.0))
+    results = []
+
+    def replay() -> None:
+        for topic, log_s in pushed:
+            log_ns = int(log_s * 1e9)
+            frame = ImageFrame(topic, IMAGE_TYPE, log_ns, log_ns, "cam", image)
+            results.extend(pipeline.push(frame))
+        results.extend(pipeline.finish())
+
+    worker = threading.Thread(target=replay, daemon=True)
+    worker.start()
+    worker.join(10.0)
+    assert not worker.is_alive(), "finish() did not return"
+    assert sorted(result.frame.log_time_ns for result in results) == sorted(
+        int(log_s * 1e9) for _, log_s in pushed
+    )

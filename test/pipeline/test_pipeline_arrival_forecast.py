@@ -94,3 +94,30 @@ def test_frames_in_the_same_clock_tick_do_not_count_as_an_interval():
 def test_bad_settings_are_refused_by_name(arguments, problem):
     with pytest.raises(ValueError, match=problem):
         ArrivalForecast(**arguments)
+
+
+def test_the_next_slot_is_never_overdue_even_at_whole_periods_past_a_window():
+    # Float rounding once moved such a slot one period short, so a waiting batcher spun.
+    for base in (0.0, 393_353.0, 987_654.321):
+        forecast = ArrivalForecast(min_window_s=0.0 if base else 0.001)
+        feed(forecast, "front", [base + k * PERIOD for k in range(5)])
+        period, window = forecast.rhythm("front")
+        for whole in range(30):
+            now = base + 4 * PERIOD + period + window + whole * period
+            earliest, latest = forecast.next_slot("front", now)
+            assert latest > now and latest - earliest == pytest.approx(2 * window)
+
+
+def test_one_late_frame_does_not_move_the_next_slot():
+    forecast = ArrivalForecast()
+    on_time = [10.0 + k * PERIOD for k in range(9)]
+    feed(forecast, "front", [*on_time[:8], on_time[8] + 0.004])  # frame 8 arrives 4 ms late
+    earliest, latest = forecast.next_slot("front", on_time[8] + 0.005)
+    assert (earliest + latest) / 2 == pytest.approx(10.0 + 9 * PERIOD, abs=1e-4)
+
+
+def test_a_clock_going_backwards_starts_the_rhythm_afresh():
+    forecast = ArrivalForecast()
+    feed(forecast, "front", [10.0 + k * PERIOD for k in range(6)])
+    forecast.record("front", 5.0)  # a looping bag's log time jumps back
+    assert forecast.rhythm("front") is None

@@ -100,3 +100,31 @@ def test_next_batch_returns_when_the_awaited_frame_is_overdue_not_at_the_deadlin
     began = time.monotonic()
     assert batcher.next_batch(5.0) == [("rear", "next")]
     assert time.monotonic() - began < 0.1
+
+
+def test_a_camera_whose_jitter_window_reaches_the_deadline_is_waited_for():
+    batcher, clock = make(True, max_batch_wait_ms=10.0)
+    # rear's next frame is due 10.5 ms after front's, ± 1 ms: it may still make the deadline.
+    learn_rhythm(batcher, clock, {"front": 0.0, "rear": 0.0105})
+    batcher.put("front", "next")
+    assert batcher.take_ready() == []
+    clock.now += 0.0095
+    batcher.put("rear", "next")
+    assert batcher.take_ready() == [("front", "next"), ("rear", "next")]
+
+
+def test_one_late_frame_does_not_split_the_next_on_time_batch():
+    batcher, clock = make(True, max_batch_wait_ms=1.0)
+    start = clock.now
+    for k in range(12):
+        late = 0.004 if k == 8 else 0.0  # rear's frame 8 is 4 ms late, then on time again
+        for camera, offset in (("front", 0.0), ("rear", 0.0005 + late)):
+            clock.now = start + k * PERIOD + offset
+            batcher.put(camera, f"{camera}{k}")
+            batch = batcher.take_ready()
+            if k == 9 and camera == "front":
+                assert batch == []  # rear's frame 9 is due in 0.5 ms: wait for it
+            if k == 9 and camera == "rear":
+                assert batch == [("front", "front9"), ("rear", "rear9")]
+        clock.now = start + k * PERIOD + 0.010
+        batcher.take_ready()  # frame 8 of front went alone at its deadline

@@ -159,7 +159,9 @@ class OfflinePipeline:
 
     def push(self, frame: ImageFrame) -> Iterator[FrameResult]:
         """Offer one frame; yields the results of every batch that became due."""
-        self._clock.now = frame.log_time_ns / 1e9
+        # Never backwards (bags merged out of order, a recorder's clock step): a frame waiting
+        # since a later time would otherwise never reach its deadline, and finish() would spin.
+        self._clock.now = max(self._clock.now, frame.log_time_ns / 1e9)
         yield from self._run_batch(self._batcher.take_ready())
         if frame.topic in self._waiting:
             yield from self._flush()

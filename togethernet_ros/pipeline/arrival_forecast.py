@@ -17,19 +17,33 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
+from itertools import pairwise
 from statistics import median
 
 # A median absolute deviation times this is the jitter window: ~2 standard deviations of
 # normally distributed jitter (MAD ≈ 0.67 σ), robust to the odd doubled interval of a lost frame.
 _MAD_TO_WINDOW = 3.0
+# The next frame is projected from this many recent arrivals (their median), so one late frame
+# does not move the camera's next slot late too.
+_PHASE_ARRIVALS = 3
+
+
+@dataclass
+class _CameraRhythm:
+    arrivals: deque[float]
+    fitted: tuple[float, float] | None = None
+    stale: bool = False
+    """Whether an arrival came after ``fitted`` was computed (refit on the next question)."""
 
 
 class ArrivalForecast:
     """Per-camera arrival rhythm: period (median interval) and jitter window.
 
-    ``history`` intervals are kept per camera; an interval longer than ``max_interval_s`` (a
-    pause, a restarted driver) starts the camera's rhythm afresh. The jitter window is at least
-    ``min_window_s`` so a perfectly regular camera still tolerates scheduling noise.
+    The last ``history`` intervals are kept per camera; an interval longer than
+    ``max_interval_s`` (a pause, a restarted driver) or a clock going backwards (a looping bag)
+    starts the camera's rhythm afresh. The jitter window is at least ``min_window_s`` so a
+    perfectly regular camera still tolerates scheduling noise.
     """
 
     def __init__(
@@ -51,27 +65,33 @@ class ArrivalForecast:
         self._min_intervals = min_intervals
         self._min_window_s = min_window_s
         self._max_interval_s = max_interval_s
-        self._last: dict[str, float] = {}
-        self._intervals: dict[str, deque[float]] = {}
-        self._rhythm: dict[str, tuple[float, float] | None] = {}
+        self._cameras: dict[str, _CameraRhythm] = {}
 
     def record(self, camera_id: str, arrived_at: float) -> None:
         """Note that a frame of ``camera_id`` arrived at ``arrived_at`` (seconds, monotonic)."""
-        last = self._last.get(camera_id)
-        self._last[camera_id] = arrived_at
-        intervals = self._intervals.setdefault(camera_id, deque(maxlen=self._history))
-        if last is not None:
-            interval = arrived_at - last
-            if 0 < interval <= self._max_interval_s:
-                intervals.append(interval)
-            elif interval > self._max_interval_s:
-                intervals.clear()
-            # interval <= 0: a frame in the same clock tick; it says nothing about the rate.
-        self._rhythm[camera_id] = self._fit(intervals)
+        camera = self._cameras.get(camera_id)
+        if camera is None:
+            camera = self._cameras[camera_id] = _CameraRhythm(deque(maxlen=self._history + 1))
+        arrivals = camera.arrivals
+        if arrivals:
+            interval = arrived_at - arrivals[-1]
+            if interval == 0:
+                return  # a frame in the same clock tick says nothing about the rate
+            if not 0 < interval <= self._max_interval_s:
+                arrivals.clear()
+        arrivals.append(arrived_at)
+        # Refit lazily: put() runs on every frame, the question only when a batch waits.
+        camera.stale = True
 
     def rhythm(self, camera_id: str) -> tuple[float, float] | None:
         """``(period_s, window_s)`` of a camera, or None while it is unknown or too irregular."""
-        return self._rhythm.get(camera_id)
+        camera = self._cameras.get(camera_id)
+        if camera is None:
+            return None
+        if camera.stale:
+            camera.fitted = self._fit(camera.arrivals)
+            camera.stale = False
+        return camera.fitted
 
     def next_slot(self, camera_id: str, now: float) -> tuple[float, float] | None:
         """``(earliest, latest)`` arrival times of the camera's next frame not overdue at ``now``.
@@ -80,19 +100,26 @@ class ArrivalForecast:
         time is taken as lost (a dropped sample, a skipped trigger): the next slot is a period
         on, so ``latest > now`` always.
         """
-        rhythm = self._rhythm.get(camera_id)
+        rhythm = self.rhythm(camera_id)
         if rhythm is None:
             return None
         period, window = rhythm
-        expected = self._last[camera_id] + period
-        if now >= expected + window:
-            # At least one period: rounding can make the overdue time a hair negative.
-            expected += max(1, math.floor((now - expected - window) / period) + 1) * period
+        arrivals = self._cameras[camera_id].arrivals
+        last = arrivals[-1]
+        # Each recent arrival projected to the slot after the last one, whole periods on.
+        expected = median(
+            arrival + (round((last - arrival) / period) + 1) * period
+            for arrival in list(arrivals)[-_PHASE_ARRIVALS:]
+        )
+        while expected + window <= now:
+            # Whole periods at once, at least one: rounding must not leave it overdue.
+            expected += max(1, math.floor((now - expected - window) / period)) * period
         return expected - window, expected + window
 
-    def _fit(self, intervals: deque[float]) -> tuple[float, float] | None:
-        if len(intervals) < self._min_intervals:
+    def _fit(self, arrivals: deque[float]) -> tuple[float, float] | None:
+        if len(arrivals) <= self._min_intervals:
             return None
+        intervals = [later - earlier for earlier, later in pairwise(arrivals)]
         period = median(intervals)
         deviation = median(abs(interval - period) for interval in intervals)
         window = max(self._min_window_s, _MAD_TO_WINDOW * deviation)

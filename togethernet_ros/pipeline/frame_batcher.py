@@ -269,7 +269,7 @@ class FrameBatcher:
         """When the batch may become due without another frame arriving: the deadline, or an
         awaited camera's frame turning overdue before it."""
         deadline = self._deadline()
-        return min(deadline, *self._awaited(now, deadline).values())
+        return min([deadline, *self._awaited(now, deadline).values()])
 
     def _take(self) -> list[tuple[str, Any]]:
         cameras = list(self._slots)[: self._max_batch_size]
