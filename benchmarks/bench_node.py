@@ -52,12 +52,17 @@ def _start_node(
     env: dict[str, str],
     extra_parameters: dict[str, str],
     log_path: Path,
+    emulated_gpu_ms: str | None = None,
 ) -> subprocess.Popen:
     topic_list = "[" + ",".join(f"'{t}'" for t in topics) + "]"
     size = "[" + ",".join(str(s) for s in input_size) + "]"
+    executable = [str(Path(sys.executable).parent / "detector_node")]
+    if emulated_gpu_ms is not None:
+        executable = [sys.executable, str(REPO / "benchmarks" / "emulated_gpu_node.py")]
+        env = dict(env, EMULATED_GPU_MS=emulated_gpu_ms)
     return subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "detector_node"),
+            *executable,
             "--ros-args",
             "--params-file",
             str(REPO / "config" / "detect.yaml"),
@@ -199,6 +204,8 @@ def run(
     image_path: Path | None = None,
     extra_parameters: dict[str, str] | None = None,
     camera_publish: str = "serialized",
+    emulated_gpu_ms: str | None = None,
+    forecast: bool = True,
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -216,8 +223,16 @@ def run(
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
     node_log = Path(tempfile.mkstemp(prefix="bench_node_", suffix=".log")[1])
+    node_env = dict(env, EMULATED_GPU_FORECAST=str(forecast).lower())
     process = _start_node(
-        topics, input_size, input_reliability, weights, env, extra_parameters or {}, node_log
+        topics,
+        input_size,
+        input_reliability,
+        weights,
+        node_env,
+        extra_parameters or {},
+        node_log,
+        emulated_gpu_ms,
     )
     rclpy.init(args=[])  # not sys.argv: "--param name:=value" would read as a remap rule
     node = rclpy.create_node("node_benchmark")
@@ -338,7 +353,10 @@ def run(
         "image": f"1280x720 bgr8 ({image_path.name if image_path else 'random noise'})",
         "input_size": input_size,
         "input_reliability": input_reliability,
-        "weights": weights or "untrained",
+        "weights": "none (emulated GPU)" if emulated_gpu_ms else weights or "untrained",
+        # "base:per_frame" ms of the stand-in model (benchmarks/emulated_gpu_node.py), or None.
+        "emulated_gpu_ms": emulated_gpu_ms,
+        "forecast_arrivals": forecast,
         "node_parameters": extra_parameters or {},
         "backend": diagnostics.get(first_topic, {}).get("backend", "unknown"),
         "seconds": seconds,
@@ -515,6 +533,19 @@ def main() -> int:
         help="how the camera processes publish: CDR bytes with the stamp written in (a copy, "
         "like a C++ driver) or an rclpy message (adds rclpy's 1.4 ms conversion after the stamp)",
     )
+    parser.add_argument(
+        "--emulate-gpu",
+        metavar="BASE:PER_FRAME",
+        default=None,
+        help="run the node with a stand-in model that sleeps BASE + PER_FRAME x batch ms "
+        "(benchmarks/emulated_gpu_node.py; 2.2:0.8 is the H100's cost shape): the node and DDS "
+        "part of a GPU node's latency, on any machine",
+    )
+    parser.add_argument(
+        "--no-forecast",
+        action="store_true",
+        help="with --emulate-gpu: the batcher without its arrival forecast (for comparison)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--device", default=None, help="node parameter device (cpu, cuda)")
     parser.add_argument("--precision", default=None, help="node parameter precision (fp16)")
@@ -536,6 +567,16 @@ def main() -> int:
         "backend": args.backend,
         "onnx_path": args.onnx_path,
     }
+    if args.no_forecast and not args.emulate_gpu:
+        parser.error("--no-forecast needs --emulate-gpu (the shipped node has no such switch)")
+    if args.emulate_gpu is not None:
+        base, separator, per_frame = args.emulate_gpu.partition(":")
+        try:
+            valid = bool(separator) and float(base) >= 0 and float(per_frame) >= 0
+        except ValueError:
+            valid = False
+        if not valid:
+            parser.error(f"--emulate-gpu takes BASE:PER_FRAME in ms, got {args.emulate_gpu!r}")
     for assignment in args.param:
         name, separator, value = assignment.partition(":=")
         if not separator or not name:
@@ -556,6 +597,8 @@ def main() -> int:
         args.image,
         {key: str(value) for key, value in node_options.items() if value is not None},
         args.camera_publish,
+        args.emulate_gpu,
+        not args.no_forecast,
     )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
