@@ -225,6 +225,12 @@ class FrameBatcher:
         with self._condition:
             return sorted(self._active(self._clock()))
 
+    def arrival_rhythm(self, camera_id: str) -> tuple[float, float] | None:
+        """``(period_s, jitter_window_s)`` the batcher has learned for a camera, or None (no
+        forecast, too few frames since it started or paused, or too irregular to forecast)."""
+        with self._condition:
+            return None if self._forecast is None else self._forecast.rhythm(camera_id)
+
     def counters(self) -> dict[str, CameraCounters]:
         """Snapshot of every camera's received / dropped / batched counts."""
         with self._condition:

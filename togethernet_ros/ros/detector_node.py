@@ -983,9 +983,10 @@ class DetectorNode(LifecycleNode):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         backend = getattr(self._detector, "backend", "unknown")
-        for camera in self._cameras.values():
+        for topic, camera in self._cameras.items():
             stats = camera.stats
             input_hz, output_hz = stats.rates_hz()
+            rhythm = self._batcher.arrival_rhythm(topic)
             latency = stats.latency_ms.summary()
             inference = stats.inference_ms.summary()
             overhead = stats.node_overhead_ms.summary()
@@ -1023,6 +1024,10 @@ class DetectorNode(LifecycleNode):
                 "percentile_method": PERCENTILE_METHOD,
                 **resets.values(),
                 "batch_size_mean": f"{batches.mean:.2f}",
+                # What the batcher expects of this camera (it waits only for frames due before
+                # a batch's deadline): its frame period and arrival jitter window.
+                "arrival_period_ms": "unknown" if rhythm is None else f"{rhythm[0] * 1e3:.2f}",
+                "arrival_jitter_ms": "unknown" if rhythm is None else f"{rhythm[1] * 1e3:.2f}",
                 "backend": backend,
                 "latency_clock": "ros (use_sim_time)"
                 if self.get_clock().ros_time_is_active
