@@ -18,6 +18,8 @@
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak),
 #             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]"
 #             (camera_publish: serialized, the default, or message; see bench_node.py);
+#             then once per ROS_EMULATED entry with a stand-in model of that cost (BASE:PER_FRAME
+#             ms, bench_node.py --emulate-gpu), the node's and DDS's share on this host;
 #   transport with ros (after its install): the DDS transport alone on this host, 4 x 720p at
 #             30 Hz between two Python processes (bench_transport.py, reliable QoS), the part
 #             of the node's latency before its callback;
@@ -52,6 +54,9 @@ ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
 # Node runs of the ros stage, each "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]".
 ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
+# Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
+# a stand-in model timed like this GPU; "" for none).
+ROS_EMULATED=${ROS_EMULATED-"2.2:0.8"}
 # Input sizes ("H W", comma-separated) the latency stage profiles.
 LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 # More gpu_profile options for those rows, e.g. "--batches 1 4 --frame-size 1280 720" (the node's).
@@ -162,6 +167,17 @@ if has_stage ros; then
       --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
     echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish"
     grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
+  done
+  # The same node with a stand-in model of the GPU's cost shape on this host: where it meets
+  # the target and the real one does not, CUDA's share of the GIL is to blame, not DDS.
+  for cost in $ROS_EMULATED; do
+    name=node_emulated_gpu_${cost/:/_}
+    # shellcheck disable=SC2086  # IMAGE_OPTION is a list of options
+    timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+      --cameras 4 --weights "" --emulate-gpu "$cost" $IMAGE_OPTION \
+      --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+    echo "rc=$? emulated GPU $cost ms"
+    grep -E "backend|frames_|latency|dropped|exit" "$OUT/$name.log"
   done
 fi
 
