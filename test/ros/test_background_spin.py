@@ -70,3 +70,36 @@ def test_stopping_a_spinner_that_never_started_is_allowed() -> None:
         spinner.stop()  # a set-up that failed before start() still tears down (join would raise)
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_a_shutdown_landing_inside_spin_once_ends_the_thread_quietly() -> None:
+    # The context shut down between the spinner's check and the executor's wait set: rclpy raises
+    # RCLError ("the given context is not valid"), which used to end the thread with a traceback.
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    spun = threading.Event()
+
+    def spin_once_into_a_shut_down_context(timeout_sec: float | None = None) -> None:
+        context.try_shutdown()
+        spun.set()
+        raise rclpy_implementation.RCLError("failed to initialize wait set: context not valid")
+
+    executor.spin_once = spin_once_into_a_shut_down_context
+    thread_errors: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(args.exc_value)
+    try:
+        spinner = BackgroundSpinner(executor, "race-spin")
+        spinner.start()
+        assert spun.wait(10.0)  # the thread reached the executor before being asked to stop
+        spinner.stop(timeout_s=10.0)
+    finally:
+        threading.excepthook = previous_hook
+        executor.shutdown()
+    assert thread_errors == []

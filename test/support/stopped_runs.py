@@ -28,7 +28,11 @@ _PAUSE_IN_SECOND_SAVE = textwrap.dedent(
         if len(saves) == 2:
             handle.flush()
             marker.touch()
-            time.sleep(120)
+            # Short naps: a signal the kernel hands to another of the process's threads (the
+            # loader's, torch's) reaches Python's handler only when the main thread next runs
+            # bytecode, so one long sleep would hide it for two minutes (seen once in CI).
+            for _ in range(1200):
+                time.sleep(0.1)
 
     torch.save = slow_save
     """

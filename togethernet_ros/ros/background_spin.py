@@ -50,3 +50,8 @@ class BackgroundSpinner:
                 self._executor.spin_once(timeout_sec=_POLL_S)
         except ExternalShutdownException:
             pass  # the context was shut down from elsewhere: nothing left to spin
+        except RuntimeError:
+            # The same shutdown landing between the check above and the executor's next wait
+            # set raises RCLError ("the given context is not valid") instead.
+            if context.ok():
+                raise

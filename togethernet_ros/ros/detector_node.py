@@ -1117,6 +1117,12 @@ def main(args: Sequence[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # SIGINT's handler shuts the context down from another thread; landing between the
+        # executor's check and its next wait set, it surfaces as RCLError ("the given context
+        # is not valid") instead of ExternalShutdownException: a stop all the same.
+        if rclpy.ok():
+            raise
     finally:
         try:
             node.shutdown_cleanly()
