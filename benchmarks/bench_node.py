@@ -60,33 +60,35 @@ def _start_node(
     if emulated_gpu_ms is not None:
         executable = [sys.executable, str(REPO / "benchmarks" / "emulated_gpu_node.py")]
         env = dict(env, EMULATED_GPU_MS=emulated_gpu_ms)
-    return subprocess.Popen(
-        [
-            *executable,
-            "--ros-args",
-            "--params-file",
-            str(REPO / "config" / "detect.yaml"),
-            "-p",
-            f"weights:={weights or chr(39) * 2}",
-            "-p",
-            "allow_untrained_weights:=true",
-            "-p",
-            f"input_reliability:={input_reliability}",
-            "-p",
-            f"image_topics:={topic_list}",
-            "-p",
-            f"input_size:={size}",
-            "-p",
-            "diagnostics_period_s:=1.0",
-            "-p",
-            f"max_batch_size:={max(1, len(topics))}",
-            *[f for key, value in extra_parameters.items() for f in ("-p", f"{key}:={value}")],
-        ],
-        env=env,
-        # A file, not a pipe nobody reads: the node's reason for failing to start is in it.
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    # The child keeps its own descriptor of the log; this process closes its copy.
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [
+                *executable,
+                "--ros-args",
+                "--params-file",
+                str(REPO / "config" / "detect.yaml"),
+                "-p",
+                f"weights:={weights or chr(39) * 2}",
+                "-p",
+                "allow_untrained_weights:=true",
+                "-p",
+                f"input_reliability:={input_reliability}",
+                "-p",
+                f"image_topics:={topic_list}",
+                "-p",
+                f"input_size:={size}",
+                "-p",
+                "diagnostics_period_s:=1.0",
+                "-p",
+                f"max_batch_size:={max(1, len(topics))}",
+                *[f for key, value in extra_parameters.items() for f in ("-p", f"{key}:={value}")],
+            ],
+            env=env,
+            # A file, not a pipe nobody reads: the node's reason for failing to start is in it.
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _abort_when_node_exits(
@@ -303,7 +305,11 @@ def run(
         for camera_process in camera_processes:
             camera_process.terminate()
         process.terminate()
-        exit_code = process.wait(timeout=30)
+        try:
+            exit_code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # rclpy ignoring SIGTERM in a stuck start-up
+            process.kill()
+            exit_code = process.wait()
         # As at the normal end: a spinning thread left at exit aborts the process.
         spinner.stop()
         executor.shutdown()
@@ -332,6 +338,8 @@ def run(
     time.sleep(3.0)
     process.send_signal(2)
     exit_code = process.wait(timeout=60)
+    if exit_code == 0:
+        node_log.unlink(missing_ok=True)  # kept (and named in the error) only when it failed
     spinner.stop()
     executor.shutdown()
     node.destroy_node()
@@ -379,6 +387,8 @@ def run(
         "in_node_overhead_ms": node_overhead_ms(diagnostics.get(first_topic, {})),
         "rss_mib": rss_samples,
         "exit_code_after_sigint": exit_code,
+        # The node's own output, kept when it did not exit cleanly.
+        "node_log": None if exit_code == 0 else str(node_log),
         # The node's last /diagnostics per camera: its own latency (publish time - stamp),
         # rates, batch sizes and counters.
         "node_diagnostics": diagnostics,

@@ -99,7 +99,7 @@ def test_next_batch_returns_when_the_awaited_frame_is_overdue_not_at_the_deadlin
     batcher.put("rear", "next")  # front's next frame never comes
     began = time.monotonic()
     assert batcher.next_batch(5.0) == [("rear", "next")]
-    assert time.monotonic() - began < 0.1
+    assert time.monotonic() - began < 0.12  # the deadline is 150 ms
 
 
 def test_a_camera_whose_jitter_window_reaches_the_deadline_is_waited_for():
@@ -128,3 +128,14 @@ def test_one_late_frame_does_not_split_the_next_on_time_batch():
                 assert batch == [("front", "front9"), ("rear", "rear9")]
         clock.now = start + k * PERIOD + 0.010
         batcher.take_ready()  # frame 8 of front went alone at its deadline
+
+
+def test_the_rhythm_is_reported_only_while_the_camera_is_active():
+    batcher, clock = make(True)
+    assert batcher.arrival_rhythm("front") is None  # never seen
+    learn_rhythm(batcher, clock, {"front": 0.0})
+    period, window = batcher.arrival_rhythm("front")
+    assert period == pytest.approx(PERIOD) and window == pytest.approx(0.001)
+    clock.now += 1.5  # silent for longer than camera_timeout_s: not what it expects any more
+    assert batcher.arrival_rhythm("front") is None
+    assert make(False)[0].arrival_rhythm("front") is None

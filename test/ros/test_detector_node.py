@@ -259,9 +259,11 @@ def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
 def test_diagnostics_report_the_camera_rhythm_the_batcher_learned(harness):
     _detector, _tester, publishers, recorder = harness()
     frame = _scene(120, 160, seed=3)
-    period_s = 0.1
+    # 5 Hz: a rhythm needs its arrival jitter (3 × MAD) under half the period, 100 ms here, so
+    # a loaded machine's stalls of tens of milliseconds do not leave it unknown.
+    period_s = 0.2
     start_ns, start = time.time_ns(), time.monotonic()
-    for k in range(12):  # 10 Hz, on a schedule that does not drift
+    for k in range(8):  # on a schedule that does not drift
         time.sleep(max(0.0, start + k * period_s - time.monotonic()))
         stamp_ns = start_ns + int(k * period_s * 1e9)
         publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", stamp_ns))
@@ -272,7 +274,7 @@ def test_diagnostics_report_the_camera_rhythm_the_batcher_learned(harness):
     )
     period_ms = float(_diagnostic_value(recorder, CAM_A, "arrival_period_ms"))
     jitter_ms = float(_diagnostic_value(recorder, CAM_A, "arrival_jitter_ms"))
-    assert 80.0 < period_ms < 130.0
+    assert 170.0 < period_ms < 240.0
     assert 1.0 <= jitter_ms < period_ms / 2  # at least the 1 ms floor
     # Camera B sent nothing: no rhythm, said so rather than a made-up number.
     assert _diagnostic_value(recorder, CAM_B, "arrival_period_ms") == "unknown"

@@ -227,9 +227,12 @@ class FrameBatcher:
 
     def arrival_rhythm(self, camera_id: str) -> tuple[float, float] | None:
         """``(period_s, jitter_window_s)`` the batcher has learned for a camera, or None (no
-        forecast, too few frames since it started or paused, or too irregular to forecast)."""
+        forecast, a camera silent for ``camera_timeout_s``, too few frames since it started or
+        paused, or too irregular to forecast)."""
         with self._condition:
-            return None if self._forecast is None else self._forecast.rhythm(camera_id)
+            if self._forecast is None or camera_id not in self._active(self._clock()):
+                return None
+            return self._forecast.rhythm(camera_id)
 
     def counters(self) -> dict[str, CameraCounters]:
         """Snapshot of every camera's received / dropped / batched counts."""
