@@ -15,9 +15,14 @@ from support.wait import wait_for
 # into place) and touches the marker file argv[1] so the test knows when to signal it.
 _PAUSE_IN_SECOND_SAVE = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     import torch
+
+    # Ctrl-C as in a terminal, also when the suite runs as a background job (`make test &`,
+    # nohup): shells start those with SIGINT ignored, children inherit it, and Python then
+    # leaves SIGINT ignored, so the stop this test sends would never arrive.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     marker = Path(sys.argv[1])
     real_save, saves = torch.save, []
@@ -28,11 +33,7 @@ _PAUSE_IN_SECOND_SAVE = textwrap.dedent(
         if len(saves) == 2:
             handle.flush()
             marker.touch()
-            # Short naps: a signal the kernel hands to another of the process's threads (the
-            # loader's, torch's) reaches Python's handler only when the main thread next runs
-            # bytecode, so one long sleep would hide it for two minutes (seen once in CI).
-            for _ in range(1200):
-                time.sleep(0.1)
+            time.sleep(120)
 
     torch.save = slow_save
     """
