@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -141,6 +142,7 @@ def _publish_camera(
     ready: multiprocessing.synchronize.Barrier,
     sent_counts: multiprocessing.Queue,
     publish_serialized: bool = True,
+    phase_s: float = 0.0,
 ) -> None:
     """One camera process: publish ``topic`` at ``rate_hz`` for ``seconds`` once the node listens.
 
@@ -148,7 +150,10 @@ def _publish_camera(
     it. In one process the receiver's executor was starved by 120 x 2.7 MB images per second
     (detections seen up to a second late that the node had published within ~15 ms), and one
     stamp for four frames published one after another added ~2 ms per camera before the last.
-    The cameras start together (a barrier), like hardware-triggered ones.
+    The cameras start together (a barrier), like hardware-triggered ones, each on the system-wide
+    monotonic clock's period grid plus ``phase_s``: processes leaving the barrier a few ms apart
+    would otherwise start at a different phase in every run, which moved the latency between runs
+    more than what was being compared.
 
     ``publish_serialized``: send the frame's CDR bytes with the stamp written into them, which
     costs a copy like a C++ driver's publish. rclpy's publish of the message instead converts
@@ -175,8 +180,10 @@ def _publish_camera(
         time.sleep(0.05)
     ready.wait(timeout=150)
     sent = 0
-    start = next_send = time.monotonic()
     period = 1.0 / rate_hz
+    # CLOCK_MONOTONIC is one clock for every process: the same grid in each camera.
+    start = next_send = (math.floor((time.monotonic() + 0.2) / period) + 1) * period + phase_s
+    time.sleep(max(0.0, start - time.monotonic()))
     while time.monotonic() - start < seconds:
         now_wall = time.time()
         sec, nanosec = int(now_wall), int((now_wall % 1) * 1e9)
@@ -208,6 +215,7 @@ def run(
     camera_publish: str = "serialized",
     emulated_gpu_ms: str | None = None,
     forecast: bool = True,
+    camera_phase: str = "synchronized",
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -288,6 +296,7 @@ def run(
                 ready,
                 sent_counts,
                 camera_publish == "serialized",
+                index / cameras / rate_hz if camera_phase == "staggered" else 0.0,
             ),
             name=f"bench_camera_{index}",
         )
@@ -358,6 +367,7 @@ def run(
         "cameras": cameras,
         "rate_hz": rate_hz,
         "camera_publish": camera_publish,
+        "camera_phase": camera_phase,
         "image": f"1280x720 bgr8 ({image_path.name if image_path else 'random noise'})",
         "input_size": input_size,
         "input_reliability": input_reliability,
@@ -544,6 +554,13 @@ def main() -> int:
         "like a C++ driver) or an rclpy message (adds rclpy's 1.4 ms conversion after the stamp)",
     )
     parser.add_argument(
+        "--camera-phase",
+        choices=["synchronized", "staggered"],
+        default="synchronized",
+        help="cameras triggered at the same instants (hardware sync) or spread evenly over the "
+        "frame period (free-running cameras at their worst for batching)",
+    )
+    parser.add_argument(
         "--emulate-gpu",
         metavar="BASE:PER_FRAME",
         default=None,
@@ -609,6 +626,7 @@ def main() -> int:
         args.camera_publish,
         args.emulate_gpu,
         not args.no_forecast,
+        args.camera_phase,
     )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

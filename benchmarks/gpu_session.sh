@@ -57,6 +57,9 @@ ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
 # Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
 # a stand-in model timed like this GPU; "" for none).
 ROS_EMULATED=${ROS_EMULATED-"2.2:0.8"}
+# Camera phases every node run of the ros stage is repeated with (bench_node.py --camera-phase):
+# triggered together (the transport's worst case) and spread over the period (batching's).
+ROS_CAMERA_PHASES=${ROS_CAMERA_PHASES:-"synchronized staggered"}
 # Input sizes ("H W", comma-separated) the latency stage profiles.
 LATENCY_SIZES=${LATENCY_SIZES:-"640 640,384 640"}
 # More gpu_profile options for those rows, e.g. "--batches 1 4 --frame-size 1280 720" (the node's).
@@ -155,29 +158,31 @@ if has_stage ros; then
   fi
   IMAGE_OPTION=""
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
-  for run in $ROS_RUNS; do
-    IFS=: read -r wait_ms prepare publish <<< "$run"
-    prepare=${prepare:-true} publish=${publish:-serialized}
-    name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}
-    # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
-    # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
-    timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
-      --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" \
-      --param "prepare_frames_ahead:=$prepare" --camera-publish "$publish" $IMAGE_OPTION \
-      --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-    echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish"
-    grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
-  done
-  # The same node with a stand-in model of the GPU's cost shape on this host: where it meets
-  # the target and the real one does not, CUDA's share of the GIL is to blame, not DDS.
-  for cost in $ROS_EMULATED; do
-    name=node_emulated_gpu_${cost/:/_}
-    # shellcheck disable=SC2086  # IMAGE_OPTION is a list of options
-    timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
-      --cameras 4 --weights "" --emulate-gpu "$cost" $IMAGE_OPTION \
-      --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-    echo "rc=$? emulated GPU $cost ms"
-    grep -E "backend|frames_|latency|dropped|exit" "$OUT/$name.log"
+  for phase in $ROS_CAMERA_PHASES; do
+    for run in $ROS_RUNS; do
+      IFS=: read -r wait_ms prepare publish <<< "$run"
+      prepare=${prepare:-true} publish=${publish:-serialized}
+      name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}_$phase
+      # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
+      # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
+      timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+        --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" --camera-phase "$phase" \
+        --param "prepare_frames_ahead:=$prepare" --camera-publish "$publish" $IMAGE_OPTION \
+        --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+      echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish cameras $phase"
+      grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
+    done
+    # The same node with a stand-in model of the GPU's cost shape on this host: where it meets
+    # the target and the real one does not, CUDA's share of the GIL is to blame, not DDS.
+    for cost in $ROS_EMULATED; do
+      name=node_emulated_gpu_${cost/:/_}_$phase
+      # shellcheck disable=SC2086  # IMAGE_OPTION is a list of options
+      timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+        --cameras 4 --weights "" --emulate-gpu "$cost" --camera-phase "$phase" $IMAGE_OPTION \
+        --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+      echo "rc=$? emulated GPU $cost ms, cameras $phase"
+      grep -E "backend|frames_|latency|dropped|exit" "$OUT/$name.log"
+    done
   done
 fi
 

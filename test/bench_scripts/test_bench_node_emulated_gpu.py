@@ -42,17 +42,21 @@ def test_the_emulated_detector_sleeps_its_cost_and_returns_ten_moving_boxes(monk
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("forecast", [True, False])
-def test_a_soak_with_an_emulated_gpu_runs_the_node_and_reports_it(tmp_path, forecast):
+@pytest.mark.parametrize(("forecast", "phase"), [(True, "synchronized"), (False, "staggered")])
+def test_a_soak_with_an_emulated_gpu_runs_the_node_and_reports_it(tmp_path, forecast, phase):
     out = tmp_path / "soak.json"
     completed = bench_node(
         "soak", "--seconds", "2", "--cameras", "2", "--rate-hz", "15", "--weights", "",
-        "--emulate-gpu", "2.2:0.8", *([] if forecast else ["--no-forecast"]), "--out", str(out),
+        "--emulate-gpu", "2.2:0.8", *([] if forecast else ["--no-forecast"]),
+        "--camera-phase", phase, "--out", str(out),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["backend"] == "emulated-gpu" and result["emulated_gpu_ms"] == "2.2:0.8"
-    assert result["forecast_arrivals"] is forecast
+    assert result["forecast_arrivals"] is forecast and result["camera_phase"] == phase
+    # Two cameras for 2 s at 15 Hz on the clock grid: 30 frames each (a stalled send may end a
+    # camera's 2 s a frame early on a loaded machine).
+    assert 2 * 28 <= result["frames_sent"] <= 2 * 30
     assert result["frames_with_detections"] > 0 and result["exit_code_after_sigint"] == 0
     # The node's own inference time is the emulated one: 2.2 + 0.8 × (1 or 2) ms plus a sleep's
     # overshoot, not a CPU model's hundreds of milliseconds.
