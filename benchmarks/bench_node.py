@@ -233,14 +233,16 @@ def run(
 
     topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
     node_log = Path(tempfile.mkstemp(prefix="bench_node_", suffix=".log")[1])
-    node_env = dict(env, EMULATED_GPU_FORECAST=str(forecast).lower())
+    node_parameters = dict(extra_parameters or {})
+    if not forecast:
+        node_parameters["batch_arrival_forecast"] = "false"
     process = _start_node(
         topics,
         input_size,
         input_reliability,
         weights,
-        node_env,
-        extra_parameters or {},
+        env,
+        node_parameters,
         node_log,
         emulated_gpu_ms,
     )
@@ -375,7 +377,7 @@ def run(
         # "base:per_frame" ms of the stand-in model (benchmarks/emulated_gpu_node.py), or None.
         "emulated_gpu_ms": emulated_gpu_ms,
         "forecast_arrivals": forecast,
-        "node_parameters": extra_parameters or {},
+        "node_parameters": node_parameters,
         "backend": diagnostics.get(first_topic, {}).get("backend", "unknown"),
         "seconds": seconds,
         "frames_sent": sent,
@@ -571,7 +573,7 @@ def main() -> int:
     parser.add_argument(
         "--no-forecast",
         action="store_true",
-        help="with --emulate-gpu: the batcher without its arrival forecast (for comparison)",
+        help="the node's batcher without its arrival forecast (batch_arrival_forecast:=false)",
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--device", default=None, help="node parameter device (cpu, cuda)")
@@ -594,8 +596,6 @@ def main() -> int:
         "backend": args.backend,
         "onnx_path": args.onnx_path,
     }
-    if args.no_forecast and not args.emulate_gpu:
-        parser.error("--no-forecast needs --emulate-gpu (the shipped node has no such switch)")
     if args.emulate_gpu is not None:
         base, separator, per_frame = args.emulate_gpu.partition(":")
         try:

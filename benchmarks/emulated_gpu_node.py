@@ -9,12 +9,10 @@ their usual work. Started by `bench_node.py --emulate-gpu BASE:PER_FRAME` with t
 `--ros-args`; the cost shape comes in the environment:
 
     EMULATED_GPU_MS="2.2:0.8"      # ms per batch and per frame (H100: ~3 ms for 1, ~5.5 for 4)
-    EMULATED_GPU_FORECAST=false    # optional: the batcher without its arrival forecast
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -81,9 +79,8 @@ class EmulatedGpuDetector:
 
 
 def main() -> int:
-    """Run `detector_node`'s main() with the emulated detector (and optionally no forecast)."""
+    """Run `detector_node`'s main() with the emulated detector."""
     from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
-    from togethernet_ros.pipeline.frame_batcher import FrameBatcher
     from togethernet_ros.ros import detector_node
 
     base_ms, _, per_frame_ms = os.environ.get("EMULATED_GPU_MS", "2.2:0.8").partition(":")
@@ -98,10 +95,6 @@ def main() -> int:
         )
 
     detector_node.DetectorNode._create_detector = create_detector  # type: ignore[method-assign]
-    if os.environ.get("EMULATED_GPU_FORECAST", "true") == "false":
-        detector_node.FrameBatcher = functools.partial(  # type: ignore[misc]
-            FrameBatcher, forecast_arrivals=False
-        )
     return detector_node.main()
 
 

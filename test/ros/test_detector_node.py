@@ -281,6 +281,24 @@ def test_diagnostics_report_the_camera_rhythm_the_batcher_learned(harness):
     assert _diagnostic_value(recorder, CAM_B, "arrival_jitter_ms") == "unknown"
 
 
+def test_batch_arrival_forecast_false_batches_by_the_old_rule(harness):
+    detector, _tester, publishers, recorder = harness(batch_arrival_forecast=False)
+    assert detector._batcher.arrival_rhythm(CAM_A) is None
+    frame = _scene(120, 160, seed=4)
+    start_ns, start = time.time_ns(), time.monotonic()
+    for k in range(6):
+        time.sleep(max(0.0, start + k * 0.2 - time.monotonic()))
+        publishers[CAM_A].publish(
+            _image_message(frame, "cam_a_optical", start_ns + k * 200_000_000)
+        )
+    wait_for(
+        lambda: int(_diagnostic_value(recorder, CAM_A, "frames_processed") or 0) >= 6,
+        60.0,
+        "camera A's six frames processed",
+    )
+    assert _diagnostic_value(recorder, CAM_A, "arrival_period_ms") == "unknown"
+
+
 def test_label_info_is_latched_and_empty_arrays_are_published(ros, harness):
     import rclpy
     from rclpy.parameter import Parameter

@@ -7,7 +7,8 @@ keys below (the ONNX export `onnx_path` and `engine_cache_dir` included), `class
 `tracking.*` (with `tracking.enabled: false`, `detections` holds the unsmoothed detections
 without track ids, as the node publishes them). The node's publishing
 and QoS options are not read (`bag run` has its own output flags), nor `class_id_as_index`,
-`torch_compile` or `prepare_frames_ahead`.
+`torch_compile`, `prepare_frames_ahead` or `batch_arrival_forecast` (`bag run` batches with the
+forecast on, as the node's default).
 """
 
 from __future__ import annotations

@@ -551,7 +551,9 @@ class DetectorNode(LifecycleNode):
         if settings["max_batch_wait_ms"] == AUTO_BATCH_WAIT_MS:
             self.get_logger().info(f"max_batch_wait_ms auto: {wait_ms:g} ms")
         self._batcher = FrameBatcher(
-            max_batch_size=settings["max_batch_size"], max_batch_wait_ms=wait_ms
+            max_batch_size=settings["max_batch_size"],
+            max_batch_wait_ms=wait_ms,
+            forecast_arrivals=settings["batch_arrival_forecast"],
         )
         self._worker = InferenceWorker(
             detector_fn=self._infer,

@@ -135,6 +135,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         choices=("off", *COMPILE_MODES),
     ),
     ParameterSpec(
+        "batch_arrival_forecast",
+        bool,
+        "Wait only for cameras whose next frame is due before a batch's deadline, as learned "
+        "from each camera's frame rhythm; false: wait for every active camera up to "
+        "max_batch_wait_ms",
+        read_only=True,
+    ),
+    ParameterSpec(
         "prepare_frames_ahead",
         bool,
         "Upload and letterbox each frame while its batch waits for other cameras, so only the "
