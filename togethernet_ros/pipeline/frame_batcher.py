@@ -149,13 +149,12 @@ class FrameBatcher:
         with self._condition:
             while not self._closed and not (cancel is not None and cancel.is_set()):
                 now = self._clock()
-                if self._is_ready(now):
+                due_at = self._due_at(now)
+                if due_at is not None and due_at <= now:
                     return self._take()
                 if on_waiting is not None and self._hand_out_waiting(on_waiting):
                     continue  # that took time: the batch may be due now
-                wait = None
-                if self._slots:
-                    wait = max(0.0, self._recheck_at(now) - now)
+                wait = None if due_at is None else due_at - now
                 if give_up_at is not None:
                     remaining = give_up_at - time.monotonic()
                     if remaining <= 0:
@@ -249,18 +248,23 @@ class FrameBatcher:
     def _active(self, now: float) -> set[str]:
         return {c for c, seen in self._last_seen.items() if now - seen <= self._camera_timeout_s}
 
-    def _deadline(self) -> float:
-        return next(iter(self._slots.values())).arrived_at + self._max_wait_s
-
     def _is_ready(self, now: float) -> bool:
+        due_at = self._due_at(now)
+        return due_at is not None and due_at <= now
+
+    def _due_at(self, now: float) -> float | None:
+        """When the waiting frames' batch is due unless another frame comes first: ``now`` or
+        earlier once it is due, None while no frame waits. That is the deadline, or an awaited
+        camera's frame turning overdue before it, or now when no camera is worth waiting for."""
         if not self._slots:
-            return False
+            return None
         if len(self._slots) >= self._max_batch_size:
-            return True
-        deadline = self._deadline()
+            return now
+        deadline = next(iter(self._slots.values())).arrived_at + self._max_wait_s
         if now >= deadline:
-            return True
-        return not self._awaited(now, deadline)
+            return deadline
+        awaited = self._awaited(now, deadline)
+        return min([deadline, *awaited.values()]) if awaited else now
 
     def _awaited(self, now: float, deadline: float) -> dict[str, float]:
         """Active cameras without a waiting frame worth waiting for, each with the time after
@@ -273,12 +277,6 @@ class FrameBatcher:
             elif slot[0] <= deadline:
                 awaited[camera] = slot[1]
         return awaited
-
-    def _recheck_at(self, now: float) -> float:
-        """When the batch may become due without another frame arriving: the deadline, or an
-        awaited camera's frame turning overdue before it."""
-        deadline = self._deadline()
-        return min([deadline, *self._awaited(now, deadline).values()])
 
     def _take(self) -> list[tuple[str, Any]]:
         cameras = list(self._slots)[: self._max_batch_size]
