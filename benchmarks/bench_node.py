@@ -143,6 +143,7 @@ def _publish_camera(
     sent_counts: multiprocessing.Queue,
     publish_serialized: bool = True,
     phase_s: float = 0.0,
+    jpeg: bool = False,
 ) -> None:
     """One camera process: publish ``topic`` at ``rate_hz`` for ``seconds`` once the node listens.
 
@@ -159,21 +160,33 @@ def _publish_camera(
     costs a copy like a C++ driver's publish. rclpy's publish of the message instead converts
     the 2.7 MB to C after the stamp (1.4 ms on the 2-core development machine), Python's cost,
     not the detector node's; False measures that way too.
+
+    ``jpeg``: publish a sensor_msgs/CompressedImage (the frame as a quality-90 JPEG, as
+    image_transport's compressed plugin sends it) on ``topic``, which ends in ``/compressed``.
     """
+    import cv2
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import serialize_message
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
 
     rclpy.init(args=[])  # not sys.argv: "--param name:=value" would read as a remap rule
     node = rclpy.create_node(f"bench_camera_{topic.strip('/').split('/')[0]}")
     publisher = node.create_publisher(
-        Image, topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        CompressedImage if jpeg else Image,
+        topic,
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
     )
-    message = Image()
+    pixels = _camera_frame(image_path)
+    if jpeg:
+        message = CompressedImage()
+        message.format = "jpeg"
+        message.data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    else:
+        message = Image()
+        message.height, message.width, message.encoding, message.step = 720, 1280, "bgr8", 3840
+        message.data = pixels.tobytes()
     message.header.frame_id = "bench"
-    message.height, message.width, message.encoding, message.step = 720, 1280, "bgr8", 3840
-    message.data = _camera_frame(image_path).tobytes()
     serialized = bytearray(serialize_message(message))
     deadline = time.monotonic() + 120
     while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
@@ -216,6 +229,7 @@ def run(
     emulated_gpu_ms: str | None = None,
     forecast: bool = True,
     camera_phase: str = "synchronized",
+    camera_format: str = "raw",
 ) -> dict:
     from togethernet_ros.ros.local_dds import local_dds_environment
 
@@ -231,7 +245,8 @@ def run(
 
     from togethernet_ros.ros.background_spin import BackgroundSpinner
 
-    topics = [f"/bench_cam{index}/image_raw" for index in range(cameras)]
+    suffix = "/compressed" if camera_format == "jpeg" else ""
+    topics = [f"/bench_cam{index}/image_raw{suffix}" for index in range(cameras)]
     node_log = Path(tempfile.mkstemp(prefix="bench_node_", suffix=".log")[1])
     node_parameters = dict(extra_parameters or {})
     if not forecast:
@@ -278,7 +293,7 @@ def run(
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     for topic in topics:
-        namespace = topic.rsplit("/", 1)[0]
+        namespace = topic.removesuffix("/compressed").rsplit("/", 1)[0]
         node.create_subscription(
             Detection2DArray, f"{namespace}/detections", on_detections(topic), reliable, raw=True
         )
@@ -299,6 +314,7 @@ def run(
                 sent_counts,
                 camera_publish == "serialized",
                 index / cameras / rate_hz if camera_phase == "staggered" else 0.0,
+                camera_format == "jpeg",
             ),
             name=f"bench_camera_{index}",
         )
@@ -348,7 +364,12 @@ def run(
     sent = sum(sent_counts.get(timeout=10) for _ in camera_processes)
     time.sleep(3.0)
     process.send_signal(2)
-    exit_code = process.wait(timeout=60)
+    try:
+        exit_code: int | str = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # the node must not outlive the bench; the run still counts
+        process.kill()
+        process.wait()
+        exit_code = "killed: no exit within 60 s of SIGINT"
     if exit_code == 0:
         node_log.unlink(missing_ok=True)  # kept (and named in the error) only when it failed
     spinner.stop()
@@ -370,7 +391,8 @@ def run(
         "rate_hz": rate_hz,
         "camera_publish": camera_publish,
         "camera_phase": camera_phase,
-        "image": f"1280x720 bgr8 ({image_path.name if image_path else 'random noise'})",
+        "image": f"1280x720 {'JPEG (quality 90)' if camera_format == 'jpeg' else 'bgr8'} "
+        f"({image_path.name if image_path else 'random noise'})",
         "input_size": input_size,
         "input_reliability": input_reliability,
         "weights": "none (emulated GPU)" if emulated_gpu_ms else weights or "untrained",
@@ -509,6 +531,13 @@ def report_lines(result: dict) -> list[str]:
         "frames_prepared_ahead",
         "batch_size_mean",
         "receive_delay_p50_ms",
+        "receive_delay_p99_ms",
+        # Where the receive delay goes (stamp -> DDS write -> reception -> callback).
+        "driver_delay_p50_ms",
+        "transport_delay_p50_ms",
+        "transport_delay_p99_ms",
+        "executor_delay_p50_ms",
+        "executor_delay_p99_ms",
         "batch_wait_p50_ms",
         "inference_p50_ms",
         "latency_p50_ms",
@@ -554,6 +583,13 @@ def main() -> int:
         default="serialized",
         help="how the camera processes publish: CDR bytes with the stamp written in (a copy, "
         "like a C++ driver) or an rclpy message (adds rclpy's 1.4 ms conversion after the stamp)",
+    )
+    parser.add_argument(
+        "--camera-format",
+        choices=["raw", "jpeg"],
+        default="raw",
+        help="cameras send sensor_msgs/Image (bgr8) or CompressedImage (JPEG, on "
+        "<topic>/compressed, decoded by the node)",
     )
     parser.add_argument(
         "--camera-phase",
@@ -627,6 +663,7 @@ def main() -> int:
         args.emulate_gpu,
         not args.no_forecast,
         args.camera_phase,
+        args.camera_format,
     )
     out = args.out or REPO / "benchmarks" / "results" / f"node_{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

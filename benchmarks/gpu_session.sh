@@ -57,6 +57,9 @@ ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
 # Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
 # a stand-in model timed like this GPU; "" for none).
 ROS_EMULATED=${ROS_EMULATED-"2.2:0.8"}
+# What the cameras of those emulated runs send (bench_node.py --camera-format): raw bgr8, and/or
+# jpeg (CompressedImage: the node's decode threads, several cameras at once on this host).
+ROS_EMULATED_FORMATS=${ROS_EMULATED_FORMATS:-"raw"}
 # Camera phases every node run of the ros stage is repeated with (bench_node.py --camera-phase):
 # triggered together (the transport's worst case) and spread over the period (batching's).
 ROS_CAMERA_PHASES=${ROS_CAMERA_PHASES:-"synchronized staggered"}
@@ -175,13 +178,15 @@ if has_stage ros; then
     # The same node with a stand-in model of the GPU's cost shape on this host: where it meets
     # the target and the real one does not, CUDA's share of the GIL is to blame, not DDS.
     for cost in $ROS_EMULATED; do
-      name=node_emulated_gpu_${cost/:/_}_$phase
-      # shellcheck disable=SC2086  # IMAGE_OPTION is a list of options
-      timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
-        --cameras 4 --weights "" --emulate-gpu "$cost" --camera-phase "$phase" $IMAGE_OPTION \
-        --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-      echo "rc=$? emulated GPU $cost ms, cameras $phase"
-      grep -E "backend|frames_|latency|dropped|exit" "$OUT/$name.log"
+      for format in $ROS_EMULATED_FORMATS; do
+        name=node_emulated_gpu_${cost/:/_}_${format}_$phase
+        # shellcheck disable=SC2086  # IMAGE_OPTION is a list of options
+        timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
+          --cameras 4 --weights "" --emulate-gpu "$cost" --camera-phase "$phase" $IMAGE_OPTION \
+          --camera-format "$format" --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+        echo "rc=$? emulated GPU $cost ms, $format cameras $phase"
+        grep -E "backend|frames_|latency|dropped|exit" "$OUT/$name.log"
+      done
     done
   done
 fi

@@ -42,13 +42,18 @@ def test_the_emulated_detector_sleeps_its_cost_and_returns_ten_moving_boxes(monk
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize(("forecast", "phase"), [(True, "synchronized"), (False, "staggered")])
-def test_a_soak_with_an_emulated_gpu_runs_the_node_and_reports_it(tmp_path, forecast, phase):
+@pytest.mark.parametrize(
+    ("forecast", "phase", "camera_format"),
+    [(True, "synchronized", "raw"), (False, "staggered", "raw"), (True, "synchronized", "jpeg")],
+)
+def test_a_soak_with_an_emulated_gpu_runs_the_node_and_reports_it(
+    tmp_path, forecast, phase, camera_format
+):
     out = tmp_path / "soak.json"
     completed = bench_node(
         "soak", "--seconds", "2", "--cameras", "2", "--rate-hz", "15", "--weights", "",
         "--emulate-gpu", "2.2:0.8", *([] if forecast else ["--no-forecast"]),
-        "--camera-phase", phase, "--out", str(out),
+        "--camera-phase", phase, "--camera-format", camera_format, "--out", str(out),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -64,6 +69,17 @@ def test_a_soak_with_an_emulated_gpu_runs_the_node_and_reports_it(tmp_path, fore
     # The node's own inference time is the emulated one: 2.2 + 0.8 × (1 or 2) ms plus a sleep's
     # overshoot, not a CPU model's hundreds of milliseconds.
     assert 3.0 <= result["detector_p50_ms"] < 30.0
+    # JPEG cameras publish on <topic>/compressed; the node decodes them and answers on <ns>.
+    assert result["image"].startswith(
+        "1280x720 JPEG" if camera_format == "jpeg" else "1280x720 bgr8"
+    )
+    cameras = result["node_diagnostics"]
+    assert len(cameras) == 2
+    assert all(name.endswith("/compressed") == (camera_format == "jpeg") for name in cameras)
+    # Where the receive delay went: DDS's and the executor's parts, as many as frames taken.
+    for values in cameras.values():
+        assert int(values["transport_delay_samples"]) == int(values["executor_delay_samples"]) > 0
+        assert 0.0 <= float(values["transport_delay_p50_ms"]) < 1000.0
 
 
 def test_bad_emulate_gpu_values_are_refused_by_name():

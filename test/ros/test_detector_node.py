@@ -229,6 +229,69 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     assert 0.0 <= batch_wait_p99 <= float(_diagnostic_value(recorder, CAM_A, "latency_p99_ms"))
 
 
+def test_untrained_receive_delay_splits_into_driver_dds_and_executor_parts(harness):
+    """A driver that stamps its frames 40 ms before publishing them shows as the driver part,
+    not as DDS or the node: the parts come from the DDS write and reception times."""
+    _detector, _tester, publishers, recorder = harness()
+    frame = _scene(480, 640, seed=3)
+    late_by_ns = 40_000_000
+    for index in range(6):
+        publishers[CAM_A].publish(
+            _image_message(frame, "cam_a_optical", time.time_ns() - late_by_ns)
+        )
+        wait_for(
+            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
+            60.0,
+            f"detections for frame {index}",
+        )
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "driver_delay_samples") == "6",
+        60.0,
+        "diagnostics counting the 6 frames' receive parts",
+    )
+
+    def value(key: str) -> float:
+        return float(_diagnostic_value(recorder, CAM_A, key))
+
+    assert value("transport_delay_samples") == value("executor_delay_samples") == 6
+    driver, transport = value("driver_delay_p50_ms"), value("transport_delay_p50_ms")
+    executor, receive = value("executor_delay_p50_ms"), value("receive_delay_p50_ms")
+    assert 40.0 <= driver < 40.0 + 500.0
+    assert 0.0 <= transport < 40.0 and 0.0 <= executor < 40.0
+    # Per frame the parts add up to the receive delay, so its median is at least the driver's.
+    assert driver <= receive <= driver + transport + executor + 40.0
+
+
+@pytest.mark.parametrize(
+    ("decode_threads", "decoded_on"), [(-1, "frame_decode_0"), (0, "test-executor")]
+)
+def test_untrained_compressed_frames_are_decoded_off_the_executor_thread(
+    harness, monkeypatch, decode_threads, decoded_on
+):
+    """A 720p JPEG takes ~5 ms to decode: by default a decode thread does it, not the callback."""
+    from togethernet_ros.ros import detector_node
+
+    threads_seen = []
+
+    def recording_decode(message, *args, **kwargs):
+        threads_seen.append(threading.current_thread().name)
+        return decode(message, *args, **kwargs)
+
+    decode = detector_node.decode_compressed_message
+    monkeypatch.setattr(detector_node, "decode_compressed_message", recording_decode)
+    _detector, _tester, publishers, recorder = harness(decode_threads=decode_threads)
+    for index in range(3):
+        publishers[CAM_B].publish(
+            _compressed_message(_scene(240, 320, seed=index), "cam_b", time.time_ns())
+        )
+        wait_for(
+            lambda n=index + 1: len(recorder.get("/cam_b/detections")) >= n,
+            60.0,
+            f"detections for compressed frame {index}",
+        )
+    assert threads_seen == [decoded_on] * 3
+
+
 def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
     _detector, _tester, publishers, recorder = harness(max_batch_wait_ms=200.0)
     frame_a = _scene(480, 640, seed=1)

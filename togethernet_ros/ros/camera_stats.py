@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from togethernet_ros.pipeline.latency_stats import LatencyWindow
+from togethernet_ros.ros.receive_timing import ReceiveSplit
 
 
 class CameraStats:
@@ -15,8 +16,9 @@ class CameraStats:
 
     Rates are frames per second over the last ``rate_window_s`` seconds of ``clock``.
     Latencies are publish time minus the source stamp, in milliseconds, and split into where
-    a frame spent them: ``receive_delay_ms`` (stamp to the node's callback: the driver, DDS and
-    the executor), ``batch_wait_ms`` (callback to the start of its batch's inference: other
+    a frame spent them: ``receive_delay_ms`` (stamp to the node's callback), itself split into
+    ``driver_delay_ms``, ``transport_delay_ms`` and ``executor_delay_ms`` (see
+    ros/receive_timing.py) where the middleware timestamps samples, ``batch_wait_ms`` (callback to the start of its batch's inference: other
     cameras and the previous batch), ``inference_ms`` (the batch's `detect`), and the rest
     (smoothing and publishing, in ``node_overhead_ms`` together with the batch wait).
     """
@@ -44,9 +46,15 @@ class CameraStats:
         self.batch_sizes = LatencyWindow(500)
         self.receive_delay_ms = LatencyWindow(500)
         self.batch_wait_ms = LatencyWindow(500)
+        self.driver_delay_ms = LatencyWindow(500)
+        self.transport_delay_ms = LatencyWindow(500)
+        self.executor_delay_ms = LatencyWindow(500)
 
-    def record_input(self, receive_delay_ms: float | None = None) -> None:
-        """Count a received frame (input rate) and how long after its stamp it arrived."""
+    def record_input(
+        self, receive_delay_ms: float | None = None, split: ReceiveSplit | None = None
+    ) -> None:
+        """Count a received frame (input rate), how long after its stamp it arrived and, where
+        known, how that time split between the driver, DDS and the node's executor."""
         with self._lock:
             self.received += 1
             self._last_input_at = self._clock()
@@ -54,6 +62,14 @@ class CameraStats:
             self._forget_old(self._inputs, self._last_input_at)
         if receive_delay_ms is not None:
             self.receive_delay_ms.record(receive_delay_ms)
+        if split is not None:
+            for window, value in (
+                (self.driver_delay_ms, split.driver_ms),
+                (self.transport_delay_ms, split.transport_ms),
+                (self.executor_delay_ms, split.executor_ms),
+            ):
+                if value is not None:
+                    window.record(value)
 
     def record_dropped(self, count: int = 1) -> None:
         """Count received frames that never reached inference (overwritten, or left at stop)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import gc
 import os
 import sys
@@ -54,6 +55,7 @@ from togethernet_ros.bag.image_codec import (
 )
 from togethernet_ros.bag.output_topics import OutputTopics, output_topics
 from togethernet_ros.pipeline.batch_wait import AUTO_BATCH_WAIT_MS, resolve_batch_wait_ms
+from togethernet_ros.pipeline.decode_pool import DecodePool, resolve_decode_threads
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
@@ -89,6 +91,7 @@ from togethernet_ros.ros.qos_settings import (
     detector_entities,
     unmatched_overrides,
 )
+from togethernet_ros.ros.receive_timing import split_receive_delay
 from togethernet_ros.ros.serialized_images import SerializedImageReader
 from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
@@ -198,6 +201,7 @@ class DetectorNode(LifecycleNode):
         self._batcher: FrameBatcher | None = None
         self._image_reader = SerializedImageReader()
         self._worker: InferenceWorker | None = None
+        self._decode_pool: DecodePool | None = None
         self._diagnostics_timer: Any = None
         self._diagnostics_pub: Any = None
         # Base QoS of every publisher and subscription by (resolved topic, kind), from configure.
@@ -563,6 +567,19 @@ class DetectorNode(LifecycleNode):
             prepare_fn=self._prepare_ahead if settings["prepare_frames_ahead"] else None,
         )
         self._worker.start()
+        compressed_cameras = sum(
+            camera.input_topic.endswith("/compressed") for camera in self._cameras.values()
+        )
+        decode_threads = resolve_decode_threads(
+            settings["decode_threads"], compressed_cameras, os.cpu_count()
+        )
+        if decode_threads:
+            self._decode_pool = DecodePool(
+                decode_threads, self._decode_queued, self._drop_replaced, self._on_decode_fault
+            )
+            self.get_logger().info(
+                f"decoding {compressed_cameras} compressed camera(s) on {decode_threads} thread(s)"
+            )
         for topic in settings["image_topics"]:
             # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
             # CompressedImage however the parameter spells it.
@@ -573,9 +590,9 @@ class DetectorNode(LifecycleNode):
                 self.create_subscription(
                     message_type,
                     topic,
-                    lambda serialized, topic=topic, compressed=compressed: (
-                        self._on_serialized_image(topic, serialized, compressed)
-                    ),
+                    # Two open arguments, so rclpy also hands over the message info (the
+                    # DDS write and reception times: where the receive delay goes).
+                    functools.partial(self._on_serialized_image, topic, compressed),
                     qos_profile(entity.base),
                     qos_overriding_options=overriding_options(entity),
                     # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
@@ -632,6 +649,12 @@ class DetectorNode(LifecycleNode):
             if self._diagnostics_timer is not None:
                 self.destroy_timer(self._diagnostics_timer)
                 self._diagnostics_timer = None
+            if self._decode_pool is not None:
+                # Before the worker and the batcher: a decode under way still queues its frame.
+                for topic, _ in self._decode_pool.stop(timeout_s=30.0):
+                    if topic in self._cameras:
+                        self._cameras[topic].stats.record_dropped()
+                self._decode_pool = None
             if self._worker is not None:
                 self._worker.stop(timeout_s=30.0)
                 self._worker = None
@@ -726,8 +749,15 @@ class DetectorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- data path
 
-    def _on_serialized_image(self, topic: str, serialized: bytes, compressed: bool) -> None:
+    def _on_serialized_image(
+        self,
+        topic: str,
+        compressed: bool,
+        serialized: bytes,
+        message_info: dict[str, int | None] | None,
+    ) -> None:
         """Subscription callback: read, decode and queue a frame; never waits on inference."""
+        callback_ns = time.time_ns()
         camera = self._cameras.get(topic)
         batcher = self._batcher
         if camera is None or batcher is None:
@@ -736,10 +766,59 @@ class DetectorNode(LifecycleNode):
         try:
             message = self._image_reader.read(serialized, compressed)
         except ImageDecodeError as error:
-            camera.stats.record_input(receive_delay_ms=None)
+            camera.stats.record_input(split=split_receive_delay(None, message_info, callback_ns))
             self._drop_bad_frame(topic, camera, error)
             return
-        self._queue_frame(topic, camera, batcher, message, compressed, received_at)
+        stamp_s = self._record_arrival(camera, message.header, message_info, callback_ns)
+        decode_pool = self._decode_pool
+        if compressed and decode_pool is not None:
+            decode_pool.submit(topic, (message, received_at, stamp_s))
+            return
+        self._queue_frame(topic, camera, batcher, message, compressed, received_at, stamp_s)
+
+    def _decode_queued(self, topic: str, queued: tuple[Any, float, float]) -> None:
+        """Decode thread: a compressed frame into the batcher, as the callback would have."""
+        camera = self._cameras.get(topic)
+        batcher = self._batcher
+        if camera is None or batcher is None:
+            return
+        message, received_at, stamp_s = queued
+        self._queue_frame(topic, camera, batcher, message, True, received_at, stamp_s)
+
+    def _drop_replaced(self, topic: str, _queued: object) -> None:
+        """A compressed frame replaced by a newer one before its decode: dropped, counted."""
+        camera = self._cameras.get(topic)
+        if camera is not None:
+            camera.stats.record_dropped()
+
+    def _on_decode_fault(self, topic: str, error: Exception) -> None:
+        camera = self._cameras.get(topic)
+        problem = f"unexpected {type(error).__name__} queueing a decoded frame: {error}"
+        if camera is not None:
+            camera.stats.record_bad_frame(problem)
+        if self._warnings.due(("decode thread fault", topic)):
+            self.get_logger().error(f"{problem} on {topic}; frame dropped")
+
+    def _record_arrival(
+        self,
+        camera: CameraOutputs,
+        header: Any,
+        message_info: dict[str, int | None] | None,
+        callback_ns: int,
+    ) -> float:
+        """Count a frame, its receive delay and that delay's parts; return its stamp (0: none)."""
+        stamp_s = _stamp_seconds(header)
+        if not self.get_clock().ros_time_is_active:
+            now_s: float | None = callback_ns * 1e-9
+            stamp_ns: int | None = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        else:  # stamps on /clock: only the parts after the write are on the system clock
+            now_s = self._latency_clock_s()
+            stamp_ns = None
+        camera.stats.record_input(
+            receive_delay_ms=(now_s - stamp_s) * 1e3 if now_s is not None and stamp_s else None,
+            split=split_receive_delay(stamp_ns, message_info, callback_ns),
+        )
+        return stamp_s
 
     def _queue_frame(
         self,
@@ -749,13 +828,9 @@ class DetectorNode(LifecycleNode):
         message: Any,
         compressed: bool,
         received_at: float,
+        stamp_s: float,
     ) -> None:
         """Decode one camera message (rosbags' Image or CompressedImage) into the batcher."""
-        stamp_s = _stamp_seconds(message.header)
-        now_s = self._latency_clock_s() if stamp_s else None
-        camera.stats.record_input(
-            receive_delay_ms=None if now_s is None else (now_s - stamp_s) * 1e3
-        )
         if not stamp_s:
             camera.stats.record_unstamped()
             if self._unstamped_warnings.due(topic):
@@ -1020,6 +1095,9 @@ class DetectorNode(LifecycleNode):
                 # from too few samples (the first seconds) with <window>_p95_reliable "false".
                 **latency_values("latency", latency, (50, 95, 99)),
                 **latency_values("receive_delay", receive_delay, (50, 99)),
+                **latency_values("driver_delay", stats.driver_delay_ms.summary(), (50, 99)),
+                **latency_values("transport_delay", stats.transport_delay_ms.summary(), (50, 99)),
+                **latency_values("executor_delay", stats.executor_delay_ms.summary(), (50, 99)),
                 **latency_values("batch_wait", batch_wait, (50, 99)),
                 **latency_values("inference", inference, (50,)),
                 **latency_values("node_overhead", overhead, (50, 95)),

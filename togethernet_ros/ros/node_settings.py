@@ -150,6 +150,16 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec(
+        "decode_threads",
+        int,
+        "Threads decoding CompressedImage frames (JPEG/PNG) off the executor thread, one "
+        "camera's frames in order, the newest waiting one kept; -1 = auto (one per compressed "
+        "camera, at most the CPU count), 0 = decode in the subscription callback",
+        read_only=True,
+        minimum=-1,
+        maximum=64,
+    ),
+    ParameterSpec(
         "max_image_pixels",
         int,
         "Frames with more pixels are rejected as bad input",

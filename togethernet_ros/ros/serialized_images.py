@@ -6,8 +6,10 @@ rclpy turns a received sensor_msgs/Image into a Python message by copying its pi
 the inference thread cannot run, and the fourth camera's frame reaches the batcher ~5 ms after
 the first's (docs/benchmarks.md, "GPU end to end over DDS"). The node therefore takes the
 serialized bytes (``raw=True``) and reads them with rosbags' deserializer, whose pixel array is
-a view of those bytes: 0.08 ms for the same frame. The messages it returns have the same field
-names as rclpy's, so the decoders in bag/image_codec.py take either.
+a view of those bytes: 0.004 ms for the same frame, read through a ``memoryview`` (rosbags
+slices off the CDR header, and a slice of ``bytes`` would copy all 2.7 MB: 0.23 ms on the 2-core
+Xeon of the thirteenth session). The messages it returns have the same field names as rclpy's,
+so the decoders in bag/image_codec.py take either.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class SerializedImageReader:
         """
         type_name = COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE
         try:
-            return self._typestore.deserialize_cdr(serialized, type_name)
+            return self._typestore.deserialize_cdr(memoryview(serialized), type_name)
         except Exception as error:  # rosbags raises struct, index and value errors alike
             raise ImageDecodeError(
                 f"malformed serialized {type_name} ({len(serialized)} bytes): "
