@@ -113,15 +113,20 @@ def test_stop_returns_frames_never_started_and_later_ones_are_reported_replaced(
     assert not any(thread.is_alive() for thread in pool._threads)
 
 
-def test_stop_names_a_thread_stuck_in_its_work():
+def test_stop_returns_waiting_frames_and_names_a_thread_stuck_in_its_work():
     release = threading.Event()
     recorder = Recorder(work=lambda key, item: release.wait(10))
     pool = DecodePool(1, recorder.work, recorder.on_replaced, recorder.on_error, name="jpeg")
     pool.submit("a", 1)
     wait_until(lambda: "a" in pool._running)
-    with pytest.raises(TimeoutError, match=r"jpeg_0"):
-        pool.stop(timeout_s=0.05)
+    pool.submit("b", 2)
+    began = time.monotonic()
+    assert pool.stop(timeout_s=0.05) == [("b", 2)]  # returned, not lost in an exception
+    assert time.monotonic() - began < 1.0
+    assert pool.stuck_threads == ["jpeg_0"]
     release.set()
+    wait_until(lambda: not pool.stuck_threads)
+    assert recorder.done == [("a", 1)]
 
 
 def test_zero_threads_is_refused():

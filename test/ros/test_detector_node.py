@@ -263,7 +263,7 @@ def test_untrained_receive_delay_splits_into_driver_dds_and_executor_parts(harne
 
 
 @pytest.mark.parametrize(
-    ("decode_threads", "decoded_on"), [(-1, "frame_decode_0"), (0, "test-executor")]
+    ("decode_threads", "decoded_on"), [(-1, "togethernet-decode_0"), (0, "test-executor")]
 )
 def test_untrained_compressed_frames_are_decoded_off_the_executor_thread(
     harness, monkeypatch, decode_threads, decoded_on
@@ -290,6 +290,61 @@ def test_untrained_compressed_frames_are_decoded_off_the_executor_thread(
             f"detections for compressed frame {index}",
         )
     assert threads_seen == [decoded_on] * 3
+
+
+def test_untrained_compressed_frames_replaced_while_decoding_are_counted_and_none_lost(
+    harness, monkeypatch
+):
+    """A decode slower than the camera: the newest waiting frame wins, the others count as
+    dropped, and every received frame is processed, dropped or bad (and each unstamped one
+    counted as such, whichever thread decodes it)."""
+    from togethernet_ros.ros import detector_node
+
+    decode = detector_node.decode_compressed_message
+
+    def slow_decode(message, *args, **kwargs):
+        time.sleep(0.15)
+        return decode(message, *args, **kwargs)
+
+    monkeypatch.setattr(detector_node, "decode_compressed_message", slow_decode)
+    detector, _tester, publishers, recorder = harness(input_reliability="reliable", input_depth=10)
+    for _ in range(6):
+        publishers[CAM_B].publish(_compressed_message(_scene(120, 160, seed=9), "cam_b", 0))
+        time.sleep(0.01)
+    stats = detector._cameras[CAM_B].stats
+    wait_for(
+        lambda: stats.received == 6 and stats.processed + stats.dropped + stats.bad_frames == 6,
+        60.0,
+        "every received compressed frame accounted for",
+    )
+    assert stats.dropped >= 3, "5 frames behind a 150 ms decode: all but the newest replaced"
+    assert stats.processed >= 2 and stats.bad_frames == 0
+    assert stats.unstamped == 6
+    assert len(recorder.get("/cam_b/detections")) == stats.processed
+
+
+def test_untrained_an_rclpy_without_message_info_still_runs_without_the_split(harness, monkeypatch):
+    """Humble's rclpy calls subscription callbacks with the message alone."""
+    from togethernet_ros.ros import detector_node
+
+    monkeypatch.setattr(detector_node, "_rclpy_passes_message_info", lambda: False)
+    _detector, _tester, publishers, recorder = harness()
+    for index in range(3):
+        publishers[CAM_A].publish(
+            _image_message(_scene(120, 160, seed=4), "cam_a_optical", time.time_ns())
+        )
+        wait_for(
+            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
+            60.0,
+            f"detections for frame {index}",
+        )
+    wait_for(
+        lambda: _diagnostic_value(recorder, CAM_A, "receive_delay_samples") == "3",
+        60.0,
+        "diagnostics counting the 3 frames",
+    )
+    for part in ("driver", "transport", "executor"):
+        assert _diagnostic_value(recorder, CAM_A, f"{part}_delay_samples") == "0"
 
 
 def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
@@ -807,17 +862,27 @@ def test_lifecycle_round_trips_resume_processing(harness):
             what,
         )
 
+    def decode_threads() -> int:  # the harness's CAM_B is compressed: decoded on a thread
+        return sum(t.name.startswith("togethernet-decode") for t in threading.enumerate())
+
     publish_until_detected(1, "detections before any transition")
+    assert decode_threads() >= 1
     assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert decode_threads() == 0
     assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     publish_until_detected(2, "detections after deactivate -> activate")
     assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert decode_threads() == 0
     assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert detector._detector is None and not detector._cameras
     assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     publish_until_detected(3, "detections after cleanup -> configure -> activate")
     assert sum(t.name == "togethernet-inference" for t in threading.enumerate()) == 1
+    assert decode_threads() >= 1
+    detector.shutdown_cleanly()  # the SIGINT path
+    assert decode_threads() == 0
+    assert not any(t.name == "togethernet-inference" for t in threading.enumerate())
 
 
 def test_an_unexpected_decoding_fault_drops_the_frame_not_the_node(harness, monkeypatch):

@@ -14,6 +14,7 @@ and the replaced one is reported. Plain Python (no rclpy).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -33,7 +34,7 @@ class DecodePool:
         work: Callable[[Hashable, Any], None],
         on_replaced: Callable[[Hashable, Any], None],
         on_error: Callable[[Hashable, Exception], None],
-        name: str = "frame_decode",
+        name: str = "togethernet-decode",
     ) -> None:
         if threads < 1:
             raise ValueError(f"DecodePool: threads must be at least 1, got {threads}")
@@ -71,7 +72,9 @@ class DecodePool:
     def stop(self, timeout_s: float = 5.0) -> list[tuple[Hashable, Any]]:
         """Finish the decodes under way and end the threads; return the items never started.
 
-        Raises TimeoutError naming the threads still decoding after ``timeout_s``.
+        Waits up to ``timeout_s`` in all; a thread still decoding then is named by
+        :attr:`stuck_threads` (it exits when its decode returns). Never raises, so a caller
+        can count the items and stop what comes after the pool either way.
         """
         with self._condition:
             self._stopping = True
@@ -79,14 +82,15 @@ class DecodePool:
             self._waiting.clear()
             self._ready.clear()
             self._condition.notify_all()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout_s)
-        stuck = [thread.name for thread in self._threads if thread.is_alive()]
-        if stuck:
-            raise TimeoutError(
-                f"decode threads still running {timeout_s:.0f} s after stop: {stuck}"
-            )
+            thread.join(max(0.0, deadline - time.monotonic()))
         return left
+
+    @property
+    def stuck_threads(self) -> list[str]:
+        """Names of the threads still running after :meth:`stop` (a decode that hangs)."""
+        return [thread.name for thread in self._threads if thread.is_alive()]
 
     def _run(self) -> None:
         while True:
@@ -115,7 +119,8 @@ AUTO_DECODE_THREADS = -1
 def resolve_decode_threads(requested: int, compressed_cameras: int, cpu_count: int | None) -> int:
     """Threads to decode compressed frames with; 0: decode in the subscription callback.
 
-    ``requested`` -1 (auto): one per compressed camera, at most the CPU count (decoding
+    ``requested`` -1 (auto): one per compressed camera, at most ``cpu_count``, the CPUs this
+    process may use (decoding
     releases the GIL; on the 2-core Xeon two threads beat one for four JPEG cameras, see
     docs/benchmarks.md). No compressed camera, no thread.
     """

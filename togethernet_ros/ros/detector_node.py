@@ -35,6 +35,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
 from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
@@ -174,6 +175,18 @@ def _value_kind(value: Any) -> str:
     if isinstance(value, float):
         return "double"
     return "list" if isinstance(value, (list, tuple)) else "text"
+
+
+def _rclpy_passes_message_info() -> bool:
+    """Whether this rclpy gives subscription callbacks the message info (3.4+, not Humble)."""
+    return hasattr(Subscription, "CallbackType")
+
+
+def _usable_cpus() -> int | None:
+    """CPUs this process may run on (a container or taskset may allow fewer than the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def _stamp_seconds(header: Any) -> float:
@@ -571,7 +584,7 @@ class DetectorNode(LifecycleNode):
             camera.input_topic.endswith("/compressed") for camera in self._cameras.values()
         )
         decode_threads = resolve_decode_threads(
-            settings["decode_threads"], compressed_cameras, os.cpu_count()
+            settings["decode_threads"], compressed_cameras, _usable_cpus()
         )
         if decode_threads:
             self._decode_pool = DecodePool(
@@ -590,9 +603,7 @@ class DetectorNode(LifecycleNode):
                 self.create_subscription(
                     message_type,
                     topic,
-                    # Two open arguments, so rclpy also hands over the message info (the
-                    # DDS write and reception times: where the receive delay goes).
-                    functools.partial(self._on_serialized_image, topic, compressed),
+                    self._image_callback(topic, compressed),
                     qos_profile(entity.base),
                     qos_overriding_options=overriding_options(entity),
                     # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
@@ -649,11 +660,13 @@ class DetectorNode(LifecycleNode):
             if self._diagnostics_timer is not None:
                 self.destroy_timer(self._diagnostics_timer)
                 self._diagnostics_timer = None
+            stuck_decodes: list[str] = []
             if self._decode_pool is not None:
                 # Before the worker and the batcher: a decode under way still queues its frame.
                 for topic, _ in self._decode_pool.stop(timeout_s=30.0):
                     if topic in self._cameras:
                         self._cameras[topic].stats.record_dropped()
+                stuck_decodes = self._decode_pool.stuck_threads
                 self._decode_pool = None
             if self._worker is not None:
                 self._worker.stop(timeout_s=30.0)
@@ -666,6 +679,10 @@ class DetectorNode(LifecycleNode):
                     if topic in self._cameras:
                         self._cameras[topic].stats.record_dropped()
                 self._batcher = None
+            if stuck_decodes:  # raised last, so the worker and the batcher stopped regardless
+                raise TimeoutError(
+                    f"decode threads still decoding 30 s after stop: {stuck_decodes}"
+                )
 
     def _release_model_and_publishers(self) -> None:
         with self._runtime_lock:
@@ -749,6 +766,17 @@ class DetectorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- data path
 
+    def _image_callback(self, topic: str, compressed: bool) -> Any:
+        """The camera subscription's callback, taking rclpy's message info where it has one.
+
+        rclpy hands the info (DDS write and reception times: where the receive delay goes) to
+        a callback with two open arguments since 3.4 (Iron, Jazzy); Humble's calls every
+        callback with the message alone, so there the split is not measured.
+        """
+        if _rclpy_passes_message_info():
+            return functools.partial(self._on_serialized_image, topic, compressed)
+        return lambda serialized: self._on_serialized_image(topic, compressed, serialized, None)
+
     def _on_serialized_image(
         self,
         topic: str,
@@ -797,7 +825,8 @@ class DetectorNode(LifecycleNode):
         if camera is not None:
             camera.stats.record_bad_frame(problem)
         if self._warnings.due(("decode thread fault", topic)):
-            self.get_logger().error(f"{problem} on {topic}; frame dropped")
+            name = topic if camera is None else camera.input_topic
+            self.get_logger().error(f"{problem} on {name}; frame dropped")
 
     def _record_arrival(
         self,
@@ -818,6 +847,14 @@ class DetectorNode(LifecycleNode):
             receive_delay_ms=(now_s - stamp_s) * 1e3 if now_s is not None and stamp_s else None,
             split=split_receive_delay(stamp_ns, message_info, callback_ns),
         )
+        if not stamp_s:
+            camera.stats.record_unstamped()
+            if self._unstamped_warnings.due(camera.input_topic):
+                self.get_logger().warning(
+                    f"frames on {camera.input_topic} have no header stamp (0): their latency cannot be "
+                    "measured and box smoothing times them by arrival; set header.stamp in the "
+                    "camera driver"
+                )
         return stamp_s
 
     def _queue_frame(
@@ -831,14 +868,6 @@ class DetectorNode(LifecycleNode):
         stamp_s: float,
     ) -> None:
         """Decode one camera message (rosbags' Image or CompressedImage) into the batcher."""
-        if not stamp_s:
-            camera.stats.record_unstamped()
-            if self._unstamped_warnings.due(topic):
-                self.get_logger().warning(
-                    f"frames on {camera.input_topic} have no header stamp (0): their latency cannot be "
-                    "measured and box smoothing times them by arrival; set header.stamp in the "
-                    "camera driver"
-                )
         try:
             image = self._decode(message, compressed, camera.bit_depth)
         except ImageDecodeError as error:

@@ -10,7 +10,8 @@ and the callback's own system time they split the receive delay (stamp → callb
 - executor: reception → callback (the node's executor thread and the GIL it shares with the
   inference thread, and the take of the bytes).
 
-A middleware that leaves a timestamp at 0 gives no split for the parts it bounds. Across hosts
+A middleware that leaves a timestamp at 0 gives no split for the parts it bounds; Humble's
+rclpy hands callbacks no message info at all. Across hosts
 the parts carry the clocks' offset, and can read negative. Plain Python (no rclpy).
 """
 
