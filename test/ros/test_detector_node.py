@@ -165,6 +165,18 @@ def _diagnostic_value(recorder: MessageRecorder, camera_topic: str, key: str) ->
     return None
 
 
+def _publish_in_lock_step(publisher, make_message, recorder, output_topic: str, frames: int):
+    """Publish ``frames`` messages, each after the previous one's output on ``output_topic``
+    (newest-frame-wins batching rightly drops frames sent faster than the model runs)."""
+    for index in range(frames):
+        publisher.publish(make_message())
+        wait_for(
+            lambda n=index + 1: len(recorder.get(output_topic)) >= n,
+            60.0,
+            f"{output_topic} for frame {index}",
+        )
+
+
 def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
     detector, _tester, publishers, recorder = harness()
     frame_a = _scene(480, 640, seed=1)
@@ -235,15 +247,13 @@ def test_untrained_receive_delay_splits_into_driver_dds_and_executor_parts(harne
     _detector, _tester, publishers, recorder = harness()
     frame = _scene(480, 640, seed=3)
     late_by_ns = 40_000_000
-    for index in range(6):
-        publishers[CAM_A].publish(
-            _image_message(frame, "cam_a_optical", time.time_ns() - late_by_ns)
-        )
-        wait_for(
-            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
-            60.0,
-            f"detections for frame {index}",
-        )
+    _publish_in_lock_step(
+        publishers[CAM_A],
+        lambda: _image_message(frame, "cam_a_optical", time.time_ns() - late_by_ns),
+        recorder,
+        "/cam_a/detections",
+        6,
+    )
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "driver_delay_samples") == "6",
         60.0,
@@ -280,15 +290,14 @@ def test_untrained_compressed_frames_are_decoded_off_the_executor_thread(
     decode = detector_node.decode_compressed_message
     monkeypatch.setattr(detector_node, "decode_compressed_message", recording_decode)
     _detector, _tester, publishers, recorder = harness(decode_threads=decode_threads)
-    for index in range(3):
-        publishers[CAM_B].publish(
-            _compressed_message(_scene(240, 320, seed=index), "cam_b", time.time_ns())
-        )
-        wait_for(
-            lambda n=index + 1: len(recorder.get("/cam_b/detections")) >= n,
-            60.0,
-            f"detections for compressed frame {index}",
-        )
+    frame = _scene(240, 320, seed=5)
+    _publish_in_lock_step(
+        publishers[CAM_B],
+        lambda: _compressed_message(frame, "cam_b", time.time_ns()),
+        recorder,
+        "/cam_b/detections",
+        3,
+    )
     assert threads_seen == [decoded_on] * 3
 
 
@@ -329,15 +338,14 @@ def test_untrained_an_rclpy_without_message_info_still_runs_without_the_split(ha
 
     monkeypatch.setattr(detector_node, "_rclpy_passes_message_info", lambda: False)
     _detector, _tester, publishers, recorder = harness()
-    for index in range(3):
-        publishers[CAM_A].publish(
-            _image_message(_scene(120, 160, seed=4), "cam_a_optical", time.time_ns())
-        )
-        wait_for(
-            lambda n=index + 1: len(recorder.get("/cam_a/detections")) >= n,
-            60.0,
-            f"detections for frame {index}",
-        )
+    frame = _scene(120, 160, seed=4)
+    _publish_in_lock_step(
+        publishers[CAM_A],
+        lambda: _image_message(frame, "cam_a_optical", time.time_ns()),
+        recorder,
+        "/cam_a/detections",
+        3,
+    )
     wait_for(
         lambda: _diagnostic_value(recorder, CAM_A, "receive_delay_samples") == "3",
         60.0,
