@@ -528,6 +528,7 @@ def report_lines(result: dict) -> list[str]:
     # The node's own latency p99 with the sample count and the flag that say whether it is one.
     shown = (
         "frames_processed",
+        "frames_lost_before_node",
         "frames_prepared_ahead",
         "batch_size_mean",
         "receive_delay_p50_ms",

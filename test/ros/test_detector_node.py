@@ -332,6 +332,52 @@ def test_untrained_compressed_frames_replaced_while_decoding_are_counted_and_non
     assert len(recorder.get("/cam_b/detections")) == stats.processed
 
 
+def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_before_the_node(
+    harness,
+):
+    """The executor thread busy while the camera sends 5 frames: the depth-1 subscription keeps
+    the newest, and the 4 it replaced show in the publisher's sequence numbers."""
+    detector, tester, publishers, recorder = harness()
+    frame = _scene(120, 160, seed=8)
+    _publish_in_lock_step(
+        publishers[CAM_A],
+        lambda: _image_message(frame, "cam_a_optical", time.time_ns()),
+        recorder,
+        "/cam_a/detections",
+        1,
+    )
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_executor() -> None:  # the node and this tester share one executor thread
+        timer.cancel()
+        busy.set()
+        release.wait(30.0)
+
+    timer = tester.create_timer(0.01, hold_the_executor)
+    assert busy.wait(30.0), "the executor never ran the blocking timer"
+    for _ in range(5):
+        publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", time.time_ns()))
+    time.sleep(0.3)  # let DDS deliver all five into the subscription's queue
+    release.set()
+    stats = detector._cameras[CAM_A].stats
+    # Each of the 6 frames was either taken or counted lost (on a loaded machine DDS may not
+    # have delivered all five before the release, and the node then takes two of them).
+    wait_for(
+        lambda: stats.received + (stats.lost_before_node or 0) == 6,
+        60.0,
+        "every frame taken or counted lost",
+    )
+    assert stats.lost_before_node >= 3, (stats.received, stats.lost_before_node)
+    wait_for(
+        lambda: (
+            _diagnostic_value(recorder, CAM_A, "frames_lost_before_node")
+            == str(stats.lost_before_node)
+        ),
+        60.0,
+        "diagnostics with the frames lost before the node",
+    )
+
+
 def test_untrained_an_rclpy_without_message_info_still_runs_without_the_split(harness, monkeypatch):
     """Humble's rclpy calls subscription callbacks with the message alone."""
     from togethernet_ros.ros import detector_node
@@ -353,6 +399,7 @@ def test_untrained_an_rclpy_without_message_info_still_runs_without_the_split(ha
     )
     for part in ("driver", "transport", "executor"):
         assert _diagnostic_value(recorder, CAM_A, f"{part}_delay_samples") == "0"
+    assert _diagnostic_value(recorder, CAM_A, "frames_lost_before_node") == "unknown"
 
 
 def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):

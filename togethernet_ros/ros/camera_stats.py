@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from togethernet_ros.pipeline.latency_stats import LatencyWindow
+from togethernet_ros.ros.publisher_sequence_gaps import PublisherSequenceGaps
 from togethernet_ros.ros.receive_timing import ReceiveSplit
 
 
@@ -49,6 +50,7 @@ class CameraStats:
         self.driver_delay_ms = LatencyWindow(500)
         self.transport_delay_ms = LatencyWindow(500)
         self.executor_delay_ms = LatencyWindow(500)
+        self._sequence_gaps = PublisherSequenceGaps()
 
     def record_input(
         self, receive_delay_ms: float | None = None, split: ReceiveSplit | None = None
@@ -70,6 +72,18 @@ class CameraStats:
             ):
                 if value is not None:
                     window.record(value)
+
+    def record_publisher_sequence(self, sequence_number: int | None) -> None:
+        """Note a taken frame's publisher sequence number (gaps: frames lost before the node)."""
+        with self._lock:
+            self._sequence_gaps.observe(sequence_number)
+
+    @property
+    def lost_before_node(self) -> int | None:
+        """Frames the camera published that never reached the node's callback; None when no
+        frame came with a publisher sequence number (Humble, or a middleware without them)."""
+        with self._lock:
+            return self._sequence_gaps.missed if self._sequence_gaps.numbered else None
 
     def record_dropped(self, count: int = 1) -> None:
         """Count received frames that never reached inference (overwritten, or left at stop)."""

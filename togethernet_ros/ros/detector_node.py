@@ -791,6 +791,8 @@ class DetectorNode(LifecycleNode):
         if camera is None or batcher is None:
             return
         received_at = time.monotonic()
+        if message_info is not None:
+            camera.stats.record_publisher_sequence(message_info.get("publication_sequence_number"))
         try:
             message = self._image_reader.read(serialized, compressed)
         except ImageDecodeError as error:
@@ -1099,6 +1101,7 @@ class DetectorNode(LifecycleNode):
             receive_delay = stats.receive_delay_ms.summary()
             batch_wait = stats.batch_wait_ms.summary()
             batches = stats.batch_sizes.summary()
+            lost = stats.lost_before_node
             status = DiagnosticStatus()
             # The resolved topic: detectors in two namespaces given the same relative topic
             # would otherwise report under one name, which aggregators merge.
@@ -1117,6 +1120,7 @@ class DetectorNode(LifecycleNode):
                 "frames_received": str(stats.received),
                 "frames_processed": str(stats.processed),
                 "dropped_frames": str(stats.dropped),
+                "frames_lost_before_node": "unknown" if lost is None else str(lost),
                 "bad_frames": str(stats.bad_frames),
                 "frames_prepared_ahead": str(stats.prepared_ahead),
                 "frames_without_stamp": str(stats.unstamped),
