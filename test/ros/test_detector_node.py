@@ -332,6 +332,19 @@ def test_untrained_compressed_frames_replaced_while_decoding_are_counted_and_non
     assert len(recorder.get("/cam_b/detections")) == stats.processed
 
 
+def test_only_the_camera_subscriptions_carry_qos_event_handlers(harness):
+    """rclpy's executor walks every event handler on each wake-up: the output publishers have
+    none (their subscribers warn on their side), the camera subscriptions keep rclpy's two."""
+    from rclpy.event_handler import EventHandler
+
+    detector, _tester, _publishers, _recorder = harness()
+    handlers = [w for w in detector.waitables if isinstance(w, EventHandler)]
+    # Two per camera subscription and two for the one publisher rclpy's LifecycleNode makes
+    # itself; 22 more with the default handlers on the 11 output publishers.
+    assert len(detector._camera_subscriptions) == 2
+    assert len(handlers) == 6
+
+
 def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_before_the_node(
     harness,
 ):

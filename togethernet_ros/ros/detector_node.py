@@ -84,7 +84,11 @@ from togethernet_ros.ros.node_settings import (
     values_not_received,
 )
 from togethernet_ros.ros.params_file import ParamsFileError, params_file_paths, read_sections
-from togethernet_ros.ros.qos_profiles import overriding_options, qos_profile
+from togethernet_ros.ros.qos_profiles import (
+    overriding_options,
+    publisher_without_default_event_handlers,
+    qos_profile,
+)
 from togethernet_ros.ros.qos_settings import (
     PUBLISHER,
     SUBSCRIPTION,
@@ -498,6 +502,7 @@ class DetectorNode(LifecycleNode):
             topic,
             qos_profile(entity.base),
             qos_overriding_options=overriding_options(entity),
+            event_callbacks=publisher_without_default_event_handlers(),
         )
 
     def _resolve_camera_topics(self, image_topics: Sequence[str]) -> dict[str, str]:

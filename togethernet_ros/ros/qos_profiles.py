@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
 from rclpy.duration import Duration
 from rclpy.qos import (
@@ -58,3 +59,19 @@ def qos_profile(settings: QosSettings) -> QoSProfile:
 def overriding_options(entity: QosEntity) -> QoSOverridingOptions:
     """Declare the standard ``qos_overrides.*`` parameters of every policy of ``entity``."""
     return QoSOverridingOptions([QoSPolicyKind[policy.upper()] for policy in entity.policies])
+
+
+def publisher_without_default_event_handlers() -> Any:
+    """Event callbacks for an output publisher: none, not rclpy's two default warners.
+
+    rclpy gives every publisher two event handlers (incompatible QoS, incompatible type) that
+    its Python executor walks on every wake-up: 42 of the node's 52 waitables with four
+    cameras, ~0.1 ms at p50 of each delivery (docs/benchmarks.md, "Where the receive delay
+    goes"). A subscriber whose QoS or type does not match still warns on its own side; the
+    camera subscriptions keep theirs, where a best-effort driver meets a reliable reader.
+    """
+    try:
+        from rclpy.event_handler import PublisherEventCallbacks
+    except ImportError:  # Humble: the same class in its older module
+        from rclpy.qos_event import PublisherEventCallbacks
+    return PublisherEventCallbacks(use_default_callbacks=False)
