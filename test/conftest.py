@@ -39,10 +39,16 @@ class RosHarness:
 
     context: object
     executor: object
+    spinner: object
 
     def add_node(self, node: object) -> object:
         self.executor.add_node(node)
         return node
+
+    def paused(self):
+        """A block in which the executor builds no wait set: for lifecycle transitions
+        triggered from the test thread, which destroy subscriptions (see BackgroundSpinner)."""
+        return self.spinner.paused()
 
 
 @pytest.fixture
@@ -61,7 +67,7 @@ def ros() -> Iterator[RosHarness]:
     spinner = BackgroundSpinner(executor, "test-executor")
     spinner.start()
     try:
-        yield RosHarness(context=context, executor=executor)
+        yield RosHarness(context=context, executor=executor, spinner=spinner)
     finally:
         spinner.stop()  # before destroying: a callback still running would use dead handles
         for node in list(executor.get_nodes()):

@@ -103,3 +103,66 @@ def test_a_shutdown_landing_inside_spin_once_ends_the_thread_quietly() -> None:
         threading.excepthook = previous_hook
         executor.shutdown()
     assert thread_errors == []
+
+
+def test_paused_holds_callbacks_and_lets_the_test_thread_destroy_subscriptions() -> None:
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    thread_errors: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(args.exc_value)
+    try:
+        node = rclpy.create_node("spin_pause_probe", context=context)
+        received: list[str] = []
+        node.create_subscription(String, "spin_pause_probe", lambda m: received.append(m.data), 10)
+        sender = node.create_publisher(String, "spin_pause_probe", 10)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = BackgroundSpinner(executor, "pause-probe")
+        spinner.start()
+        with spinner.paused():
+            sender.publish(String(data="held"))
+            time.sleep(0.3)
+            assert received == [], "a callback ran while paused"
+            # What a lifecycle transition from this thread does: subscriptions (with their QoS
+            # event handlers) created and destroyed while the spinner would build wait sets.
+            for _ in range(20):
+                node.destroy_subscription(node.create_subscription(String, "other", print, 1))
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received == ["held"]
+        spinner.stop()
+        assert thread_errors == []
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        threading.excepthook = previous_hook
+        rclpy.shutdown(context=context)
+
+
+def test_paused_before_start_and_stop_while_paused_return_at_once() -> None:
+    from rclpy.executors import SingleThreadedExecutor
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        executor = SingleThreadedExecutor(context=context)
+        spinner = BackgroundSpinner(executor, "pause-edge-probe")
+        with spinner.paused(timeout_s=1.0):
+            pass  # nothing spins yet
+        spinner.start()
+        began = time.monotonic()
+        with spinner.paused(timeout_s=5.0):
+            spinner.stop(timeout_s=5.0)  # a paused thread leaves too
+        assert time.monotonic() - began < 3.0
+        executor.shutdown()
+    finally:
+        rclpy.shutdown(context=context)

@@ -329,7 +329,12 @@ def test_untrained_compressed_frames_replaced_while_decoding_are_counted_and_non
     assert stats.dropped >= 3, "5 frames behind a 150 ms decode: all but the newest replaced"
     assert stats.processed >= 2 and stats.bad_frames == 0
     assert stats.unstamped == 6
-    assert len(recorder.get("/cam_b/detections")) == stats.processed
+    # Counted when published; recorded when the test's executor gets to it.
+    wait_for(
+        lambda: len(recorder.get("/cam_b/detections")) == stats.processed,
+        60.0,
+        "every processed frame's detections",
+    )
 
 
 def test_only_the_camera_subscriptions_carry_qos_event_handlers(harness):
@@ -339,10 +344,11 @@ def test_only_the_camera_subscriptions_carry_qos_event_handlers(harness):
 
     detector, _tester, _publishers, _recorder = harness()
     handlers = [w for w in detector.waitables if isinstance(w, EventHandler)]
-    # Two per camera subscription and two for the one publisher rclpy's LifecycleNode makes
-    # itself; 22 more with the default handlers on the 11 output publishers.
+    # Per camera subscription rclpy's two warners and the matched event (restarting the
+    # frames-lost count); two for rclpy's own /parameter_events publisher; 22 more with the
+    # default handlers on the 11 output publishers.
     assert len(detector._camera_subscriptions) == 2
-    assert len(handlers) == 6
+    assert len(handlers) == 8
 
 
 def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_before_the_node(
@@ -388,6 +394,50 @@ def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_befor
         ),
         60.0,
         "diagnostics with the frames lost before the node",
+    )
+
+
+def test_untrained_frames_sent_while_inactive_or_by_a_new_publisher_are_not_counted_lost(
+    harness, ros
+):
+    """Frames nobody subscribed to were never the node's to lose; a camera publisher that
+    (re)connects starts the count afresh (its numbers are a new writer's)."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import Image
+
+    detector, _tester, publishers, recorder = harness()
+    frame = _scene(120, 160, seed=10)
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            before = len(recorder.get("/cam_a/detections"))
+            publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", time.time_ns()))
+            wait_for(
+                lambda before=before: len(recorder.get("/cam_a/detections")) > before,
+                60.0,
+                "the frame's detections",
+            )
+
+    send(2)
+    with ros.paused():  # a transition from this thread destroys the camera subscriptions
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    for _ in range(7):
+        publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", time.time_ns()))
+    with ros.paused():
+        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    wait_for(lambda: publishers[CAM_A].get_subscription_count() >= 1, 60.0, "the resubscription")
+    send(1)
+    stats = detector._cameras[CAM_A].stats
+    assert stats.lost_before_node == 0
+    # A second driver process on the topic: its match restarts the count.
+    camera = ros.add_node(rclpy.create_node("restarted_camera", context=ros.context))
+    camera.create_publisher(Image, CAM_A, _qos_reliable(5))
+    stats.record_publisher_sequence(1000)  # as if the old driver's frames had gone on
+    wait_for(
+        lambda: stats._sequence_gaps._last is None,
+        60.0,
+        "the matched event restarting the count",
     )
 
 
@@ -639,7 +689,7 @@ def test_run_time_parameter_changes_are_validated(harness):
     assert detector.get_clock().ros_time_is_active
 
 
-def test_overload_drops_newest_wins_and_deactivate_stops_the_worker(harness):
+def test_overload_drops_newest_wins_and_deactivate_stops_the_worker(harness, ros):
     detector, _tester, publishers, recorder = harness(input_size=[384, 640], max_batch_size=1)
     frame = _scene(480, 640, 6)
     for index in range(30):
@@ -656,7 +706,8 @@ def test_overload_drops_newest_wins_and_deactivate_stops_the_worker(harness):
     # Best-effort depth-1 input may also lose frames inside DDS; every frame the node did
     # receive was either published or counted as dropped.
     assert counters.dropped + published == counters.received <= 30
-    detector.trigger_deactivate()
+    with ros.paused():  # a transition from this thread destroys the camera subscriptions
+        detector.trigger_deactivate()
     assert not any(t.name == "togethernet-inference" for t in threading.enumerate())
 
 
@@ -915,7 +966,7 @@ def test_restoration_runs_only_while_someone_consumes_it(ros):
     assert calls == [False, True]
 
 
-def test_lifecycle_round_trips_resume_processing(harness):
+def test_lifecycle_round_trips_resume_processing(harness, ros):
     """Deactivate/activate and cleanup/configure bring the node back to a working state."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -935,20 +986,25 @@ def test_lifecycle_round_trips_resume_processing(harness):
 
     publish_until_detected(1, "detections before any transition")
     assert decode_threads() >= 1
-    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert decode_threads() == 0
-    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    # Transitions from this thread destroy subscriptions: not while the executor builds its
+    # wait set (the lifecycle services run them in the executor thread itself).
+    with ros.paused():
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert decode_threads() == 0
+        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     publish_until_detected(2, "detections after deactivate -> activate")
-    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert decode_threads() == 0
-    assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert detector._detector is None and not detector._cameras
-    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    with ros.paused():
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert decode_threads() == 0
+        assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert detector._detector is None and not detector._cameras
+        assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     publish_until_detected(3, "detections after cleanup -> configure -> activate")
     assert sum(t.name == "togethernet-inference" for t in threading.enumerate()) == 1
     assert decode_threads() >= 1
-    detector.shutdown_cleanly()  # the SIGINT path
+    with ros.paused():
+        detector.shutdown_cleanly()  # the SIGINT path
     assert decode_threads() == 0
     assert not any(t.name == "togethernet-inference" for t in threading.enumerate())
 
@@ -1227,7 +1283,7 @@ def test_a_configure_that_raises_midway_leaves_nothing_behind(ros, monkeypatch):
     assert detector.count_publishers("/cam_a/detections") == 1
 
 
-def test_an_inference_thread_that_will_not_stop_finalizes_the_node(harness, monkeypatch):
+def test_an_inference_thread_that_will_not_stop_finalizes_the_node(harness, monkeypatch, ros):
     """Deactivate cannot stop a hung batch: the node must not carry on as if unconfigured."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -1249,7 +1305,8 @@ def test_an_inference_thread_that_will_not_stop_finalizes_the_node(harness, monk
     publishers[CAM_A].publish(_image_message(_scene(120, 160, 12), "cam_a_optical", 1))
     assert entered.wait(30.0), "no batch reached the model"
     try:
-        assert detector.trigger_deactivate() == TransitionCallbackReturn.ERROR
+        with ros.paused():  # a transition from this thread destroys the camera subscriptions
+            assert detector.trigger_deactivate() == TransitionCallbackReturn.ERROR
         # It used to land in unconfigured with the model and publishers still there, so a
         # configure loaded a second model while the hung thread kept using the first.
         assert detector._state_machine.current_state[1] == "finalized"

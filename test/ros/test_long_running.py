@@ -123,7 +123,7 @@ def _process_resources() -> dict[str, int]:
 
 
 def test_twenty_lifecycle_cycles_leave_no_threads_descriptors_or_entities_behind(
-    node_and_tester,
+    node_and_tester, ros
 ):
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -136,11 +136,13 @@ def test_twenty_lifecycle_cycles_leave_no_threads_descriptors_or_entities_behind
         stamp = 1_000_000_000 * (index + 1)
         camera.publish(_frame(stamp))
         wait_for(lambda: counts.seen(stamp), 60.0, f"detections of cycle {index}")
-        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        with ros.paused():  # a transition from this thread destroys the camera subscription
+            assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         # rclpy destroys an entity once the executor's wait set lets go of it: moments later.
         wait_for(lambda: detector.count_subscribers(CAMERA) == 0, 30.0, "unsubscribing")
         assert not any(t.name == "togethernet-inference" for t in threading.enumerate())
-        assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        with ros.paused():
+            assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         wait_for(
             lambda: (
                 detector.count_publishers(DETECTIONS) == 0
@@ -172,7 +174,7 @@ def test_twenty_lifecycle_cycles_leave_no_threads_descriptors_or_entities_behind
 
 
 def test_frame_counts_add_up_across_deactivate_and_activate_while_frames_flow(
-    node_and_tester, monkeypatch
+    node_and_tester, monkeypatch, ros
 ):
     """frames_received = frames_processed + dropped_frames + bad_frames, however often paused.
 
@@ -212,8 +214,9 @@ def test_frame_counts_add_up_across_deactivate_and_activate_while_frames_flow(
                 60.0,
                 f"output before pause {cycle}",
             )
-            assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-            assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            with ros.paused():  # a transition from this thread destroys the subscription
+                assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+                assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
     finally:
         stop.set()
         streamer.join(10.0)

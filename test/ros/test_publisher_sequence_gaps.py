@@ -27,6 +27,16 @@ def test_a_restarted_camera_counts_afresh_from_its_new_numbers():
     assert gaps.missed == 2
 
 
+def test_after_a_restart_the_next_frame_counts_nothing_missed():
+    # A new subscription, or a camera publisher (re)connecting: its numbers are a new writer's.
+    gaps = PublisherSequenceGaps()
+    for number in (1, 2, 3):
+        gaps.observe(number)
+    gaps.restart()
+    assert gaps.observe(40) == 0 and gaps.missed == 0 and gaps.numbered
+    assert gaps.observe(42) == 1
+
+
 def test_a_middleware_without_sequence_numbers_counts_nothing():
     gaps = PublisherSequenceGaps()
     assert [gaps.observe(number) for number in (None, 0, None)] == [0, 0, 0]

@@ -78,6 +78,11 @@ class CameraStats:
         with self._lock:
             self._sequence_gaps.observe(sequence_number)
 
+    def restart_publisher_sequence(self) -> None:
+        """A new subscription or a publisher (re)connected: count gaps afresh from its next frame."""
+        with self._lock:
+            self._sequence_gaps.restart()
+
     @property
     def lost_before_node(self) -> int | None:
         """Frames the camera published that never reached the node's callback; None when no

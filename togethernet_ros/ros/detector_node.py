@@ -599,6 +599,8 @@ class DetectorNode(LifecycleNode):
                 f"decoding {compressed_cameras} compressed camera(s) on {decode_threads} thread(s)"
             )
         for topic in settings["image_topics"]:
+            # Frames the camera sent while no subscription existed were never the node's to lose.
+            self._cameras[topic].stats.restart_publisher_sequence()
             # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
             # CompressedImage however the parameter spells it.
             compressed = self._cameras[topic].input_topic.endswith("/compressed")
@@ -611,6 +613,7 @@ class DetectorNode(LifecycleNode):
                     self._image_callback(topic, compressed),
                     qos_profile(entity.base),
                     qos_overriding_options=overriding_options(entity),
+                    event_callbacks=self._camera_subscription_events(topic),
                     # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
                     # GIL for 1.4 ms (see ros/serialized_images.py).
                     raw=True,
@@ -771,11 +774,23 @@ class DetectorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- data path
 
+    def _camera_subscription_events(self, topic: str) -> Any:
+        """rclpy's default QoS warnings, and a restart of the frames-lost count whenever a
+        camera publisher connects or leaves (a restarted driver numbers its frames from 1)."""
+        try:
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:  # Humble: no matched event, and no sequence numbers to count
+            return None
+        camera = self._cameras[topic]
+        return SubscriptionEventCallbacks(
+            matched=lambda _status: camera.stats.restart_publisher_sequence()
+        )
+
     def _image_callback(self, topic: str, compressed: bool) -> Any:
         """The camera subscription's callback, taking rclpy's message info where it has one.
 
         rclpy hands the info (DDS write and reception times: where the receive delay goes) to
-        a callback with two open arguments since 3.4 (Iron, Jazzy); Humble's calls every
+        a callback with two open arguments since Iron; Humble's calls every
         callback with the message alone, so there the split is not measured.
         """
         if _rclpy_passes_message_info():
@@ -815,7 +830,10 @@ class DetectorNode(LifecycleNode):
         """Decode thread: a compressed frame into the batcher, as the callback would have."""
         camera = self._cameras.get(topic)
         batcher = self._batcher
-        if camera is None or batcher is None:
+        if camera is None:
+            return
+        if batcher is None:  # finished after the node stopped: received, never processed
+            camera.stats.record_dropped()
             return
         message, received_at, stamp_s = queued
         self._queue_frame(topic, camera, batcher, message, True, received_at, stamp_s)

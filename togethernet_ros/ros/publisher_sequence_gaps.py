@@ -7,8 +7,11 @@ lost by a best-effort transport, or replaced in the subscription's queue (depth 
 1 by default) while the executor thread was busy. The node's own newest-frame-wins drops come
 after the callback and are counted apart.
 
-A number at or below the last one starts counting afresh: the camera restarted (a new writer
-begins at 1 again). With two publishers on one camera topic the numbers interleave and the
+The node restarts the count (:meth:`restart`) for each new subscription and whenever a
+publisher connects or leaves (the matched event, Iron and newer), because a restarted camera is
+a new writer whose numbers begin at 1 again; a number at or below the last one also starts
+afresh. Where the new writer's first frame is taken before its matched event, its number
+counts as one gap once. With two publishers on one camera topic the numbers interleave and the
 count means nothing; one publisher per camera topic, as camera drivers do, is assumed.
 Plain Python (no rclpy).
 """
@@ -21,12 +24,17 @@ class PublisherSequenceGaps:
 
     def __init__(self) -> None:
         self._last: int | None = None
+        self._numbered = False
         self.missed = 0
+
+    def restart(self) -> None:
+        """Forget the last number: the next frame starts counting afresh (a new writer)."""
+        self._last = None
 
     @property
     def numbered(self) -> bool:
         """Whether any frame came with a sequence number (else ``missed`` says nothing)."""
-        return self._last is not None
+        return self._numbered
 
     def observe(self, sequence_number: int | None) -> int:
         """Note a taken frame's sequence number; return how many frames were missed before it.
@@ -35,6 +43,7 @@ class PublisherSequenceGaps:
         """
         if not sequence_number:
             return 0
+        self._numbered = True
         last, self._last = self._last, sequence_number
         if last is None or sequence_number <= last:
             return 0
