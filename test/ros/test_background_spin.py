@@ -12,49 +12,58 @@ rclpy = pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros
 
 
-def test_stop_waits_for_the_running_callback_so_destroying_the_node_is_safe() -> None:
-    from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import String
-
-    from togethernet_ros.ros.background_spin import BackgroundSpinner
-
+@pytest.fixture
+def context_and_thread_errors():
+    """A fresh rclpy context, and the exceptions that end any thread meanwhile."""
     context = rclpy.Context()
     rclpy.init(context=context)
     thread_errors: list[BaseException] = []
     previous_hook = threading.excepthook
     threading.excepthook = lambda args: thread_errors.append(args.exc_value)
     try:
-        node = rclpy.create_node("spin_stop_probe", context=context)
-        echo = node.create_publisher(String, "spin_stop_echo", 10)
-        callback_started = threading.Event()
-        callback_finished = threading.Event()
-
-        def slow_callback(message: String) -> None:
-            callback_started.set()
-            time.sleep(0.5)  # the node is being torn down meanwhile (without the fix)
-            echo.publish(message)
-            callback_finished.set()
-
-        node.create_subscription(String, "spin_stop_probe", slow_callback, 10)
-        sender = node.create_publisher(String, "spin_stop_probe", 10)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spinner = BackgroundSpinner(executor, "probe-spin")
-        spinner.start()
-        give_up = time.monotonic() + 60
-        while not callback_started.is_set() and time.monotonic() < give_up:
-            sender.publish(String(data="x"))
-            callback_started.wait(0.1)
-        assert callback_started.is_set(), "the subscription never received a message"
-
-        spinner.stop()
-        assert callback_finished.is_set()  # stop returned only after the callback was done
-        node.destroy_node()
-        executor.shutdown()
-        time.sleep(0.2)  # a spinner still running would fail on the destroyed handles now
+        yield context, thread_errors
     finally:
         threading.excepthook = previous_hook
         rclpy.shutdown(context=context)
+
+
+def test_stop_waits_for_the_running_callback_so_destroying_the_node_is_safe(
+    context_and_thread_errors,
+) -> None:
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    context, thread_errors = context_and_thread_errors
+    node = rclpy.create_node("spin_stop_probe", context=context)
+    echo = node.create_publisher(String, "spin_stop_echo", 10)
+    callback_started = threading.Event()
+    callback_finished = threading.Event()
+
+    def slow_callback(message: String) -> None:
+        callback_started.set()
+        time.sleep(0.5)  # the node is being torn down meanwhile (without the fix)
+        echo.publish(message)
+        callback_finished.set()
+
+    node.create_subscription(String, "spin_stop_probe", slow_callback, 10)
+    sender = node.create_publisher(String, "spin_stop_probe", 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = BackgroundSpinner(executor, "probe-spin")
+    spinner.start()
+    give_up = time.monotonic() + 60
+    while not callback_started.is_set() and time.monotonic() < give_up:
+        sender.publish(String(data="x"))
+        callback_started.wait(0.1)
+    assert callback_started.is_set(), "the subscription never received a message"
+
+    spinner.stop()
+    assert callback_finished.is_set()  # stop returned only after the callback was done
+    node.destroy_node()
+    executor.shutdown()
+    time.sleep(0.2)  # a spinner still running would fail on the destroyed handles now
     assert thread_errors == []
 
 
@@ -105,45 +114,39 @@ def test_a_shutdown_landing_inside_spin_once_ends_the_thread_quietly() -> None:
     assert thread_errors == []
 
 
-def test_paused_holds_callbacks_and_lets_the_test_thread_destroy_subscriptions() -> None:
+def test_paused_holds_callbacks_and_lets_the_test_thread_destroy_subscriptions(
+    context_and_thread_errors,
+) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import String
 
     from togethernet_ros.ros.background_spin import BackgroundSpinner
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    thread_errors: list[BaseException] = []
-    previous_hook = threading.excepthook
-    threading.excepthook = lambda args: thread_errors.append(args.exc_value)
-    try:
-        node = rclpy.create_node("spin_pause_probe", context=context)
-        received: list[str] = []
-        node.create_subscription(String, "spin_pause_probe", lambda m: received.append(m.data), 10)
-        sender = node.create_publisher(String, "spin_pause_probe", 10)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spinner = BackgroundSpinner(executor, "pause-probe")
-        spinner.start()
-        with spinner.paused():
-            sender.publish(String(data="held"))
-            time.sleep(0.3)
-            assert received == [], "a callback ran while paused"
-            # What a lifecycle transition from this thread does: subscriptions (with their QoS
-            # event handlers) created and destroyed while the spinner would build wait sets.
-            for _ in range(20):
-                node.destroy_subscription(node.create_subscription(String, "other", print, 1))
-        deadline = time.monotonic() + 10
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert received == ["held"]
-        spinner.stop()
-        assert thread_errors == []
-        executor.shutdown()
-        node.destroy_node()
-    finally:
-        threading.excepthook = previous_hook
-        rclpy.shutdown(context=context)
+    context, thread_errors = context_and_thread_errors
+    node = rclpy.create_node("spin_pause_probe", context=context)
+    received: list[str] = []
+    node.create_subscription(String, "spin_pause_probe", lambda m: received.append(m.data), 10)
+    sender = node.create_publisher(String, "spin_pause_probe", 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = BackgroundSpinner(executor, "pause-probe")
+    spinner.start()
+    with spinner.paused():
+        sender.publish(String(data="held"))
+        time.sleep(0.3)
+        assert received == [], "a callback ran while paused"
+        # What a lifecycle transition from this thread does: subscriptions (with their QoS
+        # event handlers) created and destroyed while the spinner would build wait sets.
+        for _ in range(20):
+            node.destroy_subscription(node.create_subscription(String, "other", print, 1))
+    deadline = time.monotonic() + 10
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert received == ["held"]
+    spinner.stop()
+    assert thread_errors == []
+    executor.shutdown()
+    node.destroy_node()
 
 
 def test_paused_before_start_and_stop_while_paused_return_at_once() -> None:
