@@ -433,7 +433,7 @@ def test_untrained_frames_sent_while_inactive_or_by_a_new_publisher_are_not_coun
     # A second driver process on the topic: its match restarts the count.
     camera = ros.add_node(rclpy.create_node("restarted_camera", context=ros.context))
     camera.create_publisher(Image, CAM_A, _qos_reliable(5))
-    stats.record_publisher_sequence(1000)  # as if the old driver's frames had gone on
+    stats.record_input(sequence_number=1000)  # as if the old driver's frames had gone on
     wait_for(
         lambda: stats._sequence_gaps._last is None,
         60.0,

@@ -53,12 +53,17 @@ class CameraStats:
         self._sequence_gaps = PublisherSequenceGaps()
 
     def record_input(
-        self, receive_delay_ms: float | None = None, split: ReceiveSplit | None = None
+        self,
+        receive_delay_ms: float | None = None,
+        split: ReceiveSplit | None = None,
+        sequence_number: int | None = None,
     ) -> None:
         """Count a received frame (input rate), how long after its stamp it arrived and, where
-        known, how that time split between the driver, DDS and the node's executor."""
+        known, how that time split between the driver, DDS and the node's executor, and its
+        publisher's sequence number (gaps: frames lost before the node)."""
         with self._lock:
             self.received += 1
+            self._sequence_gaps.observe(sequence_number)
             self._last_input_at = self._clock()
             self._inputs.append(self._last_input_at)
             self._forget_old(self._inputs, self._last_input_at)
@@ -72,11 +77,6 @@ class CameraStats:
             ):
                 if value is not None:
                     window.record(value)
-
-    def record_publisher_sequence(self, sequence_number: int | None) -> None:
-        """Note a taken frame's publisher sequence number (gaps: frames lost before the node)."""
-        with self._lock:
-            self._sequence_gaps.observe(sequence_number)
 
     def restart_publisher_sequence(self) -> None:
         """A new subscription or a publisher (re)connected: count gaps afresh from its next frame."""

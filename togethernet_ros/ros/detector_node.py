@@ -61,6 +61,7 @@ from togethernet_ros.pipeline.frame_batcher import FrameBatcher
 from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.pipeline.latency_stats import PERCENTILE_METHOD
+from togethernet_ros.pipeline.usable_cpus import usable_cpus
 from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.diagnostics_latency import latency_values
 from togethernet_ros.ros.diagnostics_tracker_resets import (
@@ -186,11 +187,8 @@ def _rclpy_passes_message_info() -> bool:
     return hasattr(Subscription, "CallbackType")
 
 
-def _usable_cpus() -> int | None:
-    """CPUs this process may run on (a container or taskset may allow fewer than the host's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
+def _publication_sequence_number(message_info: dict[str, int | None] | None) -> int | None:
+    return None if message_info is None else message_info.get("publication_sequence_number")
 
 
 def _stamp_seconds(header: Any) -> float:
@@ -589,7 +587,7 @@ class DetectorNode(LifecycleNode):
             camera.input_topic.endswith("/compressed") for camera in self._cameras.values()
         )
         decode_threads = resolve_decode_threads(
-            settings["decode_threads"], compressed_cameras, _usable_cpus()
+            settings["decode_threads"], compressed_cameras, usable_cpus()
         )
         if decode_threads:
             self._decode_pool = DecodePool(
@@ -811,22 +809,23 @@ class DetectorNode(LifecycleNode):
         if camera is None or batcher is None:
             return
         received_at = time.monotonic()
-        if message_info is not None:
-            camera.stats.record_publisher_sequence(message_info.get("publication_sequence_number"))
         try:
             message = self._image_reader.read(serialized, compressed)
         except ImageDecodeError as error:
-            camera.stats.record_input(split=split_receive_delay(None, message_info, callback_ns))
+            camera.stats.record_input(
+                split=split_receive_delay(None, message_info, callback_ns),
+                sequence_number=_publication_sequence_number(message_info),
+            )
             self._drop_bad_frame(topic, camera, error)
             return
-        stamp_s = self._record_arrival(camera, message.header, message_info, callback_ns)
+        self._record_arrival(camera, message.header, message_info, callback_ns)
         decode_pool = self._decode_pool
         if compressed and decode_pool is not None:
-            decode_pool.submit(topic, (message, received_at, stamp_s))
+            decode_pool.submit(topic, (message, received_at))
             return
-        self._queue_frame(topic, camera, batcher, message, compressed, received_at, stamp_s)
+        self._queue_frame(topic, camera, batcher, message, compressed, received_at)
 
-    def _decode_queued(self, topic: str, queued: tuple[Any, float, float]) -> None:
+    def _decode_queued(self, topic: str, queued: tuple[Any, float]) -> None:
         """Decode thread: a compressed frame into the batcher, as the callback would have."""
         camera = self._cameras.get(topic)
         batcher = self._batcher
@@ -835,8 +834,8 @@ class DetectorNode(LifecycleNode):
         if batcher is None:  # finished after the node stopped: received, never processed
             camera.stats.record_dropped()
             return
-        message, received_at, stamp_s = queued
-        self._queue_frame(topic, camera, batcher, message, True, received_at, stamp_s)
+        message, received_at = queued
+        self._queue_frame(topic, camera, batcher, message, True, received_at)
 
     def _drop_replaced(self, topic: str, _queued: object) -> None:
         """A compressed frame replaced by a newer one before its decode: dropped, counted."""
@@ -859,8 +858,8 @@ class DetectorNode(LifecycleNode):
         header: Any,
         message_info: dict[str, int | None] | None,
         callback_ns: int,
-    ) -> float:
-        """Count a frame, its receive delay and that delay's parts; return its stamp (0: none)."""
+    ) -> None:
+        """Count a frame, its receive delay, that delay's parts and its publisher's number."""
         stamp_s = _stamp_seconds(header)
         if not self.get_clock().ros_time_is_active:
             now_s: float | None = callback_ns * 1e-9
@@ -871,6 +870,7 @@ class DetectorNode(LifecycleNode):
         camera.stats.record_input(
             receive_delay_ms=(now_s - stamp_s) * 1e3 if now_s is not None and stamp_s else None,
             split=split_receive_delay(stamp_ns, message_info, callback_ns),
+            sequence_number=_publication_sequence_number(message_info),
         )
         if not stamp_s:
             camera.stats.record_unstamped()
@@ -880,7 +880,6 @@ class DetectorNode(LifecycleNode):
                     "measured and box smoothing times them by arrival; set header.stamp in the "
                     "camera driver"
                 )
-        return stamp_s
 
     def _queue_frame(
         self,
@@ -890,7 +889,6 @@ class DetectorNode(LifecycleNode):
         message: Any,
         compressed: bool,
         received_at: float,
-        stamp_s: float,
     ) -> None:
         """Decode one camera message (rosbags' Image or CompressedImage) into the batcher."""
         try:

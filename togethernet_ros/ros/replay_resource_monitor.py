@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from togethernet_ros.pipeline.usable_cpus import usable_cpus
+
 
 def _nvidia_smi_rows(query: str) -> list[str]:
     """CSV rows (no header, no units) that ``nvidia-smi <query>`` prints."""
@@ -61,9 +63,7 @@ def machine_description() -> dict:
         "cpu": cpu_model,
         "cpu_count": psutil.cpu_count(),
         # Affinity: a container or taskset may allow fewer cores than the machine has.
-        "cpus_usable": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else psutil.cpu_count(),
+        "cpus_usable": usable_cpus() or psutil.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpus": gpus,
         "os": platform.platform(),
