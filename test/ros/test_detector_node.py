@@ -431,9 +431,11 @@ def test_untrained_frames_sent_while_inactive_or_by_a_new_publisher_are_not_coun
     stats = detector._cameras[CAM_A].stats
     assert stats.lost_before_node == 0
     # A second driver process on the topic: its match restarts the count.
+    # The number goes in first: in one process the match (and its event on the executor
+    # thread) can come before create_publisher returns, and would then be undone by it.
+    stats.record_input(sequence_number=1000)  # as if the old driver's frames had gone on
     camera = ros.add_node(rclpy.create_node("restarted_camera", context=ros.context))
     camera.create_publisher(Image, CAM_A, _qos_reliable(5))
-    stats.record_input(sequence_number=1000)  # as if the old driver's frames had gone on
     wait_for(
         lambda: stats._sequence_gaps._last is None,
         60.0,
