@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rosbags.rosbag2 import Reader
 
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.image_codec import (
@@ -52,3 +53,14 @@ def write_camera_bag(
                     message = encode_compressed_message(typestore, scene(index), header, "png")
                 writer.write(topic, msgtype, START_NS + index * period_ns, message)
     return path
+
+
+def read_messages(path: Path) -> dict[str, list]:
+    """Every message of the bag at ``path`` by topic, as (log time, deserialized message)."""
+    typestore = create_typestore()
+    by_topic: dict[str, list] = {}
+    with Reader(path) as reader:
+        for connection, log_time, raw in reader.messages():
+            message = typestore.deserialize_cdr(raw, connection.msgtype)
+            by_topic.setdefault(connection.topic, []).append((log_time, message))
+    return by_topic

@@ -5,29 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mcap.reader import make_reader
-from rosbags.rosbag2 import Reader
 
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
 from togethernet_ros.bag.detection_messages import message_to_detections
 from togethernet_ros.bag.image_codec import IMAGE_TYPE, decode_image_message
-from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 from togethernet_ros.vision.draw import draw_detections
 
-from .bag_samples import START_NS, scene
+from .bag_samples import START_NS, read_messages, scene
 from .blob_detector import BlobDetector
 
 FRONT, SIDE = "/cam_front/image_raw", "/cam_side/image_raw/compressed"
-
-
-def _messages(path):
-    typestore = create_typestore()
-    out: dict[str, list] = {}
-    with Reader(path) as reader:
-        for connection, timestamp, raw in reader.messages():
-            message = typestore.deserialize_cdr(raw, connection.msgtype)
-            out.setdefault(connection.topic, []).append((timestamp, message))
-    return out
 
 
 @pytest.mark.parametrize(("in_storage", "out_storage"), [("mcap", "mcap"), ("sqlite3", "sqlite3")])
@@ -47,7 +35,7 @@ def test_bag_run_writes_all_outputs(camera_bag, tmp_path, in_storage, out_storag
     assert report.pipeline["batch_sizes"] == {"1": 2, "2": 7}
     assert detector.batch_sizes == [1, 1] + [2] * 7
     assert report.problems == []
-    messages = _messages(output)
+    messages = read_messages(output)
     for namespace in ("/cam_front", "/cam_side"):
         for suffix in ("detections", "detections_raw", "dehazed/image_raw", "debug_image"):
             assert len(messages[f"{namespace}/{suffix}"]) == 8, (namespace, suffix)
@@ -80,7 +68,7 @@ def test_bag_run_one_topic_without_copies_and_max_frames(camera_bag, tmp_path):
     )
     report = run_bag(source, output, BlobDetector(), options)
     assert report.frames_processed == 4
-    assert sorted(_messages(output)) == ["/cam_side/detections", "/cam_side/label_info"]
+    assert sorted(read_messages(output)) == ["/cam_side/detections", "/cam_side/label_info"]
     assert 0.0 <= report.overhead_fraction <= 1.0
 
 
@@ -123,7 +111,7 @@ def test_bag_run_cli_with_the_real_untrained_detector(camera_bag, tmp_path, caps
     summary = __import__("json").loads(report.read_text())
     assert summary["frames_processed"] == 6
     assert summary["backend"].startswith("torch")
-    messages = _messages(output)
+    messages = read_messages(output)
     dehazed = messages["/cam_front/dehazed/image_raw"]
     assert len(dehazed) == 3 and (dehazed[0][1].height, dehazed[0][1].width) == (96, 128)
     assert "bag I/O + pipeline overhead" in capsys.readouterr().out
@@ -273,7 +261,7 @@ def test_bag_run_keeps_a_fading_object_tracked_through_low_scores(
     command = ["bag", "run", str(source), "--output", str(output), "--params-file", str(params)]
     assert main(command) == 0
     assert stand_in.conf_threshold == pytest.approx(0.1)
-    messages = _messages(output)
+    messages = read_messages(output)
     names = BlobDetector.class_names
     raw = [message_to_detections(m, names) for _, m in messages["/cam_front/detections_raw"]]
     smoothed = [message_to_detections(m, names) for _, m in messages["/cam_front/detections"]]
@@ -330,7 +318,7 @@ def test_bag_run_publishes_only_the_classes_its_params_file_names(
     output = tmp_path / "out"
     command = ["bag", "run", str(source), "--output", str(output), "--params-file", str(params)]
     assert main(command) == 0
-    messages = _messages(output)
+    messages = read_messages(output)
     for topic in ("/cam_front/detections_raw", "/cam_front/detections"):
         assert [len(m.detections) for _, m in messages[topic]] == [0] * 6, topic
     # A class the model does not have is refused by name, as the node refuses it.
@@ -356,7 +344,7 @@ def test_bag_run_times_unstamped_frames_by_their_log_time_as_the_node_does(camer
     output = tmp_path / "out"
     options = BagRunOptions(tracker_config=TrackerConfig(max_gap_s=1.0, min_hits=3))
     run_bag(source, output, FadingObjectDetector([0.9] * 6), options)
-    messages = _messages(output)
+    messages = read_messages(output)
     assert [len(m.detections) for _, m in messages["/cam_front/detections_raw"]] == [1] * 6
     assert [len(m.detections) for _, m in messages["/cam_front/detections"]] == [0] * 6
 

@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-frames", type=parse_positive_int, default=None, help="stop after N frames"
     )
     run_parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run_parser.add_argument(
+        "--decode-threads",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="threads decoding compressed frames ahead; 1 = the reader thread alone; -1 = auto "
+        "(one per usable CPU, at most 8)",
+    )
     run_parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")
     add_detector_arguments(run_parser)
     run_parser.set_defaults(_bag_run=run_run)
@@ -186,7 +194,7 @@ def run_run(args: argparse.Namespace) -> int:
     """`bag run`."""
     from tqdm import tqdm
 
-    from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
+    from togethernet_ros.bag.bag_run import BagRunOptions, resolve_decode_threads, run_bag
     from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
     from togethernet_ros.tracking.config import TrackerConfig
     from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
@@ -200,6 +208,7 @@ def run_run(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(problem)
         check_output_apart_from_input(args.input, args.output)
+        resolve_decode_threads(args.decode_threads)
         if args.output.exists() and not args.overwrite:
             raise BagError(exists_already(args.output))
         if not args.output.exists():
@@ -254,6 +263,7 @@ def run_run(args: argparse.Namespace) -> int:
             publish_threshold=publish_threshold,
             class_filter=keep,
             max_detections=max_detections,
+            decode_threads=args.decode_threads,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # BagError is a RuntimeError.

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -22,6 +23,7 @@ from rosbags.typesys.store import Typestore
 from togethernet_ros.bag import bag_problems as kinds
 from togethernet_ros.bag.bag_problems import BagError, BagProblems
 from togethernet_ros.bag.image_codec import (
+    COMPRESSED_IMAGE_TYPE,
     IMAGE_TYPES,
     SensorBitDepth,
     decode_any_image,
@@ -61,6 +63,13 @@ class BagRecord:
     topic: BagTopic
     log_time_ns: int
     raw: bytes | memoryview
+
+
+class DecodedPixels(NamedTuple):
+    """An image record deserialized, and its pixels decoded."""
+
+    message: Any
+    image: np.ndarray
 
 
 @dataclass
@@ -508,13 +517,35 @@ class BagReader:
                     self.messages_read += 1
                     yield BagRecord(self.topics[topic], record.log_time, record.data)
 
-    def decode_frame(self, record: BagRecord, color_order: str = "bgr") -> ImageFrame | None:
-        """Deserialize and decode an image record; None (and a problem recorded) if impossible."""
+    def decode_pixels(self, record: BagRecord, color_order: str = "bgr") -> DecodedPixels:
+        """Deserialize an image record and decode its pixels; raises what decoding raised.
+
+        A CompressedImage keeps no state between frames, so its records may be decoded on any
+        thread in any order (bag/decode_ahead.py). An Image's 16-bit scale follows its camera
+        from frame to frame: decode those in bag order, on one thread.
+        """
+        message = self.typestore.deserialize_cdr(record.raw, record.topic.msgtype)
+        depth = None
+        if record.topic.msgtype != COMPRESSED_IMAGE_TYPE:
+            depth = self._bit_depths.setdefault(record.topic.topic, SensorBitDepth())
+        image = decode_any_image(message, record.topic.msgtype, color_order, depth)
+        return DecodedPixels(message, image)
+
+    def decode_frame(
+        self,
+        record: BagRecord,
+        color_order: str = "bgr",
+        decoded: Future[DecodedPixels] | None = None,
+    ) -> ImageFrame | None:
+        """Deserialize and decode an image record; None (and a problem recorded) if impossible.
+
+        ``decoded``: its pixels, already being decoded on another thread (:meth:`decode_pixels`);
+        the checks that compare a frame with the one before it still run here, in bag order.
+        """
         topic = record.topic.topic
         try:
-            message = self.typestore.deserialize_cdr(record.raw, record.topic.msgtype)
-            depth = self._bit_depths.setdefault(topic, SensorBitDepth())
-            image = decode_any_image(message, record.topic.msgtype, color_order, depth)
+            pixels = decoded.result() if decoded is not None else None
+            message, image = pixels or self.decode_pixels(record, color_order)
         except Exception as error:
             self.problems.add(kinds.DECODE_ERROR, topic, f"message skipped: {error}")
             return None

@@ -2,7 +2,9 @@
 
 Three threads keep the model busy: one reads and decodes ahead, the calling thread runs the
 pipeline, one serializes and writes. Decoding, CDR and file writes release the GIL for most of
-their time, so on a 2-core CPU they mostly hide behind inference.
+their time, so on a 2-core CPU they mostly hide behind inference. Compressed frames are
+decoded on ``decode_threads`` threads (bag/decode_ahead.py): with the model on a GPU, one
+thread decoding four JPEG cameras would set the pace.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
 from togethernet_ros.bag.bag_writer import BagWriter, check_output_apart_from_input
+from togethernet_ros.bag.decode_ahead import auto_decode_threads, decode_in_order
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
 from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
@@ -57,6 +60,9 @@ class BagRunOptions:
     # The node's `max_detections`: the highest-scoring boxes kept per frame after the class
     # filter (tracker's low-score boxes included); None: all.
     max_detections: int | None = None
+    # Threads decoding compressed frames ahead; 1: the reader thread alone; -1: auto
+    # (decode_ahead.auto_decode_threads).
+    decode_threads: int = -1
 
 
 @dataclass
@@ -67,6 +73,7 @@ class BagRunReport:
     output: str
     storage: str
     image_topics: list[str]
+    decode_threads: int = 1
     frames_processed: int = 0
     wall_s: float = 0.0
     inference_s: float = 0.0
@@ -99,6 +106,7 @@ class BagRunReport:
             "output": self.output,
             "storage": self.storage,
             "image_topics": self.image_topics,
+            "decode_threads": self.decode_threads,
             "frames_processed": self.frames_processed,
             "wall_s": round(self.wall_s, 4),
             "inference_s": round(self.inference_s, 4),
@@ -158,6 +166,7 @@ def run_bag(
 ) -> BagRunReport:
     """Process ``input_path`` with ``detector`` and write ``output_path``; returns the report."""
     options = options or BagRunOptions()
+    decode_threads = resolve_decode_threads(options.decode_threads)
     check_output_apart_from_input(input_path, output_path)
     color_order = getattr(detector, "color_order", "bgr")
     started = time.perf_counter()
@@ -171,6 +180,7 @@ def run_bag(
             output=str(output_path),
             storage=options.storage,
             image_topics=list(reader.image_topics),
+            decode_threads=decode_threads,
         )
         total = reader.image_message_count
         if options.max_frames is not None:
@@ -204,7 +214,9 @@ def run_bag(
             ),
             annotate,
         )
-        _process(reader, pipeline, writer, sink, options, color_order, total, progress)
+        _process(
+            reader, pipeline, writer, sink, options, color_order, decode_threads, total, progress
+        )
         report.written = dict(writer.counts)
         report.problems = reader.problems.to_dicts()
     report.wall_s = time.perf_counter() - started
@@ -212,6 +224,17 @@ def run_bag(
     report.frames_processed = pipeline.stats.frames
     report.pipeline = pipeline.stats.to_dict()
     return report
+
+
+def resolve_decode_threads(requested: int) -> int:
+    """``decode_threads`` as a thread count: -1 is auto; otherwise it must be at least 1."""
+    if requested == -1:
+        return auto_decode_threads()
+    if requested < 1:
+        raise ValueError(
+            f"--decode-threads (decode_threads) must be -1 (auto) or at least 1, got {requested}"
+        )
+    return requested
 
 
 def _put(target: queue.Queue, item: object, consumer: threading.Thread) -> None:
@@ -231,6 +254,7 @@ def _process(
     sink: OutputBagSink,
     options: BagRunOptions,
     color_order: str,
+    decode_threads: int,
     total: int,
     progress: Callable[[int, int], None] | None,
 ) -> None:
@@ -240,20 +264,24 @@ def _process(
     image_topics = set(reader.image_topics)
     uncopyable: set[str] = set()
 
-    def read() -> None:
+    def selected() -> Iterator[tuple[BagRecord, bool]]:
+        """The records to pass on, each with whether it is a frame to decode."""
         topics = None if options.copy_inputs else reader.image_topics
         frames = 0
+        for record in reader.records(topics):
+            if stop.is_set():
+                return
+            is_frame = record.topic.topic in image_topics
+            if is_frame:
+                if options.max_frames is not None and frames >= options.max_frames:
+                    return
+                frames += 1
+            yield record, is_frame
+
+    def read() -> None:
         try:
-            for record in reader.records(topics):
-                if stop.is_set():
-                    break
-                frame = None
-                if record.topic.topic in image_topics:
-                    if options.max_frames is not None and frames >= options.max_frames:
-                        break
-                    frame = reader.decode_frame(record, color_order)
-                    frames += 1
-                decoded.put((record, frame))
+            for item in decode_in_order(reader, selected(), color_order, decode_threads):
+                decoded.put(item)
         finally:
             decoded.put(_END)
 
