@@ -197,7 +197,9 @@ def _publish_camera(
     # CLOCK_MONOTONIC is one clock for every process: the same grid in each camera.
     start = next_send = (math.floor((time.monotonic() + 0.2) / period) + 1) * period + phase_s
     time.sleep(max(0.0, start - time.monotonic()))
-    while time.monotonic() - start < seconds:
+    # A count, not a time limit: a stall near the end would otherwise leave frames unsent
+    # (late sends are caught up, back to back, as a driver's queued frames would be).
+    for _ in range(round(seconds * rate_hz)):
         now_wall = time.time()
         sec, nanosec = int(now_wall), int((now_wall % 1) * 1e9)
         if publish_serialized:
@@ -355,8 +357,10 @@ def run(
     # destroy_when_not_in_use; seen once in ~10 runs) is killed rather than waited for.
     give_up_at = start + seconds + 30.0
     while alive := [camera for camera in camera_processes if camera.is_alive()]:
-        rss_samples.append((time.monotonic() - start, node_process.memory_info().rss / 2**20))
-        if time.monotonic() > give_up_at:
+        now = time.monotonic()
+        if now <= start + seconds:  # the soak's memory, not the cameras' teardown after it
+            rss_samples.append((now - start, node_process.memory_info().rss / 2**20))
+        if now > give_up_at:
             for camera in alive:
                 camera.kill()
             break

@@ -368,7 +368,8 @@ def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_befor
     busy, release = threading.Event(), threading.Event()
 
     def hold_the_executor() -> None:  # the node and this tester share one executor thread
-        timer.cancel()
+        if busy.is_set():  # once: the timer may fire again before the test cancels it
+            return
         busy.set()
         release.wait(30.0)
 
@@ -377,6 +378,7 @@ def test_untrained_frames_replaced_in_the_subscription_queue_count_as_lost_befor
     for _ in range(5):
         publishers[CAM_A].publish(_image_message(frame, "cam_a_optical", time.time_ns()))
     time.sleep(0.3)  # let DDS deliver all five into the subscription's queue
+    timer.cancel()
     release.set()
     stats = detector._cameras[CAM_A].stats
     # Each of the 6 frames was either taken or counted lost (on a loaded machine DDS may not
@@ -468,7 +470,10 @@ def test_untrained_an_rclpy_without_message_info_still_runs_without_the_split(ha
 
 
 def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
-    _detector, _tester, publishers, recorder = harness(max_batch_wait_ms=200.0)
+    detector, _tester, publishers, recorder = harness(max_batch_wait_ms=200.0)
+    # Camera B counts as active for 1 s after its frame; on a loaded machine the round trip
+    # below may take longer, and camera A's next frame would then not wait for it.
+    detector._batcher._camera_timeout_s = 60.0
     frame_a = _scene(480, 640, seed=1)
     first = 1_700_000_000_000_000_000
     publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", first))
@@ -478,7 +483,7 @@ def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
         60.0,
         "detections of both cameras",
     )
-    # Camera B is active now (it sent a frame within the last second), so camera A's next
+    # Camera B is active now (it sent a frame within the timeout), so camera A's next
     # frame waits up to max_batch_wait_ms for it; the inference thread letterboxes it
     # meanwhile (prepare_frames_ahead), then detects it once the wait runs out.
     publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", first + 10**8))
@@ -591,9 +596,12 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
     zero.data = b""
     bad_messages.append(zero)
     bad_messages.append(_image_message(_scene(1200, 1000, 5), "cam_a_optical", 5))  # too large
-    for message in bad_messages:
+    stats_a = detector._cameras[CAM_A].stats
+    for count, message in enumerate(bad_messages, start=1):
+        # One at a time: the subscription keeps one frame, and a stalled executor would let a
+        # second replace the first before it was looked at.
         publishers[CAM_A].publish(message)
-        time.sleep(0.05)
+        wait_for(lambda count=count: stats_a.bad_frames == count, 60.0, f"bad frame {count}")
     corrupt = _compressed_message(good, "cam_b_optical", 6)
     corrupt.data = bytes(corrupt.data[:40]) + b"\x00" * 30
     publishers[CAM_B].publish(corrupt)
@@ -1130,7 +1138,7 @@ def test_unstamped_frames_are_processed_and_counted_without_a_latency(harness):
 
 
 def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_alive(
-    harness, monkeypatch
+    harness, ros, monkeypatch
 ):
     """The timer callback may already run when a transition on another thread tears down."""
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -1150,8 +1158,25 @@ def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_ali
 
     monkeypatch.setattr(stats, "rates_hz", slow_rates)
     assert inside.wait(10.0), "the diagnostics timer never ran"
-    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    # The spinner pauses as soon as that callback returns, so the teardown below (from this
+    # thread, not the executor's as through the lifecycle services) cannot race the executor
+    # building its next wait set; the teardown itself still starts while the callback runs.
+    torn_down = threading.Event()
+
+    def hold_the_spinner() -> None:
+        with ros.paused():
+            torn_down.wait(30.0)
+
+    pauser = threading.Thread(target=hold_the_spinner, name="test-pauser")
+    pauser.start()
+    wait_for(lambda: ros.spinner._pause_requests == 1, 10.0, "the pause request")
+    assert not left.is_set(), "the diagnostics callback ended before the teardown began"
+    try:
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        torn_down.set()
+        pauser.join(30.0)
     assert left.wait(10.0)
     # It used to raise "dictionary changed size during iteration", which ended the spin. The
     # executor is single-threaded: a timer created now runs only if it still spins after that

@@ -165,7 +165,9 @@ def test_frames_further_apart_than_max_gap_s_are_counted_and_warned_about(one_ca
     assert "fewer cameras" in text and "input_size" in text and "GPU" in text
     interval = float(text.split(" s apart")[0].rsplit(" ", 1)[1])
     assert interval >= 0.4
-    assert interval == pytest.approx(float(recorder.value("tracker_last_gap_s")), abs=0.01)
+    # The warning quotes the gap of the frame that raised it (the second), the diagnostics the
+    # latest frame's: both are the 0.4 s sleep plus a round trip, which varies under load.
+    assert interval == pytest.approx(float(recorder.value("tracker_last_gap_s")), abs=0.2)
 
 
 def test_a_camera_at_a_normal_rate_gets_no_warning_and_no_resets(one_camera):
@@ -192,7 +194,12 @@ def test_a_young_latency_window_states_its_count_and_flags_its_tail(one_camera):
     publish, recorder = one_camera()
     for index in range(3):
         publish(index, time.time_ns())
-    wait_for(lambda: recorder.value("latency_samples") == "3", 30.0, "3 latency samples")
+    # The windows fill one after another on the inference thread: a diagnostics message can
+    # fall between them, so wait until every one has all three.
+    windows = ("latency_samples", "node_overhead_samples", "receive_delay_samples")
+    wait_for(
+        lambda: all(recorder.value(key) == "3" for key in windows), 30.0, "3 samples in each window"
+    )
     assert recorder.value("percentile_method") == "linear"
     # The old keys stay numbers (benchmarks/bench_node.py and tools parse them), flagged.
     for key in ("latency_p95_ms", "latency_p99_ms", "node_overhead_p95_ms"):
@@ -206,7 +213,11 @@ def test_a_young_latency_window_states_its_count_and_flags_its_tail(one_camera):
     assert recorder.value("batch_wait_p99_reliable") == "false"
     for index in range(3, 20):
         publish(index, time.time_ns())
-    wait_for(lambda: recorder.value("latency_samples") == "20", 30.0, "20 latency samples")
+    wait_for(
+        lambda: all(recorder.value(key) == "20" for key in windows),
+        30.0,
+        "20 samples in each window",
+    )
     assert recorder.value("latency_p95_reliable") == "true"  # p95 from 20 samples on
     assert recorder.value("latency_p99_reliable") == "false"  # p99 from 100
     assert recorder.value("node_overhead_p95_reliable") == "true"
