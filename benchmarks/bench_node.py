@@ -198,8 +198,11 @@ def _publish_camera(
     start = next_send = (math.floor((time.monotonic() + 0.2) / period) + 1) * period + phase_s
     time.sleep(max(0.0, start - time.monotonic()))
     # A count, not a time limit: a stall near the end would otherwise leave frames unsent
-    # (late sends are caught up, back to back, as a driver's queued frames would be).
+    # (late sends are caught up, back to back, as a driver's queued frames would be); a
+    # camera more than 5 s behind stops there and reports what it sent.
     for _ in range(round(seconds * rate_hz)):
+        if time.monotonic() - start > seconds + 5.0:
+            break
         now_wall = time.time()
         sec, nanosec = int(now_wall), int((now_wall % 1) * 1e9)
         if publish_serialized:
@@ -356,15 +359,20 @@ def run(
     # A camera that reported its count but then hangs in DDS teardown (rclpy's
     # destroy_when_not_in_use; seen once in ~10 runs) is killed rather than waited for.
     give_up_at = start + seconds + 30.0
+    # Memory every RSS_INTERVAL_S from the start on a fixed grid, while the cameras send (not
+    # during their teardown after it): a soak of S seconds has S / RSS_INTERVAL_S + 1 samples.
+    next_sample = start
     while alive := [camera for camera in camera_processes if camera.is_alive()]:
         now = time.monotonic()
-        if now <= start + seconds:  # the soak's memory, not the cameras' teardown after it
+        if next_sample <= start + seconds and now >= next_sample:
             rss_samples.append((now - start, node_process.memory_info().rss / 2**20))
+            next_sample += RSS_INTERVAL_S
         if now > give_up_at:
             for camera in alive:
                 camera.kill()
             break
-        alive[0].join(RSS_INTERVAL_S)
+        sampling = next_sample <= start + seconds
+        alive[0].join(max(0.01, (next_sample if sampling else give_up_at) - time.monotonic()))
     sent = sum(sent_counts.get(timeout=10) for _ in camera_processes)
     time.sleep(3.0)
     process.send_signal(2)

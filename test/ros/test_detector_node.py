@@ -1146,12 +1146,14 @@ def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_ali
     detector, tester, _publishers, _recorder = harness(diagnostics_period_s=0.05)
     stats = detector._cameras[CAM_A].stats
     real_rates = stats.rates_hz
-    inside, left = threading.Event(), threading.Event()
+    inside, left, teardown_starts = threading.Event(), threading.Event(), threading.Event()
 
     def slow_rates() -> tuple[float, float]:
         inside.set()
         try:
-            time.sleep(0.5)  # fault injection: widens the window the teardown lands in
+            # Fault injection: the callback still runs when the teardown begins.
+            teardown_starts.wait(30.0)
+            time.sleep(0.2)
             return real_rates()
         finally:
             left.set()
@@ -1171,6 +1173,7 @@ def test_diagnostics_running_during_deactivate_and_cleanup_keep_the_executor_ali
     pauser.start()
     wait_for(lambda: ros.spinner._pause_requests == 1, 10.0, "the pause request")
     assert not left.is_set(), "the diagnostics callback ended before the teardown began"
+    teardown_starts.set()
     try:
         assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert detector.trigger_cleanup() == TransitionCallbackReturn.SUCCESS

@@ -53,11 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_parser.add_argument(
         "--decode-threads",
-        type=int,
+        type=_parse_decode_threads,
         default=-1,
         metavar="N",
         help="threads decoding compressed frames ahead; 1 = the reader thread alone; -1 = auto "
-        "(one per usable CPU, at most 8)",
+        "(one per usable CPU, at most 8); each keeps up to two decoded frames ahead",
     )
     run_parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")
     add_detector_arguments(run_parser)
@@ -67,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     bag_eval_command.register(sub)
     bag_replay_command.register(sub)
+
+
+def _parse_decode_threads(text: str) -> int:
+    """argparse type of --decode-threads: -1 (auto) or 1 to 32."""
+    from togethernet_ros.bag.decode_ahead import MAX_THREADS
+
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count != -1 and not 1 <= count <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"must be -1 (auto) or a whole number from 1 to {MAX_THREADS}, got {text!r}"
+        )
+    return count
 
 
 def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +209,7 @@ def run_run(args: argparse.Namespace) -> int:
     """`bag run`."""
     from tqdm import tqdm
 
-    from togethernet_ros.bag.bag_run import BagRunOptions, resolve_decode_threads, run_bag
+    from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
     from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
     from togethernet_ros.tracking.config import TrackerConfig
     from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
@@ -208,7 +223,6 @@ def run_run(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(problem)
         check_output_apart_from_input(args.input, args.output)
-        resolve_decode_threads(args.decode_threads)
         if args.output.exists() and not args.overwrite:
             raise BagError(exists_already(args.output))
         if not args.output.exists():

@@ -21,7 +21,8 @@ from typing import Any
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord, ImageFrame
 from togethernet_ros.bag.bag_writer import BagWriter, check_output_apart_from_input
-from togethernet_ros.bag.decode_ahead import auto_decode_threads, decode_in_order
+from togethernet_ros.bag.decode_ahead import MAX_THREADS, auto_decode_threads, decode_in_order
+from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
 from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
@@ -175,6 +176,8 @@ def run_bag(
             check_distinct_outputs(reader.image_topics)
         except ValueError as error:
             raise BagError(f"{input_path}: {error} (choose topics with --topics)") from None
+        if all(reader.topics[t].msgtype != COMPRESSED_IMAGE_TYPE for t in reader.image_topics):
+            decode_threads = 1  # raw Image frames are decoded in order on the reader thread
         report = BagRunReport(
             input=str(input_path),
             output=str(output_path),
@@ -227,12 +230,13 @@ def run_bag(
 
 
 def resolve_decode_threads(requested: int) -> int:
-    """``decode_threads`` as a thread count: -1 is auto; otherwise it must be at least 1."""
+    """``decode_threads`` as a thread count: -1 is auto, else 1 to MAX_THREADS (32)."""
     if requested == -1:
         return auto_decode_threads()
-    if requested < 1:
+    if not 1 <= requested <= MAX_THREADS:
         raise ValueError(
-            f"--decode-threads (decode_threads) must be -1 (auto) or at least 1, got {requested}"
+            f"--decode-threads (decode_threads) must be -1 (auto) or 1 to {MAX_THREADS}, "
+            f"got {requested}"
         )
     return requested
 
