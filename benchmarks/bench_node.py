@@ -297,10 +297,17 @@ def run(
                 diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    detection_subscriptions = []
     for topic in topics:
         namespace = topic.removesuffix("/compressed").rsplit("/", 1)[0]
-        node.create_subscription(
-            Detection2DArray, f"{namespace}/detections", on_detections(topic), reliable, raw=True
+        detection_subscriptions.append(
+            node.create_subscription(
+                Detection2DArray,
+                f"{namespace}/detections",
+                on_detections(topic),
+                reliable,
+                raw=True,
+            )
         )
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
 
@@ -331,6 +338,13 @@ def run(
     threading.Thread(
         target=_abort_when_node_exits, args=(process, ready, started), daemon=True
     ).start()
+    # The cameras wait for the node; this receiver also waits until it hears the node's
+    # detections publishers, or a slow discovery on a loaded machine loses the first answers.
+    heard_by = time.monotonic() + 120.0
+    while time.monotonic() < heard_by and process.poll() is None:
+        if all(subscription.get_publisher_count() for subscription in detection_subscriptions):
+            break
+        time.sleep(0.05)
     try:
         ready.wait(timeout=150)
     except threading.BrokenBarrierError as error:
@@ -374,7 +388,23 @@ def run(
         sampling = next_sample <= start + seconds
         alive[0].join(max(0.01, (next_sample if sampling else give_up_at) - time.monotonic()))
     sent = sum(sent_counts.get(timeout=10) for _ in camera_processes)
-    time.sleep(3.0)
+    # Drain: the node's last batches still come. At least 3 s, then until 1 s passes without
+    # new detections (at most 30 s): a loaded machine may not have answered one frame yet.
+    drain_from = time.monotonic()
+
+    def received() -> int:
+        with lock:
+            return sum(len(values) for values in latencies.values())
+
+    last_count, last_change = received(), drain_from
+    while time.monotonic() - drain_from < 30.0:
+        time.sleep(0.1)
+        count = received()
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        quiet = time.monotonic() - last_change >= 1.0
+        if time.monotonic() - drain_from >= 3.0 and quiet and count > 0:
+            break
     process.send_signal(2)
     try:
         exit_code: int | str = process.wait(timeout=60)

@@ -259,3 +259,36 @@ def test_eval_detects_on_the_pixels_its_ground_truth_refers_to(tmp_path, monkeyp
     assert made[0].seen_shapes == [(40, 80, 3)] * 3
     assert metrics["voc"]["ap"]["person"] == pytest.approx(1.0)
     capsys.readouterr()
+
+
+def test_a_foggy_only_dataset_is_scored_without_clean_originals(tmp_path, capsys):
+    """RTTS-like: FOG and Annotations only. eval reads no clean image, so none is needed, and
+    one missing must not drop its foggy image from the score."""
+    import shutil
+
+    scenes = SyntheticFogDataset(4, 96, 128, num_classes=3, seed=5)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
+    shutil.rmtree(root / "JPEGImages")
+    detections = {
+        s.image_id: ImageDetections(s.boxes, np.linspace(0.9, 0.5, len(s.boxes)), s.labels)
+        for s in scenes.samples
+    }
+    path = tmp_path / "dets.json"
+    save_detections(path, detections, CLASSES)
+    out = tmp_path / "report"
+    arguments = ["eval", "--voc-root", str(root), "--image-set", "test"]
+    assert main([*arguments, "--detections", str(path), "--out-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 4
+    assert metrics["voc"]["mAP"] == pytest.approx(1.0)
+
+
+def test_saved_detections_keep_full_precision(tmp_path):
+    """A box edge at 12.9996 truncates to 12 in eval; stored rounded it would read 13."""
+    boxes = np.array([[12.9996, 20.25, 40.4999996, 61.0]], np.float64)
+    scores = np.array([0.1234567891])
+    path = tmp_path / "dets.json"
+    save_detections(path, {"a": ImageDetections(boxes, scores, np.array([0]))}, CLASSES)
+    loaded, _names = load_detections(path)
+    assert loaded["a"].boxes.tolist() == boxes.tolist()
+    assert loaded["a"].scores.tolist() == scores.tolist()

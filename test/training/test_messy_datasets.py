@@ -74,6 +74,33 @@ def test_an_xml_file_that_is_not_a_voc_annotation_is_reported(tmp_path):
     assert "root element is <annotations>" in issues.summary()
 
 
+def test_an_infinite_size_or_difficult_flag_is_reported_not_raised(tmp_path):
+    # int(float("inf")) raises OverflowError, which the readers' ValueError handlers missed:
+    # one such file stopped train, eval and voc2yolo with a traceback.
+    size = tmp_path / "size.xml"
+    size.write_text(
+        "<annotation><size><width>inf</width><height>80</height></size>"
+        + _object("car", (1, 2, 30, 40))
+        + "</annotation>"
+    )
+    issues = DataIssues()
+    assert parse_voc_xml(size, CLASSES, issues) is None
+    assert "bad <size>: 'inf' is not a finite number" in issues.summary()
+    flag = tmp_path / "difficult.xml"
+    flag.write_text(
+        "<annotation><size><width>100</width><height>80</height></size>"
+        + _object("car", (1, 2, 30, 40)).replace(
+            "</object>", "<difficult>1e400</difficult></object>"
+        )
+        + _object("person", (5, 5, 50, 50))
+        + "</annotation>"
+    )
+    issues = DataIssues()
+    annotation = parse_voc_xml(flag, CLASSES, issues)
+    assert annotation.labels.tolist() == [0]
+    assert "object #1: bad <difficult> '1e400'" in issues.summary()
+
+
 def test_a_class_name_in_other_letter_case_is_named_with_a_hint(tmp_path):
     path = tmp_path / "case.xml"
     path.write_text(

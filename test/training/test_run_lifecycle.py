@@ -331,3 +331,28 @@ def test_a_resumed_run_drops_the_tensorboard_events_it_runs_again(tmp_path, monk
     resumed = small_config(out, *COMMON, f"resume={out / 'epoch2.pt'}", "output.tensorboard=true")
     train(resumed, data, log=_quiet)
     assert [options.get("purge_step") for options in opened] == [1, 3, 3]
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_left_to_train(tmp_path):
+    out, data = tmp_path / "run", _data()
+    train(small_config(out, "train.epochs=1", "eval.interval=0", "train.seed=5"), data, log=_quiet)
+    resumed = small_config(out, "train.epochs=1", "eval.interval=0", f"resume={out / 'last.pt'}")
+    with pytest.raises(TrainSetupError, match=r"finished epoch 1 and train\.epochs is 1"):
+        train(resumed, data, log=_quiet)
+
+
+def test_a_checkpoint_from_more_gpus_restores_the_generators_this_machine_has(monkeypatch):
+    """A 4-GPU torchrun checkpoint resumed on one GPU: set_rng_state_all would index past it."""
+    from togethernet_ros.training import trainer
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(
+        torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device))
+    )
+    states = [torch.full((4,), index, dtype=torch.uint8) for index in range(4)]
+    trainer.restore_cuda_rng(states)
+    assert [(state.tolist(), device) for state, device in restored] == [([0, 0, 0, 0], 0)]
+    trainer.restore_cuda_rng([])  # a CPU run's checkpoint
+    assert len(restored) == 1

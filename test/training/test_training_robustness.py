@@ -111,8 +111,23 @@ def test_exponent_floats_without_a_dot_are_numbers():
         ("train.lr=.nan", "train.lr must be a finite number > 0"),
         ("train.min_lr_ratio=-0.1", r"train.min_lr_ratio must be in \[0, 1\]"),
         ("train.ema_decay=1.5", r"train.ema_decay must be in \[0, 1\]"),
+        # These used to stop the run with a traceback from torch or OpenCV, after the data scan.
+        ("train.momentum=0", "train.momentum must be a finite number > 0 with train.nesterov"),
+        ("train.momentum=-0.5", "train.momentum must be a finite number > 0"),
+        ("model.input_size=-128", "model.input_size must be > 0, got -128"),
+        ("model.input_size=0", "model.input_size must be > 0, got 0"),
+        ("train.weight_decay=-1e-4", "train.weight_decay must be a finite number >= 0"),
+        ("train.grad_clip=.inf", "train.grad_clip must be a finite number >= 0"),
+        ("train.stop_after_epochs=0", "train.stop_after_epochs must be >= 1"),
+        ("eval.conf_threshold=1.5", r"eval.conf_threshold must be in \[0, 1\]"),
+        ("eval.interval=-1", "eval.interval must be >= 0"),
     ],
 )
 def test_out_of_range_values_are_rejected_before_training(override, message):
     with pytest.raises(ValueError, match=message):
         load_train_config(None, [override])
+
+
+def test_momentum_zero_is_plain_sgd_without_nesterov():
+    config = load_train_config(None, ["train.momentum=0", "train.nesterov=false"])
+    assert config.train.momentum == 0.0

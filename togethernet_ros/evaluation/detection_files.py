@@ -21,9 +21,12 @@ def save_detections(
     images = {}
     for image_id, found in detections_by_image.items():
         found = ImageDetections.from_any(found)
+        # Full precision: eval truncates boxes to whole pixels (a box at 12.9996 rounded to
+        # 13.0 would score as 13, not 12) and ranks by score (rounding would make new ties),
+        # so a saved file must score as the run that saved it.
         images[image_id] = {
-            "boxes": [[round(float(v), 3) for v in box] for box in found.boxes],
-            "scores": [round(float(s), 6) for s in found.scores],
+            "boxes": [[float(v) for v in box] for box in found.boxes],
+            "scores": [float(s) for s in found.scores],
             "class_ids": [int(c) for c in found.class_ids],
         }
     payload = {"format": DETECTIONS_FORMAT, "class_names": list(class_names), "images": images}

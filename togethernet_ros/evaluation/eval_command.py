@@ -110,11 +110,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def dataset_from_args(args: argparse.Namespace, class_names: tuple[str, ...]) -> RecordDataset:
     """Open the ground-truth dataset named on the command line."""
     if args.voc_root is not None:
+        hazy_dir = args.hazy_dir or None
         return VocFogDataset(
             args.voc_root,
             args.image_set,
             class_names,
-            hazy_dir=args.hazy_dir or None,
+            hazy_dir=hazy_dir,
+            # Scoring reads only the images detected on: a foggy set needs no clean originals
+            # (RTTS has none), and one missing must not drop its foggy image from the score.
+            clean_dir=None if hazy_dir else "JPEGImages",
             strict=args.strict,
             # Boxes are judged by the get_map.py reader (see voc_ground_truth), not clipped.
             issues=EvalDataIssues(strict=args.strict),

@@ -135,6 +135,36 @@ class TrainConfig:
             value = getattr(self.train, key)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"train.{key} must be in [0, 1], got {value}")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """The rest of the numbers torch, OpenCV or the schedule would refuse mid-run."""
+        if self.model.input_size <= 0:
+            raise ValueError(f"model.input_size must be > 0, got {self.model.input_size}")
+        # Nesterov momentum needs momentum > 0 (torch's SGD refuses it when the run starts).
+        lowest_momentum = "> 0 with train.nesterov" if self.train.nesterov else ">= 0"
+        if not (
+            math.isfinite(self.train.momentum)
+            and (self.train.momentum > 0 if self.train.nesterov else self.train.momentum >= 0)
+        ):
+            raise ValueError(
+                f"train.momentum must be a finite number {lowest_momentum}, "
+                f"got {self.train.momentum}"
+            )
+        for key in ("weight_decay", "grad_clip", "warmup_epochs", "flat_epochs"):
+            value = getattr(self.train, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.{key} must be a finite number >= 0, got {value}")
+        if self.train.stop_after_epochs is not None and self.train.stop_after_epochs < 1:
+            raise ValueError(
+                f"train.stop_after_epochs must be >= 1 (or null), got {self.train.stop_after_epochs}"
+            )
+        for key in ("conf_threshold", "nms_threshold", "iou_threshold"):
+            value = getattr(self.eval, key)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"eval.{key} must be in [0, 1], got {value}")
+        if self.eval.interval < 0:
+            raise ValueError(f"eval.interval must be >= 0 (0 = never), got {self.eval.interval}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) for YAML and weights-only checkpoints."""

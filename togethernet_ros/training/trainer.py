@@ -235,9 +235,20 @@ def _restore(
     if scaler.is_enabled() and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
-    if torch.cuda.is_available() and state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    restore_cuda_rng(state["cuda_rng"])
     return state
+
+
+def restore_cuda_rng(states: list[torch.Tensor]) -> None:
+    """Give each visible GPU its saved generator state, as many as both machines have.
+
+    A checkpoint of a run on more GPUs holds more states than this machine has GPUs, and
+    `set_rng_state_all` would index past them; each epoch reseeds anyway (`_epoch_seed`).
+    """
+    if not torch.cuda.is_available() or not states:
+        return
+    for index, generator_state in enumerate(states[: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(generator_state, index)
 
 
 def train(
@@ -345,6 +356,12 @@ def _train(
         model_section = {"depth": config.model.depth, "width": config.model.width}
         state = _restore(config.resume, model, optimizer, ema, scaler, class_names, model_section)
         start_epoch, step, best_map = state["epoch"], state["step"], state["best_map"]
+        if start_epoch >= optim.epochs:
+            # Nothing would run, and the run would end "successfully" without a word.
+            raise TrainSetupError(
+                f"{config.resume} finished epoch {start_epoch} and train.epochs is "
+                f"{optim.epochs}: nothing left to train (raise train.epochs to go on)"
+            )
         say(f"resumed from {config.resume} at epoch {start_epoch} (step {step})")
         step = _resumed_step(step, start_epoch, steps_per_epoch, config.resume, say)
         history = state.get("history")

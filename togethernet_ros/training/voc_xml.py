@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +39,10 @@ def read_image_set(path: str | Path) -> list[str]:
 def _int_text(element: ET.Element | None, default: int = 0) -> int:
     if element is None or element.text is None or not element.text.strip():
         return default
-    return int(float(element.text))
+    value = float(element.text)
+    if not math.isfinite(value):  # int() of inf raises OverflowError, which callers miss
+        raise ValueError(f"{element.text.strip()!r} is not a finite number")
+    return int(value)
 
 
 def drop_namespaces(root: ET.Element) -> None:
