@@ -19,7 +19,13 @@ import torch
 from onnx import TensorProto, helper
 from onnxruntime.capi.onnxruntime_inference_collection import check_and_normalize_provider_args
 
-from togethernet_ros.inference.export import INPUT_NAME, MAP_OUTPUT_NAMES, ONNX_FORMAT
+from togethernet_ros.inference import onnx_detector
+from togethernet_ros.inference.export import (
+    DEHAZED_OUTPUT_NAME,
+    INPUT_NAME,
+    MAP_OUTPUT_NAMES,
+    ONNX_FORMAT,
+)
 from togethernet_ros.inference.onnx_detector import OnnxRuntimeDetector
 from togethernet_ros.inference.onnx_providers import CPU, CUDA, TENSORRT, provider_chains
 
@@ -49,13 +55,13 @@ CUDA_OPTIONS_1_31 = {"device_id", "cudnn_conv_algo_search", "do_copy_in_default_
 TENSORRT_BOOLEANS = {"True", "False", "true", "false"}
 
 
-def tiny_detect_file(folder: Path, size: int = 32, **metadata: str) -> Path:
-    """A detection-only file with our metadata (the fake session never runs it)."""
+def tiny_detect_file(folder: Path, size: int = 32, restore: bool = False, **metadata: str) -> Path:
+    """A detection-only file with our metadata (the fake session never runs it); with
+    ``restore`` the with-restoration file of the pair, its dehazed output included."""
     images = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, size, size])
-    outputs = [
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in MAP_OUTPUT_NAMES
-    ]
-    nodes = [helper.make_node("Identity", [INPUT_NAME], [name]) for name in MAP_OUTPUT_NAMES]
+    names = [*MAP_OUTPUT_NAMES, *([DEHAZED_OUTPUT_NAME] if restore else [])]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in names]
+    nodes = [helper.make_node("Identity", [INPUT_NAME], [name]) for name in names]
     model = helper.make_model(
         helper.make_graph(nodes, "tiny", [images], outputs),
         opset_imports=[helper.make_opsetid("", 17)],
@@ -64,22 +70,28 @@ def tiny_detect_file(folder: Path, size: int = 32, **metadata: str) -> Path:
     for key, value in {
         "format": ONNX_FORMAT,
         "input_size": f"{size}x{size}",
-        "restore": "0",
+        "restore": "1" if restore else "0",
         "class_names": json.dumps(["a", "b"]),
         "untrained": "0",
         **metadata,
     }.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"togethernet.{key}", value
-    path = folder / "tiny.detect.onnx"
+    path = folder / ("tiny.onnx" if restore else "tiny.detect.onnx")
     onnx.save(model, str(path))
     return path
 
 
 class FakeOrt:
-    """Stands in for onnxruntime-gpu: `drop` providers fail to load, `fail` ones raise."""
+    """Stands in for onnxruntime-gpu: `drop` providers fail to load, `fail` ones raise (only
+    for files named ``fail_only_for``, when given)."""
 
-    def __init__(self, drop: set[str] = frozenset(), fail: set[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        drop: set[str] = frozenset(),
+        fail: set[str] = frozenset(),
+        fail_only_for: str | None = None,
+    ) -> None:
         self.built: list[dict[str, object]] = []
         fake = self
 
@@ -87,12 +99,14 @@ class FakeOrt:
             def __init__(self, path, sess_options=None, providers=(), provider_options=(), **kw):
                 fake.built.append(
                     {
+                        "path": Path(path).name,
                         "providers": list(providers),
                         "options": [dict(o) for o in provider_options],
                         "kwargs": kw,
                     }
                 )
-                if fail & set(providers):
+                failing = fail_only_for is None or Path(path).name == fail_only_for
+                if failing and fail & set(providers):
                     raise RuntimeError(f"{sorted(fail & set(providers))} failed to initialise")
                 self._providers = [name for name in providers if name not in drop]
 
@@ -200,3 +214,77 @@ def test_provider_options_pass_onnxruntimes_checks(tmp_path):
         "do_copy_in_default_stream": "True",
         "use_tf32": "True",
     }
+
+
+def test_a_restoration_model_on_another_provider_is_named_in_the_backend(
+    tmp_path, monkeypatch, caplog
+):
+    # TensorRT builds the detection file but not the decoder: every batch with dehazed output
+    # would run the whole model on CUDA (or the CPU) while /diagnostics said TensorRT.
+    fake = FakeOrt(fail={TENSORRT}, fail_only_for="tiny.onnx")
+    fake.install(monkeypatch)
+    tiny_detect_file(tmp_path)
+    tiny_detect_file(tmp_path, restore=True)
+    with caplog.at_level("WARNING", logger="togethernet_ros"):
+        detector = OnnxRuntimeDetector(
+            tmp_path / "tiny.onnx", device="cuda", precision="fp16", cache_dir=tmp_path / "c"
+        )
+        assert detector.provider == TENSORRT
+        detector._session(restore=True)
+    assert detector.backend == (
+        "onnxruntime-TensorrtExecutionProvider-fp16 (restoration: CUDAExecutionProvider)"
+    )
+    assert "the with-restoration model runs on CUDAExecutionProvider" in caplog.text
+    assert caplog.text.count("with-restoration model runs on") == 1
+
+
+def test_a_lone_restoration_file_is_loaded_once_for_both_outputs(tmp_path, monkeypatch):
+    fake = FakeOrt()
+    fake.install(monkeypatch)
+    detector = OnnxRuntimeDetector(
+        tiny_detect_file(tmp_path, restore=True), device="cuda", cache_dir=tmp_path / "c"
+    )
+    assert detector._session(restore=False) is detector._session(restore=True)
+    assert [build["path"] for build in fake.built] == ["tiny.onnx"]
+    assert detector.backend == "onnxruntime-TensorrtExecutionProvider"  # fp32 asked
+
+
+def test_a_closed_detector_builds_no_session_again(tmp_path, monkeypatch):
+    fake = FakeOrt()
+    fake.install(monkeypatch)
+    detector = OnnxRuntimeDetector(tiny_detect_file(tmp_path), device="cuda", cache_dir=tmp_path)
+    assert detector.runs_on_gpu
+    built = len(fake.built)
+    detector.close()
+    # Diagnostics may still ask where it ran; that must not load the model (and GPU memory).
+    assert detector.provider == TENSORRT and detector.runs_on_gpu
+    assert len(fake.built) == built
+    with pytest.raises(RuntimeError, match="detector is closed"):
+        detector._session(restore=False)
+
+
+def test_cpu_sessions_get_a_thread_per_usable_cpu(tmp_path, monkeypatch):
+    # os.cpu_count() counts the host's cores, not a taskset's or a container quota's.
+    monkeypatch.setattr(onnx_detector, "usable_cpus", lambda: 1)
+    detector = OnnxRuntimeDetector(tiny_detect_file(tmp_path), device="cpu", cache_dir=tmp_path)
+    session = detector._session(restore=False)
+    assert session.get_session_options().intra_op_num_threads == 1
+    explicit = OnnxRuntimeDetector(
+        tiny_detect_file(tmp_path), device="cpu", cache_dir=tmp_path, num_threads=3
+    )
+    assert explicit._session(restore=False).get_session_options().intra_op_num_threads == 3
+
+
+@pytest.mark.parametrize(
+    ("message", "about_the_cache"),
+    [
+        ("TensorRT EP could not deserialize engine from cache: /c/x.engine", True),
+        ("TensorRT EP: Engine deserialization failed for /c/x.engine", True),
+        ("TensorRT EP failed to load the timing cache /c/x.timing", True),
+        ("TensorRT EP could not build engine for fused node: TRTKernel_graph_1", False),
+        ("TensorRT EP failed to create engine from network (out of memory)", False),
+    ],
+)
+def test_only_cache_load_errors_clear_the_engine_cache(message, about_the_cache):
+    # A build failure is not cured by deleting the good engines: it fails the same way again.
+    assert onnx_detector._about_engines(RuntimeError(message)) is about_the_cache

@@ -10,7 +10,6 @@ binding (no host round trip); without torch CUDA, the input is bound from host m
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from togethernet_ros.inference.onnx_providers import (
     provider_chains,
 )
 from togethernet_ros.model import UntrainedWeightsError
+from togethernet_ros.pipeline.usable_cpus import usable_cpus
 
 LOGGER = logging.getLogger("togethernet_ros")
 TORCH_TYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -85,6 +85,10 @@ class OnnxRuntimeDetector(DetectorBase):
         self.num_threads = num_threads
         self._sessions: dict[bool, object] = {}
         self._session_files: dict[bool, OnnxModelInfo] = {}
+        # Providers actually running each session, kept after close() for diagnostics.
+        self._detection_provider: str | None = None
+        self._restoration_provider: str | None = None
+        self._warned_restoration = False
         max_batch_size = self._fit_fixed_batch(max_batch_size)
         self._closed = False
         gpu_preprocess = device.startswith("cuda") and torch.cuda.is_available()
@@ -171,11 +175,16 @@ class OnnxRuntimeDetector(DetectorBase):
     @property
     def provider(self) -> str:
         """The execution provider that actually runs the detection session."""
-        return self._session(restore=False).get_providers()[0]
+        if self._detection_provider is None:
+            self._session(restore=False)  # records it
+        return self._detection_provider
 
     def _session(self, restore: bool) -> object:
         if restore in self._sessions:
             return self._sessions[restore]
+        if self._closed:
+            # A new session would load the model (and its GPU memory) the caller just freed.
+            raise RuntimeError("detector is closed")
         if restore:
             if True not in self.files:
                 restore_path, _ = onnx_variant_paths(self.files[False].path)
@@ -194,11 +203,25 @@ class OnnxRuntimeDetector(DetectorBase):
                     "(no speed-up); export both variants to fix this",
                     info.path,
                 )
-        session = self._create_session(info)
+        if self._session_files.get(not restore) is info:
+            # Only the with-restoration file exists: one session serves both, loaded once.
+            session = self._sessions[not restore]
+        else:
+            session = self._create_session(info)
         self._sessions[restore] = session
         self._session_files[restore] = info
-        if not restore:
-            self._update_backend_name(session)
+        used = session.get_providers()[0]
+        if restore:
+            self._restoration_provider = used
+        else:
+            self._detection_provider = used
+            if self.device_name.startswith("cuda") and used == CPU:
+                LOGGER.warning(
+                    "device %s requested, but onnxruntime falls back to the CPU", self.device_name
+                )
+            if self.precision == "fp16" and used != TENSORRT:
+                LOGGER.warning("fp16 needs the TensorRT provider; %s runs in fp32", used)
+        self._update_backend_name()
         return session
 
     def _create_session(self, info: OnnxModelInfo) -> object:
@@ -206,7 +229,9 @@ class OnnxRuntimeDetector(DetectorBase):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = self.num_threads or os.cpu_count() or 1
+        # 0 is ONNX Runtime's own choice; usable_cpus() honours taskset and a container's
+        # CPU quota, where os.cpu_count() would start a thread per host core.
+        options.intra_op_num_threads = self.num_threads or usable_cpus() or 0
         options.inter_op_num_threads = 1
         # Not next to the model by default: a downloaded model folder could ship a "cached"
         # engine for TensorRT to deserialize, and an installed package folder is read-only.
@@ -327,20 +352,29 @@ class OnnxRuntimeDetector(DetectorBase):
             f"onnxruntime could not load {info.path}: {'; '.join(failures) or 'no provider'}"
         )
 
-    def _update_backend_name(self, session: object) -> None:
-        used = session.get_providers()[0]
-        if self.device_name.startswith("cuda") and used == CPU:
-            LOGGER.warning(
-                "device %s requested, but onnxruntime falls back to the CPU", self.device_name
-            )
+    def _update_backend_name(self) -> None:
+        used = self._detection_provider
+        if used is None:  # the restoration session came first: named when detection's comes
+            return
         # "auto" takes fp16 where TensorRT runs and the provider's own precision elsewhere.
         fp16 = self.precision in ("auto", "fp16") and used == TENSORRT
-        if self.precision == "fp16" and not fp16:
-            LOGGER.warning("fp16 needs the TensorRT provider; %s runs in fp32", used)
         # An int8 export (`togethernet export --int8-calibration`) says so in its metadata.
         int8 = next(iter(self.files.values())).metadata.get("precision") == "int8"
         suffix = "-int8" if int8 else "-fp16" if fp16 else ""
         self.backend = f"onnxruntime-{used}{suffix}"
+        restoring = self._restoration_provider
+        if restoring is not None and restoring != used:
+            # E.g. TensorRT cannot build the decoder and its session fell back to the CPU:
+            # every batch with dehazed output then runs the whole model there.
+            if not self._warned_restoration:
+                self._warned_restoration = True
+                LOGGER.warning(
+                    "the with-restoration model runs on %s, detection on %s: batches with "
+                    "dehazed output are that much slower",
+                    restoring,
+                    used,
+                )
+            self.backend += f" (restoration: {restoring})"
 
     def _forward(
         self, batch: torch.Tensor, restore: bool
@@ -430,11 +464,11 @@ class OnnxRuntimeDetector(DetectorBase):
 
 
 def _about_engines(error: Exception) -> bool:
-    """Whether a TensorRT session error is about a cached engine or timing cache.
+    """Whether a TensorRT session error is about a cached engine or timing cache that does not
+    load ("could not deserialize engine from cache", "Engine deserialization failed", ...).
 
-    Matched loosely (onnxruntime words it "could not deserialize engine from cache"), so that a
-    reworded message in another release still gets the torn engine rebuilt; a wrong guess costs
-    one engine build.
+    Not any error naming an engine: "could not build engine for fused node" (out of memory, an
+    unsupported op) would delete good cached engines and fail the same way again.
     """
     text = str(error).lower()
-    return any(word in text for word in ("cache", "engine", "deserializ"))
+    return "deserializ" in text or "timing cache" in text
