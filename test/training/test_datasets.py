@@ -395,6 +395,26 @@ def test_fog_versions_per_image_writes_that_many_distinct_versions(voc_root, cap
     assert not (root / "W").exists()
 
 
+def test_fog_versions_share_the_label_file_voc2yolo_wrote_for_their_image(voc_root):
+    # voc2yolo writes <id>.txt, fog versions are <id>_<beta>.jpg: every sample was skipped as
+    # "label file missing", and training stopped on an empty set.
+    root, scenes = voc_root
+    fog = ["data", "fog", "--voc-root", str(root), "--out-dir", "V", "--beta-min", "0.05"]
+    assert (
+        main([*fog, "--beta-max", "0.06", "--beta-step", "0.01", "--versions-per-image", "2"]) == 0
+    )
+    labels = root / "labels"
+    assert main(["data", "voc2yolo", "--voc-root", str(root), "--out", str(labels)]) == 0
+    issues = DataIssues()
+    yolo = YoloFogDataset(root / "V", labels, CLASSES, issues=issues)
+    assert len(yolo) == 2 * len(scenes.samples) and issues.counts() == {}
+    by_id = {sample.image_id: sample for sample in scenes.samples}
+    for record in yolo.records:
+        clean_id = record.image_id.rsplit("_", 1)[0]
+        assert record.image_id != clean_id  # a foggy version, labelled by its image's file
+        np.testing.assert_allclose(record.annotation.boxes, by_id[clean_id].boxes, atol=0.01)
+
+
 @pytest.mark.parametrize("orientation", [6, 8])
 def test_exif_tagged_photos_keep_their_boxes_on_the_object(tmp_path, capsys, orientation):
     # A phone photo stored 80 wide x 40 high with an EXIF tag saying "turn it for display";

@@ -74,6 +74,12 @@ def index_foggy_images(
     return dict(versions)
 
 
+def clean_id_of(foggy_stem: str) -> str | None:
+    """The clean image id a ``<id>_<beta>`` foggy file stem names (None without a β suffix)."""
+    match = _BETA_SUFFIX.match(foggy_stem)
+    return match.group("stem") if match else None
+
+
 def _foggy_file_of(ids: Collection[str]) -> Callable[[str], bool]:
     """Whether a foggy file stem is ``<id>`` or ``<id>_<beta>`` of one of ``ids``."""
     ids = set(ids)

@@ -20,6 +20,7 @@ from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 from togethernet_ros.training.annotation import ImageAnnotation
 from togethernet_ros.training.data_issues import DataError, DataIssues
 from togethernet_ros.training.image_pairing import (
+    clean_id_of,
     foggy_versions,
     index_foggy_images,
     index_images,
@@ -199,6 +200,9 @@ class VocFogDataset(RecordDataset):
 class YoloFogDataset(RecordDataset):
     """Images with YOLO txt labels: ``<images_dir>/<id>.jpg`` + ``<labels_dir>/<id>.txt``.
 
+    A foggy version ``<id>_<beta>.jpg`` takes ``<id>_<beta>.txt`` where it exists, else the
+    image's ``<id>.txt`` (what `data voc2yolo` writes).
+
     ``clean_dir`` (optional) holds the clean originals, paired by file name as in VOC-FOG.
     """
 
@@ -222,7 +226,7 @@ class YoloFogDataset(RecordDataset):
             image_id = stem
             clean = None
             if clean_dir:
-                # Foggy files may carry a β suffix; the label file is named after the foggy file.
+                # Foggy files may carry a β suffix that the clean original's name lacks.
                 clean_id = stem if stem in clean_index else stem.rsplit("_", 1)[0]
                 clean = _check_image(clean_index.get(clean_id), "clean", issues, hazy_path)
                 if clean is None:
@@ -235,9 +239,23 @@ class YoloFogDataset(RecordDataset):
                 continue
             height, width = image.shape[:2]
             annotation = read_yolo_labels(
-                Path(labels_dir) / f"{stem}.txt", width, height, len(class_names), issues
+                _label_file(Path(labels_dir), stem), width, height, len(class_names), issues
             )
             if annotation is None:
                 continue
             records.append(SampleRecord(image_id, hazy_path, clean, annotation))
         super().__init__(records, class_names, issues.strict)
+
+
+def _label_file(labels_dir: Path, stem: str) -> Path:
+    """``<stem>.txt``; for a foggy version ``<id>_<beta>`` without its own, ``<id>.txt``.
+
+    `data voc2yolo` writes one label file per image id, and `data fog --versions-per-image`
+    several foggy files per id: every version shares the id's boxes.
+    """
+    own = labels_dir / f"{stem}.txt"
+    clean_id = clean_id_of(stem)
+    if own.exists() or clean_id is None:
+        return own
+    shared = labels_dir / f"{clean_id}.txt"
+    return shared if shared.exists() else own
