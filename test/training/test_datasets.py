@@ -395,6 +395,21 @@ def test_fog_versions_per_image_writes_that_many_distinct_versions(voc_root, cap
     assert not (root / "W").exists()
 
 
+def test_fog_versions_of_a_faint_fog_are_named_so_that_they_pair(voc_root):
+    # β 5e-05 written as "<id>_5e-05" matched no <id>_<beta> pattern: every such version was
+    # left without its clean original and annotation.
+    root, scenes = voc_root
+    fog = ["data", "fog", "--voc-root", str(root), "--out-dir", "F", "--beta-step", "0"]
+    assert (
+        main([*fog, "--beta-min", "0.00001", "--beta-max", "0.00009", "--versions-per-image", "2"])
+        == 0
+    )
+    names = sorted(path.stem for path in (root / "F").glob("*.jpg"))
+    assert len(names) == 2 * len(scenes.samples)
+    assert all("e" not in name.split("_", 1)[1] for name in names), names
+    assert len(VocFogDataset(root, "train", CLASSES, hazy_dir="F")) == 2 * len(scenes.samples)
+
+
 def test_fog_versions_share_the_label_file_voc2yolo_wrote_for_their_image(voc_root):
     # voc2yolo writes <id>.txt, fog versions are <id>_<beta>.jpg: every sample was skipped as
     # "label file missing", and training stopped on an empty set.

@@ -412,7 +412,7 @@ def run_fog(args: argparse.Namespace) -> int:
                     beta = float(rng.uniform(args.beta_min, args.beta_max))
                 else:
                     beta = float(rng.choice(betas))
-                name = image_id if args.versions_per_image == 1 else f"{image_id}_{beta:.4g}"
+                name = image_id if args.versions_per_image == 1 else f"{image_id}_{_beta_tag(beta)}"
                 if name not in names:
                     break
             else:  # a continuous range too narrow for distinct names (e.g. min = max)
@@ -444,3 +444,12 @@ def run_fog(args: argparse.Namespace) -> int:
     )
     print(issues.summary())
     return 0
+
+
+def _beta_tag(beta: float) -> str:
+    """β in a foggy version's name: 4 significant digits, never in exponent notation.
+
+    ``f"{5e-05:.4g}"`` is ``5e-05``, which the ``<id>_<beta>`` pairing does not read as a β:
+    that version would be paired with no clean original and no annotation.
+    """
+    return np.format_float_positional(beta, precision=4, unique=False, fractional=False, trim="-")
