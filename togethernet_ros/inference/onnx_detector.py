@@ -88,7 +88,6 @@ class OnnxRuntimeDetector(DetectorBase):
         # Providers actually running each session, kept after close() for diagnostics.
         self._detection_provider: str | None = None
         self._restoration_provider: str | None = None
-        self._warned_restoration = False
         max_batch_size = self._fit_fixed_batch(max_batch_size)
         self._closed = False
         gpu_preprocess = device.startswith("cuda") and torch.cuda.is_available()
@@ -365,15 +364,14 @@ class OnnxRuntimeDetector(DetectorBase):
         restoring = self._restoration_provider
         if restoring is not None and restoring != used:
             # E.g. TensorRT cannot build the decoder and its session fell back to the CPU:
-            # every batch with dehazed output then runs the whole model there.
-            if not self._warned_restoration:
-                self._warned_restoration = True
-                LOGGER.warning(
-                    "the with-restoration model runs on %s, detection on %s: batches with "
-                    "dehazed output are that much slower",
-                    restoring,
-                    used,
-                )
+            # every batch with dehazed output then runs the whole model there. Both providers
+            # are known only once the second session exists, so this warns once.
+            LOGGER.warning(
+                "the with-restoration model runs on %s, detection on %s: batches with "
+                "dehazed output are that much slower",
+                restoring,
+                used,
+            )
             self.backend += f" (restoration: {restoring})"
 
     def _forward(

@@ -19,9 +19,10 @@ class CameraStats:
     Latencies are publish time minus the source stamp, in milliseconds, and split into where
     a frame spent them: ``receive_delay_ms`` (stamp to the node's callback), itself split into
     ``driver_delay_ms``, ``transport_delay_ms`` and ``executor_delay_ms`` (see
-    ros/receive_timing.py) where the middleware timestamps samples, ``batch_wait_ms`` (callback to the start of its batch's inference: other
-    cameras and the previous batch), ``inference_ms`` (the batch's `detect`), and the rest
-    (smoothing and publishing, in ``node_overhead_ms`` together with the batch wait).
+    ros/receive_timing.py) where the middleware timestamps samples, ``batch_wait_ms``
+    (callback to the start of its batch's inference: other cameras and the previous batch),
+    ``inference_ms`` (the batch's `detect`), and the rest (smoothing and publishing, in
+    ``node_overhead_ms`` together with the batch wait).
     """
 
     def __init__(
