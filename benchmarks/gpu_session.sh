@@ -16,8 +16,8 @@
 #             carried in pieces; each call copies its piece to /tmp/ros_wheels) with
 #             tools/setup_env.py --offline-wheels, then run the real detector_node on the GPU fed
 #             by 4 x 720p cameras at 30 Hz over DDS from another process (bench_node.py soak),
-#             once per ROS_RUNS entry "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]"
-#             (camera_publish: serialized, the default, or message; see bench_node.py);
+#             once per ROS_RUNS entry (below; camera_publish: serialized, the default, or
+#             message, see bench_node.py; camera_receivers: the node parameter, default auto);
 #             then once per ROS_EMULATED entry with a stand-in model of that cost (BASE:PER_FRAME
 #             ms, bench_node.py --emulate-gpu), the node's and DDS's share on this host;
 #   transport with ros (after its install): the DDS transport alone on this host, 4 x 720p at
@@ -52,7 +52,9 @@ DISTILL_SIZE=${DISTILL_SIZE:-384}
 DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
-# Node runs of the ros stage, each "max_batch_wait_ms:prepare_frames_ahead[:camera_publish]".
+# Node runs of the ros stage, each
+# "max_batch_wait_ms:prepare_frames_ahead[:camera_publish[:camera_receivers[:phase]]]"
+# (an empty field takes its default; with a phase, the run is made in that camera phase only).
 ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
 # Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
 # a stand-in model timed like this GPU; "" for none).
@@ -163,16 +165,17 @@ if has_stage ros; then
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for phase in $ROS_CAMERA_PHASES; do
     for run in $ROS_RUNS; do
-      IFS=: read -r wait_ms prepare publish <<< "$run"
-      prepare=${prepare:-true} publish=${publish:-serialized}
-      name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}_$phase
+      IFS=: read -r wait_ms prepare publish receivers only_phase <<< "$run"
+      [ -n "$only_phase" ] && [ "$only_phase" != "$phase" ] && continue
+      prepare=${prepare:-true} publish=${publish:-serialized} receivers=${receivers:-auto}
+      name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}_${receivers}_$phase
       # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
       # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
       timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
         --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" --camera-phase "$phase" \
-        --param "prepare_frames_ahead:=$prepare" --camera-publish "$publish" $IMAGE_OPTION \
-        --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-      echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish cameras $phase"
+        --param "prepare_frames_ahead:=$prepare" --param "camera_receivers:=$receivers" \
+        --camera-publish "$publish" $IMAGE_OPTION --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+      echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish camera_receivers=$receivers cameras $phase"
       grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
     done
     # The same node with a stand-in model of the GPU's cost shape on this host: where it meets
@@ -221,3 +224,8 @@ PY
   fi
 fi
 ls -la "$OUT"
+# The device tool brings back at most 8 files: with more, everything comes back in one archive.
+if [ "$(find "$OUT" -type f | wc -l)" -gt 8 ]; then
+  tar czf /tmp/gpu_results.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete \
+    && mv /tmp/gpu_results.tgz "$OUT/gpu_results.tgz" && echo "packed into $OUT/gpu_results.tgz"
+fi

@@ -62,6 +62,13 @@ from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
 from togethernet_ros.pipeline.inference_worker import BatchInfo, InferenceWorker
 from togethernet_ros.pipeline.latency_stats import PERCENTILE_METHOD
 from togethernet_ros.pipeline.usable_cpus import usable_cpus
+from togethernet_ros.ros.camera_receivers import (
+    CameraReceiver,
+    describe_receiver,
+    start_receivers,
+    stop_receivers,
+    use_receiver_processes,
+)
 from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.diagnostics_latency import latency_values
 from togethernet_ros.ros.diagnostics_tracker_resets import (
@@ -213,6 +220,8 @@ class DetectorNode(LifecycleNode):
         self._class_names: tuple[str, ...] = ()
         self._cameras: dict[str, CameraOutputs] = {}
         self._camera_subscriptions: list[Any] = []
+        # Raw cameras received in their own processes (camera_receivers), by parameter topic.
+        self._receivers: dict[str, CameraReceiver] = {}
         self._batcher: FrameBatcher | None = None
         self._image_reader = SerializedImageReader()
         self._worker: InferenceWorker | None = None
@@ -599,29 +608,100 @@ class DetectorNode(LifecycleNode):
         for topic in settings["image_topics"]:
             # Frames the camera sent while no subscription existed were never the node's to lose.
             self._cameras[topic].stats.restart_publisher_sequence()
-            # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
-            # CompressedImage however the parameter spells it.
-            compressed = self._cameras[topic].input_topic.endswith("/compressed")
-            message_type = CompressedImage if compressed else Image
-            entity = self._qos[(self._cameras[topic].input_topic, SUBSCRIPTION)]
-            self._camera_subscriptions.append(
-                self.create_subscription(
-                    message_type,
-                    topic,
-                    self._image_callback(topic, compressed),
-                    qos_profile(entity.base),
-                    qos_overriding_options=overriding_options(entity),
-                    event_callbacks=self._camera_subscription_events(topic),
-                    # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
-                    # GIL for 1.4 ms (see ros/serialized_images.py).
-                    raw=True,
-                )
-            )
+        self._start_receivers(settings)
+        for topic in settings["image_topics"]:
+            if topic not in self._receivers:
+                self._subscribe_in_process(topic)
         self._diagnostics_timer = self.create_timer(
             settings["diagnostics_period_s"], self._publish_diagnostics
         )
         listening = [camera.input_topic for camera in self._cameras.values()]
         self.get_logger().info(f"active: listening to {listening}")
+
+    def _subscribe_in_process(self, topic: str) -> None:
+        """Subscribe to a camera on the node's own executor."""
+        camera = self._cameras[topic]
+        # The name subscribed decides: `-r image:=/cam/image_raw/compressed` carries
+        # CompressedImage however the parameter spells it.
+        compressed = camera.input_topic.endswith("/compressed")
+        message_type = CompressedImage if compressed else Image
+        entity = self._qos[(camera.input_topic, SUBSCRIPTION)]
+        self._camera_subscriptions.append(
+            self.create_subscription(
+                message_type,
+                topic,
+                self._image_callback(topic, compressed),
+                qos_profile(entity.base),
+                qos_overriding_options=overriding_options(entity),
+                event_callbacks=self._camera_subscription_events(topic),
+                # Bytes, read by rosbags: rclpy's own conversion of a 720p frame holds the
+                # GIL for 1.4 ms (see ros/serialized_images.py).
+                raw=True,
+            )
+        )
+
+    def _start_receivers(self, settings: NodeSettings) -> None:
+        """Start a receiver process per raw camera where ``camera_receivers`` asks for them."""
+        raw_topics = [
+            topic
+            for topic in settings["image_topics"]
+            if not self._cameras[topic].input_topic.endswith("/compressed")
+        ]
+        if not use_receiver_processes(
+            settings["camera_receivers"],
+            len(raw_topics),
+            self._detector.runs_on_gpu,
+            usable_cpus(),
+        ):
+            return
+        given = self._given_parameters()
+        receivers = {}
+        for index, topic in enumerate(raw_topics):
+            input_topic = self._cameras[topic].input_topic
+            receivers[topic] = CameraReceiver(
+                topic=input_topic,
+                node_name=f"{self.get_name()}_receiver_{index}",
+                namespace=self.get_namespace(),
+                # The standard qos_overrides.* apply as they would to the node's subscription.
+                qos=self._qos[(input_topic, SUBSCRIPTION)].resolve(given),
+                on_message=functools.partial(
+                    self._on_received_frame, topic, SerializedImageReader()
+                ),
+                on_exit=functools.partial(self._receiver_exited, topic),
+            )
+        start_receivers(list(receivers.values()))
+        self._receivers = receivers
+        pids = {self._cameras[topic].input_topic: r.pid for topic, r in receivers.items()}
+        self.get_logger().info(f"receiving raw cameras in their own processes: {pids}")
+
+    def _on_received_frame(
+        self,
+        topic: str,
+        reader: SerializedImageReader,
+        serialized: memoryview,
+        message_info: dict[str, int | None] | None,
+    ) -> None:
+        """A receiver process's frame (its thread): handled as the subscription's would be."""
+        self._on_serialized_image(topic, False, serialized, message_info, reader)
+
+    def _receiver_exited(self, topic: str, reason: str) -> None:
+        """A receiver process ended on its own: subscribe in the node so the camera goes on."""
+        receiver = self._receivers.get(topic)
+        camera = self._cameras.get(topic)
+        name = topic if camera is None else camera.input_topic
+        self.get_logger().error(
+            f"camera receiver process of {name} {reason}; receiving it in the node from now on"
+        )
+        # Not blocking on the lock: _stop_processing holds it while it joins this thread.
+        while receiver is not None and not receiver.stopping:
+            if self._runtime_lock.acquire(timeout=0.1):
+                try:
+                    if not receiver.stopping and self._batcher is not None:
+                        self._receivers.pop(topic, None)
+                        self._subscribe_in_process(topic)
+                finally:
+                    self._runtime_lock.release()
+                return
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
@@ -660,6 +740,8 @@ class DetectorNode(LifecycleNode):
 
     def _stop_processing(self) -> None:
         with self._runtime_lock:
+            stop_receivers(list(self._receivers.values()))
+            self._receivers = {}
             for subscription in self._camera_subscriptions:
                 self.destroy_subscription(subscription)
             self._camera_subscriptions.clear()
@@ -799,10 +881,14 @@ class DetectorNode(LifecycleNode):
         self,
         topic: str,
         compressed: bool,
-        serialized: bytes,
+        serialized: bytes | memoryview,
         message_info: dict[str, int | None] | None,
+        reader: SerializedImageReader | None = None,
     ) -> None:
-        """Subscription callback: read, decode and queue a frame; never waits on inference."""
+        """Subscription callback: read, decode and queue a frame; never waits on inference.
+
+        ``reader``: a receiver thread's own (the executor's is the node's).
+        """
         callback_ns = time.time_ns()
         camera = self._cameras.get(topic)
         batcher = self._batcher
@@ -810,7 +896,7 @@ class DetectorNode(LifecycleNode):
             return
         received_at = time.monotonic()
         try:
-            message = self._image_reader.read(serialized, compressed)
+            message = (reader or self._image_reader).read(serialized, compressed)
         except ImageDecodeError as error:
             camera.stats.record_input(
                 split=split_receive_delay(None, message_info, callback_ns),
@@ -1163,6 +1249,7 @@ class DetectorNode(LifecycleNode):
                 "arrival_period_ms": "unknown" if rhythm is None else f"{rhythm[0] * 1e3:.2f}",
                 "arrival_jitter_ms": "unknown" if rhythm is None else f"{rhythm[1] * 1e3:.2f}",
                 "backend": backend,
+                "receiver": describe_receiver(self._receivers.get(topic)),
                 "latency_clock": "ros (use_sim_time)"
                 if self.get_clock().ros_time_is_active
                 else "system",

@@ -160,6 +160,17 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         maximum=64,
     ),
     ParameterSpec(
+        "camera_receivers",
+        str,
+        "Where raw Image cameras are taken from DDS: 'processes' = a receiver process per "
+        "camera handing frames over in shared memory (cameras triggered together are taken at "
+        "once, not one after another under the GIL), 'executor' = the node's subscription "
+        "callbacks, 'auto' = processes on a GPU with 2+ raw cameras and a core for each beside "
+        "two for the node",
+        read_only=True,
+        choices=("auto", "executor", "processes"),
+    ),
+    ParameterSpec(
         "max_image_pixels",
         int,
         "Frames with more pixels are rejected as bad input",

@@ -1,0 +1,322 @@
+"""Camera receiver processes (camera_receivers: processes) over real DDS.
+
+The node's plumbing tests run an UNTRAINED model (allow_untrained_weights): they check how
+frames reach the node, not detection quality.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.ros_messages import MessageRecorder, bgr8_image
+from support.wait import wait_for
+
+from togethernet_ros.pipeline.shared_frame_slots import FILE_PREFIX, shared_memory_dir
+from togethernet_ros.ros.camera_receivers import CameraReceiver, use_receiver_processes
+from togethernet_ros.ros.qos_settings import QosSettings
+
+pytestmark = pytest.mark.ros
+
+CAM_A = "/rx_a/image_raw"
+CAM_B = "/rx_b/image_raw"
+CAM_C = "/rx_c/image_raw/compressed"
+
+
+def _receiver_files(pid: int) -> list[Path]:
+    return list(shared_memory_dir().glob(f"{FILE_PREFIX}{pid}_*"))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    status = Path(f"/proc/{pid}/stat")
+    return not status.exists() or status.read_text().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(
+    ("requested", "raw_cameras", "gpu", "cpus", "expected"),
+    [
+        ("processes", 1, False, 2, True),
+        ("processes", 0, True, 16, False),  # compressed cameras only: nothing to receive
+        ("executor", 4, True, 16, False),
+        ("auto", 4, True, 16, True),
+        ("auto", 4, True, 5, False),  # no core per camera beside the node's two
+        ("auto", 1, True, 16, False),
+        ("auto", 4, False, 64, False),  # on the CPU the model, not the take, is the bottleneck
+    ],
+)
+def test_when_raw_cameras_get_receiver_processes(requested, raw_cameras, gpu, cpus, expected):
+    assert use_receiver_processes(requested, raw_cameras, gpu, cpus) is expected
+
+
+def test_an_unknown_camera_receivers_value_is_refused_by_name():
+    with pytest.raises(ValueError, match="camera_receivers must be one of"):
+        use_receiver_processes("threads", 2, True, 8)
+
+
+def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_behind(ros):
+    """The bytes reaching the handler are the message's CDR serialization, with the DDS
+    message info, and stopping ends the process and removes its shared-memory files."""
+    import rclpy
+    import rclpy.subscription
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    received: list[tuple[bytes, dict | None]] = []
+    exits: list[str] = []
+    receiver = CameraReceiver(
+        topic="/rx_bytes/image_raw",
+        node_name="rx_bytes_receiver",
+        namespace="/",
+        qos=QosSettings(reliability="reliable", depth=5),
+        on_message=lambda view, info: received.append((bytes(view), info)),
+        on_exit=exits.append,
+    )
+    receiver.start()
+    try:
+        node = ros.add_node(rclpy.create_node("rx_bytes_publisher", context=ros.context))
+        publisher = node.create_publisher(Image, "/rx_bytes/image_raw", 5)
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 30.0, "the receiver")
+        rng = np.random.default_rng(1)
+        messages = [
+            bgr8_image(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), 1_000 + i, f"f{i}")
+            for i, (h, w) in enumerate([(48, 64), (480, 640), (24, 32)])
+        ]
+        for index, message in enumerate(messages):
+            publisher.publish(message)
+            wait_for(lambda n=index + 1: len(received) >= n, 30.0, f"message {index}")
+        # Byte for byte but for CDR's alignment padding, which rclpy leaves uninitialised.
+        assert [len(data) for data, _ in received] == [len(serialize_message(m)) for m in messages]
+        for (data, _), message in zip(received, messages, strict=True):
+            copy = deserialize_message(data, Image)
+            assert (copy.header.frame_id, copy.header.stamp.nanosec) == (
+                message.header.frame_id,
+                message.header.stamp.nanosec,
+            )
+            assert (copy.height, copy.width, copy.encoding, copy.step) == (
+                message.height,
+                message.width,
+                message.encoding,
+                message.step,
+            )
+            assert bytes(copy.data) == bytes(message.data)
+        infos = [info for _, info in received]
+        if hasattr(rclpy.subscription.Subscription, "CallbackType"):  # message info: Iron on
+            numbers = [info["publication_sequence_number"] for info in infos]
+            assert numbers == list(range(numbers[0], numbers[0] + 3))
+            assert all(info["received_timestamp"] >= info["source_timestamp"] for info in infos)
+        pid = receiver.pid
+        assert _receiver_files(pid), "the slots live in shared memory"
+    finally:
+        receiver.stop()
+    assert not _process_exists(pid)
+    assert _receiver_files(pid) == []
+    assert exits == [], "a requested stop is no unexpected exit"
+
+
+@pytest.fixture
+def receiving_node(ros):
+    """An active DetectorNode receiving two raw cameras in processes and a compressed one in
+    its executor, plus a test node publishing to them and recording the outputs."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+    from vision_msgs.msg import Detection2DArray
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    values = {
+        "image_topics": [CAM_A, CAM_B, CAM_C],
+        "weights": "",
+        "allow_untrained_weights": True,
+        "input_size": [128, 128],
+        "conf_threshold": 0.05,
+        "max_batch_wait_ms": 30.0,
+        "diagnostics_period_s": 0.2,
+        "camera_receivers": "processes",
+        "publish_dehazed": False,
+        # Reliable, so a frame sent as the receiver's reader is still matching is repaired.
+        "input_reliability": "reliable",
+    }
+    detector = DetectorNode(
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        context=ros.context,
+    )
+    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ros.add_node(detector)
+    tester = ros.add_node(rclpy.create_node("receivers_test", context=ros.context))
+    recorder = MessageRecorder()
+    reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    for name in ("rx_a", "rx_b", "rx_c"):
+        topic = f"/{name}/detections"
+        tester.create_subscription(Detection2DArray, topic, recorder.callback(topic), reliable)
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    tester.create_subscription(DiagnosticArray, "/diagnostics", recorder.callback("diag"), 10)
+    publishers = {
+        CAM_A: tester.create_publisher(Image, CAM_A, QoSProfile(depth=5)),
+        CAM_B: tester.create_publisher(Image, CAM_B, QoSProfile(depth=5)),
+        CAM_C: tester.create_publisher(CompressedImage, CAM_C, QoSProfile(depth=5)),
+    }
+    wait_for(
+        lambda: all(p.get_subscription_count() >= 1 for p in publishers.values()),
+        60.0,
+        "the camera subscriptions (two of them in receiver processes)",
+    )
+    return detector, publishers, recorder
+
+
+def _diagnostic(recorder: MessageRecorder, camera: str, key: str) -> str | None:
+    for array in reversed(recorder.get("diag")):
+        for status in array.status:
+            if status.name.endswith(camera):
+                return {pair.key: pair.value for pair in status.values}.get(key)
+    return None
+
+
+def _jpeg_message(pixels: np.ndarray, stamp_ns: int, frame_id: str):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    message = CompressedImage()
+    message.header.frame_id = frame_id
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.format = "jpeg"
+    message.data = cv2.imencode(".jpg", pixels)[1].tobytes()
+    return message
+
+
+def _publish_round(publishers, recorder, index: int) -> int:
+    """One frame per camera, then wait for the three detection arrays; returns the stamp."""
+    rng = np.random.default_rng(index)
+    stamp = 1_800_000_000_000_000_000 + index * 50_000_000
+    publishers[CAM_A].publish(bgr8_image(rng.integers(0, 256, (240, 320, 3), np.uint8), stamp, "a"))
+    publishers[CAM_B].publish(bgr8_image(rng.integers(0, 256, (120, 160, 3), np.uint8), stamp, "b"))
+    publishers[CAM_C].publish(
+        _jpeg_message(rng.integers(0, 256, (64, 96, 3), np.uint8), stamp, "c")
+    )
+    wait_for(
+        lambda: all(
+            len(recorder.get(f"/{n}/detections")) > index for n in ("rx_a", "rx_b", "rx_c")
+        ),
+        60.0,
+        f"detections of round {index}",
+    )
+    return stamp
+
+
+def test_untrained_raw_cameras_received_in_processes_publish_like_the_executor_path(
+    receiving_node,
+):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    detector, publishers, recorder = receiving_node
+    pids = {topic: receiver.pid for topic, receiver in detector._receivers.items()}
+    assert set(pids) == {CAM_A, CAM_B}, "raw cameras only: the compressed one stays in-process"
+    stamps = [_publish_round(publishers, recorder, index) for index in range(4)]
+    for name, frame_id, (height, width) in [("rx_a", "a", (240, 320)), ("rx_b", "b", (120, 160))]:
+        arrays = recorder.get(f"/{name}/detections")
+        assert [a.header.stamp.sec * 10**9 + a.header.stamp.nanosec for a in arrays] == stamps
+        assert {a.header.frame_id for a in arrays} == {frame_id}
+        for detection in arrays[-1].detections:
+            assert 0 <= detection.bbox.center.position.x <= width
+            assert 0 <= detection.bbox.center.position.y <= height
+    wait_for(
+        lambda: (
+            _diagnostic(recorder, CAM_A, "frames_processed") == "4"
+            and _diagnostic(recorder, CAM_B, "executor_delay_samples") == "4"
+        ),
+        30.0,
+        "diagnostics of the 4 rounds",
+    )
+    assert _diagnostic(recorder, CAM_A, "receiver") == f"process {pids[CAM_A]}"
+    assert _diagnostic(recorder, CAM_C, "receiver") == "executor"
+    assert _diagnostic(recorder, CAM_A, "frames_lost_before_node") == "0"
+    # Deactivate stops the receivers: no process, no shared-memory file left.
+    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    for pid in pids.values():
+        assert not _process_exists(pid)
+        assert _receiver_files(pid) == []
+
+
+def test_untrained_bad_frames_from_a_receiver_are_counted_and_the_node_keeps_running(
+    receiving_node,
+):
+    from sensor_msgs.msg import Image
+
+    detector, publishers, recorder = receiving_node
+    bad = Image()
+    bad.height, bad.width, bad.encoding, bad.step = 10, 10, "bgr8", 30
+    bad.data = bytes(5)  # 300 bytes declared
+    publishers[CAM_A].publish(bad)
+    wait_for(
+        lambda: _diagnostic(recorder, CAM_A, "bad_frames") == "1", 30.0, "the bad frame counted"
+    )
+    _publish_round(publishers, recorder, 0)
+    assert detector._receivers[CAM_A].pid is not None
+
+
+def test_untrained_a_killed_receiver_falls_back_to_the_executor_and_frames_keep_coming(
+    receiving_node,
+):
+    detector, publishers, recorder = receiving_node
+    _publish_round(publishers, recorder, 0)
+    pid = detector._receivers[CAM_A].pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: CAM_A not in detector._receivers, 30.0, "the node to notice the exit")
+    wait_for(
+        lambda: _diagnostic(recorder, CAM_A, "receiver") == "executor",
+        30.0,
+        "diagnostics naming the executor",
+    )
+    assert _receiver_files(pid) == [], "the killed receiver's slots are removed by the node"
+    # The fallback subscription needs to be matched before frames reach it.
+    wait_for(
+        lambda: publishers[CAM_A].get_subscription_count() >= 1, 30.0, "the node's subscription"
+    )
+    for index in range(1, 3):
+        _publish_round(publishers, recorder, index)
+    assert CAM_B in detector._receivers, "the other camera's receiver is untouched"
+
+
+def test_untrained_stopping_receivers_while_frames_flow_ends_cleanly(receiving_node):
+    """Deactivate while two cameras publish as fast as they can: processes end, no thread of
+    a receiver is left, and activate starts fresh ones."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    detector, publishers, _recorder = receiving_node
+    stop = threading.Event()
+    frame = np.zeros((240, 320, 3), np.uint8)
+
+    def flood():
+        while not stop.is_set():
+            for topic in (CAM_A, CAM_B):
+                publishers[topic].publish(bgr8_image(frame, time.time_ns(), "f"))
+            time.sleep(0.002)
+
+    flooding = threading.Thread(target=flood)
+    flooding.start()
+    try:
+        time.sleep(1.0)
+        old = [receiver.pid for receiver in detector._receivers.values()]
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert all(not _process_exists(pid) for pid in old)
+        assert not [t for t in threading.enumerate() if t.name.startswith("receiver /rx_")]
+        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        new = [receiver.pid for receiver in detector._receivers.values()]
+        assert len(new) == 2 and not set(new) & set(old)
+    finally:
+        stop.set()
+        flooding.join()

@@ -1,0 +1,262 @@
+"""The node's end of a camera receiver process: starts it, reads its frames, stops it.
+
+Each raw camera can be received in its own process (ros/camera_receiver_process.py), so
+cameras triggered together are taken from DDS on several cores at once and the node's process
+only reads each frame in place from shared memory (pipeline/shared_frame_slots.py). A thread
+per receiver waits for its notices (the GIL released while it waits) and calls the node's
+handler with a read-only view of the frame's serialized bytes, then hands the slot back.
+
+Plain Python (the child process imports rclpy, this module does not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from togethernet_ros.pipeline.shared_frame_slots import (
+    FrameNotice,
+    SlotReader,
+    encode_release,
+    remove_writer_files,
+)
+from togethernet_ros.ros.qos_settings import QosSettings
+
+CAMERA_RECEIVER_CHOICES = ("auto", "executor", "processes")
+# Datagrams are notices of a few hundred bytes.
+_NOTICE_BUFFER = 65536
+# Cores auto keeps free beside one receiver per camera: the node's executor and inference
+# threads.
+_CORES_BESIDE_RECEIVERS = 2
+
+MessageHandler = Callable[[memoryview, "dict[str, int | None] | None"], None]
+
+
+def use_receiver_processes(
+    requested: str, raw_cameras: int, runs_on_gpu: bool, cpu_count: int | None
+) -> bool:
+    """Whether the raw cameras get receiver processes for ``camera_receivers: requested``.
+
+    auto: on a GPU (where the node's time goes to taking frames, not to the model) with two or
+    more raw cameras and a core for each beside two for the node; never on the CPU, where
+    inference takes every core and the frames wait for it anyway.
+    """
+    if requested not in CAMERA_RECEIVER_CHOICES:
+        raise ValueError(
+            f"camera_receivers must be one of {', '.join(CAMERA_RECEIVER_CHOICES)}, "
+            f"got {requested!r}"
+        )
+    if requested == "processes":
+        return raw_cameras > 0
+    if requested == "executor":
+        return False
+    return (
+        runs_on_gpu
+        and raw_cameras >= 2
+        and (cpu_count or 1) >= raw_cameras + _CORES_BESIDE_RECEIVERS
+    )
+
+
+class CameraReceiver:
+    """One camera's receiver process and the thread handing its frames to ``on_message``.
+
+    ``on_message(view, message_info)`` runs on that thread; ``view`` is valid only during the
+    call (copy what is kept). ``on_exit(reason)`` runs there too if the process ends before
+    :meth:`stop`: the camera's frames no longer come this way.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        node_name: str,
+        namespace: str,
+        qos: QosSettings,
+        on_message: MessageHandler,
+        on_exit: Callable[[str], None],
+        slots: int = 2,
+    ) -> None:
+        self.topic = topic
+        self._command_options = [
+            "--topic",
+            topic,
+            "--node-name",
+            node_name,
+            "--namespace",
+            namespace,
+            "--qos",
+            json.dumps(dataclasses.asdict(qos)),
+            "--slots",
+            str(slots),
+        ]
+        self._on_message = on_message
+        self._on_exit = on_exit
+        self._process: subprocess.Popen[bytes] | None = None
+        self._connection: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._reader = SlotReader()
+        self._stopping = threading.Event()
+        self.frames = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The receiver process's id, once started."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        """Start the process and the thread reading its notices."""
+        if self._process is not None:
+            raise RuntimeError(f"the receiver of {self.topic} was started already")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "togethernet_ros.ros.camera_receiver_process",
+                    "--socket-fd",
+                    str(theirs.fileno()),
+                    *self._command_options,
+                ],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._connection = ours
+        self._thread = threading.Thread(
+            target=self._read_notices, name=f"receiver {self.topic}", daemon=True
+        )
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Close the socket: the process exits (see :meth:`stop`)."""
+        self._stopping.set()
+        if self._connection is not None:
+            # Already shut down, or the process closed its end first.
+            with contextlib.suppress(OSError):
+                self._connection.shutdown(socket.SHUT_RDWR)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the socket, wait for the process to exit, kill it if it does not."""
+        self.request_stop()
+        if self._process is not None:
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+        if self._connection is not None:
+            self._connection.close()
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        self._reader.close()
+        self._reader.remove_files()  # left behind only by a killed process
+        if self._process is not None:
+            remove_writer_files(self._process.pid)
+
+    def _read_notices(self) -> None:
+        connection = self._connection
+        assert connection is not None
+        while True:
+            try:
+                data = connection.recv(_NOTICE_BUFFER)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                notice = FrameNotice.decode(data)
+            except ValueError as error:
+                print(f"camera receiver of {self.topic}: {error}", file=sys.stderr)
+                continue
+            if not self._hand_over(notice):
+                continue  # a view of the slot is alive: it stays with us, never rewritten
+            try:
+                connection.send(encode_release(notice.slot))
+            except OSError:
+                break
+        if not self._stopping.is_set():
+            reason = self._exit_reason()
+            self._clean_up()
+            self._on_exit(reason)
+
+    def _hand_over(self, notice: FrameNotice) -> bool:
+        """Call the handler with the frame; False if the slot must not be written again."""
+        try:
+            view = self._reader.view(notice)
+        except (OSError, ValueError) as error:
+            print(f"camera receiver of {self.topic}: {error}", file=sys.stderr)
+            return True
+        try:
+            self.frames += 1
+            self._on_message(view, notice.message_info)
+        finally:
+            try:
+                view.release()
+            except BufferError:
+                # The handler kept an array of the frame's bytes: rewriting the slot would
+                # change it under its owner.
+                print(
+                    f"camera receiver of {self.topic}: a frame's bytes were kept after their "
+                    f"handler returned; slot {notice.slot} retired",
+                    file=sys.stderr,
+                )
+                return False
+        return True
+
+    def _exit_reason(self) -> str:
+        process = self._process
+        if process is None:
+            return "not started"
+        deadline = time.monotonic() + 2.0
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code = process.poll()
+        if code is None:
+            return "closed its socket"
+        return f"exited with code {code}"
+
+
+def describe_receiver(receiver: CameraReceiver | None) -> str:
+    """How a camera's frames reach the node, for /diagnostics."""
+    if receiver is None:
+        return "executor"
+    return f"process {receiver.pid}"
+
+
+def start_receivers(receivers: list[CameraReceiver]) -> None:
+    """Start each receiver; stop those started if one fails, then re-raise."""
+    started: list[CameraReceiver] = []
+    try:
+        for receiver in receivers:
+            receiver.start()
+            started.append(receiver)
+    except BaseException:
+        stop_receivers(started)
+        raise
+
+
+def stop_receivers(receivers: list[CameraReceiver], timeout_s: float = 5.0) -> None:
+    """Stop every receiver, their processes exiting at the same time."""
+    for receiver in receivers:
+        receiver.request_stop()
+    for receiver in receivers:
+        receiver.stop(timeout_s)
