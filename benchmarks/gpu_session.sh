@@ -53,7 +53,7 @@ DISTILL_OPTIONS=${DISTILL_OPTIONS:-"--truck-as-car"}
 ROS_WHEEL_DIRS=${ROS_WHEEL_DIRS:-".dev_ros/part1 .dev_ros/part2"}
 ROS_SECONDS=${ROS_SECONDS:-45}
 # Node runs of the ros stage, each
-# "max_batch_wait_ms:prepare_frames_ahead[:camera_publish[:camera_receivers[:phase]]]"
+# "max_batch_wait_ms:prepare_frames_ahead[:camera_publish[:camera_receivers[:phase[:gil_switch_interval_ms]]]]"
 # (an empty field takes its default; with a phase, the run is made in that camera phase only).
 ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
 # Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
@@ -165,17 +165,19 @@ if has_stage ros; then
   [ -f "$ROS_IMAGE" ] && IMAGE_OPTION="--image $ROS_IMAGE"
   for phase in $ROS_CAMERA_PHASES; do
     for run in $ROS_RUNS; do
-      IFS=: read -r wait_ms prepare publish receivers only_phase <<< "$run"
+      IFS=: read -r wait_ms prepare publish receivers only_phase switch_ms <<< "$run"
       [ -n "$only_phase" ] && [ "$only_phase" != "$phase" ] && continue
       prepare=${prepare:-true} publish=${publish:-serialized} receivers=${receivers:-auto}
-      name=node_gpu_wait${wait_ms}_prepare_${prepare}_${publish}_${receivers}_$phase
+      switch_ms=${switch_ms:-0}
+      name=node_gpu_wait${wait_ms}_${receivers}_switch${switch_ms}_${publish}_prepare_${prepare}_$phase
       # shellcheck disable=SC2086  # ROS_NODE_OPTIONS and IMAGE_OPTION are lists of options
       # -k: rclpy handles SIGTERM itself (shuts its context down), so a hung run needs a KILL.
       timeout -k 10 $((ROS_SECONDS + 120)) .venv/bin/python benchmarks/bench_node.py soak --seconds "$ROS_SECONDS" \
         --cameras 4 $ROS_NODE_OPTIONS --max-batch-wait-ms "$wait_ms" --camera-phase "$phase" \
         --param "prepare_frames_ahead:=$prepare" --param "camera_receivers:=$receivers" \
+        --param "gil_switch_interval_ms:=$switch_ms" \
         --camera-publish "$publish" $IMAGE_OPTION --out "$OUT/$name.json" > "$OUT/$name.log" 2>&1
-      echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish camera_receivers=$receivers cameras $phase"
+      echo "rc=$? wait=$wait_ms prepare_frames_ahead=$prepare camera_publish=$publish camera_receivers=$receivers gil_switch_interval_ms=$switch_ms cameras $phase"
       grep -E "backend|frames_|latency|dropped|rss_last|exit" "$OUT/$name.log"
     done
     # The same node with a stand-in model of the GPU's cost shape on this host: where it meets

@@ -1324,6 +1324,20 @@ def main(args: Sequence[str] | None = None) -> int:
         if heap_tuned
         else "glibc heap defaults kept (not glibc, or MALLOC_*_THRESHOLD_ set)"
     )
+    try:
+        switch_interval_ms = check_value(
+            SPECS_BY_NAME["gil_switch_interval_ms"],
+            node.get_parameter("gil_switch_interval_ms").value,
+        )
+    except SettingsError as error:
+        node.get_logger().fatal(f"{error}; exiting")
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 1
+    if switch_interval_ms > 0:
+        # Process-wide, so only here, in the node's own executable.
+        sys.setswitchinterval(switch_interval_ms / 1000.0)
+        node.get_logger().info(f"GIL switch interval {switch_interval_ms:g} ms")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     exit_code = 0

@@ -171,6 +171,16 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         choices=("auto", "executor", "processes"),
     ),
     ParameterSpec(
+        "gil_switch_interval_ms",
+        float,
+        "detector_node process: how long a thread may hold Python's GIL while another waits "
+        "for it (sys.setswitchinterval); 0 keeps Python's 5 ms. Shorter lets a frame's "
+        "callback in sooner while the inference thread runs Python",
+        read_only=True,
+        minimum=0.0,
+        maximum=100.0,
+    ),
+    ParameterSpec(
         "max_image_pixels",
         int,
         "Frames with more pixels are rejected as bad input",
