@@ -128,3 +128,19 @@ def test_slots_live_in_memory_where_the_machine_has_dev_shm():
 def test_a_writer_needs_a_slot():
     with pytest.raises(ValueError, match="at least 1"):
         SlotWriter(0)
+
+
+def test_a_full_shared_memory_is_an_error_when_the_slot_is_made_not_a_crash_later(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    writer = SlotWriter(1, tmp_path, "t")
+    with pytest.raises(OSError, match="No space"):
+        writer.write(b"f" * 1000)
+    assert _files(tmp_path) == []  # the half-made file is removed
+    assert writer.free_slots == 1

@@ -320,3 +320,62 @@ def test_untrained_stopping_receivers_while_frames_flow_ends_cleanly(receiving_n
     finally:
         stop.set()
         flooding.join()
+
+
+def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
+    """Ctrl+C in a terminal reaches the whole process group: the receivers leave the stop to
+    the node, which ends them and exits 0 with nothing left behind."""
+    import subprocess
+    import sys
+
+    import psutil
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    repo = Path(__file__).resolve().parents[2]
+    arguments = [
+        "--params-file", str(repo / "config" / "detect.yaml"),
+        "-p", "weights:=''", "-p", "allow_untrained_weights:=true",
+        "-p", "input_size:=128", "-p", "camera_receivers:=processes",
+        "-p", "input_reliability:=reliable", "-p", "gil_switch_interval_ms:=1",
+        "-p", "image_topics:=['/grp_a/image_raw', '/grp_b/image_raw']",
+        "-r", "__node:=group_detector",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "detector_node"), "--ros-args", *arguments],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        tester = ros.add_node(rclpy.create_node("group_tester", context=ros.context))
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        received: list = []
+        tester.create_subscription(Detection2DArray, "/grp_b/detections", received.append, reliable)
+        publisher = tester.create_publisher(Image, "/grp_b/image_raw", reliable)
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "camera B's receiver")
+        frame = np.zeros((96, 128, 3), np.uint8)
+        for index in range(3):
+            publisher.publish(bgr8_image(frame, 7_000 + index, "grp_b"))
+            time.sleep(0.3)
+        wait_for(lambda: len(received) >= 1, 30.0, "detections through the receiver")
+        receivers = psutil.Process(process.pid).children()
+        assert len(receivers) == 2
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output[-3000:]
+        assert "GIL switch interval 1 ms" in output
+        assert "receiving raw cameras in their own processes" in output
+        # Stopped by the node, not by the signal: no exit noticed, no traceback.
+        assert "camera receiver process of" not in output and "Traceback" not in output
+        for receiver in receivers:
+            assert not _process_exists(receiver.pid), output[-3000:]
+            assert _receiver_files(receiver.pid) == []
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()

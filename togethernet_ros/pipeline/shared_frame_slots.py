@@ -132,6 +132,11 @@ class SlotWriter:
         self._slots[slot].in_use = False
 
     @property
+    def directory(self) -> Path:
+        """Where the slots' files are."""
+        return self._directory
+
+    @property
     def free_slots(self) -> int:
         """Slots not waiting for the reader."""
         return sum(not slot.in_use for slot in self._slots)
@@ -154,7 +159,12 @@ class SlotWriter:
         path = self._directory / f"{self._prefix}_{index}_{next(_SEQUENCE)}"
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
-            os.ftruncate(descriptor, capacity)
+            if hasattr(os, "posix_fallocate"):
+                # Reserve the memory now: a full /dev/shm (a container's is 64 MB by default)
+                # then fails here with ENOSPC, not later with SIGBUS while writing a frame.
+                os.posix_fallocate(descriptor, 0, capacity)
+            else:
+                os.ftruncate(descriptor, capacity)
             slot.memory = mmap.mmap(descriptor, capacity)
         except BaseException:
             path.unlink(missing_ok=True)
