@@ -162,8 +162,9 @@ def test_planted_object_comes_back_in_source_pixels():
     info = LetterboxInfo.compute((480, 640), (256, 384))  # resized to 256 x 341
     (detections,) = postprocess(decoded, [info], conf_threshold=0.5, nms_threshold=0.3)
     assert len(detections) == 1
+    # The letterbox put the 341 resized columns 21 columns in ((384 - 341) // 2).
     gain_x, gain_y = 640 / 341, 480 / 256
-    centre_x, centre_y = (160 - (384 - 341) / 2) * gain_x, 80 * gain_y
+    centre_x, centre_y = (160 - 21) * gain_x, 80 * gain_y
     expected = [
         centre_x - 16 * gain_x,
         centre_y - 32 * gain_y,
@@ -229,7 +230,7 @@ def test_unletterbox_uses_upstream_rounded_shape():
     assert new_w == 172
     gain = 335 / new_w
     expected_x = [(100 - (256 - new_w) / 2) * gain, (150 - (256 - new_w) / 2) * gain]
-    result = unletterbox_boxes(box, info, clip=False)
+    result = unletterbox_boxes(box, info, clip=False, upstream_rounding=True)
     np.testing.assert_allclose(result[0, [0, 2]], expected_x, rtol=1e-6)
     np.testing.assert_allclose(result[0, [1, 3]], [50 * 500 / 256, 90 * 500 / 256], rtol=1e-6)
 
@@ -260,12 +261,12 @@ def test_unletterbox_equals_upstream_correction(source, input_size):
     rng = np.random.default_rng(7)
     corners = rng.random((200, 2), dtype=np.float32) * np.array(input_size[::-1], np.float32)
     boxes = np.concatenate((corners, corners + rng.random((200, 2), dtype=np.float32) * 90), axis=1)
-    found = unletterbox_boxes(boxes, info, clip=False)
+    found = unletterbox_boxes(boxes, info, clip=False, upstream_rounding=True)
     # Upstream works in normalised units, we in input pixels: equal up to float64 rounding.
     np.testing.assert_allclose(
         found, upstream_correct_boxes(boxes.astype(np.float64), info), rtol=1e-6, atol=1e-3
     )
-    clipped = unletterbox_boxes(boxes, info)
+    clipped = unletterbox_boxes(boxes, info, upstream_rounding=True)
     height, width = source
     assert (
         clipped.min() >= 0
@@ -274,6 +275,67 @@ def test_unletterbox_equals_upstream_correction(source, input_size):
     )
     inside = (found >= 0).all(axis=1) & (found[:, 2] <= width) & (found[:, 3] <= height)
     np.testing.assert_array_equal(clipped[inside], found[inside])
+
+
+@pytest.mark.parametrize(
+    ("source", "input_size"),
+    [((2048, 2448), (384, 640)), ((500, 335), (256, 256)), ((1080, 1920), (640, 640))],
+)
+def test_unletterbox_inverts_the_letterbox_as_applied(source, input_size):
+    """A box placed in the network input exactly where the letterbox put its source pixels maps
+    back to those pixels, also for frame sizes where get_map.py's rounding does not."""
+    info = LetterboxInfo.compute(source, input_size)
+    height, width = source
+    rng = np.random.default_rng(3)
+    corners = rng.random((100, 2)) * np.array([width, height]) * 0.8
+    truth = np.concatenate((corners, corners + rng.random((100, 2)) * 0.2 * width), axis=1)
+    # Forward through the letterbox: resized by resized/source per axis, shifted by the offset.
+    scale = np.array(info.resized_size[::-1]) / np.array([width, height])
+    shift = np.array(info.offset[::-1])
+    in_input = np.concatenate((truth[:, :2] * scale + shift, truth[:, 2:] * scale + shift), axis=1)
+    exact = unletterbox_boxes(in_input.astype(np.float32), info, clip=False)
+    np.testing.assert_allclose(exact, truth, atol=2e-3 * max(source))
+    upstream = unletterbox_boxes(
+        in_input.astype(np.float32), info, clip=False, upstream_rounding=True
+    )
+    error = np.abs(upstream - truth).max()
+    if source == (2048, 2448):
+        # 2448 * 0.3137 = 767.9 -> int() 767 wide; upstream rounds to 768 and centres by 0.5.
+        assert np.abs(exact - truth).max() < 0.05 < 1.0 < error
+    if source == (1080, 1920):
+        assert error < 0.05  # a 16:9 frame: the two agree
+
+
+@pytest.fixture(scope="module")
+def untrained_detector():
+    from togethernet_ros.inference.factory import create_detector
+
+    detector = create_detector(
+        None, allow_untrained=True, input_size=128, conf_threshold=0.01, max_batch_size=1
+    )
+    detector.clip_boxes = False  # compare the mappings alone
+    yield detector
+    detector.close()
+
+
+@pytest.mark.parametrize(("height", "width", "moves"), [(335, 500, True), (360, 640, False)])
+def test_detect_maps_boxes_back_exactly_unless_asked_for_get_maps_rounding(
+    untrained_detector, height, width, moves
+):
+    """detect() (node, predict, bag run) inverts the letterbox as applied; `eval` sets
+    upstream_box_rounding to score get_map.py's boxes. They differ only for unusual sizes."""
+    image = np.random.default_rng(5).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    assert untrained_detector.upstream_box_rounding is False
+    exact = untrained_detector.detect([image])[0].detections
+    untrained_detector.upstream_box_rounding = True
+    try:
+        upstream = untrained_detector.detect([image])[0].detections
+    finally:
+        untrained_detector.upstream_box_rounding = False
+    assert len(exact) == len(upstream) > 0
+    np.testing.assert_array_equal(exact.scores, upstream.scores)
+    difference = np.abs(exact.boxes - upstream.boxes).max()
+    assert (difference > 0.3) if moves else (difference < 1e-3)
 
 
 def test_threshold_validation():

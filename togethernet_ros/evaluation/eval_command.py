@@ -201,6 +201,7 @@ def detect_dataset(args: argparse.Namespace, dataset: RecordDataset, detector: D
         )
     # Our detectors have the switch; a stand-in without it is scored as it returns boxes.
     detector.clip_boxes = False
+    detector.upstream_box_rounding = True
     found = {}
     records = dataset.records
     for start in range(0, len(records), args.batch_size):

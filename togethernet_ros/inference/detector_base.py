@@ -76,6 +76,10 @@ class DetectorBase:
         # Boxes clipped to the image (the node, predict). `eval` turns it off: the published
         # get_map.py scores boxes as decoded, and clipping moves a border box's IoU.
         self.clip_boxes = True
+        # Boxes mapped back through the letterbox as applied (the node, predict); `eval` maps
+        # them as get_map.py does, whose rounding is off by up to a few pixels for unusual
+        # frame sizes (see vision.postprocess.unletterbox_boxes).
+        self.upstream_box_rounding = False
 
     @property
     def conf_threshold(self) -> float:
@@ -157,6 +161,7 @@ class DetectorBase:
             self._nms_threshold,
             clip=self.clip_boxes,
             max_detections=self._max_detections,
+            upstream_rounding=self.upstream_box_rounding,
         )
         if restore:
             if dehazed is None:

@@ -232,14 +232,20 @@ def select_anchors(
     return select_scored(score_anchors(decoded), conf_threshold, nms_threshold)
 
 
-def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, clip: bool = True) -> np.ndarray:
+def unletterbox_boxes(
+    boxes: np.ndarray, info: LetterboxInfo, clip: bool = True, upstream_rounding: bool = False
+) -> np.ndarray:
     """(M, 4) xyxy network-input pixels -> float32 xyxy source pixels.
 
-    Follows upstream `yolo_correct_boxes`, including its `np.round` of the resized shape (the
-    resize itself used `int()`) and its unfloored centring offset: each corner goes through the
-    box centre and half extent, as there, so the float64 arithmetic is upstream's.
+    By default the exact inverse of the letterbox applied (`info`'s resized size and offset).
+    `upstream_rounding` follows upstream `yolo_correct_boxes` instead, as `eval` must to score
+    like get_map.py: it re-derives the resized shape with `np.round` (the resize itself used
+    `int()`) and centres it without flooring, which puts boxes of unusual frame sizes up to a few
+    source pixels off (2448x2048 into 384x640: 2.7 px); each corner goes through the box centre
+    and half extent, as there, so the float64 arithmetic is upstream's. For 16:9 and 4:3 frames
+    into the usual inputs both are the same.
     """
-    gain, offset, bounds = _box_correction(info)
+    gain, offset, bounds = (_box_correction if upstream_rounding else _exact_box_correction)(info)
     corners = np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2)  # [(x1, y1), (x2, y2)]
     half_extent = (corners[:, 1] - corners[:, 0]) * gain / 2.0
     centre = ((corners[:, 0] + corners[:, 1]) / 2.0 - offset) * gain
@@ -271,6 +277,18 @@ def _box_correction(info: LetterboxInfo) -> tuple[np.ndarray, np.ndarray, np.nda
     return gain, offset, bounds
 
 
+@functools.lru_cache(maxsize=64)
+def _exact_box_correction(info: LetterboxInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-axis (x, y) gain and offset inverting the letterbox as applied, and clip bounds."""
+    image_shape = np.array(info.source_size[::-1], dtype=np.float64)
+    gain = image_shape / np.array(info.resized_size[::-1], dtype=np.float64)
+    offset = np.array(info.offset[::-1], dtype=np.float64)
+    bounds = np.concatenate((image_shape, image_shape))
+    for array in (gain, offset, bounds):
+        array.flags.writeable = False
+    return gain, offset, bounds
+
+
 def postprocess(
     decoded: torch.Tensor,
     infos: Sequence[LetterboxInfo],
@@ -279,10 +297,12 @@ def postprocess(
     clip: bool = True,
     *,
     max_detections: int | None = None,
+    upstream_rounding: bool = False,
 ) -> list[Detections]:
     """Decoded batch -> one Detections per image, boxes in source pixels (clipped to the image).
 
-    `max_detections` keeps at most that many boxes per image, the highest-scoring (None: all).
+    `max_detections` keeps at most that many boxes per image, the highest-scoring (None: all);
+    `upstream_rounding`: see `unletterbox_boxes`.
     """
     return postprocess_scored(
         score_anchors(decoded),
@@ -291,6 +311,7 @@ def postprocess(
         nms_threshold,
         clip=clip,
         max_detections=max_detections,
+        upstream_rounding=upstream_rounding,
     )
 
 
@@ -302,12 +323,14 @@ def postprocess_scored(
     clip: bool = True,
     *,
     max_detections: int | None = None,
+    upstream_rounding: bool = False,
 ) -> list[Detections]:
     """Scored anchors (see `score_anchors`) -> one Detections per image in source pixels.
 
     `max_detections` keeps at most that many boxes per image, the highest-scoring across
     classes, in their usual descending-score order (None: all). It applies after NMS, so a
     capped image keeps exactly the first boxes the uncapped one would list.
+    `upstream_rounding`: map boxes back as get_map.py does (see `unletterbox_boxes`).
     """
     max_detections = check_max_detections(max_detections)
     if len(infos) != scored.scores.shape[0]:
@@ -346,7 +369,9 @@ def postprocess_scored(
             results.append(Detections.empty())
             continue
         detections = Detections(
-            unletterbox_boxes(boxes[rows], info, clip=clip), scores[rows], class_ids[rows]
+            unletterbox_boxes(boxes[rows], info, clip=clip, upstream_rounding=upstream_rounding),
+            scores[rows],
+            class_ids[rows],
         )
         if clip:
             # A box that lies wholly in the letterbox padding clips to zero width or height: it
