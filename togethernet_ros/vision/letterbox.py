@@ -21,9 +21,9 @@ PAD_VALUE = 128
 class LetterboxInfo:
     """Where a source image sits inside the letterboxed network input.
 
-    Sizes are (h, w). `resized_size` uses `int()` of the scaled size like upstream's resize; the
-    box back-projection (`unletterbox_boxes`) deliberately re-derives it with `np.round` because
-    upstream's `yolo_correct_boxes` does so.
+    Sizes are (h, w). `resized_size` uses `int()` of the scaled size like upstream's resize;
+    `unletterbox_boxes` inverts exactly this, or, for `eval`, re-derives it with `np.round` as
+    upstream's `yolo_correct_boxes` does.
     """
 
     source_size: tuple[int, int]
