@@ -15,6 +15,7 @@ from togethernet_ros.pipeline.shared_frame_slots import (
     SlotWriter,
     decode_release,
     encode_release,
+    remove_stale_writer_files,
     shared_memory_dir,
 )
 
@@ -77,8 +78,10 @@ def test_a_mapping_still_viewed_is_closed_once_its_view_is_released(tmp_path):
     # The slot moves to a bigger file while a view of the old mapping is alive: no BufferError.
     reader.view(writer.write(b"m" * 200_000)).release()
     assert bytes(kept[:3]) == b"kkk"  # still readable: it was not unmapped under the view
+    assert len(reader._retired) == 1
     kept.release()
     reader.close()
+    assert reader._retired == []  # closed once nothing viewed it
     writer.close()
 
 
@@ -144,3 +147,77 @@ def test_a_full_shared_memory_is_an_error_when_the_slot_is_made_not_a_crash_late
         writer.write(b"f" * 1000)
     assert _files(tmp_path) == []  # the half-made file is removed
     assert writer.free_slots == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process (until the system reuses it)
+    return child.pid
+
+
+def test_slot_files_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
+    dead = tmp_path / f"{FILE_PREFIX}{_dead_pid()}_0_0"
+    live = tmp_path / f"{FILE_PREFIX}{os.getpid()}_0_1"
+    unrelated = tmp_path / f"{FILE_PREFIX}notapid_0_0"
+    for path in (dead, live, unrelated):
+        path.write_bytes(b"x")
+    assert remove_stale_writer_files(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and unrelated.exists()
+
+
+def test_frames_decoded_from_a_slot_own_their_pixels(tmp_path):
+    """The node hands the slot back once its handler returns: every decoder must copy."""
+    from rosbags.typesys.stores.ros2_jazzy import (
+        builtin_interfaces__msg__Time as Time,
+    )
+    from rosbags.typesys.stores.ros2_jazzy import (
+        sensor_msgs__msg__Image as Image,
+    )
+    from rosbags.typesys.stores.ros2_jazzy import (
+        std_msgs__msg__Header as Header,
+    )
+
+    from togethernet_ros.bag.image_codec import decode_image_message
+    from togethernet_ros.bag.vision_msgs_definitions import create_typestore
+    from togethernet_ros.ros.serialized_images import SerializedImageReader
+
+    typestore = create_typestore()
+    rng = np.random.default_rng(4)
+    cases = {
+        "bgr8": rng.integers(0, 256, (6, 8, 3), dtype=np.uint8),
+        "rgb8": rng.integers(0, 256, (6, 8, 3), dtype=np.uint8),
+        "mono8": rng.integers(0, 256, (6, 8), dtype=np.uint8),
+        "bgra8": rng.integers(0, 256, (6, 8, 4), dtype=np.uint8),
+        "mono16": rng.integers(0, 4096, (6, 8), dtype=np.uint16),
+        "bayer_rggb8": rng.integers(0, 256, (6, 8), dtype=np.uint8),
+        "nv12": rng.integers(0, 256, (9, 8), dtype=np.uint8),
+    }
+    writer, reader, image_reader = (
+        SlotWriter(1, tmp_path, "d"),
+        SlotReader(),
+        SerializedImageReader(),
+    )
+    for encoding, pixels in cases.items():
+        height = 6
+        message = Image(
+            header=Header(stamp=Time(sec=1, nanosec=2), frame_id="f"),
+            height=height,
+            width=8,
+            encoding=encoding,
+            is_bigendian=0,
+            step=pixels.strides[0],
+            data=np.frombuffer(pixels.tobytes(), np.uint8),
+        )
+        notice = writer.write(bytes(typestore.serialize_cdr(message, Image.__msgtype__)))
+        view = reader.view(notice)
+        image = decode_image_message(image_reader.read(view, compressed=False))
+        slot = np.frombuffer(view, np.uint8)
+        assert image.flags.writeable and not np.shares_memory(image, slot), encoding
+        del slot
+        view.release()
+        writer.release(notice.slot)
+    reader.close()
+    writer.close()

@@ -17,6 +17,7 @@ from togethernet_ros.pipeline.shared_frame_slots import (
     encode_release,
 )
 from togethernet_ros.ros.camera_receiver_process import _Handoff
+from togethernet_ros.ros.camera_receivers import use_receiver_processes
 
 
 @pytest.fixture
@@ -69,3 +70,24 @@ def test_a_frame_that_cannot_be_held_in_shared_memory_ends_the_receiver_with_a_r
     receiver.on_message(b"x" * 5000, None)
     assert receiver.closed.is_set()
     assert "5000-byte frame" in receiver.failure and str(writer.directory) in receiver.failure
+
+
+@pytest.mark.parametrize(
+    ("requested", "raw_cameras", "gpu", "cpus", "expected"),
+    [
+        ("processes", 1, False, 2, True),
+        ("processes", 0, True, 16, False),  # compressed cameras only: nothing to receive
+        ("executor", 4, True, 16, False),
+        ("auto", 4, True, 16, True),
+        ("auto", 4, True, 5, False),  # no core per camera beside the node's two
+        ("auto", 1, True, 16, False),
+        ("auto", 4, False, 64, False),  # on the CPU the model, not the take, is the bottleneck
+    ],
+)
+def test_when_raw_cameras_get_receiver_processes(requested, raw_cameras, gpu, cpus, expected):
+    assert use_receiver_processes(requested, raw_cameras, gpu, cpus) is expected
+
+
+def test_an_unknown_camera_receivers_value_is_refused_by_name():
+    with pytest.raises(ValueError, match="camera_receivers must be one of"):
+        use_receiver_processes("threads", 2, True, 8)

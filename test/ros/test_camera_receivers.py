@@ -18,7 +18,7 @@ from support.ros_messages import MessageRecorder, bgr8_image
 from support.wait import wait_for
 
 from togethernet_ros.pipeline.shared_frame_slots import FILE_PREFIX, shared_memory_dir
-from togethernet_ros.ros.camera_receivers import CameraReceiver, use_receiver_processes
+from togethernet_ros.ros.camera_receivers import CameraReceiver
 from togethernet_ros.ros.qos_settings import QosSettings
 
 pytestmark = pytest.mark.ros
@@ -42,27 +42,6 @@ def _process_exists(pid: int) -> bool:
     return not status.exists() or status.read_text().split(")")[-1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize(
-    ("requested", "raw_cameras", "gpu", "cpus", "expected"),
-    [
-        ("processes", 1, False, 2, True),
-        ("processes", 0, True, 16, False),  # compressed cameras only: nothing to receive
-        ("executor", 4, True, 16, False),
-        ("auto", 4, True, 16, True),
-        ("auto", 4, True, 5, False),  # no core per camera beside the node's two
-        ("auto", 1, True, 16, False),
-        ("auto", 4, False, 64, False),  # on the CPU the model, not the take, is the bottleneck
-    ],
-)
-def test_when_raw_cameras_get_receiver_processes(requested, raw_cameras, gpu, cpus, expected):
-    assert use_receiver_processes(requested, raw_cameras, gpu, cpus) is expected
-
-
-def test_an_unknown_camera_receivers_value_is_refused_by_name():
-    with pytest.raises(ValueError, match="camera_receivers must be one of"):
-        use_receiver_processes("threads", 2, True, 8)
-
-
 def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_behind(ros):
     """The bytes reaching the handler are the message's CDR serialization, with the DDS
     message info, and stopping ends the process and removes its shared-memory files."""
@@ -73,19 +52,23 @@ def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_be
 
     received: list[tuple[bytes, dict | None]] = []
     exits: list[str] = []
+    publisher_changes: list[None] = []
     receiver = CameraReceiver(
         topic="/rx_bytes/image_raw",
         node_name="rx_bytes_receiver",
         namespace="/",
         qos=QosSettings(reliability="reliable", depth=5),
         on_message=lambda view, info: received.append((bytes(view), info)),
-        on_exit=exits.append,
+        on_exit=lambda _receiver, reason: exits.append(reason),
+        on_publishers_changed=lambda: publisher_changes.append(None),
     )
     receiver.start()
     try:
         node = ros.add_node(rclpy.create_node("rx_bytes_publisher", context=ros.context))
         publisher = node.create_publisher(Image, "/rx_bytes/image_raw", 5)
         wait_for(lambda: publisher.get_subscription_count() >= 1, 30.0, "the receiver")
+        if hasattr(rclpy.subscription.Subscription, "CallbackType"):  # matched events: Iron on
+            wait_for(lambda: publisher_changes, 30.0, "the receiver to report the new publisher")
         rng = np.random.default_rng(1)
         messages = [
             bgr8_image(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), 1_000 + i, f"f{i}")
@@ -218,7 +201,7 @@ def _publish_round(publishers, recorder, index: int) -> int:
 
 
 def test_untrained_raw_cameras_received_in_processes_publish_like_the_executor_path(
-    receiving_node,
+    receiving_node, ros
 ):
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -245,7 +228,8 @@ def test_untrained_raw_cameras_received_in_processes_publish_like_the_executor_p
     assert _diagnostic(recorder, CAM_C, "receiver") == "executor"
     assert _diagnostic(recorder, CAM_A, "frames_lost_before_node") == "0"
     # Deactivate stops the receivers: no process, no shared-memory file left.
-    assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    with ros.paused():
+        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     for pid in pids.values():
         assert not _process_exists(pid)
         assert _receiver_files(pid) == []
@@ -261,11 +245,13 @@ def test_untrained_bad_frames_from_a_receiver_are_counted_and_the_node_keeps_run
     bad.height, bad.width, bad.encoding, bad.step = 10, 10, "bgr8", 30
     bad.data = bytes(5)  # 300 bytes declared
     publishers[CAM_A].publish(bad)
+    pid = detector._receivers[CAM_A].pid
     wait_for(
         lambda: _diagnostic(recorder, CAM_A, "bad_frames") == "1", 30.0, "the bad frame counted"
     )
     _publish_round(publishers, recorder, 0)
-    assert detector._receivers[CAM_A].pid is not None
+    # Still the same receiver: a bad frame is the node's to reject, not the receiver's end.
+    assert detector._receivers[CAM_A].pid == pid and _process_exists(pid)
 
 
 def test_untrained_a_killed_receiver_falls_back_to_the_executor_and_frames_keep_coming(
@@ -282,16 +268,30 @@ def test_untrained_a_killed_receiver_falls_back_to_the_executor_and_frames_keep_
         "diagnostics naming the executor",
     )
     assert _receiver_files(pid) == [], "the killed receiver's slots are removed by the node"
-    # The fallback subscription needs to be matched before frames reach it.
-    wait_for(
-        lambda: publishers[CAM_A].get_subscription_count() >= 1, 30.0, "the node's subscription"
-    )
+    # The fallback subscription must match the camera before frames reach it (the killed
+    # receiver's reader stays matched on the camera's side until its lease ends).
+    fallback = detector._camera_subscriptions[-1]
+    assert fallback.topic_name == CAM_A
+    wait_for(lambda: fallback.get_publisher_count() >= 1, 30.0, "the node's subscription")
     for index in range(1, 3):
         _publish_round(publishers, recorder, index)
     assert CAM_B in detector._receivers, "the other camera's receiver is untouched"
 
 
-def test_untrained_stopping_receivers_while_frames_flow_ends_cleanly(receiving_node):
+def test_untrained_a_receiver_outlives_sigterm_and_sighup_left_to_the_node(receiving_node):
+    """systemd stops a service by signalling its whole control group: the receivers leave the
+    stop to the node instead of dying under it (which would look like a crash)."""
+    detector, publishers, recorder = receiving_node
+    pid = detector._receivers[CAM_A].pid
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert _process_exists(pid)
+    _publish_round(publishers, recorder, 0)
+    assert detector._receivers[CAM_A].pid == pid
+
+
+def test_untrained_stopping_receivers_while_frames_flow_ends_cleanly(receiving_node, ros):
     """Deactivate while two cameras publish as fast as they can: processes end, no thread of
     a receiver is left, and activate starts fresh ones."""
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -311,10 +311,12 @@ def test_untrained_stopping_receivers_while_frames_flow_ends_cleanly(receiving_n
     try:
         time.sleep(1.0)
         old = [receiver.pid for receiver in detector._receivers.values()]
-        assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        with ros.paused():
+            assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert all(not _process_exists(pid) for pid in old)
         assert not [t for t in threading.enumerate() if t.name.startswith("receiver /rx_")]
-        assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        with ros.paused():
+            assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
         new = [receiver.pid for receiver in detector._receivers.values()]
         assert len(new) == 2 and not set(new) & set(old)
     finally:
@@ -379,3 +381,45 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
+
+
+def test_a_receiver_joins_the_domain_it_is_given_not_the_environments():
+    """A node whose context was given its ROS domain in code: the receiver must join that
+    domain, not ROS_DOMAIN_ID's, or it would never see a frame."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from togethernet_ros.ros.background_spin import BackgroundSpinner
+
+    domain = (int(os.environ["ROS_DOMAIN_ID"]) + 7) % 100 + 1
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    received: list[int] = []
+    receiver = CameraReceiver(
+        topic="/rx_domain/image_raw",
+        node_name="rx_domain_receiver",
+        namespace="/",
+        qos=QosSettings(reliability="reliable", depth=5),
+        on_message=lambda view, _info: received.append(len(view)),
+        on_exit=lambda _receiver, _reason: None,
+        domain_id=context.get_domain_id(),
+    )
+    executor = SingleThreadedExecutor(context=context)
+    spinner = BackgroundSpinner(executor, "domain-test")
+    node = rclpy.create_node("rx_domain_publisher", context=context)
+    executor.add_node(node)
+    spinner.start()
+    receiver.start()
+    try:
+        publisher = node.create_publisher(Image, "/rx_domain/image_raw", 5)
+        wait_for(lambda: publisher.get_subscription_count() >= 1, 30.0, "the receiver")
+        publisher.publish(bgr8_image(np.zeros((4, 4, 3), np.uint8), 1, "d"))
+        wait_for(lambda: received, 30.0, "the frame in the given domain")
+    finally:
+        receiver.stop()
+        spinner.stop()
+        executor.remove_node(node)
+        node.destroy_node()
+        executor.shutdown()
+        rclpy.shutdown(context=context)

@@ -71,6 +71,10 @@ class FrameNotice:
         return notice
 
 
+# The receiver's notice that a camera publisher connected or left (no frame with it).
+PUBLISHERS_CHANGED = b'{"publishers_changed": true}'
+
+
 def encode_release(slot: int) -> bytes:
     """The datagram that hands ``slot`` back to the writer."""
     return str(slot).encode()
@@ -188,6 +192,30 @@ def remove_writer_files(pid: int, directory: Path | None = None) -> None:
     directory = shared_memory_dir() if directory is None else Path(directory)
     for path in directory.glob(f"{FILE_PREFIX}{pid}_*"):
         path.unlink(missing_ok=True)
+
+
+def remove_stale_writer_files(directory: Path | None = None) -> list[Path]:
+    """Remove slot files whose writer process is gone (the node and it both killed); returns
+    them. Files of live processes, and names that carry no process id, are left alone."""
+    directory = shared_memory_dir() if directory is None else Path(directory)
+    removed = []
+    for path in directory.glob(f"{FILE_PREFIX}*"):
+        pid_text = path.name[len(FILE_PREFIX) :].split("_", 1)[0]
+        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class SlotReader:

@@ -11,8 +11,8 @@ hands the slot back over the same socket.
 
 A message arriving while every slot is still with the node is dropped here; the node counts
 it by its publisher's sequence number as lost before the node. The process ends when
-the node closes the socket (its end of it, or the node's process, going away); SIGINT is left
-to the node, which stops its receivers as it shuts down.
+the node closes the socket (its end of it, or the node's process, going away); SIGINT, SIGTERM
+and SIGHUP are left to the node, which stops its receivers as it shuts down.
 
 Internal: started by the node as
 ``python -m togethernet_ros.ros.camera_receiver_process --topic T --socket-fd N ...``.
@@ -29,7 +29,11 @@ import threading
 from typing import Any
 
 from togethernet_ros.pipeline.heap_tuning import keep_frames_on_the_heap
-from togethernet_ros.pipeline.shared_frame_slots import SlotWriter, decode_release
+from togethernet_ros.pipeline.shared_frame_slots import (
+    PUBLISHERS_CHANGED,
+    SlotWriter,
+    decode_release,
+)
 from togethernet_ros.ros.qos_settings import QosSettings
 
 SPIN_TIMEOUT_S = 0.2
@@ -44,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--namespace", default="/")
     parser.add_argument("--qos", required=True, help="QosSettings as JSON")
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--domain-id", type=int, default=None, help="the node's ROS domain")
     return parser.parse_args(argv)
 
 
@@ -75,6 +80,12 @@ class _Handoff:
         except OSError:  # the node is gone
             self.closed.set()
 
+    def on_publishers_changed(self, _status: object = None) -> None:
+        try:
+            self._connection.send(PUBLISHERS_CHANGED)
+        except OSError:  # the node is gone
+            self.closed.set()
+
     def read_releases(self) -> None:
         """Hand released slots back to the writer until the node closes the socket."""
         try:
@@ -103,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     # Each taken message is a new 2.7 MB bytes object (720p): without this glibc maps and
     # zeroes fresh pages for every one, ~4 ms of page faults between reception and callback.
     keep_frames_on_the_heap()
-    # The node stops its receivers itself when it shuts down: a Ctrl+C reaching the whole
-    # process group must not end a receiver while the node still runs.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The node stops its receivers itself when it shuts down (they run in a session of their
+    # own, out of a terminal's reach): a signal to the whole control group (systemd's stop) must
+    # not end a receiver while the node still runs. SIGKILL still does; the node then falls back.
+    for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, signal.SIG_IGN)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
@@ -117,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     writer = SlotWriter(args.slots)
     handoff = _Handoff(connection, writer)
     context = rclpy.Context()
-    rclpy.init(args=[], context=context, **_no_signal_handlers())
+    domain = {} if args.domain_id is None else {"domain_id": args.domain_id}
+    rclpy.init(args=[], context=context, **domain, **_no_signal_handlers())
     node = None
     try:
         node = rclpy.create_node(
@@ -134,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             callback: Any = handoff.on_message
         else:
             callback = lambda serialized: handoff.on_message(serialized, None)  # noqa: E731
-        node.create_subscription(Image, args.topic, callback, qos_profile(qos), raw=True)
+        node.create_subscription(
+            Image,
+            args.topic,
+            callback,
+            qos_profile(qos),
+            raw=True,
+            **_publisher_change_events(handoff),
+        )
         releases = threading.Thread(target=handoff.read_releases, daemon=True)
         releases.start()
         executor = SingleThreadedExecutor(context=context)
@@ -151,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"camera receiver of {args.topic}: {handoff.failure}", file=sys.stderr)
         return 3
     return 0
+
+
+def _publisher_change_events(handoff: _Handoff) -> dict[str, Any]:
+    """Tell the node when a camera publisher connects or leaves (it restarts its count of
+    frames lost before the node); nothing on Humble, which has no matched event."""
+    try:
+        from rclpy.event_handler import SubscriptionEventCallbacks
+    except ImportError:
+        return {}
+    return {"event_callbacks": SubscriptionEventCallbacks(matched=handoff.on_publishers_changed)}
 
 
 def _no_signal_handlers() -> dict[str, Any]:

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable
 
 from togethernet_ros.pipeline.shared_frame_slots import (
+    PUBLISHERS_CHANGED,
     FrameNotice,
     SlotReader,
     encode_release,
+    remove_stale_writer_files,
     remove_writer_files,
 )
 from togethernet_ros.ros.qos_settings import QosSettings
@@ -68,8 +70,11 @@ class CameraReceiver:
     """One camera's receiver process and the thread handing its frames to ``on_message``.
 
     ``on_message(view, message_info)`` runs on that thread; ``view`` is valid only during the
-    call (copy what is kept). ``on_exit(reason)`` runs there too if the process ends before
-    :meth:`stop`: the camera's frames no longer come this way.
+    call: the handler must copy what it keeps (the node's decoders return new arrays), since
+    the slot is written again once the call returns. ``on_publishers_changed()`` runs there
+    when a camera publisher connects or leaves, and ``on_exit(receiver, reason)`` if the
+    process ends before :meth:`stop`: the camera's frames no longer come this way.
+    ``log_error`` reports what goes wrong with single frames (default: standard error).
     """
 
     def __init__(
@@ -79,7 +84,11 @@ class CameraReceiver:
         namespace: str,
         qos: QosSettings,
         on_message: MessageHandler,
-        on_exit: Callable[[str], None],
+        on_exit: Callable[[CameraReceiver, str], None],
+        *,
+        on_publishers_changed: Callable[[], None] | None = None,
+        log_error: Callable[[str], None] | None = None,
+        domain_id: int | None = None,
         slots: int = 2,
     ) -> None:
         self.topic = topic
@@ -95,8 +104,13 @@ class CameraReceiver:
             "--slots",
             str(slots),
         ]
+        if domain_id is not None:
+            # The node's context may have been given its domain in code, not by ROS_DOMAIN_ID.
+            self._command_options += ["--domain-id", str(domain_id)]
         self._on_message = on_message
         self._on_exit = on_exit
+        self._on_publishers_changed = on_publishers_changed
+        self._log_error = log_error or _print_error
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -131,6 +145,9 @@ class CameraReceiver:
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                # Out of the node's process group: a terminal's Ctrl+C, or a kill of the group,
+                # reaches the node, which then stops its receivers itself.
+                start_new_session=True,
             )
         except BaseException:
             ours.close()
@@ -162,11 +179,14 @@ class CameraReceiver:
                 self._process.wait()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
-        if self._connection is not None:
-            self._connection.close()
         self._clean_up()
 
     def _clean_up(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()  # it closed its socket but did not exit
+            self._process.wait()
         self._reader.close()
         self._reader.remove_files()  # left behind only by a killed process
         if self._process is not None:
@@ -182,13 +202,15 @@ class CameraReceiver:
                 data = b""
             if not data:
                 break
+            if data == PUBLISHERS_CHANGED:
+                self._call(self._on_publishers_changed)
+                continue
             try:
                 notice = FrameNotice.decode(data)
             except ValueError as error:
-                print(f"camera receiver of {self.topic}: {error}", file=sys.stderr)
+                self._log_error(f"camera receiver of {self.topic}: {error}")
                 continue
-            if not self._hand_over(notice):
-                continue  # a view of the slot is alive: it stays with us, never rewritten
+            self._hand_over(notice)
             try:
                 connection.send(encode_release(notice.slot))
             except OSError:
@@ -196,31 +218,36 @@ class CameraReceiver:
         if not self._stopping.is_set():
             reason = self._exit_reason()
             self._clean_up()
-            self._on_exit(reason)
+            self._call(self._on_exit, self, reason)
 
-    def _hand_over(self, notice: FrameNotice) -> bool:
-        """Call the handler with the frame; False if the slot must not be written again."""
+    def _hand_over(self, notice: FrameNotice) -> None:
+        """Call the handler with the frame; every failure is reported, none ends the thread."""
         try:
             view = self._reader.view(notice)
         except (OSError, ValueError) as error:
-            print(f"camera receiver of {self.topic}: {error}", file=sys.stderr)
-            return True
+            self._log_error(f"camera receiver of {self.topic}: {error}; frame dropped")
+            return
         try:
             self.frames += 1
             self._on_message(view, notice.message_info)
+        except Exception as error:  # the camera must go on with its next frame
+            self._log_error(
+                f"camera receiver of {self.topic}: handling a frame raised "
+                f"{type(error).__name__}: {error}; frame dropped"
+            )
         finally:
-            try:
-                view.release()
-            except BufferError:
-                # The handler kept an array of the frame's bytes: rewriting the slot would
-                # change it under its owner.
-                print(
-                    f"camera receiver of {self.topic}: a frame's bytes were kept after their "
-                    f"handler returned; slot {notice.slot} retired",
-                    file=sys.stderr,
-                )
-                return False
-        return True
+            view.release()
+
+    def _call(self, callback: Callable[..., None] | None, *args: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception as error:
+            self._log_error(
+                f"camera receiver of {self.topic}: {type(error).__name__} in "
+                f"{getattr(callback, '__name__', 'a callback')}: {error}"
+            )
 
     def _exit_reason(self) -> str:
         process = self._process
@@ -235,6 +262,10 @@ class CameraReceiver:
         return f"exited with code {code}"
 
 
+def _print_error(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def describe_receiver(receiver: CameraReceiver | None) -> str:
     """How a camera's frames reach the node, for /diagnostics."""
     if receiver is None:
@@ -243,7 +274,11 @@ def describe_receiver(receiver: CameraReceiver | None) -> str:
 
 
 def start_receivers(receivers: list[CameraReceiver]) -> None:
-    """Start each receiver; stop those started if one fails, then re-raise."""
+    """Start each receiver; stop those started if one fails, then re-raise.
+
+    First removes the slot files of receivers killed together with their node.
+    """
+    remove_stale_writer_files()
     started: list[CameraReceiver] = []
     try:
         for receiver in receivers:

@@ -657,20 +657,28 @@ class DetectorNode(LifecycleNode):
         given = self._given_parameters()
         receivers = {}
         for index, topic in enumerate(raw_topics):
-            input_topic = self._cameras[topic].input_topic
+            camera = self._cameras[topic]
             receivers[topic] = CameraReceiver(
-                topic=input_topic,
+                topic=camera.input_topic,
                 node_name=f"{self.get_name()}_receiver_{index}",
                 namespace=self.get_namespace(),
                 # The standard qos_overrides.* apply as they would to the node's subscription.
-                qos=self._qos[(input_topic, SUBSCRIPTION)].resolve(given),
+                qos=self._qos[(camera.input_topic, SUBSCRIPTION)].resolve(given),
                 on_message=functools.partial(
                     self._on_received_frame, topic, SerializedImageReader()
                 ),
                 on_exit=functools.partial(self._receiver_exited, topic),
+                on_publishers_changed=camera.stats.restart_publisher_sequence,
+                log_error=functools.partial(self._receiver_error, topic),
+                domain_id=self.context.get_domain_id(),
             )
-        start_receivers(list(receivers.values()))
+        # Known before they start: one that dies at once must find itself here to fall back.
         self._receivers = receivers
+        try:
+            start_receivers(list(receivers.values()))
+        except BaseException:
+            self._receivers = {}
+            raise
         pids = {self._cameras[topic].input_topic: r.pid for topic, r in receivers.items()}
         self.get_logger().info(f"receiving raw cameras in their own processes: {pids}")
 
@@ -684,24 +692,44 @@ class DetectorNode(LifecycleNode):
         """A receiver process's frame (its thread): handled as the subscription's would be."""
         self._on_serialized_image(topic, False, serialized, message_info, reader)
 
-    def _receiver_exited(self, topic: str, reason: str) -> None:
+    def _receiver_error(self, topic: str, message: str) -> None:
+        """A receiver's problem with one frame: logged (throttled) and counted as a bad frame."""
+        camera = self._cameras.get(topic)
+        if camera is not None:
+            camera.stats.record_bad_frame(message)
+        if self._warnings.due(("camera receiver", topic)):
+            self.get_logger().error(message)
+
+    def _receiver_exited(self, topic: str, receiver: CameraReceiver, reason: str) -> None:
         """A receiver process ended on its own: subscribe in the node so the camera goes on."""
-        receiver = self._receivers.get(topic)
         camera = self._cameras.get(topic)
         name = topic if camera is None else camera.input_topic
         self.get_logger().error(
             f"camera receiver process of {name} {reason}; receiving it in the node from now on"
         )
         # Not blocking on the lock: _stop_processing holds it while it joins this thread.
-        while receiver is not None and not receiver.stopping:
-            if self._runtime_lock.acquire(timeout=0.1):
+        while not receiver.stopping:
+            if not self._runtime_lock.acquire(timeout=0.1):
+                continue
+            try:
+                if (
+                    receiver.stopping
+                    or self._receivers.get(topic) is not receiver
+                    or self._batcher is None
+                ):
+                    return
                 try:
-                    if not receiver.stopping and self._batcher is not None:
-                        self._receivers.pop(topic, None)
-                        self._subscribe_in_process(topic)
-                finally:
-                    self._runtime_lock.release()
-                return
+                    self._subscribe_in_process(topic)
+                except Exception as error:  # e.g. the context shutting down meanwhile
+                    self.get_logger().error(
+                        f"could not subscribe to {name} in the node ({type(error).__name__}: "
+                        f"{error}): it is not received until the node is activated again"
+                    )
+                    return
+                self._receivers.pop(topic, None)
+            finally:
+                self._runtime_lock.release()
+            return
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe, stop the diagnostics timer and the inference thread; keep the model."""
@@ -740,8 +768,11 @@ class DetectorNode(LifecycleNode):
 
     def _stop_processing(self) -> None:
         with self._runtime_lock:
-            stop_receivers(list(self._receivers.values()))
-            self._receivers = {}
+            receivers, self._receivers = list(self._receivers.values()), {}
+            try:
+                stop_receivers(receivers)
+            except Exception as error:  # the batcher and worker below must stop regardless
+                self.get_logger().error(f"stopping camera receivers: {error}")
             for subscription in self._camera_subscriptions:
                 self.destroy_subscription(subscription)
             self._camera_subscriptions.clear()
