@@ -170,15 +170,7 @@ def test_slot_files_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
 
 def test_frames_decoded_from_a_slot_own_their_pixels(tmp_path):
     """The node hands the slot back once its handler returns: every decoder must copy."""
-    from rosbags.typesys.stores.ros2_jazzy import (
-        builtin_interfaces__msg__Time as Time,
-    )
-    from rosbags.typesys.stores.ros2_jazzy import (
-        sensor_msgs__msg__Image as Image,
-    )
-    from rosbags.typesys.stores.ros2_jazzy import (
-        std_msgs__msg__Header as Header,
-    )
+    from rosbags.typesys.stores import ros2_jazzy
 
     from togethernet_ros.bag.image_codec import decode_image_message
     from togethernet_ros.bag.vision_msgs_definitions import create_typestore
@@ -202,8 +194,10 @@ def test_frames_decoded_from_a_slot_own_their_pixels(tmp_path):
     )
     for encoding, pixels in cases.items():
         height = 6
-        message = Image(
-            header=Header(stamp=Time(sec=1, nanosec=2), frame_id="f"),
+        message = ros2_jazzy.sensor_msgs__msg__Image(
+            header=ros2_jazzy.std_msgs__msg__Header(
+                stamp=ros2_jazzy.builtin_interfaces__msg__Time(sec=1, nanosec=2), frame_id="f"
+            ),
             height=height,
             width=8,
             encoding=encoding,
@@ -211,7 +205,7 @@ def test_frames_decoded_from_a_slot_own_their_pixels(tmp_path):
             step=pixels.strides[0],
             data=np.frombuffer(pixels.tobytes(), np.uint8),
         )
-        notice = writer.write(bytes(typestore.serialize_cdr(message, Image.__msgtype__)))
+        notice = writer.write(bytes(typestore.serialize_cdr(message, message.__msgtype__)))
         view = reader.view(notice)
         image = decode_image_message(image_reader.read(view, compressed=False))
         slot = np.frombuffer(view, np.uint8)
