@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.ros_messages import MessageRecorder, bgr8_image
+from support.ros_messages import MessageRecorder, bgr8_image, jpeg_image
 from support.wait import wait_for
 
 from togethernet_ros.pipeline.shared_frame_slots import FILE_PREFIX, shared_memory_dir
@@ -42,6 +42,17 @@ def _process_exists(pid: int) -> bool:
     return not status.exists() or status.read_text().split(")")[-1].split()[0] != "Z"
 
 
+def _bare_receiver(name: str, **callbacks) -> CameraReceiver:
+    """A receiver of ``/<name>/image_raw`` (reliable) outside any detector node."""
+    return CameraReceiver(
+        topic=f"/{name}/image_raw",
+        node_name=f"{name}_receiver",
+        namespace="/",
+        qos=QosSettings(reliability="reliable", depth=5),
+        **callbacks,
+    )
+
+
 def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_behind(ros):
     """The bytes reaching the handler are the message's CDR serialization, with the DDS
     message info, and stopping ends the process and removes its shared-memory files."""
@@ -53,11 +64,8 @@ def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_be
     received: list[tuple[bytes, dict | None]] = []
     exits: list[str] = []
     publisher_changes: list[None] = []
-    receiver = CameraReceiver(
-        topic="/rx_bytes/image_raw",
-        node_name="rx_bytes_receiver",
-        namespace="/",
-        qos=QosSettings(reliability="reliable", depth=5),
+    receiver = _bare_receiver(
+        "rx_bytes",
         on_message=lambda view, info: received.append((bytes(view), info)),
         on_exit=lambda _receiver, reason: exits.append(reason),
         on_publishers_changed=lambda: publisher_changes.append(None),
@@ -169,27 +177,13 @@ def _diagnostic(recorder: MessageRecorder, camera: str, key: str) -> str | None:
     return None
 
 
-def _jpeg_message(pixels: np.ndarray, stamp_ns: int, frame_id: str):
-    import cv2
-    from sensor_msgs.msg import CompressedImage
-
-    message = CompressedImage()
-    message.header.frame_id = frame_id
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    message.format = "jpeg"
-    message.data = cv2.imencode(".jpg", pixels)[1].tobytes()
-    return message
-
-
 def _publish_round(publishers, recorder, index: int) -> int:
     """One frame per camera, then wait for the three detection arrays; returns the stamp."""
     rng = np.random.default_rng(index)
     stamp = 1_800_000_000_000_000_000 + index * 50_000_000
     publishers[CAM_A].publish(bgr8_image(rng.integers(0, 256, (240, 320, 3), np.uint8), stamp, "a"))
     publishers[CAM_B].publish(bgr8_image(rng.integers(0, 256, (120, 160, 3), np.uint8), stamp, "b"))
-    publishers[CAM_C].publish(
-        _jpeg_message(rng.integers(0, 256, (64, 96, 3), np.uint8), stamp, "c")
-    )
+    publishers[CAM_C].publish(jpeg_image(rng.integers(0, 256, (64, 96, 3), np.uint8), stamp, "c"))
     wait_for(
         lambda: all(
             len(recorder.get(f"/{n}/detections")) > index for n in ("rx_a", "rx_b", "rx_c")
@@ -396,11 +390,8 @@ def test_a_receiver_joins_the_domain_it_is_given_not_the_environments():
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     received: list[int] = []
-    receiver = CameraReceiver(
-        topic="/rx_domain/image_raw",
-        node_name="rx_domain_receiver",
-        namespace="/",
-        qos=QosSettings(reliability="reliable", depth=5),
+    receiver = _bare_receiver(
+        "rx_domain",
         on_message=lambda view, _info: received.append(len(view)),
         on_exit=lambda _receiver, _reason: None,
         domain_id=context.get_domain_id(),

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from support.oversized_jpeg import jpeg_claiming_size
-from support.ros_messages import MessageRecorder
+from support.ros_messages import MessageRecorder, jpeg_image
 from support.sample_video_frames import sample_video, video_frame
 from support.wait import wait_for
 
@@ -64,17 +64,6 @@ def _image_message(pixels: np.ndarray, frame_id: str, stamp_ns: int, encoding: s
     message.encoding = encoding
     message.step = pixels.shape[1] * (pixels.shape[2] if pixels.ndim == 3 else 1)
     message.data = pixels.tobytes()
-    return message
-
-
-def _compressed_message(pixels: np.ndarray, frame_id: str, stamp_ns: int):
-    from sensor_msgs.msg import CompressedImage
-
-    message = CompressedImage()
-    message.header.frame_id = frame_id
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    message.format = "jpeg"
-    message.data = cv2.imencode(".jpg", pixels)[1].tobytes()
     return message
 
 
@@ -186,7 +175,7 @@ def test_untrained_two_cameras_headers_sizes_and_dehazed_images(harness):
         # Lock-step: newest-frame-wins batching rightly drops frames sent faster than the model
         # runs; this test wants every frame's outputs.
         publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", stamp))
-        publishers[CAM_B].publish(_compressed_message(frame_b, "cam_b_optical", stamp))
+        publishers[CAM_B].publish(jpeg_image(frame_b, stamp, "cam_b_optical"))
         wait_for(
             lambda n=index + 1: (
                 len(recorder.get("/cam_a/detections")) >= n
@@ -293,7 +282,7 @@ def test_untrained_compressed_frames_are_decoded_off_the_executor_thread(
     frame = _scene(240, 320, seed=5)
     _publish_in_lock_step(
         publishers[CAM_B],
-        lambda: _compressed_message(frame, "cam_b", time.time_ns()),
+        lambda: jpeg_image(frame, time.time_ns(), "cam_b"),
         recorder,
         "/cam_b/detections",
         3,
@@ -318,7 +307,7 @@ def test_untrained_compressed_frames_replaced_while_decoding_are_counted_and_non
     monkeypatch.setattr(detector_node, "decode_compressed_message", slow_decode)
     detector, _tester, publishers, recorder = harness(input_reliability="reliable", input_depth=10)
     for _ in range(6):
-        publishers[CAM_B].publish(_compressed_message(_scene(120, 160, seed=9), "cam_b", 0))
+        publishers[CAM_B].publish(jpeg_image(_scene(120, 160, seed=9), 0, "cam_b"))
         time.sleep(0.01)
     stats = detector._cameras[CAM_B].stats
     wait_for(
@@ -477,7 +466,7 @@ def test_a_lone_frame_is_prepared_while_it_waits_for_the_other_camera(harness):
     frame_a = _scene(480, 640, seed=1)
     first = 1_700_000_000_000_000_000
     publishers[CAM_A].publish(_image_message(frame_a, "cam_a_optical", first))
-    publishers[CAM_B].publish(_compressed_message(_scene(240, 320, seed=2), "cam_b", first))
+    publishers[CAM_B].publish(jpeg_image(_scene(240, 320, seed=2), first, "cam_b"))
     wait_for(
         lambda: recorder.get("/cam_a/detections") and recorder.get("/cam_b/detections"),
         60.0,
@@ -602,7 +591,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
         # second replace the first before it was looked at.
         publishers[CAM_A].publish(message)
         wait_for(lambda count=count: stats_a.bad_frames == count, 60.0, f"bad frame {count}")
-    corrupt = _compressed_message(good, "cam_b_optical", 6)
+    corrupt = jpeg_image(good, 6, "cam_b_optical")
     corrupt.data = bytes(corrupt.data[:40]) + b"\x00" * 30
     publishers[CAM_B].publish(corrupt)
     wait_for(
@@ -615,7 +604,7 @@ def test_bad_frames_are_counted_and_the_node_keeps_running(harness):
     )
     # A JPEG whose header claims 60000x60000: refused from its header by max_image_pixels,
     # before any decoding (the decoder itself would only say it could not decode it).
-    huge = _compressed_message(good, "cam_b_optical", 8)
+    huge = jpeg_image(good, 8, "cam_b_optical")
     huge.data = jpeg_claiming_size(60000, 60000)
     publishers[CAM_B].publish(huge)
     wait_for(

@@ -21,6 +21,19 @@ def bgr8_image(pixels: np.ndarray, stamp_ns: int, frame_id: str):
     return message
 
 
+def jpeg_image(pixels: np.ndarray, stamp_ns: int, frame_id: str):
+    """A ``sensor_msgs/CompressedImage`` holding ``pixels`` (BGR) as a JPEG, with this header."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    message = CompressedImage()
+    message.header.frame_id = frame_id
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.format = "jpeg"
+    message.data = cv2.imencode(".jpg", pixels)[1].tobytes()
+    return message
+
+
 def noise_frame(stamp_ns: int, frame_id: str):
     """A 128×96 noise image, the same pixels for the same stamp."""
     rng = np.random.default_rng(stamp_ns % 1000)
