@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--node-name", required=True)
     parser.add_argument("--namespace", default="/")
     parser.add_argument("--qos", required=True, help="QosSettings as JSON")
-    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--domain-id", type=int, default=None, help="the node's ROS domain")
     return parser.parse_args(argv)
 

@@ -75,6 +75,10 @@ class CameraReceiver:
     when a camera publisher connects or leaves, and ``on_exit(receiver, reason)`` if the
     process ends before :meth:`stop`: the camera's frames no longer come this way.
     ``log_error`` reports what goes wrong with single frames (default: standard error).
+    ``slots``: frames the process can hand over before the node is done with them. Three keep
+    newest-frame-wins: with one frame being read and one waiting, a third still gets in (the
+    node's batcher then keeps the newer of the two waiting); only a node three frames behind
+    makes the process drop one.
     """
 
     def __init__(
@@ -89,7 +93,7 @@ class CameraReceiver:
         on_publishers_changed: Callable[[], None] | None = None,
         log_error: Callable[[str], None] | None = None,
         domain_id: int | None = None,
-        slots: int = 2,
+        slots: int = 3,
     ) -> None:
         self.topic = topic
         self._command_options = [
