@@ -39,7 +39,9 @@
 #   .venv/bin/python tools/offline_wheels.py .dev_ros --python-version 3.12 --pieces 2
 #   .venv/bin/python benchmarks/gpu_frames.py ~/.cache/togethernet_ros/vtest.avi .dev_ros/frames
 # then call 1 carries .dev_ros/part1 + .dev_ros/frames with STAGES="check latency", and call 2
-# carries .dev_ros/part2 + .dev_ros/frames with STAGES="ros transport".
+# (at once, while the machine is warm) carries .dev_ros/part2 + .dev_ros/frames with
+# STAGES="ros transport". A 2-core development machine cannot stand in for the GPU host's
+# 16 cores when comparing camera_receivers (receiver processes need a core each).
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 STAGES=${STAGES:-"check train pipeline distill"}
@@ -55,7 +57,7 @@ ROS_SECONDS=${ROS_SECONDS:-45}
 # Node runs of the ros stage, each
 # "max_batch_wait_ms:prepare_frames_ahead[:camera_publish[:camera_receivers[:phase[:gil_switch_interval_ms]]]]"
 # (an empty field takes its default; with a phase, the run is made in that camera phase only).
-ROS_RUNS=${ROS_RUNS:-"1:true 1:true:message 0:true"}
+ROS_RUNS=${ROS_RUNS:-"1:true::executor 1:true::processes"}
 # Runs of the ros stage with bench_node.py --emulate-gpu BASE:PER_FRAME (the node over DDS with
 # a stand-in model timed like this GPU; "" for none).
 ROS_EMULATED=${ROS_EMULATED-"2.2:0.8"}
