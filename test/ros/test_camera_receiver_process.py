@@ -91,3 +91,22 @@ def test_when_raw_cameras_get_receiver_processes(requested, raw_cameras, gpu, cp
 def test_an_unknown_camera_receivers_value_is_refused_by_name():
     with pytest.raises(ValueError, match="camera_receivers must be one of"):
         use_receiver_processes("threads", 2, True, 8)
+
+
+def test_a_receiver_process_loads_neither_torch_nor_the_model():
+    """One runs per camera: each would otherwise carry ~200 MiB of torch it never uses."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, togethernet_ros.ros.camera_receiver_process; "
+            "print(sorted(m for m in ('torch', 'togethernet_ros.model', 'cv2') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -22,6 +22,7 @@ from togethernet_ros.ros.params_file import (
     ros_args_options,
     ros_value,
 )
+from togethernet_ros.ros.settings_error import SettingsError
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
 
@@ -267,10 +268,6 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
 )
 SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
-
-
-class SettingsError(ValueError):
-    """A parameter value is invalid; the message names the parameter and the problem."""
 
 
 @dataclass(frozen=True)

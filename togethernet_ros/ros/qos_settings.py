@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from togethernet_ros.bag.output_topics import output_topics
-from togethernet_ros.ros.node_settings import SettingsError
+from togethernet_ros.ros.settings_error import SettingsError
 
 QOS_OVERRIDES_PREFIX = "qos_overrides."
 PUBLISHER = "publisher"
