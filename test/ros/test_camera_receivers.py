@@ -336,8 +336,11 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         "-p", "weights:=''", "-p", "allow_untrained_weights:=true",
         "-p", "input_size:=128", "-p", "camera_receivers:=processes",
         "-p", "input_reliability:=reliable", "-p", "gil_switch_interval_ms:=1",
-        "-p", "image_topics:=['/grp_a/image_raw', '/grp_b/image_raw']",
-        "-r", "__node:=group_detector",
+        # Relative topics in a namespace, one of them remapped: the receivers subscribe to the
+        # names the node resolved, /grp/cam_a/image_raw and /grp/front/image_raw.
+        "-p", "image_topics:=['cam_a/image_raw', 'cam_b/image_raw']",
+        "-r", "__node:=group_detector", "-r", "__ns:=/grp",
+        "-r", "cam_b/image_raw:=front/image_raw",
     ]  # fmt: skip
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "detector_node"), "--ros-args", *arguments],
@@ -351,16 +354,20 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         tester = ros.add_node(rclpy.create_node("group_tester", context=ros.context))
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         received: list = []
-        tester.create_subscription(Detection2DArray, "/grp_b/detections", received.append, reliable)
-        publisher = tester.create_publisher(Image, "/grp_b/image_raw", reliable)
+        # Outputs are named after the parameter's topic (the remap renames the input only).
+        tester.create_subscription(
+            Detection2DArray, "/grp/cam_b/detections", received.append, reliable
+        )
+        publisher = tester.create_publisher(Image, "/grp/front/image_raw", reliable)
         wait_for(lambda: publisher.get_subscription_count() >= 1, 60.0, "camera B's receiver")
         frame = np.zeros((96, 128, 3), np.uint8)
         for index in range(3):
-            publisher.publish(bgr8_image(frame, 7_000 + index, "grp_b"))
+            publisher.publish(bgr8_image(frame, 7_000 + index, "front"))
             time.sleep(0.3)
         wait_for(lambda: len(received) >= 1, 30.0, "detections through the receiver")
         receivers = psutil.Process(process.pid).children()
-        assert len(receivers) == 2
+        topics = sorted(r.cmdline()[r.cmdline().index("--topic") + 1] for r in receivers)
+        assert topics == ["/grp/cam_a/image_raw", "/grp/front/image_raw"]
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output[-3000:]
