@@ -149,23 +149,27 @@ def test_a_full_shared_memory_is_an_error_when_the_slot_is_made_not_a_crash_late
     assert writer.free_slots == 1
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
+def test_slot_files_no_live_writer_holds_are_swept_and_live_ones_kept(tmp_path):
+    live = SlotWriter(2, tmp_path, "live")
+    live.write(b"x" * 100)  # both slots made, each locked by the writer
+    stale = tmp_path / f"{FILE_PREFIX}123-dead_0_0"  # a killed writer's: nobody locks it
+    young = tmp_path / f"{FILE_PREFIX}456-new_0_0"  # just made: its writer may lock it next
+    stale.write_bytes(b"x")
+    young.write_bytes(b"x")
+    os.utime(stale, (0, 0))
+    for path in live.paths():
+        os.utime(path, (0, 0))  # old as well: only the lock keeps them
+    assert remove_stale_writer_files(tmp_path) == [stale]
+    assert young.exists() and all(path.exists() for path in live.paths())
+    live.close()
+    assert _files(tmp_path) == [young.name]
 
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()  # reaped: its pid names no process (until the system reuses it)
-    return child.pid
 
-
-def test_slot_files_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
-    dead = tmp_path / f"{FILE_PREFIX}{_dead_pid()}_0_0"
-    live = tmp_path / f"{FILE_PREFIX}{os.getpid()}_0_1"
-    unrelated = tmp_path / f"{FILE_PREFIX}notapid_0_0"
-    for path in (dead, live, unrelated):
-        path.write_bytes(b"x")
-    assert remove_stale_writer_files(tmp_path) == [dead]
-    assert not dead.exists() and live.exists() and unrelated.exists()
+def test_every_free_slot_is_reserved_with_the_first_frame(tmp_path):
+    writer = SlotWriter(3, tmp_path, "r")
+    writer.write(b"f" * 300_000)
+    assert len(_files(tmp_path)) == 3  # a /dev/shm too small for all three fails now
+    writer.close()
 
 
 def test_frames_decoded_from_a_slot_own_their_pixels(tmp_path):

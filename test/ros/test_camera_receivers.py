@@ -28,8 +28,9 @@ CAM_B = "/rx_b/image_raw"
 CAM_C = "/rx_c/image_raw/compressed"
 
 
-def _receiver_files(pid: int) -> list[Path]:
-    return list(shared_memory_dir().glob(f"{FILE_PREFIX}{pid}_*"))
+def _receiver_files(file_prefix: str) -> list[Path]:
+    """The slot files of the receiver whose files are named ``<file_prefix>_...``."""
+    return list(shared_memory_dir().glob(f"{file_prefix}_*"))
 
 
 def _process_exists(pid: int) -> bool:
@@ -106,11 +107,11 @@ def test_a_receiver_hands_over_exactly_the_published_bytes_and_leaves_nothing_be
             assert numbers == list(range(numbers[0], numbers[0] + 3))
             assert all(info["received_timestamp"] >= info["source_timestamp"] for info in infos)
         pid = receiver.pid
-        assert _receiver_files(pid), "the slots live in shared memory"
+        assert _receiver_files(receiver.file_prefix), "the slots live in shared memory"
     finally:
         receiver.stop()
     assert not _process_exists(pid)
-    assert _receiver_files(pid) == []
+    assert _receiver_files(receiver.file_prefix) == []
     assert exits == [], "a requested stop is no unexpected exit"
 
 
@@ -201,6 +202,7 @@ def test_untrained_raw_cameras_received_in_processes_publish_like_the_executor_p
 
     detector, publishers, recorder = receiving_node
     pids = {topic: receiver.pid for topic, receiver in detector._receivers.items()}
+    prefixes = [receiver.file_prefix for receiver in detector._receivers.values()]
     assert set(pids) == {CAM_A, CAM_B}, "raw cameras only: the compressed one stays in-process"
     stamps = [_publish_round(publishers, recorder, index) for index in range(4)]
     for name, frame_id, (height, width) in [("rx_a", "a", (240, 320)), ("rx_b", "b", (120, 160))]:
@@ -224,9 +226,8 @@ def test_untrained_raw_cameras_received_in_processes_publish_like_the_executor_p
     # Deactivate stops the receivers: no process, no shared-memory file left.
     with ros.paused():
         assert detector.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    for pid in pids.values():
-        assert not _process_exists(pid)
-        assert _receiver_files(pid) == []
+    assert not any(_process_exists(pid) for pid in pids.values())
+    assert not any(_receiver_files(prefix) for prefix in prefixes)
 
 
 def test_untrained_bad_frames_from_a_receiver_are_counted_and_the_node_keeps_running(
@@ -253,7 +254,7 @@ def test_untrained_a_killed_receiver_falls_back_to_the_executor_and_frames_keep_
 ):
     detector, publishers, recorder = receiving_node
     _publish_round(publishers, recorder, 0)
-    pid = detector._receivers[CAM_A].pid
+    pid, prefix = detector._receivers[CAM_A].pid, detector._receivers[CAM_A].file_prefix
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: CAM_A not in detector._receivers, 30.0, "the node to notice the exit")
     wait_for(
@@ -261,7 +262,7 @@ def test_untrained_a_killed_receiver_falls_back_to_the_executor_and_frames_keep_
         30.0,
         "diagnostics naming the executor",
     )
-    assert _receiver_files(pid) == [], "the killed receiver's slots are removed by the node"
+    assert _receiver_files(prefix) == [], "the killed receiver's slots are removed by the node"
     # The fallback subscription must match the camera before frames reach it (the killed
     # receiver's reader stays matched on the camera's side until its lease ends).
     fallback = detector._camera_subscriptions[-1]
@@ -366,8 +367,10 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
             time.sleep(0.3)
         wait_for(lambda: len(received) >= 1, 30.0, "detections through the receiver")
         receivers = psutil.Process(process.pid).children()
-        topics = sorted(r.cmdline()[r.cmdline().index("--topic") + 1] for r in receivers)
+        commands = [receiver.cmdline() for receiver in receivers]
+        topics = sorted(command[command.index("--topic") + 1] for command in commands)
         assert topics == ["/grp/cam_a/image_raw", "/grp/front/image_raw"]
+        prefixes = [FILE_PREFIX + command[command.index("--prefix") + 1] for command in commands]
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output[-3000:]
@@ -375,9 +378,8 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         assert "receiving raw cameras in their own processes" in output
         # Stopped by the node, not by the signal: no exit noticed, no traceback.
         assert "camera receiver process of" not in output and "Traceback" not in output
-        for receiver in receivers:
-            assert not _process_exists(receiver.pid), output[-3000:]
-            assert _receiver_files(receiver.pid) == []
+        assert not any(_process_exists(receiver.pid) for receiver in receivers), output[-3000:]
+        assert not any(_receiver_files(prefix) for prefix in prefixes)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -421,3 +423,49 @@ def test_a_receiver_joins_the_domain_it_is_given_not_the_environments():
         node.destroy_node()
         executor.shutdown()
         rclpy.shutdown(context=context)
+
+
+def test_untrained_receivers_that_cannot_start_leave_the_cameras_to_the_node(ros, monkeypatch):
+    """No process can be made (EAGAIN, too many open files): activate still succeeds and the
+    node receives every camera itself, saying why."""
+    import errno
+    import subprocess
+
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from togethernet_ros.ros.detector_node import DetectorNode
+
+    def no_processes(*_args, **_kwargs):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    values = {
+        "image_topics": [CAM_A, CAM_B],
+        "weights": "",
+        "allow_untrained_weights": True,
+        "input_size": [128, 128],
+        "camera_receivers": "processes",
+        "input_reliability": "reliable",
+        "max_batch_wait_ms": 5.0,
+    }
+    detector = DetectorNode(
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        context=ros.context,
+    )
+    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ros.add_node(detector)
+    assert detector._receivers == {}
+    tester = ros.add_node(rclpy.create_node("no_receivers_test", context=ros.context))
+    received: list = []
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    tester.create_subscription(Detection2DArray, "/rx_b/detections", received.append, reliable)
+    publisher = tester.create_publisher(Image, CAM_B, reliable)
+    wait_for(lambda: publisher.get_subscription_count() >= 1, 30.0, "the node's subscription")
+    publisher.publish(bgr8_image(np.zeros((64, 64, 3), np.uint8), 5, "b"))
+    wait_for(lambda: received, 30.0, "detections received in the node")

@@ -300,7 +300,8 @@ def test_unletterbox_inverts_the_letterbox_as_applied(source, input_size):
     )
     error = np.abs(upstream - truth).max()
     if source == (2048, 2448):
-        # 2448 * 0.3137 = 767.9 -> int() 767 wide; upstream rounds to 768 and centres by 0.5.
+        # 2048 rows into 384: 459 columns wide, centred 90 columns in; upstream centres
+        # by 90.5, half a column off, which is ~2.7 source pixels.
         assert np.abs(exact - truth).max() < 0.05 < 1.0 < error
     if source == (1080, 1920):
         assert error < 0.05  # a 16:9 frame: the two agree

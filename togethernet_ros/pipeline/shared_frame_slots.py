@@ -12,11 +12,14 @@ Plain Python (no rclpy): both ends are unit-tested without ROS.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import mmap
 import os
+import secrets
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,14 @@ FILE_PREFIX = "togethernet_frames_"
 _HEADROOM_DIVISOR = 8
 _MIN_CAPACITY = 64 * 1024
 _SEQUENCE = itertools.count()
+# The sweep leaves younger files alone: a writer locks its file just after creating it.
+_STALE_AFTER_S = 10.0
+
+
+def unique_prefix() -> str:
+    """A file-name prefix no other writer uses, also one in another PID namespace sharing
+    ``/dev/shm`` (containers of one pod): the process id alone repeats there."""
+    return f"{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def shared_memory_dir() -> Path:
@@ -92,6 +103,9 @@ class _Slot:
     def __init__(self) -> None:
         self.path: Path | None = None
         self.memory: mmap.mmap | None = None
+        # Held open with an exclusive lock while the file is ours: the sweep of stale files
+        # (remove_stale_writer_files) tells a live writer's file from a dead one's by it.
+        self.descriptor: int | None = None
         self.in_use = False
 
     @property
@@ -103,14 +117,15 @@ class SlotWriter:
     """The receiving process's end: ``slots`` slots, each used again once released.
 
     Files are named ``<FILE_PREFIX><prefix>_<slot>_<n>`` in ``directory`` (default
-    :func:`shared_memory_dir`); :meth:`close` removes them.
+    :func:`shared_memory_dir`; ``prefix`` default :func:`unique_prefix`); :meth:`close`
+    removes them.
     """
 
     def __init__(self, slots: int = 2, directory: Path | None = None, prefix: str = "") -> None:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         self._directory = shared_memory_dir() if directory is None else Path(directory)
-        self._prefix = f"{FILE_PREFIX}{prefix or os.getpid()}"
+        self._prefix = f"{FILE_PREFIX}{prefix or unique_prefix()}"
         self._slots = [_Slot() for _ in range(slots)]
 
     def write(
@@ -123,7 +138,11 @@ class SlotWriter:
         slot = self._slots[slot_index]
         length = len(data)
         if slot.capacity < length or slot.memory is None:
-            self._grow(slot, slot_index, length)
+            # Every free slot at once: a /dev/shm too small for them all then shows at the
+            # first frame, not hours later when the reader first falls behind.
+            for index, other in enumerate(self._slots):
+                if not other.in_use and (other.capacity < length or other.memory is None):
+                    self._grow(other, index, length)
         assert slot.memory is not None and slot.path is not None
         slot.memory[:length] = data
         slot.in_use = True
@@ -163,6 +182,7 @@ class SlotWriter:
         path = self._directory / f"{self._prefix}_{index}_{next(_SEQUENCE)}"
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if hasattr(os, "posix_fallocate"):
                 # Reserve the memory now: a full /dev/shm (a container's is 64 MB by default)
                 # then fails here with ENOSPC, not later with SIGBUS while writing a frame.
@@ -172,10 +192,9 @@ class SlotWriter:
             slot.memory = mmap.mmap(descriptor, capacity)
         except BaseException:
             path.unlink(missing_ok=True)
-            raise
-        finally:
             os.close(descriptor)
-        slot.path = path
+            raise
+        slot.path, slot.descriptor = path, descriptor
 
     @staticmethod
     def _drop_file(slot: _Slot) -> None:
@@ -185,37 +204,50 @@ class SlotWriter:
         if slot.path is not None:
             slot.path.unlink(missing_ok=True)
             slot.path = None
+        if slot.descriptor is not None:
+            os.close(slot.descriptor)  # releases the lock
+            slot.descriptor = None
+
+    @property
+    def prefix(self) -> str:
+        """The file-name prefix of every slot file (FILE_PREFIX included)."""
+        return self._prefix
 
 
-def remove_writer_files(pid: int, directory: Path | None = None) -> None:
-    """Remove the files of process ``pid``'s writer (one killed before its clean-up)."""
+def remove_writer_files(prefix: str, directory: Path | None = None) -> None:
+    """Remove a writer's files by its exact ``prefix`` (FILE_PREFIX included): what one killed
+    before its clean-up left behind."""
     directory = shared_memory_dir() if directory is None else Path(directory)
-    for path in directory.glob(f"{FILE_PREFIX}{pid}_*"):
+    for path in directory.glob(f"{prefix}_*"):
         path.unlink(missing_ok=True)
 
 
 def remove_stale_writer_files(directory: Path | None = None) -> list[Path]:
-    """Remove slot files whose writer process is gone (the node and it both killed); returns
-    them. Files of live processes, and names that carry no process id, are left alone."""
+    """Remove slot files no live writer holds (a node killed together with its receivers);
+    returns them. A writer keeps an exclusive lock on each of its files, so one that can be
+    locked here belongs to nobody, whatever process ids say (which repeat across PID
+    namespaces). Files just created, and those this user may not remove, are left alone."""
     directory = shared_memory_dir() if directory is None else Path(directory)
     removed = []
     for path in directory.glob(f"{FILE_PREFIX}*"):
-        pid_text = path.name[len(FILE_PREFIX) :].split("_", 1)[0]
-        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+        try:
+            if time.time() - path.stat().st_mtime < _STALE_AFTER_S:
+                continue
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or not ours to open
             continue
-        path.unlink(missing_ok=True)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer holds it
+        finally:
+            os.close(descriptor)
+        try:
+            path.unlink()
+        except OSError:  # another user's file in the sticky /dev/shm, or gone meanwhile
+            continue
         removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 class SlotReader:

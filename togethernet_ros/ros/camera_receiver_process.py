@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--qos", required=True, help="QosSettings as JSON")
     parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--domain-id", type=int, default=None, help="the node's ROS domain")
+    parser.add_argument("--prefix", default="", help="slot file-name prefix (unique per receiver)")
     return parser.parse_args(argv)
 
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     qos = QosSettings(**json.loads(args.qos))
     connection = socket.socket(fileno=args.socket_fd)
-    writer = SlotWriter(args.slots)
+    writer = SlotWriter(args.slots, prefix=args.prefix)
     handoff = _Handoff(connection, writer)
     context = rclpy.Context()
     domain = {} if args.domain_id is None else {"domain_id": args.domain_id}

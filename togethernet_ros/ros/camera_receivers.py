@@ -22,12 +22,14 @@ import time
 from collections.abc import Callable
 
 from togethernet_ros.pipeline.shared_frame_slots import (
+    FILE_PREFIX,
     PUBLISHERS_CHANGED,
     FrameNotice,
     SlotReader,
     encode_release,
     remove_stale_writer_files,
     remove_writer_files,
+    unique_prefix,
 )
 from togethernet_ros.ros.qos_settings import QosSettings
 
@@ -74,7 +76,8 @@ class CameraReceiver:
     the slot is written again once the call returns. ``on_publishers_changed()`` runs there
     when a camera publisher connects or leaves, and ``on_exit(receiver, reason)`` if the
     process ends before :meth:`stop`: the camera's frames no longer come this way.
-    ``log_error`` reports what goes wrong with single frames (default: standard error).
+    ``on_bad_frame(problem)`` reports a frame lost in the hand-over, ``log_error(problem)``
+    anything else that goes wrong (both default to standard error).
     ``slots``: frames the process can hand over before the node is done with them. Three keep
     newest-frame-wins: with one frame being read and one waiting, a third still gets in (the
     node's batcher then keeps the newer of the two waiting); only a node three frames behind
@@ -91,6 +94,7 @@ class CameraReceiver:
         on_exit: Callable[[CameraReceiver, str], None],
         *,
         on_publishers_changed: Callable[[], None] | None = None,
+        on_bad_frame: Callable[[str], None] | None = None,
         log_error: Callable[[str], None] | None = None,
         domain_id: int | None = None,
         slots: int = 3,
@@ -111,10 +115,15 @@ class CameraReceiver:
         if domain_id is not None:
             # The node's context may have been given its domain in code, not by ROS_DOMAIN_ID.
             self._command_options += ["--domain-id", str(domain_id)]
+        # Its files, by name: process ids repeat across containers sharing /dev/shm.
+        self._file_prefix = unique_prefix()
+        self._command_options += ["--prefix", self._file_prefix]
         self._on_message = on_message
         self._on_exit = on_exit
         self._on_publishers_changed = on_publishers_changed
         self._log_error = log_error or _print_error
+        self._on_bad_frame = on_bad_frame or self._log_error
+        self._cleaned_up = False
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -126,6 +135,11 @@ class CameraReceiver:
     def pid(self) -> int | None:
         """The receiver process's id, once started."""
         return None if self._process is None else self._process.pid
+
+    @property
+    def file_prefix(self) -> str:
+        """The name prefix of its slot files in shared memory (FILE_PREFIX included)."""
+        return FILE_PREFIX + self._file_prefix
 
     @property
     def stopping(self) -> bool:
@@ -162,7 +176,13 @@ class CameraReceiver:
         self._thread = threading.Thread(
             target=self._read_notices, name=f"receiver {self.topic}", daemon=True
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._thread = None
+            self.request_stop()
+            self._clean_up()  # the process must not outlive a receiver that never ran
+            raise
 
     def request_stop(self) -> None:
         """Close the socket: the process exits (see :meth:`stop`)."""
@@ -186,15 +206,21 @@ class CameraReceiver:
         self._clean_up()
 
     def _clean_up(self) -> None:
+        """Once: close the socket, reap the process, unmap and remove what it left."""
+        if self._cleaned_up:
+            return
+        self._cleaned_up = True
         if self._connection is not None:
             self._connection.close()
         if self._process is not None and self._process.poll() is None:
             self._process.kill()  # it closed its socket but did not exit
             self._process.wait()
         self._reader.close()
-        self._reader.remove_files()  # left behind only by a killed process
-        if self._process is not None:
-            remove_writer_files(self._process.pid)
+        try:
+            self._reader.remove_files()  # left behind only by a killed process
+            remove_writer_files(self.file_prefix)
+        except OSError as error:
+            self._log_error(f"camera receiver of {self.topic}: removing its slot files: {error}")
 
     def _read_notices(self) -> None:
         connection = self._connection
@@ -221,21 +247,23 @@ class CameraReceiver:
                 break
         if not self._stopping.is_set():
             reason = self._exit_reason()
-            self._clean_up()
-            self._call(self._on_exit, self, reason)
+            try:
+                self._clean_up()
+            finally:  # the camera must fall back whatever the clean-up met
+                self._call(self._on_exit, self, reason)
 
     def _hand_over(self, notice: FrameNotice) -> None:
         """Call the handler with the frame; every failure is reported, none ends the thread."""
         try:
             view = self._reader.view(notice)
         except (OSError, ValueError) as error:
-            self._log_error(f"camera receiver of {self.topic}: {error}; frame dropped")
+            self._on_bad_frame(f"camera receiver of {self.topic}: {error}; frame dropped")
             return
         try:
             self.frames += 1
             self._on_message(view, notice.message_info)
         except Exception as error:  # the camera must go on with its next frame
-            self._log_error(
+            self._on_bad_frame(
                 f"camera receiver of {self.topic}: handling a frame raised "
                 f"{type(error).__name__}: {error}; frame dropped"
             )
@@ -270,8 +298,11 @@ def _print_error(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def describe_receiver(receiver: CameraReceiver | None) -> str:
-    """How a camera's frames reach the node, for /diagnostics."""
+def describe_receiver(receiver: CameraReceiver | None, lost: bool = False) -> str:
+    """How a camera's frames reach the node, for /diagnostics: ``lost`` when its receiver
+    exited and the node could not subscribe in its place."""
+    if lost:
+        return "none (receiver exited)"
     if receiver is None:
         return "executor"
     return f"process {receiver.pid}"
@@ -282,7 +313,8 @@ def start_receivers(receivers: list[CameraReceiver]) -> None:
 
     First removes the slot files of receivers killed together with their node.
     """
-    remove_stale_writer_files()
+    with contextlib.suppress(OSError):  # a sweep that cannot list /dev/shm keeps nothing back
+        remove_stale_writer_files()
     started: list[CameraReceiver] = []
     try:
         for receiver in receivers:
@@ -294,8 +326,18 @@ def start_receivers(receivers: list[CameraReceiver]) -> None:
 
 
 def stop_receivers(receivers: list[CameraReceiver], timeout_s: float = 5.0) -> None:
-    """Stop every receiver, their processes exiting at the same time."""
+    """Stop every receiver, their processes exiting at the same time; the first error is
+    raised once every one has been stopped."""
+    errors: list[Exception] = []
     for receiver in receivers:
-        receiver.request_stop()
+        try:
+            receiver.request_stop()
+        except Exception as error:
+            errors.append(error)
     for receiver in receivers:
-        receiver.stop(timeout_s)
+        try:
+            receiver.stop(timeout_s)
+        except Exception as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]

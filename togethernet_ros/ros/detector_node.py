@@ -220,8 +220,10 @@ class DetectorNode(LifecycleNode):
         self._class_names: tuple[str, ...] = ()
         self._cameras: dict[str, CameraOutputs] = {}
         self._camera_subscriptions: list[Any] = []
-        # Raw cameras received in their own processes (camera_receivers), by parameter topic.
+        # Raw cameras received in their own processes (camera_receivers), by parameter topic,
+        # and those whose receiver exited with no subscription in the node to replace it.
         self._receivers: dict[str, CameraReceiver] = {}
+        self._unreceived: set[str] = set()
         self._batcher: FrameBatcher | None = None
         self._image_reader = SerializedImageReader()
         self._worker: InferenceWorker | None = None
@@ -669,6 +671,7 @@ class DetectorNode(LifecycleNode):
                 ),
                 on_exit=functools.partial(self._receiver_exited, topic),
                 on_publishers_changed=camera.stats.restart_publisher_sequence,
+                on_bad_frame=functools.partial(self._receiver_bad_frame, topic),
                 log_error=functools.partial(self._receiver_error, topic),
                 domain_id=self.context.get_domain_id(),
             )
@@ -676,9 +679,13 @@ class DetectorNode(LifecycleNode):
         self._receivers = receivers
         try:
             start_receivers(list(receivers.values()))
-        except BaseException:
+        except Exception as error:  # no processes (EAGAIN, EMFILE, ...): the executor it is
             self._receivers = {}
-            raise
+            self.get_logger().error(
+                f"could not start camera receiver processes ({type(error).__name__}: {error}); "
+                "receiving every camera in the node"
+            )
+            return
         pids = {self._cameras[topic].input_topic: r.pid for topic, r in receivers.items()}
         self.get_logger().info(f"receiving raw cameras in their own processes: {pids}")
 
@@ -692,13 +699,17 @@ class DetectorNode(LifecycleNode):
         """A receiver process's frame (its thread): handled as the subscription's would be."""
         self._on_serialized_image(topic, False, serialized, message_info, reader)
 
-    def _receiver_error(self, topic: str, message: str) -> None:
-        """A receiver's problem with one frame: logged (throttled) and counted as a bad frame."""
+    def _receiver_bad_frame(self, topic: str, problem: str) -> None:
+        """A frame lost in a receiver's hand-over: counted as a bad frame, logged (throttled)."""
         camera = self._cameras.get(topic)
         if camera is not None:
-            camera.stats.record_bad_frame(message)
+            camera.stats.record_bad_frame(problem)
+        self._receiver_error(topic, problem)
+
+    def _receiver_error(self, topic: str, problem: str) -> None:
+        """Anything else a receiver meets: logged (throttled)."""
         if self._warnings.due(("camera receiver", topic)):
-            self.get_logger().error(message)
+            self.get_logger().error(problem)
 
     def _receiver_exited(self, topic: str, receiver: CameraReceiver, reason: str) -> None:
         """A receiver process ended on its own: subscribe in the node so the camera goes on."""
@@ -718,15 +729,15 @@ class DetectorNode(LifecycleNode):
                     or self._batcher is None
                 ):
                     return
+                self._receivers.pop(topic, None)
                 try:
                     self._subscribe_in_process(topic)
                 except Exception as error:  # e.g. the context shutting down meanwhile
+                    self._unreceived.add(topic)
                     self.get_logger().error(
                         f"could not subscribe to {name} in the node ({type(error).__name__}: "
                         f"{error}): it is not received until the node is activated again"
                     )
-                    return
-                self._receivers.pop(topic, None)
             finally:
                 self._runtime_lock.release()
             return
@@ -769,6 +780,7 @@ class DetectorNode(LifecycleNode):
     def _stop_processing(self) -> None:
         with self._runtime_lock:
             receivers, self._receivers = list(self._receivers.values()), {}
+            self._unreceived.clear()
             try:
                 stop_receivers(receivers)
             except Exception as error:  # the batcher and worker below must stop regardless
@@ -1280,7 +1292,9 @@ class DetectorNode(LifecycleNode):
                 "arrival_period_ms": "unknown" if rhythm is None else f"{rhythm[0] * 1e3:.2f}",
                 "arrival_jitter_ms": "unknown" if rhythm is None else f"{rhythm[1] * 1e3:.2f}",
                 "backend": backend,
-                "receiver": describe_receiver(self._receivers.get(topic)),
+                "receiver": describe_receiver(
+                    self._receivers.get(topic), lost=topic in self._unreceived
+                ),
                 "latency_clock": "ros (use_sim_time)"
                 if self.get_clock().ros_time_is_active
                 else "system",
