@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.detector_nodes import active_detector_node
 from support.ros_messages import MessageRecorder, bgr8_image, jpeg_image
 from support.wait import wait_for
 
@@ -120,13 +121,9 @@ def receiving_node(ros):
     """An active DetectorNode receiving two raw cameras in processes and a compressed one in
     its executor, plus a test node publishing to them and recording the outputs."""
     import rclpy
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
-
-    from togethernet_ros.ros.detector_node import DetectorNode
 
     values = {
         "image_topics": [CAM_A, CAM_B, CAM_C],
@@ -141,13 +138,7 @@ def receiving_node(ros):
         # Reliable, so a frame sent as the receiver's reader is still matching is repaired.
         "input_reliability": "reliable",
     }
-    detector = DetectorNode(
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-        context=ros.context,
-    )
-    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    ros.add_node(detector)
+    detector = active_detector_node(ros, values)
     tester = ros.add_node(rclpy.create_node("receivers_test", context=ros.context))
     recorder = MessageRecorder()
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -432,13 +423,9 @@ def test_untrained_receivers_that_cannot_start_leave_the_cameras_to_the_node(ros
     import subprocess
 
     import rclpy
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
-
-    from togethernet_ros.ros.detector_node import DetectorNode
 
     def no_processes(*_args, **_kwargs):
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -453,13 +440,7 @@ def test_untrained_receivers_that_cannot_start_leave_the_cameras_to_the_node(ros
         "input_reliability": "reliable",
         "max_batch_wait_ms": 5.0,
     }
-    detector = DetectorNode(
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-        context=ros.context,
-    )
-    assert detector.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert detector.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    ros.add_node(detector)
+    detector = active_detector_node(ros, values)
     assert detector._receivers == {}
     tester = ros.add_node(rclpy.create_node("no_receivers_test", context=ros.context))
     received: list = []
