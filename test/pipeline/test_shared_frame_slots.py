@@ -16,6 +16,7 @@ from togethernet_ros.pipeline.shared_frame_slots import (
     decode_release,
     encode_release,
     remove_stale_writer_files,
+    remove_writer_files,
     shared_memory_dir,
 )
 
@@ -85,15 +86,15 @@ def test_a_mapping_still_viewed_is_closed_once_its_view_is_released(tmp_path):
     writer.close()
 
 
-def test_close_removes_the_files_and_a_reader_cleans_up_after_a_killed_writer(tmp_path):
+def test_a_killed_writers_files_are_removed_by_its_prefix(tmp_path):
     writer = SlotWriter(2, tmp_path, "t")
     reader = SlotReader()
     for _ in range(2):
         reader.view(writer.write(b"z" * 10)).release()
     assert len(_files(tmp_path)) == 2
-    # A writer killed before its close leaves its files: the reader knows and removes them.
+    # A writer killed before its close leaves its files: the node removes them by name.
     reader.close()
-    reader.remove_files()
+    remove_writer_files(writer.prefix, tmp_path)
     assert _files(tmp_path) == []
 
 

@@ -256,7 +256,6 @@ class SlotReader:
     def __init__(self) -> None:
         self._mapped: dict[int, tuple[str, mmap.mmap]] = {}
         self._retired: list[mmap.mmap] = []
-        self._seen_paths: set[str] = set()
 
     def view(self, notice: FrameNotice) -> memoryview:
         """The notice's bytes, read-only, until the caller releases the view.
@@ -271,7 +270,6 @@ class SlotReader:
             with open(notice.path, "rb") as file:
                 memory = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
             self._mapped[notice.slot] = mapped = (notice.path, memory)
-            self._seen_paths.add(notice.path)
         memory = mapped[1]
         if notice.length > len(memory):
             raise ValueError(
@@ -279,11 +277,6 @@ class SlotReader:
                 f"holds {len(memory)}"
             )
         return memoryview(memory)[: notice.length]
-
-    def remove_files(self) -> None:
-        """Remove every file seen (what a writer killed before its clean-up left behind)."""
-        for path in self._seen_paths:
-            Path(path).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Unmap everything; mappings still viewed somewhere are left to the garbage collector."""

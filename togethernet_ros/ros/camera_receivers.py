@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 from togethernet_ros.pipeline.shared_frame_slots import (
@@ -129,7 +128,6 @@ class CameraReceiver:
         self._thread: threading.Thread | None = None
         self._reader = SlotReader()
         self._stopping = threading.Event()
-        self.frames = 0
 
     @property
     def pid(self) -> int | None:
@@ -217,8 +215,7 @@ class CameraReceiver:
             self._process.wait()
         self._reader.close()
         try:
-            self._reader.remove_files()  # left behind only by a killed process
-            remove_writer_files(self.file_prefix)
+            remove_writer_files(self.file_prefix)  # left behind only by a killed process
         except OSError as error:
             self._log_error(f"camera receiver of {self.topic}: removing its slot files: {error}")
 
@@ -260,7 +257,6 @@ class CameraReceiver:
             self._on_bad_frame(f"camera receiver of {self.topic}: {error}; frame dropped")
             return
         try:
-            self.frames += 1
             self._on_message(view, notice.message_info)
         except Exception as error:  # the camera must go on with its next frame
             self._on_bad_frame(
@@ -285,13 +281,10 @@ class CameraReceiver:
         process = self._process
         if process is None:
             return "not started"
-        deadline = time.monotonic() + 2.0
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        code = process.poll()
-        if code is None:
+        try:
+            return f"exited with code {process.wait(2.0)}"
+        except subprocess.TimeoutExpired:
             return "closed its socket"
-        return f"exited with code {code}"
 
 
 def _print_error(message: str) -> None:

@@ -666,8 +666,9 @@ class DetectorNode(LifecycleNode):
                 namespace=self.get_namespace(),
                 # The standard qos_overrides.* apply as they would to the node's subscription.
                 qos=self._qos[(camera.input_topic, SUBSCRIPTION)].resolve(given),
+                # A reader of its own: the receiver's thread reads beside the executor's.
                 on_message=functools.partial(
-                    self._on_received_frame, topic, SerializedImageReader()
+                    self._on_serialized_image, topic, False, reader=SerializedImageReader()
                 ),
                 on_exit=functools.partial(self._receiver_exited, topic),
                 on_publishers_changed=camera.stats.restart_publisher_sequence,
@@ -688,16 +689,6 @@ class DetectorNode(LifecycleNode):
             return
         pids = {self._cameras[topic].input_topic: r.pid for topic, r in receivers.items()}
         self.get_logger().info(f"receiving raw cameras in their own processes: {pids}")
-
-    def _on_received_frame(
-        self,
-        topic: str,
-        reader: SerializedImageReader,
-        serialized: memoryview,
-        message_info: dict[str, int | None] | None,
-    ) -> None:
-        """A receiver process's frame (its thread): handled as the subscription's would be."""
-        self._on_serialized_image(topic, False, serialized, message_info, reader)
 
     def _receiver_bad_frame(self, topic: str, problem: str) -> None:
         """A frame lost in a receiver's hand-over: counted as a bad frame, logged (throttled)."""
