@@ -160,6 +160,56 @@ def mixed_sizes_check(detector, frames: list, weights: Path, size: tuple, report
     )
 
 
+def device_nms_check(name: str, detector, frames: list, report: dict) -> None:
+    """NMS decided inside the model's graph (`device_nms`, on for CUDA) against the host's
+    greedy NMS of the very same packed anchors: the detections must be identical.
+
+    At the tracker's low threshold (0.1) and the node's batch of 4, where many overlapping
+    candidates make long suppression chains most likely.
+    """
+    if detector is None or not getattr(detector, "_pipeline", None):
+        return
+    if not detector._pipeline.device_nms:
+        report["skipped"].append(f"device NMS ({name}): off on this device")
+        print(f"SKIP device NMS ({name}): off on this device")
+        return
+    from togethernet_ros.vision.postprocess import postprocess_scored
+
+    saved = detector.conf_threshold
+    detector.conf_threshold = 0.1
+    try:
+        prepared, infos = detector._prepare(frames[:4])
+        scored, _ = detector._infer(prepared, False)
+        settled = int(scored.suppression.settled.sum())
+        decided = postprocess_scored(scored, infos, 0.1, detector.nms_threshold)
+        on_host = postprocess_scored(
+            scored._replace(suppression=None), infos, 0.1, detector.nms_threshold
+        )
+    finally:
+        detector.conf_threshold = saved
+    same = all(
+        np.array_equal(mine.boxes, theirs.boxes)
+        and np.array_equal(mine.scores, theirs.scores)
+        and np.array_equal(mine.class_ids, theirs.class_ids)
+        for mine, theirs in zip(decided, on_host, strict=True)
+    )
+    boxes = sum(len(found) for found in on_host)
+    ok = same and boxes > 0
+    report["checks"].append(
+        {
+            "name": f"device NMS = host NMS ({name}, conf 0.1)",
+            "identical": same,
+            "images_settled": f"{settled}/{len(infos)}",
+            "boxes": boxes,
+            "ok": ok,
+        }
+    )
+    print(
+        f"{'OK  ' if ok else 'FAIL'} device NMS = host NMS ({name}, conf 0.1): "
+        f"{'identical' if same else 'DIFFERENT'}, {boxes} boxes, {settled}/{len(infos)} settled"
+    )
+
+
 def time_detect(detector, frames: list, restore: bool, iterations: int, device: str) -> dict:
     for _ in range(3):
         detector.detect(frames, restore=restore)
@@ -343,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         check("torch fp16", "fp16", precision="fp16") if device != "cpu" else None
     )
     mixed_sizes_check(detectors.get("torch fp32"), frames, weights, size, report)
+    for name in ("torch fp32", "torch fp16"):
+        device_nms_check(name, detectors.get(name), frames, report)
     speed_frames = video_frames or camera_frames(16, *size)
 
     def timings(name: str, plans: tuple[tuple[int, bool], ...]) -> None:

@@ -64,7 +64,12 @@ def profile_stages(
     for _ in range(iterations):
         synchronize(device)
         started = time.perf_counter()
-        detector._pipeline.infer(len(images), restore, detector.color_order)
+        detector._pipeline.infer(
+            len(images),
+            restore,
+            detector.color_order,
+            thresholds=(detector.conf_threshold, detector.nms_threshold),
+        )
         synchronize(device)
         model_stage.append(time.perf_counter() - started)
     return {
@@ -160,6 +165,28 @@ def module_form_rows(
     return rows
 
 
+def host_nms_rows(
+    args: argparse.Namespace, frames: list, device: str, precision: str, trained_row: dict
+) -> list[dict]:
+    """The A/B of `device_nms`: the trained rows' batches, restoration off, with thresholding
+    and NMS on the host (the product decides them inside the model's graph on a GPU)."""
+    from togethernet_ros.inference.torch_detector import TorchDetector
+    from togethernet_ros.model import load_model_weights
+
+    loaded = load_model_weights(args.weights, allow_untrained=False, num_classes=None)
+    detector = TorchDetector(
+        loaded.model, loaded.class_names, device=device, precision=precision,
+        input_size=tuple(args.input_size), conf_threshold=args.conf, nms_threshold=0.45,
+        max_batch_size=max(args.batches), device_nms=False,
+    )  # fmt: skip
+    rows = []
+    for batch in args.batches:
+        row = profile_stages(detector, frames[:batch], args.iterations, device)
+        rows.append({**row, **trained_row, "device_nms": False})
+    detector.close()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -185,6 +212,12 @@ def main() -> int:
         nargs=2,
         metavar=("W", "H"),
         help="trained rows: resize the frames to this size (e.g. 1280 720, a camera's)",
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        default=0.3,
+        help="trained rows: score threshold (the node's detector runs at the tracker's 0.1)",
     )
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the plumbing")
     args = parser.parse_args()
@@ -227,7 +260,7 @@ def main() -> int:
         # batch 1 while it is built; other batch sizes compile on their first (warm-up) call.
         detector = create_detector(
             args.weights, device=device, precision=precision, input_size=tuple(args.input_size),
-            conf_threshold=0.3, nms_threshold=0.45, max_batch_size=largest,
+            conf_threshold=args.conf, nms_threshold=0.45, max_batch_size=largest,
             compile_mode=args.compile,
         )  # fmt: skip
         compile_seconds = time.perf_counter() - started if args.compile else None
@@ -246,6 +279,8 @@ def main() -> int:
             "input_size": args.input_size,
             "compile": args.compile,
             "first_compile_s": compile_seconds,
+            "conf": args.conf,
+            "device_nms": detector._pipeline.device_nms,
             "fuse_modules": True,
             "grouped_sampling": device.startswith("cuda"),
         }
@@ -258,6 +293,9 @@ def main() -> int:
                 )
                 rows.append({**row, **trained_row})
                 print(json.dumps(rows[-1]))
+        for row in host_nms_rows(args, video_frames, device, precision, trained_row):
+            rows.append(row)
+            print(json.dumps(row))
         if not args.compile:
             # A/B of the fused module forms (model_fusion.py), batch 1.
             for row in module_form_rows(args, frames[:1], device, precision):

@@ -48,6 +48,8 @@ def test_gpu_check_dry_run_passes_its_own_checks(tmp_path):
     )
     report = json.loads(out.read_text())
     assert report["checks"] and all(check["ok"] for check in report["checks"])
+    # NMS inside the model's graph is a GPU feature: a CPU run says it did not check it.
+    assert "device NMS (torch fp32): off on this device" in report["skipped"]
     assert {entry["batch"] for entry in report["timings"]} >= {1}
     # A CPU dry run times 2 calls: its p95 is reported with that count, flagged and marked.
     for entry in report["timings"]:
@@ -76,9 +78,10 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
     # Upload timings are CUDA-only: a CPU run records none, per batch size.
     assert report["upload_batch_1"] == report["upload_batch_4"] == {}
     rows = report["rows"]
-    # The trained batches without and with restoration, then batch 1 again in the published
-    # module forms and fused without grouped sampling (the A/B of model_fusion; a CPU never
-    # groups).
+    # The trained batches without and with restoration, the same without restoration with NMS
+    # on the host (the A/B of device_nms, which a CPU leaves off anyway), then batch 1 again in
+    # the published module forms and fused without grouped sampling (the A/B of model_fusion; a
+    # CPU never groups).
     forms = [
         (row["batch"], row["restore"], row["fuse_modules"], row["grouped_sampling"]) for row in rows
     ]
@@ -87,9 +90,12 @@ def test_gpu_profile_dry_run_profiles_real_weights_on_a_frame_folder(tmp_path):
         (4, False, True, False),
         (1, True, True, False),
         (4, True, True, False),
+        (1, False, True, False),
+        (4, False, True, False),
         (1, False, False, None),
         (1, False, True, False),
     ]
+    assert [row.get("device_nms") for row in rows[4:6]] == [False, False]
     assert all(row["frame_size"] == [640, 360] for row in rows)
     for row in rows:
         assert row["graphed_stages"] == {"letterbox": False, "model": False}  # no graphs on a CPU

@@ -9,6 +9,7 @@ records captures and runs the function eagerly, which is what a replay computes.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -19,6 +20,7 @@ from togethernet_ros.inference import device_pipeline
 from togethernet_ros.inference.device_pipeline import DevicePipeline
 from togethernet_ros.inference.torch_detector import TorchDetector
 from togethernet_ros.model import DEFAULT_CLASS_NAMES
+from togethernet_ros.vision import postprocess as postprocess_module
 from togethernet_ros.vision.decode import decode_outputs
 from togethernet_ros.vision.dehazed import dehazed_to_images
 from togethernet_ros.vision.postprocess import postprocess, postprocess_scored
@@ -27,6 +29,7 @@ from togethernet_ros.vision.preprocess import preprocess_batch
 from .conftest import INPUT_SIZE
 
 CONF, NMS = 0.3, 0.45
+DEMO_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "togethernet_vtest_384.pt"
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,9 @@ def graph_mode(monkeypatch):
     return RecordingCapture
 
 
-def graphed_pipeline(detector: TorchDetector, max_source_shapes: int = 2) -> DevicePipeline:
+def graphed_pipeline(
+    detector: TorchDetector, max_source_shapes: int = 2, device_nms: bool = False
+) -> DevicePipeline:
     return DevicePipeline(
         detector.model,
         input_size=INPUT_SIZE,
@@ -124,6 +129,7 @@ def graphed_pipeline(detector: TorchDetector, max_source_shapes: int = 2) -> Dev
         max_batch_size=4,
         cuda_graphs=True,
         max_source_shapes=max_source_shapes,
+        device_nms=device_nms,
     )
 
 
@@ -277,3 +283,73 @@ def test_graph_mode_prepares_ahead_through_the_resolutions_letterbox_graph(
     for found, result in zip(postprocess_scored(scored, infos, CONF, NMS), expected, strict=True):
         np.testing.assert_array_equal(found.boxes, result.detections.boxes)
         np.testing.assert_array_equal(found.scores, result.detections.scores)
+
+
+@pytest.fixture(scope="module")
+def demo_frames_and_model():
+    """Four 720p vtest frames and the demo weights: real crowds of overlapping candidates."""
+    import cv2
+    from support.sample_video_frames import sample_video, video_frame
+
+    from togethernet_ros.model import load_checkpoint
+
+    video = sample_video()
+    frames = [cv2.resize(video_frame(video, index), (1280, 720)) for index in (0, 150, 300, 450)]
+    return frames, load_checkpoint(DEMO_WEIGHTS)
+
+
+def test_device_nms_keeps_exactly_the_hosts_detections_on_real_frames(
+    demo_frames_and_model, monkeypatch
+):
+    frames, loaded = demo_frames_and_model
+    detectors = {
+        where: TorchDetector(
+            loaded.model,
+            loaded.class_names,
+            input_size=(384, 640),
+            conf_threshold=0.1,  # the tracker's low stage: ~200-260 candidates per frame
+            nms_threshold=0.45,
+            max_batch_size=4,
+            device_nms=where == "device",
+        )
+        for where in ("host", "device")
+    }
+    assert detectors["device"]._pipeline.device_nms
+    assert not detectors["host"]._pipeline.device_nms
+    for conf, nms in ((0.1, 0.45), (0.3, 0.65)):  # and a change at run time
+        results = {}
+        for where, detector in detectors.items():
+            detector.conf_threshold, detector.nms_threshold = conf, nms
+            with monkeypatch.context() as patch:
+                if where == "device":  # proves the device decided: the host's NMS must not run
+                    patch.setattr(postprocess_module, "_greedy_nms", refuse_host_nms)
+                results[where] = detector.detect(frames)
+        assert sum(len(result.detections) for result in results["host"]) > 20
+        for host, device in zip(results["host"], results["device"], strict=True):
+            np.testing.assert_array_equal(device.detections.boxes, host.detections.boxes)
+            np.testing.assert_array_equal(device.detections.scores, host.detections.scores)
+            np.testing.assert_array_equal(device.detections.class_ids, host.detections.class_ids)
+
+
+def refuse_host_nms(*args, **kwargs):
+    raise AssertionError("the host ran NMS although the device had decided it")
+
+
+def test_graph_mode_device_nms_follows_threshold_changes_without_a_new_capture(
+    detector, images, graph_mode
+):
+    pipeline = graphed_pipeline(detector, device_nms=True)
+    infos = pipeline.letterbox(images)
+    for conf, nms in ((CONF, NMS), (0.6, 0.2), (CONF, NMS)):
+        scored, _ = pipeline.infer(3, False, "bgr", thresholds=(conf, nms))
+        assert scored.suppression.conf_threshold == conf
+        assert scored.suppression.nms_threshold == nms
+        expected = postprocess_scored(scored._replace(suppression=None), infos, conf, nms)
+        for found, wanted in zip(
+            postprocess_scored(scored, infos, conf, nms), expected, strict=True
+        ):
+            np.testing.assert_array_equal(found.boxes, wanted.boxes)
+            np.testing.assert_array_equal(found.scores, wanted.scores)
+    assert graph_mode.captures.count("_run_model") == 1
+    with pytest.raises(ValueError, match="needs the thresholds"):
+        pipeline.infer(3, False, "bgr")

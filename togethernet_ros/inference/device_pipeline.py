@@ -6,10 +6,12 @@ Two stages, each a `CapturedCall`:
   image, which one copy then places into its batch slot of a persistent uint8 canvas;
 - model, per (batch size, restore, colour order): normalise the first slots, forward, decode
   every anchor and score it (obj x best class, xyxy box), pack the best few hundred anchors
-  per image, and return the raw restoration output.
+  per image, with `device_nms` threshold and suppress them (vision/device_nms.py: a mask of
+  the kept ones), and return the raw restoration output.
 
-Outside the graphs stay the upload and slot copy of each frame and one copy of the packed
-anchors, which the host thresholds and suppresses (NMS). On an H100, batch-1 `detect()` with
+Outside the graphs stay the upload and slot copy of each frame and the copies of the packed
+anchors and their mask, from which the host reads the detections (or, without `device_nms`,
+thresholds and suppresses them itself). On an H100, batch-1 `detect()` with
 only the forward pass graphed spent ~1.5 ms of 3.9 ms launching ~40 small pre- and
 post-processing kernels one by one and waiting on six host-device synchronisations; here they
 become graph replays and one synchronisation. On the CPU (or with `cuda_graphs=False`) the same
@@ -38,6 +40,7 @@ from torch import nn
 from togethernet_ros.inference.captured_call import CapturedCall
 from togethernet_ros.inference.detector_base import HOST_CANDIDATES, STRIDES
 from togethernet_ros.vision.decode import decode_outputs
+from togethernet_ros.vision.device_nms import DEVICE_NMS_PASSES, suppress_packed_anchors
 from togethernet_ros.vision.letterbox import (
     PAD_VALUE,
     LetterboxInfo,
@@ -75,7 +78,9 @@ class DevicePipeline:
     it comes back). The model stage also packs the `host_candidates` best anchors per image, so
     thresholding and NMS usually run on the host after one small copy (0 = on the device).
     `max_prepared` bounds the frames kept letterboxed ahead (one per key, least recently
-    prepared dropped first).
+    prepared dropped first). `device_nms` also decides thresholding and NMS of those anchors
+    in the model stage (worth it on a GPU, where the host's NMS costs more than the graph's
+    extra kernels; on a CPU the host's is cheaper).
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class DevicePipeline:
         max_source_shapes: int = 8,
         host_candidates: int = HOST_CANDIDATES,
         max_prepared: int = 16,
+        device_nms: bool = False,
+        nms_passes: int = DEVICE_NMS_PASSES,
     ) -> None:
         self.model = model
         self.input_size = input_size
@@ -103,6 +110,12 @@ class DevicePipeline:
         self.max_source_shapes = max_source_shapes
         self.host_candidates = host_candidates
         self.max_prepared = max_prepared
+        self.nms_passes = nms_passes
+        # [conf, nms] read by the model stage's NMS; a tensor, so new values need no capture.
+        self._nms_thresholds = (
+            torch.zeros(2, dtype=torch.float32, device=device) if device_nms else None
+        )
+        self._nms_threshold_values: tuple[float, float] | None = None
         height, width = input_size
         self.canvas = torch.full(
             (max_batch_size, 3, height, width), PAD_VALUE, dtype=torch.uint8, device=device
@@ -177,20 +190,52 @@ class DevicePipeline:
         else:
             _letterbox_padded(target, image_to_tensor(image, self.device), info)
 
+    @property
+    def device_nms(self) -> bool:
+        """Whether the model stage also thresholds and suppresses the packed anchors."""
+        return self._nms_thresholds is not None
+
     def infer(
-        self, batch_size: int, restore: bool, color_order: str
+        self,
+        batch_size: int,
+        restore: bool,
+        color_order: str,
+        thresholds: tuple[float, float] | None = None,
     ) -> tuple[ScoredAnchors, torch.Tensor | None]:
         """Score every anchor of the first `batch_size` slots (and restore them if asked).
 
-        `color_order` is that of the images in the canvas. On a GPU the tensors returned are
-        overwritten by the next call: consume them first.
+        `color_order` is that of the images in the canvas. With `device_nms`, `thresholds`
+        (conf, nms) are those the anchors are suppressed with (required then). On a GPU the
+        tensors returned are overwritten by the next call: consume them first.
         """
+        nms_values = None
+        if self._nms_thresholds is not None:
+            if thresholds is None:
+                raise ValueError("a pipeline with device_nms needs the thresholds to infer")
+            nms_values = (float(thresholds[0]), float(thresholds[1]))
+            self._set_nms_thresholds(nms_values)
         key = (int(batch_size), bool(restore), color_order)
         call = self._model_calls.get(key)
         if call is None:
             call = self._captured("model", lambda: self._run_model(*key))
             self._model_calls[key] = call
-        return call()
+        scored, dehazed = call()
+        if scored.suppression is not None and nms_values is not None:
+            # The thresholds ride along so the host knows which question the mask answers.
+            conf_threshold, nms_threshold = nms_values
+            scored = scored._replace(
+                suppression=scored.suppression._replace(
+                    conf_threshold=conf_threshold, nms_threshold=nms_threshold
+                )
+            )
+        return scored, dehazed
+
+    def _set_nms_thresholds(self, values: tuple[float, float]) -> None:
+        if self._nms_thresholds is not None and values != self._nms_threshold_values:
+            # Stream-ordered fills: a replay queued before them still reads the old values.
+            self._nms_thresholds[0].fill_(values[0])
+            self._nms_thresholds[1].fill_(values[1])
+            self._nms_threshold_values = values
 
     def close(self) -> None:
         """Drop the graphs, buffers and the model reference."""
@@ -255,6 +300,9 @@ class DevicePipeline:
         output = self.model(batch, restore=restore)
         decoded = decode_outputs(output.maps, STRIDES, self.input_size)
         scored = score_anchors(decoded, top_k=self.host_candidates)
+        if self._nms_thresholds is not None and scored.top is not None:
+            suppression = suppress_packed_anchors(scored.top, self._nms_thresholds, self.nms_passes)
+            scored = scored._replace(suppression=suppression)
         return scored, output.dehazed
 
     def _captured(self, stage: str, function: Callable[[], Output]) -> CapturedCall[Output]:

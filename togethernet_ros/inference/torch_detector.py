@@ -64,6 +64,8 @@ class TorchDetector(DetectorBase):
     predictions run in fused inference forms (`model_fusion`: the same function with fewer
     kernels) unless `fuse_modules=False`.
     `channels_last` None = on; `cuda_graphs` None = on for CUDA (off on the CPU).
+    `device_nms` None = thresholding and NMS decided inside the model stage on CUDA, on the
+    host on the CPU (see `DevicePipeline`); the detections are the same either way.
     `compile_mode` (see `model_compilation.COMPILE_MODES`) runs the model through
     `torch.compile`; batch 1 is compiled here, so a missing compiler or an unsupported
     operation fails construction with a clear error instead of every later batch.
@@ -87,6 +89,7 @@ class TorchDetector(DetectorBase):
         max_batch_size: int = 16,
         compile_mode: str | None = None,
         max_detections: int | None = DEFAULT_MAX_DETECTIONS,
+        device_nms: bool | None = None,
     ) -> None:
         self.compile_mode = check_compile_mode(compile_mode)
         self.device = resolve_device(device)
@@ -133,6 +136,7 @@ class TorchDetector(DetectorBase):
             device=self.device,
             max_batch_size=self.max_batch_size,
             cuda_graphs=self.use_cuda_graphs,
+            device_nms=on_gpu if device_nms is None else bool(device_nms),
         )
         if compile_mode is not None:
             self._compile_first_batch()
@@ -157,7 +161,12 @@ class TorchDetector(DetectorBase):
         return True
 
     def _infer(self, prepared: object, restore: bool) -> tuple[ScoredAnchors, torch.Tensor | None]:
-        return self._open_pipeline().infer(cast(int, prepared), restore, self.color_order)
+        return self._open_pipeline().infer(
+            cast(int, prepared),
+            restore,
+            self.color_order,
+            thresholds=(self.conf_threshold, self.nms_threshold),
+        )
 
     def _open_pipeline(self) -> DevicePipeline:
         if self._pipeline is None:

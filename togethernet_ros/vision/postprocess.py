@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from togethernet_ros.vision.detections import Detections
+from togethernet_ros.vision.device_nms import DeviceSuppression
 from togethernet_ros.vision.letterbox import LetterboxInfo
 from togethernet_ros.vision.nms import batched_nms
 
@@ -71,6 +72,8 @@ class ScoredAnchors(NamedTuple):
     # The K best anchors of each image as (N, K, 7) float32 rows [x1, y1, x2, y2, score, class,
     # anchor index], best first, when `score_anchors` was asked for them (`top_k`).
     top: torch.Tensor | None = None
+    # Thresholding and NMS of `top` already decided on the device (see vision/device_nms.py).
+    suppression: DeviceSuppression | None = None
 
 
 def score_anchors(decoded: torch.Tensor, top_k: int = 0) -> ScoredAnchors:
@@ -158,6 +161,9 @@ def select_top_on_host(
     Exact: when an image's K-th best anchor still passes the threshold, more than K might,
     and None sends the caller back to `select_scored` on every anchor. Candidates enter NMS in
     anchor order, as they do there, so equal scores resolve the same way.
+
+    Where NMS was already decided on the device for these thresholds (`scored.suppression`),
+    an image whose decision settled only has its kept rows read and ordered.
     """
     check_thresholds(conf_threshold, nms_threshold)
     if scored.top is None:
@@ -166,9 +172,15 @@ def select_top_on_host(
     batch, candidates = top.shape[:2]
     if candidates < scored.scores.shape[1] and bool((top[:, -1, 4] >= conf_threshold).any()):
         return None
+    decided = _device_decision(scored.suppression, conf_threshold, nms_threshold)
     kept: list[np.ndarray] = []
     for image in range(batch):
         rows = top[image]
+        if decided is not None and decided[1][image]:
+            rows = rows[decided[0][image]]
+            # Descending score, equal scores in anchor order: the order _greedy_nms returns.
+            kept.append(rows[np.lexsort((rows[:, 6], -rows[:, 4]))])
+            continue
         rows = rows[rows[:, 4] >= conf_threshold]  # NaN fails this test, as on every anchor
         finite = np.isfinite(rows[:, :4]).all(axis=1)  # after the threshold: few rows to test
         if not finite.all():
@@ -184,6 +196,18 @@ def select_top_on_host(
         scores=np.ascontiguousarray(packed[:, 4]),
         class_ids=packed[:, 5].astype(np.int64),
     )
+
+
+def _device_decision(
+    suppression: DeviceSuppression | None, conf_threshold: float, nms_threshold: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Host copies of a device NMS decision's (kept, settled), if made for these thresholds."""
+    if suppression is None or (suppression.conf_threshold, suppression.nms_threshold) != (
+        conf_threshold,
+        nms_threshold,
+    ):
+        return None  # thresholds changed since (or never recorded): decide here
+    return suppression.kept.cpu().numpy(), suppression.settled.cpu().numpy()
 
 
 def _greedy_nms(
