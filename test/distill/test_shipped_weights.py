@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.sample_video_frames import sample_video, video_frame
+from support.sample_video_frames import HELDOUT_FRAME, TEACHER_PERSONS, sample_video, video_frame
 
 from togethernet_ros.distill.model_card import sha256_of
 from togethernet_ros.evaluation.voc_map import iou_plus_one
@@ -19,22 +19,6 @@ from togethernet_ros.vision.fog import add_fog, depth_proxy
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "togethernet_vtest_384.pt"
 CARD = WEIGHTS.with_suffix(".md")
 DEMO_INPUT = (384, 512)  # vtest.avi is 768×576 (4:3)
-# A held-out frame (the last 20 % of the video was never trained on) and its pseudo-labels: the
-# teacher's (NanoDet-m-416) person boxes at score ≥ 0.4 on the clear frame, xyxy pixels.
-HELDOUT_FRAME = 700
-TEACHER_PERSONS = np.array(
-    [
-        [102, 285, 145, 396],
-        [277, 213, 312, 294],
-        [364, 173, 398, 255],
-        [518, 165, 546, 232],
-        [185, 167, 211, 239],
-        [681, 216, 737, 307],
-        [474, 137, 498, 200],
-        [405, 152, 427, 202],
-    ],
-    np.float64,
-)
 # Measured at DEMO_INPUT, score ≥ 0.3, NMS 0.45 (the node's defaults): 10 person boxes on the
 # clear frame and 9 at β = 0.15, matching all 8 teacher persons at IoU ≥ 0.5 at β = 0, 0.05,
 # 0.10 and 0.15 (the teacher itself finds none at β = 0.15 at score ≥ 0.3). Asking for 6 of

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 
 from togethernet_ros.cli import main
+from togethernet_ros.evaluation.dataset_truth import record_ground_truth
 from togethernet_ros.evaluation.detection_files import save_detections
-from togethernet_ros.evaluation.eval_command import ground_truth_from_dataset
 from togethernet_ros.evaluation.records import ImageDetections
 from togethernet_ros.evaluation.voc_map import iou_plus_one
 from togethernet_ros.training.paired_dataset import VocFogDataset
@@ -31,7 +31,7 @@ def _just_over_half(truth: np.ndarray) -> np.ndarray:
 def test_eval_truncates_detection_boxes_unless_exact_boxes(tmp_path, capsys):
     scenes = SyntheticFogDataset(4, 96, 128, num_classes=3, seed=2)
     root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES, image_set="test")
-    truth = ground_truth_from_dataset(VocFogDataset(root, "test", CLASSES))
+    truth = record_ground_truth(VocFogDataset(root, "test", CLASSES))
     detections = {}
     for image_id, gt in truth.items():
         boxes = np.array([_just_over_half(box) for box in gt.boxes])

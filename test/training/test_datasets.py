@@ -480,7 +480,7 @@ def test_a_voc_size_that_disagrees_with_the_image_is_reported_and_the_image_wins
     # The image is 100x80 with an object at x 60..95. One XML carries a template <size>
     # (500x375), one a turned one (80x100): clipping to it, or normalising YOLO labels by it,
     # put the boxes somewhere else without a word. Upstream reads boxes as image pixels.
-    from togethernet_ros.evaluation.eval_command import ground_truth_from_dataset
+    from togethernet_ros.evaluation.dataset_truth import record_ground_truth
     from togethernet_ros.training.voc_xml import write_voc_xml
 
     root = tmp_path / "voc"
@@ -497,7 +497,7 @@ def test_a_voc_size_that_disagrees_with_the_image_is_reported_and_the_image_wins
 
     dataset = VocFogDataset(root, "train", CLASSES, hazy_dir=None)
     assert [dataset[i].boxes.tolist() for i in range(3)] == [[box]] * 3
-    truth = ground_truth_from_dataset(dataset)
+    truth = record_ground_truth(dataset)
     assert all(gt.boxes.tolist() == [box] for gt in truth.values())
     assert {(gt.width, gt.height) for gt in truth.values()} == {(100, 80)}
     problems = sorted(issue.describe() for issue in dataset.issues.issues)

@@ -17,10 +17,10 @@ import numpy as np
 
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
 from togethernet_ros.evaluation.coco_map import evaluate_coco
+from togethernet_ros.evaluation.dataset_truth import scored_ground_truth, truncates_detection_boxes
 from togethernet_ros.evaluation.detection_files import load_detections, save_detections
 from togethernet_ros.evaluation.pr_curves import plot_pr_curves
-from togethernet_ros.evaluation.records import ImageGroundTruth
-from togethernet_ros.evaluation.voc_ground_truth import EvalDataIssues, voc_ground_truth
+from togethernet_ros.evaluation.voc_ground_truth import EvalDataIssues
 from togethernet_ros.evaluation.voc_map import evaluate_voc
 from togethernet_ros.inference.cli_arguments import (
     check_output_file,
@@ -146,26 +146,6 @@ def check_dataset_folders(args: argparse.Namespace) -> None:
     for option, folder in folders:
         if not Path(folder).is_dir():
             raise SystemExit(f"eval: {option} {folder} is not a folder")
-
-
-def ground_truth_from_dataset(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
-    """Ground truth keyed by the (foggy) image file stem, the key detections use too.
-
-    The boxes as the dataset's reader checked them (clipped, degenerate ones dropped): eval
-    takes these for YOLO labels; VOC ground truth is read as get_map.py reads it
-    (:func:`voc_ground_truth`).
-    """
-    truth = {}
-    for record in dataset.records:
-        annotation = record.annotation
-        truth[record.hazy_path.stem] = ImageGroundTruth(
-            annotation.boxes,
-            annotation.labels,
-            annotation.difficult,
-            annotation.width,
-            annotation.height,
-        )
-    return truth
 
 
 def open_detector(args: argparse.Namespace) -> Detector:
@@ -328,10 +308,7 @@ def _score(
 ) -> int:
     """Read the dataset, detect (with ``detector``) or take ``detections``, and report."""
     dataset = dataset_from_args(args, class_names)
-    if isinstance(dataset, VocFogDataset):
-        truth = voc_ground_truth(dataset, args.voc_root / "Annotations")
-    else:
-        truth = ground_truth_from_dataset(dataset)
+    truth = scored_ground_truth(dataset)
     dataset.issues.log_summary()
     if not truth:
         # Scores over no images would read as a real (zero or undefined) result.
@@ -367,7 +344,7 @@ def _score(
         return_curves=True,
         # Truncating only pays against whole-pixel ground truth: against YOLO labels'
         # sub-pixel boxes it would shift every detection up-left by up to a pixel.
-        whole_pixel_boxes=isinstance(dataset, VocFogDataset) and not args.exact_boxes,
+        whole_pixel_boxes=truncates_detection_boxes(dataset) and not args.exact_boxes,
     )
     curves = voc.pop("curves")
     metrics = {"voc": voc, "num_images": len(truth), "images_left_out": left_out}

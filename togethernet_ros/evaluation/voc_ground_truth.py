@@ -46,14 +46,16 @@ class EvalDataIssues(DataIssues):
         super().report(path, problem, action, line)
 
 
-def voc_ground_truth(dataset: VocFogDataset, annotations_dir: Path) -> dict[str, ImageGroundTruth]:
+def voc_ground_truth(
+    dataset: VocFogDataset, annotations_dir: Path, issues: DataIssues | None = None
+) -> dict[str, ImageGroundTruth]:
     """Ground truth of every record, keyed by its (foggy) image's stem, boxes as get_map.py's.
 
     ``dataset`` is a VOC dataset read with an :class:`EvalDataIssues`; its records name the
     images, their real sizes and the ids of ``annotations_dir/<id>.xml``. Box problems are
-    reported to ``dataset.issues`` (a :class:`DataError` in strict mode).
+    reported to ``issues`` (default ``dataset.issues``; a :class:`DataError` in strict mode).
     """
-    issues = dataset.issues
+    issues = dataset.issues if issues is None else issues
     class_names = dataset.class_names
     by_id: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     truth = {}

@@ -161,6 +161,7 @@ class VocFogDataset(RecordDataset):
         skip_empty: bool = False,
     ):
         root = Path(root)
+        self.root = root
         issues = issues if issues is not None else DataIssues(strict=strict)
         self.issues = issues
         if hazy_dir is None and clean_dir is None:

@@ -1,0 +1,52 @@
+"""The ground truth of a file dataset as `togethernet eval` scores it (training validates alike).
+
+Keyed by each record's foggy image file stem. VOC ground truth is read again from the XML as
+get_map.py reads it (boxes as written: neither clipped to the image nor dropped, see
+voc_ground_truth); YOLO labels are taken as the dataset's reader checked them. Whole-pixel
+truncation of the detections (get_map.py's ``int(left)``) is only faithful against VOC's
+whole-pixel boxes, hence `truncates_detection_boxes`.
+"""
+
+from __future__ import annotations
+
+from togethernet_ros.evaluation.records import ImageGroundTruth
+from togethernet_ros.evaluation.voc_ground_truth import voc_ground_truth
+from togethernet_ros.training.data_issues import DataIssues
+from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset
+
+
+def scored_ground_truth(
+    dataset: RecordDataset, issues: DataIssues | None = None
+) -> dict[str, ImageGroundTruth]:
+    """Ground truth of every record of ``dataset`` as eval scores it, by foggy image stem.
+
+    ``issues`` collects what reading VOC boxes as written finds (default: the dataset's log).
+    """
+    if isinstance(dataset, VocFogDataset):
+        return voc_ground_truth(dataset, dataset.root / "Annotations", issues)
+    return record_ground_truth(dataset)
+
+
+def record_ground_truth(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
+    """Ground truth by foggy image stem as the dataset's reader checked it (clipped, degenerate
+    boxes dropped): what eval scores for YOLO labels."""
+    truth = {}
+    for record in dataset.records:
+        annotation = record.annotation
+        truth[record.hazy_path.stem] = ImageGroundTruth(
+            annotation.boxes,
+            annotation.labels,
+            annotation.difficult,
+            annotation.width,
+            annotation.height,
+        )
+    return truth
+
+
+def truncates_detection_boxes(dataset: RecordDataset) -> bool:
+    """Whether detections are scored truncated to whole pixels, as get_map.py's files have them.
+
+    Only against VOC XML's whole-pixel boxes: against YOLO labels' sub-pixel boxes it would
+    shift every detection up-left by up to a pixel.
+    """
+    return isinstance(dataset, VocFogDataset)
