@@ -80,10 +80,13 @@ SHARDED_RUN = """
     out = sys.argv[1]
     data = Recording(SyntheticFogDataset(9, 128, 128, num_classes=3, seed=2))
     config = small_config(out, "train.epochs=2", "eval.interval=1", "device=cpu")
-    result = train(config, data, SyntheticFogDataset(3, 128, 128, num_classes=3, seed=9))
+    validation = Recording(SyntheticFogDataset(3, 128, 128, num_classes=3, seed=9))
+    result = train(config, data, validation)
     rank = os.environ["RANK"]
     with open(f"{out}/../seen{rank}.json", "w") as handle:
-        json.dump({"seen": data.seen, "best_map": result.best_map}, handle)
+        json.dump(
+            {"seen": data.seen, "validated": validation.seen, "best_map": result.best_map}, handle
+        )
 """
 
 
@@ -123,7 +126,11 @@ def test_validation_map_of_a_two_process_run_equals_one_process_on_the_same_weig
     with (out / "log.csv").open() as handle:
         last_row = list(csv.DictReader(handle))[-1]
     assert float(last_row["val_mAP"]) == pytest.approx(single, rel=1e-5)
-    reported = [json.loads((tmp_path / f"seen{r}.json").read_text())["best_map"] for r in (0, 1)]
+    runs = [json.loads((tmp_path / f"seen{rank}.json").read_text()) for rank in (0, 1)]
+    # Each rank predicted its share of the 3 validation images, at both epochs' validations;
+    # rank 0 scored them all.
+    assert [run["validated"] for run in runs] == [[0, 2, 0, 2], [1, 1]]
+    reported = [run["best_map"] for run in runs]
     best = load_checkpoint(out / "best.pt")
     best_single = validation_map(best.model, _val_set(), CLASSES, (128, 128), torch.device("cpu"))[
         "mAP"

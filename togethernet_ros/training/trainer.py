@@ -43,7 +43,7 @@ from togethernet_ros.training.training_batches import (
     collate_pairs,
 )
 from togethernet_ros.training.training_log import TrainingLog, logged_rows
-from togethernet_ros.training.validation import validation_map
+from togethernet_ros.training.validation import predict_dataset, score_predictions
 from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOGGER = logging.getLogger("togethernet_ros")
@@ -591,18 +591,32 @@ def _maybe_validate(
     last = epoch + 1 == config.train.epochs
     if dataset_val is None or interval <= 0 or not ((epoch + 1) % interval == 0 or last):
         return None
+    # Every rank predicts its share of the images and rank 0 scores them all: one rank alone
+    # took world-size times as long while the others sat in a collective, which NCCL abandons
+    # after 10 minutes (a large validation set, a slow GPU).
+    if context.distributed:
+        _take_rank_0_weights(model)
+    detections, truth = predict_dataset(
+        model,
+        dataset_val,
+        (config.model.input_size, config.model.input_size),
+        context.device,
+        config.eval.conf_threshold,
+        config.eval.nms_threshold,
+        config.eval.batch_size,
+        shard=(context.rank, context.world_size),
+    )
+    if context.distributed:
+        shares = [None] * context.world_size if context.is_main else None
+        # Our own ranks' results (pickled between this job's processes; no file is loaded).
+        torch.distributed.gather_object((detections, truth), shares, dst=0)
+        if shares is not None:
+            detections = {key: found for share in shares for key, found in share[0].items()}
+            truth = {key: image for share in shares for key, image in share[1].items()}
     value = None
     if context.is_main:
-        metrics = validation_map(
-            model,
-            dataset_val,
-            class_names,
-            (config.model.input_size, config.model.input_size),
-            context.device,
-            config.eval.conf_threshold,
-            config.eval.nms_threshold,
-            config.eval.iou_threshold,
-            config.eval.batch_size,
+        metrics = score_predictions(
+            detections, truth, dataset_val, class_names, config.eval.iou_threshold
         )
         value = float(metrics["mAP"])
     if context.distributed:
@@ -615,6 +629,17 @@ def _maybe_validate(
         torch.distributed.broadcast(shared, src=0)
         value = float(shared)
     return value
+
+
+@torch.no_grad()
+def _take_rank_0_weights(model: nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers (what rank 0 validates and saves).
+
+    The parameters agree already; BatchNorm's running statistics do not: each rank updates
+    them from its own last batch, and an EMA copies them.
+    """
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        torch.distributed.broadcast(tensor.data, src=0)
 
 
 def _save(

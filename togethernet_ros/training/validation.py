@@ -41,13 +41,26 @@ def predict_dataset(
     conf_threshold: float = 0.001,
     nms_threshold: float = 0.65,
     batch_size: int = 8,
+    shard: tuple[int, int] = (0, 1),
 ) -> tuple[dict[str, object], dict[str, ImageGroundTruth]]:
-    """Detections and ground truth per evaluated image (see the module docstring)."""
+    """Detections and ground truth per evaluated image (see the module docstring).
+
+    ``shard`` (index, count): only every count-th image from the index-th, so that several
+    processes share the work; their results merge into the whole dataset's (keys are unique
+    across shards).
+    """
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
     was_training = model.training
     model.eval()
     detections: dict[str, object] = {}
     truth: dict[str, ImageGroundTruth] = {}
-    images = _record_images(dataset) if isinstance(dataset, RecordDataset) else _samples(dataset)
+    images = (
+        _record_images(dataset, index, count)
+        if isinstance(dataset, RecordDataset)
+        else _samples(dataset, index, count)
+    )
     try:
         while batch := list(itertools.islice(images, batch_size)):
             pixels = [image for _, image, _ in batch]
@@ -65,13 +78,16 @@ def predict_dataset(
     return detections, truth
 
 
-def _record_images(dataset: RecordDataset) -> Iterator[tuple[str, np.ndarray, ImageGroundTruth]]:
-    """(foggy image stem, RGB image, ground truth as eval reads it) of each readable record."""
+def _record_images(
+    dataset: RecordDataset, index: int, count: int
+) -> Iterator[tuple[str, np.ndarray, ImageGroundTruth]]:
+    """(foggy image stem, RGB image, ground truth as eval reads it) of each readable record
+    of the shard."""
     # A log of its own: the dataset's reader reported its data once, and eval reports what
     # reading VOC boxes as written finds; here it would repeat at every validation.
     truth = scored_ground_truth(dataset, DataIssues(strict=False))
     unreadable = 0
-    for record in dataset.records:
+    for record in dataset.records[index::count]:
         image = read_rgb(record.hazy_path)
         if image is None:
             unreadable += 1  # left out with its ground truth, as eval does
@@ -81,17 +97,15 @@ def _record_images(dataset: RecordDataset) -> Iterator[tuple[str, np.ndarray, Im
         LOGGER.warning("validation: %d unreadable images left out", unreadable)
 
 
-def _samples(dataset: Dataset) -> Iterator[tuple[str, np.ndarray, ImageGroundTruth]]:
-    """(sample id, RGB image, the sample's boxes) of every sample of a generic dataset."""
-    seen: set[str] = set()
-    for index in range(len(dataset)):  # type: ignore[arg-type]
+def _samples(
+    dataset: Dataset, first: int, step: int
+) -> Iterator[tuple[str, np.ndarray, ImageGroundTruth]]:
+    """(key, RGB image, the sample's boxes) of the shard's samples of a generic dataset."""
+    for index in range(first, len(dataset), step):  # type: ignore[arg-type]
         sample = dataset[index]
-        key = str(sample[5]) if len(sample) > 5 else str(index)
-        if key in seen:
-            # Several foggy versions of one image share its id; each is its own evaluated
-            # image (as in `togethernet eval`), not a replacement.
-            key = f"{key}#{index}"
-        seen.add(key)
+        # Several foggy versions of one image share its id; each is its own evaluated image
+        # (as in `togethernet eval`): the position makes the key unique in every shard.
+        key = f"{sample[5]}#{index}" if len(sample) > 5 else str(index)
         difficult = sample[4] if len(sample) > 4 else np.zeros(len(sample[3]), bool)
         height, width = sample[0].shape[:2]
         yield key, sample[0], ImageGroundTruth(sample[2], sample[3], difficult, width, height)
@@ -112,6 +126,17 @@ def validation_map(
     detections, truth = predict_dataset(
         model, dataset, input_size, device, conf_threshold, nms_threshold, batch_size
     )
+    return score_predictions(detections, truth, dataset, class_names, iou_threshold)
+
+
+def score_predictions(
+    detections: dict[str, object],
+    truth: dict[str, ImageGroundTruth],
+    dataset: Dataset,
+    class_names: Sequence[str],
+    iou_threshold: float = 0.5,
+) -> dict:
+    """VOC AP of `predict_dataset`'s results (of every shard, merged) on ``dataset``."""
     whole_pixels = isinstance(dataset, RecordDataset) and truncates_detection_boxes(dataset)
     return evaluate_voc(
         detections, truth, class_names, iou_threshold, whole_pixel_boxes=whole_pixels
