@@ -333,6 +333,8 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         "-p", "image_topics:=['cam_a/image_raw', 'cam_b/image_raw']",
         "-r", "__node:=group_detector", "-r", "__ns:=/grp",
         "-r", "cam_b/image_raw:=front/image_raw",
+        # An SROS2 enclave (security is off here, so it only has to reach the receivers).
+        "--enclave", "/togethernet/detector",
     ]  # fmt: skip
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "detector_node"), "--ros-args", *arguments],
@@ -362,6 +364,10 @@ def test_untrained_node_process_with_receivers_ends_them_all_on_ctrl_c(ros):
         topics = sorted(command[command.index("--topic") + 1] for command in commands)
         assert topics == ["/grp/cam_a/image_raw", "/grp/front/image_raw"]
         prefixes = [FILE_PREFIX + command[command.index("--prefix") + 1] for command in commands]
+        assert all(
+            command[command.index("--enclave") + 1] == "/togethernet/detector"
+            for command in commands
+        )
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output[-3000:]

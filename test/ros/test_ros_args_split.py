@@ -14,6 +14,7 @@ from support.rcl_overrides import rcl_parameter_overrides
 
 from togethernet_ros.ros.node_settings import command_line_values
 from togethernet_ros.ros.params_file import (
+    enclave_name,
     params_file_paths,
     ros_args_options,
     split_ros_args,
@@ -101,3 +102,12 @@ def test_files_and_values_found_are_the_ones_rcl_applies(tmp_path: Path):
     # Node-qualified rules are left out; the rest are what rcl gave the node.
     assert values == {"given": 0.1, "also": [1, 2]}
     assert all(rcl[name] == value for name, value in values.items())
+
+
+def test_the_enclave_is_the_last_one_given_inside_ros_args():
+    assert enclave_name(["prog", "--ros-args", "-p", "a:=1"]) is None
+    assert enclave_name(["prog", "--enclave", "/not_ros", "--ros-args", "-p", "a:=1"]) is None
+    assert enclave_name(["prog", "--ros-args", "-e", "/first", "--enclave", "/second"]) == (
+        "/second"
+    )
+    assert enclave_name(ACCEPTED[2]) == "/enc"

@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--domain-id", type=int, default=None, help="the node's ROS domain")
     parser.add_argument("--prefix", default="", help="slot file-name prefix (unique per receiver)")
+    parser.add_argument("--enclave", default=None, help="the node's SROS2 enclave")
     return parser.parse_args(argv)
 
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     handoff = _Handoff(connection, writer)
     context = rclpy.Context()
     domain = {} if args.domain_id is None else {"domain_id": args.domain_id}
-    rclpy.init(args=[], context=context, **domain, **_no_signal_handlers())
+    ros_arguments = [] if args.enclave is None else ["--ros-args", "--enclave", args.enclave]
+    rclpy.init(args=ros_arguments, context=context, **domain, **_no_signal_handlers())
     node = None
     try:
         node = rclpy.create_node(

@@ -96,6 +96,7 @@ class CameraReceiver:
         on_bad_frame: Callable[[str], None] | None = None,
         log_error: Callable[[str], None] | None = None,
         domain_id: int | None = None,
+        enclave: str | None = None,
         slots: int = 3,
     ) -> None:
         self.topic = topic
@@ -114,6 +115,10 @@ class CameraReceiver:
         if domain_id is not None:
             # The node's context may have been given its domain in code, not by ROS_DOMAIN_ID.
             self._command_options += ["--domain-id", str(domain_id)]
+        if enclave is not None:
+            # Under SROS2 a participant without the node's enclave is refused (Enforce) or left
+            # unsecured; ROS_SECURITY_* variables reach the process by inheritance.
+            self._command_options += ["--enclave", enclave]
         # Its files, by name: process ids repeat across containers sharing /dev/shm.
         self._file_prefix = unique_prefix()
         self._command_options += ["--prefix", self._file_prefix]

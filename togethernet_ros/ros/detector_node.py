@@ -91,7 +91,12 @@ from togethernet_ros.ros.node_settings import (
     validate_settings,
     values_not_received,
 )
-from togethernet_ros.ros.params_file import ParamsFileError, params_file_paths, read_sections
+from togethernet_ros.ros.params_file import (
+    ParamsFileError,
+    enclave_name,
+    params_file_paths,
+    read_sections,
+)
 from togethernet_ros.ros.qos_profiles import (
     overriding_options,
     publisher_without_default_event_handlers,
@@ -205,8 +210,13 @@ def _stamp_seconds(header: Any) -> float:
 class DetectorNode(LifecycleNode):
     """Lifecycle node running TogetherNet on one or more camera topics."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    def __init__(
+        self, node_name: str = NODE_NAME, *, enclave: str | None = None, **kwargs: Any
+    ) -> None:
+        """``enclave``: the SROS2 enclave the process was started in (``--enclave``), which
+        its camera receiver processes join too; other keywords go to the lifecycle node."""
         super().__init__(node_name, **kwargs)
+        self._enclave = enclave
         defaults = load_default_parameters(default_config_path())
         for spec in PARAMETER_SPECS:
             value = defaults[spec.name]
@@ -675,6 +685,7 @@ class DetectorNode(LifecycleNode):
                 on_bad_frame=functools.partial(self._receiver_bad_frame, topic),
                 log_error=functools.partial(self._receiver_error, topic),
                 domain_id=self.context.get_domain_id(),
+                enclave=self._enclave,
             )
         # Known before they start: one that dies at once must find itself here to fall back.
         self._receivers = receivers
@@ -1351,10 +1362,11 @@ def main(args: Sequence[str] | None = None) -> int:
     # Before any frame is allocated: taking a 720p image cost ~4 ms of page faults without it.
     heap_tuned = keep_frames_on_the_heap()
     rclpy.init(args=args)
-    node = DetectorNode()
+    argv = sys.argv if args is None else args
+    node = DetectorNode(enclave=enclave_name(argv))
     forward_library_logs(node.get_logger())
-    node.warn_about_lost_command_line_values(sys.argv if args is None else args)
-    node.warn_about_params_files_for_other_names(sys.argv if args is None else args)
+    node.warn_about_lost_command_line_values(argv)
+    node.warn_about_params_files_for_other_names(argv)
     node.get_logger().info(
         "glibc heap tuned: frame-sized buffers are reused instead of mapped afresh"
         if heap_tuned

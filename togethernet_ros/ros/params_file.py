@@ -364,6 +364,13 @@ def ros_args_options(argv: Sequence[str]) -> list[tuple[str, str]]:
     return split_ros_args(argv)[0]
 
 
+def enclave_name(argv: Sequence[str]) -> str | None:
+    """The SROS2 enclave ``--enclave``/``-e`` gives inside ``--ros-args`` of ``argv`` (the last
+    one, as rcl keeps), or None."""
+    names = [value for flag, value in ros_args_options(argv) if flag in ("-e", "--enclave")]
+    return names[-1] if names else None
+
+
 def params_file_paths(argv: Sequence[str]) -> list[Path]:
     """The ``--params-file`` paths inside ``--ros-args`` of ``argv``, in order."""
     return [Path(value) for flag, value in ros_args_options(argv) if flag == PARAMS_FILE_FLAG]
