@@ -118,7 +118,7 @@ def graph_mode(monkeypatch):
 
 
 def graphed_pipeline(
-    detector: TorchDetector, max_source_shapes: int = 2, device_nms: bool = False
+    detector: TorchDetector, max_source_shapes: int = 2, **options: object
 ) -> DevicePipeline:
     return DevicePipeline(
         detector.model,
@@ -129,7 +129,7 @@ def graphed_pipeline(
         max_batch_size=4,
         cuda_graphs=True,
         max_source_shapes=max_source_shapes,
-        device_nms=device_nms,
+        **options,
     )
 
 
@@ -353,3 +353,8 @@ def test_graph_mode_device_nms_follows_threshold_changes_without_a_new_capture(
     assert graph_mode.captures.count("_run_model") == 1
     with pytest.raises(ValueError, match="needs the thresholds"):
         pipeline.infer(3, False, "bgr")
+
+
+def test_device_nms_refuses_more_packed_anchors_than_it_can_pair(detector):
+    with pytest.raises(ValueError, match="at most 2048 packed anchors"):
+        graphed_pipeline(detector, device_nms=True, host_candidates=8400)

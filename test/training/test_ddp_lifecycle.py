@@ -184,6 +184,44 @@ def test_a_rank_that_diverges_names_the_checkpoint_rank_0_kept(tmp_path):
     assert load_checkpoint(out / "last.pt").metadata["epoch"] == 1
 
 
+VALIDATION_FAILING_ON_RANK_1 = """
+    import os, sys
+    import torch
+    sys.path.insert(0, sys.argv[2])
+    from support.train_configs import small_config
+    from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset
+    from togethernet_ros.training.trainer import train
+
+    class BrokenOnRank1(SyntheticFogDataset):
+        def __getitem__(self, index):
+            if os.environ["RANK"] == "1":
+                raise ValueError(f"sample {index} cannot be read")
+            return super().__getitem__(index)
+
+    torch.set_num_threads(1)
+    config = small_config(sys.argv[1], "train.epochs=1", "eval.interval=1", "device=cpu")
+    data = SyntheticFogDataset(8, 128, 128, num_classes=3, seed=2)
+    try:
+        train(config, data, BrokenOnRank1(3, 128, 128, num_classes=3, seed=9))
+    except RuntimeError as error:
+        print(f"rank {os.environ['RANK']}: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+"""
+
+
+@pytest.mark.slow
+def test_validation_failing_on_one_rank_fails_every_rank_at_once(tmp_path):
+    # Each rank validates its share; one that failed alone left the others waiting in the
+    # gather until the collective's timeout (NCCL: 10 minutes).
+    completed = _torchrun(
+        VALIDATION_FAILING_ON_RANK_1, str(tmp_path / "run"), str(TEST_DIR), tmp_path=tmp_path
+    )
+    assert completed.returncode != 0
+    expected = "validation failed on rank 1: ValueError: sample 1 cannot be read"
+    for rank in (0, 1):
+        assert f"rank {rank}: {expected}" in completed.stderr, completed.stderr[-3000:]
+
+
 CLI_RUN = """
     import os, sys
     import torch

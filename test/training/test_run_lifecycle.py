@@ -356,3 +356,24 @@ def test_a_checkpoint_from_more_gpus_restores_the_generators_this_machine_has(mo
     assert [(state.tolist(), device) for state, device in restored] == [([0, 0, 0, 0], 0)]
     trainer.restore_cuda_rng([])  # a CPU run's checkpoint
     assert len(restored) == 1
+
+
+def test_a_best_map_scored_by_older_rules_is_not_compared_on_resume(tmp_path):
+    # Validation now scores as `togethernet eval` does; a checkpoint's best_map from before
+    # (another metric for the same weights) must not decide whether best.pt is replaced.
+    out, data = tmp_path / "run", _data()
+    validated = ("train.epochs=2", "eval.interval=1", "train.seed=5")
+    train(small_config(out, *validated, "train.stop_after_epochs=1"), data, data, log=_quiet)
+    raw = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    state = raw[TRAINING_STATE_KEY]
+    assert state["map_scoring"] == 2 and state["best_map"] is not None
+    del state["map_scoring"]  # as written before the scoring changed
+    state["best_map"] = 2.0  # no mAP reaches it: best.pt would never be replaced
+    torch.save(raw, out / "last.pt")
+    said: list[str] = []
+    resumed = train(
+        small_config(out, *validated, f"resume={out / 'last.pt'}"), data, data, log=said.append
+    )
+    assert any("scored by older rules" in line for line in said)
+    assert resumed.best_map is not None and resumed.best_map < 2.0
+    assert load_checkpoint(out / "best.pt").metadata["epoch"] == 2

@@ -110,3 +110,22 @@ def test_a_half_given_yolo_validation_set_is_refused_not_dropped(tmp_path, capsy
     run += ["--set", f"data.train_labels={tmp_path}", "--set", f"{given}={tmp_path}"]
     message = refused(capsys, run)
     assert "set data.val_images and data.val_labels together" in message
+
+
+def test_validation_keeps_foggy_images_whose_clean_original_is_missing(tmp_path, capsys):
+    # As eval scores a foggy set: validation never reads the clean originals, so a missing one
+    # (RTTS has none) must not take its foggy image out of the validation score.
+    from togethernet_ros.training.train_command import build_datasets
+    from togethernet_ros.training.train_config import DataConfig
+
+    classes = ("person", "bicycle", "car")
+    scenes = SyntheticFogDataset(3, 128, 128, num_classes=3, seed=5)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
+    missing = sorted((root / "JPEGImages").iterdir())[0]
+    missing.unlink()
+    config = DataConfig(root=str(root), val_set="train", class_names=classes)
+    train_set, val_set = build_datasets(config)
+    capsys.readouterr()
+    assert len(train_set) == 2  # training needs the clean original as its target
+    assert len(val_set) == 3
+    assert missing.stem in {record.hazy_path.stem for record in val_set.records}

@@ -96,3 +96,34 @@ def confident(found) -> np.ndarray:
     """Boxes scoring >= 0.1, strongest first: clear of the 0.001 threshold's numeric noise."""
     keep = found.scores >= 0.1
     return found.boxes[keep][np.argsort(-found.scores[keep], kind="stable")]
+
+
+def test_shards_merge_into_the_whole_and_unreadable_images_are_left_out(tmp_path, caplog):
+    from togethernet_ros.model import TogetherNetConfig, build_model
+    from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
+
+    classes = ["person", "bicycle", "car"]
+    scenes = SyntheticFogDataset(5, 128, 128, num_classes=3, seed=5)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, classes)
+    dataset = VocFogDataset(root, "train", classes)
+    broken = dataset.records[3].hazy_path
+    broken.write_bytes(b"not an image")  # became unreadable after the dataset was read
+    torch.manual_seed(0)
+    model = build_model(config=TogetherNetConfig(num_classes=3, width=0.125))
+    cpu = torch.device("cpu")
+    # Batches of one: the same arithmetic per image in every shard (a batch's size picks the
+    # CPU kernels, which moves scores in their last bits).
+    whole, truth = predict_dataset(model, dataset, (128, 128), cpu, batch_size=1)
+    assert broken.stem not in whole and broken.stem not in truth
+    assert len(whole) == len(truth) == 4
+    assert "validation: 1 unreadable images left out" in caplog.text
+    shards = [
+        predict_dataset(model, dataset, (128, 128), cpu, batch_size=1, shard=(index, 3))
+        for index in range(3)
+    ]
+    merged = {key: found for found, _ in shards for key, found in found.items()}
+    assert sorted(merged) == sorted(whole)
+    for key, found in whole.items():
+        np.testing.assert_array_equal(merged[key].boxes, found.boxes)
+    with pytest.raises(ValueError, match="shard must be"):
+        predict_dataset(model, dataset, (128, 128), cpu, shard=(3, 3))

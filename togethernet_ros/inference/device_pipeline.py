@@ -40,7 +40,11 @@ from torch import nn
 from togethernet_ros.inference.captured_call import CapturedCall
 from togethernet_ros.inference.detector_base import HOST_CANDIDATES, STRIDES
 from togethernet_ros.vision.decode import decode_outputs
-from togethernet_ros.vision.device_nms import DEVICE_NMS_PASSES, suppress_packed_anchors
+from togethernet_ros.vision.device_nms import (
+    DEVICE_NMS_PASSES,
+    MAX_DEVICE_NMS_CANDIDATES,
+    suppress_packed_anchors,
+)
 from togethernet_ros.vision.letterbox import (
     PAD_VALUE,
     LetterboxInfo,
@@ -111,9 +115,17 @@ class DevicePipeline:
         self.host_candidates = host_candidates
         self.max_prepared = max_prepared
         self.nms_passes = nms_passes
+        if device_nms and host_candidates > MAX_DEVICE_NMS_CANDIDATES:
+            raise ValueError(
+                f"device_nms handles at most {MAX_DEVICE_NMS_CANDIDATES} packed anchors per "
+                f"image, got host_candidates={host_candidates}"
+            )
         # [conf, nms] read by the model stage's NMS; a tensor, so new values need no capture.
+        # Nothing to suppress on the device when no anchors are packed (host_candidates 0).
         self._nms_thresholds = (
-            torch.zeros(2, dtype=torch.float32, device=device) if device_nms else None
+            torch.zeros(2, dtype=torch.float32, device=device)
+            if device_nms and host_candidates > 0
+            else None
         )
         self._nms_threshold_values: tuple[float, float] | None = None
         height, width = input_size

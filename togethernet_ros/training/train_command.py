@@ -43,7 +43,12 @@ def build_datasets(data: DataConfig) -> tuple[RecordDataset, RecordDataset | Non
             "issues": issues,
         }
         train_set = VocFogDataset(data.root, data.train_set, **common)
-        val_set = VocFogDataset(data.root, data.val_set, **common) if data.val_set else None
+        val_set = None
+        if data.val_set:
+            # Validation reads only the foggy images, as eval scores them: an image whose
+            # clean original is missing (RTTS has none) must not drop out of the score.
+            val_clean = None if data.hazy_dir else data.clean_dir
+            val_set = VocFogDataset(data.root, data.val_set, **{**common, "clean_dir": val_clean})
     else:
         if not (data.train_images and data.train_labels):
             raise SystemExit("train: set data.train_images and data.train_labels (YOLO format)")

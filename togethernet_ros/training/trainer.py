@@ -43,7 +43,11 @@ from togethernet_ros.training.training_batches import (
     collate_pairs,
 )
 from togethernet_ros.training.training_log import TrainingLog, logged_rows
-from togethernet_ros.training.validation import predict_dataset, score_predictions
+from togethernet_ros.training.validation import (
+    SCORING_VERSION,
+    predict_dataset,
+    score_predictions,
+)
 from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOGGER = logging.getLogger("togethernet_ros")
@@ -165,6 +169,7 @@ def _training_state(
         "epoch": epoch,  # epochs completed
         "step": step,
         "best_map": best_map,
+        "map_scoring": SCORING_VERSION,
         "config": config.to_dict(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -356,6 +361,12 @@ def _train(
         model_section = {"depth": config.model.depth, "width": config.model.width}
         state = _restore(config.resume, model, optimizer, ema, scaler, class_names, model_section)
         start_epoch, step, best_map = state["epoch"], state["step"], state["best_map"]
+        if best_map is not None and state.get("map_scoring", 1) != SCORING_VERSION:
+            say(
+                f"the best validation mAP so far ({best_map:.4f}) was scored by older rules "
+                "(now as `togethernet eval` scores); the next validation sets a new best.pt"
+            )
+            best_map = None
         if start_epoch >= optim.epochs:
             # Nothing would run, and the run would end "successfully" without a word.
             raise TrainSetupError(
@@ -596,17 +607,26 @@ def _maybe_validate(
     # after 10 minutes (a large validation set, a slow GPU).
     if context.distributed:
         _take_rank_0_weights(model)
-    detections, truth = predict_dataset(
-        model,
-        dataset_val,
-        (config.model.input_size, config.model.input_size),
-        context.device,
-        config.eval.conf_threshold,
-        config.eval.nms_threshold,
-        config.eval.batch_size,
-        shard=(context.rank, context.world_size),
-    )
+    failure: Exception | None = None
+    try:
+        detections, truth = predict_dataset(
+            model,
+            dataset_val,
+            (config.model.input_size, config.model.input_size),
+            context.device,
+            config.eval.conf_threshold,
+            config.eval.nms_threshold,
+            config.eval.batch_size,
+            shard=(context.rank, context.world_size),
+        )
+    except Exception as error:
+        if not context.distributed:
+            raise
+        # Raised after the ranks have compared notes: alone, this rank would leave the others
+        # waiting in the gather below until the collective times out.
+        failure, detections, truth = error, {}, {}
     if context.distributed:
+        _raise_on_every_rank_if_one_failed(failure, context)
         shares = [None] * context.world_size if context.is_main else None
         # Our own ranks' results (pickled between this job's processes; no file is loaded).
         torch.distributed.gather_object((detections, truth), shares, dst=0)
@@ -629,6 +649,18 @@ def _maybe_validate(
         torch.distributed.broadcast(shared, src=0)
         value = float(shared)
     return value
+
+
+def _raise_on_every_rank_if_one_failed(
+    failure: Exception | None, context: DistributedContext
+) -> None:
+    """Every rank raises when any rank's validation failed, naming each failed rank."""
+    reports: list[str | None] = [None] * context.world_size
+    report = None if failure is None else f"{type(failure).__name__}: {failure}"
+    torch.distributed.all_gather_object(reports, report)
+    failed = [f"rank {rank}: {text}" for rank, text in enumerate(reports) if text is not None]
+    if failed:
+        raise RuntimeError("validation failed on " + "; ".join(failed)) from failure
 
 
 @torch.no_grad()

@@ -30,6 +30,9 @@ from togethernet_ros.vision.postprocess import postprocess
 from togethernet_ros.vision.preprocess import preprocess_batch
 
 LOGGER = logging.getLogger("togethernet_ros")
+# Recorded with best_map in checkpoints: a best_map scored by other rules (version 1: truth
+# clipped, detections clipped, exact box mapping, no whole-pixel truncation) is not comparable.
+SCORING_VERSION = 2
 
 
 @torch.no_grad()

@@ -30,8 +30,11 @@ from typing import NamedTuple
 import torch
 
 # Enough for the chains of real frames with room to spare (see module docstring); each pass
-# is two small kernels inside the graph.
+# is a few small kernels inside the graph.
 DEVICE_NMS_PASSES = 8
+# The work and memory grow with the square of the packed anchors per image (N x K x K pairs):
+# 512 costs ~17 MB per temporary at batch 16, 8400 (every anchor at 640x640) ~4.5 GB.
+MAX_DEVICE_NMS_CANDIDATES = 2048
 
 
 class DeviceSuppression(NamedTuple):
