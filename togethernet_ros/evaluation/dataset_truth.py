@@ -9,29 +9,36 @@ whole-pixel boxes, hence `truncates_detection_boxes`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.evaluation.voc_ground_truth import voc_ground_truth
 from togethernet_ros.training.data_issues import DataIssues
-from togethernet_ros.training.paired_dataset import RecordDataset, VocFogDataset
+from togethernet_ros.training.paired_dataset import RecordDataset, SampleRecord, VocFogDataset
 
 
 def scored_ground_truth(
-    dataset: RecordDataset, issues: DataIssues | None = None
+    dataset: RecordDataset,
+    issues: DataIssues | None = None,
+    records: Sequence[SampleRecord] | None = None,
 ) -> dict[str, ImageGroundTruth]:
-    """Ground truth of every record of ``dataset`` as eval scores it, by foggy image stem.
+    """Ground truth of the records of ``dataset`` as eval scores it, by foggy image stem.
 
-    ``issues`` collects what reading VOC boxes as written finds (default: the dataset's log).
+    ``issues`` collects what reading VOC boxes as written finds (default: the dataset's log);
+    ``records``: only these of its records (default: all).
     """
     if isinstance(dataset, VocFogDataset):
-        return voc_ground_truth(dataset, dataset.root / "Annotations", issues)
-    return record_ground_truth(dataset)
+        return voc_ground_truth(dataset, dataset.root / "Annotations", issues, records)
+    return record_ground_truth(dataset, records)
 
 
-def record_ground_truth(dataset: RecordDataset) -> dict[str, ImageGroundTruth]:
+def record_ground_truth(
+    dataset: RecordDataset, records: Sequence[SampleRecord] | None = None
+) -> dict[str, ImageGroundTruth]:
     """Ground truth by foggy image stem as the dataset's reader checked it (clipped, degenerate
-    boxes dropped): what eval scores for YOLO labels."""
+    boxes dropped): what eval scores for YOLO labels. ``records``: only these (default: all)."""
     truth = {}
-    for record in dataset.records:
+    for record in dataset.records if records is None else records:
         annotation = record.annotation
         truth[record.hazy_path.stem] = ImageGroundTruth(
             annotation.boxes,

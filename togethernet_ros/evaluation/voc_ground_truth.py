@@ -25,7 +25,7 @@ import numpy as np
 from togethernet_ros.evaluation.records import ImageGroundTruth
 from togethernet_ros.training.annotation import BOX_CLIPPED, BOX_DROPPED
 from togethernet_ros.training.data_issues import DataError, DataIssues
-from togethernet_ros.training.paired_dataset import VocFogDataset
+from togethernet_ros.training.paired_dataset import SampleRecord, VocFogDataset
 from togethernet_ros.training.voc_xml import drop_namespaces
 
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
@@ -47,19 +47,23 @@ class EvalDataIssues(DataIssues):
 
 
 def voc_ground_truth(
-    dataset: VocFogDataset, annotations_dir: Path, issues: DataIssues | None = None
+    dataset: VocFogDataset,
+    annotations_dir: Path,
+    issues: DataIssues | None = None,
+    records: Sequence[SampleRecord] | None = None,
 ) -> dict[str, ImageGroundTruth]:
     """Ground truth of every record, keyed by its (foggy) image's stem, boxes as get_map.py's.
 
     ``dataset`` is a VOC dataset read with an :class:`EvalDataIssues`; its records name the
     images, their real sizes and the ids of ``annotations_dir/<id>.xml``. Box problems are
     reported to ``issues`` (default ``dataset.issues``; a :class:`DataError` in strict mode).
+    ``records``: only these of the dataset's records (default: all).
     """
     issues = dataset.issues if issues is None else issues
     class_names = dataset.class_names
     by_id: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     truth = {}
-    for record in dataset.records:
+    for record in dataset.records if records is None else records:
         annotation = record.annotation
         if record.image_id not in by_id:
             by_id[record.image_id] = read_get_map_boxes(

@@ -86,11 +86,12 @@ def _record_images(
 ) -> Iterator[tuple[str, np.ndarray, ImageGroundTruth]]:
     """(foggy image stem, RGB image, ground truth as eval reads it) of each readable record
     of the shard."""
+    records = dataset.records[index::count]
     # A log of its own: the dataset's reader reported its data once, and eval reports what
     # reading VOC boxes as written finds; here it would repeat at every validation.
-    truth = scored_ground_truth(dataset, DataIssues(strict=False))
+    truth = scored_ground_truth(dataset, DataIssues(strict=False), records)
     unreadable = 0
-    for record in dataset.records[index::count]:
+    for record in records:
         image = read_rgb(record.hazy_path)
         if image is None:
             unreadable += 1  # left out with its ground truth, as eval does

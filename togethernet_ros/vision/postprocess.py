@@ -176,8 +176,8 @@ def select_top_on_host(
     kept: list[np.ndarray] = []
     for image in range(batch):
         rows = top[image]
-        if decided is not None and decided[1][image]:
-            rows = rows[decided[0][image]]
+        if decided is not None and decided.settled[image]:
+            rows = rows[decided.kept[image]]
             # Descending score, equal scores in anchor order: the order _greedy_nms returns.
             kept.append(rows[np.lexsort((rows[:, 6], -rows[:, 4]))])
             continue
@@ -198,16 +198,21 @@ def select_top_on_host(
     )
 
 
+class _HostDecision(NamedTuple):
+    kept: np.ndarray  # (N, K) bool
+    settled: np.ndarray  # (N,) bool
+
+
 def _device_decision(
     suppression: DeviceSuppression | None, conf_threshold: float, nms_threshold: float
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Host copies of a device NMS decision's (kept, settled), if made for these thresholds."""
+) -> _HostDecision | None:
+    """Host copies of a device NMS decision, if it was made for these thresholds."""
     if suppression is None or (suppression.conf_threshold, suppression.nms_threshold) != (
         conf_threshold,
         nms_threshold,
     ):
         return None  # thresholds changed since (or never recorded): decide here
-    return suppression.kept.cpu().numpy(), suppression.settled.cpu().numpy()
+    return _HostDecision(suppression.kept.cpu().numpy(), suppression.settled.cpu().numpy())
 
 
 def _greedy_nms(
