@@ -7,6 +7,7 @@ mosaic by sampling, BT.601 YUV by its formula), serialized to CDR and decoded ba
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
@@ -15,6 +16,7 @@ from support.sample_video_frames import sample_video, video_frame
 from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
 from togethernet_ros.bag.bag_writer import BagWriter
+from togethernet_ros.bag.decode_ahead import decode_in_order
 from togethernet_ros.bag.detection_messages import message_to_detections
 from togethernet_ros.bag.image_codec import (
     COMPRESSED_IMAGE_TYPE,
@@ -22,6 +24,7 @@ from togethernet_ros.bag.image_codec import (
     ImageDecodeError,
     SensorBitDepth,
     decode_any_image,
+    decode_compressed_message,
     decode_image_message,
     encode_compressed_message,
     encode_image_message,
@@ -404,6 +407,67 @@ def test_the_bag_reader_restarts_a_topics_16_bit_scale_when_its_source_changes(t
         "/cam/image_raw": [_scaled(3000, bits) for bits in (16, 16, 12, 16, 12)],
         "/other/image_raw": [_scaled(3000, 16)] * 5,
     }
+
+
+def _png16(samples: np.ndarray, encoding: str, frame_id: str = "cam", stamp_ns: int = START_NS):
+    """A CompressedImage of 16-bit samples as image_transport's png codec stores them."""
+    ok, buffer = cv2.imencode(".png", samples)
+    assert ok
+    return TYPESTORE.types[COMPRESSED_IMAGE_TYPE](
+        header=make_header(TYPESTORE, stamp_ns, frame_id),
+        format=f"{encoding}; png compressed {encoding}",
+        data=buffer.reshape(-1),
+    )
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "bgr16", "rgb16"])
+def test_a_12_bit_camera_compressed_as_16_bit_png_decodes_as_its_raw_frame(real_frame, encoding):
+    # OpenCV alone divides 16-bit samples by 256: a 12-bit sensor's frame came out at 0..15.
+    twelve = np.round(real_frame.astype(np.float64) * 4095 / 255).astype(np.uint16)
+    stored = {"mono16": twelve[:, :, 1], "bgr16": twelve, "rgb16": twelve[:, :, ::-1]}[encoding]
+    compressed = decode_compressed_message(_png16(np.ascontiguousarray(stored), encoding))
+    raw = decode_image_message(_message(stored, encoding))
+    np.testing.assert_array_equal(compressed, raw)
+    expected = np.repeat(real_frame[:, :, 1:2], 3, axis=2) if encoding == "mono16" else real_frame
+    np.testing.assert_array_equal(compressed, expected)
+    assert decode_compressed_message(_png16(stored, encoding), "rgb")[0, 0].tolist() == (
+        expected[0, 0, ::-1].tolist()
+    )
+
+
+def test_a_16_bit_png_camera_keeps_its_scale_and_restarts_it_with_its_source():
+    depth = SensorBitDepth()
+    hot, plain = _hot_pixel_frames()[1], _hot_pixel_frames()[0]
+    assert decode_compressed_message(_png16(plain, "mono16"), depth=depth)[1, 1, 0] == 47
+    assert decode_compressed_message(_png16(hot, "mono16"), depth=depth)[1, 1, 0] == 12
+    assert decode_compressed_message(_png16(plain, "mono16"), depth=depth)[1, 1, 0] == 12
+    assert depth.source == ("cam", 4, 6)
+    replaced = _png16(plain, "mono16", frame_id="cam_new")
+    assert decode_compressed_message(replaced, depth=depth)[1, 1, 0] == 47
+    # 8-bit frames neither read nor move the scale.
+    jpeg = encode_compressed_message(TYPESTORE, scene(0), make_header(TYPESTORE, START_NS, "x"))
+    decode_compressed_message(jpeg, depth=depth)
+    assert (depth.bits, depth.source) == (14, ("cam_new", 4, 6))
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_the_bag_reader_scales_16_bit_png_frames_in_bag_order_on_any_thread(tmp_path, threads):
+    bag = tmp_path / "png16"
+    frames = _hot_pixel_frames() * 4  # the hot frame every third: 16 bits from the second on
+    with BagWriter(bag, storage="mcap", typestore=TYPESTORE) as writer:
+        for index, samples in enumerate(frames):
+            stamp = START_NS + index * 10**8
+            writer.write(
+                "/cam/image_raw/compressed",
+                COMPRESSED_IMAGE_TYPE,
+                stamp,
+                _png16(samples, "mono16", stamp_ns=stamp),
+            )
+    with BagReader(bag) as reader:
+        records = ((record, True) for record in reader.records(reader.image_topics))
+        decoded = [frame for _, frame in decode_in_order(reader, records, "bgr", threads)]
+    assert [int(frame.image[1, 1, 0]) for frame in decoded] == [47] + [12] * (len(frames) - 1)
+    assert {frame.image.dtype for frame in decoded} == {np.dtype(np.uint8)}
 
 
 def test_bad_sizes_and_unsupported_encodings_are_named():

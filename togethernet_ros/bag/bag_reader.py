@@ -27,6 +27,8 @@ from togethernet_ros.bag.image_codec import (
     IMAGE_TYPES,
     SensorBitDepth,
     decode_any_image,
+    decode_compressed_message,
+    finish_16_bit_frame,
     header_stamp_ns,
     is_depth_topic,
 )
@@ -520,15 +522,17 @@ class BagReader:
     def decode_pixels(self, record: BagRecord, color_order: str = "bgr") -> DecodedPixels:
         """Deserialize an image record and decode its pixels; raises what decoding raised.
 
-        A CompressedImage keeps no state between frames, so its records may be decoded on any
-        thread in any order (bag/decode_ahead.py). An Image's 16-bit scale follows its camera
-        from frame to frame: decode those in bag order, on one thread.
+        A CompressedImage's decoding keeps no state between frames, so its records may be
+        decoded on any thread in any order (bag/decode_ahead.py); a 16-bit one comes back as
+        uint16, for :meth:`decode_frame` to scale in bag order. An Image's 16-bit scale
+        follows its camera from frame to frame: decode those in bag order, on one thread.
         """
         message = self.typestore.deserialize_cdr(record.raw, record.topic.msgtype)
-        depth = None
-        if record.topic.msgtype != COMPRESSED_IMAGE_TYPE:
+        if record.topic.msgtype == COMPRESSED_IMAGE_TYPE:
+            image = decode_compressed_message(message, color_order, scale_16_bits=False)
+        else:
             depth = self._bit_depths.setdefault(record.topic.topic, SensorBitDepth())
-        image = decode_any_image(message, record.topic.msgtype, color_order, depth)
+            image = decode_any_image(message, record.topic.msgtype, color_order, depth)
         return DecodedPixels(message, image)
 
     def decode_frame(
@@ -546,6 +550,9 @@ class BagReader:
         try:
             pixels = decoded.result() if decoded is not None else None
             message, image = pixels or self.decode_pixels(record, color_order)
+            if image.dtype == np.uint16:  # a 16-bit CompressedImage: its scale, in bag order
+                depth = self._bit_depths.setdefault(topic, SensorBitDepth())
+                image = finish_16_bit_frame(message, image, depth)
         except Exception as error:
             self.problems.add(kinds.DECODE_ERROR, topic, f"message skipped: {error}")
             return None

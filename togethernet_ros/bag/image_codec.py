@@ -296,8 +296,21 @@ def compressed_in_rgb_order(image_format: str) -> bool:
     )
 
 
-def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3."""
+def decode_compressed_message(
+    message: Any,
+    color_order: str = "bgr",
+    depth: SensorBitDepth | None = None,
+    scale_16_bits: bool = True,
+) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg / png, any bit layout OpenCV reads) to H×W×3.
+
+    A 16-bit PNG (image_transport's "mono16; png compressed mono16", "bgr16; png ..." of a
+    10/12-bit camera) is scaled to 8 bits by :func:`scale_to_8_bits` with ``depth`` (the
+    camera's :class:`SensorBitDepth`, restarted when its frame_id or size changes), as a raw
+    16-bit Image is: OpenCV's own 8-bit conversion divides by 256, which leaves a 12-bit
+    sensor's frame nearly black. ``scale_16_bits=False`` returns such a frame as uint16 for a
+    caller that scales its frames in order on another thread (:func:`finish_16_bit_frame`).
+    """
     _check_color_order(color_order)
     buffer = np.asarray(message.data, dtype=np.uint8)
     if COMPRESSED_DEPTH.lower() in message.format.lower():
@@ -309,7 +322,9 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
         # The stored pixel grid, as image_transport's compressed subscriber decodes by default
         # (IMREAD_UNCHANGED) and as image files are read (vision/image_file.py): an EXIF
         # Orientation tag in a JPEG is not applied, so boxes land where other consumers see.
-        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        # Any depth and colour layout as stored (alpha dropped): 16-bit samples are scaled
+        # below by the sensor's depth, not by OpenCV's fixed 1/256.
+        flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
         pixels = cv2.imdecode(buffer, flags) if buffer.size else None
     except cv2.error as error:
         # OpenCV raises rather than returning None for some headers, e.g. a size above its
@@ -329,10 +344,36 @@ def decode_compressed_message(message: Any, color_order: str = "bgr") -> np.ndar
             f"CompressedImage with format {message.format!r} ({buffer.size} bytes) "
             "could not be decoded (not a valid jpeg/png)"
         )
-    stored_order = "rgb" if compressed_in_rgb_order(message.format) else "bgr"
-    if stored_order == color_order:
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ImageDecodeError(
+            f"CompressedImage with format {message.format!r} decodes to {pixels.dtype} "
+            "samples; only 8- and 16-bit images are supported"
+        )
+    if pixels.ndim == 2:
+        stored_order = "mono"
+    else:
+        stored_order = "rgb" if compressed_in_rgb_order(message.format) else "bgr"
+    if pixels.dtype == np.uint16 and scale_16_bits:
+        if depth is not None:
+            depth.follow((str(message.header.frame_id), *pixels.shape[:2]))
+        pixels = scale_to_8_bits(pixels, depth)
+    return _to_three_channels(pixels, stored_order, color_order)
+
+
+def finish_16_bit_frame(
+    message: Any, pixels: np.ndarray, depth: SensorBitDepth | None = None
+) -> np.ndarray:
+    """Scale a frame ``decode_compressed_message(..., scale_16_bits=False)`` left as uint16.
+
+    For the caller that decodes a camera's frames on several threads, out of order, but must
+    scale them in order: a camera's 16-bit scale depends on the frames before it. 8-bit
+    frames are returned as they are.
+    """
+    if pixels.dtype != np.uint16:
         return pixels
-    return np.ascontiguousarray(pixels[:, :, ::-1])
+    if depth is not None:
+        depth.follow((str(message.header.frame_id), *pixels.shape[:2]))
+    return scale_to_8_bits(pixels, depth)
 
 
 def decode_any_image(
@@ -342,7 +383,7 @@ def decode_any_image(
     if msgtype == IMAGE_TYPE:
         return decode_image_message(message, color_order, depth)
     if msgtype == COMPRESSED_IMAGE_TYPE:
-        return decode_compressed_message(message, color_order)
+        return decode_compressed_message(message, color_order, depth)
     raise ImageDecodeError(f"{msgtype} is not an image type (expected one of {IMAGE_TYPES})")
 
 

@@ -1066,7 +1066,7 @@ class DetectorNode(LifecycleNode):
             size = encoded_image_size(np.frombuffer(message.data, np.uint8))
             if size is not None:
                 _check_pixel_count(*size, max_pixels)
-            image = decode_compressed_message(message)
+            image = decode_compressed_message(message, depth=bit_depth)
             height, width = image.shape[:2]
         else:
             # Check before decoding so an oversized frame costs no copy.
