@@ -74,7 +74,7 @@ def ros() -> Iterator[RosHarness]:
             executor.remove_node(node)
             node.destroy_node()
         executor.shutdown()
-        rclpy.shutdown(context=context)
+        rclpy.try_shutdown(context=context)  # a test may have shut it down (the SIGINT path)
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,22 @@ def test_cameras_sharing_a_namespace_are_refused():
         check_distinct_outputs(["/cam/image_raw", "/cam/image_rect"])
 
 
+@pytest.mark.parametrize(
+    ("topics", "looped", "owner"),
+    [
+        (["/cam/debug_image"], "/cam/debug_image", "/cam/debug_image"),  # fed back by itself
+        (["/cam/detections"], "/cam/detections", "/cam/detections"),  # not even an image type
+        (["/a/image_raw", "/a/dehazed/image_raw"], "/a/dehazed/image_raw", "/a/image_raw"),
+        # Through image_transport's republisher: the debug image again.
+        (["/b/debug_image/compressed"], "/b/debug_image/compressed", "/b/debug_image/compressed"),
+    ],
+)
+def test_a_camera_topic_that_is_an_output_of_the_node_is_refused(topics, looped, owner):
+    with pytest.raises(ValueError, match=rf"'{looped}' is an output of the node .*'{owner}'"):
+        check_distinct_outputs(topics)
+    check_distinct_outputs(["/a/image_raw", "/a/dehazed/image_raw_color"])  # only a similar name
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_read_frames_from_both_storage_formats(camera_bag, storage):
     path = camera_bag(storage=storage, frames=5)

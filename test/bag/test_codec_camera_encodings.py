@@ -7,6 +7,8 @@ mosaic by sampling, BT.601 YUV by its formula), serialized to CDR and decoded ba
 
 from __future__ import annotations
 
+import tracemalloc
+
 import cv2
 import numpy as np
 import pytest
@@ -487,6 +489,28 @@ def test_bad_sizes_and_unsupported_encodings_are_named():
             decode_image_message(message)
     with pytest.raises(ImageDecodeError, match=r"supported: .*bayer_rggb8.*yuv422.*nv12, nv21\)"):
         decode_image_message(message)
+
+
+def test_more_data_than_the_rows_hold_is_refused_with_the_numbers():
+    # rgb8 pixels labelled mono8 would otherwise decode to a plausible wrong image.
+    message = _message(np.zeros((4, 6), np.uint8), "mono8")
+    message.data = np.zeros(4 * 6 * 3, np.uint8)
+    with pytest.raises(ImageDecodeError, match=r"6x4 mono8: data has 72 bytes, more than step 6"):
+        decode_image_message(message)
+
+
+def test_a_one_row_frame_with_a_huge_step_costs_its_data_not_its_step():
+    # step is a uint32 field: 30 bytes could ask for 4 GiB of padding.
+    message = _message(np.zeros((1, 10, 3), np.uint8), "bgr8")
+    message.step, message.data = 2**32 - 1, np.arange(30, dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        decoded = decode_image_message(message)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(decoded.reshape(-1), np.arange(30))
+    assert peak < 2**20
 
 
 def test_encode_image_message_writes_only_8_bit_encodings_and_round_trips():

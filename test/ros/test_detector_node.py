@@ -856,6 +856,12 @@ def test_node_process_refuses_bad_configuration_with_a_clear_message(arguments, 
             "must not contain characters other than",
         ),
         ("image_topics:=['/cam/image_raw/']", "must not end with a forward slash"),
+        # rclpy checks a declared range before the node could: it used to end in a traceback.
+        ("conf_threshold:=1.5", "parameter 'conf_threshold' must be from 0.0 to 1.0"),
+        ("autostart:=0", "parameter 'autostart' must be true or false, got 0"),  # sat idle
+        ("classes:=['all', 'bogus']", "'classes' names ['bogus'], which the model"),
+        ("image_topics:=['/cam/debug_image']", "'/cam/debug_image' is an output of the node"),
+        ("tracking.match_iou:=0.0", "parameter 'tracking.match_iou' must be in (0, 1]"),
     ],
 )
 def test_node_process_refuses_bad_values_with_a_message_naming_them(override, message):

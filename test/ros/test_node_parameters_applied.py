@@ -107,3 +107,22 @@ def test_the_onnxruntime_backend_gets_the_thread_count(ros, tmp_path, torch_thre
     assert session.get_session_options().intra_op_num_threads == 1
     # Its letterbox and NMS run in torch, in the same process.
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.ros
+def test_a_batch_failing_after_sigint_shut_the_context_down_is_no_inference_error(ros):
+    """SIGINT's handler shuts the context down before the node stops its inference thread:
+    the batch in hand then cannot publish, which is a stop, not a bad frame."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _node(ros)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    stats = node._cameras["/cam_a/image_raw"].stats
+    failure = RuntimeError("failed to publish: publisher's context is invalid")
+    node._on_inference_error(failure, [("/cam_a/image_raw", None)])
+    assert stats.bad_frames == 1  # while the node runs, a failed batch counts
+    ros.spinner.stop()
+    rclpy.try_shutdown(context=ros.context)
+    node._on_inference_error(failure, [("/cam_a/image_raw", None)])
+    assert stats.bad_frames == 1

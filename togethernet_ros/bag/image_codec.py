@@ -172,15 +172,23 @@ def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarr
             f"Image {width}x{height} {encoding}: data has {data.size} bytes, step {step}, "
             f"needs at least {step * (height - 1) + row_bytes}"
         )
+    if data.size > step * height:
+        # More than the rows hold: most likely another encoding's frame under this name
+        # (rgb8 pixels labelled mono8), which would decode to a plausible-looking wrong image.
+        raise ImageDecodeError(
+            f"Image {width}x{height} {encoding}: data has {data.size} bytes, more than "
+            f"step {step} x {height} rows = {step * height}"
+        )
     if encoding in _PAIRED_ENCODINGS and width % 2:
         raise ImageDecodeError(
             f"Image {width}x{height} {encoding}: YUV 4:2:2 needs an even width "
             "(each U/V pair is shared by two pixels)"
         )
-    if data.size < step * height:
-        # A final row without padding is legal; pad so the strided view below is valid.
-        data = np.concatenate([data, np.zeros(step * height - data.size, np.uint8)])
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    # A final row without its padding is legal. The rows are a strided view of the data, not
+    # of a padded copy: a one-row frame with a huge step would otherwise allocate step bytes.
+    rows = np.lib.stride_tricks.as_strided(
+        data, shape=(height, row_bytes), strides=(step, 1), writeable=False
+    )
     if layout.sample_bytes == 2:
         big_endian = bool(getattr(message, "is_bigendian", 0))
         # A contiguous copy of the rows can be viewed as 16-bit whatever the step's parity;

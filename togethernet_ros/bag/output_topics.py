@@ -6,6 +6,7 @@ For input ``<ns>/<name>`` (a trailing ``/compressed`` stripped first) the node p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,11 +46,26 @@ def output_topics(image_topic: str) -> OutputTopics:
 
 
 def check_distinct_outputs(image_topics: Sequence[str]) -> None:
-    """ValueError when two camera topics would publish on the same output topics.
+    """ValueError when two camera topics would publish on the same output topics, or a camera
+    topic is one of the outputs.
 
     Outputs are named after the input's namespace, so ``/front_camera`` and ``/rear_camera``
     (both in ``/``) would interleave two cameras on ``/detections`` with clashing track ids.
     """
+    outputs = {
+        output: topic
+        for topic in image_topics
+        for output in dataclasses.astuple(output_topics(topic))
+    }
+    for topic in image_topics:
+        # Its image_transport base too: /cam/debug_image/compressed is the debug image again.
+        base = topic.rstrip("/").removesuffix("/compressed")
+        looped = outputs.get(topic) or outputs.get(base)
+        if looped is not None:
+            raise ValueError(
+                f"camera topic {topic!r} is an output of the node (for camera {looped!r}): "
+                "its own detections or images would come back to it as input"
+            )
     seen: dict[str, str] = {}
     for topic in image_topics:
         detections = output_topics(topic).detections

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import gc
 import os
 import sys
 import threading
@@ -30,7 +29,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-from rclpy.exceptions import InvalidTopicNameException
+from rclpy.exceptions import InvalidParameterValueException, InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -55,6 +54,7 @@ from togethernet_ros.bag.image_codec import (
     decode_image_message,
 )
 from togethernet_ros.bag.output_topics import OutputTopics, output_topics
+from togethernet_ros.inference.gpu_memory import release_cached_gpu_memory
 from togethernet_ros.pipeline.batch_wait import AUTO_BATCH_WAIT_MS, resolve_batch_wait_ms
 from togethernet_ros.pipeline.decode_pool import DecodePool, resolve_decode_threads
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
@@ -78,6 +78,7 @@ from togethernet_ros.ros.diagnostics_tracker_resets import (
 )
 from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
+    ALL_CLASSES,
     DEFAULT_NODE_FQN,
     PARAMETER_SPECS,
     SPECS_BY_NAME,
@@ -222,7 +223,15 @@ class DetectorNode(LifecycleNode):
             value = defaults[spec.name]
             if spec.kind is float and isinstance(value, int):
                 value = float(value)
-            self.declare_parameter(spec.name, value, _descriptor(spec))
+            try:
+                self.declare_parameter(spec.name, value, _descriptor(spec))
+            except InvalidParameterValueException as error:
+                # rclpy checks a -p or params-file value against the declared range here,
+                # before any of the node's own checks could name it.
+                raise SettingsError(
+                    f"parameter {spec.name!r} must be from {spec.minimum} to {spec.maximum}: "
+                    f"{error}"
+                ) from error
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._warn_about_ignored_overrides()
         self._settings: NodeSettings | None = None
@@ -390,7 +399,7 @@ class DetectorNode(LifecycleNode):
             for parameter in ours:
                 check_value(SPECS_BY_NAME[parameter.name], parameter.value)
             settings = validate_settings(values)
-            _check_class_filter(settings.class_filter, self._class_names)
+            _check_class_filter(settings, self._class_names)
         except SettingsError as error:
             return SetParametersResult(successful=False, reason=str(error))
         threshold_changed = settings["conf_threshold"] != self._settings["conf_threshold"]
@@ -418,7 +427,10 @@ class DetectorNode(LifecycleNode):
                 return self._configure()
             except Exception as error:
                 # rclpy turns it into a transition error without a word; on_error cleans up.
-                self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+                if self.context.ok():
+                    self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+                else:  # SIGINT/SIGTERM while the model loaded: a stop, not a failure
+                    self.get_logger().info("stopped while configuring")
                 raise
 
     def _configure(self) -> TransitionCallbackReturn:
@@ -428,7 +440,7 @@ class DetectorNode(LifecycleNode):
             # Bad QoS overrides fail here, named, before minutes of model loading.
             qos = self._check_qos_overrides(settings)
             self._detector = self._create_detector(settings)
-            _check_class_filter(settings.class_filter, tuple(self._detector.class_names))
+            _check_class_filter(settings, tuple(self._detector.class_names))
         except (SettingsError, FileNotFoundError, ValueError, RuntimeError, OSError) as error:
             self.get_logger().error(f"configure failed: {error}")
             if self._detector is not None:
@@ -836,7 +848,7 @@ class DetectorNode(LifecycleNode):
             if self._detector is not None:
                 self._detector.close()
                 self._detector = None
-                gc.collect()
+                release_cached_gpu_memory()
 
     def shutdown_cleanly(self) -> None:
         """Stop the worker and free the model whatever the lifecycle state (SIGINT path).
@@ -1088,6 +1100,10 @@ class DetectorNode(LifecycleNode):
         return prepared
 
     def _on_inference_error(self, error: BaseException, batch: list[tuple[str, Any]]) -> None:
+        if not self.context.ok():
+            # SIGINT shut the context down before shutdown_cleanly stopped this thread: the
+            # batch in hand could not publish. A stop, not an inference failure.
+            return
         cameras = sorted({camera_id for camera_id, _ in batch})
         if self._warnings.due(("inference error", tuple(cameras))):
             self.get_logger().error(
@@ -1348,8 +1364,10 @@ def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _check_class_filter(keep: frozenset[str] | None, class_names: tuple[str, ...]) -> None:
-    unknown = unknown_classes(keep, class_names)
+def _check_class_filter(settings: NodeSettings, class_names: tuple[str, ...]) -> None:
+    # Every name, also beside 'all' (which keeps every class): a typo must not pass unseen.
+    named = frozenset(settings["classes"]) - {"", ALL_CLASSES}
+    unknown = unknown_classes(named or None, class_names)
     if unknown:
         raise SettingsError(
             f"parameter 'classes' names {unknown}, which the model does not have; its classes "
@@ -1363,7 +1381,12 @@ def main(args: Sequence[str] | None = None) -> int:
     heap_tuned = keep_frames_on_the_heap()
     rclpy.init(args=args)
     argv = sys.argv if args is None else args
-    node = DetectorNode(enclave=enclave_name(argv))
+    try:
+        node = DetectorNode(enclave=enclave_name(argv))
+    except SettingsError as error:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"{error}; exiting")
+        rclpy.try_shutdown()
+        return 1
     forward_library_logs(node.get_logger())
     node.warn_about_lost_command_line_values(argv)
     node.warn_about_params_files_for_other_names(argv)
@@ -1373,9 +1396,11 @@ def main(args: Sequence[str] | None = None) -> int:
         else "glibc heap defaults kept (not glibc, or MALLOC_*_THRESHOLD_ set)"
     )
     try:
-        switch_interval_ms = check_value(
-            SPECS_BY_NAME["gil_switch_interval_ms"],
-            node.get_parameter("gil_switch_interval_ms").value,
+        # Read here, before configure checks the rest: `autostart: 0` or 'false' must not
+        # leave the node idle or start it against the user's word.
+        autostart, switch_interval_ms = (
+            check_value(SPECS_BY_NAME[name], node.get_parameter(name).value)
+            for name in ("autostart", "gil_switch_interval_ms")
         )
     except SettingsError as error:
         node.get_logger().fatal(f"{error}; exiting")
@@ -1390,8 +1415,10 @@ def main(args: Sequence[str] | None = None) -> int:
     executor.add_node(node)
     exit_code = 0
     try:
-        if node.get_parameter("autostart").value:
+        if autostart:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                if not rclpy.ok():
+                    return exit_code  # stopped by SIGINT/SIGTERM while configuring
                 node.get_logger().fatal("could not configure the detector; exiting")
                 return 1
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:

@@ -8,6 +8,7 @@ default values come only from ``config/detect.yaml`` (the single source of defau
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,7 +468,9 @@ def validate_settings(values: Mapping[str, Any]) -> NodeSettings:
     try:
         settings.tracker_config()
     except ValueError as error:
-        raise SettingsError(f"tracking parameters: {error}") from error
+        # The tracker names its own fields; the user set them as tracking.* parameters.
+        message = re.sub(r"TrackerConfig\.(\w+)", rf"parameter '{TRACKING_PREFIX}\1'", str(error))
+        raise SettingsError(message) from error
     return settings
 
 
