@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 
 import numpy as np
 import pytest
@@ -11,7 +12,14 @@ from togethernet_ros.bag import bag_problems as kinds
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.bag_writer import BagWriter
-from togethernet_ros.bag.image_codec import IMAGE_TYPE, encode_image_message, make_header
+from togethernet_ros.bag.image_codec import (
+    COMPRESSED_IMAGE_TYPE,
+    IMAGE_TYPE,
+    encode_compressed_message,
+    encode_image_message,
+    make_header,
+)
+from togethernet_ros.bag.mcap_salvage import MAGIC, OP_CHANNEL, OP_CHUNK, OP_MESSAGE, OP_SCHEMA
 from togethernet_ros.bag.vision_msgs_definitions import create_typestore
 
 from .bag_samples import scene
@@ -141,3 +149,93 @@ def test_existing_output_needs_overwrite(camera_bag, tmp_path):
     BagWriter(path, overwrite=True)
     assert not path.exists()
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _mcap_record(opcode: int, body: bytes) -> bytes:
+    return bytes([opcode]) + struct.pack("<Q", len(body)) + body
+
+
+def _mcap_string(text: str) -> bytes:
+    return struct.pack("<I", len(text.encode())) + text.encode()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        # A whole Message record, but shorter than a Message's fixed fields.
+        (_mcap_record(OP_MESSAGE, b"\x01\x00\x00"), "damaged record (opcode 0x05)"),
+        # A zstd chunk whose data is not zstd.
+        (
+            _mcap_record(
+                OP_CHUNK,
+                struct.pack("<QQQI", 0, 0, 64, 0)
+                + _mcap_string("zstd")
+                + struct.pack("<Q", 16)
+                + b"not zstd at all!",
+            ),
+            "zstd chunk damaged",
+        ),
+    ],
+)
+def test_a_damaged_record_in_an_unindexed_mcap_ends_reading_with_a_report(tmp_path, damage, reason):
+    """A recorder killed mid-write leaves no index; salvage reads on until the damage."""
+    typestore = create_typestore()
+    frames = []
+    for index in range(3):
+        header = make_header(typestore, 10**18 + index * 10**8, "cam")
+        message = encode_image_message(typestore, scene(index), header)
+        data = typestore.serialize_cdr(message, IMAGE_TYPE)
+        frames.append(_mcap_record(OP_MESSAGE, struct.pack("<HIQQ", 1, index, 10**18, 0) + data))
+    schema = struct.pack("<H", 1) + _mcap_string(IMAGE_TYPE) + _mcap_string("ros2msg")
+    channel = struct.pack("<HH", 1, 1) + _mcap_string("/cam/image_raw") + _mcap_string("cdr")
+    path = tmp_path / "killed.mcap"
+    path.write_bytes(
+        MAGIC
+        + _mcap_record(0x01, _mcap_string("ros2") + _mcap_string(""))
+        + _mcap_record(OP_SCHEMA, schema + struct.pack("<I", 0))
+        + _mcap_record(OP_CHANNEL, channel + struct.pack("<I", 0))
+        + b"".join(frames[:2])
+        + damage
+        + frames[2]
+    )
+    with BagReader(path) as reader:
+        decoded = list(reader.frames())
+    assert len(decoded) == 2
+    np.testing.assert_array_equal(decoded[1].image, scene(1))
+    assert any(reason in problem.detail for problem in reader.problems.of_kind(kinds.TRUNCATED))
+
+
+def test_a_topic_recorded_with_two_types_reads_its_first_and_reports_the_other(tmp_path):
+    # e.g. a driver restarted with image_transport's compressed output on the same name.
+    from rosbags.rosbag2 import Writer
+
+    typestore = create_typestore()
+    path = tmp_path / "two_types"
+    with Writer(path, version=8) as writer:
+        raw = writer.add_connection("/cam/image_raw", IMAGE_TYPE, typestore=typestore)
+        jpeg = writer.add_connection("/cam/image_raw", COMPRESSED_IMAGE_TYPE, typestore=typestore)
+        for index in range(3):
+            header = make_header(typestore, 10**18 + index * 10**8, "cam")
+            image, stamp = scene(index), 10**18 + index * 10**8
+            writer.write(
+                raw,
+                stamp,
+                typestore.serialize_cdr(encode_image_message(typestore, image, header), IMAGE_TYPE),
+            )
+            writer.write(
+                jpeg,
+                stamp + 1,
+                typestore.serialize_cdr(
+                    encode_compressed_message(typestore, image, header), COMPRESSED_IMAGE_TYPE
+                ),
+            )
+    with BagReader(path) as reader:
+        frames = list(reader.frames())
+    assert [frame.msgtype for frame in frames] == [IMAGE_TYPE] * 3
+    np.testing.assert_array_equal(frames[2].image, scene(2))
+    assert not reader.problems.of_kind(kinds.DECODE_ERROR)
+    (problem,) = reader.problems.of_kind(kinds.UNKNOWN_TYPE)
+    assert problem.detail == (
+        f"recorded as {IMAGE_TYPE} and also as {COMPRESSED_IMAGE_TYPE}: "
+        f"3 {COMPRESSED_IMAGE_TYPE} messages are skipped"
+    )

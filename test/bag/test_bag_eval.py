@@ -29,7 +29,8 @@ def _truth_box(index: int) -> list[float]:
     return [8 + 4 * index, 20, 41 + 4 * index, 71]
 
 
-def _bag_with_ground_truth(path):
+def _bag_with_ground_truth(path, truth_ids=(5,)):
+    """A camera and its ground truth: one box per frame, or one per id, side by side."""
     typestore = create_typestore()
     with BagWriter(path, typestore=typestore) as writer:
         for index in range(FRAMES):
@@ -41,8 +42,12 @@ def _bag_with_ground_truth(path):
                 stamp,
                 encode_image_message(typestore, scene(index), header),
             )
+            boxes = np.array([_truth_box(index)] * len(truth_ids)) + np.array(
+                [[48 * k, 0, 48 * k, 0] for k in range(len(truth_ids))]
+            )
+            count = len(truth_ids)
             truth = detections_to_message(
-                typestore, header, np.array([_truth_box(index)]), [1.0], [0], NAMES, np.array([5])
+                typestore, header, boxes, [1.0] * count, [0] * count, NAMES, np.array(truth_ids)
             )
             writer.write("/cam/ground_truth", DETECTION2D_ARRAY, stamp, truth)
     return path
@@ -121,3 +126,18 @@ def test_consistency_separates_shaky_from_steady_boxes():
     assert frame_consistency(shaky).centre_jitter > 0.02
     report = frame_consistency(flicker)
     assert report.flicker_rate > 0.4 and report.chains == 10
+
+
+def test_ground_truth_ids_that_repeat_within_a_frame_are_linked_by_iou(tmp_path, capsys):
+    # Some tools fill Detection2D.id with the class index: two people in a frame share id 0.
+    source = _bag_with_ground_truth(tmp_path / "in", truth_ids=(0, 0))
+    output = tmp_path / "out"
+    run_bag(source, output, BlobDetector(), BagRunOptions(dehazed=False))
+    report = tmp_path / "metrics.json"
+    arguments = ["bag", "eval", str(output), "--gt-topic", "/cam/ground_truth"]
+    assert main([*arguments, "--output", str(report)]) == 0
+    metrics = json.loads(report.read_text())["cameras"]["/cam"]["smoothed"]
+    assert metrics["stability"]["id_switches"] is None
+    assert metrics["stability"]["num_trajectories"] == 2
+    assert "repeat within a frame" in metrics["ground_truth_ids_ignored"]
+    assert "/cam (smoothed): ground-truth ids repeat within a frame" in capsys.readouterr().err

@@ -232,3 +232,18 @@ def test_a_jpeg_opencv_raises_on_is_a_decode_error_naming_the_reason():
     message.data = np.frombuffer(jpeg_claiming_size(60000, 60000), np.uint8)
     with pytest.raises(ImageDecodeError, match=r"OpenCV refused it.*CV_IO_MAX_IMAGE_PIXELS"):
         decode_compressed_message(message)
+
+
+def test_ids_and_class_ids_another_tool_wrote_are_read_or_left_unset():
+    typestore = create_typestore()
+    header = make_header(typestore, START_NS, "cam")
+    names = ("person", "bicycle", "car")
+    boxes = np.array([[0, 0, 10, 10]] * 5, float)
+    message = detections_to_message(typestore, header, boxes, [0.5] * 5, [0] * 5, names)
+    written = [("person", "7"), ("2", "-3"), ("²", "²"), ("bus", "--5"), ("1.0", "x")]
+    for detection, (class_id, track_id) in zip(message.detections, written, strict=True):
+        detection.results[0].hypothesis.class_id = class_id
+        detection.id = track_id
+    decoded = message_to_detections(message, names)
+    assert decoded.class_ids.tolist() == [0, 2, -1, -1, -1]
+    assert decoded.track_ids.tolist() == [7, -3, -1, -1, -1]

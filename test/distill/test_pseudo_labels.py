@@ -203,3 +203,20 @@ def test_folder_frames_are_read_on_the_stored_grid_like_every_other_reader(tmp_p
     (frame,) = iter_source_frames(folder, frame_step=1, holdout_fraction=0.5)
     assert frame.image.shape == (40, 80, 3)
     assert np.abs(frame.image.astype(int) - stored.astype(int)).mean() < 3
+
+
+def test_a_frame_that_cannot_be_written_stops_labelling_with_its_path(tmp_path):
+    folder = _image_folder(tmp_path / "clips", count=3)
+    first = next(iter(iter_source_frames(folder)))
+    # A directory where the image goes: imwrite fails (as on a full disk) even for root.
+    blocked = tmp_path / "prepared" / "images" / f"{first.file_stem()}.jpg"
+    blocked.mkdir(parents=True)
+    with pytest.raises(OSError, match=rf"cannot write pseudo-labelled frame .*{blocked.name}"):
+        label_frames(
+            iter_source_frames(folder),
+            ScriptedTeacher(),
+            map_coco_classes(),
+            PseudoLabelSettings(conf_threshold=0.5),
+            tmp_path / "prepared",
+        )
+    assert not (tmp_path / "prepared" / "labels.json").exists()

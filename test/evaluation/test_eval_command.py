@@ -32,7 +32,8 @@ def test_eval_from_detection_file(tmp_path, capsys):
     )
     path = tmp_path / "dets.json"
     save_detections(path, detections, CLASSES)
-    loaded, names = load_detections(path)
+    loaded, names, left_out = load_detections(path)
+    assert left_out == ()
     assert names == CLASSES and np.allclose(
         loaded[first.image_id].boxes, detections[first.image_id].boxes, atol=1e-3
     )
@@ -102,6 +103,20 @@ def test_eval_leaves_out_unreadable_images_and_refuses_a_class_count_mismatch(tm
     assert metrics["images_left_out"] == [unreadable.stem, oversized.stem]
     assert metrics["num_images"] == 2
     assert "2 unreadable images left out" in capsys.readouterr().out
+    # A saved file scores as the run that saved it: the unreadable images are no misses.
+    saved, rescored = tmp_path / "dets.json", tmp_path / "rescored"
+    run_saving = [*run, "--classes", ",".join(names), "--out-dir", str(out)]
+    assert main([*run_saving, "--save-detections", str(saved)]) == 0
+    assert load_detections(saved).images_left_out == (unreadable.stem, oversized.stem)
+    scoring = ["eval", "--voc-root", str(root), "--detections", str(saved), "--no-plots"]
+    assert main([*scoring, "--no-coco", "--out-dir", str(rescored)]) == 0
+    again = json.loads((rescored / "metrics.json").read_text())
+    assert (again["voc"], again["num_images"], again["images_left_out"]) == (
+        json.loads((out / "metrics.json").read_text())["voc"],
+        2,
+        [unreadable.stem, oversized.stem],
+    )
+    assert "2 images left out, as by the run that saved" in capsys.readouterr().out
     # --strict stops at the bad file instead.
     refused(
         capsys,
@@ -289,6 +304,6 @@ def test_saved_detections_keep_full_precision(tmp_path):
     scores = np.array([0.1234567891])
     path = tmp_path / "dets.json"
     save_detections(path, {"a": ImageDetections(boxes, scores, np.array([0]))}, CLASSES)
-    loaded, _names = load_detections(path)
+    loaded = load_detections(path).detections
     assert loaded["a"].boxes.tolist() == boxes.tolist()
     assert loaded["a"].scores.tolist() == scores.tolist()

@@ -37,7 +37,7 @@ def test_saved_detections_are_never_torn_by_a_full_disk(tmp_path: Path) -> None:
     )
     # Was: detections.json cut at 64 KiB: the earlier run's file lost, and this one unreadable.
     assert path.read_bytes() == before
-    detections, names = load_detections(path)
+    detections, names, _left_out = load_detections(path)
     assert len(detections) == 3 and names == tuple(CLASSES)
     assert [p.name for p in tmp_path.iterdir()] == ["detections.json"]  # no temporary left
     assert json.loads(before)["format"].startswith("togethernet_ros.detections")

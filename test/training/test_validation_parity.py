@@ -82,7 +82,7 @@ def test_validation_map_is_evals_on_awkward_real_frames(tmp_path, capsys):
     # crop's last person reaches past its edge) and mapped back with get_map.py's rounding
     # (700x530 into 384x512 is off by 0.7 px with the exact inverse).
     detections, _ = predict_dataset(loaded.model, dataset, INPUT_SIZE, torch.device("cpu"))
-    saved, _ = load_detections(tmp_path / "detections.json")
+    saved = load_detections(tmp_path / "detections.json").detections
     assert sorted(detections) == sorted(saved) == ["left", "right"]
     for image_id, found in detections.items():
         mine, theirs = confident(found), confident(saved[image_id])

@@ -513,7 +513,7 @@ def evaluate_camera(
         ordered = [frames[key] for key in _in_order(frames)]
         # A node with tracking off publishes `detections` without track ids (-1): chained by
         # IoU as the raw ones, not lumped into one track -1, and no ID switches to count.
-        tracked = kind == "smoothed" and all((d.track_ids >= 0).all() for d in ordered)
+        tracked = kind == "smoothed" and _usable_ids([d.track_ids for d in ordered])
         ids = [d.track_ids for d in ordered] if tracked else None
         entry: dict = {
             "frames": len(ordered),
@@ -556,7 +556,13 @@ def evaluate_camera(
             kept = {s: ~gt[str(s)].difficult & _has_area(gt[str(s)].boxes) for s in stamps}
             found = {s: _has_area(predictions[str(s)].boxes) for s in stamps}
             gt_ids = [(paired[s].track_ids + s[1] * top)[kept[s]] for s in stamps]
-            have_gt_ids = all((paired[s].track_ids >= 0).all() for s in stamps)
+            truth_ids = [paired[s].track_ids[kept[s]] for s in stamps]
+            have_gt_ids = _usable_ids(truth_ids)
+            if not have_gt_ids and all((ids >= 0).all() for ids in truth_ids):
+                entry["ground_truth_ids_ignored"] = (
+                    "ground-truth ids repeat within a frame (a class index or a constant, not "
+                    "a track id): trajectories linked by IoU, no ID switches counted"
+                )
             stability = evaluate_stability(
                 [gt[str(s)].boxes[kept[s]] for s in stamps],
                 [predictions[str(s)].boxes[found[s]] for s in stamps],
@@ -577,6 +583,11 @@ def evaluate_camera(
             }
         result[kind] = _clean(entry)
     return result
+
+
+def _usable_ids(ids_per_frame: list[np.ndarray]) -> bool:
+    """Whether ids name tracks: every one set (>= 0) and none repeated within a frame."""
+    return all((ids >= 0).all() and np.unique(ids).size == ids.size for ids in ids_per_frame)
 
 
 def format_eval_table(results: dict[str, dict]) -> str:

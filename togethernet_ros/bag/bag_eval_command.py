@@ -158,18 +158,26 @@ def run_eval(args: argparse.Namespace) -> int:
             loaded.frame_stamps.get(camera),
             round(args.stamp_tolerance_ms * 1e6),
         )
-    results = {
-        camera: evaluate_camera(
-            detections,
-            loaded.class_names,
-            truth.get(camera),
-            args.iou,
-            loaded.frame_stamps.get(camera),
-            whole_pixel_boxes=camera in whole_pixel_cameras,
-        )
-        for camera, detections in sorted(loaded.cameras.items())
-    }
+    try:
+        results = {
+            camera: evaluate_camera(
+                detections,
+                loaded.class_names,
+                truth.get(camera),
+                args.iou,
+                loaded.frame_stamps.get(camera),
+                whole_pixel_boxes=camera in whole_pixel_cameras,
+            )
+            for camera, detections in sorted(loaded.cameras.items())
+        }
+    except ValueError as error:
+        print(f"bag eval: {error}", file=sys.stderr)
+        return 1
     print(format_eval_table(results))
+    for camera, kinds in sorted(results.items()):
+        for kind, entry in sorted(kinds.items()):
+            if "ground_truth_ids_ignored" in entry:
+                print(f"  {camera} ({kind}): {entry['ground_truth_ids_ignored']}", file=sys.stderr)
     if not truth:
         print("(no ground truth given: accuracy and GT-based stability skipped)")
     for note in notes:

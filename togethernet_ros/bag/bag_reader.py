@@ -345,6 +345,9 @@ class BagReader:
     def _load_connections(self, reader: Reader) -> None:
         for connection in reader.connections:
             known = self.topics.get(connection.topic)
+            if known is not None and known.msgtype != connection.msgtype:
+                self._report_second_type(known, connection.msgtype, connection.msgcount)
+                continue
             if known is not None:
                 # The same topic in another split file: one topic, counts added up.
                 self.topics[connection.topic] = replace(
@@ -361,6 +364,15 @@ class BagReader:
                 count=connection.msgcount,
             )
 
+    def _report_second_type(self, known: BagTopic, msgtype: str, count: int | None) -> None:
+        """A topic recorded with another type too: only its first type is read."""
+        self.problems.add(
+            kinds.UNKNOWN_TYPE,
+            known.topic,
+            f"recorded as {known.msgtype} and also as {msgtype}: "
+            f"{'the' if count is None else count} {msgtype} messages are skipped",
+        )
+
     def _known_digest(self, msgtype: str) -> str:
         if msgtype in self.typestore.fielddefs:
             return self.typestore.hash_rihs01(msgtype)
@@ -373,7 +385,12 @@ class BagReader:
         for record in self._scan_records(scanned.files, report=True):
             if isinstance(record, SalvagedSchema):
                 schemas[record.id] = record
-            elif isinstance(record, SalvagedChannel) and record.topic not in self.topics:
+            elif isinstance(record, SalvagedChannel) and record.topic in self.topics:
+                schema = schemas.get(record.schema_id)
+                known = self.topics[record.topic]
+                if schema is not None and schema.name != known.msgtype:
+                    self._report_second_type(known, schema.name, None)
+            elif isinstance(record, SalvagedChannel):
                 schema = schemas.get(record.schema_id)
                 msgtype = schema.name if schema else ""
                 self.topics[record.topic] = BagTopic(
@@ -489,7 +506,11 @@ class BagReader:
                 )
 
     def _indexed_records(self, reader: Reader, wanted: set[str]) -> Iterator[BagRecord]:
-        connections = [c for c in reader.connections if c.topic in wanted]
+        connections = [
+            c
+            for c in reader.connections
+            if c.topic in wanted and c.msgtype == self.topics[c.topic].msgtype
+        ]
         if not connections:
             return
         iterator = reader.messages(connections=connections)
@@ -510,9 +531,15 @@ class BagReader:
 
     def _scanned_records(self, scanned: _ScannedFiles, wanted: set[str]) -> Iterator[BagRecord]:
         channels: dict[int, str] = {}
+        schema_names: dict[int, str] = {}
         for record in self._scan_records(scanned.files, report=False):
-            if isinstance(record, SalvagedChannel):
-                channels[record.id] = record.topic
+            if isinstance(record, SalvagedSchema):
+                schema_names[record.id] = record.name
+            elif isinstance(record, SalvagedChannel):
+                known = self.topics.get(record.topic)
+                # A channel of the topic's other type (reported when scanned) is not read.
+                if known is not None and schema_names.get(record.schema_id, "") == known.msgtype:
+                    channels[record.id] = record.topic
             elif isinstance(record, SalvagedMessage):
                 topic = channels.get(record.channel_id)
                 if topic in wanted:

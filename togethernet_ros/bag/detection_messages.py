@@ -7,12 +7,17 @@ Track ids go into ``Detection2D.id`` (empty for raw detections).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
+
+# ASCII digits only: str.isdigit also takes "²", which int() refuses.
+_CLASS_INDEX = re.compile(r"[0-9]+")
+_TRACK_ID = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -107,12 +112,12 @@ def message_to_detections(
             name, score = "", 1.0
         if name in lookup:
             class_ids.append(lookup[name])
-        elif name.isdigit():
+        elif _CLASS_INDEX.fullmatch(name):
             class_ids.append(int(name))
         else:
             class_ids.append(-1)
         scores.append(score)
-        track_ids.append(int(detection.id) if detection.id.lstrip("-").isdigit() else -1)
+        track_ids.append(int(detection.id) if _TRACK_ID.fullmatch(detection.id) else -1)
     stamp = int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
     return DecodedDetections(
         stamp_ns=stamp,

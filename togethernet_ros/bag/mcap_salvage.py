@@ -114,7 +114,12 @@ def _records(buffer: memoryview, result: SalvageResult, base: int) -> Iterator[o
             result.stop_offset, result.stop_reason = base + offset, "record cut off"
             return
         else:
-            record = _parse(opcode, body)
+            try:
+                record = _parse(opcode, body)
+            except (struct.error, ValueError):  # a body too short for its fields, bad UTF-8
+                result.stop_offset = base + offset
+                result.stop_reason = f"damaged record (opcode 0x{opcode:02x})"
+                return
             if record is not None:
                 yield record
         offset = body_start + length
@@ -135,9 +140,13 @@ def _chunk(body: memoryview, length: int, result: SalvageResult, base: int) -> I
         if not complete:
             result.stop_offset, result.stop_reason = base, f"{compression} chunk cut off"
             return
-        yield from _records(
-            memoryview(_decompress(compression, bytes(records), size)), result, base
-        )
+        try:
+            data = _decompress(compression, bytes(records), size)
+        except Exception as error:  # zstandard and lz4 raise their own types for bad data
+            result.stop_offset = base
+            result.stop_reason = f"{compression} chunk damaged ({type(error).__name__}: {error})"
+            return
+        yield from _records(memoryview(data), result, base)
         return
     yield from _records(records, result, base + offset + 8)
     if not complete and not result.stop_reason:

@@ -344,6 +344,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TeacherUnavailableError) as error:
         print(f"togethernet distill: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine, not the options: a full disk, a frame unwritable
+        print(f"togethernet distill: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the clean-up ran
         name, status = stop_status(stop)
         print(f"togethernet distill: stopped by {name}; {_how_to_go_on(args)}", file=sys.stderr)

@@ -216,7 +216,12 @@ def label_frames(
         for frame, found in zip(pending, teacher.detect([f.image for f in pending]), strict=True):
             kept = filter_pseudo_labels(mapping.apply(found), mapping.target_names, settings)
             relative = f"images/{frame.file_stem()}.jpg"
-            cv2.imwrite(str(root / relative), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if not cv2.imwrite(str(root / relative), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                # Listed anyway, it would fail training much later, inside a loader worker.
+                raise OSError(
+                    f"cannot write pseudo-labelled frame {root / relative} (disk full, no "
+                    "permission, or a frame wider than JPEG's 65500 px)"
+                )
             labelled.append(
                 LabelledFrame(
                     relative,

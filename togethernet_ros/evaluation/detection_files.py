@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,10 +15,26 @@ from togethernet_ros.evaluation.records import ImageDetections
 DETECTIONS_FORMAT = "togethernet_ros.detections/1"
 
 
+class DetectionsFile(NamedTuple):
+    """What :func:`load_detections` read."""
+
+    detections: dict[str, ImageDetections]
+    class_names: tuple[str, ...]
+    images_left_out: tuple[str, ...]
+    """Images of the dataset the run that saved the file could not read: scored by neither."""
+
+
 def save_detections(
-    path: str | Path, detections_by_image: Mapping[str, object], class_names: Sequence[str]
+    path: str | Path,
+    detections_by_image: Mapping[str, object],
+    class_names: Sequence[str],
+    images_left_out: Sequence[str] = (),
 ) -> None:
-    """Write detections (xyxy source pixels) as JSON in :data:`DETECTIONS_FORMAT`."""
+    """Write detections (xyxy source pixels) as JSON in :data:`DETECTIONS_FORMAT`.
+
+    ``images_left_out``: the dataset's images the run could not read, so that the file scores
+    as the run did (an image merely absent from the file is one without detections).
+    """
     images = {}
     for image_id, found in detections_by_image.items():
         found = ImageDetections.from_any(found)
@@ -29,12 +46,17 @@ def save_detections(
             "scores": [float(s) for s in found.scores],
             "class_ids": [int(c) for c in found.class_ids],
         }
-    payload = {"format": DETECTIONS_FORMAT, "class_names": list(class_names), "images": images}
+    payload = {
+        "format": DETECTIONS_FORMAT,
+        "class_names": list(class_names),
+        "images": images,
+        "images_left_out": sorted(images_left_out),
+    }
     write_text_atomically(path, json.dumps(payload))
 
 
-def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple[str, ...]]:
-    """Read a file written by :func:`save_detections`; returns (detections, class names).
+def load_detections(path: str | Path) -> DetectionsFile:
+    """Read a file written by :func:`save_detections` (or by hand, without left-out images).
 
     Anything else (other JSON, a missing field, ragged boxes, class ids outside the file's
     class list) is a :class:`ValueError` naming the file, the image and the problem.
@@ -60,6 +82,9 @@ def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple
     images = payload.get("images")
     if not isinstance(images, dict):
         raise ValueError(f"{path}: 'images' must map image ids to detections")
+    left_out = payload.get("images_left_out", [])
+    if not isinstance(left_out, list) or not all(isinstance(image, str) for image in left_out):
+        raise ValueError(f"{path}: 'images_left_out' must be a list of image ids")
     detections = {}
     for image_id, entry in images.items():
         where = f"{path}: image '{image_id}'"
@@ -86,4 +111,7 @@ def load_detections(path: str | Path) -> tuple[dict[str, ImageDetections], tuple
                 f"{where}: class ids {outside} outside the file's {len(class_names)} classes"
             )
         detections[image_id] = found
-    return detections, tuple(class_names)
+    both = sorted(set(left_out) & set(detections))
+    if both:
+        raise ValueError(f"{path}: images {both[:5]} are both left out and detected")
+    return DetectionsFile(detections, tuple(class_names), tuple(left_out))

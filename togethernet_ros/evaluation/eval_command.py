@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -275,9 +276,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"eval: --classes: {error}") from error
     detector = None
     detections = None
+    left_out_by_file: tuple[str, ...] = ()
     if args.detections is not None:
         try:
-            detections, file_classes = load_detections(args.detections)
+            detections, file_classes, left_out_by_file = load_detections(args.detections)
         except ValueError as error:
             raise SystemExit(f"eval: {error}") from error
         if args.classes is None:
@@ -294,7 +296,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             # other classes would otherwise read the dataset with the default VOC names.
             class_names = tuple(detector.class_names)
     try:
-        return _score(args, class_names, detector, detections)
+        return _score(args, class_names, detector, detections, left_out_by_file)
     finally:
         if detector is not None:
             detector.close()
@@ -305,8 +307,13 @@ def _score(
     class_names: tuple[str, ...],
     detector: Detector | None,
     detections: dict | None,
+    left_out_by_file: Sequence[str] = (),
 ) -> int:
-    """Read the dataset, detect (with ``detector``) or take ``detections``, and report."""
+    """Read the dataset, detect (with ``detector``) or take ``detections``, and report.
+
+    ``left_out_by_file``: images the run that saved ``detections`` could not read; they are
+    left out here too, with their ground truth, so the file scores as that run did.
+    """
     dataset = dataset_from_args(args, class_names)
     truth = scored_ground_truth(dataset)
     dataset.issues.log_summary()
@@ -320,15 +327,18 @@ def _score(
                 else ""
             )
         )
-    left_out: list[str] = []
+    left_out = sorted(set(left_out_by_file) & set(truth))
     if args.weights is not None:
         detections = detect_dataset(args, dataset, detector)
         left_out = sorted(set(truth) - set(detections))
         if left_out:
             dataset.issues.log_summary()
-            truth = {stem: gt for stem, gt in truth.items() if stem in detections}
         if args.save_detections:
-            save_detections(args.save_detections, detections, class_names)
+            save_detections(args.save_detections, detections, class_names, left_out)
+    elif left_out:
+        print(f"{len(left_out)} images left out, as by the run that saved {args.detections}")
+    unread = set(left_out)
+    truth = {stem: gt for stem, gt in truth.items() if stem not in unread}
     if not truth:
         raise SystemExit("eval: no readable images to evaluate (all were left out)")
     missing = sorted(set(detections) - set(truth))
