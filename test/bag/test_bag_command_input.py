@@ -75,7 +75,17 @@ def test_run_command_refuses_bad_counts_in_one_line(camera_bag, tmp_path, capsys
     output = str(tmp_path / "out")
     common = ["bag", "run", str(source), "--output", output, "--allow-untrained-weights"]
     assert main([*common, "--input-size", "128", "--max-batch-size", "0"]) == 2
-    assert "max_batch_size must be >= 1, got 0" in capsys.readouterr().err
+    assert "parameter 'max_batch_size' must be >= 1, got 0" in capsys.readouterr().err
+    # A params file's values get the node's checks too, named with the file.
+    params = tmp_path / "params.yaml"
+    for line, message in [
+        ("weights: 5", "parameter 'weights' must be a string, got 5"),
+        ("max_batch_size: x", "parameter 'max_batch_size' must be an integer, got 'x'"),
+        ("max_batch_wait_ms: x", "parameter 'max_batch_wait_ms' must be a finite number"),
+    ]:
+        params.write_text(f"detector:\n  ros__parameters:\n    {line}\n")
+        assert main([*common, "--input-size", "128", "--params-file", str(params)]) == 2
+        assert f"params file {params}: {message}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--max-frames", "0"])
     assert "argument --max-frames: must be >= 1, got 0" in capsys.readouterr().err

@@ -181,6 +181,15 @@ def test_voc2yolo_bad_options_and_strict_errors_exit_in_one_line(voc_root, capsy
         capsys, ["data", "voc2yolo", "--voc-root", str(root), "--out", out, "--classes", "a,a"]
     )
     assert "duplicate class names ['a']" in message
+    # A class file that is not there used to be read as one class named after its path:
+    # every object then dropped as an unknown class, and exit 0.
+    for value, problem in [
+        (str(root / "classes.txt"), "does not exist"),
+        ("/nonexistent/names", "does not exist"),
+        (str(root), "is not a file"),
+    ]:
+        command = ["data", "voc2yolo", "--voc-root", str(root), "--out", out, "--classes", value]
+        assert f"class names file {value} {problem}" in _cli_error(capsys, command)
     # (The scenes are 128x96: a <size> that disagrees would be the first strict error.)
     _xml(root / "Annotations" / "00002.xml", _object("dog", (1, 1, 9, 9)), 128, 96)
     args = ["data", "voc2yolo", "--voc-root", str(root), "--out", out]

@@ -172,7 +172,25 @@ def resolve_detector_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings["tracking_enabled"] = enabled
     size = _checked_input_size(settings["input_size"], given_by.get("input_size"))
     settings["input_size"] = (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+    _check_as_the_node(settings, given_by)
     return settings
+
+
+def _check_as_the_node(settings: dict[str, Any], given_by: dict[str, Path]) -> None:
+    """Each detector setting through the node's own check: `weights: 5` or `max_batch_size:
+    x` in a params file is refused naming the parameter and the file, not by a TypeError or
+    an int() message later."""
+    from togethernet_ros.ros.node_settings import SPECS_BY_NAME, check_value  # no rclpy
+
+    for name in DETECTOR_KEYS:
+        spec = SPECS_BY_NAME.get(name)
+        if spec is None or name == "input_size":  # checked above, as [side] or [h, w]
+            continue
+        try:
+            settings[name] = check_value(spec, settings[name])
+        except ValueError as error:
+            where = f"params file {given_by[name]}: " if name in given_by else ""
+            raise ValueError(f"{where}{error}") from None
 
 
 def _checked_input_size(value: Any, params_file: Path | None) -> list[int]:

@@ -1379,8 +1379,16 @@ def main(args: Sequence[str] | None = None) -> int:
     """Console script `detector_node`: run the node until SIGINT/SIGTERM; exit 0 on clean stop."""
     # Before any frame is allocated: taking a 720p image cost ~4 ms of page faults without it.
     heap_tuned = keep_frames_on_the_heap()
-    rclpy.init(args=args)
     argv = sys.argv if args is None else args
+    missing = [str(path) for path in params_file_paths(argv) if not path.is_file()]
+    if missing:
+        print(f"detector_node: params file not found: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as error:  # rcl refuses the command line, e.g. a params file's YAML
+        print(f"detector_node: cannot start: {error}", file=sys.stderr)
+        return 1
     try:
         node = DetectorNode(enclave=enclave_name(argv))
     except SettingsError as error:

@@ -6,9 +6,17 @@ from pathlib import Path
 
 from togethernet_ros.model.config import DEFAULT_CLASS_NAMES
 
+_PATH_STARTS = ("/", "./", "../", "~")
+_LIST_FILES = (".txt", ".names")
+
 
 def parse_class_names(value: str | None) -> tuple[str, ...]:
-    """Class list from a comma-separated string or a file with one name per line."""
+    """Class list from a comma-separated string or a file with one name per line.
+
+    A value that names no file but looks like a path (a single name starting "/", "./",
+    "../" or "~", or ending .txt / .names) is refused as a missing file rather than read as
+    a class name ("car/van" in a list is a class).
+    """
     if not value:
         return DEFAULT_CLASS_NAMES
     path = Path(value)
@@ -20,6 +28,12 @@ def parse_class_names(value: str | None) -> tuple[str, ...]:
             raise ValueError(
                 f"class names file {path} is not UTF-8 text ({error.reason})"
             ) from error
+    elif path.exists():
+        raise ValueError(f"class names file {path} is not a file")
+    elif "," not in value and (value.startswith(_PATH_STARTS) or value.endswith(_LIST_FILES)):
+        # Not a file, yet written as one: taken as one class name, it would drop every object
+        # of the real classes as unknown without another word.
+        raise ValueError(f"class names file {path} does not exist")
     else:
         names = value.split(",")
     names = tuple(name.strip() for name in names if name.strip())
