@@ -71,12 +71,27 @@ def test_demo_data_cli_on_the_real_sample_video(tmp_path, capsys):
         assert reader.image_message_count == 6
 
 
-def test_demo_data_cli_reports_a_missing_video(tmp_path, capsys):
-    assert (
-        main(["demo-data", "--video", str(tmp_path / "none.avi"), "--output", str(tmp_path / "b")])
-        == 1
-    )
-    assert "does not exist" in capsys.readouterr().err
+def test_demo_data_cli_refuses_bad_input_with_status_2_and_leaves_no_bag(tmp_path, capsys):
+    output = tmp_path / "b"
+    not_a_video = tmp_path / "notes.jpg"
+    not_a_video.write_bytes(b"not a picture nor a video")
+    video = _write_video(tmp_path / "clip.avi")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for arguments, message in [
+        (["--video", str(tmp_path / "none.avi")], "does not exist"),
+        (["--video", str(folder)], "is a folder, not a video file"),
+        (["--video", str(not_a_video)], "has no readable frames"),
+    ]:
+        assert main(["demo-data", *arguments, "--output", str(output)]) == 2
+        assert message in capsys.readouterr().err
+        assert not output.exists()
+    for option, value in [("--max-frames", "0"), ("--fps", "-1"), ("--max-beta", "-0.5")]:
+        with pytest.raises(SystemExit) as stop:
+            main(["demo-data", "--video", str(video), "--output", str(output), option, value])
+        assert stop.value.code == 2
+        assert f"argument {option}: must be" in capsys.readouterr().err
+        assert not output.exists()
 
 
 def test_demo_data_never_overwrites_its_video(tmp_path, capsys):
@@ -85,7 +100,7 @@ def test_demo_data_never_overwrites_its_video(tmp_path, capsys):
     # --overwrite removes the output path first; the video was deleted and replaced by a bag.
     for output in (video, tmp_path):
         command = ["demo-data", "--video", str(video), "--output", str(output), "--overwrite"]
-        assert main([*command, "--max-frames", "2"]) == 1
+        assert main([*command, "--max-frames", "2"]) == 2
         assert f"--output {output} would replace the video {video}" in capsys.readouterr().err
     assert video.is_file() and video.read_bytes() == before
 

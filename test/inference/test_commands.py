@@ -220,8 +220,14 @@ def test_predict_skips_unreadable_and_truncated_images_and_reports_them(
     assert "1 images, 3 unreadable skipped" in capsys.readouterr().out
     # Nothing readable at all, or a single unreadable file: an error naming it.
     (source / "a_good.png").unlink()
-    assert main(["predict", *common, "--source", str(source), "--output", str(output)]) == 2
+    fresh = tmp_path / "fresh"
+    assert main(["predict", *common, "--source", str(source), "--output", str(fresh)]) == 2
     assert "none of the 3 images" in capsys.readouterr().err
+    assert not fresh.exists()  # a refused run leaves no output folder behind
     lone = source / "b_cut.jpg"
-    assert main(["predict", *common, "--source", str(lone), "--output", str(output)]) == 2
-    assert "b_cut.jpg: truncated JPEG" in capsys.readouterr().err
+    # Refused before the model loads: no "weights" line, no folder.
+    for weights in (str(checkpoint_path), str(tmp_path / "no_such.pt")):
+        run = ["predict", *common[2:], "--weights", weights, "--source", str(lone)]
+        assert main([*run, "--output", str(fresh)]) == 2
+        assert "b_cut.jpg: truncated JPEG" in capsys.readouterr().err
+        assert not fresh.exists()

@@ -9,6 +9,7 @@ CompressedImage, stamped a few milliseconds apart like unsynchronised real camer
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ def build_demo_bag(
     """Read up to ``max_frames`` frames of ``video`` and write the foggy two-camera bag."""
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if not math.isfinite(max_beta) or max_beta < 0:
+        raise ValueError(f"max_beta (the fog density) must be >= 0, got {max_beta}")
+    if Path(video).is_dir():
+        raise ValueError(f"video {video} is a folder, not a video file")
     if not Path(video).is_file():
         raise FileNotFoundError(f"video {video} does not exist")
     capture = cv2.VideoCapture(str(video))
@@ -83,10 +88,15 @@ def build_demo_bag(
         period_ns = round(1e9 / rate)
         betas: list[float] = []
         size = (0, 0)
+        # The first frame before the bag: a file that is no video leaves no empty bag behind.
+        ok, frame = capture.read()
+        if not ok:
+            raise ValueError(f"video {video} has no readable frames")
         with BagWriter(output, storage=storage, overwrite=overwrite) as writer:
             typestore = writer.typestore
             for index in range(count):
-                ok, frame = capture.read()
+                if index > 0:
+                    ok, frame = capture.read()
                 if not ok:
                     break
                 size = frame.shape[:2]

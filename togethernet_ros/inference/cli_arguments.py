@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -56,6 +57,28 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def parse_positive_number(text: str) -> float:
+    """A finite number > 0 (rates)."""
+    return _finite_at_least(text, 0.0, inclusive=False)
+
+
+def parse_non_negative_number(text: str) -> float:
+    """A finite number >= 0 (densities, margins)."""
+    return _finite_at_least(text, 0.0, inclusive=True)
+
+
+def _finite_at_least(text: str, minimum: float, inclusive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    low_enough = value < minimum if inclusive else value <= minimum
+    if not math.isfinite(value) or low_enough:
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
     return value
 
 

@@ -54,6 +54,7 @@ class MediaSource:
         self.fps = 0.0
         self.skipped: list[SkippedFile] = []
         self._folder = self.path.is_dir()
+        self._lone_image: np.ndarray | None = None
         if self.path.is_dir():
             self.kind = "images"
             # A broken link named like an image is listed too, so that it is reported as
@@ -69,6 +70,10 @@ class MediaSource:
         elif self.path.is_file() and self.path.suffix.lower() in IMAGE_SUFFIXES:
             self.kind = "images"
             self.files = [self.path]
+            # Read now: an unreadable lone image is refused before a model loads for it.
+            self._lone_image, problem = read_whole_image_file(self.path)
+            if self._lone_image is None:
+                raise ValueError(f"cannot read image {self.path}: {problem}")
         elif self.path.is_file() and self.path.suffix.lower() in VIDEO_SUFFIXES:
             self.kind = "video"
             self.files = [self.path]
@@ -113,7 +118,9 @@ class MediaSource:
         for index, path in enumerate(self.files):
             if self.max_frames is not None and index >= self.max_frames:
                 return
-            image, problem = read_whole_image_file(path)
+            image, problem = (
+                (self._lone_image, "") if not self._folder else read_whole_image_file(path)
+            )
             if image is None:
                 if not self._folder:
                     raise ValueError(f"cannot read image {path}: {problem}")

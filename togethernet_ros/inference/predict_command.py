@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=num_threads,
         max_detections=args.max_detections,
     )
+    created = not output.exists()
     try:
         # Made once the weights have loaded: a refused checkpoint leaves no empty output folder.
         output.mkdir(parents=True, exist_ok=True)
@@ -164,10 +166,17 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(len(batch))
     except BaseException:
         detections.abandon()
+        failed = True
         raise
+    else:
+        failed = False
     finally:
         writer.close()
         detector.close()
+        if failed and created and detections.images == 0:
+            # Nothing was written (e.g. no image of the folder could be read): no empty
+            # output folder is left behind, as for a run refused before it started.
+            _remove_empty_folders(output)
     detections.finish(
         [{"source": str(file.path), "problem": file.problem} for file in source.skipped]
     )
@@ -178,6 +187,15 @@ def run(args: argparse.Namespace) -> int:
         f"({detector.backend}, input {height}x{width})"
     )
     return 0
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Remove ``root`` and the folders under it, deepest first, as long as they are empty."""
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 class _DetectionsFile:
