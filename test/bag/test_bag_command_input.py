@@ -108,6 +108,17 @@ def test_replay_refuses_record_paths_that_lose_data(camera_bag, tmp_path, capsys
     assert main(["bag", "replay", str(source), "--report-dir", str(blocker)]) == 2
     assert f"--report-dir {blocker} is a file, not a folder" in capsys.readouterr().err
     assert (_fingerprint(source), _fingerprint(earlier)) == before
+    # A params file the node could not read failed only after the replay had started.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("detector: [\n")
+    for params, problem in [
+        (tmp_path / "missing.yaml", "does not exist"),
+        (tmp_path, "is a folder"),
+        (broken, str(broken)),
+    ]:
+        assert main(["bag", "replay", str(source), "--params-file", str(params)]) == 2
+        error = capsys.readouterr().err
+        assert problem in error and "Traceback" not in error, error
     for option, value in (("--rate", "-1"), ("--max-frames", "0"), ("--startup-timeout", "0")):
         with pytest.raises(SystemExit):
             main(["bag", "replay", str(source), option, value])

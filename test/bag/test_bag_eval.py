@@ -141,3 +141,21 @@ def test_ground_truth_ids_that_repeat_within_a_frame_are_linked_by_iou(tmp_path,
     assert metrics["stability"]["num_trajectories"] == 2
     assert "repeat within a frame" in metrics["ground_truth_ids_ignored"]
     assert "/cam (smoothed): ground-truth ids repeat within a frame" in capsys.readouterr().err
+
+
+def test_bag_eval_refuses_its_own_option_mistakes_with_status_2(evaluated_bag, tmp_path, capsys):
+    command = ["bag", "eval", str(evaluated_bag)]
+    empty = tmp_path / "empty_voc"
+    empty.mkdir()
+    voc = tmp_path / "voc"
+    write_voc_xml(voc / "000000.xml", "", 128, 96, np.array([_truth_box(0)]), [0], NAMES)
+    for arguments, message in [
+        # The metrics are written after the whole bag: a folder at --output failed only then,
+        # naming a temporary file.
+        (["--output", str(tmp_path)], f"--output {tmp_path} is a folder; give a file name"),
+        (["--voc-dir", str(tmp_path / "nowhere")], "is not a folder"),
+        (["--voc-dir", str(empty)], f"--voc-dir {empty} holds no VOC .xml files"),
+        (["--voc-dir", str(voc), "--voc-camera", "/rear"], "--voc-camera must name one of"),
+    ]:
+        assert main([*command, *arguments]) == 2, arguments
+        assert message in capsys.readouterr().err

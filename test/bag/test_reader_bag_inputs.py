@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -143,4 +144,13 @@ def test_bag_run_topics_never_swallow_the_input_bag(tmp_path, capsys):
         rf"no input bag given \(--topics took '{bag}' as a topic\).*--topic TOPIC",
     )
     refused(capsys, ["bag", "run", "--output", str(tmp_path / "x")], r"no input bag given:")
+    assert not (tmp_path / "x").exists()
+    # A topic the bag does not have: refused before the model loads (here a missing one).
+    recorded = ", ".join(sorted([FRONT, SIDE]))
+    typo = ["bag", "run", bag, "--topic", "/cam_frnt/image_raw", "--output", str(tmp_path / "x")]
+    refused(
+        capsys,
+        [*typo, "--weights", str(tmp_path / "no_such.pt")],
+        re.escape(f"--topic: /cam_frnt/image_raw not in {bag} (image topics recorded: {recorded})"),
+    )
     assert not (tmp_path / "x").exists()

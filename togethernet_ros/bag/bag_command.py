@@ -109,6 +109,26 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_topics_recorded(bag: Path, topics: list[str] | None) -> None:
+    """ValueError when the bag's metadata.yaml lists none of the requested ``topics``.
+
+    A typo in ``--topic`` is then refused before the model loads, not after (one topic of
+    several missing is reported by the run, which processes the others). Bags without a
+    metadata.yaml are left to the run, which reads what their storage holds.
+    """
+    from togethernet_ros.bag.bag_reader import list_topics_from_metadata
+    from togethernet_ros.bag.image_codec import IMAGE_TYPES
+
+    listed = list_topics_from_metadata(bag) if topics else None
+    if listed is None or any(topic in listed for topic in topics or ()):
+        return
+    images = sorted(name for name, topic in listed.items() if topic.msgtype in IMAGE_TYPES)
+    raise ValueError(
+        f"--topic: {', '.join(topics or ())} not in {bag} "
+        f"(image topics recorded: {', '.join(images) or 'none'})"
+    )
+
+
 def input_from_topics(args: argparse.Namespace) -> None:
     """Give ``args.input`` back when ``--topics A B BAG`` took the input bag as a topic.
 
@@ -229,6 +249,7 @@ def run_run(args: argparse.Namespace) -> int:
             check_output_folder(args.output, "--output")
         if args.report is not None:  # written after the whole bag was processed
             check_output_file(args.report, "--report")
+        check_topics_recorded(args.input, args.topics)
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])

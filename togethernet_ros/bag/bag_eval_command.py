@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.output_topics import camera_namespace
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
-from togethernet_ros.inference.cli_arguments import parse_iou_threshold
+from togethernet_ros.inference.cli_arguments import check_output_file, parse_iou_threshold
 from togethernet_ros.training.class_list import parse_class_names
 
 if TYPE_CHECKING:
@@ -92,6 +92,22 @@ def _parse_tolerance_ms(text: str) -> float:
     return value
 
 
+def _option_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the paths given, before the bag is read (exit status 2), or None."""
+    if args.voc_dir is not None:
+        if not args.voc_dir.is_dir():
+            return f"--voc-dir {args.voc_dir} is not a folder"
+        if not any(args.voc_dir.glob("*.xml")):
+            return f"--voc-dir {args.voc_dir} holds no VOC .xml files"
+    if args.output is not None:
+        try:
+            # Written after the whole bag was scored: a bad path is refused now.
+            check_output_file(args.output, "--output")
+        except ValueError as error:
+            return str(error)
+    return None
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Run `bag eval`."""
     from togethernet_ros.bag.bag_command import input_bag_error, print_problems
@@ -106,7 +122,7 @@ def run_eval(args: argparse.Namespace) -> int:
         unmatched_ground_truth,
     )
 
-    problem = input_bag_error(args.input)
+    problem = input_bag_error(args.input) or _option_error(args)
     if problem:
         print(f"bag eval: {problem}", file=sys.stderr)
         return 2
@@ -127,9 +143,13 @@ def run_eval(args: argparse.Namespace) -> int:
                 next(iter(loaded.cameras)) if len(loaded.cameras) == 1 else None
             )
             if camera not in loaded.cameras:
-                raise BagError(
-                    f"--voc-camera must name one of {sorted(loaded.cameras)} (got {camera!r})"
+                # A usage error, found only now that the bag's cameras are known.
+                print(
+                    f"bag eval: --voc-camera must name one of {sorted(loaded.cameras)} "
+                    f"(got {camera!r})",
+                    file=sys.stderr,
                 )
+                return 2
             stamps = list(loaded.frame_stamps.get(camera, ()))
             if not stamps:
                 stamps = [stamp for stamp, _ in loaded.cameras[camera].keys]

@@ -113,6 +113,18 @@ def check_output_paths(args: argparse.Namespace) -> None:
     _check_creatable_parent(args.report_dir, "--report-dir")
 
 
+def check_params_file(path: Path | None) -> None:
+    """Refuse a --params-file the node could not read, before a node is started for it."""
+    from togethernet_ros.ros.params_file import read_sections  # plain Python, no rclpy
+
+    if path is None:
+        return
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise BagError(f"--params-file {path} {problem}")
+    read_sections([path])  # ParamsFileError (a ValueError) names the file and its problem
+
+
 def _check_creatable_parent(path: Path, option: str) -> None:
     from togethernet_ros.inference.cli_arguments import check_parent_writable
 
@@ -132,6 +144,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         if problem:
             raise BagError(problem)
         check_output_paths(args)
+        check_params_file(args.params_file)
     except (BagError, ValueError) as error:
         print(f"bag replay: {error}", file=sys.stderr)
         return 2
