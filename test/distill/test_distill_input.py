@@ -63,7 +63,20 @@ def test_a_broken_teacher_is_one_error_line_before_any_labelling(
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--frame-step", "0"), ("--fog-variants", "0"), ("--holdout", "1"), ("--max-frames", "-1")],
+    [
+        ("--frame-step", "0"),
+        ("--fog-variants", "0"),
+        ("--holdout", "1"),
+        ("--max-frames", "-1"),
+        # These were taken as given: -3 frames silently meant all of them.
+        ("--duplicate-iou", "5"),
+        ("--class-threshold", "bus=5"),
+        ("--class-threshold", "=0.5"),
+        ("--min-box", "-1"),
+        ("--eval-max-frames", "-3"),
+        ("--epochs", "0"),
+        ("--workers", "-1"),
+    ],
 )
 def test_bad_numbers_are_refused_by_name(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit):

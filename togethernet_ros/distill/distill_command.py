@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 from togethernet_ros.inference.cli_arguments import (
     check_output_file,
+    parse_non_negative_int,
+    parse_non_negative_number,
     parse_positive_int,
     parse_unit_interval,
 )
@@ -71,11 +73,13 @@ def _holdout(text: str) -> float:
 
 
 def _class_threshold(text: str) -> tuple[str, float]:
-    name, _, value = text.partition("=")
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected CLASS=THRESHOLD, got {text!r}")
     try:
-        return name.strip(), float(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected CLASS=THRESHOLD, got {text!r}") from error
+        return name.strip(), parse_unit_interval(value)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {error}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,29 +135,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-class pseudo-label score (repeatable), e.g. bus=0.6",
     )
     data.add_argument("--truck-as-car", action="store_true", help="label COCO trucks as car")
-    data.add_argument("--min-box", type=float, default=4.0, help="smallest pseudo box side (px)")
+    data.add_argument(
+        "--min-box",
+        type=parse_non_negative_number,
+        default=4.0,
+        help="smallest pseudo box side in pixels (default 4)",
+    )
     data.add_argument(
         "--duplicate-iou",
-        type=float,
+        type=parse_unit_interval,
         default=0.8,
         help="boxes of different classes overlapping this much are one object: keep the "
-        "higher-scoring one (0 keeps both)",
+        "higher-scoring one (0 keeps both; default 0.8)",
     )
     fog = parser.add_argument_group("synthetic fog")
-    fog.add_argument("--beta-min", type=float, default=0.02)
-    fog.add_argument("--beta-max", type=float, default=0.16)
-    fog.add_argument("--airlight", type=float, default=0.5)
-    fog.add_argument("--airlight-jitter", type=float, default=0.1)
+    fog.add_argument(
+        "--beta-min", type=float, default=0.02, help="lowest fog density β (default 0.02)"
+    )
+    fog.add_argument(
+        "--beta-max", type=float, default=0.16, help="highest fog density β (default 0.16)"
+    )
+    fog.add_argument(
+        "--airlight", type=float, default=0.5, help="fog brightness A in [0, 1] (default 0.5)"
+    )
+    fog.add_argument(
+        "--airlight-jitter", type=float, default=0.1, help="random ± on A (default 0.1)"
+    )
     fog.add_argument(
         "--fog-variants", type=parse_positive_int, default=2, help="fogged copies of each frame"
     )
     training = parser.add_argument_group("training")
-    training.add_argument("--input-size", type=int, default=384, help="multiple of 128")
-    training.add_argument("--epochs", type=int, default=30)
-    training.add_argument("--batch-size", type=int, default=8)
+    training.add_argument(
+        "--input-size", type=int, default=384, help="multiple of 128 (default 384)"
+    )
+    training.add_argument("--epochs", type=parse_positive_int, default=30, help="default 30")
+    training.add_argument("--batch-size", type=parse_positive_int, default=8, help="default 8")
     training.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     training.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
-    training.add_argument("--workers", type=int, default=2)
+    training.add_argument(
+        "--workers",
+        type=parse_non_negative_int,
+        default=2,
+        help="data loader processes (default 2)",
+    )
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--init", help="upstream TogetherNet or YOLOX-s weights to start from")
     training.add_argument(
@@ -164,12 +188,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="any trainer config key, e.g. train.lr=0.02 (repeatable)",
     )
     report = parser.add_argument_group("held-out report and weights")
-    report.add_argument("--eval-betas", type=_betas, default=[0.0, 0.05, 0.1, 0.15])
+    report.add_argument(
+        "--eval-betas",
+        type=_betas,
+        default=[0.0, 0.05, 0.1, 0.15],
+        help="fog densities the held-out report scores at (default 0,0.05,0.1,0.15)",
+    )
     report.add_argument(
         "--eval-max-frames",
-        type=int,
+        type=parse_non_negative_int,
         default=40,
-        help="evaluate on at most N held-out frames, evenly spread (0 = all)",
+        help="evaluate on at most N held-out frames, evenly spread (0 = all; default 40)",
     )
     report.add_argument("--weights-out", help="write fp16 weights + model card (.md) here")
 
@@ -344,7 +373,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TeacherUnavailableError) as error:
         print(f"togethernet distill: error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # the machine, not the options: a full disk, a frame unwritable
+    except OSError as error:
+        if type(error) is not OSError:
+            raise  # a path problem (FileNotFoundError & co.): the CLI's one line, exit 2
+        # The machine, not the options: a full disk, a frame that could not be written.
         print(f"togethernet distill: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the clean-up ran
