@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -255,8 +256,15 @@ def split_ids(
     order = np.random.default_rng(seed).permutation(len(ids))
     shuffled = [ids[i] for i in order]
     total = sum(ratios)
-    n_train = round(len(ids) * ratios[0] / total)
-    n_val = round(len(ids) * ratios[1] / total)
+    # Largest remainders: the counts add up to every image and a ratio of 0 gets none
+    # (rounding each on its own gave 0.9/0.1/0 of 5 images as 4/0/1).
+    exact = [len(ids) * ratio / total for ratio in ratios]
+    counts = [int(np.floor(share)) for share in exact]
+    # Equal remainders favour the smaller split: 0.9/0.1 of 5 is 4/1, not 5/0.
+    by_remainder = sorted(range(3), key=lambda i: (counts[i] - exact[i], exact[i], i))
+    for index in by_remainder[: len(ids) - sum(counts)]:
+        counts[index] += 1
+    n_train, n_val = counts[0], counts[1]
     return {
         "train": sorted(shuffled[:n_train]),
         "val": sorted(shuffled[n_train : n_train + n_val]),
@@ -321,26 +329,51 @@ def _check_fog_options(args: argparse.Namespace) -> None:
 
 
 FOG_PARAMS = "fog_params.csv"
+# Rows of a run under way, one per image written, so a run that stops midway leaves a list of
+# what it wrote for the next run to remove.
+FOG_PARAMS_PART = FOG_PARAMS + ".part"
+FOG_COLUMNS = ("image_id", "file", "beta", "airlight")
 
 
-def _remove_earlier_fog_run(out_dir: Path) -> None:
-    """Delete the images an earlier run listed in ``fog_params.csv``, then the list itself.
+def _read_fog_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a fog_params list; DataError naming the file if it cannot be read."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [dict(row) for row in csv.DictReader(handle)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(
+            f"{path} cannot be read ({error}); remove it and the foggy images it lists"
+        ) from error
+
+
+def _remove_earlier_fog_run(out_dir: Path, image_ids: set[str]) -> list[dict[str, str]]:
+    """Delete the earlier versions of the images about to be fogged; return the other rows.
 
     Left in place, a first run's ``<id>.jpg`` sits next to a second run's ``<id>_<beta>.jpg``
-    and the trainer, which pairs the exact name first, never sees the new versions. Only
-    files a finished run listed go; anything else in the folder stays. Until the new list is
-    written at the end, the folder is marked unfinished by having none.
+    and the trainer, which pairs the exact name first, never sees the new versions. Only the
+    files the lists name go (a finished run's ``fog_params.csv`` and an interrupted run's
+    ``.part``), and only those of ``image_ids``: another image set's versions stay, and so
+    do their rows, returned for the new list. Until the new list is written at the end, the
+    folder is marked unfinished by having none.
     """
-    params = out_dir / FOG_PARAMS
-    if not params.is_file():
-        return
-    with params.open(newline="") as handle:
-        names = {row.get("file") or "" for row in csv.DictReader(handle)}
-    for name in sorted(names):
+    rows = []
+    for listing in (out_dir / FOG_PARAMS, out_dir / FOG_PARAMS_PART):
+        if listing.is_file():
+            rows += _read_fog_rows(listing)
+    kept: dict[str, dict[str, str]] = {}  # by file: both lists may name one
+    for row in rows:
+        name = row.get("file") or ""
+        if row.get("image_id") not in image_ids:
+            kept.setdefault(name, row)
+            continue
         path = out_dir / name
         if name and path.parent == out_dir and path.suffix.lower() in (".jpg", ".png"):
             path.unlink(missing_ok=True)
-    params.unlink()
+    (out_dir / FOG_PARAMS).unlink(missing_ok=True)
+    # The rows kept go into the in-progress list first: a stop before the end keeps them.
+    with (out_dir / FOG_PARAMS_PART).open("w", newline="", encoding="utf-8") as handle:
+        _write_fog_table(handle, list(kept.values()))
+    return list(kept.values())
 
 
 def run_fog(args: argparse.Namespace) -> int:
@@ -350,13 +383,13 @@ def run_fog(args: argparse.Namespace) -> int:
         betas = fog_betas(args.beta_min, args.beta_max, args.beta_step)
     except ValueError as error:
         raise DataOptionError(str(error)) from error
-    distinct = 1 if args.beta_min == args.beta_max else len(betas) if betas is not None else None
-    if distinct is not None and args.versions_per_image > distinct:
+    distinct = _distinct_beta_names(args.beta_min, args.beta_max, betas)
+    if args.versions_per_image > distinct:
         # Versions are named <id>_<beta>: two of one image with the same β would be one file.
         raise DataOptionError(
             f"--versions-per-image {args.versions_per_image} needs as many distinct fog "
             f"densities, the recipe gives {distinct} fog densities "
-            f"({', '.join(map(str, betas if betas is not None else [args.beta_min]))}); "
+            f"as named in the files ({_beta_names_example(args.beta_min, args.beta_max, betas)}); "
             "widen --beta-min/--beta-max, lower --beta-step, or use --beta-step 0 (continuous β)"
         )
     clean_dir = args.voc_root / args.clean_dir
@@ -377,7 +410,56 @@ def run_fog(args: argparse.Namespace) -> int:
         where = f"image set {args.image_set!r}" if args.image_set else clean_dir
         raise DataOptionError(f"no images to fog: {where} is empty")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_earlier_fog_run(out_dir)
+    rows = _remove_earlier_fog_run(out_dir, set(ids))
+    kept_rows = len(rows)
+    part = (out_dir / FOG_PARAMS_PART).open("a", newline="", encoding="utf-8")
+    try:
+        written = _fog_images(args, ids, clean_index, clean_dir, out_dir, betas, issues, part)
+    finally:
+        part.close()
+    rows += written.rows
+    # Written whole or not at all: it marks a finished run, and the next run deletes what it
+    # lists; the in-progress list then goes.
+    table = io.StringIO(newline="")
+    _write_fog_table(table, rows)
+    write_text_atomically(out_dir / FOG_PARAMS, table.getvalue())
+    (out_dir / FOG_PARAMS_PART).unlink(missing_ok=True)
+    other = f" (the {kept_rows} of other images kept)" if kept_rows else ""
+    print(
+        f"wrote {len(written.rows)} foggy images to {out_dir}{other}"
+        + (
+            f" ({written.skipped} clean images missing or unreadable, skipped)"
+            if written.skipped
+            else ""
+        )
+    )
+    print(issues.summary())
+    return 0
+
+
+class _FogRun(NamedTuple):
+    rows: list[dict[str, str]]
+    skipped: int
+
+
+def _write_fog_table(handle: Any, rows: list[dict[str, str]]) -> None:
+    writer = csv.DictWriter(handle, FOG_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _fog_images(
+    args: argparse.Namespace,
+    ids: list[str],
+    clean_index: dict[str, Path],
+    clean_dir: Path,
+    out_dir: Path,
+    betas: np.ndarray | None,
+    issues: DataIssues,
+    part: Any,
+) -> _FogRun:
+    """Fog each image of ``ids``; each file written is listed in ``part`` at once."""
+    part_writer = csv.DictWriter(part, FOG_COLUMNS)
     rng = np.random.default_rng(args.seed)
     rows = []
     skipped = 0
@@ -429,21 +511,34 @@ def run_fog(args: argparse.Namespace) -> int:
             # panorama is written as PNG; the pairing goes by file stem.
             suffix = ".jpg" if max(size) <= JPEG_MAX_SIDE else ".png"
             target = out_dir / f"{name}{suffix}"
+            row = {
+                "image_id": image_id,
+                "file": target.name,
+                "beta": f"{beta:.6g}",
+                "airlight": f"{airlight:.6g}",
+            }
+            # Listed before it is written: a stop between the two leaves at most a listed
+            # file that does not exist, never a file nobody lists.
+            part_writer.writerow(row)
+            part.flush()
             if not cv2.imwrite(str(target), foggy, [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality]):
                 raise DataError(f"cannot write {target}")
-            rows.append((image_id, target.name, f"{beta:.6g}", f"{airlight:.6g}"))
-    # Written whole or not at all: it marks a finished run, and the next run deletes what it lists.
-    table = io.StringIO(newline="")
-    writer = csv.writer(table)
-    writer.writerow(("image_id", "file", "beta", "airlight"))
-    writer.writerows(rows)
-    write_text_atomically(out_dir / FOG_PARAMS, table.getvalue())
-    print(
-        f"wrote {len(rows)} foggy images to {out_dir}"
-        + (f" ({skipped} clean images missing or unreadable, skipped)" if skipped else "")
-    )
-    print(issues.summary())
-    return 0
+            rows.append(row)
+    return _FogRun(rows, skipped)
+
+
+def _distinct_beta_names(beta_min: float, beta_max: float, betas: np.ndarray | None) -> int:
+    """How many different ``<id>_<beta>`` names the recipe's fog densities can give."""
+    if betas is None:
+        # Continuous: sampled finely enough to meet every 4-digit name in a narrow range.
+        betas = np.linspace(beta_min, beta_max, 100_000)
+    return len({_beta_tag(float(beta)) for beta in betas})
+
+
+def _beta_names_example(beta_min: float, beta_max: float, betas: np.ndarray | None) -> str:
+    values = betas if betas is not None else np.linspace(beta_min, beta_max, 100_000)
+    names = sorted({_beta_tag(float(beta)) for beta in values}, key=float)
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
 
 
 def _beta_tag(beta: float) -> str:
