@@ -108,3 +108,18 @@ def test_split_counts_add_up_and_a_zero_ratio_gets_no_image():
         subsets = split_ids(ids, ratios, seed=0)
         assert tuple(len(subsets[name]) for name in ("train", "val", "test")) == counts, ratios
         assert sorted(image for subset in subsets.values() for image in subset) == ids
+
+
+def test_voc2yolo_refuses_other_classes_than_the_labels_it_keeps_are_numbered_by(tmp_path, capsys):
+    scenes = SyntheticFogDataset(6, 96, 128, num_classes=3, seed=2)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES)
+    assert main(["data", "split", "--voc-root", str(root), "--ratios", "0.5", "0.5", "0"]) == 0
+    base = ["data", "voc2yolo", "--voc-root", str(root), "--out", str(root / "labels")]
+    assert main([*base, "--image-set", "train", "--classes", ",".join(CLASSES)]) == 0
+    before = (root / "labels" / "classes.txt").read_text()
+    reordered = ",".join(reversed(CLASSES))
+    assert main([*base, "--image-set", "val", "--classes", reordered]) == 2
+    assert "would renumber them" in capsys.readouterr().err
+    assert (root / "labels" / "classes.txt").read_text() == before
+    # The same image set again may change them: its own labels are all rewritten.
+    assert main([*base, "--image-set", "train", "--classes", reordered]) == 0

@@ -136,6 +136,7 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         raise DataOptionError(f"no annotations to convert: {where} is empty")
     args.out.mkdir(parents=True, exist_ok=True)
     earlier = _read_label_list(args.out)
+    _check_same_classes(args.out, earlier, args.image_set or "", class_names)
     wanted = set(ids)
     images = _optional_index(args.voc_root / "JPEGImages", issues, wanted.__contains__)
     written: list[str] = []
@@ -184,6 +185,28 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         )
     print(issues.summary())
     return 0
+
+
+def _check_same_classes(
+    out: Path, earlier: list[tuple[str, str]], image_set: str, class_names: tuple[str, ...]
+) -> None:
+    """Refuse other classes than those the labels of other image sets in ``out`` number by.
+
+    classes.txt is one for the folder: rewritten with other names, it would give every label
+    of the image sets this run keeps another class without a word.
+    """
+    kept_sets = sorted({row_set for row_set, _ in earlier if row_set != image_set})
+    listed = out / "classes.txt"
+    if not kept_sets or not listed.is_file():
+        return
+    before = tuple(listed.read_text(encoding="utf-8").split("\n")[:-1])
+    if before != tuple(class_names):
+        sets = ", ".join(repr(name) if name else "all" for name in kept_sets)
+        raise DataOptionError(
+            f"{out} holds labels of image sets {sets} numbered by the classes {list(before)} "
+            f"of its classes.txt; --classes {list(class_names)} would renumber them: use the "
+            "same classes, or another --out"
+        )
 
 
 # voc2yolo's record of the label files it wrote, per image set ('' = all annotations).
