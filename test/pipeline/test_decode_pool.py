@@ -98,6 +98,24 @@ def test_an_error_is_reported_and_the_thread_goes_on():
     assert recorder.done == [("rear", "good")]
 
 
+def test_a_report_that_fails_costs_neither_the_thread_nor_the_camera(caplog):
+    def work(key, item):
+        if item == "corrupt":
+            raise ValueError("not a JPEG")
+
+    def failing_report(key, error):
+        raise RuntimeError("diagnostics gone")
+
+    recorder = Recorder(work=work)
+    pool = DecodePool(1, recorder.work, recorder.on_replaced, failing_report)
+    pool.submit("rear", "corrupt")
+    wait_until(lambda: "reporting a decode failure" in caplog.text)
+    pool.submit("rear", "good")  # the camera still decodes, on the same one thread
+    wait_until(lambda: recorder.done)
+    pool.stop()
+    assert recorder.done == [("rear", "good")]
+
+
 def test_stop_returns_frames_never_started_and_later_ones_are_reported_replaced():
     release = threading.Event()
     recorder = Recorder(work=lambda key, item: release.wait(10))

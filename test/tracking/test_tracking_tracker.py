@@ -192,15 +192,16 @@ def test_non_finite_and_degenerate_detections_are_ignored():
         [np.inf, 300.0, 350.0, 400.0],
         [400.0, 100.0, 400.0, 200.0],  # zero width
         [500.0, 200.0, 550.0, 100.0],  # negative height
+        [700.0, 100.0, 700.001, 200.0],  # 0.001 px wide: a track clamps it to 1 px (IoU ~0)
         [600.0, 100.0, 650.0, 200.0],  # infinite score below
     ]
     for step in range(4):
-        frame = detections([box_at(step), *bad], [0.9, 0.9, 0.9, 0.9, 0.9, np.inf])
+        frame = detections([box_at(step), *bad], [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, np.inf])
         out = tracker.update(frame, step * DT)
         assert len(out) == 1 and out.track_ids.tolist() == [1]
         assert np.isfinite(out.boxes).all() and np.isfinite(out.scores).all()
         assert tracker.num_tracks == 1
         assert kalman_state_is_finite(tracker)
     np.testing.assert_allclose(out.boxes[0], box_at(3), atol=1.0)
-    coasting = tracker.update(detections(bad, [0.9, 0.9, 0.9, 0.9, np.inf]), 4 * DT)
+    coasting = tracker.update(detections(bad, [0.9, 0.9, 0.9, 0.9, 0.9, np.inf]), 4 * DT)
     assert coasting.track_ids.tolist() == [1] and tracker.num_tracks == 1

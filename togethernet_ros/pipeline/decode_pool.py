@@ -13,11 +13,14 @@ and the replaced one is reported. Plain Python (no rclpy).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
+
+_LOGGER = logging.getLogger("togethernet_ros")
 
 
 class DecodePool:
@@ -105,12 +108,20 @@ class DecodePool:
             try:
                 self._work(key, item)
             except Exception as error:  # a decode thread must not die with one bad frame
-                self._on_error(key, error)
-            with self._condition:
-                self._running.discard(key)
-                if key in self._waiting and not self._stopping:
-                    self._ready.append(key)
-                    self._condition.notify()
+                self._report(key, error)
+            finally:
+                # Even if reporting failed: a key left "running" would never decode again.
+                with self._condition:
+                    self._running.discard(key)
+                    if key in self._waiting and not self._stopping:
+                        self._ready.append(key)
+                        self._condition.notify()
+
+    def _report(self, key: Hashable, error: Exception) -> None:
+        try:
+            self._on_error(key, error)
+        except Exception:  # the report's own failure must not take the thread with it
+            _LOGGER.exception("reporting a decode failure of %r failed (%r)", key, error)
 
 
 AUTO_DECODE_THREADS = -1

@@ -813,17 +813,19 @@ class DetectorNode(LifecycleNode):
                         self._cameras[topic].stats.record_dropped()
                 stuck_decodes = self._decode_pool.stuck_threads
                 self._decode_pool = None
-            if self._worker is not None:
-                self._worker.stop(timeout_s=30.0)
-                self._worker = None
-            if self._batcher is not None:
-                # Counted here, in the camera's statistics, rather than by the batcher: a new
-                # batcher starts at every activate, the statistics live from configure to
-                # cleanup like the other counts they are reported with.
-                for topic, _ in self._batcher.close():
-                    if topic in self._cameras:
-                        self._cameras[topic].stats.record_dropped()
-                self._batcher = None
+            try:
+                if self._worker is not None:
+                    self._worker.stop(timeout_s=30.0)
+                    self._worker = None
+            finally:  # also when the worker is stuck in the model: its frames are counted
+                if self._batcher is not None:
+                    # Counted here, in the camera's statistics, rather than by the batcher: a
+                    # new batcher starts at every activate, the statistics live from configure
+                    # to cleanup like the other counts they are reported with.
+                    for topic, _ in self._batcher.close():
+                        if topic in self._cameras:
+                            self._cameras[topic].stats.record_dropped()
+                    self._batcher = None
             if stuck_decodes:  # raised last, so the worker and the batcher stopped regardless
                 raise TimeoutError(
                     f"decode threads still decoding 30 s after stop: {stuck_decodes}"

@@ -21,7 +21,9 @@ import numpy as np
 # Prior velocity std of a new track, in box sizes per second: loose enough that the second
 # measurement sets the velocity almost entirely.
 _INITIAL_VELOCITY_STD = 2.0
-_MIN_SIZE_PX = 1.0
+# The smallest box side a track's state takes; the tracker ignores detections below it, whose
+# IoU with their own (clamped) track would be ~0 and start a new track every frame.
+MIN_BOX_SIDE_PX = 1.0
 
 
 @dataclass
@@ -104,7 +106,7 @@ class BoxKalmanFilter:
         )
         states.covariance += dt * states.var_velocity + density * (dt * dt / 2.0)
         states.var_velocity += density * dt
-        np.maximum(states.position[:, 2:], _MIN_SIZE_PX, out=states.position[:, 2:])
+        np.maximum(states.position[:, 2:], MIN_BOX_SIDE_PX, out=states.position[:, 2:])
 
     def update(self, states: KalmanStates, index: np.ndarray, measurements: np.ndarray) -> None:
         """Correct the tracks ``index`` (int array) with their (K, 4) cxcywh boxes, in place."""
@@ -120,7 +122,8 @@ class BoxKalmanFilter:
         gain_velocity = covariance / innovation_var
         innovation = measured - position
         states.position[index] = np.maximum(
-            position + gain_position * innovation, [-np.inf, -np.inf, _MIN_SIZE_PX, _MIN_SIZE_PX]
+            position + gain_position * innovation,
+            [-np.inf, -np.inf, MIN_BOX_SIDE_PX, MIN_BOX_SIDE_PX],
         )
         states.velocity[index] += gain_velocity * innovation
         states.var_velocity[index] -= gain_velocity * covariance
@@ -130,5 +133,5 @@ class BoxKalmanFilter:
 
 def _axis_scale(cxcywh: np.ndarray) -> np.ndarray:
     """Per-axis noise scale: width for (cx, w), height for (cy, h), at least one pixel."""
-    size = np.maximum(cxcywh[:, 2:4], _MIN_SIZE_PX)
+    size = np.maximum(cxcywh[:, 2:4], MIN_BOX_SIDE_PX)
     return np.concatenate([size, size], axis=1)

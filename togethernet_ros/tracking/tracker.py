@@ -33,7 +33,7 @@ import numpy as np
 from togethernet_ros.tracking.assignment import match_by_iou
 from togethernet_ros.tracking.box_geometry import cxcywh_to_xyxy, pairwise_iou, xyxy_to_cxcywh
 from togethernet_ros.tracking.config import TrackerConfig
-from togethernet_ros.tracking.kalman import BoxKalmanFilter, KalmanStates
+from togethernet_ros.tracking.kalman import MIN_BOX_SIDE_PX, BoxKalmanFilter, KalmanStates
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 
 if TYPE_CHECKING:
@@ -249,7 +249,10 @@ def _image_bounds(image_size: tuple[int, int]) -> np.ndarray:
 
 
 def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The usable detections' arrays as float64/float64/int64; ValueError for a bad shape."""
+    """The usable detections' arrays as float64/float64/int64; ValueError for a bad shape.
+
+    Usable: finite, and at least MIN_BOX_SIDE_PX wide and high (a track cannot follow less).
+    """
     boxes = np.asarray(detections.boxes, dtype=np.float64)
     scores = np.asarray(detections.scores, dtype=np.float64)
     class_ids = np.asarray(detections.class_ids)
@@ -265,7 +268,8 @@ def _validated_arrays(detections: Detections) -> tuple[np.ndarray, np.ndarray, n
         )
     class_ids = class_ids.astype(np.int64, copy=False)
     usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
-    usable &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    usable &= boxes[:, 2] - boxes[:, 0] >= MIN_BOX_SIDE_PX
+    usable &= boxes[:, 3] - boxes[:, 1] >= MIN_BOX_SIDE_PX
     if not usable.all():
         boxes, scores, class_ids = boxes[usable], scores[usable], class_ids[usable]
     return boxes, scores, class_ids
