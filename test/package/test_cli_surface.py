@@ -166,9 +166,9 @@ def test_bag_run_names_bad_thresholds_and_outputs_before_the_model_loads(
     refused(
         capsys,
         [*command, *output, "--conf-threshold", "5"],
-        r"conf_threshold must be a number in \[0, 1\], got 5",
+        r"parameter 'conf_threshold' must be <= 1.0, got 5.0",
     )
-    refused(capsys, [*command, *output, "--nms-threshold", "-1"], r"nms_threshold must be")
+    refused(capsys, [*command, *output, "--nms-threshold", "-1"], r"'nms_threshold' must be")
     refused(capsys, [*command, *output, "--report", str(tmp_path)], "--report .* is a folder")
     refused(
         capsys,

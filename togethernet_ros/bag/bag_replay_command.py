@@ -64,9 +64,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--peak-search", action="store_true", help="also find the highest rate with ≤ 5 %% loss"
     )
-    parser.add_argument("--report-dir", type=Path, default=Path("replay_report"))
-    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (random)")
-    parser.add_argument("--startup-timeout", type=parse_seconds, default=180.0, help="seconds")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("replay_report"),
+        help="where replay.json, report.md, the plots and detector_node.log go "
+        "(default replay_report)",
+    )
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS_DOMAIN_ID of the node and the replay, 0..232 (default: a random one of 1..100, "
+        "so that other ROS 2 processes are unlikely to see or disturb them)",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=parse_seconds,
+        default=180.0,
+        help="seconds the node may take to start (default 180)",
+    )
     parser.set_defaults(_bag_run=run_replay_command)
 
 

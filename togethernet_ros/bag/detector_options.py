@@ -107,9 +107,26 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=("torch", "onnxruntime"), default=None)
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     group.add_argument("--precision", choices=("auto", "fp32", "fp16"), default=None)
-    group.add_argument("--input-size", type=int, nargs="+", default=None, metavar="PX")
-    group.add_argument("--conf-threshold", type=float, default=None)
-    group.add_argument("--nms-threshold", type=float, default=None)
+    group.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="PX",
+        help="SIDE or HEIGHT WIDTH, multiples of 128 (node parameter input_size)",
+    )
+    group.add_argument(
+        "--conf-threshold",
+        type=float,
+        default=None,
+        help="score a detection needs to be written, in [0, 1] (node parameter conf_threshold)",
+    )
+    group.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=None,
+        help="NMS IoU threshold, in [0, 1] (node parameter nms_threshold)",
+    )
     group.add_argument(
         "--max-detections",
         type=int,

@@ -91,7 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ".mcap or .db3 (default: OpenCV's vtest.avi)",
     )
     parser.add_argument("--output", default="runs/distill", help="run directory")
-    parser.add_argument("--cache-dir", help="download cache (default ~/.cache/togethernet_ros)")
+    parser.add_argument(
+        "--cache-dir",
+        help="download cache (default $XDG_CACHE_HOME/togethernet_ros, else "
+        "~/.cache/togethernet_ros)",
+    )
     data = parser.add_argument_group("data and pseudo-labels")
     data.add_argument("--dataset", help="train from a prepared dataset (skips the labelling)")
     data.add_argument(

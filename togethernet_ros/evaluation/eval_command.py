@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--weights", help="checkpoint to run (or use --detections)")
     source.add_argument("--detections", type=Path, help="saved detections JSON to score")
     run_group = parser.add_argument_group("running the model (with --weights)")
-    run_group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    run_group.add_argument(
+        "--backend", default="torch", choices=("torch", "onnxruntime"), help="default torch"
+    )
     run_group.add_argument(
         "--device",
         default="auto",
@@ -66,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # fp32 by default: a score is compared against published figures, so no half precision
     # unless asked for.
-    run_group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "auto"))
+    run_group.add_argument(
+        "--precision", default="fp32", choices=("fp32", "fp16", "auto"), help="default fp32"
+    )
     run_group.add_argument(
         "--input-size",
         type=parse_input_size,
@@ -87,10 +91,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="NMS IoU threshold, in [0, 1] (default 0.65, as get_map.py)",
     )
     run_group.add_argument(
-        "--batch-size", type=parse_positive_int, default=8, help="images per forward pass"
+        "--batch-size",
+        type=parse_positive_int,
+        default=8,
+        help="images per forward pass (default 8)",
     )
-    run_group.add_argument("--allow-untrained", action="store_true")
-    run_group.add_argument("--save-detections", type=Path, help="also write detections JSON")
+    run_group.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="run seeded untrained weights when --weights is '' (plumbing only: scores mean "
+        "nothing)",
+    )
+    run_group.add_argument(
+        "--save-detections",
+        type=Path,
+        help="also write the detections as JSON, with the images left out, so that "
+        "`eval --detections` scores them as this run did",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--iou", type=parse_iou_threshold, default=0.5, help="VOC IoU threshold, in (0, 1]"
@@ -103,7 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "whole-pixel XML boxes; YOLO labels are sub-pixel and always scored as they are, and "
         "so is COCO AP)",
     )
-    out.add_argument("--out-dir", type=Path, default=Path("eval_out"))
+    out.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("eval_out"),
+        help="where metrics.json and the PR-curve PNGs go (default eval_out)",
+    )
     out.add_argument("--no-coco", action="store_true", help="skip the COCO metrics")
     out.add_argument("--no-plots", action="store_true", help="skip the PR-curve PNGs")
 

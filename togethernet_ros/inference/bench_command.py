@@ -52,24 +52,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `togethernet bench`."""
     add_weights_arguments(parser)
     parser.add_argument(
-        "--backends", type=_list_of(_backend), default=list(BACKENDS), help="comma list"
+        "--backends",
+        type=_list_of(_backend),
+        default=list(BACKENDS),
+        help=f"comma list (default {','.join(BACKENDS)})",
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    parser.add_argument(
+        "--precision", choices=("fp32", "fp16"), default="fp32", help="default fp32"
+    )
     parser.add_argument(
         "--input-sizes",
         type=_list_of(parse_input_size),
         default=[(640, 640)],
-        help="e.g. 640,384x640",
+        help="e.g. 640,384x640 (default 640)",
     )
     parser.add_argument(
-        "--batch-sizes", type=_list_of(parse_positive_int), default=[1], help="e.g. 1,4"
+        "--batch-sizes",
+        type=_list_of(parse_positive_int),
+        default=[1],
+        help="e.g. 1,4 (default 1)",
     )
     parser.add_argument(
-        "--restore", choices=("both", "on", "off"), default="both", help="restoration branch"
+        "--restore",
+        choices=("both", "on", "off"),
+        default="both",
+        help="restoration branch (default both)",
     )
     parser.add_argument(
-        "--rounds", type=parse_positive_int, default=3, help="interleaved measurement rounds"
+        "--rounds",
+        type=parse_positive_int,
+        default=3,
+        help="interleaved measurement rounds (default 3)",
     )
     parser.add_argument(
         "--iterations",
@@ -78,7 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="timed calls per round; p95 needs rounds x iterations >= 20 calls and p99 >= 100, "
         "fewer are marked * in the table and p95_reliable/p99_reliable false in --json",
     )
-    parser.add_argument("--warmup", type=parse_non_negative_int, default=2)
+    parser.add_argument(
+        "--warmup",
+        type=parse_non_negative_int,
+        default=2,
+        help="untimed calls per row first (default 2)",
+    )
     parser.add_argument(
         "--threads", type=parse_positive_int, default=None, help="CPU threads (default: all)"
     )
@@ -88,9 +107,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--matmul-size",
         type=parse_positive_int,
         default=2048,
-        help="side of the square matmuls for the floor",
+        help="side of the square matmuls for the floor (default 2048)",
     )
-    parser.add_argument("--cache-dir", default=None, help="ONNX exports / TensorRT engines")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="ONNX exports / TensorRT engines (default $XDG_CACHE_HOME/togethernet_ros, else "
+        "~/.cache/togethernet_ros)",
+    )
     parser.add_argument("--json", default=None, help="write the full report here")
 
 

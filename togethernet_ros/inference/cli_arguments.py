@@ -201,7 +201,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default_device: str =
         "--onnx", default=None, help="ONNX file for --backend onnxruntime (exported if missing)"
     )
     parser.add_argument(
-        "--cache-dir", default=None, help="ONNX exports and TensorRT engines (default ~/.cache)"
+        "--cache-dir",
+        default=None,
+        help="ONNX exports and TensorRT engines (default $XDG_CACHE_HOME/togethernet_ros, "
+        "else ~/.cache/togethernet_ros)",
     )
     parser.add_argument(
         "--threads",

@@ -44,8 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="640 or HxW, e.g. 384x640 (default: the size the weights were trained at where "
         "the checkpoint records it, else 640; an existing --onnx file: its exported size)",
     )
-    parser.add_argument("--conf", type=parse_unit_interval, default=0.5, help="score threshold")
-    parser.add_argument("--nms", type=parse_unit_interval, default=0.3, help="NMS IoU threshold")
+    parser.add_argument(
+        "--conf",
+        type=parse_unit_interval,
+        default=0.5,
+        help="score threshold (default 0.5; the node's default is 0.3)",
+    )
+    parser.add_argument(
+        "--nms",
+        type=parse_unit_interval,
+        default=0.3,
+        help="NMS IoU threshold (default 0.3; the node's default is 0.45)",
+    )
     parser.add_argument(
         "--max-detections",
         type=parse_max_detections,
@@ -84,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     num_threads = limit_cpu_threads(args.threads)
-    source = MediaSource(args.source, max_frames=args.max_frames)
-    _warn_about_other_files(source)
     output = Path(args.output)
     check_output_folder(output, "--output")
+    source = MediaSource(args.source, max_frames=args.max_frames)
+    _warn_about_other_files(source)
     restore = not args.no_dehazed
     _check_sources_kept(source, output, not args.no_annotated, restore)
     ignored = [

@@ -52,9 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split = sub.add_parser("split", help="write seeded train/val/test lists to ImageSets/Main")
     split.add_argument("--voc-root", required=True, type=Path, help="VOC-format dataset root")
     split.add_argument(
-        "--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST")
+        "--ratios",
+        nargs=3,
+        type=float,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="relative sizes of the three lists (default 0.8 0.1 0.1)",
     )
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     split.set_defaults(_data_run=run_split)
 
     fog = sub.add_parser(
@@ -68,9 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(fog)
     fog.add_argument("--clean-dir", default="JPEGImages", help="clean images under --voc-root")
     fog.add_argument("--out-dir", default="FOG", help="foggy images dir (relative to --voc-root)")
-    fog.add_argument("--beta-min", type=float, default=0.05)
-    fog.add_argument("--beta-max", type=float, default=0.14)
-    fog.add_argument("--beta-step", type=float, default=0.01, help="0 = continuous uniform β")
+    fog.add_argument("--beta-min", type=float, default=0.05, help="lowest β (default 0.05)")
+    fog.add_argument("--beta-max", type=float, default=0.14, help="highest β (default 0.14)")
+    fog.add_argument(
+        "--beta-step", type=float, default=0.01, help="0 = continuous uniform β (default 0.01)"
+    )
     fog.add_argument(
         "--versions-per-image",
         type=int,
@@ -84,8 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fog.add_argument(
         "--depth-slope", type=float, default=0.04, help="depth proxy slope (0 = uniform fog)"
     )
-    fog.add_argument("--seed", type=int, default=0)
-    fog.add_argument("--jpeg-quality", type=int, default=95)
+    fog.add_argument("--seed", type=int, default=0, help="fog draws seed (default 0)")
+    fog.add_argument(
+        "--jpeg-quality", type=int, default=95, help="of the foggy JPEGs, 0..100 (default 95)"
+    )
     fog.set_defaults(_data_run=run_fog)
 
 

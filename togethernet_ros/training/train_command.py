@@ -18,7 +18,10 @@ HELP = "Train TogetherNet (published objective and schedule; multi-GPU via torch
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register `train` options."""
-    parser.add_argument("--config", help="training YAML (see config/train_default.yaml)")
+    parser.add_argument(
+        "--config",
+        help="training YAML (optional: the built-in defaults equal config/train_default.yaml)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
