@@ -144,6 +144,9 @@ def test_bench_reports_latency_throughput_and_floor_ratio(tmp_path, checkpoint_p
             str(checkpoint_path),
             "--backends",
             "torch",
+            # auto reached the baseline unresolved and failed after the main detectors built.
+            "--device",
+            "auto",
             "--input-sizes",
             "256",
             "--batch-sizes",

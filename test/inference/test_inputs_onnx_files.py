@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper
 
 from togethernet_ros.cli import main
@@ -233,3 +234,12 @@ def test_tensorrt_gets_no_batch_profile_for_a_file_with_a_fixed_batch():
     fixed = provider_chains("cuda", "fp16", Path("/c"), (256, 256), 2, available, fixed_batch=2)
     assert dynamic["trt_profile_min_shapes"] == "images:1x3x256x256"
     assert not [key for key in fixed[0][0][1] if key.startswith("trt_profile")]
+
+
+def test_an_onnx_runtime_failure_while_running_is_a_runtime_error_naming_the_file(onnx_pair):
+    # Its exceptions derive from Exception only: the CLI printed them as tracebacks.
+    detector = OnnxRuntimeDetector(onnx_pair, device="cpu")
+    wrong_channels = torch.zeros((1, 5, *detector.input_size))
+    with pytest.raises(RuntimeError, match=rf"onnxruntime failed running {onnx_pair.name}"):
+        detector._forward(wrong_channels, restore=True)
+    detector.close()

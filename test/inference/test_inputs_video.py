@@ -86,3 +86,19 @@ def test_max_frames_counts_positions_and_an_intact_video_skips_nothing(tmp_path)
     source = MediaSource(damaged, max_frames=3)
     assert [frame.index for frame in source] == [0, 2]
     assert [entry.problem for entry in source.skipped] == ["frame 1 could not be decoded"]
+
+
+def test_an_odd_sized_video_keeps_its_last_row_and_column(tmp_path):
+    from togethernet_ros.inference.media import VideoSink
+
+    frame = np.zeros((75, 101, 3), np.uint8)
+    frame[-1, :] = frame[:, -1] = 255  # a box edge drawn on the last row and column
+    sink = VideoSink(tmp_path / "odd.mp4", fps=10)
+    for _ in range(3):
+        sink.write(frame)
+    sink.close()
+    capture = cv2.VideoCapture(str(tmp_path / "odd.mp4"))
+    ok, read = capture.read()
+    capture.release()
+    assert ok and read.shape == (76, 102, 3)  # padded by one black row and column, not cropped
+    assert read[74, 10:90].mean() > 200 and read[10:60, 100].mean() > 200

@@ -141,6 +141,10 @@ def test_tensorrt_engine_cache_is_keyed_by_file_content(tmp_path: Path) -> None:
     second = engine_cache_dir(tmp_path, model)
     assert second != first and second.parent == first.parent == tmp_path / "tensorrt"
     assert second.is_dir()
+    # One engine per batch profile and precision: a batch-1 predict and a batch-4 node.
+    batch_4 = engine_cache_dir(tmp_path, model, "b4_fp16")
+    assert batch_4 == second.with_name(f"{second.name}_b4_fp16")
+    assert engine_cache_dir(tmp_path, model, "b1_fp16") != batch_4
 
 
 def test_an_export_interrupted_between_its_two_files_leaves_neither(

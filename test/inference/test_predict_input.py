@@ -236,3 +236,16 @@ def test_a_run_that_fails_midway_keeps_the_detections_done_so_far(tmp_path, monk
     # Nothing done: nothing left behind.
     assert _predict_stand_in(monkeypatch, _ManyBoxes(fail_at=0), video, tmp_path / "none") == 2
     assert not (tmp_path / "none" / "detections.json.part").exists()
+
+
+def test_max_frames_counts_the_images_read_not_the_files_skipped(tmp_path):
+    from togethernet_ros.inference.media import MediaSource
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(4):
+        cv2.imwrite(str(folder / f"f{index}.png"), np.full((8, 8, 3), index, np.uint8))
+    (folder / "f0b.png").write_bytes(b"not a png")  # sorts second
+    source = MediaSource(folder, max_frames=3)
+    assert [frame.name for frame in source] == ["f0", "f1", "f2"]
+    assert [skipped.path.name for skipped in source.skipped] == ["f0b.png"]

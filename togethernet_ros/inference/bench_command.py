@@ -57,7 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(BACKENDS),
         help=f"comma list (default {','.join(BACKENDS)})",
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda[:N] or auto (a GPU when torch sees one; default cpu)",
+    )
     parser.add_argument(
         "--precision", choices=("fp32", "fp16"), default="fp32", help="default fp32"
     )
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         run_benchmark,
         write_json,
     )
+    from togethernet_ros.inference.factory import resolve_auto_device
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.json:
@@ -139,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         input_sizes=args.input_sizes,
         batch_sizes=args.batch_sizes,
         restore_modes={"both": (True, False), "on": (True,), "off": (False,)}[args.restore],
-        device=args.device,
+        # Once, here: the baseline, the synchronisation and the memory probes take a device.
+        device=resolve_auto_device(args.device),
         precision=args.precision,
         weights=args.weights,
         allow_untrained=args.allow_untrained,

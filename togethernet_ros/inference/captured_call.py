@@ -54,7 +54,10 @@ class CapturedCall(Generic[Output]):
                 graph = torch.cuda.CUDAGraph()
                 # capture_begin/end rather than torch.cuda.graph(), which also runs gc.collect()
                 # and empty_cache(): tens of ms when a new camera resolution shows up mid-run.
-                graph.capture_begin(pool=pool)
+                # thread_local: a CUDA call another thread makes meanwhile (a second detector
+                # in the process, allocating) neither fails nor spoils this capture, as it
+                # would in the default global mode; this thread stays checked.
+                graph.capture_begin(pool=pool, capture_error_mode="thread_local")
                 try:
                     output = self.function()
                 finally:

@@ -25,10 +25,20 @@ def default_cache_dir() -> Path:
     return Path(base) / "togethernet_ros"
 
 
-def resolve_auto_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; any other value unchanged."""
+def resolve_auto_device(device: str, backend: str = "torch") -> str:
+    """'auto' -> 'cuda' when the backend sees a GPU, else 'cpu'; any other value unchanged.
+
+    ONNX Runtime is asked itself: its CUDA build may sit beside a CPU-only torch (and a CPU
+    build beside a CUDA torch).
+    """
     if device != "auto":
         return device
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        from togethernet_ros.inference.onnx_providers import CUDA
+
+        return "cuda" if CUDA in onnxruntime.get_available_providers() else "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -86,7 +96,7 @@ def create_detector(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     # Before minutes of loading or exporting, not after.
     max_detections = check_max_detections(max_detections)
-    device = resolve_auto_device(device)
+    device = resolve_auto_device(device, backend)
     if backend == "torch":
         # ONNX Runtime resolves "auto" itself: fp16 only where TensorRT runs (see its detector).
         precision = resolve_auto_precision(precision, device)

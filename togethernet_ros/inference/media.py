@@ -116,7 +116,8 @@ class MediaSource:
         self.skipped = []
         read = 0
         for index, path in enumerate(self.files):
-            if self.max_frames is not None and index >= self.max_frames:
+            # Images read, not files looked at: an unreadable file is no frame.
+            if self.max_frames is not None and read >= self.max_frames:
                 return
             image, problem = (
                 (self._lone_image, "") if not self._folder else read_whole_image_file(path)
@@ -206,7 +207,16 @@ class VideoSink:
         self._writer: cv2.VideoWriter | None = None
 
     def write(self, image_bgr: np.ndarray) -> None:
-        """Append one BGR frame."""
+        """Append one BGR frame.
+
+        An odd width or height is padded by one black column or row: the mp4v encoder would
+        crop it instead, and with it box edges drawn on the last column or row.
+        """
+        height, width = image_bgr.shape[:2]
+        if height % 2 or width % 2:
+            image_bgr = cv2.copyMakeBorder(
+                image_bgr, 0, height % 2, 0, width % 2, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            )
         if self._writer is None:
             height, width = image_bgr.shape[:2]
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,10 @@ class OnnxRuntimeDetector(DetectorBase):
         self.untrained = first.untrained
         # Open the session that restore=False uses now, so `backend` names the real provider.
         self._session(restore=False)
+        if gpu_preprocess and self.provider == CPU:
+            # ONNX Runtime fell back to the CPU: letterboxing on the GPU would only add a copy
+            # of the float batch back to the host per call.
+            self.preprocess_device = torch.device("cpu")
 
     def _read_pair(self, onnx_path: str | Path) -> dict[bool, OnnxModelInfo]:
         """Metadata of the existing files of the pair, keyed by `restore`."""
@@ -249,7 +253,9 @@ class OnnxRuntimeDetector(DetectorBase):
         engine_dir = None
         if self.device_name != "cpu" and TENSORRT in available:
             try:
-                engine_dir = engine_cache_dir(cache_dir, info.path)
+                batches = info.signature.fixed_batch or self.max_batch_size
+                build = f"b{batches}_{self.precision}"
+                engine_dir = engine_cache_dir(cache_dir, info.path, build)
             except OSError as error:  # e.g. a read-only cache: build engines, just keep none
                 LOGGER.warning(
                     "cannot create the TensorRT engine cache in %s (%s): engines are rebuilt "
@@ -390,13 +396,24 @@ class OnnxRuntimeDetector(DetectorBase):
         # A float16 conversion of an export (e.g. onnxconverter-common) takes and gives fp16.
         batch = batch.to(TORCH_TYPES[signature.input_type])
         on_gpu = session.get_providers()[0] != CPU
-        if on_gpu and batch.device.type == "cuda":
-            outputs = self._run_bound_to_torch(session, batch, names, signature.output_types)
-        elif on_gpu:
-            outputs = self._run_bound_to_host(session, batch, names)
-        else:
-            arrays = session.run(names, {INPUT_NAME: batch.cpu().numpy()})
-            outputs = [torch.from_numpy(array) for array in arrays]
+        try:
+            if on_gpu and batch.device.type == "cuda":
+                outputs = self._run_bound_to_torch(session, batch, names, signature.output_types)
+            elif on_gpu:
+                outputs = self._run_bound_to_host(session, batch, names)
+            else:
+                arrays = session.run(names, {INPUT_NAME: batch.cpu().numpy()})
+                outputs = [torch.from_numpy(array) for array in arrays]
+        except Exception as error:
+            # ONNX Runtime's errors (out of GPU memory, a TensorRT failure) derive from
+            # Exception only: named as a RuntimeError, the CLI reports them in one line.
+            if not type(error).__module__.startswith("onnxruntime"):
+                raise
+            path = self._session_files[restore].path
+            raise RuntimeError(
+                f"onnxruntime failed running {path.name} on a batch of {count}: "
+                f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+            ) from error
         outputs = [output[:count].float() for output in outputs]
         return outputs[:3], (outputs[3] if restore else None)
 

@@ -77,17 +77,22 @@ def provider_chains(
     return chains
 
 
-def engine_cache_dir(cache_dir: Path, model_path: Path | None = None) -> Path:
+def engine_cache_dir(
+    cache_dir: Path, model_path: Path | None = None, build: str | None = None
+) -> Path:
     """Create and return the directory TensorRT engines are cached in.
 
     With `model_path`, a sub-folder named by the hash of the model file's content: ONNX
     Runtime names cached engines by the graph's structure and file name, not its weights, so a
     file re-exported from other weights under the same name would otherwise get the engine
-    built for the old weights.
+    built for the old weights. `build` (e.g. "b4_fp16": the batch profile and precision) is
+    added to that name, so that a `predict` at batch 1 and a node at batch 4 keep an engine
+    each instead of rebuilding (minutes) and overwriting the other's at every start.
     """
     path = cache_dir / "tensorrt"
     if model_path is not None:
-        path = path / sha256_of(model_path)[:16]
+        name = sha256_of(model_path)[:16]
+        path = path / (f"{name}_{build}" if build else name)
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -874,7 +874,7 @@ class DetectorNode(LifecycleNode):
         from togethernet_ros.inference.cpu_threads import limit_cpu_threads
         from togethernet_ros.inference.factory import resolve_auto_device
 
-        device = resolve_auto_device(settings["device"])
+        device = resolve_auto_device(settings["device"], settings["backend"])
         if settings["precision"] == "fp16" and device != "cuda":
             raise SettingsError("parameter 'precision' fp16 needs a CUDA device, none was found")
         # Before the model loads, so loading and warm-up stay within the limit too.
