@@ -142,9 +142,10 @@ def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
     for _ in range(2):
         infos = pipeline.letterbox([first, first, second])
         scored, dehazed = pipeline.infer(3, False, "bgr")
-    # One letterbox graph per resolution (slots 0 and 1 share the first one) and one model graph
-    # for batch 3, each captured once and replayed on the second round.
-    assert graph_mode.captures == ["_letterbox_padded", "_letterbox_padded", "_run_model"]
+    # One letterbox graph per resolution, captured on its second frame (a folder of photos
+    # would capture one per image): the first resolution at slot 1, the second in round two.
+    # One model graph for batch 3. Each is captured once and replayed afterwards.
+    assert graph_mode.captures == ["_letterbox_padded", "_run_model", "_letterbox_padded"]
     assert list(pipeline._uploads) == [first.shape[:2], second.shape[:2]]
     assert dehazed is None and [info.source_size for info in infos] == [
         first.shape[:2],
@@ -156,8 +157,11 @@ def test_graph_mode_uploads_into_per_resolution_buffers_and_reuses_captures(
     ):
         np.testing.assert_array_equal(found.boxes, expected.detections.boxes)
         np.testing.assert_array_equal(found.scores, expected.detections.scores)
-    # A third resolution evicts the least recently used one with its letterbox graph.
-    with caplog.at_level(logging.INFO, logger="togethernet_ros"):
+    # A third resolution, on its second frame, evicts the least recently used one with its
+    # letterbox graph.
+    pipeline.letterbox([third])
+    assert list(pipeline._uploads) == [first.shape[:2], second.shape[:2]]
+    with caplog.at_level(logging.DEBUG, logger="togethernet_ros"):
         pipeline.letterbox([third])
     assert "dropped the letterbox graph of 500x300" in caplog.text
     assert list(pipeline._uploads) == [second.shape[:2], third.shape[:2]]
@@ -275,6 +279,7 @@ def test_graph_mode_prepares_ahead_through_the_resolutions_letterbox_graph(
     detector, images, graph_mode
 ):
     pipeline = graphed_pipeline(detector)
+    pipeline.letterbox([images[0], images[1]])  # their resolutions' first frames: eager
     pipeline.prepare_ahead("front", images[0])
     infos = pipeline.letterbox([images[1], images[0]])
     scored, _ = pipeline.infer(2, False, "bgr")

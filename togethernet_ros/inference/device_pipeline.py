@@ -57,6 +57,8 @@ from togethernet_ros.vision.preprocess import normalize_canvas
 
 LOGGER = logging.getLogger("togethernet_ros")
 Output = TypeVar("Output")
+# Resolutions remembered for "seen before": far more than cameras, few enough to cost nothing.
+_SHAPES_REMEMBERED = 256
 
 
 class UploadBuffers(NamedTuple):
@@ -139,6 +141,7 @@ class DevicePipeline:
             tuple[int, bool, str], CapturedCall[tuple[ScoredAnchors, torch.Tensor | None]]
         ] = {}
         self._prepared: OrderedDict[Hashable, PreparedFrame] = OrderedDict()
+        self._shapes_seen: OrderedDict[tuple[int, int], None] = OrderedDict()
         # One memory pool for every graph (made at the first capture): they are replayed one
         # at a time and each replay's outputs are consumed before the next.
         self._pool: tuple[int, int] | None = None
@@ -196,11 +199,28 @@ class DevicePipeline:
         return None
 
     def _letterbox_into(self, target: torch.Tensor, image: np.ndarray, info: LetterboxInfo) -> None:
-        """Letterbox `image` into `target` (3 x h x w uint8, a canvas slot or a prepared buffer)."""
-        if self.graphed_stages["letterbox"] or info.source_size in self._letterbox_calls:
+        """Letterbox `image` into `target` (3 x h x w uint8, a canvas slot or a prepared buffer).
+
+        A resolution is captured as a graph on its second frame: a camera's frames all share
+        one, but a folder of photos (`predict`) would otherwise capture (two warm-up runs, the
+        capture, a synchronisation) for nearly every image.
+        """
+        shape = info.source_size
+        if shape in self._letterbox_calls or (
+            self.graphed_stages["letterbox"] and self._seen_before(shape)
+        ):
             self._letterbox_graphed(image, info, target)
         else:
             _letterbox_padded(target, image_to_tensor(image, self.device), info)
+
+    def _seen_before(self, shape: tuple[int, int]) -> bool:
+        """Whether a frame of `shape` came before (the last few hundred shapes are kept)."""
+        seen = shape in self._shapes_seen
+        self._shapes_seen[shape] = None
+        self._shapes_seen.move_to_end(shape)
+        if len(self._shapes_seen) > _SHAPES_REMEMBERED:
+            self._shapes_seen.popitem(last=False)
+        return seen
 
     @property
     def device_nms(self) -> bool:
@@ -288,7 +308,7 @@ class DevicePipeline:
         if len(self._uploads) >= self.max_source_shapes:
             dropped, _ = self._uploads.popitem(last=False)
             self._letterbox_calls.pop(dropped, None)
-            LOGGER.info(
+            LOGGER.debug(
                 "more than %d camera resolutions: dropped the letterbox graph of %dx%d",
                 self.max_source_shapes,
                 dropped[1],
