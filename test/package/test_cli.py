@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,32 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     argv = ["predict", "--source", str(image), "--output", str(taken), "--allow-untrained"]
     assert main(argv) == 2
     assert str(taken) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # A folder where a file goes said "does not exist", or "[Errno 17] File exists".
+        (["train", "--config", "{folder}"], "training config {folder} is a folder"),
+        (["demo", "--params-file", "{folder}"], "--params-file {folder} is a folder"),
+        (["data", "voc2yolo", "--voc-root", "{voc}", "--out", "{file}"], "--out {file} is a file"),
+    ],
+)
+def test_a_folder_where_a_file_goes_and_the_reverse_are_named(argv, message, tmp_path, capsys):
+    from support.cli_refusal import refused
+
+    from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset, write_voc_fog_dataset
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+    voc = write_voc_fog_dataset(
+        tmp_path / "voc", SyntheticFogDataset(1, 96, 128, num_classes=3, seed=1), ("a", "b", "c")
+    )
+    paths = {"folder": folder, "file": taken, "voc": voc}
+    refused(
+        capsys,
+        [part.format(**paths) for part in argv],
+        re.escape(message.format(**paths)),
+    )

@@ -273,6 +273,8 @@ def _params_file_weights(params_file: Path, demo_values: dict[str, Any]) -> str:
     """
     from togethernet_ros.bag.detector_options import resolve_detector_settings
 
+    if Path(params_file).is_dir():
+        raise ValueError(f"--params-file {params_file} is a folder; give the YAML file")
     if not Path(params_file).is_file():
         raise FileNotFoundError(f"--params-file {params_file} does not exist")
     settings = resolve_detector_settings(

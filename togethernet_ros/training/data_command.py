@@ -143,6 +143,8 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
     if not ids:
         where = f"image set {args.image_set!r}" if args.image_set else args.voc_root / "Annotations"
         raise DataOptionError(f"no annotations to convert: {where} is empty")
+    if args.out.exists() and not args.out.is_dir():
+        raise DataOptionError(f"--out {args.out} is a file; give a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     earlier = _read_label_list(args.out)
     _check_same_classes(args.out, earlier, args.image_set or "", class_names)

@@ -286,6 +286,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"training config {path} is a folder; give the YAML file")
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
         data = _read_yaml(path)
