@@ -193,6 +193,10 @@ def test_bag_run_without_options_detects_as_the_node_does(camera_bag, tmp_path, 
     command = ["bag", "run", str(camera_bag(frames=2)), "--output", str(output)]
     assert main([*command, "--input-size", "128", "--device", "cpu"]) == 0
     assert (output / "metadata.yaml").is_file()
+    # The node's outputs for every frame, raw and smoothed (the shipped tracking is on).
+    messages = read_messages(output)
+    for topic in ("/cam_front/detections_raw", "/cam_front/detections"):
+        assert len(messages[topic]) == 2, topic
 
 
 def test_a_partial_params_file_keeps_the_node_defaults_it_does_not_set(tmp_path, repo_root):
@@ -297,9 +301,10 @@ def test_bag_run_runs_the_onnx_export_its_params_file_names(camera_bag, tmp_path
 
 
 def test_bag_run_publishes_only_the_classes_its_params_file_names(
-    camera_bag, tmp_path, monkeypatch
+    camera_bag, tmp_path, monkeypatch, capsys
 ):
     """`classes` filters the node's outputs (raw and smoothed); `bag run` must write the same."""
+    from support.cli_refusal import refused
     from support.stand_in_detectors import FadingObjectDetector
 
     from togethernet_ros.bag import bag_command
@@ -324,7 +329,7 @@ def test_bag_run_publishes_only_the_classes_its_params_file_names(
     # A class the model does not have is refused by name, as the node refuses it.
     params.write_text("detector:\n  ros__parameters:\n    classes: [pedestrian]\n")
     stand_in.frames = 0
-    assert main([*command, "--overwrite"]) == 2
+    refused(capsys, [*command, "--overwrite"], r"\['pedestrian'\], which the model does not have")
 
 
 def test_bag_run_times_unstamped_frames_by_their_log_time_as_the_node_does(camera_bag, tmp_path):

@@ -96,4 +96,10 @@ def test_eval_with_weights_scores_and_saves_unclipped_boxes(tmp_path, capsys):
     images = json.loads(saved.read_text())["images"]
     boxes = np.concatenate([np.reshape(entry["boxes"], (-1, 4)) for entry in images.values()])
     assert (boxes[:, [0, 1]] < 0).any() or (boxes[:, [2, 3]] > [160, 40]).any()
+    # Scored as saved: rescoring the saved (unclipped) boxes gives the run's own mAP.
+    rescore = ["eval", "--voc-root", str(root), "--hazy-dir", "", "--detections", str(saved)]
+    rescore += ["--no-plots", "--no-coco", "--out-dir", str(tmp_path / "again")]
+    assert main(rescore) == 0
+    run_map = json.loads((tmp_path / "out" / "metrics.json").read_text())["voc"]["mAP"]
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["voc"]["mAP"] == run_map
     capsys.readouterr()

@@ -82,6 +82,26 @@ def test_one_camera_never_decodes_on_two_threads_at_once():
     assert finished == sorted(finished) and finished[-1] == 39
 
 
+def test_two_cameras_decode_at_the_same_time_each_in_its_own_order():
+    both_running = threading.Barrier(2, timeout=10.0)
+
+    def work(key, item):
+        if item == 0:
+            both_running.wait()  # returns only once the other camera's first decode runs too
+
+    recorder = Recorder(work=work)
+    pool = DecodePool(2, recorder.work, recorder.on_replaced, recorder.on_error)
+    for item in range(3):
+        pool.submit("front", item)
+        pool.submit("rear", item)
+        wait_until(lambda: not pool._waiting)  # each frame started: none replaced
+    wait_until(lambda: len(recorder.done) == 6)
+    pool.stop()
+    assert recorder.errors == [] and recorder.replaced == []
+    for camera in ("front", "rear"):
+        assert [item for key, item in recorder.done if key == camera] == [0, 1, 2]
+
+
 def test_an_error_is_reported_and_the_thread_goes_on():
     def work(key, item):
         if item == "corrupt":

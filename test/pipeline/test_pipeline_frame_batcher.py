@@ -132,13 +132,18 @@ def test_put_wakes_a_waiting_consumer_immediately():
         target=lambda: got.append((batcher.next_batch(2.0), time.monotonic()))
     )
     consumer.start()
-    time.sleep(0.05)
+    # Until the consumer waits inside next_batch (the condition's waiter list is CPython's):
+    # a frame put before it got there would be taken without any wake-up to test.
+    deadline = time.monotonic() + 5.0
+    while not batcher._condition._waiters:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the consumer never waited"
+        time.sleep(0.001)
     sent = time.monotonic()
     batcher.put("front", "f0")
     consumer.join(3.0)
     batch, received = got[0]
     assert batch == [("front", "f0")]
-    assert received - sent < 0.1
+    assert received - sent < 0.5  # woken by the put, far before the 1 s deadline
 
 
 def test_waiting_frames_are_handed_out_once_while_the_batch_is_not_due():

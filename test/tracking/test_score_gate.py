@@ -25,12 +25,13 @@ def test_the_detector_keeps_down_to_the_lower_of_publish_and_low_stage_threshold
 def test_scoring_at_least_keeps_order_and_the_threshold_itself():
     detections = Detections(
         boxes=np.arange(16, dtype=np.float32).reshape(4, 4),
-        scores=np.array([0.9, 0.3, 0.29, 0.1], dtype=np.float32),
+        # Not in score order: a gate that re-sorted by score would give [1, 0, 3].
+        scores=np.array([0.3, 0.9, 0.29, 0.5], dtype=np.float32),
         class_ids=np.array([0, 1, 2, 3]),
     )
     kept = scoring_at_least(detections, np.float32(0.3))
-    assert kept.class_ids.tolist() == [0, 1]
-    np.testing.assert_array_equal(kept.boxes, detections.boxes[:2])
+    assert kept.class_ids.tolist() == [0, 1, 3]
+    np.testing.assert_array_equal(kept.boxes, detections.boxes[[0, 1, 3]])
     assert scoring_at_least(detections, 0.05) is detections
     assert len(scoring_at_least(Detections.empty(), 0.5)) == 0
 
