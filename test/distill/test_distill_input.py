@@ -76,6 +76,7 @@ def test_a_broken_teacher_is_one_error_line_before_any_labelling(
         ("--eval-max-frames", "-3"),
         ("--epochs", "0"),
         ("--workers", "-1"),
+        ("--seed", "-1"),  # numpy refused it only when training started, after labelling
     ],
 )
 def test_bad_numbers_are_refused_by_name(tmp_path, capsys, option, value):

@@ -57,6 +57,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     # 8 samples, global batch 4 over 2 ranks: each rank runs 2 steps of 2 images.
     assert "rank 0 steps 2" in completed.stdout and "rank 1 steps 2" in completed.stdout
+    # 2 images per process for BatchNorm: said once, by rank 0.
+    output = completed.stdout + completed.stderr
+    assert output.count("warning: 2 images per process for BatchNorm") == 1, output[-3000:]
     # Gradients were all-reduced: both ranks end with identical weights (BN statistics are
     # rank-local between DDP's buffer broadcasts, so parameters are what must agree).
     weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]

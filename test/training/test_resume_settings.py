@@ -1,5 +1,7 @@
 """Settings changed at resume take effect, as they do in a fresh run."""
 
+import re
+
 import torch
 from support.train_configs import small_config
 
@@ -21,3 +23,20 @@ def test_optimizer_settings_given_at_resume_take_effect(tmp_path):
     assert [group["nesterov"] for group in groups] == [False, False]
     # Norm weights and biases stay free of decay; the decayed group takes the new value.
     assert [group["weight_decay"] for group in groups] == [0.0, 0.001]
+
+
+def test_resuming_with_more_epochs_says_where_the_learning_rate_goes_on(tmp_path):
+    # The cosine is recomputed over the new length: the finished run's low LR jumps back up.
+    data = SyntheticFogDataset(4, 128, 128, num_classes=3, seed=3)
+    common = ["eval.interval=0", "train.warmup_epochs=0", "train.flat_epochs=0"]
+    train(small_config(tmp_path, *common, "train.epochs=2"), data)
+    said: list[str] = []
+    resume = f"resume={tmp_path / 'last.pt'}"
+    resumed = small_config(
+        tmp_path, *common, "train.epochs=20", "train.stop_after_epochs=1", resume
+    )
+    train(resumed, data, log=said.append)
+    (message,) = [line for line in said if "train.epochs changed" in line]
+    went_on, was = (float(value) for value in re.findall(r" at ([0-9.e+-]+\d)", message))
+    # Near the end of the 2-epoch cosine, near its start in the 20-epoch one.
+    assert message.startswith("train.epochs changed from 2 to 20") and went_on > 1.5 * was

@@ -176,6 +176,12 @@ def test_paired_augmentation_geometry_by_hand():
         ("augmentation", "saturation", 1.7),
         ("augmentation", "flip_probability", 2.0),
         ("augmentation", "min_box_size", -1.0),
+        # Accepted before, they failed mid-run (a negative seed) or ruined the saved weights
+        # silently (BatchNorm statistics never updated; an EMA frozen after its ramp).
+        ("train", "seed", -1),
+        ("model", "bn_momentum", 0.0),
+        ("model", "bn_momentum", -0.1),
+        ("train", "ema_decay", 1.0),
     ],
 )
 def test_bad_loss_or_augmentation_value_is_refused_at_load(section, key, value):

@@ -182,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="data loader processes (default 2)",
     )
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--seed", type=parse_non_negative_int, default=0, help="default 0")
     training.add_argument("--init", help="upstream TogetherNet or YOLOX-s weights to start from")
     training.add_argument(
         "--train-override",
@@ -382,6 +382,10 @@ def run(args: argparse.Namespace) -> int:
             raise  # a path problem (FileNotFoundError & co.): the CLI's one line, exit 2
         # The machine, not the options: a full disk, a frame that could not be written.
         print(f"togethernet distill: error: {error}", file=sys.stderr)
+        return 1
+    except FloatingPointError as error:
+        # The run diverged: its result is bad, not its input (as `train` reports it).
+        print(f"togethernet distill: {error}; {_how_to_go_on(args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, after the clean-up ran
         name, status = stop_status(stop)

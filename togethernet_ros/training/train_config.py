@@ -165,6 +165,15 @@ class TrainConfig:
                 raise ValueError(f"eval.{key} must be in [0, 1], got {value}")
         if self.eval.interval < 0:
             raise ValueError(f"eval.interval must be >= 0 (0 = never), got {self.eval.interval}")
+        # numpy's seed sequences refuse a negative seed, but only once the first batch is drawn.
+        if self.train.seed < 0:
+            raise ValueError(f"train.seed must be >= 0, got {self.train.seed}")
+        # 0 never updates BatchNorm's running statistics: the eval-mode model would be garbage.
+        if not (math.isfinite(self.model.bn_momentum) and 0.0 < self.model.bn_momentum <= 1.0):
+            raise ValueError(f"model.bn_momentum must be in (0, 1], got {self.model.bn_momentum}")
+        # 1 freezes the EMA after its ramp: the saved weights would be those of the first steps.
+        if self.train.ema_decay >= 1.0:
+            raise ValueError(f"train.ema_decay must be below 1, got {self.train.ema_decay}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) for YAML and weights-only checkpoints."""

@@ -52,6 +52,8 @@ from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOGGER = logging.getLogger("togethernet_ros")
 TRAINING_STATE_KEY = "training_state"
+# Fewer images per process than this make BatchNorm's batch statistics noticeably noisy.
+MIN_IMAGES_PER_BATCH_NORM = 4
 
 
 class TrainSetupError(ValueError):
@@ -300,6 +302,16 @@ def _train(
             f"train.batch_size {optim.batch_size} is not divisible by {context.world_size} processes"
         )
     per_rank_batch = optim.batch_size // context.world_size
+    if context.distributed and per_rank_batch < MIN_IMAGES_PER_BATCH_NORM and not optim.sync_bn:
+        # train.batch_size is the global batch: 8 over 4 GPUs normalises over 2 images each,
+        # noisier statistics than one GPU's 8 (YOLOX runs 8 per GPU without SyncBN).
+        say_once = log if context.is_main else (lambda _message: None)
+        say_once(
+            f"warning: {per_rank_batch} images per process for BatchNorm "
+            f"(train.batch_size {optim.batch_size} over {context.world_size} processes): raise "
+            f"train.batch_size to {MIN_IMAGES_PER_BATCH_NORM * context.world_size} or more, or "
+            "set train.sync_bn=true on CUDA GPUs"
+        )
     # Same seed on every rank: identical initial weights (DDP broadcasts them anyway, but the
     # EMA copy is taken before that). Per-rank randomness comes from _epoch_seed.
     _seed_everything(optim.seed)
@@ -375,6 +387,24 @@ def _train(
             )
         say(f"resumed from {config.resume} at epoch {start_epoch} (step {step})")
         step = _resumed_step(step, start_epoch, steps_per_epoch, config.resume, say)
+        saved_epochs = ((state.get("config") or {}).get("train") or {}).get("epochs")
+        if isinstance(saved_epochs, int) and 0 < saved_epochs != optim.epochs:
+            # The cosine is stretched over the new length: a finished run's last, low LR
+            # jumps back up (e.g. 100 -> 150 epochs: 0.01 -> 0.17 of the base LR).
+            before = published_schedule(
+                base_lr,
+                saved_epochs,
+                steps_per_epoch,
+                optim.warmup_epochs,
+                optim.flat_epochs,
+                optim.min_lr_ratio,
+                optim.warmup_lr_ratio,
+            )
+            say(
+                f"train.epochs changed from {saved_epochs} to {optim.epochs}: the learning "
+                f"rate goes on at {schedule(step):.3g} (the {saved_epochs}-epoch schedule "
+                f"was at {before(max(step - 1, 0)):.3g}), along the schedule of the new length"
+            )
         history = state.get("history")
         if history is None:  # written before checkpoints kept their log rows
             history = logged_rows(out_dir, start_epoch) if context.is_main else []
