@@ -559,3 +559,22 @@ def test_every_reader_takes_the_image_suffixes_predict_takes(tmp_path):
     assert sorted(r.hazy_path for r in dataset.records) == read_by_predict
     assert len(read_by_predict) == 5 and not dataset.issues.issues
     assert len(list(iter_source_frames(images, holdout_fraction=0.2))) == 5
+
+
+def test_voc2yolo_leaves_difficult_objects_out_unless_asked(voc_root):
+    # YOLO labels have no difficult flag: written, they were trained on (upstream leaves them
+    # out) and scored as objects to find by validation, where VOC ignores them.
+    root, _ = voc_root
+    (root / "Annotations" / "00001.xml").write_text(
+        "<annotation><size><width>128</width><height>96</height></size>"
+        f"{_object('car', (10, 10, 50, 40))}{_object('person', (60, 20, 90, 80), difficult=1)}"
+        "</annotation>"
+    )
+    args = ["data", "voc2yolo", "--voc-root", str(root), "--classes", ",".join(CLASSES)]
+    assert main([*args, "--out", str(root / "plain")]) == 0
+    assert [
+        line.split()[0] for line in (root / "plain" / "00001.txt").read_text().splitlines()
+    ] == [str(CLASSES.index("car"))]
+    assert main([*args, "--out", str(root / "all"), "--keep-difficult"]) == 0
+    kept = [line.split()[0] for line in (root / "all" / "00001.txt").read_text().splitlines()]
+    assert kept == [str(CLASSES.index("car")), str(CLASSES.index("person"))]

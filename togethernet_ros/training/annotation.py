@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,13 @@ class ImageAnnotation:
             np.zeros((0,), bool),
             width,
             height,
+        )
+
+    def without_difficult(self) -> ImageAnnotation:
+        """The same annotation without the objects marked difficult."""
+        keep = ~np.asarray(self.difficult, bool)
+        return replace(
+            self, boxes=self.boxes[keep], labels=self.labels[keep], difficult=self.difficult[keep]
         )
 
 

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(voc2yolo)
     voc2yolo.add_argument("--out", required=True, type=Path, help="output labels directory")
     voc2yolo.add_argument("--strict", action="store_true", help="stop at the first bad file")
+    voc2yolo.add_argument(
+        "--keep-difficult",
+        action="store_true",
+        help="also write objects marked <difficult> (default: left out, as upstream trains "
+        "and as VOC scores them: YOLO labels have no flag to tell them apart)",
+    )
     voc2yolo.set_defaults(_data_run=run_voc2yolo)
 
     split = sub.add_parser("split", help="write seeded train/val/test lists to ImageSets/Main")
@@ -169,6 +175,8 @@ def run_voc2yolo(args: argparse.Namespace) -> int:
         if annotation is None:
             skipped.append(f"{image_id}.txt")
             continue
+        if not args.keep_difficult:
+            annotation = annotation.without_difficult()
         (args.out / f"{image_id}.txt").write_text(format_yolo_labels(annotation))
         written.append(f"{image_id}.txt")
     image_set = args.image_set or ""

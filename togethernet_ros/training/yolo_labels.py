@@ -78,7 +78,7 @@ def read_yolo_labels(
 
 
 def format_yolo_labels(annotation: ImageAnnotation) -> str:
-    """Render an annotation as YOLO label text (difficult objects are kept; YOLO has no flag)."""
+    """Render an annotation as YOLO label text (every object: YOLO has no difficult flag)."""
     if annotation.width <= 0 or annotation.height <= 0:
         raise ValueError("format_yolo_labels: the annotation has no image size")
     lines = []
