@@ -222,6 +222,41 @@ def test_validation_failing_on_one_rank_fails_every_rank_at_once(tmp_path):
         assert f"rank {rank}: {expected}" in completed.stderr, completed.stderr[-3000:]
 
 
+DIFFERENT_DATA_PER_RANK = """
+    import os, sys
+    import torch
+    sys.path.insert(0, sys.argv[2])
+    from support.train_configs import small_config
+    from togethernet_ros.training.synthetic_scenes import SyntheticFogDataset
+    from togethernet_ros.training.trainer import TrainSetupError, train
+
+    torch.set_num_threads(1)
+    config = small_config(sys.argv[1], "train.epochs=1", "eval.interval=0", "device=cpu")
+    # Rank 1 lost two samples to a read error the other rank did not have.
+    count = 8 if os.environ["RANK"] == "0" else 6
+    try:
+        train(config, SyntheticFogDataset(count, 128, 128, num_classes=3, seed=2))
+    except TrainSetupError as error:
+        print(f"rank {os.environ['RANK']}: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+def test_ranks_that_built_different_training_sets_are_refused_on_every_rank(tmp_path):
+    # Another sample count partitions the shuffled indices differently and can give another
+    # number of steps: the ranks' collectives would then no longer pair up.
+    completed = _torchrun(
+        DIFFERENT_DATA_PER_RANK, str(tmp_path / "run"), str(TEST_DIR), tmp_path=tmp_path
+    )
+    assert completed.returncode != 0
+    for rank in (0, 1):
+        assert (
+            f"rank {rank}: the processes built different training sets (rank 0: 8, rank 1: 6"
+            in (completed.stderr)
+        ), completed.stderr[-3000:]
+
+
 CLI_RUN = """
     import os, sys
     import torch

@@ -8,6 +8,7 @@ so other work (e.g. distillation) can reuse it with its own data.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import logging
 import math
@@ -125,6 +126,8 @@ def _build_sampler(
     )
     if len(dataset) == 0:
         raise TrainSetupError("the training set is empty (no usable samples)")
+    if context.distributed:
+        _check_same_samples_on_every_rank(dataset, context)
     if len(base) < per_rank_batch:
         raise TrainSetupError(
             f"training set has {len(dataset)} samples: fewer than one batch of {per_rank_batch} "
@@ -679,6 +682,30 @@ def _maybe_validate(
         torch.distributed.broadcast(shared, src=0)
         value = float(shared)
     return value
+
+
+def _check_same_samples_on_every_rank(dataset: Dataset, context: DistributedContext) -> None:
+    """Refuse on every rank when the ranks built different training sets.
+
+    Each rank indexes the data itself: a read error on one rank only (a network file system
+    hiccup) would give it another sample count, another partition of the shuffled indices,
+    and possibly another number of steps, whose collectives would then hang the run. Compared:
+    the count, and the sample ids where the dataset lists them.
+    """
+    records = getattr(dataset, "records", None)
+    ids = [str(getattr(record, "image_id", "")) for record in records] if records else []
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+    mine = (len(dataset), digest)
+    everyone: list[tuple[int, str] | None] = [None] * context.world_size
+    torch.distributed.all_gather_object(everyone, mine)
+    if any(other != everyone[0] for other in everyone):
+        sizes = ", ".join(
+            f"rank {rank}: {entry[0] if entry else '?'}" for rank, entry in enumerate(everyone)
+        )
+        raise TrainSetupError(
+            f"the processes built different training sets ({sizes} samples, or other sample "
+            "ids): each reads the data itself; check that every one sees the same files"
+        )
 
 
 def _raise_on_every_rank_if_one_failed(
