@@ -60,7 +60,7 @@ def test_export_then_train_from_the_export_writes_report_and_fp16_weights(tmp_pa
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--epochs", "0"], "train.epochs must be >= 1"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1"),
         (["--input-size", "100"], "model.input_size must be a multiple of 128"),
         (["--train-override", "train.lr=abc"], "config key train.lr must be float"),
         (["--beta-min", "0.5", "--beta-max", "0.1"], "need 0 <= beta_min <= beta_max"),

@@ -91,8 +91,8 @@ def test_bag_run_refuses_what_the_node_refuses(tmp_path, torch_threads, value, m
 
     params = tmp_path / "params.yaml"
     params.write_text(f"detector:\n  ros__parameters:\n    num_threads: {value}\n")
-    settings = bag_run_settings("--params-file", str(params))
     with pytest.raises(ValueError) as refused:
-        create_detector_from_settings(settings)  # before any model loads
-    assert str(refused.value) == message
+        # Refused with the params file's other values, before any model loads.
+        create_detector_from_settings(bag_run_settings("--params-file", str(params)))
+    assert str(refused.value) == f"params file {params}: {message}"
     assert torch.get_num_threads() == 2
