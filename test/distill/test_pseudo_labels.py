@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from togethernet_ros.distill.coco_classes import COCO_CLASS_NAMES, map_coco_classes
 from togethernet_ros.distill.foggy_pairs import FoggyPseudoLabelled, FogSettings
@@ -152,7 +153,13 @@ def test_fogged_samples_are_random_per_variant_reproducible_and_train_ready(tmp_
     np.testing.assert_array_equal(dataset[4][0], hazy)
     betas = [dataset.fog_parameters(i)[0] for i in range(len(dataset))]
     assert all(0.05 <= b <= 0.15 for b in betas) and len(set(betas)) == len(betas)
-    pairs = AugmentedPairs(dataset, (128, 128), seed=0)
+    # Each epoch fogs a frame anew (the trainer indexes by epoch), reproducibly.
+    assert dataset.fog_parameters(4, epoch=1) != dataset.fog_parameters(4, epoch=0)
+    np.testing.assert_array_equal(dataset[(1, 4)][0], dataset[(1, 4)][0])
+    assert not np.array_equal(dataset[(1, 4)][0], hazy)
+    pairs = AugmentedPairs(dataset, (128, 128), seed=0, augment=False)
+    np.testing.assert_array_equal(pairs[(0, 4)][0], pairs[(0, 4)][0])
+    assert not torch.equal(pairs[(0, 4)][0], pairs[(1, 4)][0])  # the epoch reached the fog
     hazy_t, clean_t, targets = collate_pairs([pairs[(0, 4)], pairs[(0, 5)]])
     assert hazy_t.shape == clean_t.shape == (2, 3, 128, 128)
     assert all(t.shape[1] == 5 for t in targets)

@@ -67,17 +67,23 @@ class FoggyPseudoLabelled(Dataset):
     def __len__(self) -> int:
         return len(self.frames) * self.fog_variants
 
-    def fog_parameters(self, index: int) -> tuple[float, float]:
-        """(β, A) of sample ``index`` — a pure function of (seed, frame, variant)."""
-        frame_index, variant = divmod(index, self.fog_variants)
-        return self.fog.draw(np.random.default_rng([self.seed, frame_index, variant]))
+    # Indexed by (epoch, index) by AugmentedPairs: each epoch fogs a frame anew.
+    varies_by_epoch = True
 
-    def __getitem__(self, index: int):
+    def fog_parameters(self, index: int, epoch: int = 0) -> tuple[float, float]:
+        """(β, A) of sample ``index`` in ``epoch``: a pure function of (seed, epoch, frame,
+        variant). Drawn per epoch, so over a run each frame meets many fog densities, not
+        only its ``fog_variants`` (default 2) fixed ones."""
+        frame_index, variant = divmod(index, self.fog_variants)
+        return self.fog.draw(np.random.default_rng([self.seed, epoch, frame_index, variant]))
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         if not 0 <= index < len(self):
             raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         frame = self.frames[index // self.fog_variants]
         clean = cv2.cvtColor(self.label_set.read_clear_bgr(frame), cv2.COLOR_BGR2RGB)
-        beta, airlight = self.fog_parameters(index)
+        beta, airlight = self.fog_parameters(index, epoch)
         hazy = add_fog(clean, beta, airlight, self._depth.get(*clean.shape[:2]))
         difficult = np.zeros(len(frame.labels), bool)
         image_id = f"{frame.source}_{frame.frame_index:06d}_v{index % self.fog_variants}"

@@ -83,7 +83,9 @@ class AugmentedPairs(Dataset):
         self, key: int | tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        sample = self.samples[index]
+        # A dataset that draws per epoch (distill's synthetic fog) gets the epoch too.
+        varies = getattr(self.samples, "varies_by_epoch", False)
+        sample = self.samples[(epoch, index)] if varies else self.samples[index]
         hazy, clean, boxes, labels = sample[:4]
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         labels = np.asarray(labels, np.int64).reshape(-1)
