@@ -1,5 +1,7 @@
 """Training must stop on non-finite numbers instead of saving NaN weights; odd labels stay finite."""
 
+import math
+
 import pytest
 import torch
 from support.train_configs import small_config
@@ -48,9 +50,35 @@ def test_diverged_regressor_stops_the_run_before_any_nan_checkpoint(tmp_path, am
     config = tiny_config(tmp_path, f"train.amp={amp}")
     # Before: the run "finished" and wrote a last.pt with NaN weights (none) or silently skipped
     # every step (fp16).
-    with pytest.raises(FloatingPointError, match=r"loss became nan in epoch 1 .* train\.lr"):
+    # fp16 skips an overflowing step, but an epoch in which every step overflowed stops too.
+    expected = r"loss became (nan in epoch 1|non-finite at every step of epoch 1) .* train\.lr"
+    with pytest.raises(FloatingPointError, match=expected):
         train(config, data, model=diverged_box_regressor())
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_an_fp16_step_whose_loss_overflows_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch):
+    # Fault injection: the second step's loss overflows (as fp16 does on one unlucky batch).
+    # It used to end the whole run; YOLOX's GradScaler loop skips the step and lowers the scale.
+    from togethernet_ros.training import trainer as trainer_module
+
+    real_loss, calls = trainer_module.together_loss, []
+
+    def overflowing_once(*args, **kwargs):
+        terms = real_loss(*args, **kwargs)
+        calls.append(len(calls))
+        if len(calls) == 2:
+            terms.total = terms.total * float("inf")
+        return terms
+
+    monkeypatch.setattr(trainer_module, "together_loss", overflowing_once)
+    data = SyntheticFogDataset(8, 128, 128, num_classes=3, seed=3)
+    said: list[str] = []
+    config = tiny_config(tmp_path, "train.amp=fp16")
+    result = train(config, data, model=small_model(), log=said.append)
+    assert len(calls) == 4 and (tmp_path / "last.pt").is_file()
+    assert any("1 fp16 steps overflowed and were skipped" in line for line in said), said
+    assert all(math.isfinite(value) for value in result.history[0].values() if value is not None)
 
 
 def test_non_finite_weights_are_never_validated_or_saved(tmp_path):

@@ -53,6 +53,8 @@ from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOGGER = logging.getLogger("togethernet_ros")
 TRAINING_STATE_KEY = "training_state"
+# fp16 steps in a row whose loss overflowed that are skipped before the run counts as diverged.
+MAX_SKIPPED_FP16_STEPS = 10
 # Fewer images per process than this make BatchNorm's batch statistics noticeably noisy.
 MIN_IMAGES_PER_BATCH_NORM = 4
 
@@ -444,6 +446,7 @@ def _train(
         for epoch in range(start_epoch, last_epoch):
             torch.manual_seed(_epoch_seed(optim.seed, epoch, context.rank))
             sums: dict[str, float] = {}
+            finite_steps, skipped_in_a_row, skipped = 0, 0, 0
             started = time.perf_counter()
             progress = _progress(
                 itertools.islice(batches, steps_per_epoch),
@@ -472,11 +475,22 @@ def _train(
                     config.loss,
                 )
                 loss_value = float(terms.total.detach())
-                if not math.isfinite(loss_value):
+                finite = math.isfinite(loss_value)
+                if finite:
+                    skipped_in_a_row = 0
+                elif scaler.is_enabled() and skipped_in_a_row < MAX_SKIPPED_FP16_STEPS:
+                    # fp16 overflowed on this batch: its backward gives the GradScaler inf
+                    # gradients (on every rank, through DDP's all-reduce), so the update is
+                    # skipped and the scale lowered, as YOLOX trains; a run that keeps
+                    # overflowing is stopped below.
+                    skipped_in_a_row += 1
+                    skipped += 1
+                else:
+                    in_a_row = f" ({skipped_in_a_row} fp16 steps in a row before)"
                     raise FloatingPointError(
-                        f"loss became {loss_value} in epoch {epoch + 1} (step {step}); stopped "
-                        f"before the update, {_kept_checkpoint(saved_last, epoch)}. "
-                        f"{_DIVERGENCE_ADVICE}"
+                        f"loss became {loss_value} in epoch {epoch + 1} (step {step})"
+                        f"{in_a_row if skipped_in_a_row else ''}; stopped before the update, "
+                        f"{_kept_checkpoint(saved_last, epoch)}. {_DIVERGENCE_ADVICE}"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(terms.total).backward()
@@ -485,13 +499,15 @@ def _train(
                     nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
-                if ema is not None:
+                if ema is not None and finite:
                     ema.update(model)
                 step += 1
                 values = terms.as_floats()
                 result.step_losses.append(values["loss"])
-                for key, value in values.items():
-                    sums[key] = sums.get(key, 0.0) + value
+                if finite:
+                    finite_steps += 1
+                    for key, value in values.items():
+                        sums[key] = sums.get(key, 0.0) + value
                 if hasattr(progress, "set_postfix"):
                     progress.set_postfix(
                         {k: f"{v:.3f}" for k, v in values.items() if k != "fg"}
@@ -510,7 +526,19 @@ def _train(
                     f"every loss was finite; not saved, {kept}. "
                     f"{_DIVERGENCE_ADVICE}"
                 )
-            row = {key: value / steps_per_epoch for key, value in sums.items()}
+            if skipped and not finite_steps:
+                # Nothing trained this epoch: not an epoch to save as done.
+                raise FloatingPointError(
+                    f"loss became non-finite at every step of epoch {epoch + 1} ({skipped} fp16 "
+                    f"steps skipped); not saved, {_kept_checkpoint(saved_last, epoch)}. "
+                    f"{_DIVERGENCE_ADVICE}"
+                )
+            if skipped:
+                say(
+                    f"epoch {epoch + 1}: {skipped} fp16 steps overflowed and were skipped "
+                    "(the GradScaler lowered its scale)"
+                )
+            row = {key: value / max(finite_steps, 1) for key, value in sums.items()}
             row["lr"] = schedule(step - 1)
             row["images_per_s"] = steps_per_epoch * optim.batch_size / elapsed
             row["epoch_s"] = elapsed
