@@ -38,9 +38,12 @@
 # Prepare here, in .dev_ros/ (ignored through .git/info/exclude):
 #   .venv/bin/python tools/offline_wheels.py .dev_ros --python-version 3.12 --pieces 2
 #   .venv/bin/python benchmarks/gpu_frames.py ~/.cache/togethernet_ros/vtest.avi .dev_ros/frames
-# then call 1 carries .dev_ros/part1 + .dev_ros/frames with STAGES="check latency", and call 2
-# (at once, while the machine is warm) carries .dev_ros/part2 + .dev_ros/frames with
-# STAGES="ros transport". A 2-core development machine cannot stand in for the GPU host's
+# (already there? .dev_ros/part1 and part2 with the pinned versions, and the 16 frames, need
+# no second download), then call 1 carries .dev_ros/part1 + .dev_ros/frames with
+# STAGES="check latency" CHECK_TIMEOUT=130 LATENCY_TIMEOUT=80 (timeout_s ~240), and call 2,
+# as the very next tool call (the machine stays warm for only 30 s), carries .dev_ros/part2 +
+# .dev_ros/frames with STAGES="ros transport" ROS_WHEELS_EXPECTED=<part1 + part2 file count>
+# (timeout_s ~420: a killed call returns only 8 of its files). A 2-core development machine cannot stand in for the GPU host's
 # 16 cores when comparing camera_receivers (receiver processes need a core each).
 set -u
 OUT=${OUT:-/tmp/gpu_session}
@@ -85,8 +88,15 @@ ORT_PIECE_DIRS=${ORT_PIECE_DIRS:-".dev_ort/part1 .dev_ort/part2 .dev_ort/part3"}
 CHECK_OPTIONS=${CHECK_OPTIONS:-"--weights models/togethernet_vtest_384.pt --source $FRAMES"}
 # Seconds for the check stage (raise it when CHECK_OPTIONS has --compile MODE).
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-240}
+# Wheel files the ros stage needs in /tmp/ros_wheels from all pieces (part1 + part2 file
+# counts); "" skips the count check.
+ROS_WHEELS_EXPECTED=${ROS_WHEELS_EXPECTED:-}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Every call copies whatever wheel pieces it carries, first, so the pieces can come in several
+# calls and a call killed at its time limit has still left its piece for the next one.
+mkdir -p /tmp/ros_wheels
+for dir in $ROS_WHEEL_DIRS; do [ -d "$dir" ] && cp "$dir"/*.whl "$dir"/*.tar.gz /tmp/ros_wheels/ 2>/dev/null; done
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -151,9 +161,15 @@ if has_stage latency; then
   done
 fi
 
-# Every call copies whatever wheel pieces it carries, so the pieces can come in several calls.
-mkdir -p /tmp/ros_wheels
-for dir in $ROS_WHEEL_DIRS; do [ -d "$dir" ] && cp "$dir"/*.whl "$dir"/*.tar.gz /tmp/ros_wheels/ 2>/dev/null; done
+if has_stage ros && [ -n "$ROS_WHEELS_EXPECTED" ] \
+  && [ "$(find /tmp/ros_wheels -maxdepth 1 -type f | wc -l)" -lt "$ROS_WHEELS_EXPECTED" ]; then
+  # A fresh machine, not the warm one an earlier call left its piece on: say so at once
+  # instead of spending minutes on an install that cannot finish.
+  echo "ros stage skipped: $(find /tmp/ros_wheels -maxdepth 1 -type f | wc -l) of" \
+    "$ROS_WHEELS_EXPECTED wheel files in /tmp/ros_wheels (an earlier piece is missing: not the" \
+    "warm machine of the previous call)" | tee -a "$OUT/gpu.txt"
+  STAGES=${STAGES// ros/}; STAGES=${STAGES//ros /}; STAGES=${STAGES/#ros/}
+fi
 if has_stage ros; then
   echo "=== ROS 2 offline install, then detector_node on the GPU over DDS ==="
   timeout 240 python3 tools/setup_env.py --offline-wheels /tmp/ros_wheels > "$OUT/ros_setup.log" 2>&1
