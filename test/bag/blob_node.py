@@ -1,8 +1,10 @@
 """Stand-in `detector_node` command for replay tests: the real node with the blob detector.
 
-Run as ``python blob_node.py [--delay-s S] [--wrap] --ros-args ...``. ``--delay-s`` makes every
-batch take at least S seconds (to force newest-frame-wins drops); ``--wrap`` runs the node as a
-child of this process, like ``ros2 run`` does, so resource figures must follow children.
+Run as ``python blob_node.py [--delay-s S] [--die-after-batches N] [--wrap] --ros-args ...``.
+``--delay-s`` makes every batch take at least S seconds (to force newest-frame-wins drops);
+``--die-after-batches`` ends the process abruptly (exit 3, as a crash would) when batch N + 1
+starts; ``--wrap`` runs the node as a child of this process, like ``ros2 run`` does, so resource
+figures must follow children.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _blob_detector(delay_s: float):
+def _blob_detector(delay_s: float, die_after: int | None = None):
+    import os
+
     from blob_detector import BlobDetector
+
+    batches = []
 
     class StandInDetector(BlobDetector):
         """BlobDetector with the rest of the Detector protocol the node uses."""
@@ -26,6 +32,9 @@ def _blob_detector(delay_s: float):
         runs_on_gpu = False
 
         def detect(self, images, restore: bool = False):
+            if die_after is not None and len(batches) >= die_after:
+                os._exit(3)  # no clean-up, no log line: as a segfault or an OOM kill
+            batches.append(len(images))
             if delay_s > 0:
                 time.sleep(delay_s)
             return super().detect(images, restore)
@@ -48,11 +57,18 @@ def main(argv: list[str]) -> int:
         # The replay signals this launcher only; pass Ctrl-C on like `ros2 run` does.
         signal.signal(signal.SIGINT, lambda *_: child.send_signal(signal.SIGINT))
         return child.wait()
-    if argv[:1] == ["--delay-s"]:
-        delay_s, argv = float(argv[1]), argv[2:]
+    die_after = None
+    while argv[:1] in (["--delay-s"], ["--die-after-batches"]):
+        if argv[0] == "--delay-s":
+            delay_s = float(argv[1])
+        else:
+            die_after = int(argv[1])
+        argv = argv[2:]
     from togethernet_ros.ros import detector_node
 
-    detector_node.DetectorNode._create_detector = lambda self, settings: _blob_detector(delay_s)
+    detector_node.DetectorNode._create_detector = lambda self, settings: _blob_detector(
+        delay_s, die_after
+    )
     return detector_node.main([sys.argv[0], *argv])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from togethernet_ros.bag.bag_reader import BagReader
 from togethernet_ros.bag.bag_writer import BagWriter
 from togethernet_ros.bag.image_codec import IMAGE_TYPE, encode_image_message, make_header
 from togethernet_ros.bag.replay_report import write_replay_report
-from togethernet_ros.ros.bag_replay import ReplayOptions, _recorded_fps, run_replay
+from togethernet_ros.ros.bag_replay import ReplayError, ReplayOptions, _recorded_fps, run_replay
 
-from .bag_samples import START_NS
+from .bag_samples import START_NS, read_messages
 
 pytestmark = pytest.mark.ros
 BLOB_NODE = [sys.executable, str(Path(__file__).with_name("blob_node.py"))]
@@ -71,6 +72,40 @@ def test_as_fast_as_accepted_waits_for_frames_without_stamp(camera_bag):
     result = _replay(bag, 0.0)
     overall = result.trials[0].metrics["overall"]
     assert (overall["sent"], overall["received"], overall["dropped"]) == (6, 6, 0)
+
+
+def test_a_node_that_dies_mid_replay_ends_the_replay_naming_its_exit(camera_bag):
+    # The replay used to play on into the dead node: at rate 0 each frame then waited its
+    # 60 s accept timeout, and the command still exited 0.
+    bag = camera_bag(frames=20, topics=FRONT)
+    started = time.monotonic()
+    with pytest.raises(ReplayError, match="detector_node exited with code 3 during the replay"):
+        _replay(bag, 0.0, "--die-after-batches", "3")
+    assert time.monotonic() - started < 50  # not one 60 s accept timeout
+
+
+def test_repeated_stamps_drain_every_output_and_the_recording_has_label_info(camera_bag, tmp_path):
+    # Stamp 0 on every frame, a node slower than the frame period: the drain took the
+    # second-to-last output (same stamp, after the last send) for the last one and cut it.
+    # label_info is latched: it arrived before the recording started and was never written.
+    bag = camera_bag(frames=12, topics=FRONT, stamps=[-START_NS] * 12, period_ns=30_000_000)
+    options = ReplayOptions(
+        rate=1.0,
+        node_command=[*BLOB_NODE, "--delay-s", "0.5"],
+        node_parameters={"max_batch_wait_ms": 0.0},
+        startup_timeout_s=60,
+        accept_timeout_s=60.0,
+        drain_timeout_s=60.0,
+        record_bag=tmp_path / "recorded",
+    )
+    trial = run_replay(bag, options).trials[0]
+    # The last frame (the newest, never replaced) is processed after it was sent, in a batch
+    # of 0.5 s: its output comes at least that long after the last send, while the earlier
+    # frame's output that ended the drain came sooner.
+    last_output = max(r.received_s for r in trial.received if r.topic == "/cam_front/detections")
+    assert last_output - max(f.sent_s for f in trial.sent) >= 0.5
+    recorded = read_messages(tmp_path / "recorded")
+    assert len(recorded.get("/cam_front/label_info", [])) == 1
 
 
 def test_resources_follow_a_launcher_to_the_node(camera_bag, tmp_path):

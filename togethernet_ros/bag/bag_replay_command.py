@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--domain-id",
-        type=int,
+        type=_domain_id,
         default=None,
         help="ROS_DOMAIN_ID of the node and the replay, 0..232 (default: a random one of 1..100, "
         "so that other ROS 2 processes are unlikely to see or disturb them)",
@@ -85,6 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds the node may take to start (default 180)",
     )
     parser.set_defaults(_bag_run=run_replay_command)
+
+
+def _domain_id(text: str) -> int:
+    """A ROS_DOMAIN_ID Fast DDS can use: 0..232 (higher ids overflow its default ports)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= 232:
+        raise argparse.ArgumentTypeError(f"must be 0..232, got {value}")
+    return value
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -177,7 +188,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from togethernet_ros.bag.bag_command import print_problems
-    from togethernet_ros.bag.replay_report import write_replay_report
+    from togethernet_ros.bag.replay_report import marked_tail, write_replay_report
 
     try:
         overrides = parse_overrides(args.param)
@@ -207,7 +218,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
         result = run_replay(
             args.input, options, progress, args.peak_search, log=lambda m: tqdm.write(m)
         )
-    except (ReplayError, BagError) as error:
+    except (ReplayError, BagError, OSError) as error:
+        # OSError: e.g. the loopback DDS profile missing from an install.
         bar.close()
         print(f"bag replay: {error}", file=sys.stderr)
         return 1
@@ -218,13 +230,28 @@ def run_replay_command(args: argparse.Namespace) -> int:
     print(
         f"{overall['received']}/{overall['sent']} frames came back "
         f"({overall['dropped']} dropped), throughput {overall['throughput_fps']} frames/s, "
-        f"latency p50 {latency['p50']} ms p95 {latency['p95']} ms p99 {latency['p99']} ms"
+        f"latency p50 {latency['p50']} ms p95 {marked_tail(latency, 95)} ms "
+        f"p99 {marked_tail(latency, 99)} ms"
+        + (
+            f" (* from {latency['count']} samples: too few for that tail)"
+            if "*" in marked_tail(latency, 95) + marked_tail(latency, 99)
+            else ""
+        )
     )
     for name, path in written.items():
         print(f"  {name}: {path}")
     if args.record:
         print(f"  recording: {args.record}")
     print_problems(result.problems)
+    if result.node_exit_code not in (0, None):
+        # The measurement stands, but a node that did not stop cleanly is a failed run.
+        log_file = args.report_dir / "detector_node.log"
+        print(
+            f"bag replay: detector_node exited with code {result.node_exit_code} when stopped "
+            f"(see {log_file})",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

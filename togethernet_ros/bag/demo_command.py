@@ -130,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
     except (SampleVideoError, BagError, ReplayError, ValueError, FileNotFoundError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
-    loaded = load_bag_detections(out / "replay_bag", None)
+    try:
+        loaded = load_bag_detections(out / "replay_bag", None)
+    except BagError as error:  # e.g. the node published nothing before it failed
+        print(f"demo: {error} (see {out / 'detector_node.log'})", file=sys.stderr)
+        return 1
     print("[3/4] rendering videos")
     videos = render_demo_videos(out / "replay_bag", out, loaded.class_names, fps=sample.fps)
     stability = {

@@ -93,6 +93,17 @@ def replay_summary(result: Any, settings: dict | None = None) -> dict:
     }
 
 
+def _unreliable(latency: dict) -> bool:
+    """Whether a p95 or p99 of these statistics comes from too few samples (see replay_metrics)."""
+    return latency.get("p95_reliable") is False or latency.get("p99_reliable") is False
+
+
+def marked_tail(latency: dict, percent: int) -> str:
+    """A tail percentile, marked * when too few samples lie above it to estimate it."""
+    value = _fmt(latency[f"p{percent}"])
+    return f"{value}*" if latency.get(f"p{percent}_reliable") is False else value
+
+
 def _fmt(value: Any, unit: str = "") -> str:
     return (
         "–"
@@ -151,8 +162,8 @@ def write_replay_report(
         latency = camera["latency_ms"]
         lines.append(
             f"| {topic} | {camera['sent']} | {camera['received']} | {camera['dropped']} | "
-            f"{_fmt(camera['output_rate_hz'])} | {_fmt(latency['p50'])} / {_fmt(latency['p95'])} / "
-            f"{_fmt(latency['p99'])} / {_fmt(latency['max'])} | {_fmt(camera['jitter_ms'])} |"
+            f"{_fmt(camera['output_rate_hz'])} | {_fmt(latency['p50'])} / {marked_tail(latency, 95)} / "
+            f"{marked_tail(latency, 99)} / {_fmt(latency['max'])} | {_fmt(camera['jitter_ms'])} |"
         )
     latency = overall["latency_ms"]
     resources = main.resources
@@ -160,7 +171,12 @@ def write_replay_report(
         "",
         f"Overall: {overall['received']}/{overall['sent']} frames, throughput "
         f"{_fmt(overall['throughput_fps'])} frames/s, latency p50 {_fmt(latency['p50'])} ms, "
-        f"p99 {_fmt(latency['p99'])} ms.",
+        f"p99 {marked_tail(latency, 99)} ms"
+        + (
+            f" (* from {latency['count']} samples: fewer than a tail needs)."
+            if _unreliable(latency)
+            else "."
+        ),
         f"Node: CPU mean {_fmt(resources.get('cpu_percent_mean'))} % (max "
         f"{_fmt(resources.get('cpu_percent_max'))} %, {resources.get('cpu_count')} cores), RSS max "
         f"{_fmt(resources.get('rss_mb_max'))} MiB"
@@ -182,7 +198,14 @@ def write_replay_report(
                 f"{_fmt(peak.get('best_sent_fps'))} frames/s, "
                 f"{_fmt(peak.get('best_throughput_fps'))} frames/s came back); "
                 if peak.get("best_rate")
+                else f"search skipped ({peak['skipped']}); "
+                if peak.get("skipped")
                 else "no tried rate stayed under the loss limit; "
+            )
+            + (
+                "every tried rate passed, so the peak is higher (more trials find it); "
+                if peak.get("at_search_ceiling")
+                else ""
             )
             + f"as fast as accepted: {_fmt(peak['accepted_fps'])} frames/s.",
         ]

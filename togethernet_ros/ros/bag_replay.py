@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +31,7 @@ from togethernet_ros.bag.bag_problems import BagError
 from togethernet_ros.bag.bag_reader import BagReader, BagRecord
 from togethernet_ros.bag.detection_cdr import header_stamp_from_cdr
 from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
-from togethernet_ros.bag.output_topics import output_topics
+from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
 from togethernet_ros.bag.replay_metrics import ReceivedOutput, SentFrame, replay_metrics
 from togethernet_ros.bag.vision_msgs_definitions import DETECTION2D_ARRAY, LABEL_INFO
 from togethernet_ros.ros.background_spin import BackgroundSpinner
@@ -50,6 +51,10 @@ from togethernet_ros.ros.replay_resource_monitor import ResourceMonitor, machine
 ROS_TYPES = {IMAGE_TYPE: Image, COMPRESSED_IMAGE_TYPE: CompressedImage}
 # Node parameters the replay sets unless the caller overrides them (see _Harness for why).
 REPLAY_NODE_DEFAULTS = {"input_reliability": "reliable", "input_depth": 10}
+# Longest a wait for an output goes without checking that the node is still running.
+NODE_CHECK_PERIOD_S = 0.5
+# A camera whose stamps repeat is drained once no output came for this long after its last frame.
+DRAIN_QUIET_S = 1.0
 
 
 class ReplayError(RuntimeError):
@@ -150,6 +155,12 @@ class _Harness:
         self._arrived: dict[tuple[str, int], float] = {}
         self._record: BackgroundBagWriter | None = None
         self.unrecorded = 0  # outputs lost because the recording had failed
+        # Raises when the node under test has died (set by run_replay): every wait checks it,
+        # so a crash mid-replay ends the replay instead of timing out frame after frame.
+        self.check_node: Callable[[], None] = lambda: None
+        # The latched label_info of each camera, delivered once (at discovery, before any
+        # recording starts): written at the start of a recording so the bag has it.
+        self._latched: dict[str, bytes] = {}
         # Reliable, and the node's input made reliable too (REPLAY_NODE_DEFAULTS): over Fast DDS
         # loopback about half of the 1.3 MB best-effort frames were lost on a 2-core test machine
         # (0/20 when published pre-serialized), which would measure DDS, not the node. Each QoS
@@ -194,6 +205,8 @@ class _Harness:
             with self._lock:
                 self.received.append(ReceivedOutput(topic, stamp, now))
                 self._arrived[(topic, stamp)] = now
+                if self.output_types[topic] == LABEL_INFO:
+                    self._latched[topic] = bytes(raw)
                 self._lock.notify_all()
             if self._record is not None:
                 try:
@@ -204,7 +217,12 @@ class _Harness:
         return on_message
 
     def start_recording(self, record: BackgroundBagWriter | None) -> None:
-        """Send every received output to ``record`` (None: stop)."""
+        """Send every received output to ``record`` (None: stop), the latched ones first."""
+        if record is not None:
+            with self._lock:
+                latched = dict(self._latched)
+            for topic, raw in sorted(latched.items()):
+                record.put(topic, LABEL_INFO, time.time_ns(), raw)
         self._record = record
 
     def ready(self) -> bool:
@@ -222,15 +240,27 @@ class _Harness:
             return self._arrived.get((topic, stamp), -1.0) >= sent_s
 
     def wait_for(self, topic: str, stamp: int, sent_s: float, timeout_s: float) -> bool:
-        """Block until ``topic`` delivered ``stamp`` after ``sent_s``; False on timeout."""
+        """Block until ``topic`` delivered ``stamp`` after ``sent_s``; False on timeout.
+
+        Raises what ``check_node`` raises when the node died meanwhile.
+        """
         give_up = time.monotonic() + timeout_s
         with self._lock:
             while self._arrived.get((topic, stamp), -1.0) < sent_s:
                 remaining = give_up - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._lock.wait(remaining)
+                self._lock.wait(min(remaining, NODE_CHECK_PERIOD_S))
+                self.check_node()
         return True
+
+    def arrivals_since(self, topic: str, since_s: float) -> tuple[int, float]:
+        """How many outputs ``topic`` delivered from ``since_s`` on, and when the last came."""
+        with self._lock:
+            times = [
+                o.received_s for o in self.received if o.topic == topic and o.received_s >= since_s
+            ]
+        return len(times), max(times, default=since_s)
 
     def close(self) -> None:
         """Stop spinning, then shut the node, executor and context down."""
@@ -320,11 +350,16 @@ def _play(
     first_log: int | None = None
     start = 0.0
     last_sent: dict[str, SentFrame] = {}
+    unreadable: dict[str, int] = {}
     for index, record_in in enumerate(frames.records(problems)):
         if first_log is None:  # the clock starts once the bag is open and its first frame read
             first_log, start = record_in.log_time_ns, time.monotonic()
         topic = record_in.topic.topic
-        stamp = header_stamp_from_cdr(record_in.raw)
+        try:
+            stamp = header_stamp_from_cdr(record_in.raw)
+        except struct.error:  # a message too short for its header: the node would refuse it too
+            unreadable[topic] = unreadable.get(topic, 0) + 1
+            continue
         if rate > 0:
             due = start + (record_in.log_time_ns - first_log) / 1e9 / rate
             delay = due - time.monotonic()
@@ -339,6 +374,7 @@ def _play(
                 accept_timeout_s,
             )
         data = bytes(record_in.raw)
+        harness.check_node()
         sent_at = time.monotonic()
         harness.publishers[topic].publish(data)
         sent.append(SentFrame(topic, stamp, sent_at))
@@ -347,19 +383,40 @@ def _play(
             record.put(topic, record_in.topic.msgtype, time.time_ns(), data)
         if progress is not None:
             progress(index + 1, max(frames.total, index + 1))
+    if problems is not None:  # after the reader's own, which it hands over at its end
+        for topic, count in sorted(unreadable.items()):
+            detail = "message shorter than its header: not sent"
+            problems.append(
+                {"kind": "decode_error", "topic": topic, "detail": detail, "count": count}
+            )
     return sent
 
 
 def _drain(harness: _Harness, sent: list[SentFrame], timeout_s: float) -> None:
-    # Wait until every camera's last frame of this trial came back, or timeout_s passed; the
-    # node keeps each camera's order, so the earlier outputs are in by then.
+    """Wait until every camera's last frame of this trial came back, or ``timeout_s`` passed.
+
+    The node keeps each camera's order, so the earlier outputs are in by then. Where the last
+    frame's stamp is not its own (a camera stamping 0, a looping bag), an output of that stamp
+    may be an earlier frame's: such a camera is done once its outputs stop coming
+    (``DRAIN_QUIET_S`` without one after its last frame was sent).
+    """
     last = {f.topic: f for f in sent}
+    stamps: dict[str, list[int]] = {}
+    for frame in sent:
+        stamps.setdefault(frame.topic, []).append(frame.stamp_ns)
+    repeated = {t for t, f in last.items() if stamps[t].count(f.stamp_ns) > 1}
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
-        if all(
-            harness.came_back(output_topics(t).detections, f.stamp_ns, f.sent_s)
-            for t, f in last.items()
-        ):
+        harness.check_node()
+        done = []
+        for topic, frame in last.items():
+            outputs = output_topics(topic).detections
+            if topic not in repeated:
+                done.append(harness.came_back(outputs, frame.stamp_ns, frame.sent_s))
+                continue
+            count, latest = harness.arrivals_since(outputs, frame.sent_s)
+            done.append(count > 0 and time.monotonic() - latest >= DRAIN_QUIET_S)
+        if all(done):
             return
         time.sleep(0.05)
 
@@ -386,6 +443,11 @@ def run_replay(
         problems = reader.problems.to_dicts()
     if not has_frames:
         raise ReplayError(f"bag {bag} has no frames on {sorted(topics)}")
+    try:
+        check_distinct_outputs(sorted(topics))
+    except ValueError as error:
+        # The node would refuse them at configure, after its start-up.
+        raise ReplayError(f"{error}; choose the cameras with --topic") from None
     if options.max_frames is not None:
         total = min(total, options.max_frames) if total else 0
     frames = _BagFrames(Path(bag), options.image_topics, options.max_frames, total)
@@ -396,6 +458,7 @@ def run_replay(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
     harness = _Harness(topics, options, node_qos)
+    harness.check_node = _node_checker(process)
     record: BackgroundBagWriter | None = None
     monitor = None
     trials: list[TrialResult] = []
@@ -461,6 +524,19 @@ def run_replay(
     )
 
 
+def _node_checker(process: NodeProcess) -> Callable[[], None]:
+    """A check that raises ReplayError, with the node's log tail, once the node has exited."""
+
+    def check() -> None:
+        code = process.exited()
+        if code is not None:
+            raise ReplayError(
+                f"detector_node exited with code {code} during the replay:\n{process.log_tail()}"
+            )
+
+    return check
+
+
 def _trial(
     harness: _Harness,
     frames: _BagFrames,
@@ -520,8 +596,20 @@ def _peak_search(
     accepted_fps = closed_loop.metrics["overall"]["throughput_fps"] or 0.0
     log(f"peak search: as fast as accepted = {accepted_fps:.2f} frames/s")
     if not recorded_fps or recorded_fps != recorded_fps or accepted_fps <= 0:
-        return {"max_loss": max_loss, "accepted_fps": accepted_fps, "best_rate": None}
-    low, high = 0.0, 2.0 * accepted_fps / recorded_fps
+        skipped = (
+            "nothing came back as fast as accepted"
+            if accepted_fps <= 0
+            else "the recording's frame rate is unknown (a single frame per camera?)"
+        )
+        return {
+            "max_loss": max_loss,
+            "accepted_fps": accepted_fps,
+            "best_rate": None,
+            "skipped": skipped,
+        }
+    # The closed-loop rate (one frame in flight per camera) is below what a batching node
+    # takes: the rate doubles while every trial passes, then bisects.
+    low, high = 0.0, None
     best = None
     factor = accepted_fps / recorded_fps
     for _ in range(max_trials):
@@ -537,8 +625,10 @@ def _peak_search(
             low = factor
         else:
             high = factor
-        factor = (low + high) / 2
+        factor = 2 * factor if high is None else (low + high) / 2
     return {
+        # Every tried rate passed: the peak lies above the best one (more trials find it).
+        "at_search_ceiling": high is None,
         "max_loss": max_loss,
         "accepted_fps": accepted_fps,
         "recorded_fps": round(recorded_fps, 3),
