@@ -53,6 +53,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "data": Subcommand(
         "togethernet_ros.training.data_command", "dataset tools: voc2yolo, split, fog"
     ),
+    "fog": Subcommand(
+        "togethernet_ros.training.fog_command", "synthesise fog on a VOC dataset (= data fog)"
+    ),
     "distill": Subcommand(
         "togethernet_ros.distill.distill_command",
         "distil a clear-weather teacher into TogetherNet on fogged video",

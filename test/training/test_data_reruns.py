@@ -123,3 +123,19 @@ def test_voc2yolo_refuses_other_classes_than_the_labels_it_keeps_are_numbered_by
     assert (root / "labels" / "classes.txt").read_text() == before
     # The same image set again may change them: its own labels are all rewritten.
     assert main([*base, "--image-set", "train", "--classes", reordered]) == 0
+
+
+def test_togethernet_fog_is_data_fog(tmp_path, capsys):
+    from support.cli_refusal import refused
+
+    # DESIGN.md names `fog` a command of its own; it is the same tool as `data fog`.
+    scenes = SyntheticFogDataset(2, 96, 128, num_classes=3, seed=1)
+    root = write_voc_fog_dataset(tmp_path / "voc", scenes, CLASSES)
+    assert main(["fog", "--voc-root", str(root), "--out-dir", "A", "--seed", "3"]) == 0
+    assert main(["data", "fog", "--voc-root", str(root), "--out-dir", "B", "--seed", "3"]) == 0
+    assert _foggy_files(root / "A") == _foggy_files(root / "B") != []
+    for name in _foggy_files(root / "A"):
+        assert (root / "A" / name).read_bytes() == (root / "B" / name).read_bytes()
+    refused(
+        capsys, ["fog", "--voc-root", str(root), "--airlight", "2"], "togethernet fog: .*--airlight"
+    )

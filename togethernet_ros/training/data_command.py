@@ -68,14 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     split.set_defaults(_data_run=run_split)
 
-    fog = sub.add_parser(
-        "fog",
-        help="write a foggy copy of a clean VOC dataset (atmospheric scattering model)",
-        description="Fog every clean image: I = J·t + A·(1−t), t = exp(−β·d), "
-        "d = −slope·‖p − centre‖ + √max(H, W). Default recipe: A = 0.5, β = 0.05 + 0.01·i "
-        "(i = 0..9, one drawn per image), slope 0.04. Foggy files are named like their clean "
-        "originals, which is the pairing the trainer reads.",
-    )
+    fog = sub.add_parser("fog", help=FOG_SUMMARY, description=FOG_HELP)
+    add_fog_arguments(fog)
+
+
+FOG_SUMMARY = "write a foggy copy of a clean VOC dataset (atmospheric scattering model)"
+FOG_HELP = (
+    "Fog every clean image: I = J·t + A·(1−t), t = exp(−β·d), d = −slope·‖p − centre‖ + "
+    "√max(H, W). Default recipe: A = 0.5, β = 0.05 + 0.01·i (i = 0..9, one drawn per image), "
+    "slope 0.04. Foggy files are named like their clean originals, which is the pairing the "
+    "trainer reads."
+)
+
+
+def add_fog_arguments(fog: argparse.ArgumentParser) -> None:
+    """The options of `data fog` (also `togethernet fog`)."""
     _add_common(fog)
     fog.add_argument("--clean-dir", default="JPEGImages", help="clean images under --voc-root")
     fog.add_argument("--out-dir", default="FOG", help="foggy images dir (relative to --voc-root)")
@@ -110,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return args._data_run(args)
     except (DataError, DataOptionError) as error:
-        raise SystemExit(f"togethernet data {args.data_command}: error: {error}") from error
+        name = "fog" if getattr(args, "command", None) == "fog" else f"data {args.data_command}"
+        raise SystemExit(f"togethernet {name}: error: {error}") from error
 
 
 class DataOptionError(ValueError):
