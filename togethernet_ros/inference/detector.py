@@ -39,6 +39,20 @@ class Detector(Protocol):
         """Pre-process a frame that waits for its batch (keyed by camera); False if unsupported."""
         ...
 
+    @property
+    def runs_on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (batch waits and warm-up depend on it)."""
+        ...
+
+    @property
+    def supports_restoration(self) -> bool:
+        """Whether `detect(..., restore=True)` can return dehazed images."""
+        ...
+
+    def warm_up(self, restore_modes: Sequence[bool] | None = None) -> float:
+        """Run every batch size once (per restore mode) before real frames; seconds taken."""
+        ...
+
     def close(self) -> None:
         """Free the model and any GPU memory it holds."""
         ...
