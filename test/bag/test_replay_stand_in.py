@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 import tracemalloc
@@ -193,3 +194,12 @@ def test_another_nodes_section_of_a_shared_params_file_is_not_the_replayed_nodes
         "lidar_driver:\n  ros__parameters:\n    output_reliability: best_effort\n"
     )
     assert _node_parameter(params, {}, "output_reliability", "?") == "reliable"
+
+
+def test_a_replay_gives_the_callers_environment_back(camera_bag, monkeypatch):
+    # It set ROS_DOMAIN_ID and the DDS profile for its own node and kept them set after.
+    monkeypatch.setenv("ROS_DOMAIN_ID", "7")
+    monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
+    _replay(camera_bag(frames=2, topics=FRONT), 0.0)
+    assert os.environ["ROS_DOMAIN_ID"] == "7"
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ

@@ -432,8 +432,30 @@ def run_replay(
     """Start the node, replay ``bag`` into it, measure, optionally search peak throughput."""
     options = options or ReplayOptions()
     env = local_dds_environment(options.domain_id)
-    # The harness joins the same loopback DDS session: set before the first participant exists.
+    # The harness joins the same loopback DDS session: set before the first participant exists,
+    # and given back after (a caller's process keeps its own ROS_DOMAIN_ID and profiles).
+    previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
+    try:
+        return _replay_in(Path(bag), options, env, progress, peak_search, peak_max_trials, log)
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _replay_in(
+    bag: Path,
+    options: ReplayOptions,
+    env: dict[str, str],
+    progress: Callable[[int, int], None] | None,
+    peak_search: bool,
+    peak_max_trials: int,
+    log: Callable[[str], None],
+) -> ReplayResult:
+    """run_replay's work, in the DDS environment ``env`` it set."""
     with BagReader(bag, options.image_topics) as reader:
         topics = {t: reader.topics[t].msgtype for t in reader.image_topics}
         records = reader.records(reader.image_topics)
