@@ -6,18 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # reports are written on headless machines
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from togethernet_ros.bag.replay_metrics import latency_series
 from togethernet_ros.evaluation.atomic_write import write_text_atomically
 
 
 def _plot_latency(trial: Any, path: Path) -> Path:
-    figure, (timeline, histogram) = plt.subplots(1, 2, figsize=(11, 4))
+    # A Figure of its own, not pyplot's: no global backend to switch (headless machines) and
+    # no figure registry to close.
+    figure = Figure(figsize=(11, 4))
+    timeline, histogram = figure.subplots(1, 2)
     for topic, (times, latencies) in latency_series(trial.sent, trial.received).items():
         timeline.plot(times, latencies, ".-", markersize=3, linewidth=0.8, label=topic)
         if len(latencies):
@@ -30,7 +30,6 @@ def _plot_latency(trial: Any, path: Path) -> Path:
     histogram.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
 
 
@@ -38,7 +37,8 @@ def _plot_resources(samples: list[dict], origin: float, path: Path) -> Path | No
     if not samples:
         return None
     times = np.array([s["t"] - origin for s in samples])
-    figure, cpu_axis = plt.subplots(figsize=(8, 3.5))
+    figure = Figure(figsize=(8, 3.5))
+    cpu_axis = figure.subplots()
     cpu_axis.plot(times, [s["cpu_percent"] for s in samples], color="tab:red", label="CPU %")
     cpu_axis.set(xlabel="time (s)", ylabel="node CPU (% of one core)")
     memory_axis = cpu_axis.twinx()
@@ -55,7 +55,6 @@ def _plot_resources(samples: list[dict], origin: float, path: Path) -> Path | No
     cpu_axis.set_title("detector_node resources")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
 
 
@@ -63,7 +62,8 @@ def _plot_peak(peak: dict, path: Path) -> Path | None:
     trials = [t for t in peak.get("trials", []) if t["rate"] > 0]
     if not trials:
         return None
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure = Figure(figsize=(6, 3.5))
+    axis = figure.subplots()
     fps = [t["rate"] * peak["recorded_fps"] for t in trials]
     axis.plot(fps, [100 * (t["drop_rate"] or 0) for t in trials], "o")
     axis.axhline(100 * peak["max_loss"], color="grey", linestyle="--", label="loss limit")
@@ -71,7 +71,6 @@ def _plot_peak(peak: dict, path: Path) -> Path | None:
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
 
 

@@ -479,7 +479,11 @@ def _replay_in(
     process = NodeProcess(
         options.params_file, parameters, env, options.node_log, options.node_command
     )
-    harness = _Harness(topics, options, node_qos)
+    try:
+        harness = _Harness(topics, options, node_qos)
+    except BaseException:
+        process.cleanup()  # its overlay folder; the node was not started yet
+        raise
     harness.check_node = _node_checker(process)
     record: BackgroundBagWriter | None = None
     monitor = None
