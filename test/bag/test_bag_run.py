@@ -330,6 +330,9 @@ def test_bag_run_publishes_only_the_classes_its_params_file_names(
     params.write_text("detector:\n  ros__parameters:\n    classes: [pedestrian]\n")
     stand_in.frames = 0
     refused(capsys, [*command, "--overwrite"], r"\['pedestrian'\], which the model does not have")
+    # Beside 'all' too, as the node refuses it.
+    params.write_text("detector:\n  ros__parameters:\n    classes: [all, pedestrian]\n")
+    refused(capsys, [*command, "--overwrite"], r"\['pedestrian'\], which the model does not have")
 
 
 def test_bag_run_times_unstamped_frames_by_their_log_time_as_the_node_does(camera_bag, tmp_path):

@@ -495,8 +495,18 @@ def test_more_data_than_the_rows_hold_is_refused_with_the_numbers():
     # rgb8 pixels labelled mono8 would otherwise decode to a plausible wrong image.
     message = _message(np.zeros((4, 6), np.uint8), "mono8")
     message.data = np.zeros(4 * 6 * 3, np.uint8)
-    with pytest.raises(ImageDecodeError, match=r"6x4 mono8: data has 72 bytes, more than step 6"):
+    with pytest.raises(ImageDecodeError, match=r"6x4 mono8: data has 72 bytes, far more than step"):
         decode_image_message(message)
+    # A hardware buffer padded in height (1080 rows in 1088) is the frame and its padding.
+    rows = np.arange(40 * 6, dtype=np.uint8).reshape(40, 6)
+    padded = _message(rows, "mono8")
+    padded.data = np.concatenate([rows.reshape(-1), np.full(5 * 6, 255, np.uint8)])
+    np.testing.assert_array_equal(decode_image_message(padded)[:, :, 0], rows)
+    # Not contiguous (a view of every other byte): read as the values, not the memory.
+    spaced = np.zeros(2 * rows.size, np.uint8)
+    spaced[::2] = rows.reshape(-1)
+    padded.data = spaced[::2]
+    np.testing.assert_array_equal(decode_image_message(padded)[:, :, 0], rows)
 
 
 def test_a_one_row_frame_with_a_huge_step_costs_its_data_not_its_step():

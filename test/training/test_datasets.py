@@ -578,3 +578,13 @@ def test_voc2yolo_leaves_difficult_objects_out_unless_asked(voc_root):
     assert main([*args, "--out", str(root / "all"), "--keep-difficult"]) == 0
     kept = [line.split()[0] for line in (root / "all" / "00001.txt").read_text().splitlines()]
     assert kept == [str(CLASSES.index("car")), str(CLASSES.index("person"))]
+
+
+def test_a_class_named_like_a_folder_here_is_a_class(tmp_path, monkeypatch):
+    from togethernet_ros.training.class_list import parse_class_names
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "car").mkdir()  # a folder that happens to share the class's name
+    assert parse_class_names("car") == ("car",)
+    with pytest.raises(ValueError, match=r"class names file car is not a file"):
+        parse_class_names("./car")

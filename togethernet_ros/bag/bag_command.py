@@ -273,7 +273,9 @@ def run_run(args: argparse.Namespace) -> int:
         detector = create_detector_from_settings(
             dict(settings, conf_threshold=detector_threshold(publish_threshold, tracker_config))
         )
-        unknown = unknown_classes(keep, tuple(detector.class_names))
+        # Every name, also beside 'all' (which keeps every class), as the node checks them.
+        named = frozenset(settings["classes"]) - {"", "all"}
+        unknown = unknown_classes(named or None, tuple(detector.class_names))
         if unknown:
             detector.close()
             # As the node refuses it: a typo would otherwise write no detections at all.

@@ -75,6 +75,9 @@ _SEMI_PLANAR_CODES: dict[str, dict[str, int]] = {
     "nv21": {"bgr": cv2.COLOR_YUV2BGR_NV21, "rgb": cv2.COLOR_YUV2RGB_NV21},
 }
 SUPPORTED_ENCODINGS = (*DECODABLE_ENCODINGS, *_SEMI_PLANAR_CODES)
+# Rows of padding beyond an Image's height still read as the frame (hardware buffers aligned
+# in height), as long as they are at most an eighth of the height.
+MAX_PADDING_ROWS = 64
 # Sample depths a 16-bit container commonly holds (10/12/14-bit sensors store their values
 # in the low bits): the smallest that holds a frame's brightest value sets its 8-bit scale.
 _SENSOR_BITS = (10, 12, 14, 16)
@@ -172,11 +175,14 @@ def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarr
             f"Image {width}x{height} {encoding}: data has {data.size} bytes, step {step}, "
             f"needs at least {step * (height - 1) + row_bytes}"
         )
-    if data.size > step * height:
-        # More than the rows hold: most likely another encoding's frame under this name
+    extra_rows = (data.size - step * height) / step
+    if extra_rows > min(MAX_PADDING_ROWS, height / 8):
+        # Far more than the rows hold: most likely another encoding's frame under this name
         # (rgb8 pixels labelled mono8), which would decode to a plausible-looking wrong image.
+        # A few rows more are hardware buffers padded in height (a 1080-row frame in a buffer
+        # of 1088, 16-row aligned), read as the rows they hold.
         raise ImageDecodeError(
-            f"Image {width}x{height} {encoding}: data has {data.size} bytes, more than "
+            f"Image {width}x{height} {encoding}: data has {data.size} bytes, far more than "
             f"step {step} x {height} rows = {step * height}"
         )
     if encoding in _PAIRED_ENCODINGS and width % 2:
@@ -187,7 +193,7 @@ def _buffer_pixels(message: Any, encoding: str, layout: PixelLayout) -> np.ndarr
     # A final row without its padding is legal. The rows are a strided view of the data, not
     # of a padded copy: a one-row frame with a huge step would otherwise allocate step bytes.
     rows = np.lib.stride_tricks.as_strided(
-        data, shape=(height, row_bytes), strides=(step, 1), writeable=False
+        np.ascontiguousarray(data), shape=(height, row_bytes), strides=(step, 1), writeable=False
     )
     if layout.sample_bytes == 2:
         big_endian = bool(getattr(message, "is_bigendian", 0))

@@ -33,14 +33,17 @@ def resolve_auto_device(device: str, backend: str = "torch") -> str:
     """
     if device != "auto":
         return device
+    import torch
+
     if backend == "onnxruntime":
         import onnxruntime
 
         from togethernet_ros.inference.onnx_providers import CUDA
 
-        return "cuda" if CUDA in onnxruntime.get_available_providers() else "cpu"
-    import torch
-
+        # The providers list what the build has, not what can run: a GPU must also be there
+        # (seen by torch, or by the driver's device node where torch is a CPU build).
+        gpu = torch.cuda.is_available() or Path("/dev/nvidiactl").exists()
+        return "cuda" if gpu and CUDA in onnxruntime.get_available_providers() else "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -254,7 +254,9 @@ class OnnxRuntimeDetector(DetectorBase):
         if self.device_name != "cpu" and TENSORRT in available:
             try:
                 batches = info.signature.fixed_batch or self.max_batch_size
-                build = f"b{batches}_{self.precision}"
+                # As TensorRT builds it: "auto" and "fp16" both enable fp16 (provider_chains).
+                fp16 = self.precision in ("auto", "fp16")
+                build = f"b{batches}_{'fp16' if fp16 else 'fp32'}"
                 engine_dir = engine_cache_dir(cache_dir, info.path, build)
             except OSError as error:  # e.g. a read-only cache: build engines, just keep none
                 LOGGER.warning(

@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
                 detections.add(_process(detector, batch, restore, writer))
                 progress.update(len(batch))
     except BaseException:
-        detections.abandon()
         failed = True
+        detections.abandon()
         raise
     else:
         failed = False

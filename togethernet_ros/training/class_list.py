@@ -28,12 +28,11 @@ def parse_class_names(value: str | None) -> tuple[str, ...]:
             raise ValueError(
                 f"class names file {path} is not UTF-8 text ({error.reason})"
             ) from error
-    elif path.exists():
-        raise ValueError(f"class names file {path} is not a file")
     elif "," not in value and (value.startswith(_PATH_STARTS) or value.endswith(_LIST_FILES)):
         # Not a file, yet written as one: taken as one class name, it would drop every object
         # of the real classes as unknown without another word.
-        raise ValueError(f"class names file {path} does not exist")
+        problem = "is not a file" if path.exists() else "does not exist"
+        raise ValueError(f"class names file {path} {problem}")
     else:
         names = value.split(",")
     names = tuple(name.strip() for name in names if name.strip())

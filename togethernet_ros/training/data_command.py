@@ -226,7 +226,9 @@ def _check_same_classes(
     listed = out / "classes.txt"
     if not kept_sets or not listed.is_file():
         return
-    before = tuple(listed.read_text(encoding="utf-8").split("\n")[:-1])
+    before = tuple(
+        name.strip() for name in listed.read_text(encoding="utf-8").splitlines() if name.strip()
+    )
     if before != tuple(class_names):
         sets = ", ".join(repr(name) if name else "all" for name in kept_sets)
         raise DataOptionError(

@@ -53,8 +53,9 @@ from togethernet_ros.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOGGER = logging.getLogger("togethernet_ros")
 TRAINING_STATE_KEY = "training_state"
-# fp16 steps in a row whose loss overflowed that are skipped before the run counts as diverged.
-MAX_SKIPPED_FP16_STEPS = 10
+# fp16 steps in a row whose gradients overflowed (the GradScaler skipped them) before the run
+# counts as diverged; the scale's first calibration from 2**16 takes a few.
+MAX_SKIPPED_FP16_STEPS = 20
 # Fewer images per process than this make BatchNorm's batch statistics noticeably noisy.
 MIN_IMAGES_PER_BATCH_NORM = 4
 
@@ -126,10 +127,11 @@ def _build_sampler(
         seed=config.train.seed,
         drop_last=True,
     )
+    if context.distributed:
+        # First: a rank that read nothing must not raise alone while the others gather.
+        _check_same_samples_on_every_rank(dataset, context)
     if len(dataset) == 0:
         raise TrainSetupError("the training set is empty (no usable samples)")
-    if context.distributed:
-        _check_same_samples_on_every_rank(dataset, context)
     if len(base) < per_rank_batch:
         raise TrainSetupError(
             f"training set has {len(dataset)} samples: fewer than one batch of {per_rank_batch} "
@@ -446,7 +448,7 @@ def _train(
         for epoch in range(start_epoch, last_epoch):
             torch.manual_seed(_epoch_seed(optim.seed, epoch, context.rank))
             sums: dict[str, float] = {}
-            finite_steps, skipped_in_a_row, skipped = 0, 0, 0
+            finite_steps, epoch_steps, skipped_in_a_row, skipped = 0, 0, 0, 0
             started = time.perf_counter()
             progress = _progress(
                 itertools.islice(batches, steps_per_epoch),
@@ -476,30 +478,39 @@ def _train(
                 )
                 loss_value = float(terms.total.detach())
                 finite = math.isfinite(loss_value)
-                if finite:
-                    skipped_in_a_row = 0
-                elif scaler.is_enabled() and skipped_in_a_row < MAX_SKIPPED_FP16_STEPS:
-                    # fp16 overflowed on this batch: its backward gives the GradScaler inf
-                    # gradients (on every rank, through DDP's all-reduce), so the update is
-                    # skipped and the scale lowered, as YOLOX trains; a run that keeps
-                    # overflowing is stopped below.
-                    skipped_in_a_row += 1
-                    skipped += 1
-                else:
-                    in_a_row = f" ({skipped_in_a_row} fp16 steps in a row before)"
+                if not finite and not scaler.is_enabled():
                     raise FloatingPointError(
-                        f"loss became {loss_value} in epoch {epoch + 1} (step {step})"
-                        f"{in_a_row if skipped_in_a_row else ''}; stopped before the update, "
-                        f"{_kept_checkpoint(saved_last, epoch)}. {_DIVERGENCE_ADVICE}"
+                        f"loss became {loss_value} in epoch {epoch + 1} (step {step}); stopped "
+                        f"before the update, {_kept_checkpoint(saved_last, epoch)}. "
+                        f"{_DIVERGENCE_ADVICE}"
                     )
+                # With fp16 a non-finite loss goes through backward too: the GradScaler then
+                # finds inf/NaN gradients, skips the update and lowers its scale, as YOLOX
+                # trains. DDP's all-reduce gives every rank those gradients, so every rank
+                # skips (and counts) the same steps and stops together.
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(terms.total).backward()
                 if optim.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
                 scaler.step(optimizer)
+                scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
                 scaler.update()
-                if ema is not None and finite:
+                stepped = not scaler.is_enabled() or scaler.get_scale() >= scale_before
+                epoch_steps += 1
+                if stepped:
+                    skipped_in_a_row = 0
+                else:
+                    skipped += 1
+                    skipped_in_a_row += 1
+                    if skipped_in_a_row > MAX_SKIPPED_FP16_STEPS:
+                        raise FloatingPointError(
+                            f"{skipped_in_a_row} fp16 steps in a row had non-finite gradients "
+                            f"(epoch {epoch + 1}, step {step}; this rank's loss {loss_value}); "
+                            f"stopped, {_kept_checkpoint(saved_last, epoch)}. "
+                            f"{_DIVERGENCE_ADVICE}"
+                        )
+                if ema is not None and stepped:
                     ema.update(model)
                 step += 1
                 values = terms.as_floats()
@@ -521,13 +532,18 @@ def _train(
             if bad:
                 more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
                 kept = _kept_checkpoint(saved_last, epoch)
-                raise FloatingPointError(
-                    f"weights became non-finite in epoch {epoch + 1} ({bad[0]}{more}) although "
-                    f"every loss was finite; not saved, {kept}. "
-                    f"{_DIVERGENCE_ADVICE}"
+                losses = (
+                    "although every loss was finite"
+                    if finite_steps == epoch_steps
+                    else f"({epoch_steps - finite_steps} fp16 steps' losses were not finite)"
                 )
-            if skipped and not finite_steps:
-                # Nothing trained this epoch: not an epoch to save as done.
+                raise FloatingPointError(
+                    f"weights became non-finite in epoch {epoch + 1} ({bad[0]}{more}) {losses}; "
+                    f"not saved, {kept}. {_DIVERGENCE_ADVICE}"
+                )
+            if skipped and skipped == epoch_steps:
+                # Nothing trained this epoch (the same count on every rank): not an epoch to
+                # save as done.
                 raise FloatingPointError(
                     f"loss became non-finite at every step of epoch {epoch + 1} ({skipped} fp16 "
                     f"steps skipped); not saved, {_kept_checkpoint(saved_last, epoch)}. "
@@ -535,8 +551,8 @@ def _train(
                 )
             if skipped:
                 say(
-                    f"epoch {epoch + 1}: {skipped} fp16 steps overflowed and were skipped "
-                    "(the GradScaler lowered its scale)"
+                    f"epoch {epoch + 1}: {skipped} fp16 steps had non-finite gradients and were "
+                    "skipped (the GradScaler lowered its scale)"
                 )
             row = {key: value / max(finite_steps, 1) for key, value in sums.items()}
             row["lr"] = schedule(step - 1)
