@@ -1,7 +1,7 @@
 """`bag run` counts each camera's tracker restarts and warns when they hit every frame.
 
 The node counts them for /diagnostics and warns when gap resets hit consecutive frames
-(ros/diagnostics_tracker_resets.py). Offline the tracker is timed by the bag's stamps, so a
+(tracking/reset_counts.py). Offline the tracker is timed by the bag's stamps, so a
 camera recorded further apart than ``tracking.max_gap_s`` (a 0.5 Hz camera against the default
 1 s) restarts its tracks on every frame and, with ``min_hits`` >= 2, ``<ns>/detections`` stays
 empty: `bag run` said nothing about it.

@@ -11,7 +11,7 @@ import pytest
 
 from togethernet_ros.pipeline.latency_stats import LatencyWindow
 from togethernet_ros.ros.diagnostics_latency import latency_values
-from togethernet_ros.ros.diagnostics_tracker_resets import (
+from togethernet_ros.tracking.reset_counts import (
     TrackerResetCounts,
     every_frame_reset_warning,
 )

@@ -26,11 +26,11 @@ from togethernet_ros.bag.image_codec import COMPRESSED_IMAGE_TYPE
 from togethernet_ros.bag.offline_pipeline import FrameResult, OfflinePipeline
 from togethernet_ros.bag.output_bag_sink import Annotator, OutputBagSink, SinkOptions
 from togethernet_ros.bag.output_topics import check_distinct_outputs, output_topics
-from togethernet_ros.ros.diagnostics_tracker_resets import (
+from togethernet_ros.tracking.config import TrackerConfig
+from togethernet_ros.tracking.reset_counts import (
     EVERY_FRAME_RESETS,
     every_frame_reset_consequence,
 )
-from togethernet_ros.tracking.config import TrackerConfig
 
 _END = object()
 QUEUE_DEPTH = 16

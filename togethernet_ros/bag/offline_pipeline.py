@@ -23,11 +23,11 @@ import numpy as np
 
 from togethernet_ros.bag.bag_reader import ImageFrame
 from togethernet_ros.pipeline.frame_batcher import FrameBatcher
-
-# Plain Python (no rclpy): the node's own counting, so `bag run` and /diagnostics agree.
-from togethernet_ros.ros.diagnostics_tracker_resets import EVERY_FRAME_RESETS, TrackerResetCounts
 from togethernet_ros.tracking.config import TrackerConfig
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
+
+# Plain Python (no rclpy): the node's own counting, so `bag run` and /diagnostics agree.
+from togethernet_ros.tracking.reset_counts import EVERY_FRAME_RESETS, TrackerResetCounts
 from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracker import GAP, Tracker, TrackerReset
 from togethernet_ros.vision.class_filter import keep_classes

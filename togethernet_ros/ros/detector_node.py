@@ -71,11 +71,6 @@ from togethernet_ros.ros.camera_receivers import (
 )
 from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.diagnostics_latency import latency_values
-from togethernet_ros.ros.diagnostics_tracker_resets import (
-    EVERY_FRAME_RESETS,
-    TrackerResetCounts,
-    every_frame_reset_warning,
-)
 from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
     ALL_CLASSES,
@@ -114,6 +109,11 @@ from togethernet_ros.ros.receive_timing import split_receive_delay
 from togethernet_ros.ros.serialized_images import SerializedImageReader
 from togethernet_ros.ros.warning_throttle import WarningThrottle
 from togethernet_ros.tracking.frame_timeline import FrameTimeline
+from togethernet_ros.tracking.reset_counts import (
+    EVERY_FRAME_RESETS,
+    TrackerResetCounts,
+    every_frame_reset_warning,
+)
 from togethernet_ros.tracking.score_gate import scoring_at_least
 from togethernet_ros.tracking.tracked_detections import TrackedDetections
 from togethernet_ros.tracking.tracker import Tracker
