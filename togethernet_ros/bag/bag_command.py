@@ -212,25 +212,13 @@ def input_bag_error(path: Path) -> str | None:
     return None
 
 
-def _check_unit_interval(name: str, value: object) -> None:
-    """ValueError naming the setting unless ``value`` is a number in [0, 1].
-
-    Checked by name: out of range, the tracker's thresholds derived from it would be blamed.
-    """
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
 def run_run(args: argparse.Namespace) -> int:
     """`bag run`."""
     from tqdm import tqdm
 
     from togethernet_ros.bag.bag_run import BagRunOptions, run_bag
     from togethernet_ros.pipeline.batch_wait import resolve_batch_wait_ms
+    from togethernet_ros.ros.node_settings import named_classes  # plain Python, no rclpy
     from togethernet_ros.tracking.config import TrackerConfig
     from togethernet_ros.tracking.score_gate import detector_threshold, tracker_config_behind
     from togethernet_ros.vision.class_filter import unknown_classes
@@ -253,11 +241,9 @@ def run_run(args: argparse.Namespace) -> int:
         settings = resolve_detector_settings(args)
         tracker = settings.get("tracker")
         wait_ms = float(settings["max_batch_wait_ms"])
+        # The node's range checks ran in resolve_detector_settings; this is the one rule
+        # spanning values (-1 is auto, between -1 and 0 nothing).
         resolve_batch_wait_ms(wait_ms, on_gpu=False)
-        if int(settings["max_batch_size"]) < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {settings['max_batch_size']}")
-        for name in ("conf_threshold", "nms_threshold"):
-            _check_unit_interval(name, settings[name])
         publish_threshold = float(settings["conf_threshold"])
         keep = class_filter(settings)
         max_detections = checked_max_detections(settings["max_detections"])
@@ -273,9 +259,8 @@ def run_run(args: argparse.Namespace) -> int:
         detector = create_detector_from_settings(
             dict(settings, conf_threshold=detector_threshold(publish_threshold, tracker_config))
         )
-        # Every name, also beside 'all' (which keeps every class), as the node checks them.
-        named = frozenset(settings["classes"]) - {"", "all"}
-        unknown = unknown_classes(named or None, tuple(detector.class_names))
+        # As the node checks them: every name, also beside 'all'.
+        unknown = unknown_classes(named_classes(settings["classes"]), tuple(detector.class_names))
         if unknown:
             detector.close()
             # As the node refuses it: a typo would otherwise write no detections at all.

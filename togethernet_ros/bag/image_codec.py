@@ -367,10 +367,8 @@ def decode_compressed_message(
         stored_order = "mono"
     else:
         stored_order = "rgb" if compressed_in_rgb_order(message.format) else "bgr"
-    if pixels.dtype == np.uint16 and scale_16_bits:
-        if depth is not None:
-            depth.follow((str(message.header.frame_id), *pixels.shape[:2]))
-        pixels = scale_to_8_bits(pixels, depth)
+    if scale_16_bits:
+        pixels = finish_16_bit_frame(message, pixels, depth)
     return _to_three_channels(pixels, stored_order, color_order)
 
 

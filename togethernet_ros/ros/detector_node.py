@@ -73,7 +73,6 @@ from togethernet_ros.ros.camera_stats import CameraStats
 from togethernet_ros.ros.diagnostics_latency import latency_values
 from togethernet_ros.ros.log_forwarding import forward_library_logs
 from togethernet_ros.ros.node_settings import (
-    ALL_CLASSES,
     DEFAULT_NODE_FQN,
     PARAMETER_SPECS,
     SPECS_BY_NAME,
@@ -84,6 +83,7 @@ from togethernet_ros.ros.node_settings import (
     command_line_values,
     default_config_path,
     load_default_parameters,
+    named_classes,
     validate_settings,
     values_not_received,
 )
@@ -1367,9 +1367,7 @@ def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
 
 
 def _check_class_filter(settings: NodeSettings, class_names: tuple[str, ...]) -> None:
-    # Every name, also beside 'all' (which keeps every class): a typo must not pass unseen.
-    named = frozenset(settings["classes"]) - {"", ALL_CLASSES}
-    unknown = unknown_classes(named or None, class_names)
+    unknown = unknown_classes(named_classes(settings["classes"]), class_names)
     if unknown:
         raise SettingsError(
             f"parameter 'classes' names {unknown}, which the model does not have; its classes "

@@ -316,6 +316,12 @@ class NodeSettings:
         return tracker_config_behind(self.values["conf_threshold"], configured)
 
 
+def named_classes(classes: Sequence[str]) -> frozenset[str] | None:
+    """The class names ``classes`` names besides 'all' and empty entries (None: none), the ones
+    to check against the model: a typo beside 'all' must not pass unseen."""
+    return frozenset(classes) - {"", ALL_CLASSES} or None
+
+
 def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested YAML mapping -> ROS-style dotted names."""
     flat: dict[str, Any] = {}
